@@ -1,0 +1,43 @@
+# Decides whether cuda/ is built (LONGSPEC_CUDA=AUTO|ON|OFF) and, if so, adds its sources to the
+# longspec library with CUTLASS/CuTe headers from the nvidia-cutlass wheel.
+set(LONGSPEC_CUDA_ENABLED OFF)
+string(TOUPPER "${LONGSPEC_CUDA}" _longspec_cuda_mode)
+if(NOT _longspec_cuda_mode MATCHES "^(AUTO|ON|OFF)$")
+  message(FATAL_ERROR "LONGSPEC_CUDA must be AUTO, ON or OFF (got '${LONGSPEC_CUDA}')")
+endif()
+
+if(NOT _longspec_cuda_mode STREQUAL "OFF")
+  include(CheckLanguage)
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    set(LONGSPEC_CUDA_ENABLED ON)
+  elseif(_longspec_cuda_mode STREQUAL "ON")
+    message(FATAL_ERROR "LONGSPEC_CUDA=ON but no CUDA compiler (nvcc) was found")
+  else()
+    message(STATUS "longspec: nvcc not found, building without CUDA (LONGSPEC_CUDA=AUTO)")
+  endif()
+endif()
+
+if(LONGSPEC_CUDA_ENABLED)
+  # Explicit architectures: sm_90a for Hopper features, sm_80 as the portable one.
+  if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES OR CMAKE_CUDA_ARCHITECTURES STREQUAL "")
+    set(CMAKE_CUDA_ARCHITECTURES "90a;80")
+  endif()
+  enable_language(CUDA)
+  set(CMAKE_CUDA_STANDARD 17)
+  set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+  find_package(CUDAToolkit REQUIRED)
+  include(${CMAKE_CURRENT_LIST_DIR}/cutlass.cmake)
+
+  file(GLOB LONGSPEC_CUDA_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/cuda/*.cu)
+  target_sources(longspec PRIVATE ${LONGSPEC_CUDA_SOURCES})
+  target_include_directories(longspec PRIVATE ${PROJECT_SOURCE_DIR}/cuda)
+  target_link_libraries(longspec PUBLIC CUDA::cudart_static)
+  target_link_libraries(longspec PRIVATE longspec_cutlass)
+  target_compile_definitions(longspec PUBLIC LONGSPEC_WITH_CUDA=1)
+  target_compile_options(longspec PRIVATE
+    $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr>
+    $<$<COMPILE_LANGUAGE:CUDA>:-lineinfo>
+    $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-ffp-contract=off>)
+  message(STATUS "longspec: CUDA backend enabled (architectures ${CMAKE_CUDA_ARCHITECTURES}), CUTLASS at ${LONGSPEC_CUTLASS_INCLUDE_DIR}")
+endif()
