@@ -32,13 +32,17 @@ struct EngineConfig {
   std::string target_path;
   // A longspec draft checkpoint directory; empty means no draft (plain decoding only).
   std::string draft_path;
+  // Test mode: draft with the target itself (proposals are the target's own choices). Excludes
+  // draft_path. Greedy chains then accept their full depth every round.
+  bool oracle_draft = false;
   Device device = Device::kAuto;
   // CPU worker threads; 0 = all available cores.
   int num_threads = 0;
   // Largest context (prompt + generated + tree) a request may reach; 0 = the model's own limit.
   int64_t max_context = 0;
-  // Tree shape used when a request does not give one.
-  std::vector<int> tree_shape = DefaultTreeShape();
+  // Tree shape used when a request does not give one; empty = the shape the draft was tuned
+  // with, or DefaultTreeShape() when it records none.
+  std::vector<int> tree_shape;
   // Tokens per prefill chunk (bounds activation memory for long prompts).
   int prefill_chunk = 256;
 

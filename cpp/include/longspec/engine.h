@@ -92,6 +92,8 @@ class Engine {
   bool has_draft() const;
   const ModelInfo* draft_info() const;  // nullptr without a draft
   const EngineConfig& config() const;
+  // The tree shape used when a request gives none.
+  const std::vector<int>& tree_shape() const;
   Device device() const;  // the device actually in use (never kAuto)
 
   struct Impl;

@@ -175,7 +175,9 @@ class Backend {
   // Writes rows' K and V (each [rows, num_kv_heads * head_dim]) into cache slots slots[r].
   virtual void KvWrite(View k, View v, const int32_t* slots, KvLayerView kv) = 0;
   // Moves n entries: for i ascending, slot src[i] -> slot dst[i] in every kv head (K and V).
-  // Requires dst[i] <= src[i] and dst ascending, so an entry is never overwritten before it is read.
+  // Requires that no dst[i] equals a src[j] with j > i (an entry is never overwritten before it
+  // is read): true for a commit into ascending slots below the tree (dst[i] <= src[i]) and for a
+  // commit from tree slots into a ring that lies entirely below them.
   virtual void KvMove(KvLayerView kv, const int32_t* src, const int32_t* dst, int32_t n) = 0;
   virtual void AttentionPrefix(const AttentionPrefixParams& p) = 0;
   virtual void AttentionTree(const AttentionTreeParams& p) = 0;

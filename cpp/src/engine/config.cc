@@ -48,7 +48,9 @@ Status EngineConfig::Validate() const {
   if (prefill_chunk < 1 || prefill_chunk > 8192) {
     return InvalidArgumentError("prefill_chunk must be in [1, 8192], got " + std::to_string(prefill_chunk));
   }
-  return ValidateTreeShape(tree_shape, "tree_shape");
+  if (oracle_draft && !draft_path.empty()) return InvalidArgumentError("oracle_draft excludes draft_path");
+  if (!tree_shape.empty()) return ValidateTreeShape(tree_shape, "tree_shape");
+  return Status::OK();
 }
 
 Status SamplingParams::Validate() const {

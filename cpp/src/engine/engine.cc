@@ -1,0 +1,231 @@
+#include "longspec/engine.h"
+
+#include <algorithm>
+#include <exception>
+#include <new>
+
+#include "engine/engine_impl.h"
+#include "spec/draft_model.h"
+#include "spec/oracle_drafter.h"
+
+#ifdef LONGSPEC_WITH_CUDA
+namespace longspec::cuda {
+int DeviceCount();
+}
+#endif
+
+namespace longspec {
+
+const char* FinishReasonName(FinishReason r) {
+  switch (r) {
+    case FinishReason::kLength: return "length";
+    case FinishReason::kEos: return "eos";
+    case FinishReason::kStopToken: return "stop";
+    case FinishReason::kContextFull: return "context_full";
+  }
+  return "?";
+}
+
+const char* Version() { return LONGSPEC_VERSION; }
+
+bool CudaAvailable() {
+#ifdef LONGSPEC_WITH_CUDA
+  return cuda::DeviceCount() > 0;
+#else
+  return false;
+#endif
+}
+
+// ------------------------------------------------------------------------------------------
+// OutputSink
+
+OutputSink::OutputSink(const SamplingParams& params, const std::vector<int32_t>& eos, int64_t room,
+                       const TokenCallback& cb)
+    : params_(params), eos_(eos), room_(room), cb_(cb) {
+  if (params.max_new_tokens == 0) done_ = true;
+}
+
+bool OutputSink::Emit(int32_t token) {
+  if (done_) return false;
+  result_.tokens.push_back(token);
+  const int64_t n = static_cast<int64_t>(result_.tokens.size());
+  if (!params_.ignore_eos && std::find(eos_.begin(), eos_.end(), token) != eos_.end()) {
+    result_.finish_reason = FinishReason::kEos;
+    done_ = true;
+  } else if (std::find(params_.stop_token_ids.begin(), params_.stop_token_ids.end(), token) !=
+             params_.stop_token_ids.end()) {
+    result_.finish_reason = FinishReason::kStopToken;
+    done_ = true;
+  } else if (n >= params_.max_new_tokens) {
+    result_.finish_reason = FinishReason::kLength;
+    done_ = true;
+  } else if (n >= room_) {
+    result_.finish_reason = FinishReason::kContextFull;
+    done_ = true;
+  }
+  return !done_;
+}
+
+bool OutputSink::Flush() {
+  if (!cb_ || flushed_ == result_.tokens.size()) return true;
+  std::vector<int32_t> fresh(result_.tokens.begin() + flushed_, result_.tokens.end());
+  flushed_ = result_.tokens.size();
+  if (!cb_(fresh)) {
+    done_ = true;
+    return false;
+  }
+  return true;
+}
+
+// ------------------------------------------------------------------------------------------
+// Engine
+
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Engine::~Engine() = default;
+
+StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineConfig& config) {
+  try {
+    LONGSPEC_RETURN_IF_ERROR(config.Validate());
+    auto impl = std::make_unique<Impl>();
+    impl->config = config;
+    switch (config.device) {
+      case Device::kCuda:
+        return UnimplementedError(
+            CudaAvailable() ? "device=\"cuda\": the CUDA backend is not part of this release yet; use device=\"cpu\""
+                            : "device=\"cuda\": this build has no usable CUDA device; use device=\"cpu\"");
+      case Device::kAuto:
+      case Device::kCpu:
+        impl->device = Device::kCpu;
+        impl->backend = MakeCpuBackend(config.num_threads);
+        break;
+    }
+    LONGSPEC_ASSIGN_OR_RETURN(impl->target, TargetModel::Load(config.target_path, *impl->backend, 1, config.prefill_chunk));
+    const int64_t model_limit = impl->target->config().max_position;
+    impl->context_limit = config.max_context > 0 ? std::min(config.max_context, model_limit) : model_limit;
+    impl->default_tree = config.tree_shape;
+    if (!config.draft_path.empty()) {
+      LONGSPEC_ASSIGN_OR_RETURN(auto draft, DraftModel::Load(config.draft_path, *impl->target, *impl->backend));
+      impl->draft_info = draft->info();
+      if (impl->default_tree.empty()) impl->default_tree = draft->config().tree_shape;
+      impl->drafter = std::move(draft);
+    } else if (config.oracle_draft) {
+      impl->drafter = std::make_unique<OracleDrafter>(*impl->target);
+      impl->draft_info = impl->target->info();
+      impl->draft_info.architecture = "oracle";
+    }
+    if (impl->default_tree.empty()) impl->default_tree = DefaultTreeShape();
+    if (impl->drafter) {
+      int32_t nodes = 1, widest = 1;
+      for (int w : impl->default_tree) {
+        nodes += w;
+        widest = std::max(widest, w);
+      }
+      LONGSPEC_RETURN_IF_ERROR(impl->target->EnsureStepRows(nodes));
+      LONGSPEC_RETURN_IF_ERROR(impl->drafter->EnsureRows(widest));
+    }
+    return std::unique_ptr<Engine>(new Engine(std::move(impl)));
+  } catch (const std::bad_alloc&) {
+    return ResourceExhaustedError("out of memory while loading " + config.target_path);
+  } catch (const std::exception& e) {
+    return InternalError(std::string("unexpected error while creating the engine: ") + e.what());
+  }
+}
+
+Status Engine::Impl::CheckRequest(const std::vector<int32_t>& prompt, const SamplingParams& params) const {
+  LONGSPEC_RETURN_IF_ERROR(params.Validate());
+  if (prompt.empty()) return InvalidArgumentError("prompt must hold at least one token");
+  const int64_t vocab = target->config().vocab_size;
+  for (size_t i = 0; i < prompt.size(); ++i) {
+    if (prompt[i] < 0 || prompt[i] >= vocab) {
+      return InvalidArgumentError("prompt token " + std::to_string(i) + " is " + std::to_string(prompt[i]) +
+                                  ", outside the vocabulary [0, " + std::to_string(vocab) + ")");
+    }
+  }
+  for (int32_t t : params.stop_token_ids) {
+    if (t >= vocab) return InvalidArgumentError("stop_token_ids holds " + std::to_string(t) + ", outside the vocabulary");
+  }
+  if (static_cast<int64_t>(prompt.size()) >= context_limit) {
+    return OutOfRangeError("prompt of " + std::to_string(prompt.size()) + " tokens leaves no room in the context limit of " +
+                           std::to_string(context_limit) + " tokens");
+  }
+  return Status::OK();
+}
+
+int32_t Engine::Impl::ChooseToken(const float* logits, const SamplingParams& params, Rng& rng) const {
+  const int64_t vocab = target->config().vocab_size;
+  if (params.temperature == 0.0f) return Argmax(logits, vocab);
+  return SampleFrom(ProcessLogits(logits, vocab, params), rng);
+}
+
+StatusOr<GenerationResult> Engine::Impl::GeneratePlain(const std::vector<int32_t>& prompt, const SamplingParams& params,
+                                                       const TokenCallback& on_tokens) {
+  const int64_t n_prompt = static_cast<int64_t>(prompt.size());
+  const int64_t room = context_limit - n_prompt;
+  OutputSink sink(params, target->config().eos_token_ids, room, on_tokens);
+  GenerationStats& stats = sink.result().stats;
+  stats.prompt_tokens = n_prompt;
+  Rng rng(params.seed);
+
+  LONGSPEC_RETURN_IF_ERROR(target->Reset(n_prompt + std::min<int64_t>(params.max_new_tokens, room)));
+  Stopwatch prefill_clock;
+  std::vector<float> logits;
+  LONGSPEC_RETURN_IF_ERROR(target->Prefill(prompt, &logits));
+  stats.prefill_s = prefill_clock.Seconds();
+
+  Stopwatch decode_clock;
+  if (!sink.done()) {
+    int32_t token = ChooseToken(logits.data(), params, rng);
+    bool more = sink.Emit(token) && sink.Flush();
+    while (more) {
+      const float* step_logits = target->Step({token}, {-1});
+      target->Commit({0});
+      token = ChooseToken(step_logits, params, rng);
+      more = sink.Emit(token) && sink.Flush();
+    }
+    sink.Flush();
+  }
+  stats.decode_s = decode_clock.Seconds();
+  GenerationResult& result = sink.result();
+  stats.new_tokens = static_cast<int64_t>(result.tokens.size());
+  stats.tokens_per_s = stats.decode_s > 0 ? stats.new_tokens / stats.decode_s : 0.0;
+  stats.prefill_tokens_per_s = stats.prefill_s > 0 ? n_prompt / stats.prefill_s : 0.0;
+  stats.target_cache_bytes = target->cache().committed_bytes();
+  return std::move(result);
+}
+
+StatusOr<GenerationResult> Engine::Generate(const std::vector<int32_t>& prompt, const SamplingParams& params,
+                                            const TokenCallback& on_tokens) {
+  try {
+    LONGSPEC_RETURN_IF_ERROR(impl_->CheckRequest(prompt, params));
+    if (impl_->drafter && params.speculative) return impl_->GenerateSpeculative(prompt, params, on_tokens);
+    return impl_->GeneratePlain(prompt, params, on_tokens);
+  } catch (const std::bad_alloc&) {
+    return ResourceExhaustedError("out of memory during generation");
+  } catch (const std::exception& e) {
+    return InternalError(std::string("unexpected error during generation: ") + e.what());
+  }
+}
+
+StatusOr<std::vector<float>> Engine::PromptLogits(const std::vector<int32_t>& prompt) {
+  try {
+    SamplingParams params;
+    LONGSPEC_RETURN_IF_ERROR(impl_->CheckRequest(prompt, params));
+    LONGSPEC_RETURN_IF_ERROR(impl_->target->Reset(static_cast<int64_t>(prompt.size())));
+    std::vector<float> logits;
+    LONGSPEC_RETURN_IF_ERROR(impl_->target->Prefill(prompt, &logits));
+    return logits;
+  } catch (const std::bad_alloc&) {
+    return ResourceExhaustedError("out of memory computing logits");
+  } catch (const std::exception& e) {
+    return InternalError(std::string("unexpected error computing logits: ") + e.what());
+  }
+}
+
+const ModelInfo& Engine::target_info() const { return impl_->target->info(); }
+bool Engine::has_draft() const { return impl_->drafter != nullptr; }
+const ModelInfo* Engine::draft_info() const { return impl_->drafter ? &impl_->draft_info : nullptr; }
+const std::vector<int>& Engine::tree_shape() const { return impl_->default_tree; }
+const EngineConfig& Engine::config() const { return impl_->config; }
+Device Engine::device() const { return impl_->device; }
+
+}  // namespace longspec

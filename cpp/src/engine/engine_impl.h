@@ -1,0 +1,65 @@
+// Engine internals shared by the plain and the speculative decoding loops.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include "backend/backend.h"
+#include "engine/sampling.h"
+#include "engine/target_model.h"
+#include "longspec/engine.h"
+#include "spec/drafter.h"
+
+namespace longspec {
+
+// Decides when a request ends; emits tokens one by one so a stop can fire mid-path.
+class OutputSink {
+ public:
+  OutputSink(const SamplingParams& params, const std::vector<int32_t>& eos, int64_t room, const TokenCallback& cb);
+  // Appends `token`; returns false when generation must stop after it.
+  bool Emit(int32_t token);
+  // Hands the tokens emitted since the last flush to the callback; false if it asked to stop.
+  bool Flush();
+  bool done() const { return done_; }
+  GenerationResult& result() { return result_; }
+
+ private:
+  const SamplingParams& params_;
+  const std::vector<int32_t>& eos_;
+  int64_t room_;  // positions left before the context limit
+  const TokenCallback& cb_;
+  size_t flushed_ = 0;
+  bool done_ = false;
+  GenerationResult result_;
+};
+
+class Stopwatch {
+ public:
+  Stopwatch() : start_(std::chrono::steady_clock::now()) {}
+  double Seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count(); }
+
+ private:
+  std::chrono::steady_clock::time_point start_;
+};
+
+struct Engine::Impl {
+  EngineConfig config;
+  Device device = Device::kCpu;
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<TargetModel> target;
+  std::unique_ptr<Drafter> drafter;  // null without a draft
+  ModelInfo draft_info;
+  std::vector<int> default_tree;     // the shape used when a request gives none
+  int64_t context_limit = 0;
+
+  Status CheckRequest(const std::vector<int32_t>& prompt, const SamplingParams& params) const;
+  StatusOr<GenerationResult> GeneratePlain(const std::vector<int32_t>& prompt, const SamplingParams& params,
+                                           const TokenCallback& on_tokens);
+  StatusOr<GenerationResult> GenerateSpeculative(const std::vector<int32_t>& prompt, const SamplingParams& params,
+                                                 const TokenCallback& on_tokens);
+  // Picks the first token from the prefill logits (greedy or sampled).
+  int32_t ChooseToken(const float* logits, const SamplingParams& params, Rng& rng) const;
+};
+
+}  // namespace longspec

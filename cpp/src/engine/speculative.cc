@@ -1,0 +1,88 @@
+// The speculative decoding loop: draft -> verify -> accept -> commit, one round at a time.
+//
+// State between rounds: the target has committed every emitted token but the last one (the
+// "root", fed as node 0 of the next tree); the draft's ring holds the same committed tokens.
+#include <algorithm>
+#include <numeric>
+
+#include "engine/engine_impl.h"
+#include "spec/acceptance.h"
+#include "spec/token_tree.h"
+
+namespace longspec {
+
+StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<int32_t>& prompt,
+                                                             const SamplingParams& params,
+                                                             const TokenCallback& on_tokens) {
+  const std::vector<int>& shape = params.tree.empty() ? default_tree : params.tree;
+  const int32_t tree_rows = 1 + std::accumulate(shape.begin(), shape.end(), 0);
+  LONGSPEC_RETURN_IF_ERROR(target->EnsureStepRows(tree_rows));
+  LONGSPEC_RETURN_IF_ERROR(drafter->EnsureRows(*std::max_element(shape.begin(), shape.end())));
+  const int64_t vocab = target->config().vocab_size;
+  const int64_t n_prompt = static_cast<int64_t>(prompt.size());
+  const int64_t room = context_limit - n_prompt;
+  const int64_t budget_total = std::min<int64_t>(params.max_new_tokens, room);
+  OutputSink sink(params, target->config().eos_token_ids, room, on_tokens);
+  GenerationStats& stats = sink.result().stats;
+  stats.prompt_tokens = n_prompt;
+  stats.speculative = true;
+  stats.accepted_histogram.assign(shape.size() + 2, 0);
+  Rng rng(params.seed);
+  const bool greedy = params.temperature == 0.0f;
+
+  LONGSPEC_RETURN_IF_ERROR(target->Reset(n_prompt + budget_total));
+  Stopwatch prefill_clock;
+  std::vector<float> logits;
+  LONGSPEC_RETURN_IF_ERROR(target->Prefill(prompt, &logits));
+  LONGSPEC_RETURN_IF_ERROR(drafter->Prefill(prompt));
+  stats.prefill_s = prefill_clock.Seconds();
+
+  Stopwatch decode_clock;
+  int64_t produced = 0;  // tokens produced by rounds (accepted + bonus)
+  if (!sink.done()) {
+    int32_t root = ChooseToken(logits.data(), params, rng);
+    bool more = sink.Emit(root) && sink.Flush();
+    DraftTree tree;
+    while (more) {
+      // A round emits at most depth + 1 tokens: never draft past the budget or the context.
+      const int64_t left = budget_total - static_cast<int64_t>(sink.result().tokens.size());
+      const std::vector<int> level_shape = TruncateShape(shape, left - 1);
+
+      Stopwatch draft_clock;
+      tree.Reset(root);
+      BuildTree(*drafter, level_shape, vocab, &tree);
+      stats.draft_s += draft_clock.Seconds();
+
+      Stopwatch verify_clock;
+      const float* verify_logits = target->Step(tree.tokens, tree.parents);
+      stats.verify_s += verify_clock.Seconds();
+
+      Stopwatch other_clock;
+      AcceptResult acc = greedy ? AcceptGreedy(tree, verify_logits, vocab)
+                                : AcceptSampling(tree, verify_logits, vocab, params, rng);
+      target->Commit(acc.path);
+      drafter->Commit(tree, acc.path);
+      const int64_t round_tokens = static_cast<int64_t>(acc.path.size());  // accepted nodes + bonus
+      produced += round_tokens;
+      stats.rounds += 1;
+      stats.accepted_histogram[std::min<size_t>(round_tokens, stats.accepted_histogram.size() - 1)] += 1;
+      for (size_t i = 1; i < acc.path.size() && more; ++i) more = sink.Emit(tree.tokens[acc.path[i]]);
+      if (more) more = sink.Emit(acc.bonus);
+      root = acc.bonus;
+      more = sink.Flush() && more;
+      stats.other_s += other_clock.Seconds();
+    }
+    sink.Flush();
+  }
+  stats.decode_s = decode_clock.Seconds();
+  GenerationResult& result = sink.result();
+  stats.new_tokens = static_cast<int64_t>(result.tokens.size());
+  stats.tokens_per_s = stats.decode_s > 0 ? stats.new_tokens / stats.decode_s : 0.0;
+  stats.prefill_tokens_per_s = stats.prefill_s > 0 ? n_prompt / stats.prefill_s : 0.0;
+  stats.mean_accepted = stats.rounds > 0 ? static_cast<double>(produced) / stats.rounds : 0.0;
+  stats.target_cache_bytes = target->cache().committed_bytes();
+  stats.draft_cache_bytes = drafter->cache_bytes();
+  return std::move(result);
+}
+
+}  // namespace longspec

@@ -1,0 +1,110 @@
+#include "model/model_loader.h"
+
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <cstring>
+
+#include "loader/gguf.h"
+#include "loader/safetensors.h"
+#include "util/json.h"
+
+namespace longspec {
+
+namespace {
+
+bool IsDirectory(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool FileExists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+ModelInfo MakeInfo(const ModelConfig& c, const char* format, int64_t bytes) {
+  ModelInfo info;
+  info.architecture = ArchName(c.arch);
+  info.source_format = format;
+  info.vocab_size = c.vocab_size;
+  info.hidden_size = c.hidden_size;
+  info.num_layers = c.num_layers;
+  info.num_heads = c.num_heads;
+  info.num_kv_heads = c.num_kv_heads;
+  info.head_dim = c.head_dim;
+  info.intermediate_size = c.intermediate_size;
+  info.max_position = c.max_position;
+  info.bos_token_id = c.bos_token_id;
+  info.eos_token_ids = c.eos_token_ids;
+  info.parameter_bytes = bytes;
+  return info;
+}
+
+}  // namespace
+
+bool IsGgufFile(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return false;
+  char magic[4] = {0, 0, 0, 0};
+  size_t got = std::fread(magic, 1, 4, f);
+  std::fclose(f);
+  return got == 4 && std::memcmp(magic, "GGUF", 4) == 0;
+}
+
+StatusOr<ModelConfig> ReadModelConfig(const std::string& path) {
+  if (IsDirectory(path)) {
+    LONGSPEC_ASSIGN_OR_RETURN(Json cfg, Json::ParseFile(path + "/config.json"));
+    Json gen;
+    const bool has_gen = FileExists(path + "/generation_config.json");
+    if (has_gen) {
+      LONGSPEC_ASSIGN_OR_RETURN(gen, Json::ParseFile(path + "/generation_config.json"));
+    }
+    return ModelConfig::FromHfConfig(cfg, has_gen ? &gen : nullptr);
+  }
+  if (!FileExists(path)) return NotFoundError("no such checkpoint: " + path);
+  if (!IsGgufFile(path)) return InvalidArgumentError(path + " is neither a checkpoint directory nor a GGUF file");
+  LONGSPEC_ASSIGN_OR_RETURN(auto gguf, GgufFile::Open(path));
+  return ModelConfig::FromGguf(*gguf);
+}
+
+StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const std::string& path, Backend& backend) {
+  auto model = std::make_unique<LoadedModel>();
+  if (IsDirectory(path)) {
+    LONGSPEC_ASSIGN_OR_RETURN(Json cfg, Json::ParseFile(path + "/config.json"));
+    Json gen;
+    const bool has_gen = FileExists(path + "/generation_config.json");
+    if (has_gen) {
+      auto parsed = Json::ParseFile(path + "/generation_config.json");
+      if (!parsed.ok()) return parsed.status().WithContext(path + "/generation_config.json");
+      gen = std::move(parsed).value();
+    }
+    auto config = ModelConfig::FromHfConfig(cfg, has_gen ? &gen : nullptr);
+    if (!config.ok()) return config.status().WithContext(path + "/config.json");
+    model->config = std::move(config).value();
+    LONGSPEC_ASSIGN_OR_RETURN(auto ckpt, SafetensorsCheckpoint::Open(path));
+    auto weights = LoadTransformerWeights(model->config, *ckpt, CheckpointNaming::kHuggingFace, backend);
+    if (!weights.ok()) return weights.status().WithContext(path);
+    model->weights = std::move(weights).value();
+    model->info = MakeInfo(model->config, "safetensors", model->weights.bytes);
+    return model;
+  }
+  if (!FileExists(path)) return NotFoundError("no such checkpoint: " + path + " (expected a directory or a .gguf file)");
+  if (!IsGgufFile(path)) return InvalidArgumentError(path + " is neither a checkpoint directory nor a GGUF file");
+  LONGSPEC_ASSIGN_OR_RETURN(auto gguf, GgufFile::Open(path));
+  auto config = ModelConfig::FromGguf(*gguf);
+  if (!config.ok()) return config.status().WithContext(path);
+  model->config = std::move(config).value();
+  if (const TensorInfo* freqs = gguf->Find("rope_freqs.weight"); freqs != nullptr) {
+    HostTensor t;
+    LONGSPEC_RETURN_IF_ERROR(ReadChecked(*gguf, "rope_freqs.weight", {model->config.head_dim / 2}, &t));
+    model->config.rope.freq_factors.assign(t.data(), t.data() + t.numel());
+  }
+  auto weights = LoadTransformerWeights(model->config, *gguf, CheckpointNaming::kGguf, backend);
+  if (!weights.ok()) return weights.status().WithContext(path);
+  model->weights = std::move(weights).value();
+  model->info = MakeInfo(model->config, "gguf", model->weights.bytes);
+  return model;
+}
+
+}  // namespace longspec

@@ -1,0 +1,31 @@
+// Opens a target checkpoint (HF directory or GGUF file), reads its config and loads its weights
+// onto a backend.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "backend/backend.h"
+#include "longspec/engine.h"
+#include "model/model_config.h"
+#include "model/weights.h"
+
+namespace longspec {
+
+struct LoadedModel {
+  ModelConfig config;
+  TransformerWeights weights;
+  ModelInfo info;
+};
+
+// `path`: a directory with config.json (+ optional generation_config.json) and
+// model.safetensors / model.safetensors.index.json, or a GGUF file.
+StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const std::string& path, Backend& backend);
+
+// Reads only the configuration (config.json or GGUF metadata) of a checkpoint.
+StatusOr<ModelConfig> ReadModelConfig(const std::string& path);
+
+// Whether `path` names a GGUF file (by its magic).
+bool IsGgufFile(const std::string& path);
+
+}  // namespace longspec

@@ -1,0 +1,110 @@
+// Host-side planning of one forward step: which rows, at which positions and cache slots, and
+// which keys each row's attention sees. Planned once per step; every layer reuses it.
+//
+// Rows are nodes: node i has parent[i] < i, or -1 when it follows the committed prefix directly.
+// depth(i) = 0 for parent -1, else depth(parent) + 1; position = committed + depth; the node's
+// K/V go to slot step_base + i. A chain (parent[i] = i - 1) is a prefill chunk or a plain decode
+// step; a tree is a verification (or a draft level).
+//
+// Target attention (window == 0) is Hybrid Tree Attention with a split point that depends only
+// on the query's position t:  S(t) = max(0, floor((t - kMaxTreeDepth) / kAttnChunk) * kAttnChunk).
+// The prefix op reads positions [0, S(t)), the tree op the committed band [S(t), committed) then
+// the node's ancestors-or-self with position >= S(t). A token at position t therefore reduces
+// the same key sequence in the same order whether it is decoded alone, verified deep in a tree,
+// or prefilled: speculative greedy output equals plain greedy output by construction.
+// (S(t) <= committed holds for every tree of depth <= kMaxTreeDepth; chains may have S(t) above
+// the committed length because their slots equal their positions.)
+//
+// Windowed attention (window W > 0, the draft's self-attention): no prefix part; the band is
+// [max(0, t - W + 1), committed) read from the ring, plus ancestors within the window.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "backend/backend.h"
+#include "longspec/config.h"
+#include "model/model_config.h"
+
+namespace longspec {
+
+// cos/sin tables for RoPE at arbitrary positions (computed per step for the step's rows).
+class RopeTables {
+ public:
+  RopeTables() = default;
+  RopeTables(const RopeConfig& rope, int64_t head_dim);
+  int64_t half() const { return static_cast<int64_t>(inv_freq_.size()); }
+  // Writes half() cos and sin values for `position`.
+  void Fill(int64_t position, float* cos, float* sin) const;
+
+ private:
+  std::vector<float> inv_freq_;
+  float scaling_ = 1.0f;
+};
+
+inline int64_t HybridSplit(int64_t position) {
+  if (position < kMaxTreeDepth) return 0;
+  return (position - kMaxTreeDepth) / kAttnChunk * kAttnChunk;
+}
+
+// Rows are the nodes [first_row, num_nodes) of the step's tree: earlier nodes were run by an
+// earlier step (a draft grows its tree one level per step) and are only attended to.
+struct StepPlan {
+  int32_t committed = 0;
+  int32_t step_base = 0;   // slot of node 0 (committed for a linear cache, W for a ring)
+  int32_t first_row = 0;   // node index of row 0
+  int32_t num_rows = 0;
+  bool is_chain = false;
+  std::vector<int32_t> node_depths;      // [num_nodes]
+  // Per row:
+  std::vector<int32_t> tokens;
+  std::vector<int32_t> positions;
+  std::vector<int32_t> slots;
+  std::vector<int32_t> prefix_len;       // [rows] (all 0 for a windowed plan)
+  std::vector<int32_t> band_start;       // [rows]
+  std::vector<int32_t> visible_offsets;  // [rows + 1]
+  std::vector<int32_t> visible_nodes;
+  std::vector<float> cos, sin;           // [rows, head_dim / 2]
+  std::vector<int32_t> logit_rows;       // rows whose logits the step needs
+};
+
+// window == 0: target (hybrid split); window > 0: windowed ring attention (step_base = window).
+// logit_rows: the rows (not nodes) whose logits are wanted. Rows are nodes [first_row, n).
+StepPlan PlanStep(int32_t committed, const std::vector<int32_t>& tokens, const std::vector<int32_t>& parents,
+                  const RopeTables& rope, int32_t window, std::vector<int32_t> logit_rows, int32_t first_row = 0);
+
+// A chain of n tokens following the committed prefix.
+std::vector<int32_t> ChainParents(int32_t n);
+
+// Upper bound of visible_nodes entries per row for any plan (chain or tree).
+constexpr int32_t kMaxVisiblePerRow = kMaxTreeDepth + kAttnChunk + 1;
+
+// Device copies of a plan's arrays, sized once for `max_rows`.
+class DevicePlan {
+ public:
+  Status Reserve(Backend& backend, int32_t max_rows, int32_t head_dim);
+  // Copies the plan into device memory (one transfer per array).
+  void Upload(Backend& backend, const StepPlan& plan);
+  int32_t max_rows() const { return max_rows_; }
+
+  const int32_t* tokens = nullptr;
+  const int32_t* slots = nullptr;
+  const int32_t* prefix_len = nullptr;
+  const int32_t* band_start = nullptr;
+  const int32_t* visible_offsets = nullptr;
+  const int32_t* visible_nodes = nullptr;
+  const int32_t* logit_rows = nullptr;
+  int32_t num_logit_rows = 0;
+  const float* cos = nullptr;
+  const float* sin = nullptr;
+  int32_t committed = 0;
+  int32_t step_base = 0;
+  int32_t num_rows = 0;
+
+ private:
+  int32_t max_rows_ = 0;
+  int32_t half_ = 0;
+  std::unique_ptr<DeviceBuffer> ints_, floats_;
+};
+
+}  // namespace longspec

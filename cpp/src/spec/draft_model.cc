@@ -1,0 +1,258 @@
+#include "spec/draft_model.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "loader/safetensors.h"
+#include "util/json.h"
+
+namespace longspec {
+
+namespace {
+enum BufferIndex { kH, kXn, kQkv, kAttn, kCrossQ, kTmp, kGateUp, kAct, kLogits, kNumBuffers };
+}
+
+StatusOr<std::unique_ptr<DraftModel>> DraftModel::Load(const std::string& dir, TargetModel& target, Backend& backend) {
+  std::unique_ptr<DraftModel> d(new DraftModel(target, backend));
+  auto json = Json::ParseFile(dir + "/config.json");
+  if (!json.ok()) return json.status().WithContext("draft " + dir);
+  auto cfg = DraftConfig::FromJson(*json);
+  if (!cfg.ok()) return cfg.status().WithContext("draft " + dir);
+  d->config_ = std::move(cfg).value();
+  const ModelConfig& t = target.config();
+  LONGSPEC_RETURN_IF_ERROR(d->config_.CheckFits(t));
+  LONGSPEC_ASSIGN_OR_RETURN(auto src, SafetensorsCheckpoint::Open(dir));
+
+  const int64_t H = t.hidden_size, Q = t.q_dim(), KV = t.kv_dim(), I = t.intermediate_size;
+  DraftWeights& w = d->w_;
+  auto table = [&](const std::string& name) -> StatusOr<std::unique_ptr<DeviceBuffer>> {
+    HostTensor x;
+    LONGSPEC_RETURN_IF_ERROR(ReadChecked(*src, name, {H}, &x));
+    w.bytes += x.numel() * sizeof(float);
+    return backend.UploadTable(x);
+  };
+  auto linear = [&](const HostTensor& weight, const HostTensor* bias) -> StatusOr<std::unique_ptr<LinearWeight>> {
+    LONGSPEC_ASSIGN_OR_RETURN(auto lin, backend.CreateLinear(weight, bias));
+    w.bytes += lin->bytes();
+    return lin;
+  };
+  auto read = [&](const std::string& name, std::vector<int64_t> shape, HostTensor* x) {
+    return ReadChecked(*src, name, shape, x);
+  };
+  const bool bias = d->config_.attention_bias;
+  Status st = [&]() -> Status {
+    LONGSPEC_ASSIGN_OR_RETURN(w.self_norm, table("self_attn_norm.weight"));
+    LONGSPEC_ASSIGN_OR_RETURN(w.cross_norm, table("cross_attn_norm.weight"));
+    LONGSPEC_ASSIGN_OR_RETURN(w.mlp_norm, table("mlp_norm.weight"));
+    if (d->config_.final_norm) {
+      LONGSPEC_ASSIGN_OR_RETURN(w.final_norm, table("final_norm.weight"));
+    }
+    {
+      HostTensor q, k, v, qb, kb, vb;
+      LONGSPEC_RETURN_IF_ERROR(read("self_attn.q_proj.weight", {Q, H}, &q));
+      LONGSPEC_RETURN_IF_ERROR(read("self_attn.k_proj.weight", {KV, H}, &k));
+      LONGSPEC_RETURN_IF_ERROR(read("self_attn.v_proj.weight", {KV, H}, &v));
+      HostTensor qkv = ConcatRows({&q, &k, &v});
+      if (bias) {
+        LONGSPEC_RETURN_IF_ERROR(read("self_attn.q_proj.bias", {Q}, &qb));
+        LONGSPEC_RETURN_IF_ERROR(read("self_attn.k_proj.bias", {KV}, &kb));
+        LONGSPEC_RETURN_IF_ERROR(read("self_attn.v_proj.bias", {KV}, &vb));
+        HostTensor b = ConcatRows({&qb, &kb, &vb});
+        LONGSPEC_ASSIGN_OR_RETURN(w.qkv, linear(qkv, &b));
+      } else {
+        LONGSPEC_ASSIGN_OR_RETURN(w.qkv, linear(qkv, nullptr));
+      }
+    }
+    {
+      HostTensor o;
+      LONGSPEC_RETURN_IF_ERROR(read("self_attn.o_proj.weight", {H, Q}, &o));
+      LONGSPEC_ASSIGN_OR_RETURN(w.self_o, linear(o, nullptr));
+    }
+    {
+      HostTensor q, qb;
+      LONGSPEC_RETURN_IF_ERROR(read("cross_attn.q_proj.weight", {Q, H}, &q));
+      if (bias) LONGSPEC_RETURN_IF_ERROR(read("cross_attn.q_proj.bias", {Q}, &qb));
+      LONGSPEC_ASSIGN_OR_RETURN(w.cross_q, linear(q, bias ? &qb : nullptr));
+      HostTensor o;
+      LONGSPEC_RETURN_IF_ERROR(read("cross_attn.o_proj.weight", {H, Q}, &o));
+      LONGSPEC_ASSIGN_OR_RETURN(w.cross_o, linear(o, nullptr));
+    }
+    {
+      HostTensor gate, up, down;
+      LONGSPEC_RETURN_IF_ERROR(read("mlp.gate_proj.weight", {I, H}, &gate));
+      LONGSPEC_RETURN_IF_ERROR(read("mlp.up_proj.weight", {I, H}, &up));
+      HostTensor gu = ConcatRows({&gate, &up});
+      LONGSPEC_ASSIGN_OR_RETURN(w.gate_up, linear(gu, nullptr));
+      LONGSPEC_RETURN_IF_ERROR(read("mlp.down_proj.weight", {H, I}, &down));
+      LONGSPEC_ASSIGN_OR_RETURN(w.down, linear(down, nullptr));
+    }
+    return Status::OK();
+  }();
+  if (!st.ok()) return st.WithContext("draft " + dir);
+
+  d->cache_ = KvCache(1, static_cast<int32_t>(t.num_kv_heads), static_cast<int32_t>(t.head_dim), d->config_.window);
+  LONGSPEC_RETURN_IF_ERROR(d->cache_.Reserve(backend, d->config_.window + kMaxTreeNodes + 1));
+  ModelInfo& info = d->info_;
+  info.architecture = "longspec-draft";
+  info.source_format = "safetensors";
+  info.vocab_size = t.vocab_size;
+  info.hidden_size = H;
+  info.num_layers = 1;
+  info.num_heads = t.num_heads;
+  info.num_kv_heads = t.num_kv_heads;
+  info.head_dim = t.head_dim;
+  info.intermediate_size = I;
+  info.max_position = t.max_position;
+  info.parameter_bytes = w.bytes;
+  LONGSPEC_RETURN_IF_ERROR(d->EnsureRows(16));
+  return d;
+}
+
+Status DraftModel::EnsureRows(int32_t rows) {
+  if (rows <= max_rows_) return Status::OK();
+  const ModelConfig& t = target_.config();
+  const int64_t cols[kNumBuffers] = {t.hidden_size, t.hidden_size, t.qkv_dim(), t.q_dim(), t.q_dim(),
+                                     t.hidden_size, 2 * t.intermediate_size, t.intermediate_size, t.vocab_size};
+  int64_t total = 0;
+  for (int64_t c : cols) total += c;
+  LONGSPEC_ASSIGN_OR_RETURN(act_buf_, backend_.Allocate(static_cast<size_t>(rows) * total * sizeof(float)));
+  LONGSPEC_ASSIGN_OR_RETURN(lse_buf_, backend_.Allocate(static_cast<size_t>(rows) * t.num_heads * sizeof(float)));
+  LONGSPEC_ASSIGN_OR_RETURN(int_buf_, backend_.Allocate(static_cast<size_t>(rows) * sizeof(int32_t)));
+  LONGSPEC_RETURN_IF_ERROR(plan_buf_.Reserve(backend_, rows, static_cast<int32_t>(t.head_dim)));
+  views_.clear();
+  float* base = static_cast<float*>(act_buf_->data());
+  for (int64_t c : cols) {
+    View v;
+    v.data = base;
+    v.dtype = DType::kF32;
+    v.rows = rows;
+    v.cols = c;
+    v.stride = c;
+    views_.push_back(v);
+    base += static_cast<size_t>(rows) * c;
+  }
+  max_rows_ = rows;
+  return Status::OK();
+}
+
+View DraftModel::Buffer(int idx, int64_t rows) const { return views_[idx].Rows(0, rows); }
+
+void DraftModel::WriteKv(const std::vector<int32_t>& tokens, int64_t first_position) {
+  const ModelConfig& t = target_.config();
+  const float eps = static_cast<float>(t.rms_eps);
+  const int32_t W = config_.window;
+  const int64_t half = t.head_dim / 2;
+  for (size_t start = 0; start < tokens.size(); start += max_rows_) {
+    const int32_t n = static_cast<int32_t>(std::min<size_t>(max_rows_, tokens.size() - start));
+    StepPlan p;
+    p.num_rows = n;
+    p.tokens.assign(tokens.begin() + start, tokens.begin() + start + n);
+    p.slots.resize(n);
+    p.cos.resize(n * half);
+    p.sin.resize(n * half);
+    for (int32_t r = 0; r < n; ++r) {
+      const int64_t pos = first_position + static_cast<int64_t>(start) + r;
+      p.slots[r] = static_cast<int32_t>(pos % W);
+      target_.rope().Fill(pos, &p.cos[r * half], &p.sin[r * half]);
+    }
+    plan_buf_.Upload(backend_, p);
+    View h = Buffer(kH, n), xn = Buffer(kXn, n), qkv = Buffer(kQkv, n);
+    backend_.Embedding(target_.weights().embedding->data(), t.hidden_size, plan_buf_.tokens, h);
+    backend_.RmsNorm(h, w_.self_norm->data(), eps, xn);
+    backend_.Linear(xn, *w_.qkv, qkv);
+    View k = qkv.Cols(t.q_dim(), t.kv_dim());
+    View v = qkv.Cols(t.q_dim() + t.kv_dim(), t.kv_dim());
+    backend_.Rope(k, static_cast<int32_t>(t.num_kv_heads), static_cast<int32_t>(t.head_dim), plan_buf_.cos, plan_buf_.sin);
+    backend_.KvWrite(k, v, plan_buf_.slots, cache_.layer(0));
+  }
+}
+
+Status DraftModel::Prefill(const std::vector<int32_t>& prompt) {
+  const int64_t n = static_cast<int64_t>(prompt.size());
+  const int64_t start = std::max<int64_t>(0, n - config_.window);
+  WriteKv(std::vector<int32_t>(prompt.begin() + start, prompt.end()), start);
+  cache_.set_committed(n);
+  return Status::OK();
+}
+
+void DraftModel::Commit(const DraftTree& tree, const std::vector<int32_t>& path) {
+  std::vector<int32_t> tokens;
+  for (int32_t node : path) tokens.push_back(tree.tokens[node]);
+  WriteKv(tokens, cache_.committed());
+  cache_.set_committed(cache_.committed() + static_cast<int64_t>(path.size()));
+}
+
+const float* DraftModel::LevelLogits(const DraftTree& tree, int32_t first_row) {
+  const ModelConfig& t = target_.config();
+  const int32_t n = tree.size() - first_row;
+  const int32_t nh = static_cast<int32_t>(t.num_heads), nkv = static_cast<int32_t>(t.num_kv_heads);
+  const int32_t hd = static_cast<int32_t>(t.head_dim);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const float eps = static_cast<float>(t.rms_eps);
+  std::vector<int32_t> rows(n);
+  for (int32_t r = 0; r < n; ++r) rows[r] = r;
+  StepPlan plan = PlanStep(static_cast<int32_t>(cache_.committed()), tree.tokens, tree.parents, target_.rope(),
+                           config_.window, std::move(rows), first_row);
+  plan_buf_.Upload(backend_, plan);
+  // Cross-attention sees the target keys at positions < t that the target has committed.
+  std::vector<int32_t> cross_len(n);
+  for (int32_t r = 0; r < n; ++r) cross_len[r] = std::min<int32_t>(plan.positions[r], static_cast<int32_t>(target_.committed()));
+  int32_t* cross_len_dev = static_cast<int32_t*>(int_buf_->data());
+  backend_.CopyToDevice(cross_len_dev, cross_len.data(), n * sizeof(int32_t));
+
+  View h = Buffer(kH, n), xn = Buffer(kXn, n), qkv = Buffer(kQkv, n), attn = Buffer(kAttn, n);
+  View cq = Buffer(kCrossQ, n), tmp = Buffer(kTmp, n), gu = Buffer(kGateUp, n), act = Buffer(kAct, n);
+  View logits = Buffer(kLogits, n);
+  float* lse = static_cast<float*>(lse_buf_->data());
+
+  backend_.Embedding(target_.weights().embedding->data(), t.hidden_size, plan_buf_.tokens, h);
+  // Self-attention over the window (ring) and the row's ancestors.
+  backend_.RmsNorm(h, w_.self_norm->data(), eps, xn);
+  backend_.Linear(xn, *w_.qkv, qkv);
+  backend_.Rope(qkv, nh + nkv, hd, plan_buf_.cos, plan_buf_.sin);
+  backend_.KvWrite(qkv.Cols(t.q_dim(), t.kv_dim()), qkv.Cols(t.q_dim() + t.kv_dim(), t.kv_dim()), plan_buf_.slots,
+                   cache_.layer(0));
+  AttentionTreeParams tp;
+  tp.q = qkv.Cols(0, t.q_dim());
+  tp.kv = cache_.layer(0);
+  tp.committed = plan_buf_.committed;
+  tp.band_start = plan_buf_.band_start;
+  tp.tree_base_slot = plan_buf_.step_base;
+  tp.visible_offsets = plan_buf_.visible_offsets;
+  tp.visible_nodes = plan_buf_.visible_nodes;
+  tp.out = attn;
+  tp.lse = lse;
+  tp.num_heads = nh;
+  tp.scale = scale;
+  backend_.AttentionTree(tp);
+  backend_.Linear(attn, *w_.self_o, tmp);
+  backend_.Add(h, tmp);
+  // Cross-attention over the target's last-layer cache.
+  backend_.RmsNorm(h, w_.cross_norm->data(), eps, xn);
+  backend_.Linear(xn, *w_.cross_q, cq);
+  backend_.Rope(cq, nh, hd, plan_buf_.cos, plan_buf_.sin);
+  AttentionPrefixParams pp;
+  pp.q = cq;
+  pp.kv = target_.cache().layer(t.num_layers - 1);
+  pp.kv_len = cross_len_dev;
+  pp.out = attn;
+  pp.lse = lse;
+  pp.num_heads = nh;
+  pp.scale = scale;
+  backend_.AttentionPrefix(pp);
+  backend_.Linear(attn, *w_.cross_o, tmp);
+  backend_.Add(h, tmp);
+  // MLP.
+  backend_.RmsNorm(h, w_.mlp_norm->data(), eps, xn);
+  backend_.Linear(xn, *w_.gate_up, gu);
+  backend_.SiluMul(gu, act);
+  backend_.Linear(act, *w_.down, tmp);
+  backend_.Add(h, tmp);
+  if (config_.final_norm) backend_.RmsNorm(h, w_.final_norm->data(), eps, h);
+  backend_.Linear(h, *target_.weights().lm_head, logits);
+  host_logits_.resize(static_cast<size_t>(n) * t.vocab_size);
+  backend_.CopyToHost(host_logits_.data(), logits.data, host_logits_.size() * sizeof(float));
+  return host_logits_.data();
+}
+
+}  // namespace longspec

@@ -1,0 +1,13 @@
+#include "spec/drafter.h"
+
+namespace longspec {
+
+void BuildTree(Drafter& drafter, const std::vector<int>& shape, int64_t vocab, DraftTree* tree) {
+  for (int width : shape) {
+    const int32_t first = tree->level_start[tree->level_start.size() - 2];
+    const float* logits = drafter.LevelLogits(*tree, first);
+    ExpandLevel(tree, logits, vocab, width);
+  }
+}
+
+}  // namespace longspec

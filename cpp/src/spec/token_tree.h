@@ -1,0 +1,39 @@
+// The draft tree of one speculation round, grown level by level by beam selection.
+//
+// Node 0 is the root (the last emitted token, not yet in the target cache). Level 1 holds the
+// top shape[0] tokens of the root's draft distribution; level l > 1 the best shape[l-1]
+// (parent, token) pairs over all parents of level l - 1, ranked by cumulative draft log-prob.
+// Nodes are stored level by level (BFS); inside a level, grouped by parent in parent order and,
+// per parent, in descending score. children[i] lists i's children in that order, which is the
+// order lossless sampling tries them in.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace longspec {
+
+struct DraftTree {
+  std::vector<int32_t> tokens;
+  std::vector<int32_t> parents;   // -1 for the root
+  std::vector<int32_t> depths;
+  std::vector<double> scores;     // cumulative draft log-probability (root: 0)
+  std::vector<std::vector<int32_t>> children;
+  std::vector<int32_t> level_start;  // level l = nodes [level_start[l], level_start[l + 1])
+
+  void Reset(int32_t root_token);
+  int32_t size() const { return static_cast<int32_t>(tokens.size()); }
+  int32_t num_levels() const { return static_cast<int32_t>(level_start.size()) - 1; }  // root level included
+  int32_t AddNode(int32_t parent, int32_t token, double score);
+};
+
+// Appends one level of `width` nodes under the current last level. `logits` holds one row of
+// `vocab` draft logits per node of the last level, in node order. Each row is turned into
+// log-probabilities (log-softmax in double); candidates are each parent's top `width` tokens;
+// the level keeps the best `width` by cumulative score (ties: lower parent, then lower token).
+void ExpandLevel(DraftTree* tree, const float* logits, int64_t vocab, int32_t width);
+
+// Tree shape truncated to at most `max_depth` levels (at least one level when max_depth >= 1).
+std::vector<int> TruncateShape(const std::vector<int>& shape, int64_t max_depth);
+
+}  // namespace longspec

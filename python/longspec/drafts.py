@@ -1,0 +1,159 @@
+"""LongSpec draft checkpoints: writing, random initialisation, and the drafts packaged with
+longspec (matched to their exact target file).
+
+A draft checkpoint is a directory with ``config.json`` and ``model.safetensors``; the format is
+documented in ``cpp/src/spec/draft_config.h``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from .models import file_fingerprint, resolve_model_path
+
+FORMAT = "longspec-draft"
+FORMAT_VERSION = 1
+DEFAULT_WINDOW = 512
+DEFAULT_TREE = [4, 16, 16, 16, 16]
+PACKAGED_DIR = Path(__file__).resolve().parent / "packaged_drafts"
+
+
+def target_config(target: str) -> dict:
+    """The target's configuration as the engine reads it (no weights are loaded)."""
+    from . import _C
+
+    return _C.model_config(resolve_model_path(target, "target"))
+
+
+def draft_tensor_shapes(cfg: dict, attention_bias: bool, final_norm: bool) -> dict[str, tuple[int, ...]]:
+    H, I = cfg["hidden_size"], cfg["intermediate_size"]
+    Q = cfg["num_heads"] * cfg["head_dim"]
+    KV = cfg["num_kv_heads"] * cfg["head_dim"]
+    shapes = {
+        "self_attn_norm.weight": (H,),
+        "self_attn.q_proj.weight": (Q, H),
+        "self_attn.k_proj.weight": (KV, H),
+        "self_attn.v_proj.weight": (KV, H),
+        "self_attn.o_proj.weight": (H, Q),
+        "cross_attn_norm.weight": (H,),
+        "cross_attn.q_proj.weight": (Q, H),
+        "cross_attn.o_proj.weight": (H, Q),
+        "mlp_norm.weight": (H,),
+        "mlp.gate_proj.weight": (I, H),
+        "mlp.up_proj.weight": (I, H),
+        "mlp.down_proj.weight": (H, I),
+    }
+    if attention_bias:
+        shapes.update({"self_attn.q_proj.bias": (Q,), "self_attn.k_proj.bias": (KV,),
+                       "self_attn.v_proj.bias": (KV,), "cross_attn.q_proj.bias": (Q,)})
+    if final_norm:
+        shapes["final_norm.weight"] = (H,)
+    return shapes
+
+
+def make_draft_config(cfg: dict, *, window: int = DEFAULT_WINDOW, tree_shape=None, final_norm: bool = False,
+                      attention_bias: bool | None = None, extra: dict | None = None) -> dict:
+    if attention_bias is None:
+        attention_bias = True  # LongSpec's draft layer uses q/k/v biases (DESIGN.md section 2)
+    out = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "target": {k: cfg[k] for k in ("architecture", "hidden_size", "num_heads", "num_kv_heads", "head_dim",
+                                       "intermediate_size", "vocab_size", "rms_norm_eps", "rope_theta",
+                                       "max_position")},
+        "window": int(window),
+        "tree_shape": list(tree_shape) if tree_shape is not None else list(DEFAULT_TREE),
+        "final_norm": bool(final_norm),
+        "attention_bias": bool(attention_bias),
+    }
+    if extra:
+        out.update(extra)
+    return out
+
+
+def _bf16_bytes(a: np.ndarray) -> bytes:
+    """float32 -> bfloat16 with round-to-nearest-even, as raw little-endian bytes."""
+    bits = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
+    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
+    return rounded.astype("<u2").tobytes()
+
+
+def save_safetensors(path: str | os.PathLike, tensors: dict[str, np.ndarray], dtype: str = "F32",
+                     metadata: dict | None = None) -> None:
+    """A minimal safetensors writer (F32 or BF16) for numpy arrays."""
+    if dtype not in ("F32", "BF16"):
+        raise ValueError(f"dtype must be 'F32' or 'BF16', got {dtype!r}")
+    header: dict = {}
+    blobs = []
+    offset = 0
+    for name in sorted(tensors):
+        arr = np.asarray(tensors[name], dtype=np.float32)
+        blob = _bf16_bytes(arr) if dtype == "BF16" else np.ascontiguousarray(arr).astype("<f4").tobytes()
+        header[name] = {"dtype": dtype, "shape": list(arr.shape), "data_offsets": [offset, offset + len(blob)]}
+        blobs.append(blob)
+        offset += len(blob)
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    head = json.dumps(header, separators=(",", ":")).encode()
+    head += b" " * ((8 - len(head) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(head)))
+        f.write(head)
+        for blob in blobs:
+            f.write(blob)
+
+
+def write_draft(path: str | os.PathLike, config: dict, tensors: dict[str, np.ndarray], dtype: str = "F32") -> str:
+    """Writes a draft checkpoint directory (config.json + model.safetensors)."""
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    save_safetensors(out / "model.safetensors", tensors, dtype=dtype, metadata={"format": FORMAT})
+    with open(out / "config.json", "w") as f:
+        json.dump(config, f, indent=2)
+    return str(out)
+
+
+def random_draft(target: str, path: str | os.PathLike, seed: int = 0, *, window: int = DEFAULT_WINDOW,
+                 tree_shape=None, final_norm: bool = False, attention_bias: bool | None = None,
+                 std: float = 0.02) -> str:
+    """Writes a randomly initialised LongSpec draft for ``target`` to ``path`` and returns the path.
+
+    Linear weights ~ N(0, std^2), norm weights 1, biases 0 (the usual initialisation; also the
+    starting point of training). Works for any target the engine can load.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        raise ValueError(f"window must be a positive int, got {window!r}")
+    cfg = target_config(target)
+    dcfg = make_draft_config(cfg, window=window, tree_shape=tree_shape, final_norm=final_norm,
+                             attention_bias=attention_bias)
+    rng = np.random.default_rng(seed)
+    tensors = {}
+    for name, shape in draft_tensor_shapes(cfg, dcfg["attention_bias"], final_norm).items():
+        if name.endswith("norm.weight"):
+            tensors[name] = np.ones(shape, dtype=np.float32)
+        elif name.endswith(".bias"):
+            tensors[name] = np.zeros(shape, dtype=np.float32)
+        else:
+            tensors[name] = (rng.standard_normal(shape) * std).astype(np.float32)
+    return write_draft(path, dcfg, tensors)
+
+
+def packaged_draft_for(target_path: str) -> str | None:
+    """The packaged draft made for this exact target file (matched by fingerprint), or None."""
+    index = PACKAGED_DIR / "index.json"
+    if not index.is_file() or not os.path.isfile(target_path):
+        return None
+    entries = json.loads(index.read_text())
+    fp = file_fingerprint(target_path)
+    for entry in entries:
+        if entry.get("target_fingerprint") == fp:
+            path = PACKAGED_DIR / entry["dir"]
+            if (path / "config.json").is_file():
+                return str(path)
+    return None

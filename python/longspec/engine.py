@@ -1,0 +1,263 @@
+"""The Python front: ``Engine(target, draft).generate(...)``.
+
+Everything numeric happens in the C++ engine (``longspec._C``); this module validates arguments
+(errors name the argument), handles text through the checkpoint's tokenizer, and shapes results.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence
+
+from . import _C
+from .models import resolve_model_path
+
+_UINT64_MAX = (1 << 64) - 1
+
+
+@dataclass
+class GenerationOutput:
+    """What ``Engine.generate`` returns."""
+
+    tokens: list[int]           # the new tokens (a stop/EOS token that ended generation included)
+    text: str | None            # the new tokens decoded (None when the engine has no tokenizer)
+    finish_reason: str          # "length" | "eos" | "stop" | "context_full"
+    stats: dict = field(default_factory=dict)  # tokens_per_s, prefill_s, mean_accepted, ...
+
+
+def _check_int(name: str, value, lo: int | None = None, hi: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    value = int(value)
+    if lo is not None and value < lo:
+        raise ValueError(f"{name} must be >= {lo}, got {value}")
+    if hi is not None and value > hi:
+        raise ValueError(f"{name} must be <= {hi}, got {value}")
+    return value
+
+
+def _check_float(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def _check_token_list(name: str, value, vocab_size: int) -> list[int]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise TypeError(f"{name} must be a list of token ids, got {type(value).__name__}")
+    out = []
+    for i, t in enumerate(value):
+        if isinstance(t, bool) or not isinstance(t, numbers.Integral):
+            raise TypeError(f"{name}[{i}] must be an int token id, got {type(t).__name__}")
+        if not 0 <= int(t) < vocab_size:
+            raise ValueError(f"{name}[{i}] = {int(t)} is outside the vocabulary [0, {vocab_size})")
+        out.append(int(t))
+    return out
+
+
+def _check_tree(value) -> list[int]:
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) == 0:
+        raise TypeError("tree must be a non-empty list of level widths, e.g. [4, 16, 16, 16, 16]")
+    return [_check_int(f"tree[{i}]", w, lo=1) for i, w in enumerate(value)]
+
+
+class Engine:
+    """A loaded target model (and optional LongSpec draft) ready to generate.
+
+    Args:
+        target: a Hugging Face checkpoint directory, a ``.gguf`` file, or ``"smollm2"`` (the
+            built-in default, SmolLM2-135M-Instruct).
+        draft: a longspec draft checkpoint directory, ``None`` for no draft, ``"auto"`` to use
+            the draft packaged for this exact target when there is one, or ``"oracle"`` (a test
+            mode: the target drafts for itself, so greedy chains accept their full depth).
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        num_threads: CPU threads (0 = all cores).
+        max_context: cap on prompt + generated tokens (0 = the model's context length).
+        tree: default speculation tree shape (level widths), e.g. ``[4, 16, 16, 16, 16]``.
+        prefill_chunk: prompt tokens processed per forward pass.
+        tokenizer: load the checkpoint's tokenizer (needed for text prompts and ``out.text``).
+    """
+
+    def __init__(self, target: str = "smollm2", draft: str | None = "auto", device: str = "auto", *,
+                 num_threads: int = 0, max_context: int = 0, tree: Sequence[int] | None = None,
+                 prefill_chunk: int = 256, tokenizer: bool = True):
+        if not isinstance(device, str):
+            raise TypeError(f"device must be a str, got {type(device).__name__}")
+        if device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+        num_threads = _check_int("num_threads", num_threads, lo=0)
+        max_context = _check_int("max_context", max_context, lo=0)
+        prefill_chunk = _check_int("prefill_chunk", prefill_chunk, lo=1, hi=8192)
+        tree_shape = _check_tree(tree)
+        self.target_path = resolve_model_path(target, "target")
+        oracle = isinstance(draft, str) and draft == "oracle"
+        self.draft_path = None if oracle else self._resolve_draft(draft)
+        self._engine = _C.Engine(self.target_path, self.draft_path or "", device, num_threads, max_context,
+                                 tree_shape, prefill_chunk, oracle)
+        self.target_info: dict = self._engine.target_info
+        self._tokenizer = None
+        if tokenizer:
+            from .tokenizer import Tokenizer
+
+            self._tokenizer = Tokenizer.from_checkpoint(self.target_path)
+
+    def _resolve_draft(self, draft) -> str | None:
+        if draft is None:
+            return None
+        if not isinstance(draft, (str, os.PathLike)):
+            raise TypeError(f"draft must be a path, 'auto' or None, got {type(draft).__name__}")
+        if os.fspath(draft) == "auto":
+            from .drafts import packaged_draft_for
+
+            return packaged_draft_for(self.target_path)
+        return resolve_model_path(draft, "draft")
+
+    # ------------------------------------------------------------------------------------
+    @property
+    def tokenizer(self):
+        return self._tokenizer
+
+    @property
+    def device(self) -> str:
+        return self._engine.device
+
+    @property
+    def has_draft(self) -> bool:
+        return self._engine.has_draft
+
+    @property
+    def draft_info(self) -> dict | None:
+        return self._engine.draft_info
+
+    @property
+    def tree(self) -> list[int]:
+        return list(self._engine.tree_shape)
+
+    def encode(self, text: str) -> list[int]:
+        if self._tokenizer is None:
+            raise ValueError("prompt: a text prompt needs the tokenizer (Engine(..., tokenizer=True))")
+        return self._tokenizer.encode(text)
+
+    def decode(self, tokens: Sequence[int]) -> str:
+        if self._tokenizer is None:
+            raise ValueError("this engine was created with tokenizer=False")
+        return self._tokenizer.decode(tokens)
+
+    def _prompt_ids(self, prompt) -> list[int]:
+        vocab = self.target_info["vocab_size"]
+        if isinstance(prompt, str):
+            if not prompt:
+                raise ValueError("prompt must not be empty")
+            ids = self.encode(prompt)
+        elif isinstance(prompt, (list, tuple)) or (hasattr(prompt, "tolist") and not isinstance(prompt, bytes)):
+            ids = _check_token_list("prompt", prompt.tolist() if hasattr(prompt, "tolist") else prompt, vocab)
+        else:
+            raise TypeError(f"prompt must be a str or a list of token ids, got {type(prompt).__name__}")
+        if not ids:
+            raise ValueError("prompt must hold at least one token")
+        return ids
+
+    def _sampling_args(self, max_new_tokens, temperature, top_p, top_k, seed, stop_token_ids, ignore_eos,
+                       speculative, tree):
+        max_new_tokens = _check_int("max_new_tokens", max_new_tokens, lo=0)
+        temperature = _check_float("temperature", temperature)
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        top_p = _check_float("top_p", top_p)
+        if not 0.0 < top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+        top_k = _check_int("top_k", top_k, lo=0)
+        seed = _check_int("seed", seed, lo=0, hi=_UINT64_MAX)
+        stops = [] if stop_token_ids is None else _check_token_list("stop_token_ids", stop_token_ids,
+                                                                      self.target_info["vocab_size"])
+        if not isinstance(ignore_eos, bool):
+            raise TypeError(f"ignore_eos must be a bool, got {type(ignore_eos).__name__}")
+        if not isinstance(speculative, bool):
+            raise TypeError(f"speculative must be a bool, got {type(speculative).__name__}")
+        return (max_new_tokens, temperature, top_p, top_k, seed, stops, ignore_eos, speculative, _check_tree(tree))
+
+    # ------------------------------------------------------------------------------------
+    def generate(self, prompt, max_new_tokens: int = 64, temperature: float = 0.0, top_p: float = 1.0,
+                 top_k: int = 0, seed: int = 0, *, stop_token_ids: Sequence[int] | None = None,
+                 ignore_eos: bool = False, speculative: bool = True, tree: Sequence[int] | None = None,
+                 callback: Callable[[list[int]], bool | None] | None = None) -> GenerationOutput:
+        """Generates after ``prompt`` (text or token ids).
+
+        ``temperature=0`` is greedy. With a draft loaded, decoding is speculative unless
+        ``speculative=False``; either way the output follows the target's own distribution
+        (token-identical for greedy). ``callback(new_token_ids)`` is called as tokens are
+        produced; returning False stops generation.
+        """
+        ids = self._prompt_ids(prompt)
+        args = self._sampling_args(max_new_tokens, temperature, top_p, top_k, seed, stop_token_ids, ignore_eos,
+                                   speculative, tree)
+        if callback is not None and not callable(callback):
+            raise TypeError("callback must be callable or None")
+        tokens, reason, stats = self._engine.generate(ids, *args, callback)
+        text = self._tokenizer.decode(tokens) if self._tokenizer is not None else None
+        return GenerationOutput(tokens=list(tokens), text=text, finish_reason=reason, stats=dict(stats))
+
+    def chat(self, messages: list[dict] | str, **kwargs) -> GenerationOutput:
+        """Generates the assistant's reply to chat ``messages`` using the checkpoint's chat template."""
+        if isinstance(messages, str):
+            messages = [{"role": "user", "content": messages}]
+        if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+            raise TypeError("messages must be a str or a list of {'role': ..., 'content': ...} dicts")
+        if self._tokenizer is None:
+            raise ValueError("messages: chat needs the tokenizer (Engine(..., tokenizer=True))")
+        return self.generate(self._tokenizer.apply_chat_template(messages), **kwargs)
+
+    def stream(self, prompt, **kwargs) -> Iterator[str]:
+        """Yields the decoded text as it is generated (same arguments as ``generate``)."""
+        if self._tokenizer is None:
+            raise ValueError("stream needs the tokenizer (Engine(..., tokenizer=True))")
+        ids = self._prompt_ids(prompt)
+        pieces: queue.Queue = queue.Queue()
+        done = object()
+        outcome: dict = {}
+
+        def on_tokens(new):
+            pieces.put(list(new))
+            return True
+
+        def run():
+            try:
+                outcome["out"] = self.generate(ids, callback=on_tokens, **kwargs)
+            except BaseException as exc:  # re-raised in the consumer
+                outcome["error"] = exc
+            finally:
+                pieces.put(done)
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        emitted: list[int] = []
+        text_so_far = ""
+        while (item := pieces.get()) is not done:
+            emitted.extend(item)
+            text = self._tokenizer.decode(emitted)
+            if len(text) > len(text_so_far) and not text.endswith("\ufffd"):
+                yield text[len(text_so_far):]
+                text_so_far = text
+        worker.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        self.last_stream_output = outcome.get("out")
+
+    def prompt_logits(self, prompt):
+        """The target's logits (float32 numpy array, vocab_size) at the last prompt position."""
+        return self._engine.prompt_logits(self._prompt_ids(prompt))
+
+    def __repr__(self) -> str:
+        info = self.target_info
+        draft = f", draft={self.draft_path!r}" if self.draft_path else ""
+        return (f"Engine(target={self.target_path!r}{draft}, device={self.device!r}, "
+                f"arch={info['architecture']}, layers={info['num_layers']}, hidden={info['hidden_size']})")

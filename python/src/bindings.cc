@@ -1,0 +1,235 @@
+// longspec._C: the C++ engine for Python. No logic here beyond type conversion, GIL handling
+// and mapping a failed Status to the matching Python exception (same message).
+#include <pybind11/functional.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <string>
+
+#include "loader/gguf.h"
+#include "loader/safetensors.h"
+#include "longspec/engine.h"
+#include "model/model_loader.h"
+
+namespace py = pybind11;
+using namespace longspec;
+
+namespace {
+
+[[noreturn]] void Raise(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kOutOfRange:
+    case StatusCode::kDataLoss:
+    case StatusCode::kFailedPrecondition:
+      throw py::value_error(s.message());
+    case StatusCode::kNotFound:
+      PyErr_SetString(PyExc_FileNotFoundError, s.message().c_str());
+      throw py::error_already_set();
+    case StatusCode::kUnimplemented:
+      PyErr_SetString(PyExc_NotImplementedError, s.message().c_str());
+      throw py::error_already_set();
+    case StatusCode::kResourceExhausted:
+      PyErr_SetString(PyExc_MemoryError, s.message().c_str());
+      throw py::error_already_set();
+    default:
+      throw std::runtime_error(s.ToString());
+  }
+}
+
+template <typename T>
+T Unwrap(StatusOr<T>&& s) {
+  if (!s.ok()) Raise(s.status());
+  return std::move(s).value();
+}
+
+py::dict InfoDict(const ModelInfo& i) {
+  py::dict d;
+  d["architecture"] = i.architecture;
+  d["source_format"] = i.source_format;
+  d["vocab_size"] = i.vocab_size;
+  d["hidden_size"] = i.hidden_size;
+  d["num_layers"] = i.num_layers;
+  d["num_heads"] = i.num_heads;
+  d["num_kv_heads"] = i.num_kv_heads;
+  d["head_dim"] = i.head_dim;
+  d["intermediate_size"] = i.intermediate_size;
+  d["max_position"] = i.max_position;
+  d["bos_token_id"] = i.bos_token_id;
+  d["eos_token_ids"] = i.eos_token_ids;
+  d["parameter_bytes"] = i.parameter_bytes;
+  return d;
+}
+
+py::dict StatsDict(const GenerationStats& s) {
+  py::dict d;
+  d["prompt_tokens"] = s.prompt_tokens;
+  d["new_tokens"] = s.new_tokens;
+  d["prefill_s"] = s.prefill_s;
+  d["decode_s"] = s.decode_s;
+  d["tokens_per_s"] = s.tokens_per_s;
+  d["prefill_tokens_per_s"] = s.prefill_tokens_per_s;
+  d["speculative"] = s.speculative;
+  d["rounds"] = s.rounds;
+  d["mean_accepted"] = s.mean_accepted;
+  d["accepted_histogram"] = s.accepted_histogram;
+  d["draft_s"] = s.draft_s;
+  d["verify_s"] = s.verify_s;
+  d["other_s"] = s.other_s;
+  d["target_cache_bytes"] = s.target_cache_bytes;
+  d["draft_cache_bytes"] = s.draft_cache_bytes;
+  return d;
+}
+
+class PyEngine {
+ public:
+  PyEngine(const std::string& target, const std::string& draft, const std::string& device, int num_threads,
+           int64_t max_context, const std::vector<int>& tree_shape, int prefill_chunk, bool oracle_draft) {
+    EngineConfig cfg;
+    cfg.target_path = target;
+    cfg.draft_path = draft;
+    cfg.device = Unwrap(ParseDevice(device));
+    cfg.num_threads = num_threads;
+    cfg.max_context = max_context;
+    if (!tree_shape.empty()) cfg.tree_shape = tree_shape;
+    cfg.prefill_chunk = prefill_chunk;
+    cfg.oracle_draft = oracle_draft;
+    StatusOr<std::unique_ptr<Engine>> e = [&] {
+      py::gil_scoped_release release;
+      return Engine::Create(cfg);
+    }();
+    engine_ = Unwrap(std::move(e));
+  }
+
+  py::tuple Generate(const std::vector<int32_t>& prompt, int max_new_tokens, float temperature, float top_p, int top_k,
+                     uint64_t seed, const std::vector<int32_t>& stop_token_ids, bool ignore_eos, bool speculative,
+                     const std::vector<int>& tree, const py::object& callback) {
+    SamplingParams sp;
+    sp.max_new_tokens = max_new_tokens;
+    sp.temperature = temperature;
+    sp.top_p = top_p;
+    sp.top_k = top_k;
+    sp.seed = seed;
+    sp.stop_token_ids = stop_token_ids;
+    sp.ignore_eos = ignore_eos;
+    sp.speculative = speculative;
+    sp.tree = tree;
+    TokenCallback cb;
+    std::unique_ptr<py::error_already_set> callback_error;
+    if (!callback.is_none()) {
+      cb = [&](const std::vector<int32_t>& toks) -> bool {
+        py::gil_scoped_acquire acquire;
+        try {
+          py::object r = callback(toks);
+          return r.is_none() || r.cast<bool>();
+        } catch (py::error_already_set& e) {
+          callback_error = std::make_unique<py::error_already_set>(std::move(e));
+          return false;
+        }
+      };
+    }
+    StatusOr<GenerationResult> r = [&] {
+      py::gil_scoped_release release;
+      return engine_->Generate(prompt, sp, cb);
+    }();
+    if (callback_error) throw *callback_error;
+    GenerationResult res = Unwrap(std::move(r));
+    return py::make_tuple(res.tokens, FinishReasonName(res.finish_reason), StatsDict(res.stats));
+  }
+
+  py::array_t<float> PromptLogits(const std::vector<int32_t>& prompt) {
+    StatusOr<std::vector<float>> r = [&] {
+      py::gil_scoped_release release;
+      return engine_->PromptLogits(prompt);
+    }();
+    std::vector<float> v = Unwrap(std::move(r));
+    py::array_t<float> out(static_cast<py::ssize_t>(v.size()));
+    std::copy(v.begin(), v.end(), out.mutable_data());
+    return out;
+  }
+
+  py::dict TargetInfo() const { return InfoDict(engine_->target_info()); }
+  py::object DraftInfo() const {
+    const ModelInfo* d = engine_->draft_info();
+    if (d == nullptr) return py::none();
+    return InfoDict(*d);
+  }
+  bool HasDraft() const { return engine_->has_draft(); }
+  std::string Device() const { return DeviceName(engine_->device()); }
+  std::vector<int> TreeShape() const { return engine_->tree_shape(); }
+
+ private:
+  std::unique_ptr<Engine> engine_;
+};
+
+// Test hook: a tensor of a GGUF file or HF checkpoint directory / .safetensors file, as fp32.
+py::array_t<float> ReadTensorF32(const std::string& path, const std::string& name) {
+  std::unique_ptr<TensorSource> src;
+  if (path.size() >= 5 && path.substr(path.size() - 5) == ".gguf") {
+    src = Unwrap(GgufFile::Open(path));
+  } else if (path.size() >= 12 && path.substr(path.size() - 12) == ".safetensors") {
+    src = Unwrap(SafetensorsFile::Open(path));
+  } else {
+    src = Unwrap(SafetensorsCheckpoint::Open(path));
+  }
+  HostTensor t;
+  Status st = src->ReadF32(name, &t);
+  if (!st.ok()) Raise(st);
+  std::vector<py::ssize_t> shape(t.shape.begin(), t.shape.end());
+  py::array_t<float> out(shape);
+  std::copy(t.data(), t.data() + t.numel(), out.mutable_data());
+  return out;
+}
+
+py::dict ModelConfigDict(const std::string& path) {
+  ModelConfig c = Unwrap(ReadModelConfig(path));
+  py::dict d;
+  d["architecture"] = ArchName(c.arch);
+  d["vocab_size"] = c.vocab_size;
+  d["hidden_size"] = c.hidden_size;
+  d["intermediate_size"] = c.intermediate_size;
+  d["num_layers"] = c.num_layers;
+  d["num_heads"] = c.num_heads;
+  d["num_kv_heads"] = c.num_kv_heads;
+  d["head_dim"] = c.head_dim;
+  d["rms_norm_eps"] = c.rms_eps;
+  d["rope_theta"] = c.rope.theta;
+  d["max_position"] = c.max_position;
+  d["tie_embeddings"] = c.tie_embeddings;
+  d["attention_bias"] = c.attention_bias;
+  d["bos_token_id"] = c.bos_token_id;
+  d["eos_token_ids"] = c.eos_token_ids;
+  const std::vector<float> inv = c.rope.InverseFrequencies(c.head_dim);
+  d["rope_inv_freq"] = inv;
+  d["rope_attention_scaling"] = c.rope.AttentionScaling();
+  return d;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "longspec C++ engine";
+  m.def("version", &Version);
+  m.def("cuda_available", &CudaAvailable);
+  m.def("_read_tensor_f32", &ReadTensorF32, py::arg("path"), py::arg("name"));
+  m.def("model_config", &ModelConfigDict, py::arg("path"),
+        "The configuration of a checkpoint (HF directory or GGUF file) as the engine reads it, "
+        "including the RoPE inverse frequencies it uses.");
+  py::class_<PyEngine>(m, "Engine")
+      .def(py::init<const std::string&, const std::string&, const std::string&, int, int64_t, const std::vector<int>&, int,
+                    bool>(),
+           py::arg("target"), py::arg("draft") = "", py::arg("device") = "auto", py::arg("num_threads") = 0,
+           py::arg("max_context") = 0, py::arg("tree_shape") = std::vector<int>{}, py::arg("prefill_chunk") = 256,
+           py::arg("oracle_draft") = false)
+      .def("generate", &PyEngine::Generate, py::arg("prompt"), py::arg("max_new_tokens"), py::arg("temperature"),
+           py::arg("top_p"), py::arg("top_k"), py::arg("seed"), py::arg("stop_token_ids"), py::arg("ignore_eos"),
+           py::arg("speculative"), py::arg("tree"), py::arg("callback"))
+      .def("prompt_logits", &PyEngine::PromptLogits, py::arg("prompt"))
+      .def_property_readonly("target_info", &PyEngine::TargetInfo)
+      .def_property_readonly("draft_info", &PyEngine::DraftInfo)
+      .def_property_readonly("has_draft", &PyEngine::HasDraft)
+      .def_property_readonly("device", &PyEngine::Device)
+      .def_property_readonly("tree_shape", &PyEngine::TreeShape);
+}
