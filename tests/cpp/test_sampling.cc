@@ -1,0 +1,91 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+
+#include "engine/sampling.h"
+
+namespace longspec {
+namespace {
+
+TEST(Rng, SameSeedSameStreamAndUniformInRange) {
+  Rng a(42), b(42), c(43);
+  bool differs = false;
+  for (int i = 0; i < 1000; ++i) {
+    const double x = a.Uniform();
+    EXPECT_EQ(x, b.Uniform());
+    differs = differs || x != c.Uniform();
+    EXPECT_GE(x, 0.0);
+    EXPECT_LT(x, 1.0);
+  }
+  EXPECT_TRUE(differs);
+}
+
+TEST(Argmax, FirstMaximumAndNanIgnored) {
+  std::vector<float> v = {1, 3, NAN, 3, 2};
+  EXPECT_EQ(Argmax(v.data(), 5), 1);
+  std::vector<float> w = {NAN, -INFINITY, -5};
+  EXPECT_EQ(Argmax(w.data(), 3), 2);
+}
+
+TEST(ProcessLogits, TemperatureSoftmax) {
+  std::vector<float> l = {1.0f, 2.0f, 0.5f};
+  SamplingParams sp;
+  sp.temperature = 0.5f;
+  TokenDistribution d = ProcessLogits(l.data(), 3, sp);
+  double z = std::exp(2.0) + std::exp(4.0) + std::exp(1.0);
+  EXPECT_NEAR(d.ProbOf(0), std::exp(2.0) / z, 1e-12);
+  EXPECT_NEAR(d.ProbOf(1), std::exp(4.0) / z, 1e-12);
+  EXPECT_NEAR(d.ProbOf(2), std::exp(1.0) / z, 1e-12);
+}
+
+TEST(ProcessLogits, TopKThenTopP) {
+  // probs ~ .4 .3 .2 .1 after softmax of log-probs
+  std::vector<float> l = {std::log(0.1f), std::log(0.4f), std::log(0.2f), std::log(0.3f)};
+  SamplingParams sp;
+  sp.temperature = 1.0f;
+  sp.top_k = 3;
+  TokenDistribution d = ProcessLogits(l.data(), 4, sp);
+  EXPECT_EQ(d.tokens, (std::vector<int32_t>{1, 3, 2}));
+  EXPECT_NEAR(d.probs[0], 0.4 / 0.9, 1e-6);
+  sp.top_k = 0;
+  sp.top_p = 0.65f;  // .4 + .3 reaches .65 -> keep 2
+  d = ProcessLogits(l.data(), 4, sp);
+  EXPECT_EQ(d.tokens, (std::vector<int32_t>{1, 3}));
+  EXPECT_NEAR(d.probs[0], 0.4 / 0.7, 1e-6);
+  EXPECT_EQ(d.ProbOf(2), 0.0);
+  sp.top_p = 0.3f;  // the top token alone
+  d = ProcessLogits(l.data(), 4, sp);
+  EXPECT_EQ(d.tokens, (std::vector<int32_t>{1}));
+}
+
+TEST(ProcessLogits, LargeVocabularyTopPUsesTheSortedPrefix) {
+  std::vector<float> l(5000);
+  for (int i = 0; i < 5000; ++i) l[i] = -0.001f * i;
+  SamplingParams sp;
+  sp.temperature = 1.0f;
+  sp.top_p = 0.999f;  // needs nearly the whole vocabulary: beyond the first sorted block
+  TokenDistribution d = ProcessLogits(l.data(), 5000, sp);
+  double s = 0;
+  for (double p : d.probs) s += p;
+  EXPECT_NEAR(s, 1.0, 1e-9);
+  for (size_t i = 1; i < d.tokens.size(); ++i) EXPECT_LT(d.tokens[i - 1], d.tokens[i]);
+  EXPECT_GT(d.tokens.size(), 1024u);
+  EXPECT_LT(d.tokens.size(), 5000u);
+}
+
+TEST(SampleFrom, FrequenciesFollowTheDistribution) {
+  TokenDistribution d;
+  d.tokens = {3, 0, 7};
+  d.probs = {0.5, 0.2, 0.3};
+  Rng rng(1);
+  std::map<int32_t, int> counts;
+  const int n = 200000;
+  for (int i = 0; i < n; ++i) counts[SampleFrom(d, rng)]++;
+  EXPECT_NEAR(counts[3] / double(n), 0.5, 0.005);
+  EXPECT_NEAR(counts[0] / double(n), 0.2, 0.005);
+  EXPECT_NEAR(counts[7] / double(n), 0.3, 0.005);
+}
+
+}  // namespace
+}  // namespace longspec

@@ -1,0 +1,181 @@
+// Tree construction and acceptance on hand-built distributions.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+
+#include "spec/acceptance.h"
+#include "spec/token_tree.h"
+
+namespace longspec {
+namespace {
+
+std::vector<float> LogitsOf(const std::vector<double>& probs) {
+  std::vector<float> l;
+  for (double p : probs) l.push_back(p > 0 ? static_cast<float>(std::log(p)) : -INFINITY);
+  return l;
+}
+
+TEST(DraftTree, FirstLevelIsTheRootsTopK) {
+  DraftTree t;
+  t.Reset(7);
+  std::vector<float> logits = {0.1f, 3.0f, -1.0f, 2.0f, 2.5f, 0.0f};
+  ExpandLevel(&t, logits.data(), 6, 3);
+  ASSERT_EQ(t.size(), 4);
+  EXPECT_EQ(t.tokens, (std::vector<int32_t>{7, 1, 4, 3}));
+  EXPECT_EQ(t.parents, (std::vector<int32_t>{-1, 0, 0, 0}));
+  EXPECT_EQ(t.children[0], (std::vector<int32_t>{1, 2, 3}));
+  EXPECT_EQ(t.level_start, (std::vector<int32_t>{0, 1, 4}));
+  // Scores are log-softmax values.
+  double lse = 0;
+  for (float x : logits) lse += std::exp(static_cast<double>(x));
+  lse = std::log(lse);
+  EXPECT_NEAR(t.scores[1], 3.0 - lse, 1e-12);
+}
+
+TEST(DraftTree, LaterLevelsKeepTheBestCumulativePairsGroupedByParent) {
+  DraftTree t;
+  t.Reset(0);
+  // Root: token 1 (p .6), token 2 (p .4).
+  std::vector<float> l1 = LogitsOf({0.0, 0.6, 0.4, 0.0});
+  ExpandLevel(&t, l1.data(), 4, 2);
+  ASSERT_EQ(t.tokens, (std::vector<int32_t>{0, 1, 2}));
+  // Node 1 (.6): children p = {.5 tok0, .5 tok3}; node 2 (.4): {.9 tok3, .1 tok1}.
+  // Cumulative: (1,0)=.30 (1,3)=.30 (2,3)=.36 (2,1)=.04 -> best 3: (2,3), (1,0), (1,3).
+  std::vector<float> l2 = LogitsOf({0.5, 0.0, 0.0, 0.5});
+  std::vector<float> l2b = LogitsOf({0.0, 0.1, 0.0, 0.9});
+  l2.insert(l2.end(), l2b.begin(), l2b.end());
+  ExpandLevel(&t, l2.data(), 4, 3);
+  ASSERT_EQ(t.size(), 6);
+  EXPECT_EQ(t.parents, (std::vector<int32_t>{-1, 0, 0, 1, 1, 2}));
+  EXPECT_EQ(t.tokens, (std::vector<int32_t>{0, 1, 2, 0, 3, 3}));  // tie (1,0)/(1,3) -> lower token first
+  EXPECT_EQ(t.children[1], (std::vector<int32_t>{3, 4}));
+  EXPECT_EQ(t.children[2], (std::vector<int32_t>{5}));
+  EXPECT_EQ(t.depths, (std::vector<int32_t>{0, 1, 1, 2, 2, 2}));
+  EXPECT_NEAR(std::exp(t.scores[5]), 0.36, 1e-9);
+}
+
+TEST(DraftTree, TruncateShape) {
+  EXPECT_EQ(TruncateShape({4, 16, 16}, 2), (std::vector<int>{4, 16}));
+  EXPECT_EQ(TruncateShape({4, 16, 16}, 9), (std::vector<int>{4, 16, 16}));
+  EXPECT_TRUE(TruncateShape({4, 16, 16}, 0).empty());
+}
+
+TEST(AcceptGreedy, FollowsTheArgmaxChainAndAddsTheBonus) {
+  DraftTree t;
+  t.Reset(9);
+  const int V = 5;
+  std::vector<float> root = {0, 5, 4, 0, 0};  // children: 1, 2
+  ExpandLevel(&t, root.data(), V, 2);
+  std::vector<float> lvl = {1, 0, 0, 9, 2,  /*node1*/ 0, 0, 3, 0, 1 /*node2*/};
+  ExpandLevel(&t, lvl.data(), V, 2);  // best pairs: (1,3) and (2,2)
+  // Verify logits: root argmax 2 -> node 2; node 2 argmax 2 -> its child; that child argmax 4.
+  std::vector<float> verify(static_cast<size_t>(t.size()) * V, 0.0f);
+  auto set = [&](int node, int tok) { verify[static_cast<size_t>(node) * V + tok] = 10.0f; };
+  set(0, 2);
+  int node2 = t.children[0][1];
+  ASSERT_EQ(t.tokens[node2], 2);
+  set(node2, 2);
+  ASSERT_EQ(t.children[node2].size(), 1u);
+  int leaf = t.children[node2][0];
+  ASSERT_EQ(t.tokens[leaf], 2);
+  set(leaf, 4);
+  set(t.children[0][0], 0);
+  AcceptResult r = AcceptGreedy(t, verify.data(), V);
+  EXPECT_EQ(r.path, (std::vector<int32_t>{0, node2, leaf}));
+  EXPECT_EQ(r.bonus, 4);
+  // A target that disagrees at the root keeps only the root.
+  std::fill(verify.begin(), verify.end(), 0.0f);
+  set(0, 4);
+  r = AcceptGreedy(t, verify.data(), V);
+  EXPECT_EQ(r.path, (std::vector<int32_t>{0}));
+  EXPECT_EQ(r.bonus, 4);
+}
+
+// Chi-square statistic of observed counts against probabilities.
+double ChiSquare(const std::map<int32_t, int64_t>& counts, const std::vector<double>& probs, int64_t n) {
+  double chi = 0;
+  for (size_t k = 0; k < probs.size(); ++k) {
+    if (probs[k] == 0) {
+      EXPECT_EQ(counts.count(static_cast<int32_t>(k)), 0u) << "impossible token " << k << " was emitted";
+      continue;
+    }
+    const double e = probs[k] * n;
+    const double o = counts.count(static_cast<int32_t>(k)) ? counts.at(static_cast<int32_t>(k)) : 0;
+    chi += (o - e) * (o - e) / e;
+  }
+  return chi;
+}
+
+TEST(AcceptAtNode, EmittedTokenIsDistributedExactlyAsP) {
+  // With n = 400k draws a 1% absolute bias on any token gives a chi-square contribution of
+  // ~n * 0.01^2 / p >= 40 / p; the 99.99% quantile of chi2(5) is ~25.7.
+  const std::vector<double> probs = {0.30, 0.05, 0.25, 0.0, 0.15, 0.25};
+  TokenDistribution p;
+  for (size_t i = 0; i < probs.size(); ++i) {
+    if (probs[i] > 0) {
+      p.tokens.push_back(static_cast<int32_t>(i));
+      p.probs.push_back(probs[i]);
+    }
+  }
+  for (const std::vector<int32_t>& children :
+       {std::vector<int32_t>{}, {2}, {1, 0}, {3, 5, 4}, {0, 1, 2, 4, 5}, {3}}) {
+    Rng rng(11);
+    std::map<int32_t, int64_t> counts;
+    const int64_t n = 400000;
+    for (int64_t i = 0; i < n; ++i) {
+      int32_t bonus = -1;
+      const int32_t c = AcceptAtNode(p, children, rng, &bonus);
+      counts[c >= 0 ? children[c] : bonus] += 1;
+    }
+    EXPECT_LT(ChiSquare(counts, probs, n), 25.7) << "children size " << children.size();
+  }
+}
+
+TEST(AcceptSampling, TwoTokenJointMatchesTheTarget) {
+  // A 2-level tree over a 4-token vocabulary; the target's joint of the next two emitted tokens
+  // (first from the root's row, second from the accepted child's row or the bonus row) must be
+  // p1(a) * p2(b | a). Leaves emit their bonus from their own row.
+  const int V = 4;
+  DraftTree t;
+  t.Reset(0);
+  std::vector<float> d1 = LogitsOf({0.1, 0.5, 0.4, 0.0001});
+  ExpandLevel(&t, d1.data(), V, 2);  // children tokens 1, 2
+  const std::vector<double> p1 = {0.2, 0.3, 0.1, 0.4};
+  const std::vector<std::vector<double>> p2 = {
+      {0.25, 0.25, 0.25, 0.25}, {0.7, 0.1, 0.1, 0.1}, {0.05, 0.05, 0.5, 0.4}, {0.1, 0.2, 0.3, 0.4}};
+  std::vector<float> verify;
+  auto append = [&](const std::vector<double>& q) {
+    std::vector<float> l = LogitsOf(q);
+    verify.insert(verify.end(), l.begin(), l.end());
+  };
+  append(p1);
+  for (int node = 1; node < t.size(); ++node) append(p2[t.tokens[node]]);
+  SamplingParams sp;
+  sp.temperature = 1.0f;
+  Rng rng(5);
+  std::map<int32_t, int64_t> counts;
+  const int64_t n = 400000;
+  // Second token after a bonus at the root: drawn from p2[first] as a plain step would.
+  for (int64_t i = 0; i < n; ++i) {
+    AcceptResult r = AcceptSampling(t, verify.data(), V, sp, rng);
+    int32_t first, second;
+    if (r.path.size() >= 2) {
+      first = t.tokens[r.path[1]];
+      second = r.bonus;
+    } else {
+      first = r.bonus;
+      TokenDistribution q = ProcessLogits(LogitsOf(p2[first]).data(), V, sp);
+      second = SampleFrom(q, rng);
+    }
+    counts[first * V + second] += 1;
+  }
+  std::vector<double> joint(V * V);
+  for (int a = 0; a < V; ++a)
+    for (int b = 0; b < V; ++b) joint[a * V + b] = p1[a] * p2[a][b];
+  // chi2(15) 99.99% quantile ~ 42.
+  EXPECT_LT(ChiSquare(counts, joint, n), 42.0);
+}
+
+}  // namespace
+}  // namespace longspec

@@ -1,0 +1,180 @@
+"""Speculative decoding on the CPU reference engine: the invariants of DESIGN.md section 4.
+
+- speculative greedy == plain greedy, token for token (real SmolLM2 + random draft, random Qwen2);
+- an oracle draft (the target drafting for itself) accepts the full depth every round;
+- sampling is lossless (chi-square against the target's exact distribution);
+- the draft's memory does not grow with the context.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import os
+
+import numpy as np
+import pytest
+
+import longspec
+from longspec import Engine
+
+
+def _texts():
+    import http.client
+    import textwrap
+
+    src = inspect.getsource(http.client)
+    return [
+        "The capital of France is",
+        "def quicksort(arr):\n",
+        "Write a short poem about autumn leaves.",
+        "1, 2, 3, 4, 5, 6,",
+        "The quick brown fox",
+        "import numpy as np\nimport torch\n\nclass",
+        "In 1905, Albert Einstein published",
+        # Prompts longer than the draft window (W = 512 tokens).
+        src[:3000],
+        src[5000:9000],
+        textwrap.dedent(inspect.getsource(json.decoder))[:4000],
+    ]
+
+
+@pytest.fixture(scope="module")
+def smol_draft(smollm2_gguf, tmp_path_factory):
+    return longspec.random_draft(smollm2_gguf, tmp_path_factory.mktemp("smol_draft"), seed=1)
+
+
+@pytest.fixture(scope="module")
+def smol_spec(smollm2_gguf, smol_draft):
+    return Engine(smollm2_gguf, draft=smol_draft, device="cpu", prefill_chunk=256)
+
+
+def test_random_draft_checkpoint_format(smol_draft, smollm2_gguf):
+    cfg = json.load(open(os.path.join(smol_draft, "config.json")))
+    assert cfg["format"] == "longspec-draft" and cfg["window"] == 512
+    assert cfg["target"]["hidden_size"] == 576 and cfg["target"]["vocab_size"] == 49152
+    assert cfg["tree_shape"] == [4, 16, 16, 16, 16]
+    eng = Engine(smollm2_gguf, draft=smol_draft, device="cpu", tokenizer=False)
+    assert eng.has_draft and eng.tree == [4, 16, 16, 16, 16]
+    assert eng.draft_info["architecture"] == "longspec-draft"
+
+
+def test_speculative_greedy_equals_plain_greedy_smollm2(smol_spec):
+    prompts = _texts()
+    assert len(prompts) >= 10
+    lengths = []
+    for i, text in enumerate(prompts):
+        ids = smol_spec.encode(text)
+        lengths.append(len(ids))
+        # The default tree on some prompts, smaller trees and a chain on others (CPU time).
+        tree = [[4, 16, 16, 16, 16], [2, 4, 4], [1, 1, 1, 1], [3, 3, 3, 3, 3, 3]][i % 4]
+        plain = smol_spec.generate(ids, max_new_tokens=128, ignore_eos=True, speculative=False)
+        spec = smol_spec.generate(ids, max_new_tokens=128, ignore_eos=True, tree=tree)
+        assert spec.tokens == plain.tokens, f"prompt {i} (tree {tree}) diverged"
+        assert spec.stats["speculative"] and not plain.stats["speculative"]
+        assert spec.stats["rounds"] >= 1
+        assert sum(k * n for k, n in enumerate(spec.stats["accepted_histogram"])) >= 127
+    assert max(lengths) > 512, "need prompts longer than the draft window"
+
+
+def test_speculative_stats(smol_spec):
+    out = smol_spec.generate("Hello", max_new_tokens=20, ignore_eos=True)
+    s = out.stats
+    for key in ("rounds", "mean_accepted", "accepted_histogram", "draft_s", "verify_s", "other_s",
+                "tokens_per_s", "target_cache_bytes", "draft_cache_bytes"):
+        assert key in s
+    assert s["rounds"] > 0 and s["mean_accepted"] >= 1.0
+    assert len(out.tokens) == 20
+    hist = s["accepted_histogram"]
+    assert sum(hist) == s["rounds"]
+    assert abs(sum(k * n for k, n in enumerate(hist)) / s["rounds"] - s["mean_accepted"]) < 1e-9
+    assert s["draft_s"] > 0 and s["verify_s"] > 0
+
+
+@pytest.fixture(scope="module")
+def qwen_draft(random_qwen2_dir, tmp_path_factory):
+    return longspec.random_draft(random_qwen2_dir, tmp_path_factory.mktemp("qwen_draft"), seed=2, window=32)
+
+
+def test_speculative_greedy_equals_plain_greedy_random_qwen2(random_qwen2_dir, qwen_draft):
+    eng = Engine(random_qwen2_dir, draft=qwen_draft, device="cpu", tokenizer=False, prefill_chunk=64)
+    rng = np.random.default_rng(3)
+    for L in (1, 5, 31, 33, 200, 700):
+        ids = rng.integers(0, 512, size=L).tolist()
+        plain = eng.generate(ids, max_new_tokens=96, ignore_eos=True, speculative=False)
+        for tree in ([4, 16, 16, 16, 16], [1] * 8, [8, 8]):
+            spec = eng.generate(ids, max_new_tokens=96, ignore_eos=True, tree=tree)
+            assert spec.tokens == plain.tokens, f"prompt length {L}, tree {tree}"
+
+
+@pytest.mark.parametrize("depth", [1, 4, 9])
+def test_oracle_draft_accepts_full_depth_every_round(random_qwen2_dir, depth):
+    eng = Engine(random_qwen2_dir, draft="oracle", device="cpu", tokenizer=False)
+    ids = list(range(3, 60))
+    rounds = 7
+    n = 1 + rounds * (depth + 1)  # the first token comes from the prefill
+    out = eng.generate(ids, max_new_tokens=n, ignore_eos=True, tree=[1] * depth)
+    plain = eng.generate(ids, max_new_tokens=n, ignore_eos=True, speculative=False)
+    assert out.tokens == plain.tokens
+    s = out.stats
+    assert s["rounds"] == rounds
+    assert s["mean_accepted"] == depth + 1
+    assert s["accepted_histogram"][depth + 1] == rounds
+
+
+def test_oracle_draft_on_a_tree_is_exact(random_qwen2_dir):
+    eng = Engine(random_qwen2_dir, draft="oracle", device="cpu", tokenizer=False)
+    ids = list(range(100, 140))
+    out = eng.generate(ids, max_new_tokens=60, ignore_eos=True, tree=[4, 16, 16])
+    plain = eng.generate(ids, max_new_tokens=60, ignore_eos=True, speculative=False)
+    assert out.tokens == plain.tokens
+    assert out.stats["mean_accepted"] > 2.5  # the target's own greedy path is almost always in the beam
+
+
+def test_stop_conditions_fire_mid_path(random_qwen2_dir):
+    eng = Engine(random_qwen2_dir, draft="oracle", device="cpu", tokenizer=False)
+    ids = list(range(10, 30))
+    plain = eng.generate(ids, max_new_tokens=40, ignore_eos=True, speculative=False)
+    stop = plain.tokens[6]
+    first = plain.tokens.index(stop)
+    out = eng.generate(ids, max_new_tokens=40, ignore_eos=True, tree=[1] * 5, stop_token_ids=[stop])
+    assert out.tokens == plain.tokens[: first + 1]
+    assert out.finish_reason == "stop"
+    for n in (1, 2, 3, 7, 13):
+        out = eng.generate(ids, max_new_tokens=n, ignore_eos=True, tree=[1] * 5)
+        assert out.tokens == plain.tokens[:n] and out.finish_reason == "length"
+
+
+def test_draft_cache_bytes_do_not_grow_with_context(tmp_path):
+    from conftest import make_random_qwen2
+
+    target = make_random_qwen2(str(tmp_path / "t"), vocab=256, hidden=32, layers=1, heads=2, kv_heads=1,
+                               inter=64, max_pos=40000, shard=False)
+    draft = longspec.random_draft(target, tmp_path / "d", seed=0, window=64)
+    eng = Engine(target, draft=draft, device="cpu", tokenizer=False, prefill_chunk=1024)
+    rng = np.random.default_rng(0)
+    draft_bytes, target_bytes = [], []
+    for ctx in (1024, 8192, 32768):
+        ids = rng.integers(0, 256, size=ctx).tolist()
+        out = eng.generate(ids, max_new_tokens=8, ignore_eos=True, tree=[2, 2])
+        draft_bytes.append(out.stats["draft_cache_bytes"])
+        target_bytes.append(out.stats["target_cache_bytes"])
+    assert draft_bytes[0] == draft_bytes[1] == draft_bytes[2] > 0
+    assert target_bytes[0] < target_bytes[1] < target_bytes[2]
+
+
+def test_draft_that_does_not_fit_the_target_is_rejected(random_qwen2_dir, smollm2_gguf, smol_draft):
+    with pytest.raises(ValueError, match="hidden_size"):
+        Engine(random_qwen2_dir, draft=smol_draft, device="cpu", tokenizer=False)
+
+
+def test_per_call_tree_override_and_plain_switch(random_qwen2_dir, qwen_draft):
+    eng = Engine(random_qwen2_dir, draft=qwen_draft, device="cpu", tokenizer=False, tree=[2, 2])
+    assert eng.tree == [2, 2]
+    ids = [5, 6, 7]
+    a = eng.generate(ids, max_new_tokens=10, ignore_eos=True)
+    b = eng.generate(ids, max_new_tokens=10, ignore_eos=True, tree=[6, 6, 6])
+    c = eng.generate(ids, max_new_tokens=10, ignore_eos=True, speculative=False)
+    assert a.tokens == b.tokens == c.tokens
+    assert len(a.stats["accepted_histogram"]) == 4 and len(b.stats["accepted_histogram"]) == 5
+    with pytest.raises(ValueError, match="tree"):
+        eng.generate(ids, tree=[0])
