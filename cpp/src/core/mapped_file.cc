@@ -37,13 +37,23 @@ StatusOr<std::shared_ptr<MappedFile>> MappedFile::Open(const std::string& path) 
       return IoError("cannot mmap " + path + ": " + std::strerror(err));
     }
     file->data_ = static_cast<const uint8_t*>(p);
+    file->mapped_ = true;
   }
   ::close(fd);
   return file;
 }
 
+std::shared_ptr<MappedFile> MappedFile::FromBytes(std::string name, std::vector<uint8_t> bytes) {
+  std::shared_ptr<MappedFile> file(new MappedFile());
+  file->path_ = std::move(name);
+  file->owned_ = std::move(bytes);
+  file->size_ = file->owned_.size();
+  file->data_ = file->owned_.empty() ? nullptr : file->owned_.data();
+  return file;
+}
+
 MappedFile::~MappedFile() {
-  if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
+  if (mapped_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
 }  // namespace longspec
