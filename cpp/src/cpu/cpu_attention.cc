@@ -22,6 +22,9 @@ static_assert(kChunkKeys == kAttnChunk, "the CPU kernels' chunk must be the cont
 namespace {
 
 constexpr int kRowBlock = 8;
+// Below this many q.k multiply-adds a call stays on the calling thread: waking the pool costs
+// more than it saves.
+constexpr int64_t kSerialWork = 1 << 18;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // Which query heads a unit owns: heads [head0, head0 + count) all read kv head kv_head.
@@ -153,7 +156,10 @@ void AttentionPrefix(const CpuKernels& kern, int threads, const AttentionPrefixP
   const int64_t row_blocks = (rows + kRowBlock - 1) / kRowBlock;
   const int groups = p.kv.num_kv_heads * GroupsPerKvHead(p.num_heads, p.kv.num_kv_heads);
   const int64_t units = row_blocks * groups;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (units > 1 && threads > 1)
+  int64_t keys = 0;
+  for (int64_t r = 0; r < rows; ++r) keys += p.kv_len[r];
+  const bool parallel = threads > 1 && units > 1 && keys * p.num_heads * d >= kSerialWork;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (parallel)
   for (int64_t u = 0; u < units; ++u) {
     const HeadGroup g = GroupOf(static_cast<int>(u % groups), p.num_heads, p.kv.num_kv_heads);
     const int64_t r0 = (u / groups) * kRowBlock;
@@ -192,7 +198,10 @@ void AttentionTree(const CpuKernels& kern, int threads, const AttentionTreeParam
   const int64_t rows = p.q.rows;
   const int groups = p.kv.num_kv_heads * GroupsPerKvHead(p.num_heads, p.kv.num_kv_heads);
   const int64_t units = rows * groups;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (units > 1 && threads > 1)
+  int64_t keys = p.visible_offsets[rows] - p.visible_offsets[0];
+  for (int64_t r = 0; r < rows; ++r) keys += std::max<int64_t>(0, p.committed - p.band_start[r]);
+  const bool parallel = threads > 1 && units > 1 && keys * p.num_heads * d >= kSerialWork;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (parallel)
   for (int64_t u = 0; u < units; ++u) {
     const HeadGroup g = GroupOf(static_cast<int>(u % groups), p.num_heads, p.kv.num_kv_heads);
     const int64_t row = u / groups;
