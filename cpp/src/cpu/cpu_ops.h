@@ -1,0 +1,32 @@
+// The CPU backend's op drivers: validation (debug asserts), threading and dispatch to the
+// kernel table. The Backend class in cpu_backend.cc forwards to these.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "backend/backend.h"
+#include "core/aligned_buffer.h"
+#include "cpu/cpu_kernels.h"
+
+namespace longspec::cpu {
+
+// W packed for the GEMM kernels: panels of kPanel output columns, [panel][k][kPanel].
+class CpuLinearWeight final : public LinearWeight {
+ public:
+  AlignedBuffer packed;
+  AlignedBuffer bias;  // [num_panels * kPanel], zero-padded; empty when there is no bias
+  int64_t num_panels = 0;
+  size_t bytes() const override { return packed.size() + bias.size(); }
+};
+
+// Throws std::bad_alloc when out of memory (the backend converts it to a Status).
+std::unique_ptr<CpuLinearWeight> PackLinear(const float* w, int64_t out_features, int64_t in_features,
+                                            const float* bias);
+
+void Linear(const CpuKernels& kern, int threads, View x, const CpuLinearWeight& w, View out);
+void AttentionPrefix(const CpuKernels& kern, int threads, const AttentionPrefixParams& p);
+void AttentionTree(const CpuKernels& kern, int threads, const AttentionTreeParams& p);
+void AttentionMerge(int threads, const AttentionMergeParams& p);
+
+}  // namespace longspec::cpu
