@@ -31,6 +31,9 @@ if(LONGSPEC_CUDA_ENABLED)
 
   file(GLOB LONGSPEC_CUDA_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/cuda/*.cu)
   target_sources(longspec PRIVATE ${LONGSPEC_CUDA_SOURCES})
+  # The target was created before CUDA was enabled: give it the architecture list explicitly.
+  set_target_properties(longspec PROPERTIES CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}"
+                                            CUDA_SEPARABLE_COMPILATION OFF)
   target_include_directories(longspec PRIVATE ${PROJECT_SOURCE_DIR}/cuda)
   target_link_libraries(longspec PUBLIC CUDA::cudart_static)
   target_link_libraries(longspec PRIVATE longspec_cutlass)

@@ -256,6 +256,14 @@ class Engine:
         """The target's logits (float32 numpy array, vocab_size) at the last prompt position."""
         return self._engine.prompt_logits(self._prompt_ids(prompt))
 
+    def draft_logits(self, prompt, continuation):
+        """The draft's logits (float32, [len(continuation), vocab]) for each continuation token fed
+        after ``prompt``, as one speculation round rooted at ``continuation[0]`` computes them."""
+        if not self.has_draft:
+            raise ValueError("draft_logits needs an engine with a draft")
+        cont = _check_token_list("continuation", continuation, self.target_info["vocab_size"])
+        return self._engine.draft_logits(self._prompt_ids(prompt), cont)
+
     def __repr__(self) -> str:
         info = self.target_info
         draft = f", draft={self.draft_path!r}" if self.draft_path else ""

@@ -150,6 +150,18 @@ class PyEngine {
     return out;
   }
 
+  py::array_t<float> DraftLogits(const std::vector<int32_t>& prompt, const std::vector<int32_t>& continuation) {
+    StatusOr<std::vector<float>> r = [&] {
+      py::gil_scoped_release release;
+      return engine_->DraftLogits(prompt, continuation);
+    }();
+    std::vector<float> v = Unwrap(std::move(r));
+    const py::ssize_t vocab = static_cast<py::ssize_t>(engine_->target_info().vocab_size);
+    py::array_t<float> out({static_cast<py::ssize_t>(continuation.size()), vocab});
+    std::copy(v.begin(), v.end(), out.mutable_data());
+    return out;
+  }
+
   py::dict TargetInfo() const { return InfoDict(engine_->target_info()); }
   py::object DraftInfo() const {
     const ModelInfo* d = engine_->draft_info();
@@ -227,6 +239,7 @@ PYBIND11_MODULE(_C, m) {
            py::arg("top_p"), py::arg("top_k"), py::arg("seed"), py::arg("stop_token_ids"), py::arg("ignore_eos"),
            py::arg("speculative"), py::arg("tree"), py::arg("callback"))
       .def("prompt_logits", &PyEngine::PromptLogits, py::arg("prompt"))
+      .def("draft_logits", &PyEngine::DraftLogits, py::arg("prompt"), py::arg("continuation"))
       .def_property_readonly("target_info", &PyEngine::TargetInfo)
       .def_property_readonly("draft_info", &PyEngine::DraftInfo)
       .def_property_readonly("has_draft", &PyEngine::HasDraft)

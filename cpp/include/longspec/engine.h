@@ -88,6 +88,12 @@ class Engine {
   // Target logits (vocab_size floats, before any temperature) of the last prompt position.
   StatusOr<std::vector<float>> PromptLogits(const std::vector<int32_t>& prompt);
 
+  // Analysis/testing: the draft's next-token logits for each token of `continuation` (1 to
+  // kMaxTreeDepth + 1 tokens) fed after `prompt`, as the speculative loop would compute them in
+  // one round whose root is continuation[0]: [continuation.size() * vocab_size] floats.
+  // FailedPrecondition without a draft.
+  StatusOr<std::vector<float>> DraftLogits(const std::vector<int32_t>& prompt, const std::vector<int32_t>& continuation);
+
   const ModelInfo& target_info() const;
   bool has_draft() const;
   const ModelInfo* draft_info() const;  // nullptr without a draft

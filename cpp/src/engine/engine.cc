@@ -7,6 +7,7 @@
 #include "engine/engine_impl.h"
 #include "spec/draft_model.h"
 #include "spec/oracle_drafter.h"
+#include "spec/token_tree.h"
 
 #ifdef LONGSPEC_WITH_CUDA
 namespace longspec::cuda {
@@ -218,6 +219,39 @@ StatusOr<std::vector<float>> Engine::PromptLogits(const std::vector<int32_t>& pr
     return ResourceExhaustedError("out of memory computing logits");
   } catch (const std::exception& e) {
     return InternalError(std::string("unexpected error computing logits: ") + e.what());
+  }
+}
+
+StatusOr<std::vector<float>> Engine::DraftLogits(const std::vector<int32_t>& prompt,
+                                                 const std::vector<int32_t>& continuation) {
+  try {
+    if (!impl_->drafter) return FailedPreconditionError("DraftLogits needs an engine with a draft");
+    LONGSPEC_RETURN_IF_ERROR(impl_->CheckRequest(prompt, SamplingParams()));
+    const int64_t n = static_cast<int64_t>(continuation.size());
+    if (n < 1 || n > kMaxTreeDepth + 1) {
+      return InvalidArgumentError("continuation must hold 1 to " + std::to_string(kMaxTreeDepth + 1) + " tokens, got " +
+                                  std::to_string(n));
+    }
+    const int64_t vocab = impl_->target->config().vocab_size;
+    for (int32_t t : continuation) {
+      if (t < 0 || t >= vocab) return InvalidArgumentError("continuation holds " + std::to_string(t) + ", outside the vocabulary");
+    }
+    if (static_cast<int64_t>(prompt.size()) + n > impl_->context_limit) {
+      return OutOfRangeError("prompt + continuation exceed the context limit");
+    }
+    LONGSPEC_RETURN_IF_ERROR(impl_->drafter->EnsureRows(static_cast<int32_t>(n)));
+    LONGSPEC_RETURN_IF_ERROR(impl_->target->Reset(static_cast<int64_t>(prompt.size()) + n));
+    LONGSPEC_RETURN_IF_ERROR(impl_->target->Prefill(prompt, nullptr));
+    LONGSPEC_RETURN_IF_ERROR(impl_->drafter->Prefill(prompt));
+    DraftTree chain;
+    chain.Reset(continuation[0]);
+    for (int64_t i = 1; i < n; ++i) chain.AddNode(static_cast<int32_t>(i - 1), continuation[i], 0.0);
+    const float* logits = impl_->drafter->LevelLogits(chain, 0);
+    return std::vector<float>(logits, logits + n * vocab);
+  } catch (const std::bad_alloc&) {
+    return ResourceExhaustedError("out of memory computing draft logits");
+  } catch (const std::exception& e) {
+    return InternalError(std::string("unexpected error computing draft logits: ") + e.what());
   }
 }
 
