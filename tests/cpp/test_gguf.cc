@@ -2,6 +2,7 @@
 // deterministic mutation fuzz loop. Files are built with tests/cpp/model_file_writers.h.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>

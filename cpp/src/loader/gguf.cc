@@ -25,8 +25,6 @@ constexpr uint64_t kMaxMetadataValues = uint64_t{1} << 22;
 constexpr uint64_t kMinKvBytes = 8 + 1 + 4 + 1;             // key len, 1-char key, type, u8
 constexpr uint64_t kMinTensorInfoBytes = 8 + 1 + 4 + 8 + 4 + 8;  // name len, name, n_dims, ne, type, offset
 
-std::string TypeIdString(uint32_t id) { return std::to_string(id); }
-
 uint64_t ScalarSize(GgufValueType t) {
   switch (t) {
     case GgufValueType::kUint8: case GgufValueType::kInt8: case GgufValueType::kBool: return 1;
@@ -43,11 +41,10 @@ bool ValidValueType(uint32_t t) { return t <= static_cast<uint32_t>(GgufValueTyp
 
 class Reader {
  public:
-  Reader(const MappedFile& file) : data_(file.data()), size_(file.size()), path_(file.path()) {}
+  explicit Reader(const MappedFile& file) : data_(file.data()), size_(file.size()), path_(file.path()) {}
 
   size_t pos() const { return pos_; }
   uint64_t remaining() const { return size_ - pos_; }
-  const std::string& path() const { return path_; }
 
   Status Error(const std::string& what) const {
     return DataLossError(path_ + ": " + what + " (at byte " + std::to_string(pos_) + ")");
@@ -145,7 +142,7 @@ class MetadataParser {
     uint64_t count;
     LONGSPEC_RETURN_IF_ERROR(r_.Read(&elem_type, "array element type of '" + key + "'"));
     if (!ValidValueType(elem_type)) {
-      return r_.Error("metadata '" + key + "' has an array of unknown value type " + TypeIdString(elem_type));
+      return r_.Error("metadata '" + key + "' has an array of unknown value type " + std::to_string(elem_type));
     }
     LONGSPEC_RETURN_IF_ERROR(r_.Read(&count, "array length of '" + key + "'"));
     const GgufValueType et = static_cast<GgufValueType>(elem_type);
@@ -168,6 +165,89 @@ class MetadataParser {
 };
 
 bool CheckedMul(int64_t a, int64_t b, int64_t* out) { return !__builtin_mul_overflow(a, b, out); }
+
+Status AlignmentOf(const GgufValue* a, const std::string& path, uint64_t* alignment) {
+  *alignment = kDefaultAlignment;
+  if (a == nullptr) return Status::OK();
+  if (a->type == GgufValueType::kBool || !a->is_integer() || a->i <= 0 || a->i > (int64_t{1} << 31) ||
+      (a->i & (a->i - 1)) != 0) {
+    return DataLossError(path + ": general.alignment must be a power of two integer, got " +
+                         (a->is_integer() ? std::to_string(a->i) : std::string("a non-integer")));
+  }
+  *alignment = static_cast<uint64_t>(a->i);
+  return Status::OK();
+}
+
+// One tensor-table entry: name, dims (ggml order), type, offset relative to the data section.
+Status ReadTensorInfo(Reader* r, uint64_t index, uint64_t alignment, TensorInfo* info, uint32_t* type_id) {
+  LONGSPEC_RETURN_IF_ERROR(r->ReadString(&info->name, "name of tensor #" + std::to_string(index)));
+  if (info->name.empty()) return r->Error("tensor #" + std::to_string(index) + " has an empty name");
+  const std::string tname = "tensor '" + info->name + "'";
+  uint32_t n_dims;
+  LONGSPEC_RETURN_IF_ERROR(r->Read(&n_dims, "dimension count of " + tname));
+  if (n_dims < 1 || n_dims > kMaxDims) {
+    return r->Error(tname + " has " + std::to_string(n_dims) + " dimensions (expected 1.." + std::to_string(kMaxDims) + ")");
+  }
+  int64_t ne[kMaxDims];
+  for (uint32_t d = 0; d < n_dims; ++d) {
+    uint64_t v;
+    LONGSPEC_RETURN_IF_ERROR(r->Read(&v, "dimension " + std::to_string(d) + " of " + tname));
+    if (v == 0 || v > static_cast<uint64_t>(INT64_MAX)) {
+      return r->Error(tname + " has invalid size " + std::to_string(v) + " in dimension " + std::to_string(d));
+    }
+    ne[d] = static_cast<int64_t>(v);
+  }
+  LONGSPEC_RETURN_IF_ERROR(r->Read(type_id, "type of " + tname));
+  const GgmlTypeTraits* traits = GgmlTypeTraitsOf(*type_id);
+  if (traits == nullptr) return r->Error(tname + " has unknown ggml type id " + std::to_string(*type_id));
+  uint64_t rel_offset;
+  LONGSPEC_RETURN_IF_ERROR(r->Read(&rel_offset, "data offset of " + tname));
+
+  if (ne[0] % traits->block_elems != 0) {
+    return r->Error(tname + " row length " + std::to_string(ne[0]) + " is not a multiple of the " + traits->name +
+                    " block size " + std::to_string(traits->block_elems));
+  }
+  // Bytes on disk = blocks per row * block bytes * rows; every step overflow-checked.
+  int64_t numel = ne[0], nbytes = 0;
+  bool fits = CheckedMul(ne[0] / traits->block_elems, traits->block_bytes, &nbytes);
+  for (uint32_t d = 1; d < n_dims && fits; ++d) fits = CheckedMul(numel, ne[d], &numel) && CheckedMul(nbytes, ne[d], &nbytes);
+  if (!fits) return r->Error(tname + " is too large: its element or byte count overflows int64");
+  if (rel_offset % alignment != 0) {
+    return r->Error(tname + " data offset " + std::to_string(rel_offset) + " is not a multiple of the alignment " +
+                    std::to_string(alignment));
+  }
+  info->shape.assign(ne, ne + n_dims);
+  std::reverse(info->shape.begin(), info->shape.end());  // ggml ne[0] is the fastest dimension
+  info->dtype = traits->name;
+  info->offset = rel_offset;
+  info->nbytes = static_cast<uint64_t>(nbytes);
+  return Status::OK();
+}
+
+// Makes offsets absolute after checking that every tensor lies inside the file and that no
+// two share bytes (ggml's own writer packs them back to back).
+Status PlaceTensorData(const std::string& path, uint64_t file_size, uint64_t data_start, std::vector<TensorInfo>* tensors) {
+  const uint64_t avail = file_size > data_start ? file_size - data_start : 0;
+  for (TensorInfo& info : *tensors) {
+    if (info.offset > avail || info.nbytes > avail - info.offset) {
+      return DataLossError(path + ": tensor '" + info.name + "' data [" + std::to_string(info.offset) + ", +" +
+                           std::to_string(info.nbytes) + ") lies outside the data section of " + std::to_string(avail) +
+                           " bytes");
+    }
+    info.offset += data_start;
+  }
+  std::vector<const TensorInfo*> by_offset;
+  by_offset.reserve(tensors->size());
+  for (const TensorInfo& info : *tensors) by_offset.push_back(&info);
+  std::sort(by_offset.begin(), by_offset.end(), [](const TensorInfo* a, const TensorInfo* b) { return a->offset < b->offset; });
+  for (size_t k = 1; k < by_offset.size(); ++k) {
+    if (by_offset[k - 1]->offset + by_offset[k - 1]->nbytes > by_offset[k]->offset) {
+      return DataLossError(path + ": data of tensors '" + by_offset[k - 1]->name + "' and '" + by_offset[k]->name +
+                           "' overlap");
+    }
+  }
+  return Status::OK();
+}
 
 }  // namespace
 
@@ -225,99 +305,31 @@ StatusOr<std::unique_ptr<GgufFile>> GgufFile::Parse(std::shared_ptr<MappedFile> 
       if (g->metadata_.count(key) != 0) return r.Error("duplicate metadata key '" + key + "'");
       uint32_t type;
       LONGSPEC_RETURN_IF_ERROR(r.Read(&type, "value type of '" + key + "'"));
-      if (!ValidValueType(type)) return r.Error("metadata '" + key + "' has unknown value type " + TypeIdString(type));
+      if (!ValidValueType(type)) return r.Error("metadata '" + key + "' has unknown value type " + std::to_string(type));
       GgufValue value;
       LONGSPEC_RETURN_IF_ERROR(meta.ReadValue(static_cast<GgufValueType>(type), 0, key, &value));
       g->metadata_.emplace(std::move(key), std::move(value));
     }
 
-    uint64_t alignment = kDefaultAlignment;
-    if (const GgufValue* a = g->Get("general.alignment")) {
-      if (a->type == GgufValueType::kBool || !a->is_integer() || a->i <= 0 || a->i > (int64_t{1} << 31) ||
-          (a->i & (a->i - 1)) != 0) {
-        return DataLossError(file->path() + ": general.alignment must be a power of two integer, got " +
-                             (a->is_integer() ? std::to_string(a->i) : std::string("a non-integer")));
-      }
-      alignment = static_cast<uint64_t>(a->i);
-    }
+    uint64_t alignment;
+    LONGSPEC_RETURN_IF_ERROR(AlignmentOf(g->Get("general.alignment"), file->path(), &alignment));
 
     g->tensors_.reserve(static_cast<size_t>(tensor_count));
     g->types_.reserve(static_cast<size_t>(tensor_count));
-    std::vector<uint64_t> rel_offsets;
-    rel_offsets.reserve(static_cast<size_t>(tensor_count));
     for (uint64_t t = 0; t < tensor_count; ++t) {
       TensorInfo info;
-      LONGSPEC_RETURN_IF_ERROR(r.ReadString(&info.name, "name of tensor #" + std::to_string(t)));
-      if (info.name.empty()) return r.Error("tensor #" + std::to_string(t) + " has an empty name");
-      const std::string tname = "tensor '" + info.name + "'";
-      if (g->index_.count(info.name) != 0) return r.Error("duplicate " + tname);
-      uint32_t n_dims;
-      LONGSPEC_RETURN_IF_ERROR(r.Read(&n_dims, "dimension count of " + tname));
-      if (n_dims < 1 || n_dims > kMaxDims) {
-        return r.Error(tname + " has " + std::to_string(n_dims) + " dimensions (expected 1.." + std::to_string(kMaxDims) + ")");
-      }
-      int64_t ne[kMaxDims];
-      for (uint32_t d = 0; d < n_dims; ++d) {
-        uint64_t v;
-        LONGSPEC_RETURN_IF_ERROR(r.Read(&v, "dimension " + std::to_string(d) + " of " + tname));
-        if (v == 0 || v > static_cast<uint64_t>(INT64_MAX)) {
-          return r.Error(tname + " has invalid size " + std::to_string(v) + " in dimension " + std::to_string(d));
-        }
-        ne[d] = static_cast<int64_t>(v);
-      }
       uint32_t type_id;
-      LONGSPEC_RETURN_IF_ERROR(r.Read(&type_id, "type of " + tname));
-      const GgmlTypeTraits* traits = GgmlTypeTraitsOf(type_id);
-      if (traits == nullptr) return r.Error(tname + " has unknown ggml type id " + TypeIdString(type_id));
-      uint64_t rel_offset;
-      LONGSPEC_RETURN_IF_ERROR(r.Read(&rel_offset, "data offset of " + tname));
-
-      if (ne[0] % traits->block_elems != 0) {
-        return r.Error(tname + " row length " + std::to_string(ne[0]) + " is not a multiple of the " + traits->name +
-                       " block size " + std::to_string(traits->block_elems));
+      LONGSPEC_RETURN_IF_ERROR(ReadTensorInfo(&r, t, alignment, &info, &type_id));
+      if (!g->index_.emplace(info.name, g->tensors_.size()).second) {
+        return DataLossError(file->path() + ": duplicate tensor '" + info.name + "'");
       }
-      // Bytes on disk = blocks per row * block bytes * rows; every step overflow-checked.
-      int64_t numel = ne[0], nbytes = 0;
-      bool fits = CheckedMul(ne[0] / traits->block_elems, traits->block_bytes, &nbytes);
-      for (uint32_t d = 1; d < n_dims && fits; ++d) fits = CheckedMul(numel, ne[d], &numel) && CheckedMul(nbytes, ne[d], &nbytes);
-      if (!fits) return r.Error(tname + " is too large: its element or byte count overflows int64");
-      if (rel_offset % alignment != 0) {
-        return r.Error(tname + " data offset " + std::to_string(rel_offset) + " is not a multiple of the alignment " +
-                       std::to_string(alignment));
-      }
-
-      info.shape.assign(ne, ne + n_dims);
-      std::reverse(info.shape.begin(), info.shape.end());  // ggml ne[0] is the fastest dimension
-      info.dtype = traits->name;
-      info.offset = rel_offset;  // made absolute once the data section start is known
-      info.nbytes = static_cast<uint64_t>(nbytes);
-      g->index_.emplace(info.name, g->tensors_.size());
       g->tensors_.push_back(std::move(info));
       g->types_.push_back(static_cast<GgmlType>(type_id));
     }
 
     // The data section starts at the next multiple of the alignment after the tensor table.
     const uint64_t data_start = (static_cast<uint64_t>(r.pos()) + alignment - 1) / alignment * alignment;
-    const uint64_t file_size = file->size();
-    for (TensorInfo& info : g->tensors_) {
-      const uint64_t avail = file_size > data_start ? file_size - data_start : 0;
-      if (info.offset > avail || info.nbytes > avail - info.offset) {
-        return DataLossError(file->path() + ": tensor '" + info.name + "' data [" + std::to_string(info.offset) + ", +" +
-                             std::to_string(info.nbytes) + ") lies outside the data section of " + std::to_string(avail) +
-                             " bytes");
-      }
-      info.offset += data_start;
-    }
-    std::vector<size_t> order(g->tensors_.size());
-    for (size_t k = 0; k < order.size(); ++k) order[k] = k;
-    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return g->tensors_[a].offset < g->tensors_[b].offset; });
-    for (size_t k = 1; k < order.size(); ++k) {
-      const TensorInfo& prev = g->tensors_[order[k - 1]];
-      const TensorInfo& cur = g->tensors_[order[k]];
-      if (prev.offset + prev.nbytes > cur.offset) {
-        return DataLossError(file->path() + ": data of tensors '" + prev.name + "' and '" + cur.name + "' overlap");
-      }
-    }
+    LONGSPEC_RETURN_IF_ERROR(PlaceTensorData(file->path(), file->size(), data_start, &g->tensors_));
 
     g->file_ = std::move(file);
     return g;

@@ -270,7 +270,9 @@ class Parser {
     // The grammar is checked above; strtod needs a terminated string, and the input is not.
     std::string token(start, p_);
     char* stop = nullptr;
-    double v = strtod_l(token.c_str(), &stop, CLocale());
+    locale_t c_locale = CLocale();
+    double v = c_locale != static_cast<locale_t>(nullptr) ? strtod_l(token.c_str(), &stop, c_locale)
+                                                          : std::strtod(token.c_str(), &stop);
     if (stop != token.c_str() + token.size()) return Error("could not convert number");
     if (!std::isfinite(v)) return Error("number out of the range of a double");
     *out = Json::MakeNumber(v);
