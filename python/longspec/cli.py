@@ -79,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="describe a model")
     _engine_args(i)
     i.set_defaults(func=cmd_info)
+    from .training.cli import add_eval_parser, add_train_parser
+
+    add_train_parser(sub)
+    add_eval_parser(sub)
     return parser
 
 

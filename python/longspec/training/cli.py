@@ -1,0 +1,132 @@
+"""``longspec train-draft`` and ``longspec eval-draft``."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def _load_npz_list(path: str) -> list[np.ndarray]:
+    with np.load(path) as z:
+        return [z[k] for k in sorted(z.files, key=lambda k: (len(k), k))]
+
+
+def add_train_parser(sub) -> None:
+    p = sub.add_parser("train-draft", help="train a LongSpec draft for a target (PyTorch)")
+    p.add_argument("--target", required=True, help="HF checkpoint dir or .gguf file (the frozen target)")
+    p.add_argument("--data", required=True, help="directory from `python -m longspec.training.data prepare`")
+    p.add_argument("--out", required=True, help="output directory (checkpoints, log, final draft in OUT/draft)")
+    p.add_argument("--init", default=None, help="start from this draft checkpoint instead of random weights")
+    p.add_argument("--stage1-steps", type=int, default=2000)
+    p.add_argument("--stage2-steps", type=int, default=0)
+    p.add_argument("--seq-len", type=int, default=1024)
+    p.add_argument("--long-len", type=int, default=8192)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--long-batch-size", type=int, default=1)
+    p.add_argument("--lr1", type=float, default=5e-4)
+    p.add_argument("--lr2", type=float, default=5e-6)
+    p.add_argument("--window", type=int, default=512)
+    p.add_argument("--tree", type=_ints, default=[4, 16, 16, 16, 16])
+    p.add_argument("--no-anchor-offsets", action="store_true", help="natural positions in stage 1 (ablation)")
+    p.add_argument("--no-noisy-lag", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-every", type=int, default=500)
+    p.add_argument("--device", default=None)
+    p.add_argument("--time-limit", type=float, default=None, help="stop (and checkpoint) after this many seconds")
+    p.add_argument("--no-resume", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args) -> int:
+    import torch
+
+    from .train import DraftTrainer, TrainConfig
+
+    cfg = TrainConfig(stage1_steps=args.stage1_steps, stage2_steps=args.stage2_steps, seq_len=args.seq_len,
+                      long_len=args.long_len, batch_size=args.batch_size, long_batch_size=args.long_batch_size,
+                      lr1=args.lr1, lr2=args.lr2, window=args.window, tree_shape=args.tree,
+                      anchor_offsets=not args.no_anchor_offsets, noisy_lag=not args.no_noisy_lag, seed=args.seed,
+                      save_every=args.save_every,
+                      device=args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    packed = None
+    if cfg.stage1_steps > 0:
+        with np.load(os.path.join(args.data, "train_packed.npz")) as z:
+            packed = z[z.files[0]]
+        if packed.shape[1] != cfg.seq_len:
+            packed = packed[:, :cfg.seq_len]
+    long_docs = _load_npz_list(os.path.join(args.data, "train_long.npz")) if cfg.stage2_steps > 0 else None
+    trainer = DraftTrainer(args.target, args.out, cfg, init_draft=args.init)
+    if not args.no_resume and trainer.try_resume():
+        print(f"resumed at step {trainer.step}", file=sys.stderr)
+    last = trainer.train(packed, long_docs, time_limit_s=args.time_limit)
+    print(json.dumps({"draft": os.path.join(args.out, "draft"), **last}))
+    return 0
+
+
+def add_eval_parser(sub) -> None:
+    p = sub.add_parser("eval-draft", help="measure tau (tokens per round) of a draft on held-out long documents")
+    p.add_argument("--target", required=True)
+    p.add_argument("--draft", required=True, help="draft checkpoint dir (or 'oracle')")
+    p.add_argument("--data", required=True, help="data dir with heldout_long.npz")
+    p.add_argument("--contexts", type=_ints, default=[1024, 4096, 8192])
+    p.add_argument("--trees", default="4,16,16,16,16;1,1,1,1",
+                   help="tree shapes separated by ';' (each comma-separated widths)")
+    p.add_argument("--docs", type=int, default=4, help="documents per context length")
+    p.add_argument("--new-tokens", type=int, default=128)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--out", default=None, help="write the results JSON here")
+    p.set_defaults(func=cmd_eval)
+
+
+def evaluate_tau(engine, docs: list[np.ndarray], contexts: list[int], trees: list[list[int]], n_docs: int,
+                 new_tokens: int) -> list[dict]:
+    """Greedy speculative generation after the first `ctx` tokens of each held-out document."""
+    limit = engine.target_info["max_position"]
+    rows = []
+    for ctx in contexts:
+        if ctx + new_tokens > limit:
+            continue
+        usable = [d for d in docs if len(d) >= ctx][:n_docs]
+        for tree in trees:
+            taus, rounds, produced, spec_time = [], 0, 0, 0.0
+            for d in usable:
+                out = engine.generate(d[:ctx].tolist(), max_new_tokens=new_tokens, ignore_eos=True, tree=tree)
+                s = out.stats
+                rounds += s["rounds"]
+                produced += sum(k * n for k, n in enumerate(s["accepted_histogram"]))
+                taus.append(s["mean_accepted"])
+                spec_time += s["decode_s"]
+            if not usable:
+                continue
+            rows.append({"context": ctx, "tree": tree, "docs": len(usable), "tau": produced / max(1, rounds),
+                         "tau_per_doc": taus, "rounds": rounds, "decode_s": spec_time})
+    return rows
+
+
+def cmd_eval(args) -> int:
+    from ..engine import Engine
+
+    trees = [_ints(t) for t in args.trees.split(";") if t.strip()]
+    docs = _load_npz_list(os.path.join(args.data, "heldout_long.npz"))
+    eng = Engine(args.target, draft=args.draft, device=args.device, num_threads=args.threads, tokenizer=False,
+                 prefill_chunk=512)
+    t0 = time.time()
+    rows = evaluate_tau(eng, docs, args.contexts, trees, args.docs, args.new_tokens)
+    result = {"target": args.target, "draft": args.draft, "device": eng.device, "rows": rows,
+              "seconds": round(time.time() - t0, 1)}
+    print(f"{'context':>8} {'tree':>20} {'docs':>5} {'tau':>6}")
+    for r in rows:
+        print(f"{r['context']:>8} {','.join(map(str, r['tree'])):>20} {r['docs']:>5} {r['tau']:>6.2f}")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=2)
+    return 0

@@ -1,0 +1,271 @@
+"""Training a LongSpec draft against a frozen target (DESIGN.md section 3).
+
+Stage 1: short packed sequences (length L) with Anchor-Offset Indices: s ~ U{0..4} anchor tokens
+keep positions 0..s-1, every later token is shifted by one offset o ~ U[0, max(min(30000,
+max_len - 1000) - L, 0)]; the same positions go to the target and to the draft. Stage 2: long
+documents at natural positions, lower learning rate. Both stages use the noisy lag: per batch
+p ~ U{1..4}, a draft query at index t cross-attends to target keys at indices <= t - p.
+Loss: next-token cross-entropy of the draft's logits through the frozen LM head.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..drafts import make_draft_config, write_draft
+from .draft_torch import LongSpecDraft, cross_lag_mask
+from .target import load_target, rope_of, target_forward
+
+
+@dataclass
+class TrainConfig:
+    stage1_steps: int = 1000
+    stage2_steps: int = 0
+    seq_len: int = 1024            # stage-1 sequence length
+    long_len: int = 8192           # stage-2 sequence length (cut from long documents)
+    batch_size: int = 8            # stage-1 sequences per step
+    long_batch_size: int = 1       # stage-2 sequences per step
+    lr1: float = 5e-4
+    lr2: float = 5e-6
+    betas: tuple = (0.9, 0.95)
+    weight_decay: float = 0.1
+    warmup_frac: float = 0.1
+    grad_clip: float = 1.0
+    anchor_offsets: bool = True    # Anchor-Offset Indices in stage 1 (off = natural positions: the ablation)
+    max_anchors: int = 4
+    noisy_lag: bool = True
+    max_lag: int = 4
+    window: int = 512
+    tree_shape: list = field(default_factory=lambda: [4, 16, 16, 16, 16])
+    final_norm: bool = False
+    init_std: float = 0.02
+    seed: int = 0
+    save_every: int = 500
+    log_every: int = 10
+    device: str = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def draw_anchor_offset(L: int, max_len: int, rng: random.Random, max_anchors: int = 4) -> tuple[int, int]:
+    """(s, o): s ~ U{0..max_anchors} anchor tokens, offset o ~ U[0, max(min(30000, max_len - 1000) - L, 0)]."""
+    s = rng.randint(0, max_anchors)
+    o = rng.randint(0, max(min(30000, max_len - 1000) - L, 0))
+    return s, o
+
+
+def positions_with_offset(L: int, s: int, o: int) -> np.ndarray:
+    """Tokens 0..s-1 keep positions 0..s-1; every later token moves by o."""
+    pos = np.arange(L, dtype=np.int64)
+    pos[s:] += o
+    return pos
+
+
+def anchor_offset_positions(L: int, max_len: int, rng: random.Random, max_anchors: int = 4) -> np.ndarray:
+    """Positions for one stage-1 sequence of length L (DESIGN.md section 3)."""
+    s, o = draw_anchor_offset(L, max_len, rng, max_anchors)
+    return positions_with_offset(L, s, o)
+
+
+def lr_at(step: int, total: int, peak: float, warmup_frac: float) -> float:
+    """Linear warm-up over warmup_frac of the steps, then cosine decay to 0."""
+    warm = max(1, int(total * warmup_frac))
+    if step < warm:
+        return peak * (step + 1) / warm
+    progress = (step - warm) / max(1, total - warm)
+    return peak * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+class DraftTrainer:
+    """Owns the frozen target, the draft, the optimiser and the data; runs, checkpoints, resumes."""
+
+    def __init__(self, target_path: str, out_dir: str, cfg: TrainConfig, init_draft: str | None = None):
+        self.cfg = cfg
+        self.out = out_dir
+        os.makedirs(out_dir, exist_ok=True)
+        self.device = torch.device(cfg.device)
+        self.amp = self.device.type == "cuda"
+        dtype = torch.bfloat16 if self.amp else torch.float32
+        self.target = load_target(target_path, device=cfg.device, dtype=dtype)
+        self.target_path = target_path
+        tcfg = self.target.config
+        from ..drafts import target_config
+
+        engine_cfg = target_config(target_path)
+        self.max_len = int(engine_cfg["max_position"])
+        self.vocab = int(engine_cfg["vocab_size"])
+        inv_freq, scaling = rope_of(self.target)
+        self.draft_config = make_draft_config(engine_cfg, window=cfg.window, tree_shape=cfg.tree_shape,
+                                              final_norm=cfg.final_norm, attention_bias=True)
+        torch.manual_seed(cfg.seed)
+        if init_draft:
+            self.draft = LongSpecDraft.from_checkpoint(init_draft, inv_freq, scaling)
+        else:
+            self.draft = LongSpecDraft(self.draft_config, inv_freq, scaling)
+            self.draft.init_weights(cfg.init_std)
+        self.draft.to(self.device)
+        self.embed = self.target.get_input_embeddings()
+        self.lm_head = self.target.get_output_embeddings()
+        decay = [p for n, p in self.draft.named_parameters() if p.dim() >= 2]
+        no_decay = [p for n, p in self.draft.named_parameters() if p.dim() < 2]
+        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                      {"params": no_decay, "weight_decay": 0.0}],
+                                     lr=cfg.lr1, betas=tuple(cfg.betas), fused=self.device.type == "cuda")
+        self.step = 0
+        self.rng = random.Random(cfg.seed)
+        self.np_rng = np.random.default_rng(cfg.seed)
+        self.log_path = os.path.join(out_dir, "train_log.jsonl")
+        del tcfg
+
+    # ------------------------------------------------------------------------------------
+    @property
+    def total_steps(self) -> int:
+        return self.cfg.stage1_steps + self.cfg.stage2_steps
+
+    def stage_of(self, step: int) -> int:
+        return 1 if step < self.cfg.stage1_steps else 2
+
+    def loss_on(self, ids: torch.Tensor, positions: torch.Tensor, lag: int) -> torch.Tensor:
+        """Mean next-token cross-entropy of the draft on ids [B, T] at positions [B, T]."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            k, v = target_forward(self.target, ids, positions)
+            h0 = self.embed(ids)
+            mask = cross_lag_mask(ids.shape[1], lag, ids.device)
+            h = self.draft(h0, positions, k, v, mask)
+            logits = self.lm_head(h[:, :-1])
+        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
+
+    def batch_stage1(self, packed: np.ndarray):
+        idx = self.np_rng.integers(0, packed.shape[0], size=self.cfg.batch_size)
+        ids = torch.as_tensor(packed[idx].astype(np.int64), device=self.device)
+        L = ids.shape[1]
+        if self.cfg.anchor_offsets:
+            pos = np.stack([anchor_offset_positions(L, self.max_len, self.rng, self.cfg.max_anchors)
+                            for _ in range(ids.shape[0])])
+        else:
+            pos = np.tile(np.arange(L), (ids.shape[0], 1))
+        return ids, torch.as_tensor(pos, device=self.device)
+
+    def batch_stage2(self, long_docs: list[np.ndarray]):
+        L = min(self.cfg.long_len, self.max_len)
+        rows = []
+        for _ in range(self.cfg.long_batch_size):
+            doc = long_docs[self.np_rng.integers(0, len(long_docs))]
+            if len(doc) > L:
+                start = int(self.np_rng.integers(0, len(doc) - L + 1))
+                doc = doc[start:start + L]
+            rows.append(doc.astype(np.int64))
+        n = min(len(r) for r in rows)
+        ids = torch.as_tensor(np.stack([r[:n] for r in rows]), device=self.device)
+        pos = torch.arange(n, device=self.device)[None].expand(ids.shape[0], -1)
+        return ids, pos
+
+    def lag(self) -> int:
+        return self.rng.randint(1, self.cfg.max_lag) if self.cfg.noisy_lag else 1
+
+    def lr(self, step: int) -> float:
+        c = self.cfg
+        if step < c.stage1_steps:
+            return lr_at(step, c.stage1_steps, c.lr1, c.warmup_frac)
+        return lr_at(step - c.stage1_steps, max(1, c.stage2_steps), c.lr2, c.warmup_frac)
+
+    # ------------------------------------------------------------------------------------
+    def train(self, packed: np.ndarray | None, long_docs: list[np.ndarray] | None, progress: bool = True,
+              time_limit_s: float | None = None) -> dict:
+        c = self.cfg
+        if c.stage1_steps > 0 and packed is None:
+            raise ValueError("stage 1 needs packed sequences")
+        if c.stage2_steps > 0 and not long_docs:
+            raise ValueError("stage 2 needs long documents")
+        bar = None
+        if progress:
+            try:
+                from tqdm import tqdm
+
+                bar = tqdm(total=self.total_steps, initial=self.step, desc="train-draft", dynamic_ncols=True)
+            except ImportError:
+                bar = None
+        start = time.time()
+        last = {}
+        self.draft.train()
+        while self.step < self.total_steps:
+            if time_limit_s is not None and time.time() - start > time_limit_s:
+                break
+            stage = self.stage_of(self.step)
+            ids, pos = self.batch_stage1(packed) if stage == 1 else self.batch_stage2(long_docs)
+            lag = self.lag()
+            for g in self.opt.param_groups:
+                g["lr"] = self.lr(self.step)
+            loss = self.loss_on(ids, pos, lag)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gnorm = torch.nn.utils.clip_grad_norm_(self.draft.parameters(), c.grad_clip)
+            self.opt.step()
+            self.step += 1
+            if self.step % c.log_every == 0 or self.step == self.total_steps:
+                last = {"step": self.step, "stage": stage, "loss": float(loss.detach()), "lag": lag,
+                        "lr": self.opt.param_groups[0]["lr"], "grad_norm": float(gnorm),
+                        "tokens": int(ids.numel()), "elapsed_s": round(time.time() - start, 2)}
+                with open(self.log_path, "a") as f:
+                    f.write(json.dumps(last) + "\n")
+                if bar is not None:
+                    bar.set_postfix(loss=f"{last['loss']:.3f}", stage=stage)
+            if bar is not None:
+                bar.update(1)
+            if c.save_every and self.step % c.save_every == 0:
+                self.save()
+        if bar is not None:
+            bar.close()
+        self.save()
+        return last
+
+    @torch.no_grad()
+    def evaluate(self, sequences: np.ndarray, positions: str = "natural", lag: int = 1, batch: int = 4) -> float:
+        """Mean loss on held-out sequences [n, L] (positions 'natural' or 'offset:<o>')."""
+        self.draft.eval()
+        losses = []
+        for i in range(0, len(sequences), batch):
+            ids = torch.as_tensor(sequences[i:i + batch].astype(np.int64), device=self.device)
+            L = ids.shape[1]
+            pos = torch.arange(L, device=self.device)[None].expand(ids.shape[0], -1).clone()
+            if positions.startswith("offset:"):
+                pos += int(positions.split(":")[1])
+            losses.append(float(self.loss_on(ids, pos, lag)) * ids.shape[0])
+        self.draft.train()
+        return sum(losses) / len(sequences)
+
+    # ------------------------------------------------------------------------------------
+    def save(self, final_dir: str | None = None) -> str:
+        """Writes the draft checkpoint (bf16) under out/draft and the trainer state for resuming."""
+        path = final_dir or os.path.join(self.out, "draft")
+        cfg = dict(self.draft_config)
+        cfg["training"] = {"steps": self.step, "config": {k: (list(v) if isinstance(v, tuple) else v)
+                                                          for k, v in asdict(self.cfg).items()},
+                           "target": os.path.basename(self.target_path)}
+        write_draft(path, cfg, self.draft.export_tensors(), dtype="BF16")
+        state = {"step": self.step, "draft": self.draft.state_dict(), "opt": self.opt.state_dict(),
+                 "rng": self.rng.getstate(), "np_rng": self.np_rng.bit_generator.state,
+                 "torch_rng": torch.get_rng_state()}
+        tmp = os.path.join(self.out, "trainer_state.pt.tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, os.path.join(self.out, "trainer_state.pt"))
+        return path
+
+    def try_resume(self) -> bool:
+        path = os.path.join(self.out, "trainer_state.pt")
+        if not os.path.isfile(path):
+            return False
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        self.draft.load_state_dict(state["draft"])
+        self.opt.load_state_dict(state["opt"])
+        self.step = int(state["step"])
+        self.rng.setstate(state["rng"])
+        self.np_rng.bit_generator.state = state["np_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        return True

@@ -1,0 +1,116 @@
+"""Draft training on a tiny random target (CPU): the recipe's rules and a working loop."""
+from __future__ import annotations
+
+import json
+import os
+import random
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from longspec import Engine
+from longspec.training.draft_torch import cross_lag_mask
+from longspec.training.train import (DraftTrainer, TrainConfig, anchor_offset_positions, draw_anchor_offset, lr_at,
+                                     positions_with_offset)
+
+
+def test_anchor_offset_positions_obey_the_rule():
+    rng = random.Random(0)
+    L, max_len = 1024, 32768
+    draws = [draw_anchor_offset(L, max_len, rng) for _ in range(5000)]
+    assert {s for s, _ in draws} == {0, 1, 2, 3, 4}
+    high = min(30000, max_len - 1000) - L
+    assert all(0 <= o <= high for _, o in draws)
+    offsets = np.array([o for _, o in draws])
+    assert offsets.max() > 0.95 * high and offsets.min() < 0.05 * high  # uniform over the range
+    for s, o in draws[:50]:
+        pos = positions_with_offset(L, s, o)
+        assert np.array_equal(pos[:s], np.arange(s))  # anchors keep 0..s-1
+        assert np.array_equal(pos[s:], np.arange(s, L) + o)  # the rest shifted by one offset
+    # A short model context leaves no room for an offset; 8k context: o <= 7192 - L.
+    assert all(draw_anchor_offset(1024, 2000, rng)[1] == 0 for _ in range(100))
+    assert max(draw_anchor_offset(1024, 8192, rng)[1] for _ in range(2000)) <= 8192 - 1000 - 1024
+    # The same positions go to the target and the draft: one array per sequence.
+    assert anchor_offset_positions(16, 32768, random.Random(3)).shape == (16,)
+
+
+def test_noisy_lag_mask():
+    for lag in (1, 2, 4):
+        m = cross_lag_mask(9, lag, "cpu")[0]
+        for i in range(9):
+            for j in range(9):
+                assert bool(m[i, j]) == (j <= i - lag)
+
+
+def test_learning_rate_schedule():
+    assert lr_at(0, 100, 1.0, 0.1) == pytest.approx(0.1)
+    assert lr_at(9, 100, 1.0, 0.1) == pytest.approx(1.0)
+    assert lr_at(99, 100, 1.0, 0.1) < 0.01
+    assert all(lr_at(s, 100, 1.0, 0.1) >= lr_at(s + 1, 100, 1.0, 0.1) for s in range(10, 99))
+
+
+@pytest.fixture(scope="module")
+def tiny_target(tmp_path_factory):
+    from conftest import make_random_qwen2
+
+    return make_random_qwen2(str(tmp_path_factory.mktemp("tt")), seed=7, vocab=128, hidden=32, layers=2, heads=2,
+                             kv_heads=1, inter=64, max_pos=4096, shard=False)
+
+
+def _data(vocab, n=64, L=64, seed=0):
+    # Learnable structure: each sequence follows one fixed permutation (token -> next token), so a
+    # draft that learns the bigram beats the uniform loss log(vocab) by far.
+    perm = np.random.default_rng(1234).permutation(vocab)
+    rng = np.random.default_rng(seed)
+    out = np.zeros((n, L), dtype=np.uint32)
+    for i in range(n):
+        x = int(rng.integers(0, vocab))
+        for j in range(L):
+            out[i, j] = x
+            x = int(perm[x])
+    return out
+
+
+def test_training_lowers_the_loss_and_saves_a_loadable_draft(tiny_target, tmp_path):
+    cfg = TrainConfig(stage1_steps=60, stage2_steps=6, seq_len=64, long_len=128, batch_size=4, lr1=1e-2,
+                      lr2=1e-3, window=16, device="cpu", save_every=20, log_every=5, init_std=0.05)
+    trainer = DraftTrainer(tiny_target, str(tmp_path / "run"), cfg)
+    packed = _data(128)
+    held = _data(128, n=8, seed=1)
+    before = trainer.evaluate(held)
+    long_docs = [np.concatenate([_data(128, n=3, seed=2).ravel()])]
+    trainer.train(packed, long_docs, progress=False)
+    after = trainer.evaluate(held)
+    assert after < before - 1.5, (before, after)
+    log = [json.loads(line) for line in open(tmp_path / "run" / "train_log.jsonl")]
+    assert log[-1]["step"] == 66 and {r["stage"] for r in log} == {1, 2}
+    assert {r["lag"] for r in log} <= {1, 2, 3, 4}
+    # The checkpoint is a draft the engine loads and speculates with.
+    draft_dir = tmp_path / "run" / "draft"
+    cfgj = json.load(open(draft_dir / "config.json"))
+    assert cfgj["format"] == "longspec-draft" and cfgj["window"] == 16 and cfgj["training"]["steps"] == 66
+    eng = Engine(tiny_target, draft=str(draft_dir), device="cpu", tokenizer=False)
+    prompt = packed[0][:40].tolist()
+    spec = eng.generate(prompt, max_new_tokens=24, ignore_eos=True, tree=[2, 2, 2])
+    plain = eng.generate(prompt, max_new_tokens=24, ignore_eos=True, speculative=False)
+    assert spec.tokens == plain.tokens
+
+
+def test_resume_continues_from_the_saved_step(tiny_target, tmp_path):
+    cfg = TrainConfig(stage1_steps=10, seq_len=32, batch_size=2, window=8, device="cpu", save_every=5, log_every=5)
+    t1 = DraftTrainer(tiny_target, str(tmp_path / "r"), cfg)
+    packed = _data(128, L=32)
+    t1.train(packed, None, progress=False, time_limit_s=0.0)  # stops at once, saves step 0
+    cfg2 = TrainConfig(**{**cfg.__dict__, "stage1_steps": 10})
+    t2 = DraftTrainer(tiny_target, str(tmp_path / "r"), cfg2)
+    t2.step = 0
+    t2.train(packed, None, progress=False)
+    assert t2.step == 10
+    t3 = DraftTrainer(tiny_target, str(tmp_path / "r"), cfg2)
+    assert t3.try_resume() and t3.step == 10
+    w2 = dict(t2.draft.named_parameters())["mlp.down_proj.weight"].detach()
+    w3 = dict(t3.draft.named_parameters())["mlp.down_proj.weight"].detach()
+    assert torch.equal(w2, w3)
+    assert os.path.isfile(tmp_path / "r" / "draft" / "model.safetensors")
