@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""One GPU training call: (join the model parts,) optionally probe throughput to size the run to a
+time budget, train, and copy the draft + log to $OUT.
+
+    python3 bench/train/gpu_train.py --model NAME --data /tmp/data/smol --run /tmp/runs/aoi \
+        --budget-s 400 [--steps N] [--stage 1|2] [--init DRAFT] [--no-anchor-offsets] -- [train-draft args]
+
+The exact commands of every call, their seeds and the data recipe are in bench/train/README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+
+def join_model(name: str) -> str:
+    dest = f"/tmp/models/{name}"
+    if not os.path.isfile(dest):
+        subprocess.run([sys.executable, "/tmp/models/parts.py", "join", "/tmp/models/parts", name, dest], check=True)
+    return dest
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--run", required=True)
+    ap.add_argument("--budget-s", type=float, default=400)
+    ap.add_argument("--steps", type=int, default=0, help="0: probe throughput and fit the budget")
+    ap.add_argument("--stage", type=int, default=1)
+    ap.add_argument("--out-name", default="draft")
+    ap.add_argument("rest", nargs=argparse.REMAINDER)
+    a = ap.parse_args()
+    target = join_model(a.model)
+    extra = [x for x in a.rest if x != "--"]
+    steps = a.steps
+    if steps == 0:
+        # Probe: 12 steps after 3 warm-up steps of the same configuration, in a scratch directory.
+        probe_dir = a.run + "_probe"
+        shutil.rmtree(probe_dir, ignore_errors=True)
+        flag = "--stage1-steps" if a.stage == 1 else "--stage2-steps"
+        other = "--stage2-steps" if a.stage == 1 else "--stage1-steps"
+        cmd = [sys.executable, "-m", "longspec", "train-draft", "--target", target, "--data", a.data, "--out",
+               probe_dir, flag, "15", other, "0", "--save-every", "0", "--no-resume"] + extra
+        t0 = time.time()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        log = [json.loads(l) for l in open(os.path.join(probe_dir, "train_log.jsonl"))]
+        per_step = (log[-1]["elapsed_s"] - log[0]["elapsed_s"]) / (log[-1]["step"] - log[0]["step"])
+        steps = max(10, int(a.budget_s / per_step))
+        print(f"probe: {per_step * 1000:.0f} ms/step (whole probe {time.time() - t0:.0f} s) -> {steps} steps", flush=True)
+    flag = "--stage1-steps" if a.stage == 1 else "--stage2-steps"
+    other = "--stage2-steps" if a.stage == 1 else "--stage1-steps"
+    cmd = [sys.executable, "-m", "longspec", "train-draft", "--target", target, "--data", a.data, "--out", a.run,
+           flag, str(steps), other, "0", "--no-resume", "--save-every", "1000",
+           "--time-limit", str(a.budget_s * 1.3)] + extra
+    print(" ".join(cmd), flush=True)
+    t0 = time.time()
+    subprocess.run(cmd, check=True)
+    print(f"trained {steps} steps in {time.time() - t0:.0f} s", flush=True)
+    out = os.environ.get("OUT")
+    if out:
+        dest = os.path.join(out, a.out_name)
+        os.makedirs(dest, exist_ok=True)
+        for f in ("config.json", "model.safetensors"):
+            shutil.copy(os.path.join(a.run, "draft", f), os.path.join(dest, f))
+        shutil.copy(os.path.join(a.run, "train_log.jsonl"), os.path.join(out, a.out_name + "_train_log.jsonl"))
+        with open(os.path.join(out, a.out_name + "_command.txt"), "w") as f:
+            f.write(" ".join(cmd) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
