@@ -25,12 +25,16 @@ template <int MR, int NP>
 static void Tile(const GemmArgs& a, int64_t r0, int64_t p0) {
   const int64_t k_len = a.k;
   const float* x[MR];
+#pragma GCC unroll 6
   for (int r = 0; r < MR; ++r) x[r] = a.x + (r0 + r) * a.x_stride;
   const float* w[NP];
+#pragma GCC unroll 4
   for (int j = 0; j < NP; ++j) w[j] = a.packed + (p0 + j) * k_len * kPanel;
 
   __m256 c[MR][NP][2];
+#pragma GCC unroll 6
   for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
     for (int j = 0; j < NP; ++j) c[r][j][0] = c[r][j][1] = _mm256_setzero_ps();
 
   for (int64_t k = 0; k < k_len; ++k) {
@@ -51,6 +55,7 @@ static void Tile(const GemmArgs& a, int64_t r0, int64_t p0) {
     }
   }
 
+#pragma GCC unroll 4
   for (int j = 0; j < NP; ++j) {
     const int64_t n0 = (p0 + j) * kPanel;
     const int64_t left = a.n - n0;
@@ -60,6 +65,7 @@ static void Tile(const GemmArgs& a, int64_t r0, int64_t p0) {
       b0 = _mm256_load_ps(a.bias + n0);
       b1 = _mm256_load_ps(a.bias + n0 + 8);
     }
+#pragma GCC unroll 6
     for (int r = 0; r < MR; ++r) {
       __m256 y0 = c[r][j][0], y1 = c[r][j][1];
       if (a.bias != nullptr) {

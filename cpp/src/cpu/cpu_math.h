@@ -42,12 +42,4 @@ inline float ExpRef(float x) {
   return p * Pow2(n1) * Pow2(ni - n1);
 }
 
-// The attention dot product: 8 fma lanes over d, then a fixed tree.
-inline float DotRef(const float* a, const float* b, int d) {
-  float lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  for (int i = 0; i < d; i += 8)
-    for (int l = 0; l < 8; ++l) lane[l] = std::fma(a[i + l], b[i + l], lane[l]);
-  return ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7]));
-}
-
 }  // namespace longspec::cpu
