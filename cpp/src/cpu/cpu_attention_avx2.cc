@@ -51,8 +51,9 @@ static inline void ScoreBlock(const AttnTileArgs& a, int v0, int j0, ScoreRows s
     for (int v = 0; v < QV; ++v) _mm256_store_ps(s[j0 + t] + 8 * (v0 + v), _mm256_mul_ps(c[t][v], scale));
 }
 
-// Query vectors [v0, v0 + QV) against all keys: 12 accumulators per block, narrower blocks for
-// the tail of the chunk.
+// Query vectors [v0, v0 + QV) against all keys: 12 accumulators per block (8 for a single
+// vector: twelve key pointers would not fit the general registers and get reloaded), narrower
+// blocks for the tail of the chunk.
 template <int QV>
 static inline void ScoreVectors(const AttnTileArgs& a, int v0, ScoreRows s) {
   constexpr int kNk = QV == 1 ? 8 : 12 / QV;
@@ -67,7 +68,8 @@ static inline void ScoreVectors(const AttnTileArgs& a, int v0, ScoreRows s) {
 static inline void SoftmaxVector(const AttnTileArgs& a, int v, ScoreRows s, float* fa, float* fb) {
   const __m256i n = _mm256_load_si256(reinterpret_cast<const __m256i*>(a.n + 8 * v));
   const __m256 neg_inf = _mm256_set1_ps(-__builtin_inff());
-  // Keys [0, all) are live in every lane of the vector; past that, lanes drop out.
+  // Keys [0, all) are live in every lane that sees this chunk; past that, lanes drop out. Lanes
+  // that see none of it compute garbage that the `seen` blend below throws away.
   int all = a.nk;
   for (int i = 8 * v; i < 8 * v + 8; ++i)
     if (a.n[i] > 0 && a.n[i] < all) all = a.n[i];
