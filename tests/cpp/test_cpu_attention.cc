@@ -207,6 +207,30 @@ TEST(CpuAttention, PrefixMatchesNaiveAndIsDeterministic) {
   }
 }
 
+// Many rows with random lengths: every tile shape (1 to 4 query vectors, 1 to 6 live queries
+// per p*v block, rows dropping out mid-unit) against the naive reference and across tables.
+TEST(CpuAttention, PrefixRandomBatches) {
+  std::mt19937 rng(5);
+  for (int ratio : {1, 2, 3, 5, 7}) {
+    const int64_t rows = 37;
+    std::vector<int32_t> len(rows);
+    for (int32_t& x : len) x = std::uniform_int_distribution<int32_t>(0, 300)(rng);
+    Problem pb(ratio, 1, 64, 300, rows, 1000 + ratio);
+    Result first;
+    for (const cpu::CpuKernels* kt : AllKernelTables()) {
+      auto be = MakeBackend(*kt, 2);
+      Result res = RunPrefix(*be, pb, len);
+      ExpectNaive(pb, res, [&](int64_t r) {
+        std::vector<int64_t> s(len[r]);
+        for (int64_t j = 0; j < len[r]; ++j) s[j] = j;
+        return s;
+      }, "prefix");
+      if (first.out.empty()) first = res;
+      ExpectSame(first, res, kt->isa);
+    }
+  }
+}
+
 // Random rows: band starts anywhere in [lo, committed], visible nodes a sorted random subset.
 TreeSpec RandomTree(std::mt19937& rng, int64_t rows, int32_t lo, int32_t committed, int32_t base, int32_t nodes) {
   TreeSpec t;
