@@ -85,14 +85,16 @@ View MakeView(Buf& b, int64_t rows, int64_t cols) {
   return v;
 }
 
-// Sums n floats (n % 32 == 0) with four independent vector accumulators: a pure read stream.
+// Sums n floats (n % 32 == 0) as four interleaved sequential streams (the quarters of the
+// range), the way a GEMV walks four weight panels: a pure read at the best rate we know.
 __attribute__((target("avx2"), noinline)) float ReadSum(const float* a, size_t n) {
+  const size_t q = n / 4 / 8 * 8;
   __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-  for (size_t i = 0; i < n; i += 32) {
+  for (size_t i = 0; i < q; i += 8) {
     s0 = _mm256_add_ps(s0, _mm256_loadu_ps(a + i));
-    s1 = _mm256_add_ps(s1, _mm256_loadu_ps(a + i + 8));
-    s2 = _mm256_add_ps(s2, _mm256_loadu_ps(a + i + 16));
-    s3 = _mm256_add_ps(s3, _mm256_loadu_ps(a + i + 24));
+    s1 = _mm256_add_ps(s1, _mm256_loadu_ps(a + q + i));
+    s2 = _mm256_add_ps(s2, _mm256_loadu_ps(a + 2 * q + i));
+    s3 = _mm256_add_ps(s3, _mm256_loadu_ps(a + 3 * q + i));
   }
   alignas(32) float lane[8];
   _mm256_store_ps(lane, _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
