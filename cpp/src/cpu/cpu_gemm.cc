@@ -78,9 +78,9 @@ void Linear(const CpuKernels& kern, int threads, View x, const CpuLinearWeight& 
     kern.gemm(a, 0, m, 0, panels);
     return;
   }
-  // Tiles of up to 96 rows x 4 panels handed out dynamically: a thread that starts late (a busy
-  // machine) takes fewer tiles instead of holding everyone at the barrier. 96 rows of x and 4
-  // panels of W stay in L2 while a tile is computed.
+  // Tiles of up to 96 rows x 4 panels handed out dynamically, so a thread that runs slower (a
+  // busy machine) simply takes fewer of them. A tile's 4 panels of W stay in L2 while its rows
+  // stream past them.
   constexpr int64_t kTileRows = 96, kTilePanels = 4;
   const int64_t row_tiles = (m + kTileRows - 1) / kTileRows;
   const int64_t panel_tiles = (panels + kTilePanels - 1) / kTilePanels;

@@ -1,9 +1,10 @@
 // The CPU backend's inner kernels behind one table, so the AVX2 and the portable versions are
 // chosen once at run time and can be compared against each other in tests.
 //
-// Both tables compute every value with the same sequence of IEEE operations (same FMAs, same
-// reduction trees, same exp), so they agree bit for bit; the portable one is just slower. The
-// operation sequences are written down here because they are the CPU reference's definition:
+// Both tables compute every value with the same sequence of IEEE operations (the same FMAs in
+// the same order, the same exp), so they agree bit for bit on any x86-64 (std::fma is correctly
+// rounded everywhere); the portable one is just slower. The sequences are written down here
+// because they are the CPU reference's definition:
 //
 // - Linear: y[r][n] = fma chain over k ascending starting from +0.0f (acc = fma(x[r][k], w[n][k],
 //   acc)), then + bias[n] when there is a bias.
@@ -12,7 +13,8 @@
 //   acc_c[d] = fma chain over j ascending from +0.0f of p_j * v_j[d]. Merge into the running
 //   state: M' = max(M, m_c); a = Exp(M - M'); b = Exp(m_c - M'); acc = fma(acc_c, b, acc * a);
 //   l = fma(l_c, b, l * a). The running state starts at M = -inf, l = 0, acc = 0, and a query
-//   that sees no key of a chunk is left untouched by it.
+//   that sees no key of a chunk is left untouched by it. max(a, b) is a > b ? a : b.
+// - SiluMul: out = gate / (1 + Exp(0 - gate)) * up, left to right.
 // - Exp: see ExpRef in cpu_math.h (max relative error ~1 ulp on [kExpLo, kExpHi], 0 below,
 //   +inf above; results that would be subnormal are flushed to zero).
 #pragma once
