@@ -1,10 +1,14 @@
-// AVX2 attention tile: the operation sequence of cpu_kernels.h with queries in vector lanes.
+// AVX2 attention tile: the operation sequence of cpu_kernels.h, in one of two layouts.
 //
-// Lane q of every vector belongs to query q alone: a score is one FMA chain over d for that
-// lane, max / exp / l run down the key axis lane by lane, so a query's bits cannot depend on
-// its neighbours. Keys past n[q] are masked out of max and l (adding +0 to l >= +0 is exact)
-// and never enter q's p*v chain: the shared j loop stops at the tile's smallest n and each
-// query finishes its own keys alone.
+// Many queries (prefill, verify): queries in vector lanes. Lane q of every vector belongs to
+// query q alone: a score is one FMA chain over d for that lane, max / exp / l run down the key
+// axis lane by lane, so a query's bits cannot depend on its neighbours. Keys past n[q] are
+// masked out of max and l (adding +0 to l >= +0 is exact) and never enter q's p*v chain: the
+// shared j loop stops at the tile's smallest n and each query finishes its own keys alone.
+//
+// At most 8 queries (decode, a tree row): keys in lanes, over a transposed copy of the chunk's
+// K; each score is the same chain over d, and max / l are taken in key order per query. Both
+// layouts therefore give the same bits, and the same bits as the portable kernel.
 #if !defined(LONGSPEC_SKIP_AVX2)
 #include <immintrin.h>
 
@@ -102,11 +106,18 @@ static inline void SoftmaxVector(const AttnTileArgs& a, int v, ScoreRows s, floa
   _mm256_store_ps(fb + 8 * v, vb);
 }
 
+// Where p of (key j, query q) lives: p + q * q_stride + j * j_stride.
+struct PLayout {
+  const float* p;
+  int q_stride, j_stride;
+  const float* at(int j, int q) const { return p + q * q_stride + j * j_stride; }
+};
+
 // p*v for NT queries (indices q[]) over NV vectors of dims from dim0, then the merge into their
 // running acc. Keys [0, common) run in the shared register block; each query's keys past that
 // continue in memory, in order.
 template <int NT, int NV>
-static inline void PvTile(const AttnTileArgs& a, const int* q, int common, int dim0, ScoreRows p,
+static inline void PvTile(const AttnTileArgs& a, const int* q, int common, int dim0, PLayout p,
                           const float* fa, const float* fb) {
   __m256 c[NT][NV];
 #pragma GCC unroll 6
@@ -120,7 +131,7 @@ static inline void PvTile(const AttnTileArgs& a, const int* q, int common, int d
     for (int u = 0; u < NV; ++u) vv[u] = _mm256_loadu_ps(vj + 8 * u);
 #pragma GCC unroll 6
     for (int t = 0; t < NT; ++t) {
-      const __m256 pj = _mm256_broadcast_ss(&p[j][q[t]]);
+      const __m256 pj = _mm256_broadcast_ss(p.at(j, q[t]));
 #pragma GCC unroll 8
       for (int u = 0; u < NV; ++u) c[t][u] = _mm256_fmadd_ps(pj, vv[u], c[t][u]);
     }
@@ -128,7 +139,7 @@ static inline void PvTile(const AttnTileArgs& a, const int* q, int common, int d
 #pragma GCC unroll 6
   for (int t = 0; t < NT; ++t) {
     for (int j = common; j < a.n[q[t]]; ++j) {
-      const __m256 pj = _mm256_broadcast_ss(&p[j][q[t]]);
+      const __m256 pj = _mm256_broadcast_ss(p.at(j, q[t]));
       for (int u = 0; u < NV; ++u) c[t][u] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(a.v[j] + dim0 + 8 * u), c[t][u]);
     }
     const __m256 va = _mm256_broadcast_ss(fa + q[t]), vb = _mm256_broadcast_ss(fb + q[t]);
@@ -145,7 +156,7 @@ static inline void PvTile(const AttnTileArgs& a, const int* q, int common, int d
 constexpr int PvVectors(int nt) { return nt == 1 ? 8 : nt == 2 ? 4 : nt == 3 ? 4 : 2; }
 
 template <int NT>
-static inline void Pv(const AttnTileArgs& a, const int* q, ScoreRows p, const float* fa, const float* fb) {
+static inline void Pv(const AttnTileArgs& a, const int* q, PLayout p, const float* fa, const float* fb) {
   constexpr int kNv = PvVectors(NT);
   int common = a.n[q[0]];
   for (int t = 1; t < NT; ++t) common = a.n[q[t]] < common ? a.n[q[t]] : common;
@@ -154,9 +165,27 @@ static inline void Pv(const AttnTileArgs& a, const int* q, ScoreRows p, const fl
   for (; dim < a.head_dim; dim += 8) PvTile<NT, 1>(a, q, common, dim, p, fa, fb);
 }
 
-}  // namespace
+// p*v and merge for every query that sees keys of this chunk, six at a time: each v load then
+// feeds 6 FMAs.
+static inline void PvAll(const AttnTileArgs& a, PLayout p, const float* fa, const float* fb) {
+  int live[kQ];
+  int count = 0;
+  for (int q = 0; q < a.num_queries; ++q)
+    if (a.n[q] > 0) live[count++] = q;
+  int i = 0;
+  for (; i + 6 <= count; i += 6) Pv<6>(a, live + i, p, fa, fb);
+  switch (count - i) {
+    case 5: Pv<5>(a, live + i, p, fa, fb); break;
+    case 4: Pv<4>(a, live + i, p, fa, fb); break;
+    case 3: Pv<3>(a, live + i, p, fa, fb); break;
+    case 2: Pv<2>(a, live + i, p, fa, fb); break;
+    case 1: Pv<1>(a, live + i, p, fa, fb); break;
+    default: break;
+  }
+}
 
-void AttnTileAvx2(const AttnTileArgs& a) {
+// Queries in lanes: the layout for many queries (a block of rows times a kv head's heads).
+static void QueryLaneTile(const AttnTileArgs& a) {
   alignas(32) float s[kChunkKeys][kQ];
   const int qv = (a.num_queries + 7) / 8;
   int v0 = 0;
@@ -164,21 +193,138 @@ void AttnTileAvx2(const AttnTileArgs& a) {
   if (v0 < qv) ScoreVectors<1>(a, v0, s);
   alignas(32) float fa[kQ], fb[kQ];
   for (int v = 0; v < qv; ++v) SoftmaxVector(a, v, s, fa, fb);
+  PvAll(a, PLayout{&s[0][0], 1, kQ}, fa, fb);
+}
 
-  // Queries that see keys of this chunk, six at a time: each v load then feeds 6 FMAs.
-  int live[kQ];
-  int count = 0;
-  for (int q = 0; q < a.num_queries; ++q)
-    if (a.n[q] > 0) live[count++] = q;
-  int i = 0;
-  for (; i + 6 <= count; i += 6) Pv<6>(a, live + i, s, fa, fb);
-  switch (count - i) {
-    case 5: Pv<5>(a, live + i, s, fa, fb); break;
-    case 4: Pv<4>(a, live + i, s, fa, fb); break;
-    case 3: Pv<3>(a, live + i, s, fa, fb); break;
-    case 2: Pv<2>(a, live + i, s, fa, fb); break;
-    case 1: Pv<1>(a, live + i, s, fa, fb); break;
-    default: break;
+// ---- Keys in lanes: for tiles of at most 8 queries (decode: one row's heads), where query
+// lanes would sit mostly empty. K is transposed in 8x8 blocks and each score is still one FMA
+// chain over d ascending, now in a key lane, so the bits equal those of the query-lane path.
+
+constexpr int kKeyLaneQueries = 8;
+constexpr int kHalf = kChunkKeys / 2;  // keys transposed at a time: kt is [head_dim][kHalf]
+
+static inline void Transpose8(__m256* r) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xee);
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee);
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);
+  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+  r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+  r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+  r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+  r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+// kt[d][j] = k_{j0 + j}[d] for j < 8 * groups; rows past nk repeat the last key (their scores
+// are computed and never read).
+static inline void TransposeKeys(const AttnTileArgs& a, int j0, int groups, float* kt) {
+  for (int g = 0; g < groups; ++g) {
+    const float* rows[8];
+    for (int r = 0; r < 8; ++r) rows[r] = a.k[j0 + 8 * g + r < a.nk ? j0 + 8 * g + r : a.nk - 1];
+    for (int d0 = 0; d0 < a.head_dim; d0 += 8) {
+      __m256 r[8];
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(rows[i] + d0);
+      Transpose8(r);
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; ++i) _mm256_store_ps(kt + (d0 + i) * kHalf + 8 * g, r[i]);
+    }
+  }
+}
+
+// sk[q][j0 + j] for queries [q0, q0 + NQ) and key vectors [0, KV) of kt.
+template <int NQ, int KV>
+static inline void KeyScoreBlock(const AttnTileArgs& a, const float* kt, int q0, int j0,
+                                 float (*sk)[kChunkKeys]) {
+  __m256 c[NQ][KV];
+#pragma GCC unroll 3
+  for (int q = 0; q < NQ; ++q)
+#pragma GCC unroll 4
+    for (int u = 0; u < KV; ++u) c[q][u] = _mm256_setzero_ps();
+  for (int d = 0; d < a.head_dim; ++d) {
+#pragma GCC unroll 3
+    for (int q = 0; q < NQ; ++q) {
+      const __m256 qb = _mm256_broadcast_ss(a.qt + d * kQ + q0 + q);
+#pragma GCC unroll 4
+      for (int u = 0; u < KV; ++u) c[q][u] = _mm256_fmadd_ps(qb, _mm256_load_ps(kt + d * kHalf + 8 * u), c[q][u]);
+    }
+  }
+  const __m256 scale = _mm256_set1_ps(a.scale);
+#pragma GCC unroll 3
+  for (int q = 0; q < NQ; ++q)
+#pragma GCC unroll 4
+    for (int u = 0; u < KV; ++u) _mm256_store_ps(&sk[q0 + q][j0 + 8 * u], _mm256_mul_ps(c[q][u], scale));
+}
+
+template <int NQ>
+static inline void KeyScores(const AttnTileArgs& a, const float* kt, int q0, int j0, int kv,
+                             float (*sk)[kChunkKeys]) {
+  switch (kv) {
+    case 1: KeyScoreBlock<NQ, 1>(a, kt, q0, j0, sk); break;
+    case 2: KeyScoreBlock<NQ, 2>(a, kt, q0, j0, sk); break;
+    case 3: KeyScoreBlock<NQ, 3>(a, kt, q0, j0, sk); break;
+    default: KeyScoreBlock<NQ, 4>(a, kt, q0, j0, sk); break;
+  }
+}
+
+static void KeyLaneTile(const AttnTileArgs& a) {
+  alignas(32) float kt[kMaxHeadDim * kHalf];
+  alignas(32) float sk[kKeyLaneQueries][kChunkKeys];
+  for (int j0 = 0; j0 < a.nk; j0 += kHalf) {
+    const int groups = (a.nk - j0 < kHalf ? a.nk - j0 + 7 : kHalf) / 8;
+    TransposeKeys(a, j0, groups, kt);
+    int q0 = 0;
+    for (; q0 + 3 <= a.num_queries; q0 += 3) KeyScores<3>(a, kt, q0, j0, groups, sk);
+    if (a.num_queries - q0 == 2) KeyScores<2>(a, kt, q0, j0, groups, sk);
+    if (a.num_queries - q0 == 1) KeyScores<1>(a, kt, q0, j0, groups, sk);
+  }
+  // Softmax per query along its own keys; max and l in key order, as in every other path.
+  alignas(32) float da[kKeyLaneQueries] = {}, db[kKeyLaneQueries] = {}, lc[kKeyLaneQueries] = {};
+  alignas(32) float mn[kKeyLaneQueries];
+  for (int q = 0; q < a.num_queries; ++q) {
+    const int n = a.n[q];
+    if (n == 0) continue;
+    float* row = sk[q];
+    float m = -__builtin_inff();
+    for (int j = 0; j < n; ++j) m = m > row[j] ? m : row[j];
+    const __m256 mv = _mm256_set1_ps(m);
+    for (int j = 0; j < n; j += 8) _mm256_store_ps(row + j, Exp8(_mm256_sub_ps(_mm256_load_ps(row + j), mv)));
+    float l = 0.0f;
+    for (int j = 0; j < n; ++j) l += row[j];
+    const float mo = a.m_run[q];
+    mn[q] = mo > m ? mo : m;
+    da[q] = mo - mn[q];
+    db[q] = m - mn[q];
+    lc[q] = l;
+  }
+  alignas(32) float fa[kQ], fb[kQ];
+  const __m256 va = Exp8(_mm256_load_ps(da)), vb = Exp8(_mm256_load_ps(db));
+  _mm256_store_ps(fa, va);
+  _mm256_store_ps(fb, vb);
+  alignas(32) float ln[kKeyLaneQueries];
+  _mm256_store_ps(ln, _mm256_fmadd_ps(_mm256_load_ps(lc), vb, _mm256_mul_ps(_mm256_load_ps(a.l_run), va)));
+  for (int q = 0; q < a.num_queries; ++q) {
+    if (a.n[q] == 0) continue;
+    a.m_run[q] = mn[q];
+    a.l_run[q] = ln[q];
+  }
+  PvAll(a, PLayout{&sk[0][0], kChunkKeys, 1}, fa, fb);
+}
+
+}  // namespace
+
+void AttnTileAvx2(const AttnTileArgs& a) {
+  if (a.num_queries <= kKeyLaneQueries) {
+    KeyLaneTile(a);
+  } else {
+    QueryLaneTile(a);
   }
 }
 
