@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #include "cpu/cpu_kernels.h"
+#include "cpu/cpu_simd_avx2.h"
 
 namespace longspec::cpu {
 namespace {
@@ -14,11 +15,6 @@ namespace {
 // Panels per tile for MR rows: enough independent accumulators (8 to 12) to cover the FMA
 // latency, few enough to stay in the 16 ymm registers.
 constexpr int PanelsFor(int mr) { return mr == 1 ? 4 : mr <= 3 ? 2 : 1; }
-
-static inline __m256i TailMask(int count) {  // lanes [0, count) set, count in [0, 8]
-  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), idx);
-}
 
 // Rows [r0, r0 + MR) x panels [p0, p0 + NP).
 template <int MR, int NP>

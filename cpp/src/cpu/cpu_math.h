@@ -21,7 +21,7 @@ inline float Pow2(int e) {  // 2^e for e in [-126, 127]
 
 // exp(x): x = n ln2 + r with |r| <= ln2/2 (+ rounding of n), e^r by Taylor degree 7 in Horner
 // form with FMAs, times 2^n applied as two exact power-of-two factors (n can reach 128).
-// Measured max relative error vs double exp: see test CpuMath.ExpAccuracy.
+// Max error 0.88 ulp of the true value on [kExpLo, kExpHi] (test CpuMath.ExpAccuracyAndTwins).
 inline float ExpRef(float x) {
   using namespace expc;
   if (!(x >= kExpLo)) return x < kExpLo ? 0.0f : x;  // underflow, or NaN passes through

@@ -1,4 +1,4 @@
-// AVX2 twins of cpu_math.h, for *_avx2.cc files only. Everything here is `static` so no copy
+// AVX2 helpers and twins of cpu_math.h, for *_avx2.cc files only. Everything here is `static` so no copy
 // compiled with -mavx2 can be picked by the linker for a portable caller; for the same reason
 // the AVX2 files use no standard-library templates.
 #pragma once
@@ -10,6 +10,12 @@
 
 namespace longspec::cpu {
 namespace {
+
+// Lanes [0, count) set, count in [0, 8]: for masked loads and stores of a row's tail.
+static inline __m256i TailMask(int count) {
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), idx);
+}
 
 // ExpRef on 8 lanes, the same operations in the same order.
 static inline __m256 Exp8(__m256 x) {
