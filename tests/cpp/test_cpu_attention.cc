@@ -54,24 +54,30 @@ struct Problem {
   float* val(int kvh, int64_t slot) { return &vc[(kvh * capacity + slot) * d]; }
 };
 
+// An op's outputs, poisoned with NaN until the op writes them.
 struct Result {
   std::vector<float> out, lse;
+  Result() = default;
+  explicit Result(const Problem& pb)
+      : out(pb.rows * pb.heads * pb.d, std::numeric_limits<float>::quiet_NaN()),
+        lse(pb.rows * pb.heads, std::numeric_limits<float>::quiet_NaN()) {}
+  // The attention params every op shares.
+  template <typename Params>
+  void Fill(Problem& pb, Params* p) {
+    p->q = pb.qv();
+    p->kv = pb.kv();
+    p->out = MakeView(out, pb.rows, static_cast<int64_t>(pb.heads) * pb.d);
+    p->lse = lse.data();
+    p->num_heads = pb.heads;
+    p->scale = pb.scale;
+  }
 };
 
 Result RunPrefix(Backend& be, Problem& pb, const std::vector<int32_t>& kv_len) {
-  Result res;
-  res.out.resize(pb.rows * pb.heads * pb.d);
-  res.lse.resize(pb.rows * pb.heads);
-  Poison(res.out);
-  Poison(res.lse);
+  Result res(pb);
   AttentionPrefixParams p;
-  p.q = pb.qv();
-  p.kv = pb.kv();
+  res.Fill(pb, &p);
   p.kv_len = kv_len.data();
-  p.out = MakeView(res.out, pb.rows, static_cast<int64_t>(pb.heads) * pb.d);
-  p.lse = res.lse.data();
-  p.num_heads = pb.heads;
-  p.scale = pb.scale;
   be.AttentionPrefix(p);
   return res;
 }
@@ -96,23 +102,14 @@ struct TreeSpec {
 };
 
 Result RunTree(Backend& be, Problem& pb, const TreeSpec& t) {
-  Result res;
-  res.out.resize(pb.rows * pb.heads * pb.d);
-  res.lse.resize(pb.rows * pb.heads);
-  Poison(res.out);
-  Poison(res.lse);
+  Result res(pb);
   AttentionTreeParams p;
-  p.q = pb.qv();
-  p.kv = pb.kv();
+  res.Fill(pb, &p);
   p.committed = t.committed;
   p.band_start = t.band_start.data();
   p.tree_base_slot = t.tree_base_slot;
   p.visible_offsets = t.offsets.data();
   p.visible_nodes = t.nodes.data();
-  p.out = MakeView(res.out, pb.rows, static_cast<int64_t>(pb.heads) * pb.d);
-  p.lse = res.lse.data();
-  p.num_heads = pb.heads;
-  p.scale = pb.scale;
   be.AttentionTree(p);
   return res;
 }
@@ -203,6 +200,30 @@ TEST(CpuAttention, PrefixMatchesNaiveAndIsDeterministic) {
           }
         }
       }
+    }
+  }
+}
+
+// Many rows with random lengths: every tile shape (1 to 4 query vectors, 1 to 6 live queries
+// per p*v block, rows dropping out mid-unit) against the naive reference and across tables.
+TEST(CpuAttention, PrefixRandomBatches) {
+  std::mt19937 rng(5);
+  for (int ratio : {1, 2, 3, 5, 7}) {
+    const int64_t rows = 37;
+    std::vector<int32_t> len(rows);
+    for (int32_t& x : len) x = std::uniform_int_distribution<int32_t>(0, 300)(rng);
+    Problem pb(ratio, 1, 64, 300, rows, 1000 + ratio);
+    Result first;
+    for (const cpu::CpuKernels* kt : AllKernelTables()) {
+      auto be = MakeBackend(*kt, 2);
+      Result res = RunPrefix(*be, pb, len);
+      ExpectNaive(pb, res, [&](int64_t r) {
+        std::vector<int64_t> s(len[r]);
+        for (int64_t j = 0; j < len[r]; ++j) s[j] = j;
+        return s;
+      }, "prefix");
+      if (first.out.empty()) first = res;
+      ExpectSame(first, res, kt->isa);
     }
   }
 }
@@ -393,9 +414,7 @@ TEST(CpuAttention, HybridEqualsFullMaskedAttention) {
         auto be = MakeBackend(*kt, 2);
         Result pre = RunPrefix(*be, pb, std::vector<int32_t>(tree_size, prefix));
         Result tree = RunTree(*be, pb, t);
-        Result merged;
-        merged.out.resize(pre.out.size());
-        Poison(merged.out);
+        Result merged(pb);
         const int64_t cols = static_cast<int64_t>(pb.heads) * d;
         AttentionMergeParams mp;
         mp.out_a = MakeView(pre.out, pb.rows, cols);

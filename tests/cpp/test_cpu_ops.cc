@@ -8,7 +8,7 @@
 //   Rope     |y - ref| <= 1e-6 * (|a| + |b|)               two products and a sum
 //   SiluMul  |y - ref| <= 1e-6 * |ref| + 1e-7              exp (~1 ulp), add, divide, multiply
 //   Merge    |y - ref| <= 1e-6 * (|a| + |b|)
-//   exp      max error <= 2 ulp of the true value on [kExpLo, kExpHi]
+//   exp      max error <= 1 ulp of the true value on [kExpLo, kExpHi] (measured 0.88)
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -47,7 +47,7 @@ TEST(CpuMath, ExpAccuracyAndTwins) {
       max_ulp = std::max(max_ulp, std::fabs(y[i] - ref) / ulp);
     }
   }
-  EXPECT_LE(max_ulp, 2.0);
+  EXPECT_LE(max_ulp, 1.0);
   RecordProperty("exp_max_ulp", std::to_string(max_ulp));
   const float zero = 0.0f;
   float one = 0.0f;

@@ -80,6 +80,10 @@ struct KvLayerView {
 // l_c = sum_j p_j and acc_c = sum_j p_j * v_j, both accumulated j ascending. Chunks merge left to
 // right: M' = max(M, m_c); acc = acc * exp(M - M') + acc_c * exp(m_c - M'); l likewise.
 // out = acc / l, lse = M + log(l). A row with kv_len == 0 gets out = 0 and lse = -inf.
+// The order is shared by all backends; the rounding inside it (where FMAs are used, the exp
+// implementation, how q.k is vectorised) is each backend's own but fixed for that backend, so a
+// row's bits depend only on its key sequence. The CPU backend's choices: cpu/cpu_kernels.h.
+// `out` must not overlap `q`. The CPU backend takes head_dim % 8 == 0, head_dim <= 256.
 struct AttentionPrefixParams {
   View q;                      // [num_rows, num_heads * head_dim] (may be a column slice of fused QKV)
   KvLayerView kv;              // ring must be 0
@@ -112,7 +116,8 @@ struct AttentionTreeParams {
 };
 
 // Hybrid merge: w = sigmoid(lse_a - lse_b); out = w * out_a + (1 - w) * out_b, per row and head.
-// With lse_a = -inf (empty prefix) out == out_b exactly. `out` may alias out_a or out_b.
+// With lse_a = -inf (empty prefix) out == out_b exactly, and with lse_b = -inf (no visible tree
+// key) out == out_a exactly. `out` may alias out_a or out_b.
 struct AttentionMergeParams {
   View out_a;
   const float* lse_a = nullptr;
@@ -167,6 +172,7 @@ class Backend {
   // order. out may alias x.
   virtual void RmsNorm(View x, const void* weight, float eps, View out) = 0;
   // out = x W^T + b. Each output element accumulates over k ascending, then adds the bias.
+  // `out` must not overlap `x`.
   virtual void Linear(View x, const LinearWeight& w, View out) = 0;
   // Rotate-half (NeoX / Hugging Face) RoPE in place on heads [0, num_heads) of each row of x:
   // for i < head_dim/2: (a, b) = (x[i], x[i + half]) -> (a cos - b sin, b cos + a sin), with

@@ -1,11 +1,12 @@
-// Attention drivers and the portable chunk kernel.
+// Attention drivers and the portable tile kernel.
 //
-// Every (row, query head) is reduced by exactly one call sequence: its key sequence is cut into
-// chunks of kChunkKeys from its first key and each chunk is folded into the running state by
-// the chunk kernel, chunks left to right. Work is split over (row block, kv head, head group)
-// units; a unit owns its rows' state from start to finish, so neither the thread count nor the
-// other rows of the call can change a row's bits. Rows of a prefix block walk the chunks
-// together so a chunk's K/V is read from memory once and reused from cache by the block.
+// Every (row, query head) is reduced by exactly one sequence of tile-kernel calls: its key
+// sequence is cut into chunks of kChunkKeys from its first key and each chunk is folded into the
+// running state, chunks left to right. Work is split into units of (row block, heads of one kv
+// head); a unit owns its queries' state from start to finish, so neither the thread count nor
+// the other rows of the call can change a row's bits. The queries of a prefix unit (up to
+// kMaxTileQueries: a block of rows times the kv head's query heads) walk the chunks together, so
+// each chunk's K/V is read once per unit and reused from cache by all of them.
 #include <algorithm>
 #include <cassert>
 #include <cmath>
@@ -21,84 +22,120 @@ static_assert(kChunkKeys == kAttnChunk, "the CPU kernels' chunk must be the cont
 
 namespace {
 
-constexpr int kRowBlock = 8;
+constexpr int kQ = kMaxTileQueries;
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 // Below this many q.k multiply-adds a call stays on the calling thread: waking the pool costs
 // more than it saves.
 constexpr int64_t kSerialWork = 1 << 18;
-constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// Which query heads a unit owns: heads [head0, head0 + count) all read kv head kv_head.
-struct HeadGroup {
-  int kv_head;
-  int head0;
-  int count;
+// Query heads [head0, head0 + heads) of rows [row0, row0 + rows), all reading kv head kv_head.
+struct Unit {
+  int kv_head = 0, head0 = 0, heads = 0;
+  int64_t row0 = 0;
+  int rows = 0;
 };
 
-int GroupsPerKvHead(int num_heads, int num_kv_heads) {
-  const int per_kv = num_heads / num_kv_heads;
-  return (per_kv + kMaxChunkQueries - 1) / kMaxChunkQueries;
-}
-
-HeadGroup GroupOf(int index, int num_heads, int num_kv_heads) {
-  const int per_kv = num_heads / num_kv_heads;
-  const int groups = GroupsPerKvHead(num_heads, num_kv_heads);
-  HeadGroup g;
-  g.kv_head = index / groups;
-  const int first = (index % groups) * kMaxChunkQueries;
-  g.head0 = g.kv_head * per_kv + first;
-  g.count = std::min(kMaxChunkQueries, per_kv - first);
-  return g;
-}
-
-// Running softmax state of one row's heads of a group.
-struct RowState {
-  float m[kMaxChunkQueries];
-  float l[kMaxChunkQueries];
-  int64_t num_keys = 0;
-};
-
-void InitRow(const View& out, int64_t row, const HeadGroup& g, int d, RowState* st) {
-  float* o = out.row<float>(row) + static_cast<int64_t>(g.head0) * d;
-  std::fill(o, o + static_cast<int64_t>(g.count) * d, 0.0f);
-  for (int h = 0; h < g.count; ++h) {
-    st->m[h] = kNegInf;
-    st->l[h] = 0.0f;
+// How a call's (row, head) pairs are cut into units: each kv head's query heads in groups of up
+// to kQ, and as many rows per unit as fit the rest of the tile.
+struct Split {
+  int group = 0;           // query heads per unit
+  int groups_per_kv = 0;
+  int rows_per_unit = 0;
+  int64_t row_blocks = 0;
+  int64_t units = 0;
+  Split(int num_heads, int num_kv_heads, int64_t rows, bool share_rows) {
+    const int per_kv = num_heads / num_kv_heads;
+    group = std::min(per_kv, kQ);
+    groups_per_kv = (per_kv + group - 1) / group;
+    rows_per_unit = share_rows ? kQ / group : 1;
+    row_blocks = (rows + rows_per_unit - 1) / rows_per_unit;
+    units = row_blocks * num_kv_heads * groups_per_kv;
   }
-}
+  Unit Get(int64_t u, int num_heads, int num_kv_heads, int64_t rows) const {
+    const int per_kv = num_heads / num_kv_heads;
+    const int64_t groups = static_cast<int64_t>(num_kv_heads) * groups_per_kv;
+    const int g = static_cast<int>(u % groups);
+    Unit t;
+    t.kv_head = g / groups_per_kv;
+    const int first = (g % groups_per_kv) * group;
+    t.head0 = t.kv_head * per_kv + first;
+    t.heads = std::min(group, per_kv - first);
+    t.row0 = (u / groups) * rows_per_unit;
+    t.rows = static_cast<int>(std::min<int64_t>(rows_per_unit, rows - t.row0));
+    return t;
+  }
+};
 
-// out = acc / l and lse = M + log(l); a row without keys gets out = 0 (already) and lse = -inf.
-void FinishRow(const View& out, float* lse, int num_heads, int64_t row, const HeadGroup& g, int d,
-               const RowState& st) {
-  float* o = out.row<float>(row) + static_cast<int64_t>(g.head0) * d;
-  for (int h = 0; h < g.count; ++h) {
-    float* lse_h = lse + row * num_heads + g.head0 + h;
-    if (st.num_keys == 0) {
-      *lse_h = kNegInf;
-      continue;
+// The K and V rows of one chunk of a key sequence.
+struct ChunkRows {
+  const float* k[kChunkKeys];
+  const float* v[kChunkKeys];
+  int n = 0;
+};
+
+// A unit's queries (q = row_in_unit * heads + head_in_unit) and their running state.
+struct TileState {
+  alignas(32) float qt[kMaxHeadDim * kQ];
+  alignas(32) float m[kQ];
+  alignas(32) float l[kQ];
+  int64_t seen[kQ];
+  AttnTileArgs args;
+
+  void Init(const View& q, const View& out, const Unit& u, int d, float scale) {
+    const int nq = u.rows * u.heads;
+    std::fill(qt, qt + static_cast<int64_t>(d) * kQ, 0.0f);
+    for (int i = 0; i < nq; ++i) {
+      const int64_t row = u.row0 + i / u.heads, col = static_cast<int64_t>(u.head0 + i % u.heads) * d;
+      const float* src = q.row<const float>(row) + col;
+      for (int k = 0; k < d; ++k) qt[k * kQ + i] = src[k];
+      args.acc[i] = out.row<float>(row) + col;
+      std::fill(args.acc[i], args.acc[i] + d, 0.0f);
+      seen[i] = 0;
     }
-    const float l = st.l[h];
-    for (int i = 0; i < d; ++i) o[h * d + i] = o[h * d + i] / l;
-    *lse_h = st.m[h] + std::log(l);
+    std::fill(m, m + kQ, kNegInf);
+    std::fill(l, l + kQ, 0.0f);
+    args.num_queries = nq;
+    args.qt = qt;
+    args.m_run = m;
+    args.l_run = l;
+    args.head_dim = d;
+    args.scale = scale;
   }
-}
 
-void FoldChunk(const CpuKernels& kern, const View& q, const View& out, int64_t row, const HeadGroup& g,
-               int d, float scale, const float* const* kp, const float* const* vp, int n, RowState* st) {
-  AttnChunkArgs a;
-  a.num_queries = g.count;
-  for (int h = 0; h < g.count; ++h) {
-    a.q[h] = q.row<const float>(row) + static_cast<int64_t>(g.head0 + h) * d;
-    a.acc[h] = out.row<float>(row) + static_cast<int64_t>(g.head0 + h) * d;
+  // Folds chunk keys in; query i sees the first n[i] of them.
+  void Fold(const CpuKernels& kern, const ChunkRows& chunk) {
+    args.k = chunk.k;
+    args.v = chunk.v;
+    args.nk = chunk.n;
+    for (int i = 0; i < args.num_queries; ++i) seen[i] += args.n[i];
+    kern.attn_tile(args);
   }
-  a.m_run = st->m;
-  a.l_run = st->l;
-  a.k = kp;
-  a.v = vp;
-  a.n = n;
-  a.head_dim = d;
-  a.scale = scale;
-  kern.attn_chunk(a);
-  st->num_keys += n;
+
+  // out = acc / l and lse = M + log(l); a query without keys keeps out = 0 and gets lse = -inf.
+  void Finish(float* lse, int num_heads, const Unit& u) const {
+    for (int i = 0; i < args.num_queries; ++i) {
+      float* lse_i = lse + (u.row0 + i / u.heads) * num_heads + u.head0 + i % u.heads;
+      if (seen[i] == 0) {
+        *lse_i = kNegInf;
+        continue;
+      }
+      for (int k = 0; k < args.head_dim; ++k) args.acc[i][k] = args.acc[i][k] / l[i];
+      *lse_i = m[i] + std::log(l[i]);
+    }
+  }
+};
+
+// Folds a key sequence of `total` keys into st chunk by chunk, left to right. fill(c0, &rows)
+// gives the rows of the chunk starting at key c0; counts(c0, n) sets how many of its n keys
+// each query sees.
+template <typename Fill, typename Counts>
+void FoldSequence(const CpuKernels& kern, int64_t total, Fill fill, Counts counts, TileState* st) {
+  ChunkRows rows;
+  for (int64_t c0 = 0; c0 < total; c0 += kChunkKeys) {
+    fill(c0, &rows);
+    counts(c0, rows.n);
+    st->Fold(kern, rows);
+  }
 }
 
 const float* HeadBase(const void* cache, const KvLayerView& kv, int kv_head) {
@@ -109,7 +146,7 @@ const float* HeadBase(const void* cache, const KvLayerView& kv, int kv_head) {
 void CheckCommon(const View& q, const KvLayerView& kv, const View& out, const float* lse, int num_heads) {
   assert(q.dtype == DType::kF32 && out.dtype == DType::kF32 && kv.dtype == DType::kF32);
   assert(kv.num_kv_heads > 0 && num_heads % kv.num_kv_heads == 0);
-  assert(kv.head_dim > 0 && kv.head_dim % 8 == 0);
+  assert(kv.head_dim > 0 && kv.head_dim % 8 == 0 && kv.head_dim <= kMaxHeadDim);
   assert(q.cols >= static_cast<int64_t>(num_heads) * kv.head_dim);
   assert(out.rows == q.rows && out.cols >= static_cast<int64_t>(num_heads) * kv.head_dim);
   assert(lse != nullptr || q.rows == 0);
@@ -119,29 +156,33 @@ void CheckCommon(const View& q, const KvLayerView& kv, const View& out, const fl
 
 }  // namespace
 
-void AttnChunkPortable(const AttnChunkArgs& a) {
+void AttnTilePortable(const AttnTileArgs& a) {
   float p[kChunkKeys];
-  for (int qi = 0; qi < a.num_queries; ++qi) {
+  for (int q = 0; q < a.num_queries; ++q) {
+    const int n = a.n[q];
+    if (n == 0) continue;
     float m = kNegInf;
-    for (int j = 0; j < a.n; ++j) {
-      p[j] = DotRef(a.q[qi], a.k[j], a.head_dim) * a.scale;
-      m = p[j] > m ? p[j] : m;
+    for (int j = 0; j < n; ++j) {
+      float dot = 0.0f;
+      for (int d = 0; d < a.head_dim; ++d) dot = std::fma(a.qt[d * kQ + q], a.k[j][d], dot);
+      p[j] = dot * a.scale;
+      m = m > p[j] ? m : p[j];
     }
     float l = 0.0f;
-    for (int j = 0; j < a.n; ++j) {
+    for (int j = 0; j < n; ++j) {
       p[j] = ExpRef(p[j] - m);
       l += p[j];
     }
-    const float mo = a.m_run[qi];
+    const float mo = a.m_run[q];
     const float mn = mo > m ? mo : m;
     const float fa = ExpRef(mo - mn), fb = ExpRef(m - mn);
-    a.m_run[qi] = mn;
-    a.l_run[qi] = std::fma(l, fb, a.l_run[qi] * fa);
-    float* run = a.acc[qi];
-    for (int i = 0; i < a.head_dim; ++i) {
+    a.m_run[q] = mn;
+    a.l_run[q] = std::fma(l, fb, a.l_run[q] * fa);
+    float* run = a.acc[q];
+    for (int d = 0; d < a.head_dim; ++d) {
       float c = 0.0f;
-      for (int j = 0; j < a.n; ++j) c = std::fma(p[j], a.v[j][i], c);
-      run[i] = std::fma(c, fb, run[i] * fa);
+      for (int j = 0; j < n; ++j) c = std::fma(p[j], a.v[j][d], c);
+      run[d] = std::fma(c, fb, run[d] * fa);
     }
   }
 }
@@ -153,40 +194,39 @@ void AttentionPrefix(const CpuKernels& kern, int threads, const AttentionPrefixP
 #endif
   const int d = p.kv.head_dim;
   const int64_t rows = p.q.rows;
-  const int64_t row_blocks = (rows + kRowBlock - 1) / kRowBlock;
-  const int groups = p.kv.num_kv_heads * GroupsPerKvHead(p.num_heads, p.kv.num_kv_heads);
-  const int64_t units = row_blocks * groups;
+  const Split split(p.num_heads, p.kv.num_kv_heads, rows, /*share_rows=*/true);
   int64_t keys = 0;
   for (int64_t r = 0; r < rows; ++r) keys += p.kv_len[r];
-  const bool parallel = threads > 1 && units > 1 && keys * p.num_heads * d >= kSerialWork;
+  const bool parallel = threads > 1 && split.units > 1 && keys * p.num_heads * d >= kSerialWork;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (parallel)
-  for (int64_t u = 0; u < units; ++u) {
-    const HeadGroup g = GroupOf(static_cast<int>(u % groups), p.num_heads, p.kv.num_kv_heads);
-    const int64_t r0 = (u / groups) * kRowBlock;
-    const int nr = static_cast<int>(std::min<int64_t>(kRowBlock, rows - r0));
-    RowState st[kRowBlock];
+  for (int64_t ui = 0; ui < split.units; ++ui) {
+    const Unit u = split.Get(ui, p.num_heads, p.kv.num_kv_heads, rows);
+    TileState st;
+    st.Init(p.q, p.out, u, d, p.scale);
     int64_t max_len = 0;
-    for (int r = 0; r < nr; ++r) {
-      InitRow(p.out, r0 + r, g, d, &st[r]);
-      assert(p.kv_len[r0 + r] >= 0 && p.kv_len[r0 + r] <= p.kv.capacity);
-      max_len = std::max<int64_t>(max_len, p.kv_len[r0 + r]);
+    for (int r = 0; r < u.rows; ++r) {
+      assert(p.kv_len[u.row0 + r] >= 0 && p.kv_len[u.row0 + r] <= p.kv.capacity);
+      max_len = std::max<int64_t>(max_len, p.kv_len[u.row0 + r]);
     }
-    const float* kbase = HeadBase(p.kv.k, p.kv, g.kv_head);
-    const float* vbase = HeadBase(p.kv.v, p.kv, g.kv_head);
-    const float* kp[kChunkKeys];
-    const float* vp[kChunkKeys];
-    for (int64_t c0 = 0; c0 < max_len; c0 += kChunkKeys) {
-      const int nk = static_cast<int>(std::min<int64_t>(kChunkKeys, max_len - c0));
-      for (int j = 0; j < nk; ++j) {
-        kp[j] = kbase + (c0 + j) * d;
-        vp[j] = vbase + (c0 + j) * d;
-      }
-      for (int r = 0; r < nr; ++r) {
-        const int64_t n = std::min<int64_t>(kChunkKeys, p.kv_len[r0 + r] - c0);
-        if (n > 0) FoldChunk(kern, p.q, p.out, r0 + r, g, d, p.scale, kp, vp, static_cast<int>(n), &st[r]);
-      }
-    }
-    for (int r = 0; r < nr; ++r) FinishRow(p.out, p.lse, p.num_heads, r0 + r, g, d, st[r]);
+    const float* kbase = HeadBase(p.kv.k, p.kv, u.kv_head);
+    const float* vbase = HeadBase(p.kv.v, p.kv, u.kv_head);
+    FoldSequence(
+        kern, max_len,
+        [&](int64_t c0, ChunkRows* rows) {
+          rows->n = static_cast<int>(std::min<int64_t>(kChunkKeys, max_len - c0));
+          for (int j = 0; j < rows->n; ++j) {
+            rows->k[j] = kbase + (c0 + j) * d;
+            rows->v[j] = vbase + (c0 + j) * d;
+          }
+        },
+        [&](int64_t c0, int nk) {
+          for (int i = 0; i < st.args.num_queries; ++i) {
+            const int64_t left = p.kv_len[u.row0 + i / u.heads] - c0;
+            st.args.n[i] = static_cast<int32_t>(std::clamp<int64_t>(left, 0, nk));
+          }
+        },
+        &st);
+    st.Finish(p.lse, p.num_heads, u);
   }
 }
 
@@ -196,45 +236,48 @@ void AttentionTree(const CpuKernels& kern, int threads, const AttentionTreeParam
 #endif
   const int d = p.kv.head_dim;
   const int64_t rows = p.q.rows;
-  const int groups = p.kv.num_kv_heads * GroupsPerKvHead(p.num_heads, p.kv.num_kv_heads);
-  const int64_t units = rows * groups;
+  // Rows have key sequences of their own, so a unit is one row.
+  const Split split(p.num_heads, p.kv.num_kv_heads, rows, /*share_rows=*/false);
   int64_t keys = p.visible_offsets[rows] - p.visible_offsets[0];
   for (int64_t r = 0; r < rows; ++r) keys += std::max<int64_t>(0, p.committed - p.band_start[r]);
-  const bool parallel = threads > 1 && units > 1 && keys * p.num_heads * d >= kSerialWork;
+  const bool parallel = threads > 1 && split.units > 1 && keys * p.num_heads * d >= kSerialWork;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (parallel)
-  for (int64_t u = 0; u < units; ++u) {
-    const HeadGroup g = GroupOf(static_cast<int>(u % groups), p.num_heads, p.kv.num_kv_heads);
-    const int64_t row = u / groups;
-    RowState st;
-    InitRow(p.out, row, g, d, &st);
+  for (int64_t ui = 0; ui < split.units; ++ui) {
+    const Unit u = split.Get(ui, p.num_heads, p.kv.num_kv_heads, rows);
+    const int64_t row = u.row0;
+    TileState st;
+    st.Init(p.q, p.out, u, d, p.scale);
     // The row's key sequence: band positions, then its visible tree nodes.
     const int64_t band0 = p.band_start[row];
     const int64_t band_len = std::max<int64_t>(0, p.committed - band0);
     const int32_t* nodes = p.visible_nodes + p.visible_offsets[row];
     const int64_t total = band_len + (p.visible_offsets[row + 1] - p.visible_offsets[row]);
     assert(p.kv.ring == 0 || band_len <= p.kv.ring);
-    const float* kbase = HeadBase(p.kv.k, p.kv, g.kv_head);
-    const float* vbase = HeadBase(p.kv.v, p.kv, g.kv_head);
-    const float* kp[kChunkKeys];
-    const float* vp[kChunkKeys];
-    for (int64_t c0 = 0; c0 < total; c0 += kChunkKeys) {
-      const int n = static_cast<int>(std::min<int64_t>(kChunkKeys, total - c0));
-      for (int j = 0; j < n; ++j) {
-        const int64_t i = c0 + j;
-        int64_t slot;
-        if (i < band_len) {
-          const int64_t pos = band0 + i;
-          slot = p.kv.ring > 0 ? pos % p.kv.ring : pos;
-        } else {
-          slot = static_cast<int64_t>(p.tree_base_slot) + nodes[i - band_len];
-        }
-        assert(slot >= 0 && slot < p.kv.capacity);
-        kp[j] = kbase + slot * d;
-        vp[j] = vbase + slot * d;
-      }
-      FoldChunk(kern, p.q, p.out, row, g, d, p.scale, kp, vp, n, &st);
-    }
-    FinishRow(p.out, p.lse, p.num_heads, row, g, d, st);
+    const float* kbase = HeadBase(p.kv.k, p.kv, u.kv_head);
+    const float* vbase = HeadBase(p.kv.v, p.kv, u.kv_head);
+    FoldSequence(
+        kern, total,
+        [&](int64_t c0, ChunkRows* rows) {
+          rows->n = static_cast<int>(std::min<int64_t>(kChunkKeys, total - c0));
+          for (int j = 0; j < rows->n; ++j) {
+            const int64_t i = c0 + j;
+            int64_t slot;
+            if (i < band_len) {
+              const int64_t pos = band0 + i;
+              slot = p.kv.ring > 0 ? pos % p.kv.ring : pos;
+            } else {
+              slot = static_cast<int64_t>(p.tree_base_slot) + nodes[i - band_len];
+            }
+            assert(slot >= 0 && slot < p.kv.capacity);
+            rows->k[j] = kbase + slot * d;
+            rows->v[j] = vbase + slot * d;
+          }
+        },
+        [&](int64_t, int nk) {
+          for (int i = 0; i < st.args.num_queries; ++i) st.args.n[i] = nk;
+        },
+        &st);
+    st.Finish(p.lse, p.num_heads, u);
   }
 }
 

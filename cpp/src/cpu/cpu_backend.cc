@@ -28,14 +28,14 @@ void ExpPortable(const float* x, float* y, int64_t n) {
 }
 
 const CpuKernels& PortableKernels() {
-  static const CpuKernels k = {"portable", GemmPortable, AttnChunkPortable, SiluMulPortable, ExpPortable};
+  static const CpuKernels k = {"portable", GemmPortable, AttnTilePortable, SiluMulPortable, ExpPortable};
   return k;
 }
 
 const CpuKernels* Avx2Kernels() {
 #if LONGSPEC_HAVE_AVX2_KERNELS
   static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  static const CpuKernels k = {"avx2", GemmAvx2, AttnChunkAvx2, SiluMulAvx2, ExpAvx2};
+  static const CpuKernels k = {"avx2", GemmAvx2, AttnTileAvx2, SiluMulAvx2, ExpAvx2};
   return supported ? &k : nullptr;
 #else
   return nullptr;
@@ -62,8 +62,9 @@ class CpuBuffer final : public DeviceBuffer {
   AlignedBuffer buf_;
 };
 
-// sum(x^2) in double: eight lanes (lane l takes i = l mod 8), then the same tree as the
-// attention dot product. Products of floats are exact in double, so only the adds round.
+// sum(x^2) in double: eight lanes (lane l takes i = l mod 8), then the tree
+// ((l0+l4)+(l1+l5)) + ((l2+l6)+(l3+l7)). Products of floats are exact in double, so only the
+// adds round.
 float MeanSquare(const float* x, int64_t n) {
   double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t i = 0;

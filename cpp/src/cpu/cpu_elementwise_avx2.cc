@@ -14,18 +14,13 @@ static inline __m256 SiluMul8(__m256 g, __m256 u) {
   return _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), u);
 }
 
-static inline __m256i TailMask(int64_t count) {  // lanes [0, count) set, count in [0, 8)
-  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)), idx);
-}
-
 }  // namespace
 
 void SiluMulAvx2(const float* gate, const float* up, float* out, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, SiluMul8(_mm256_loadu_ps(gate + i), _mm256_loadu_ps(up + i)));
   if (i < n) {
-    const __m256i mask = TailMask(n - i);
+    const __m256i mask = TailMask(static_cast<int>(n - i));
     const __m256 y = SiluMul8(_mm256_maskload_ps(gate + i, mask), _mm256_maskload_ps(up + i, mask));
     _mm256_maskstore_ps(out + i, mask, y);
   }
@@ -35,7 +30,7 @@ void ExpAvx2(const float* x, float* y, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, Exp8(_mm256_loadu_ps(x + i)));
   if (i < n) {
-    const __m256i mask = TailMask(n - i);
+    const __m256i mask = TailMask(static_cast<int>(n - i));
     _mm256_maskstore_ps(y + i, mask, Exp8(_mm256_maskload_ps(x + i, mask)));
   }
 }

@@ -1,18 +1,13 @@
 // Linear: weight packing, the thread split, and the portable GEMM kernel.
 //
-// Threads split the output columns (panels) or, when there are too few panels, the rows; never
-// k. Each output element is one fma chain over k whatever the split, so the split only decides
-// who computes it.
+// Threads split the output into tiles of rows x panels, never k. Each output element is one fma
+// chain over k whatever the split, so the split only decides who computes it.
 #include <algorithm>
 #include <cassert>
 #include <cmath>
 #include <cstring>
 
 #include "cpu/cpu_ops.h"
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace longspec::cpu {
 
@@ -83,23 +78,16 @@ void Linear(const CpuKernels& kern, int threads, View x, const CpuLinearWeight& 
     kern.gemm(a, 0, m, 0, panels);
     return;
   }
-  const bool split_panels = panels >= 2 * threads || m < 12;
-#pragma omp parallel num_threads(threads)
-  {
-    int t = 0, nt = 1;
-#ifdef _OPENMP
-    t = omp_get_thread_num();
-    nt = omp_get_num_threads();
-#endif
-    if (split_panels) {
-      const int64_t p0 = panels * t / nt, p1 = panels * (t + 1) / nt;
-      if (p1 > p0) kern.gemm(a, 0, m, p0, p1 - p0);
-    } else {
-      // Whole 6-row tiles per thread, so the tail tile is the only short one.
-      const int64_t tiles = (m + 5) / 6;
-      const int64_t r0 = std::min(m, tiles * t / nt * 6), r1 = std::min(m, tiles * (t + 1) / nt * 6);
-      if (r1 > r0) kern.gemm(a, r0, r1 - r0, 0, panels);
-    }
+  // Tiles of up to 96 rows x 4 panels handed out dynamically, so a thread that runs slower (a
+  // busy machine) simply takes fewer of them. A tile's 4 panels of W stay in L2 while its rows
+  // stream past them.
+  constexpr int64_t kTileRows = 96, kTilePanels = 4;
+  const int64_t row_tiles = (m + kTileRows - 1) / kTileRows;
+  const int64_t panel_tiles = (panels + kTilePanels - 1) / kTilePanels;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  for (int64_t t = 0; t < row_tiles * panel_tiles; ++t) {
+    const int64_t r0 = (t / panel_tiles) * kTileRows, p0 = (t % panel_tiles) * kTilePanels;
+    kern.gemm(a, r0, std::min(kTileRows, m - r0), p0, std::min(kTilePanels, panels - p0));
   }
 }
 

@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #include "cpu/cpu_kernels.h"
+#include "cpu/cpu_simd_avx2.h"
 
 namespace longspec::cpu {
 namespace {
@@ -15,22 +16,21 @@ namespace {
 // latency, few enough to stay in the 16 ymm registers.
 constexpr int PanelsFor(int mr) { return mr == 1 ? 4 : mr <= 3 ? 2 : 1; }
 
-static inline __m256i TailMask(int count) {  // lanes [0, count) set, count in [0, 8]
-  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), idx);
-}
-
 // Rows [r0, r0 + MR) x panels [p0, p0 + NP).
 template <int MR, int NP>
 static void Tile(const GemmArgs& a, int64_t r0, int64_t p0) {
   const int64_t k_len = a.k;
   const float* x[MR];
+#pragma GCC unroll 6
   for (int r = 0; r < MR; ++r) x[r] = a.x + (r0 + r) * a.x_stride;
   const float* w[NP];
+#pragma GCC unroll 4
   for (int j = 0; j < NP; ++j) w[j] = a.packed + (p0 + j) * k_len * kPanel;
 
   __m256 c[MR][NP][2];
+#pragma GCC unroll 6
   for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
     for (int j = 0; j < NP; ++j) c[r][j][0] = c[r][j][1] = _mm256_setzero_ps();
 
   for (int64_t k = 0; k < k_len; ++k) {
@@ -51,6 +51,7 @@ static void Tile(const GemmArgs& a, int64_t r0, int64_t p0) {
     }
   }
 
+#pragma GCC unroll 4
   for (int j = 0; j < NP; ++j) {
     const int64_t n0 = (p0 + j) * kPanel;
     const int64_t left = a.n - n0;
@@ -60,6 +61,7 @@ static void Tile(const GemmArgs& a, int64_t r0, int64_t p0) {
       b0 = _mm256_load_ps(a.bias + n0);
       b1 = _mm256_load_ps(a.bias + n0 + 8);
     }
+#pragma GCC unroll 6
     for (int r = 0; r < MR; ++r) {
       __m256 y0 = c[r][j][0], y1 = c[r][j][1];
       if (a.bias != nullptr) {

@@ -1,18 +1,20 @@
 // The CPU backend's inner kernels behind one table, so the AVX2 and the portable versions are
 // chosen once at run time and can be compared against each other in tests.
 //
-// Both tables compute every value with the same sequence of IEEE operations (same FMAs, same
-// reduction trees, same exp), so they agree bit for bit; the portable one is just slower. The
-// operation sequences are written down here because they are the CPU reference's definition:
+// Both tables compute every value with the same sequence of IEEE operations (the same FMAs in
+// the same order, the same exp), so they agree bit for bit on any x86-64 (std::fma is correctly
+// rounded everywhere); the portable one is just slower. The sequences are written down here
+// because they are the CPU reference's definition:
 //
 // - Linear: y[r][n] = fma chain over k ascending starting from +0.0f (acc = fma(x[r][k], w[n][k],
 //   acc)), then + bias[n] when there is a bias.
-// - Attention dot product (head_dim % 8 == 0): eight lanes, lane l = fma chain over d = l, l+8,
-//   l+16, ... ascending from +0.0f; dot = ((l0+l4)+(l1+l5)) + ((l2+l6)+(l3+l7)); s = dot * scale.
-// - Attention chunk (<= kAttnChunk keys): m_c = max s_j; p_j = Exp(s_j - m_c); l_c = ((0+p_0)+p_1)+..;
+// - Attention score: s = (fma chain over d ascending from +0.0f of q[d] * k[d]) * scale.
+// - Attention chunk (<= kChunkKeys keys): m_c = max s_j; p_j = Exp(s_j - m_c); l_c = ((0+p_0)+p_1)+..;
 //   acc_c[d] = fma chain over j ascending from +0.0f of p_j * v_j[d]. Merge into the running
 //   state: M' = max(M, m_c); a = Exp(M - M'); b = Exp(m_c - M'); acc = fma(acc_c, b, acc * a);
-//   l = fma(l_c, b, l * a). The running state starts at M = -inf, l = 0, acc = 0.
+//   l = fma(l_c, b, l * a). The running state starts at M = -inf, l = 0, acc = 0, and a query
+//   that sees no key of a chunk is left untouched by it. max(a, b) is a > b ? a : b.
+// - SiluMul: out = gate / (1 + Exp(0 - gate)) * up, left to right.
 // - Exp: see ExpRef in cpu_math.h (max relative error ~1 ulp on [kExpLo, kExpHi], 0 below,
 //   +inf above; results that would be subnormal are flushed to zero).
 #pragma once
@@ -23,8 +25,10 @@ namespace longspec::cpu {
 
 // Columns per packed weight panel: one panel row is two 8-float AVX registers.
 constexpr int kPanel = 16;
-// Most query heads one attention chunk call folds in at once (they share the chunk's keys).
-constexpr int kMaxChunkQueries = 8;
+// Queries one attention tile holds: four 8-lane vectors.
+constexpr int kMaxTileQueries = 32;
+// Largest head_dim the attention kernels take (bounds the transposed-query tile on the stack).
+constexpr int kMaxHeadDim = 256;
 // Keys per attention chunk; equals kAttnChunk of backend/backend.h (checked in cpu_attention.cc),
 // repeated here so the AVX2 files need not include the backend interface.
 constexpr int kChunkKeys = 64;
@@ -60,25 +64,27 @@ struct GemmArgs {
   int64_t y_stride = 0;
 };
 
-// Folds one chunk of keys into the running softmax state of up to kMaxChunkQueries queries
-// that all see exactly these keys (same kv head).
-struct AttnChunkArgs {
-  int num_queries = 0;
-  const float* q[kMaxChunkQueries] = {};
-  float* acc[kMaxChunkQueries] = {};  // running acc, head_dim floats each
-  float* m_run = nullptr;             // [num_queries] running max M
-  float* l_run = nullptr;             // [num_queries] running sum l
-  const float* const* k = nullptr;    // [n] key rows
-  const float* const* v = nullptr;    // [n] value rows
-  int n = 0;                          // 1 .. kAttnChunk
-  int head_dim = 0;                   // multiple of 8
+// Folds one chunk of keys into the running softmax state of a tile of queries of one kv head.
+// Query q sees the first n[q] keys of the chunk (so rows of a causal block can share chunks);
+// the queries sit in vector lanes, which is why they arrive transposed.
+struct AttnTileArgs {
+  int num_queries = 0;                     // 1 .. kMaxTileQueries
+  const float* qt = nullptr;               // [head_dim][kMaxTileQueries]; columns >= num_queries are 0
+  alignas(32) int32_t n[kMaxTileQueries] = {};  // 0 .. nk; 0 = this chunk is not in q's key sequence
+  float* acc[kMaxTileQueries] = {};        // running acc, head_dim floats each
+  float* m_run = nullptr;                  // [kMaxTileQueries], 32-byte aligned: running max M
+  float* l_run = nullptr;                  // [kMaxTileQueries], 32-byte aligned: running sum l
+  const float* const* k = nullptr;         // [nk] key rows
+  const float* const* v = nullptr;         // [nk] value rows
+  int nk = 0;                              // max n[q], 1 .. kChunkKeys
+  int head_dim = 0;                        // multiple of 8, <= kMaxHeadDim
   float scale = 0.0f;
 };
 
 struct CpuKernels {
   const char* isa;
   void (*gemm)(const GemmArgs& a, int64_t row0, int64_t rows, int64_t panel0, int64_t panels);
-  void (*attn_chunk)(const AttnChunkArgs& a);
+  void (*attn_tile)(const AttnTileArgs& a);
   // out[i] = gate[i] / (1 + Exp(-gate[i])) * up[i]
   void (*silu_mul)(const float* gate, const float* up, float* out, int64_t n);
   // y[i] = Exp(x[i]); exposed for tests.
@@ -88,14 +94,14 @@ struct CpuKernels {
 #if LONGSPEC_HAVE_AVX2_KERNELS
 // Defined in the *_avx2.cc files; call only when the CPU has AVX2 and FMA.
 void GemmAvx2(const GemmArgs& a, int64_t row0, int64_t rows, int64_t panel0, int64_t panels);
-void AttnChunkAvx2(const AttnChunkArgs& a);
+void AttnTileAvx2(const AttnTileArgs& a);
 void SiluMulAvx2(const float* gate, const float* up, float* out, int64_t n);
 void ExpAvx2(const float* x, float* y, int64_t n);
 #endif
 
 // The portable kernels (cpu_gemm.cc, cpu_attention.cc, cpu_backend.cc).
 void GemmPortable(const GemmArgs& a, int64_t row0, int64_t rows, int64_t panel0, int64_t panels);
-void AttnChunkPortable(const AttnChunkArgs& a);
+void AttnTilePortable(const AttnTileArgs& a);
 void SiluMulPortable(const float* gate, const float* up, float* out, int64_t n);
 void ExpPortable(const float* x, float* y, int64_t n);
 

@@ -21,7 +21,7 @@ inline float Pow2(int e) {  // 2^e for e in [-126, 127]
 
 // exp(x): x = n ln2 + r with |r| <= ln2/2 (+ rounding of n), e^r by Taylor degree 7 in Horner
 // form with FMAs, times 2^n applied as two exact power-of-two factors (n can reach 128).
-// Measured max relative error vs double exp: see test CpuMath.ExpAccuracy.
+// Max error 0.88 ulp of the true value on [kExpLo, kExpHi] (test CpuMath.ExpAccuracyAndTwins).
 inline float ExpRef(float x) {
   using namespace expc;
   if (!(x >= kExpLo)) return x < kExpLo ? 0.0f : x;  // underflow, or NaN passes through
@@ -40,14 +40,6 @@ inline float ExpRef(float x) {
   const int ni = static_cast<int>(n);
   const int n1 = ni >> 1;
   return p * Pow2(n1) * Pow2(ni - n1);
-}
-
-// The attention dot product: 8 fma lanes over d, then a fixed tree.
-inline float DotRef(const float* a, const float* b, int d) {
-  float lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  for (int i = 0; i < d; i += 8)
-    for (int l = 0; l < 8; ++l) lane[l] = std::fma(a[i + l], b[i + l], lane[l]);
-  return ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7]));
 }
 
 }  // namespace longspec::cpu

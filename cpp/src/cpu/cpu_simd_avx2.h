@@ -1,4 +1,4 @@
-// AVX2 twins of cpu_math.h, for *_avx2.cc files only. Everything here is `static` so no copy
+// AVX2 helpers and twins of cpu_math.h, for *_avx2.cc files only. Everything here is `static` so no copy
 // compiled with -mavx2 can be picked by the linker for a portable caller; for the same reason
 // the AVX2 files use no standard-library templates.
 #pragma once
@@ -10,6 +10,12 @@
 
 namespace longspec::cpu {
 namespace {
+
+// Lanes [0, count) set, count in [0, 8]: for masked loads and stores of a row's tail.
+static inline __m256i TailMask(int count) {
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), idx);
+}
 
 // ExpRef on 8 lanes, the same operations in the same order.
 static inline __m256 Exp8(__m256 x) {
@@ -40,26 +46,6 @@ static inline __m256 Exp8(__m256 x) {
   y = _mm256_blendv_ps(y, _mm256_set1_ps(__builtin_inff()), _mm256_cmp_ps(x, hi, _CMP_GT_OQ));
   y = _mm256_blendv_ps(y, _mm256_setzero_ps(), _mm256_cmp_ps(x, lo, _CMP_LT_OQ));
   return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
-}
-
-// Sum of the 8 lanes in the tree ((l0+l4)+(l1+l5)) + ((l2+l6)+(l3+l7)).
-static inline float ReduceTree(__m256 v) {
-  const __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  const __m128 t = _mm_hadd_ps(h, h);  // (h0+h1, h2+h3, ..)
-  return _mm_cvtss_f32(_mm_hadd_ps(t, t));
-}
-
-// ReduceTree of v0..v7 at once: lane i of the result is ReduceTree(vi).
-static inline __m256 ReduceTree8(__m256 v0, __m256 v1, __m256 v2, __m256 v3, __m256 v4, __m256 v5,
-                                 __m256 v6, __m256 v7) {
-  // [v.lo + v.hi of a | of b]: lanes (a0+a4, a1+a5, a2+a6, a3+a7, b0+b4, ...)
-  auto halves = [](__m256 a, __m256 b) {
-    return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
-  };
-  const __m256 h04 = halves(v0, v4), h15 = halves(v1, v5), h26 = halves(v2, v6), h37 = halves(v3, v7);
-  const __m256 t0 = _mm256_hadd_ps(h04, h15);  // 128-bit lanes: (v0 pairs, v1 pairs | v4, v5)
-  const __m256 t1 = _mm256_hadd_ps(h26, h37);  // (v2, v3 | v6, v7)
-  return _mm256_hadd_ps(t0, t1);               // (v0, v1, v2, v3 | v4, v5, v6, v7)
 }
 
 }  // namespace
