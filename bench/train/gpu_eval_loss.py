@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Held-out loss of drafts on long documents at natural positions (the start of the long-data
-stage): python3 bench/train/gpu_eval_loss.py TARGET DATA_DIR DRAFT [DRAFT ...] > json"""
+stage): python3 bench/train/gpu_eval_loss.py TARGET DATA_DIR DRAFT [DRAFT ...] > json
+(DEVICE=cpu to run without a GPU; results are keyed by the draft's path)."""
 import json
 import os
 import sys
@@ -18,9 +19,9 @@ def main() -> int:
     for L in (1024, 4096, 8192):
         seqs = np.stack([d[:L] for d in docs if len(d) >= L])
         for draft in drafts:
-            tr = DraftTrainer(target, "/tmp/eval_scratch", TrainConfig(stage1_steps=0, device="cuda"), init_draft=draft)
-            # Loss on the last 1024 positions of each length-L prefix: deep positions only.
-            results.setdefault(os.path.basename(draft.rstrip("/")), {})[L] = {
+            device = os.environ.get("DEVICE", "cuda")
+            tr = DraftTrainer(target, "/tmp/eval_scratch", TrainConfig(stage1_steps=0, device=device), init_draft=draft)
+            results.setdefault(draft, {})[L] = {
                 "loss_all_positions": tr.evaluate(seqs, lag=1, batch=2), "sequences": len(seqs)}
     print(json.dumps(results, indent=2))
     return 0

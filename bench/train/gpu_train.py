@@ -66,8 +66,19 @@ def main() -> int:
     if out:
         dest = os.path.join(out, a.out_name)
         os.makedirs(dest, exist_ok=True)
-        for f in ("config.json", "model.safetensors"):
-            shutil.copy(os.path.join(a.run, "draft", f), os.path.join(dest, f))
+        shutil.copy(os.path.join(a.run, "draft", "config.json"), os.path.join(dest, "config.json"))
+        # Files come back from the device in pieces of at most 16 MiB: split larger ones
+        # (cat model.safetensors.part* > model.safetensors rejoins them).
+        with open(os.path.join(a.run, "draft", "model.safetensors"), "rb") as src:
+            blob = src.read()
+        piece = 15 * 1024 * 1024
+        if len(blob) <= piece:
+            with open(os.path.join(dest, "model.safetensors"), "wb") as f:
+                f.write(blob)
+        else:
+            for i in range(0, len(blob), piece):
+                with open(os.path.join(dest, f"model.safetensors.part{i // piece}"), "wb") as f:
+                    f.write(blob[i:i + piece])
         shutil.copy(os.path.join(a.run, "train_log.jsonl"), os.path.join(out, a.out_name + "_train_log.jsonl"))
         with open(os.path.join(out, a.out_name + "_command.txt"), "w") as f:
             f.write(" ".join(cmd) + "\n")

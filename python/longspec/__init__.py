@@ -5,10 +5,17 @@
     out = eng.generate("Once upon a time", max_new_tokens=64)
     print(out.text, out.stats["tokens_per_s"])
 """
-from ._C import cuda_available, version
-from .engine import Engine, GenerationOutput
-from .drafts import random_draft
-from .models import DEFAULT_TARGET, smollm2_path
+import os as _os
+
+# libgomp's default busy-waiting collapses throughput as soon as anything else shares the cores
+# (measured: a decode step 10x slower next to another process); passive waiting costs ~5% on an
+# idle machine. Must be set before the extension loads libgomp; the user's setting wins.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from ._C import cuda_available, version  # noqa: E402
+from .engine import Engine, GenerationOutput  # noqa: E402
+from .drafts import random_draft  # noqa: E402
+from .models import DEFAULT_TARGET, smollm2_path  # noqa: E402
 
 __version__ = version()
 

@@ -76,6 +76,22 @@ def test_speculative_greedy_equals_plain_greedy_smollm2(smol_spec):
     assert max(lengths) > 512, "need prompts longer than the draft window"
 
 
+def test_packaged_trained_draft_is_picked_up_and_exact(smollm2_gguf):
+    """draft="auto" finds the draft shipped for this exact target; greedy output stays identical to
+    plain greedy decoding, and the trained draft is accepted far more often than a random one."""
+    eng = Engine(smollm2_gguf, device="cpu")  # draft="auto" by default
+    assert eng.has_draft and "packaged_drafts" in eng.draft_path
+    assert eng.draft_info["architecture"] == "longspec-draft"
+    taus = []
+    for i, text in enumerate(_texts()):
+        ids = eng.encode(text)
+        plain = eng.generate(ids, max_new_tokens=128, ignore_eos=True, speculative=False)
+        spec = eng.generate(ids, max_new_tokens=128, ignore_eos=True)
+        assert spec.tokens == plain.tokens, f"prompt {i} diverged with the trained draft"
+        taus.append(spec.stats["mean_accepted"])
+    assert sum(taus) / len(taus) > 1.8, taus
+
+
 def test_speculative_stats(smol_spec):
     out = smol_spec.generate("Hello", max_new_tokens=20, ignore_eos=True)
     s = out.stats

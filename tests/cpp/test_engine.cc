@@ -1,0 +1,253 @@
+// The engine end to end on a tiny random llama written as GGUF: the public API's errors, plain and
+// speculative decoding, and the exactness of the KV commit.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+
+#include "engine/target_model.h"
+#include "longspec/engine.h"
+#include "model_file_writers.h"
+
+namespace longspec {
+namespace {
+
+using testing::GgufWriter;
+using testing::TempDir;
+using testing::WriteFile;
+
+constexpr int kVocab = 64, kHidden = 32, kInter = 48, kLayers = 2, kHeads = 4, kKvHeads = 2, kCtx = 512;
+
+std::vector<float> Random(size_t n, std::mt19937& rng, float scale) {
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+// A random llama-architecture GGUF (F32 tensors, ne in ggml order).
+std::vector<uint8_t> TinyLlamaGguf(uint32_t seed) {
+  std::mt19937 rng(seed);
+  const int hd = kHidden / kHeads;
+  GgufWriter w;
+  w.AddString("general.architecture", "llama");
+  w.AddU32("llama.block_count", kLayers);
+  w.AddU32("llama.context_length", kCtx);
+  w.AddU32("llama.embedding_length", kHidden);
+  w.AddU32("llama.feed_forward_length", kInter);
+  w.AddU32("llama.attention.head_count", kHeads);
+  w.AddU32("llama.attention.head_count_kv", kKvHeads);
+  w.AddF32("llama.rope.freq_base", 10000.0f);
+  w.AddF32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+  w.AddU32("llama.vocab_size", kVocab);
+  w.AddU32("tokenizer.ggml.bos_token_id", 1);
+  w.AddU32("tokenizer.ggml.eos_token_id", 3);
+  auto ones_ish = [&](int n) {
+    std::vector<float> v = Random(n, rng, 0.1f);
+    for (float& x : v) x += 1.0f;
+    return v;
+  };
+  w.AddTensorF32("token_embd.weight", {kHidden, kVocab}, Random(kHidden * kVocab, rng, 1.0f));
+  for (int l = 0; l < kLayers; ++l) {
+    const std::string b = "blk." + std::to_string(l) + ".";
+    w.AddTensorF32(b + "attn_norm.weight", {kHidden}, ones_ish(kHidden));
+    w.AddTensorF32(b + "attn_q.weight", {kHidden, kHeads * hd}, Random(kHidden * kHeads * hd, rng, 0.3f));
+    w.AddTensorF32(b + "attn_k.weight", {kHidden, kKvHeads * hd}, Random(kHidden * kKvHeads * hd, rng, 0.3f));
+    w.AddTensorF32(b + "attn_v.weight", {kHidden, kKvHeads * hd}, Random(kHidden * kKvHeads * hd, rng, 0.3f));
+    w.AddTensorF32(b + "attn_output.weight", {kHeads * hd, kHidden}, Random(kHidden * kHeads * hd, rng, 0.3f));
+    w.AddTensorF32(b + "ffn_norm.weight", {kHidden}, ones_ish(kHidden));
+    w.AddTensorF32(b + "ffn_gate.weight", {kHidden, kInter}, Random(kHidden * kInter, rng, 0.3f));
+    w.AddTensorF32(b + "ffn_up.weight", {kHidden, kInter}, Random(kHidden * kInter, rng, 0.3f));
+    w.AddTensorF32(b + "ffn_down.weight", {kInter, kHidden}, Random(kHidden * kInter, rng, 0.3f));
+  }
+  w.AddTensorF32("output_norm.weight", {kHidden}, ones_ish(kHidden));
+  return w.Build();  // no output.weight: tied embeddings
+}
+
+class EngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(dir_.ok());
+    path_ = dir_.File("tiny.gguf");
+    ASSERT_TRUE(WriteFile(path_, TinyLlamaGguf(1)));
+  }
+  std::unique_ptr<Engine> Make(EngineConfig cfg = {}) {
+    cfg.target_path = path_;
+    cfg.num_threads = 2;
+    auto e = Engine::Create(cfg);
+    EXPECT_TRUE(e.ok()) << e.status().ToString();
+    return e.ok() ? std::move(e).value() : nullptr;
+  }
+  TempDir dir_;
+  std::string path_;
+};
+
+std::vector<int32_t> Prompt(int n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<int32_t> p(n);
+  for (int32_t& t : p) t = static_cast<int32_t>(rng() % kVocab);
+  return p;
+}
+
+TEST_F(EngineTest, LoadsAndDescribesTheModel) {
+  auto e = Make();
+  ASSERT_NE(e, nullptr);
+  const ModelInfo& i = e->target_info();
+  EXPECT_EQ(i.architecture, "llama");
+  EXPECT_EQ(i.source_format, "gguf");
+  EXPECT_EQ(i.vocab_size, kVocab);
+  EXPECT_EQ(i.num_layers, kLayers);
+  EXPECT_EQ(i.max_position, kCtx);
+  EXPECT_EQ(i.eos_token_ids, std::vector<int32_t>{3});
+  EXPECT_FALSE(e->has_draft());
+  EXPECT_EQ(e->device(), Device::kCpu);
+}
+
+TEST_F(EngineTest, BadRequestsAreErrorsAndLeaveTheEngineUsable) {
+  auto e = Make();
+  ASSERT_NE(e, nullptr);
+  SamplingParams sp;
+  sp.max_new_tokens = 12;
+  sp.ignore_eos = true;
+  auto ref = e->Generate(Prompt(9, 2), sp);
+  ASSERT_TRUE(ref.ok());
+  ASSERT_EQ(ref->tokens.size(), 12u);
+
+  SamplingParams bad = sp;
+  bad.max_new_tokens = -1;
+  EXPECT_EQ(e->Generate(Prompt(9, 2), bad).status().code(), StatusCode::kInvalidArgument);
+  bad = sp;
+  bad.top_p = 0.0f;
+  EXPECT_NE(e->Generate(Prompt(9, 2), bad).status().message().find("top_p"), std::string::npos);
+  EXPECT_EQ(e->Generate({}, sp).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(e->Generate({1, kVocab}, sp).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(e->Generate(Prompt(kCtx, 3), sp).status().code(), StatusCode::kOutOfRange);
+  bad = sp;
+  bad.tree = {4, 0};
+  EXPECT_EQ(e->Generate(Prompt(9, 2), bad).status().code(), StatusCode::kInvalidArgument);
+
+  auto again = e->Generate(Prompt(9, 2), sp);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->tokens, ref->tokens);
+}
+
+TEST_F(EngineTest, ContextLimitEndsGenerationWithContextFull) {
+  EngineConfig cfg;
+  cfg.max_context = 40;
+  auto e = Make(cfg);
+  ASSERT_NE(e, nullptr);
+  SamplingParams sp;
+  sp.max_new_tokens = 100;
+  sp.ignore_eos = true;
+  auto r = e->Generate(Prompt(36, 4), sp);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->tokens.size(), 4u);  // positions 36..39
+  EXPECT_EQ(r->finish_reason, FinishReason::kContextFull);
+}
+
+TEST_F(EngineTest, FilesThatAreMissingOrCorruptAreClearErrors) {
+  EngineConfig cfg;
+  cfg.target_path = dir_.File("nope.gguf");
+  EXPECT_EQ(Engine::Create(cfg).status().code(), StatusCode::kNotFound);
+  std::vector<uint8_t> bytes = TinyLlamaGguf(1);
+  for (size_t cut : {size_t{3}, size_t{100}, bytes.size() / 2, bytes.size() - 1}) {
+    const std::string p = dir_.File("cut.gguf");
+    ASSERT_TRUE(WriteFile(p, std::vector<uint8_t>(bytes.begin(), bytes.begin() + cut)));
+    cfg.target_path = p;
+    auto e = Engine::Create(cfg);
+    EXPECT_FALSE(e.ok()) << "cut at " << cut;
+  }
+  cfg.target_path = dir_.path();  // a directory without config.json
+  EXPECT_FALSE(Engine::Create(cfg).ok());
+  EngineConfig bad;
+  EXPECT_EQ(Engine::Create(bad).status().code(), StatusCode::kInvalidArgument);  // no target
+}
+
+TEST_F(EngineTest, OracleSpeculationEqualsPlainAndAcceptsFullChains) {
+  EngineConfig cfg;
+  cfg.oracle_draft = true;
+  auto e = Make(cfg);
+  ASSERT_NE(e, nullptr);
+  SamplingParams sp;
+  sp.ignore_eos = true;
+  sp.max_new_tokens = 1 + 6 * 5;
+  sp.tree = {1, 1, 1, 1};
+  sp.speculative = false;
+  auto plain = e->Generate(Prompt(50, 5), sp);
+  sp.speculative = true;
+  auto spec = e->Generate(Prompt(50, 5), sp);
+  ASSERT_TRUE(plain.ok() && spec.ok());
+  EXPECT_EQ(spec->tokens, plain->tokens);
+  EXPECT_EQ(spec->stats.rounds, 6);
+  EXPECT_DOUBLE_EQ(spec->stats.mean_accepted, 5.0);
+  sp.tree = {3, 6, 6};
+  auto tree = e->Generate(Prompt(50, 5), sp);
+  ASSERT_TRUE(tree.ok());
+  EXPECT_EQ(tree->tokens, plain->tokens);
+}
+
+// Committing a verified path leaves exactly the K/V that plain decoding of the same tokens writes.
+TEST_F(EngineTest, KvCommitEqualsPlainPrefillBitForBit) {
+  auto cpu = MakeCpuBackend(2);
+  auto a = TargetModel::Load(path_, *cpu, 16, 64);
+  auto b = TargetModel::Load(path_, *cpu, 16, 64);
+  ASSERT_TRUE(a.ok() && b.ok());
+  // The path spans positions 158..161: its rows straddle a hybrid split boundary (160 - 32 = 128),
+  // so the prefix/band split differs between the root and the deepest node.
+  std::vector<int32_t> prompt = Prompt(158, 6);
+  ASSERT_TRUE((*a)->Reset(200).ok());
+  ASSERT_TRUE((*a)->Prefill(prompt, nullptr).ok());
+  // Tree: 0 root; 1,2 children of 0; 3 child of 1; 4,5 children of 2; 6 child of 5.
+  std::vector<int32_t> tokens = {7, 11, 13, 17, 19, 23, 29};
+  std::vector<int32_t> parents = {-1, 0, 0, 1, 2, 2, 5};
+  const float* verify = (*a)->Step(tokens, parents);
+  std::vector<float> verify_rows(verify, verify + 7 * kVocab);
+  std::vector<int32_t> path = {0, 2, 5, 6};
+  (*a)->Commit(path);
+  ASSERT_EQ((*a)->committed(), 162);
+
+  std::vector<int32_t> seq = prompt;
+  for (int32_t n : path) seq.push_back(tokens[n]);
+  ASSERT_TRUE((*b)->Reset(200).ok());
+  ASSERT_TRUE((*b)->Prefill(std::vector<int32_t>(seq.begin(), seq.begin() + 158), nullptr).ok());
+  // Decode the path one token at a time, as plain decoding does, and compare its logits too.
+  for (size_t d = 0; d < path.size(); ++d) {
+    const float* l = (*b)->Step({seq[158 + d]}, {-1});
+    EXPECT_EQ(0, std::memcmp(l, &verify_rows[static_cast<size_t>(path[d]) * kVocab], kVocab * sizeof(float)))
+        << "logits of depth " << d;
+    (*b)->Commit({0});
+  }
+  const size_t hd = kHidden / kHeads;
+  for (int l = 0; l < kLayers; ++l) {
+    KvLayerView ka = (*a)->cache().layer(l), kb = (*b)->cache().layer(l);
+    for (int h = 0; h < kKvHeads; ++h) {
+      for (int s = 0; s < 162; ++s) {
+        const size_t off_a = (static_cast<size_t>(h) * ka.capacity + s) * hd;
+        const size_t off_b = (static_cast<size_t>(h) * kb.capacity + s) * hd;
+        ASSERT_EQ(0, std::memcmp(static_cast<float*>(ka.k) + off_a, static_cast<float*>(kb.k) + off_b, hd * 4))
+            << "K layer " << l << " head " << h << " slot " << s;
+        ASSERT_EQ(0, std::memcmp(static_cast<float*>(ka.v) + off_a, static_cast<float*>(kb.v) + off_b, hd * 4));
+      }
+    }
+  }
+}
+
+TEST_F(EngineTest, DraftThatDoesNotFitIsRejectedNamingTheField) {
+  const std::string d = dir_.File("draft");
+  ASSERT_EQ(0, system(("mkdir -p " + d).c_str()));
+  ASSERT_TRUE(WriteFile(d + "/config.json",
+                        std::string("{\"format\": \"longspec-draft\", \"format_version\": 1, \"window\": 16, "
+                                    "\"target\": {\"hidden_size\": 48, \"num_heads\": 4, \"num_kv_heads\": 2, "
+                                    "\"head_dim\": 8, \"intermediate_size\": 48, \"vocab_size\": 64}}")));
+  ASSERT_TRUE(WriteFile(d + "/model.safetensors", testing::SafetensorsWriter().Build()));
+  EngineConfig cfg;
+  cfg.target_path = path_;
+  cfg.draft_path = d;
+  auto e = Engine::Create(cfg);
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(e.status().message().find("hidden_size"), std::string::npos) << e.status().message();
+}
+
+}  // namespace
+}  // namespace longspec
