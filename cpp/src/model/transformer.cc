@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "model/layer_ops.h"
+
 namespace longspec {
 
 View TransformerRunner::Alloc(int64_t rows, int64_t cols, std::unique_ptr<DeviceBuffer>* holder, Status* st) {
@@ -71,30 +73,8 @@ View TransformerRunner::Forward(const DevicePlan& plan, KvCache& cache) {
     backend_.Rope(qkv, nh + nkv, hd, plan.cos, plan.sin);  // q heads then k heads, contiguous
     backend_.KvWrite(k, v, plan.slots, kv);
 
-    AttentionPrefixParams pp;
-    pp.q = q;
-    pp.kv = kv;
-    pp.kv_len = plan.prefix_len;
-    pp.out = attn_p;
-    pp.lse = lse_p_;
-    pp.num_heads = nh;
-    pp.scale = scale;
-    backend_.AttentionPrefix(pp);
-
-    AttentionTreeParams tp;
-    tp.q = q;
-    tp.kv = kv;
-    tp.committed = plan.committed;
-    tp.band_start = plan.band_start;
-    tp.tree_base_slot = plan.step_base;
-    tp.visible_offsets = plan.visible_offsets;
-    tp.visible_nodes = plan.visible_nodes;
-    tp.out = attn_t;
-    tp.lse = lse_t_;
-    tp.num_heads = nh;
-    tp.scale = scale;
-    backend_.AttentionTree(tp);
-
+    backend_.AttentionPrefix(PrefixAttention(q, kv, plan.prefix_len, attn_p, lse_p_, nh, scale));
+    backend_.AttentionTree(TreeAttention(plan, q, kv, attn_t, lse_t_, nh, scale));
     AttentionMergeParams mp;
     mp.out_a = attn_p;
     mp.lse_a = lse_p_;
@@ -106,11 +86,7 @@ View TransformerRunner::Forward(const DevicePlan& plan, KvCache& cache) {
 
     backend_.Linear(attn_p, *L.o, tmp);
     backend_.Add(h, tmp);
-    backend_.RmsNorm(h, L.mlp_norm->data(), eps, xn);
-    backend_.Linear(xn, *L.gate_up, gu);
-    backend_.SiluMul(gu, act);
-    backend_.Linear(act, *L.down, tmp);
-    backend_.Add(h, tmp);
+    SwiGluSublayer(backend_, h, L.mlp_norm->data(), eps, *L.gate_up, *L.down, xn, gu, act, tmp);
   }
   const int32_t n_logit = plan.num_logit_rows;
   if (n_logit > 0) {

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "loader/safetensors.h"
+#include "model/layer_ops.h"
 #include "util/json.h"
 
 namespace longspec {
@@ -212,42 +213,18 @@ const float* DraftModel::LevelLogits(const DraftTree& tree, int32_t first_row) {
   backend_.Rope(qkv, nh + nkv, hd, plan_buf_.cos, plan_buf_.sin);
   backend_.KvWrite(qkv.Cols(t.q_dim(), t.kv_dim()), qkv.Cols(t.q_dim() + t.kv_dim(), t.kv_dim()), plan_buf_.slots,
                    cache_.layer(0));
-  AttentionTreeParams tp;
-  tp.q = qkv.Cols(0, t.q_dim());
-  tp.kv = cache_.layer(0);
-  tp.committed = plan_buf_.committed;
-  tp.band_start = plan_buf_.band_start;
-  tp.tree_base_slot = plan_buf_.step_base;
-  tp.visible_offsets = plan_buf_.visible_offsets;
-  tp.visible_nodes = plan_buf_.visible_nodes;
-  tp.out = attn;
-  tp.lse = lse;
-  tp.num_heads = nh;
-  tp.scale = scale;
-  backend_.AttentionTree(tp);
+  backend_.AttentionTree(TreeAttention(plan_buf_, qkv.Cols(0, t.q_dim()), cache_.layer(0), attn, lse, nh, scale));
   backend_.Linear(attn, *w_.self_o, tmp);
   backend_.Add(h, tmp);
   // Cross-attention over the target's last-layer cache.
   backend_.RmsNorm(h, w_.cross_norm->data(), eps, xn);
   backend_.Linear(xn, *w_.cross_q, cq);
   backend_.Rope(cq, nh, hd, plan_buf_.cos, plan_buf_.sin);
-  AttentionPrefixParams pp;
-  pp.q = cq;
-  pp.kv = target_.cache().layer(t.num_layers - 1);
-  pp.kv_len = cross_len_dev;
-  pp.out = attn;
-  pp.lse = lse;
-  pp.num_heads = nh;
-  pp.scale = scale;
-  backend_.AttentionPrefix(pp);
+  backend_.AttentionPrefix(
+      PrefixAttention(cq, target_.cache().layer(t.num_layers - 1), cross_len_dev, attn, lse, nh, scale));
   backend_.Linear(attn, *w_.cross_o, tmp);
   backend_.Add(h, tmp);
-  // MLP.
-  backend_.RmsNorm(h, w_.mlp_norm->data(), eps, xn);
-  backend_.Linear(xn, *w_.gate_up, gu);
-  backend_.SiluMul(gu, act);
-  backend_.Linear(act, *w_.down, tmp);
-  backend_.Add(h, tmp);
+  SwiGluSublayer(backend_, h, w_.mlp_norm->data(), eps, *w_.gate_up, *w_.down, xn, gu, act, tmp);
   if (config_.final_norm) backend_.RmsNorm(h, w_.final_norm->data(), eps, h);
   backend_.Linear(h, *target_.weights().lm_head, logits);
   host_logits_.resize(static_cast<size_t>(n) * t.vocab_size);

@@ -86,12 +86,15 @@ def add_eval_parser(sub) -> None:
     p.add_argument("--exclude", default="stdlib/encodings/",
                    help="comma-separated name fragments of held-out documents to skip (machine-generated "
                         "tables inflate tau); names come from data_manifest.json")
+    p.add_argument("--include", default="",
+                   help="comma-separated name fragments: keep only documents containing one (e.g. 'stdlib/')")
     p.add_argument("--out", default=None, help="write the results JSON here")
     p.set_defaults(func=cmd_eval)
 
 
-def heldout_documents(data_dir: str, exclude: list[str]) -> list[tuple[str, np.ndarray]]:
-    """(name, tokens) of the held-out long documents, minus names containing an excluded fragment."""
+def heldout_documents(data_dir: str, exclude: list[str], include: list[str] | None = None) -> list[tuple[str, np.ndarray]]:
+    """(name, tokens) of the held-out long documents, minus names containing an excluded fragment
+    (and, when `include` is given, only names containing an included one)."""
     docs = _load_npz_list(os.path.join(data_dir, "heldout_long.npz"))
     names = [f"doc{i}" for i in range(len(docs))]
     manifest = os.path.join(data_dir, "data_manifest.json")
@@ -99,7 +102,10 @@ def heldout_documents(data_dir: str, exclude: list[str]) -> list[tuple[str, np.n
         listed = json.load(open(manifest)).get("heldout_long", {}).get("names")
         if listed and len(listed) == len(docs):
             names = listed
-    return [(n, d) for n, d in zip(names, docs) if not any(x and x in n for x in exclude)]
+    keep = [(n, d) for n, d in zip(names, docs) if not any(x and x in n for x in exclude)]
+    if include:
+        keep = [(n, d) for n, d in keep if any(x in n for x in include)]
+    return keep
 
 
 def evaluate_tau(engine, docs: list[tuple[str, np.ndarray]], contexts: list[int], trees: list[list[int]],
@@ -131,7 +137,8 @@ def cmd_eval(args) -> int:
     from ..engine import Engine
 
     trees = [_ints(t) for t in args.trees.split(";") if t.strip()]
-    docs = heldout_documents(args.data, [x for x in args.exclude.split(",") if x])
+    docs = heldout_documents(args.data, [x for x in args.exclude.split(",") if x],
+                             [x for x in args.include.split(",") if x])
     eng = Engine(args.target, draft=args.draft, device=args.device, num_threads=args.threads, tokenizer=False,
                  prefill_chunk=512)
     t0 = time.time()
