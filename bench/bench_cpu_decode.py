@@ -52,6 +52,8 @@ def bench_longspec(path, ids, new_tokens, threads, draft=None, tree=None):
     from longspec import Engine
 
     eng = Engine(path, draft=draft, device="cpu", num_threads=threads, tokenizer=False, prefill_chunk=256)
+    if draft is not None:
+        assert eng.has_draft, f"no draft for {path} (draft={draft!r})"
     eng.generate(ids[:64], max_new_tokens=4, ignore_eos=True, speculative=False)  # warm up
     kw = {"tree": tree} if tree else {}
     out = eng.generate(ids, max_new_tokens=new_tokens, ignore_eos=True, speculative=draft is not None, **kw)
@@ -94,7 +96,8 @@ def main() -> int:
     ap.add_argument("--prompt-tokens", type=int, default=2048)
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--draft", default=None, help="also time speculative decoding with this draft")
+    ap.add_argument("--draft", default=None, help="also time speculative decoding with this draft ('auto': packaged)")
+    ap.add_argument("--trees", default="1,1,1;4,16,16,16,16", help="tree shapes for speculative runs, ';'-separated")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     args = ap.parse_args()
 
@@ -106,9 +109,18 @@ def main() -> int:
     bw = copy_bandwidth_gbs()
     ours = bench_longspec(path, ids, args.new_tokens, args.threads)
     hf = bench_hf(path, ids, args.new_tokens, args.threads)
-    spec = bench_longspec(path, ids, args.new_tokens, args.threads, draft=args.draft) if args.draft else None
-    # Floor for one decode step: every weight byte and the KV cache read once at copy bandwidth.
-    floor_ms = (ours["parameter_bytes"] + ours["kv_bytes"]) / (bw * 1e9) * 1000.0
+    specs = []
+    if args.draft:
+        for t in [x for x in args.trees.split(";") if x.strip()]:
+            tree = [int(w) for w in t.split(",")]
+            specs.append((tree, bench_longspec(path, ids, args.new_tokens, args.threads, draft=args.draft, tree=tree)))
+    # Floor for one decode step: every weight byte that a step streams (all but the embedding
+    # table, of which one row is read) and the KV cache, read once at copy bandwidth.
+    from longspec import _C
+
+    cfg = _C.model_config(path)
+    streamed = ours["parameter_bytes"] - cfg["vocab_size"] * cfg["hidden_size"] * 4
+    floor_ms = (streamed + ours["kv_bytes"]) / (bw * 1e9) * 1000.0
     same = ours["tokens"] == hf["tokens"]
     cpu = subprocess.run(["sh", "-c", "lscpu | grep 'Model name' | head -1"], capture_output=True, text=True).stdout
     result = {
@@ -120,10 +132,12 @@ def main() -> int:
         "hf_transformers_fp32": {k: v for k, v in hf.items() if k != "tokens"},
         "greedy_tokens_identical": same,
     }
-    if spec:
-        result["longspec_speculative"] = {k: v for k, v in spec.items() if k != "tokens"}
-        result["speculative_tokens_identical"] = spec["tokens"] == ours["tokens"]
-    rows = [("longspec plain (fp32)", ours), ("HF transformers fp32", hf)] + ([("longspec speculative", spec)] if spec else [])
+    for tree, spec in specs:
+        key = "longspec_speculative_" + "_".join(map(str, tree))
+        result[key] = {k: v for k, v in spec.items() if k != "tokens"}
+        result[key + "_tokens_identical"] = spec["tokens"] == ours["tokens"]
+    rows = [("longspec plain (fp32)", ours), ("HF transformers fp32", hf)]
+    rows += [(f"longspec speculative, tree {tree}, tau {spec['mean_accepted']:.2f}", spec) for tree, spec in specs]
     lines = [f"# CPU decode, {result['target']}, {len(ids)}-token prompt, {args.new_tokens} new tokens",
              f"{result['date']}, {result['machine']['cpu']} ({os.cpu_count()} cores), copy bandwidth {bw:.1f} GB/s",
              "", "| engine | prefill tok/s | decode tok/s | ms/token | floor ms/token |", "| --- | --- | --- | --- | --- |"]
@@ -131,6 +145,9 @@ def main() -> int:
         lines.append(f"| {name} | {r['prefill_tok_s']:.0f} | {r['decode_tok_s']:.1f} | {r['decode_ms_per_token']:.1f} | {floor_ms:.1f} |")
     lines.append("")
     lines.append(f"greedy tokens identical to HF: {same}")
+    for tree, spec in specs:
+        lines.append(f"speculative (tree {tree}) tokens identical to plain: {spec['tokens'] == ours['tokens']}")
+    lines.append("floor = (weights streamed per step + KV cache) / copy bandwidth (bytes read + written)")
     table = "\n".join(lines)
     print(table)
     os.makedirs(args.out, exist_ok=True)

@@ -2,7 +2,9 @@
 
 #include <cmath>
 #include <map>
+#include <random>
 
+#include "backend/backend.h"
 #include "engine/sampling.h"
 
 namespace longspec {
@@ -26,6 +28,33 @@ TEST(Argmax, FirstMaximumAndNanIgnored) {
   EXPECT_EQ(Argmax(v.data(), 5), 1);
   std::vector<float> w = {NAN, -INFINITY, -5};
   EXPECT_EQ(Argmax(w.data(), 3), 2);
+}
+
+TEST(BackendArgmax, MatchesTheHostArgmaxRowByRow) {
+  auto cpu = MakeCpuBackend(2);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  for (int64_t cols : {1, 7, 49152}) {
+    const int64_t rows = 13;
+    std::vector<float> l(rows * cols);
+    for (float& x : l) x = d(rng);
+    if (cols > 1) {
+      l[2 * cols + 0] = 50.0f;  // tie: the first index wins
+      l[2 * cols + cols - 1] = 50.0f;
+      l[3 * cols + 0] = NAN;  // NaN never wins
+    }
+    View v;
+    v.data = l.data();
+    v.rows = rows;
+    v.cols = cols;
+    v.stride = cols;
+    std::vector<int32_t> out(rows, -1);
+    cpu->Argmax(v, out.data());
+    for (int64_t r = 0; r < rows; ++r) EXPECT_EQ(out[r], Argmax(&l[r * cols], cols)) << cols << " " << r;
+    if (cols > 1) {
+      EXPECT_EQ(out[2], 0);
+    }
+  }
 }
 
 TEST(ProcessLogits, TemperatureSoftmax) {

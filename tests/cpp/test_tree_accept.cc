@@ -81,13 +81,18 @@ TEST(AcceptGreedy, FollowsTheArgmaxChainAndAddsTheBonus) {
   ASSERT_EQ(t.tokens[leaf], 2);
   set(leaf, 4);
   set(t.children[0][0], 0);
-  AcceptResult r = AcceptGreedy(t, verify.data(), V);
+  auto argmax = [&] {
+    std::vector<int32_t> a;
+    for (int node = 0; node < t.size(); ++node) a.push_back(Argmax(&verify[static_cast<size_t>(node) * V], V));
+    return a;
+  };
+  AcceptResult r = AcceptGreedy(t, argmax().data());
   EXPECT_EQ(r.path, (std::vector<int32_t>{0, node2, leaf}));
   EXPECT_EQ(r.bonus, 4);
   // A target that disagrees at the root keeps only the root.
   std::fill(verify.begin(), verify.end(), 0.0f);
   set(0, 4);
-  r = AcceptGreedy(t, verify.data(), V);
+  r = AcceptGreedy(t, argmax().data());
   EXPECT_EQ(r.path, (std::vector<int32_t>{0}));
   EXPECT_EQ(r.bonus, 4);
 }

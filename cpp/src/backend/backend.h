@@ -194,6 +194,11 @@ class Backend {
   virtual void Add(View x, View y) = 0;
   // out[i] = x[rows[i]].
   virtual void GatherRows(View x, const int32_t* rows, View out) = 0;
+
+  // ---- sampling ---------------------------------------------------------------------------
+  // out[r] = the first index of row r's maximum (NaN never wins; an all-NaN row gives 0). Greedy
+  // decoding and greedy acceptance need only these ids, not the logits on the host.
+  virtual void Argmax(View logits, int32_t* out) = 0;
 };
 
 // The CPU reference backend (fp32). num_threads 0 = all cores.

@@ -214,6 +214,25 @@ class CpuBackend final : public Backend {
     }
   }
 
+  void Argmax(View logits, int32_t* out) override {
+#pragma omp parallel for schedule(static) num_threads(threads_) if (Parallel(logits.rows * logits.cols))
+    for (int64_t r = 0; r < logits.rows; ++r) {
+      const float* l = logits.row<const float>(r);
+      int32_t best = 0;
+      float best_v = 0.0f;
+      bool found = false;
+      for (int64_t c = 0; c < logits.cols; ++c) {
+        if (l[c] != l[c]) continue;  // NaN
+        if (!found || l[c] > best_v) {
+          best = static_cast<int32_t>(c);
+          best_v = l[c];
+          found = true;
+        }
+      }
+      out[r] = best;
+    }
+  }
+
  private:
   static void Copy(void* dst, const void* src, size_t bytes) {
     if (bytes != 0 && dst != src) std::memcpy(dst, src, bytes);

@@ -177,10 +177,14 @@ StatusOr<GenerationResult> Engine::Impl::GeneratePlain(const std::vector<int32_t
   if (!sink.done()) {
     int32_t token = ChooseToken(logits.data(), params, rng);
     bool more = sink.Emit(token) && sink.Flush();
+    const bool greedy = params.temperature == 0.0f;
     while (more) {
-      const float* step_logits = target->Step({token}, {-1});
+      if (greedy) {
+        token = target->StepArgmax({token}, {-1})[0];
+      } else {
+        token = ChooseToken(target->Step({token}, {-1}), params, rng);
+      }
       target->Commit({0});
-      token = ChooseToken(step_logits, params, rng);
       more = sink.Emit(token) && sink.Flush();
     }
     sink.Flush();

@@ -53,12 +53,14 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
       BuildTree(*drafter, level_shape, vocab, &tree);
       stats.draft_s += draft_clock.Seconds();
 
+      // Greedy verification only needs each node's argmax; sampling needs the distributions.
       Stopwatch verify_clock;
-      const float* verify_logits = target->Step(tree.tokens, tree.parents);
+      const int32_t* verify_argmax = greedy ? target->StepArgmax(tree.tokens, tree.parents) : nullptr;
+      const float* verify_logits = greedy ? nullptr : target->Step(tree.tokens, tree.parents);
       stats.verify_s += verify_clock.Seconds();
 
       Stopwatch other_clock;
-      AcceptResult acc = greedy ? AcceptGreedy(tree, verify_logits, vocab)
+      AcceptResult acc = greedy ? AcceptGreedy(tree, verify_argmax)
                                 : AcceptSampling(tree, verify_logits, vocab, params, rng);
       target->Commit(acc.path);
       drafter->Commit(tree, acc.path);

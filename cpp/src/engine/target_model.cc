@@ -20,6 +20,7 @@ StatusOr<std::unique_ptr<TargetModel>> TargetModel::Load(const std::string& path
   t->cache_ = KvCache(c.num_layers, static_cast<int32_t>(c.num_kv_heads), static_cast<int32_t>(c.head_dim));
   t->rope_ = RopeTables(c.rope, c.head_dim);
   LONGSPEC_ASSIGN_OR_RETURN(t->move_buf_, backend.Allocate(2 * sizeof(int32_t) * (kMaxTreeDepth + 2)));
+  LONGSPEC_ASSIGN_OR_RETURN(t->argmax_buf_, backend.Allocate(sizeof(int32_t) * (kMaxTreeNodes + 1)));
   return t;
 }
 
@@ -71,17 +72,31 @@ Status TargetModel::Prefill(const std::vector<int32_t>& tokens, std::vector<floa
   return Status::OK();
 }
 
-const float* TargetModel::Step(const std::vector<int32_t>& tokens, const std::vector<int32_t>& parents) {
+void TargetModel::RunStep(const std::vector<int32_t>& tokens, const std::vector<int32_t>& parents) {
   const int32_t n = static_cast<int32_t>(tokens.size());
   assert(n <= max_step_rows_);
   std::vector<int32_t> rows(n);
   for (int32_t i = 0; i < n; ++i) rows[i] = i;
   last_plan_ = PlanStep(static_cast<int32_t>(committed()), tokens, parents, rope_, 0, std::move(rows));
   RunPlan(last_plan_);
+}
+
+const float* TargetModel::Step(const std::vector<int32_t>& tokens, const std::vector<int32_t>& parents) {
+  RunStep(tokens, parents);
   const int64_t vocab = config().vocab_size;
-  host_logits_.resize(static_cast<size_t>(n) * vocab);
+  host_logits_.resize(tokens.size() * vocab);
   backend_->CopyToHost(host_logits_.data(), runner_->logits().data, host_logits_.size() * sizeof(float));
   return host_logits_.data();
+}
+
+const int32_t* TargetModel::StepArgmax(const std::vector<int32_t>& tokens, const std::vector<int32_t>& parents) {
+  RunStep(tokens, parents);
+  const int32_t n = static_cast<int32_t>(tokens.size());
+  int32_t* dev = static_cast<int32_t*>(argmax_buf_->data());
+  backend_->Argmax(runner_->logits().Rows(0, n), dev);
+  host_argmax_.resize(n);
+  backend_->CopyToHost(host_argmax_.data(), dev, n * sizeof(int32_t));
+  return host_argmax_.data();
 }
 
 void TargetModel::Commit(const std::vector<int32_t>& path) {

@@ -42,11 +42,15 @@ class TargetModel {
   Status Prefill(const std::vector<int32_t>& tokens, std::vector<float>* last_logits);
   // Runs one step (<= max_step_rows rows) without committing. Returns host logits [rows, vocab].
   const float* Step(const std::vector<int32_t>& tokens, const std::vector<int32_t>& parents);
+  // The same step for greedy decoding: returns each row's argmax token (host, [rows]) and moves
+  // only those ids off the device, not the logits.
+  const int32_t* StepArgmax(const std::vector<int32_t>& tokens, const std::vector<int32_t>& parents);
   void Commit(const std::vector<int32_t>& path);
 
  private:
   TargetModel() = default;
   void RunPlan(const StepPlan& plan);
+  void RunStep(const std::vector<int32_t>& tokens, const std::vector<int32_t>& parents);
 
   Backend* backend_ = nullptr;
   std::unique_ptr<LoadedModel> model_;
@@ -58,6 +62,8 @@ class TargetModel {
   int32_t max_step_rows_ = 0;
   int32_t prefill_chunk_ = 0;
   std::vector<float> host_logits_;
+  std::vector<int32_t> host_argmax_;
+  std::unique_ptr<DeviceBuffer> argmax_buf_;
   std::unique_ptr<DeviceBuffer> move_buf_;
 };
 

@@ -4,12 +4,12 @@
 
 namespace longspec {
 
-AcceptResult AcceptGreedy(const DraftTree& tree, const float* logits, int64_t vocab) {
+AcceptResult AcceptGreedy(const DraftTree& tree, const int32_t* argmax) {
   AcceptResult r;
   int32_t node = 0;
   r.path.push_back(0);
   for (;;) {
-    const int32_t want = Argmax(logits + static_cast<int64_t>(node) * vocab, vocab);
+    const int32_t want = argmax[node];
     int32_t next = -1;
     for (int32_t c : tree.children[node]) {
       if (tree.tokens[c] == want) {

@@ -3,7 +3,8 @@
 // `logits` holds one row of target logits per tree node (node order); the row of node i is the
 // target's next-token distribution after the path root..i.
 //
-// Greedy: a child is accepted when its token equals the target's argmax at its parent; the
+// Greedy: `argmax[i]` is the target's argmax at node i. A child is accepted when its token
+// equals the argmax at its parent; the
 // deepest fully accepted path is kept and the bonus is the argmax after its last node. The
 // emitted tokens are exactly what plain greedy decoding produces.
 //
@@ -28,7 +29,7 @@ struct AcceptResult {
   int32_t bonus = -1;         // the token the target adds after the last accepted node
 };
 
-AcceptResult AcceptGreedy(const DraftTree& tree, const float* logits, int64_t vocab);
+AcceptResult AcceptGreedy(const DraftTree& tree, const int32_t* argmax);
 
 AcceptResult AcceptSampling(const DraftTree& tree, const float* logits, int64_t vocab, const SamplingParams& params,
                             Rng& rng);

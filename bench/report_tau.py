@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Combine `longspec eval-draft --out` results into one table, JSON and plot (tau vs context).
+
+    python bench/report_tau.py --name ablation_aoi_smollm2 LABEL=results.json [LABEL=results.json ...]
+
+Writes bench/results/<name>.json, .md and .png (the plot needs matplotlib).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--title", default="")
+    ap.add_argument("--note", default="")
+    ap.add_argument("runs", nargs="+", help="LABEL=path/to/eval.json")
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
+    a = ap.parse_args()
+    runs = {}
+    for item in a.runs:
+        label, path = item.split("=", 1)
+        runs[label] = json.load(open(path))
+    contexts = sorted({r["context"] for run in runs.values() for r in run["rows"]})
+    trees = sorted({",".join(map(str, r["tree"])) for run in runs.values() for r in run["rows"]})
+    lines = [f"# {a.title or a.name}", ""]
+    if a.note:
+        lines += [a.note, ""]
+    for tree in trees:
+        lines += [f"tree [{tree}], greedy, tau = tokens per round (accepted + bonus), pooled over documents", "",
+                  "| draft | " + " | ".join(f"{c} ctx" for c in contexts) + " |",
+                  "| --- | " + " | ".join("---" for _ in contexts) + " |"]
+        for label, run in runs.items():
+            cells = []
+            for c in contexts:
+                row = [r for r in run["rows"] if r["context"] == c and ",".join(map(str, r["tree"])) == tree]
+                cells.append(f"{row[0]['tau']:.2f} ({row[0]['docs']} docs)" if row else "-")
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append("")
+    table = "\n".join(lines)
+    print(table)
+    os.makedirs(a.out, exist_ok=True)
+    stem = os.path.join(a.out, a.name)
+    with open(stem + ".json", "w") as f:
+        json.dump({"name": a.name, "note": a.note, "runs": runs}, f, indent=2)
+    with open(stem + ".md", "w") as f:
+        f.write(table + "\n")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for label, run in runs.items():
+            for tree in trees:
+                pts = sorted((r["context"], r["tau"]) for r in run["rows"] if ",".join(map(str, r["tree"])) == tree)
+                if pts:
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
+                            label=label if len(trees) == 1 else f"{label} [{tree}]")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("context length (tokens)")
+        ax.set_ylabel("tau (tokens per round)")
+        ax.set_title(a.title or a.name)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(stem + ".png", dpi=120)
+    except ImportError:
+        print("matplotlib not installed: no plot")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
