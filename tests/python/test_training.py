@@ -114,3 +114,44 @@ def test_resume_continues_from_the_saved_step(tiny_target, tmp_path):
     w3 = dict(t3.draft.named_parameters())["mlp.down_proj.weight"].detach()
     assert torch.equal(w2, w3)
     assert os.path.isfile(tmp_path / "r" / "draft" / "model.safetensors")
+
+
+def test_distillation_loss_is_the_stated_mixture(tiny_target, tmp_path):
+    # distill = a: loss = (1 - a) * CE(data) + a * CE(softmax(target logits)), with the target's
+    # logits taken independently from the full HF model here.
+    cfg = TrainConfig(stage1_steps=1, seq_len=24, batch_size=2, window=8, device="cpu", distill=0.3, seed=5)
+    trainer = DraftTrainer(tiny_target, str(tmp_path / "kd"), cfg)
+    ids = torch.as_tensor(_data(128, n=2, L=24, seed=4).astype(np.int64))
+    pos = torch.arange(24)[None].expand(2, -1).clone()
+    m = {}
+    with torch.no_grad():
+        loss = float(trainer.loss_on(ids, pos, 2, m))
+        t_logits = trainer.target(input_ids=ids, position_ids=pos).logits[:, :-1].reshape(-1, 128)
+        h = trainer.draft(trainer.embed(ids), pos, *_target_kv(trainer, ids, pos), cross_lag_mask(24, 2, "cpu"))
+        d_logits = trainer.lm_head(h[:, :-1]).reshape(-1, 128)
+    ce = torch.nn.functional.cross_entropy(d_logits, ids[:, 1:].reshape(-1))
+    kd = -(torch.softmax(t_logits, -1) * torch.log_softmax(d_logits, -1)).sum(-1).mean()
+    assert m["ce"] == pytest.approx(float(ce), rel=1e-5)
+    assert loss == pytest.approx(0.7 * float(ce) + 0.3 * float(kd), rel=1e-5)
+    assert m["agree"] == pytest.approx(float((d_logits.argmax(-1) == t_logits.argmax(-1)).float().mean()))
+    assert abs(float(kd) - float(ce)) > 1e-3  # the two terms differ: the test can see a wrong mixture
+
+
+def _target_kv(trainer, ids, pos):
+    from longspec.training.target import target_forward
+
+    return target_forward(trainer.target, ids, pos)
+
+
+def test_distillation_raises_agreement_with_the_target(tiny_target, tmp_path):
+    cfg = TrainConfig(stage1_steps=50, seq_len=48, batch_size=4, lr1=1e-2, window=16, device="cpu", distill=1.0,
+                      save_every=0, log_every=10, init_std=0.05)
+    trainer = DraftTrainer(tiny_target, str(tmp_path / "kd2"), cfg)
+    held = _data(128, n=4, L=48, seed=9)
+    m0, m1 = {}, {}
+    trainer.evaluate(held, metrics=m0)
+    trainer.train(_data(128, n=32, L=48), None, progress=False)
+    trainer.evaluate(held, metrics=m1)
+    assert m1["agree"] > m0["agree"] + 0.3, (m0, m1)
+    log = [json.loads(line) for line in open(tmp_path / "kd2" / "train_log.jsonl")]
+    assert all("agree" in r and "ce" in r for r in log)

@@ -37,6 +37,9 @@ def add_train_parser(sub) -> None:
     p.add_argument("--tree", type=_ints, default=[4, 16, 16, 16, 16])
     p.add_argument("--no-anchor-offsets", action="store_true", help="natural positions in stage 1 (ablation)")
     p.add_argument("--no-noisy-lag", action="store_true")
+    p.add_argument("--distill", type=float, default=0.0,
+                   help="weight in [0, 1] of the cross-entropy against the target's own next-token "
+                        "distribution (0: data only)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-every", type=int, default=500)
     p.add_argument("--device", default=None)
@@ -54,6 +57,7 @@ def cmd_train(args) -> int:
                       long_len=args.long_len, batch_size=args.batch_size, long_batch_size=args.long_batch_size,
                       lr1=args.lr1, lr2=args.lr2, window=args.window, tree_shape=args.tree,
                       anchor_offsets=not args.no_anchor_offsets, noisy_lag=not args.no_noisy_lag, seed=args.seed,
+                      distill=args.distill,
                       save_every=args.save_every,
                       device=args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     packed = None
@@ -63,6 +67,8 @@ def cmd_train(args) -> int:
         if packed.shape[1] != cfg.seq_len:
             packed = packed[:, :cfg.seq_len]
     long_docs = _load_npz_list(os.path.join(args.data, "train_long.npz")) if cfg.stage2_steps > 0 else None
+    if not 0.0 <= cfg.distill <= 1.0:
+        raise SystemExit(f"--distill must be in [0, 1], got {cfg.distill}")
     trainer = DraftTrainer(args.target, args.out, cfg, init_draft=args.init)
     if not args.no_resume and trainer.try_resume():
         print(f"resumed at step {trainer.step}", file=sys.stderr)

@@ -43,12 +43,17 @@ def _last_layer_kv(cache):
 
 
 @torch.no_grad()
-def target_forward(model, input_ids: torch.Tensor, position_ids: torch.Tensor):
-    """Runs the frozen target; returns (last-layer K, last-layer V), each [B, kv_heads, T, hd]."""
+def target_forward(model, input_ids: torch.Tensor, position_ids: torch.Tensor, with_hidden: bool = False):
+    """Runs the frozen target; returns (last-layer K, last-layer V), each [B, kv_heads, T, hd], and
+    with_hidden=True adds its final hidden states [B, T, hidden] (after the final norm, i.e. what
+    the LM head reads)."""
     import transformers
 
     cache = transformers.DynamicCache()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model.model(input_ids=input_ids, position_ids=position_ids, past_key_values=cache, use_cache=True)
-    return _last_layer_kv(cache)
+        out = model.model(input_ids=input_ids, position_ids=position_ids, past_key_values=cache, use_cache=True)
+    k, v = _last_layer_kv(cache)
+    if with_hidden:
+        return k, v, out.last_hidden_state
+    return k, v

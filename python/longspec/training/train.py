@@ -5,7 +5,10 @@ keep positions 0..s-1, every later token is shifted by one offset o ~ U[0, max(m
 max_len - 1000) - L, 0)]; the same positions go to the target and to the draft. Stage 2: long
 documents at natural positions, lower learning rate. Both stages use the noisy lag: per batch
 p ~ U{1..4}, a draft query at index t cross-attends to target keys at indices <= t - p.
-Loss: next-token cross-entropy of the draft's logits through the frozen LM head.
+Loss: next-token cross-entropy of the draft's logits through the frozen LM head, against the data
+(distill = 0, the default) or mixed with the cross-entropy against the target's own next-token
+distribution at the same position (distill = a in (0, 1]: loss = (1 - a) * CE(data) + a * CE(target)).
+The second term trains the draft towards what verification accepts: the target's choices.
 """
 from __future__ import annotations
 
@@ -39,6 +42,7 @@ class TrainConfig:
     weight_decay: float = 0.1
     warmup_frac: float = 0.1
     grad_clip: float = 1.0
+    distill: float = 0.0           # weight of the target-distribution term of the loss (0 = data only)
     anchor_offsets: bool = True    # Anchor-Offset Indices in stage 1 (off = natural positions: the ablation)
     max_anchors: int = 4
     noisy_lag: bool = True
@@ -131,15 +135,38 @@ class DraftTrainer:
     def stage_of(self, step: int) -> int:
         return 1 if step < self.cfg.stage1_steps else 2
 
-    def loss_on(self, ids: torch.Tensor, positions: torch.Tensor, lag: int) -> torch.Tensor:
-        """Mean next-token cross-entropy of the draft on ids [B, T] at positions [B, T]."""
+    def loss_on(self, ids: torch.Tensor, positions: torch.Tensor, lag: int,
+                metrics: dict | None = None) -> torch.Tensor:
+        """The training loss of the draft on ids [B, T] at positions [B, T] (see the module doc).
+        metrics, when given, receives 'ce' (data cross-entropy) and, when the target's logits were
+        computed, 'agree' (fraction of positions where draft and target argmax coincide)."""
+        a = float(self.cfg.distill)
+        need_target = a > 0.0 or metrics is not None
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            k, v = target_forward(self.target, ids, positions)
+            if need_target:
+                k, v, th = target_forward(self.target, ids, positions, with_hidden=True)
+            else:
+                k, v = target_forward(self.target, ids, positions)
             h0 = self.embed(ids)
             mask = cross_lag_mask(ids.shape[1], lag, ids.device)
             h = self.draft(h0, positions, k, v, mask)
             logits = self.lm_head(h[:, :-1])
-        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
+            if need_target:
+                with torch.no_grad():
+                    tlogits = self.lm_head(th[:, :-1])
+        logits = logits.float().reshape(-1, logits.shape[-1])
+        ce = F.cross_entropy(logits, ids[:, 1:].reshape(-1))
+        loss = ce
+        if need_target:
+            tlogits = tlogits.float().reshape(-1, tlogits.shape[-1])
+            if a > 0.0:
+                soft = torch.softmax(tlogits, dim=-1)
+                kd = -(soft * torch.log_softmax(logits, dim=-1)).sum(-1).mean()
+                loss = (1.0 - a) * ce + a * kd
+            if metrics is not None:
+                metrics["ce"] = float(ce.detach())
+                metrics["agree"] = float((logits.detach().argmax(-1) == tlogits.argmax(-1)).float().mean())
+        return loss
 
     def batch_stage1(self, packed: np.ndarray):
         idx = self.np_rng.integers(0, packed.shape[0], size=self.cfg.batch_size)
@@ -202,7 +229,8 @@ class DraftTrainer:
             lag = self.lag()
             for g in self.opt.param_groups:
                 g["lr"] = self.lr(self.step)
-            loss = self.loss_on(ids, pos, lag)
+            metrics = {} if (self.step + 1) % c.log_every == 0 else None
+            loss = self.loss_on(ids, pos, lag, metrics)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             gnorm = torch.nn.utils.clip_grad_norm_(self.draft.parameters(), c.grad_clip)
@@ -212,6 +240,8 @@ class DraftTrainer:
                 last = {"step": self.step, "stage": stage, "loss": float(loss.detach()), "lag": lag,
                         "lr": self.opt.param_groups[0]["lr"], "grad_norm": float(gnorm),
                         "tokens": int(ids.numel()), "elapsed_s": round(time.time() - start, 2)}
+                if metrics:
+                    last.update({k: round(v, 4) for k, v in metrics.items()})
                 with open(self.log_path, "a") as f:
                     f.write(json.dumps(last) + "\n")
                 if bar is not None:
@@ -226,18 +256,26 @@ class DraftTrainer:
         return last
 
     @torch.no_grad()
-    def evaluate(self, sequences: np.ndarray, positions: str = "natural", lag: int = 1, batch: int = 4) -> float:
-        """Mean loss on held-out sequences [n, L] (positions 'natural' or 'offset:<o>')."""
+    def evaluate(self, sequences: np.ndarray, positions: str = "natural", lag: int = 1, batch: int = 4,
+                 metrics: dict | None = None) -> float:
+        """Mean data cross-entropy on held-out sequences [n, L] (positions 'natural' or 'offset:<o>');
+        metrics, when given, receives the mean 'agree' (top-1 agreement with the target)."""
         self.draft.eval()
         losses = []
+        agree = []
         for i in range(0, len(sequences), batch):
             ids = torch.as_tensor(sequences[i:i + batch].astype(np.int64), device=self.device)
             L = ids.shape[1]
             pos = torch.arange(L, device=self.device)[None].expand(ids.shape[0], -1).clone()
             if positions.startswith("offset:"):
                 pos += int(positions.split(":")[1])
-            losses.append(float(self.loss_on(ids, pos, lag)) * ids.shape[0])
+            m = {}
+            self.loss_on(ids, pos, lag, m)
+            losses.append(m["ce"] * ids.shape[0])
+            agree.append(m["agree"] * ids.shape[0])
         self.draft.train()
+        if metrics is not None:
+            metrics["agree"] = sum(agree) / len(sequences)
         return sum(losses) / len(sequences)
 
     # ------------------------------------------------------------------------------------
