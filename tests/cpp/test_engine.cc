@@ -180,6 +180,19 @@ TEST_F(EngineTest, OracleSpeculationEqualsPlainAndAcceptsFullChains) {
   EXPECT_EQ(spec->tokens, plain->tokens);
   EXPECT_EQ(spec->stats.rounds, 6);
   EXPECT_DOUBLE_EQ(spec->stats.mean_accepted, 5.0);
+  // The statistics both loops report, computed the same way.
+  for (const GenerationResult* r : {&*plain, &*spec}) {
+    const GenerationStats& st = r->stats;
+    EXPECT_EQ(st.prompt_tokens, 50);
+    EXPECT_EQ(st.new_tokens, static_cast<int64_t>(r->tokens.size()));
+    EXPECT_GT(st.decode_s, 0.0);
+    EXPECT_DOUBLE_EQ(st.tokens_per_s, st.new_tokens / st.decode_s);
+    EXPECT_DOUBLE_EQ(st.prefill_tokens_per_s, 50 / st.prefill_s);
+    EXPECT_GT(st.target_cache_bytes, 0);
+  }
+  EXPECT_EQ(spec->stats.target_cache_bytes, plain->stats.target_cache_bytes);  // same committed length
+  EXPECT_FALSE(plain->stats.speculative);
+  EXPECT_TRUE(spec->stats.speculative);
   sp.tree = {3, 6, 6};
   auto tree = e->Generate(Prompt(50, 5), sp);
   ASSERT_TRUE(tree.ok());

@@ -67,6 +67,16 @@ bool OutputSink::Emit(int32_t token) {
   return !done_;
 }
 
+GenerationResult OutputSink::Finish(double decode_s, int64_t target_cache_bytes) {
+  GenerationStats& stats = result_.stats;
+  stats.decode_s = decode_s;
+  stats.new_tokens = static_cast<int64_t>(result_.tokens.size());
+  stats.tokens_per_s = decode_s > 0 ? stats.new_tokens / decode_s : 0.0;
+  stats.prefill_tokens_per_s = stats.prefill_s > 0 ? stats.prompt_tokens / stats.prefill_s : 0.0;
+  stats.target_cache_bytes = target_cache_bytes;
+  return std::move(result_);
+}
+
 bool OutputSink::Flush() {
   if (!cb_ || flushed_ == result_.tokens.size()) return true;
   std::vector<int32_t> fresh(result_.tokens.begin() + flushed_, result_.tokens.end());
@@ -189,13 +199,7 @@ StatusOr<GenerationResult> Engine::Impl::GeneratePlain(const std::vector<int32_t
     }
     sink.Flush();
   }
-  stats.decode_s = decode_clock.Seconds();
-  GenerationResult& result = sink.result();
-  stats.new_tokens = static_cast<int64_t>(result.tokens.size());
-  stats.tokens_per_s = stats.decode_s > 0 ? stats.new_tokens / stats.decode_s : 0.0;
-  stats.prefill_tokens_per_s = stats.prefill_s > 0 ? n_prompt / stats.prefill_s : 0.0;
-  stats.target_cache_bytes = target->cache().committed_bytes();
-  return std::move(result);
+  return sink.Finish(decode_clock.Seconds(), target->cache().committed_bytes());
 }
 
 StatusOr<GenerationResult> Engine::Generate(const std::vector<int32_t>& prompt, const SamplingParams& params,

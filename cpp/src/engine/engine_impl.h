@@ -23,6 +23,9 @@ class OutputSink {
   bool Flush();
   bool done() const { return done_; }
   GenerationResult& result() { return result_; }
+  // Ends the request: records the decode time, the token rates (prompt_tokens and prefill_s
+  // must be set) and the target's cache bytes, and hands the result over.
+  GenerationResult Finish(double decode_s, int64_t target_cache_bytes);
 
  private:
   const SamplingParams& params_;

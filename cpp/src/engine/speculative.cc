@@ -76,15 +76,9 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
     }
     sink.Flush();
   }
-  stats.decode_s = decode_clock.Seconds();
-  GenerationResult& result = sink.result();
-  stats.new_tokens = static_cast<int64_t>(result.tokens.size());
-  stats.tokens_per_s = stats.decode_s > 0 ? stats.new_tokens / stats.decode_s : 0.0;
-  stats.prefill_tokens_per_s = stats.prefill_s > 0 ? n_prompt / stats.prefill_s : 0.0;
   stats.mean_accepted = stats.rounds > 0 ? static_cast<double>(produced) / stats.rounds : 0.0;
-  stats.target_cache_bytes = target->cache().committed_bytes();
   stats.draft_cache_bytes = drafter->cache_bytes();
-  return std::move(result);
+  return sink.Finish(decode_clock.Seconds(), target->cache().committed_bytes());
 }
 
 }  // namespace longspec
