@@ -48,6 +48,21 @@ def prompt_ids(tok, n: int) -> list[int]:
     return ids[:n]
 
 
+def cpu_model() -> str:
+    out = subprocess.run(["sh", "-c", "lscpu | grep 'Model name' | head -1"], capture_output=True, text=True).stdout
+    return out.split(":")[-1].strip()
+
+
+def write_results(out_dir: str, stem: str, result: dict, table: str) -> None:
+    """Prints the table and writes out_dir/stem.json (the result) and out_dir/stem.md (the table)."""
+    print(table)
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, stem + ".json"), "w") as f:
+        json.dump(result, f, indent=2)
+    with open(os.path.join(out_dir, stem + ".md"), "w") as f:
+        f.write(table + "\n")
+
+
 def bench_longspec(path, ids, new_tokens, threads, draft=None, tree=None):
     from longspec import Engine
 
@@ -122,9 +137,8 @@ def main() -> int:
     streamed = ours["parameter_bytes"] - cfg["vocab_size"] * cfg["hidden_size"] * 4
     floor_ms = (streamed + ours["kv_bytes"]) / (bw * 1e9) * 1000.0
     same = ours["tokens"] == hf["tokens"]
-    cpu = subprocess.run(["sh", "-c", "lscpu | grep 'Model name' | head -1"], capture_output=True, text=True).stdout
     result = {
-        "date": dt.date.today().isoformat(), "machine": {"cpu": cpu.split(":")[-1].strip(), "cores": os.cpu_count(),
+        "date": dt.date.today().isoformat(), "machine": {"cpu": cpu_model(), "cores": os.cpu_count(),
                                                          "python": platform.python_version()},
         "target": os.path.basename(path), "prompt_tokens": len(ids), "new_tokens": args.new_tokens,
         "threads": args.threads, "copy_bandwidth_gbs": bw, "floor_ms_per_token": floor_ms,
@@ -148,14 +162,7 @@ def main() -> int:
     for tree, spec in specs:
         lines.append(f"speculative (tree {tree}) tokens identical to plain: {spec['tokens'] == ours['tokens']}")
     lines.append("floor = (weights streamed per step + KV cache) / copy bandwidth (bytes read + written)")
-    table = "\n".join(lines)
-    print(table)
-    os.makedirs(args.out, exist_ok=True)
-    stem = os.path.join(args.out, f"cpu_decode_{result['date']}")
-    with open(stem + ".json", "w") as f:
-        json.dump(result, f, indent=2)
-    with open(stem + ".md", "w") as f:
-        f.write(table + "\n")
+    write_results(args.out, f"cpu_decode_{result['date']}", result, "\n".join(lines))
     return 0
 
 

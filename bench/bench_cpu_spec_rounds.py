@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
-import subprocess
 import sys
 
 
@@ -29,7 +27,7 @@ def main() -> int:
     args = ap.parse_args()
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from bench_cpu_decode import prompt_ids
+    from bench_cpu_decode import cpu_model, prompt_ids, write_results
     from longspec import Engine
     from longspec.models import resolve_model_path
     from longspec.tokenizer import Tokenizer
@@ -54,9 +52,8 @@ def main() -> int:
                          "verify_ms_per_round": 1000.0 * s["verify_s"] / s["rounds"],
                          "other_ms_per_round": 1000.0 * s["other_s"] / s["rounds"],
                          "tokens_identical": out.tokens == plain.tokens})
-    cpu = subprocess.run(["sh", "-c", "lscpu | grep 'Model name' | head -1"], capture_output=True, text=True).stdout
     date = dt.date.today().isoformat()
-    result = {"date": date, "cpu": cpu.split(":")[-1].strip(), "cores": os.cpu_count(), "threads": args.threads,
+    result = {"date": date, "cpu": cpu_model(), "cores": os.cpu_count(), "threads": args.threads,
               "target": os.path.basename(path), "draft": args.draft, "new_tokens": args.new_tokens, "rows": rows}
     lines = [f"# CPU speculative rounds, {result['target']} + draft {args.draft}",
              f"{date}, {result['cpu']} ({os.cpu_count()} cores, {args.threads} threads), greedy, "
@@ -70,14 +67,7 @@ def main() -> int:
             lines.append(f"| {r['context']} | {r['tree']} | {r['verified_rows']} | {r['tau']:.2f} | "
                          f"{r['ms_per_token']:.1f} | {r['draft_ms_per_round']:.1f} | {r['verify_ms_per_round']:.1f} | "
                          f"{r['tokens_identical']} |")
-    table = "\n".join(lines)
-    print(table)
-    os.makedirs(args.out, exist_ok=True)
-    stem = os.path.join(args.out, f"cpu_spec_rounds_{date}")
-    with open(stem + ".json", "w") as f:
-        json.dump(result, f, indent=2)
-    with open(stem + ".md", "w") as f:
-        f.write(table + "\n")
+    write_results(args.out, f"cpu_spec_rounds_{date}", result, "\n".join(lines))
     return 0
 
 
