@@ -154,18 +154,18 @@ class DraftTrainer:
             if need_target:
                 with torch.no_grad():
                     tlogits = self.lm_head(th[:, :-1])
-        logits = logits.float().reshape(-1, logits.shape[-1])
-        ce = F.cross_entropy(logits, ids[:, 1:].reshape(-1))
+        # One full-vocabulary log-softmax serves both terms.
+        logp = torch.log_softmax(logits.float().reshape(-1, logits.shape[-1]), dim=-1)
+        ce = F.nll_loss(logp, ids[:, 1:].reshape(-1))
         loss = ce
         if need_target:
             tlogits = tlogits.float().reshape(-1, tlogits.shape[-1])
             if a > 0.0:
-                soft = torch.softmax(tlogits, dim=-1)
-                kd = -(soft * torch.log_softmax(logits, dim=-1)).sum(-1).mean()
+                kd = -(torch.softmax(tlogits, dim=-1) * logp).sum(-1).mean()
                 loss = (1.0 - a) * ce + a * kd
             if metrics is not None:
                 metrics["ce"] = float(ce.detach())
-                metrics["agree"] = float((logits.detach().argmax(-1) == tlogits.argmax(-1)).float().mean())
+                metrics["agree"] = float((logp.detach().argmax(-1) == tlogits.argmax(-1)).float().mean())
         return loss
 
     def batch_stage1(self, packed: np.ndarray):
@@ -229,14 +229,15 @@ class DraftTrainer:
             lag = self.lag()
             for g in self.opt.param_groups:
                 g["lr"] = self.lr(self.step)
-            metrics = {} if (self.step + 1) % c.log_every == 0 else None
+            log_now = (self.step + 1) % c.log_every == 0 or self.step + 1 == self.total_steps
+            metrics = {} if log_now else None
             loss = self.loss_on(ids, pos, lag, metrics)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             gnorm = torch.nn.utils.clip_grad_norm_(self.draft.parameters(), c.grad_clip)
             self.opt.step()
             self.step += 1
-            if self.step % c.log_every == 0 or self.step == self.total_steps:
+            if log_now:
                 last = {"step": self.step, "stage": stage, "loss": float(loss.detach()), "lag": lag,
                         "lr": self.opt.param_groups[0]["lr"], "grad_norm": float(gnorm),
                         "tokens": int(ids.numel()), "elapsed_s": round(time.time() - start, 2)}
