@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 
 from longspec import Engine
 from longspec.training.draft_torch import cross_lag_mask
+from longspec.training.target import target_forward
 from longspec.training.train import (DraftTrainer, TrainConfig, anchor_offset_positions, draw_anchor_offset, lr_at,
                                      positions_with_offset)
 
@@ -127,7 +128,7 @@ def test_distillation_loss_is_the_stated_mixture(tiny_target, tmp_path):
     with torch.no_grad():
         loss = float(trainer.loss_on(ids, pos, 2, m))
         t_logits = trainer.target(input_ids=ids, position_ids=pos).logits[:, :-1].reshape(-1, 128)
-        h = trainer.draft(trainer.embed(ids), pos, *_target_kv(trainer, ids, pos), cross_lag_mask(24, 2, "cpu"))
+        h = trainer.draft(trainer.embed(ids), pos, *target_forward(trainer.target, ids, pos), cross_lag_mask(24, 2, "cpu"))
         d_logits = trainer.lm_head(h[:, :-1]).reshape(-1, 128)
     ce = torch.nn.functional.cross_entropy(d_logits, ids[:, 1:].reshape(-1))
     kd = -(torch.softmax(t_logits, -1) * torch.log_softmax(d_logits, -1)).sum(-1).mean()
@@ -135,12 +136,6 @@ def test_distillation_loss_is_the_stated_mixture(tiny_target, tmp_path):
     assert loss == pytest.approx(0.7 * float(ce) + 0.3 * float(kd), rel=1e-5)
     assert m["agree"] == pytest.approx(float((d_logits.argmax(-1) == t_logits.argmax(-1)).float().mean()))
     assert abs(float(kd) - float(ce)) > 1e-3  # the two terms differ: the test can see a wrong mixture
-
-
-def _target_kv(trainer, ids, pos):
-    from longspec.training.target import target_forward
-
-    return target_forward(trainer.target, ids, pos)
 
 
 def test_distillation_raises_agreement_with_the_target(tiny_target, tmp_path):
