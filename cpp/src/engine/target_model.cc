@@ -75,9 +75,7 @@ Status TargetModel::Prefill(const std::vector<int32_t>& tokens, std::vector<floa
 void TargetModel::RunStep(const std::vector<int32_t>& tokens, const std::vector<int32_t>& parents) {
   const int32_t n = static_cast<int32_t>(tokens.size());
   assert(n <= max_step_rows_);
-  std::vector<int32_t> rows(n);
-  for (int32_t i = 0; i < n; ++i) rows[i] = i;
-  last_plan_ = PlanStep(static_cast<int32_t>(committed()), tokens, parents, rope_, 0, std::move(rows));
+  last_plan_ = PlanStep(static_cast<int32_t>(committed()), tokens, parents, rope_, 0, AllRows(n));
   RunPlan(last_plan_);
 }
 

@@ -27,6 +27,12 @@ std::vector<int32_t> ChainParents(int32_t n) {
   return p;
 }
 
+std::vector<int32_t> AllRows(int32_t n) {
+  std::vector<int32_t> rows(n);
+  for (int32_t i = 0; i < n; ++i) rows[i] = i;
+  return rows;
+}
+
 StepPlan PlanStep(int32_t committed, const std::vector<int32_t>& tokens, const std::vector<int32_t>& parents,
                   const RopeTables& rope, int32_t window, std::vector<int32_t> logit_rows, int32_t first_row) {
   const int32_t n = static_cast<int32_t>(tokens.size());

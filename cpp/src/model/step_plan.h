@@ -75,6 +75,8 @@ StepPlan PlanStep(int32_t committed, const std::vector<int32_t>& tokens, const s
 
 // A chain of n tokens following the committed prefix.
 std::vector<int32_t> ChainParents(int32_t n);
+// Logit rows 0..n-1: every row of the step.
+std::vector<int32_t> AllRows(int32_t n);
 
 // Upper bound of visible_nodes entries per row for any plan (chain or tree).
 constexpr int32_t kMaxVisiblePerRow = kMaxTreeDepth + kAttnChunk + 1;

@@ -190,10 +190,8 @@ const float* DraftModel::LevelLogits(const DraftTree& tree, int32_t first_row) {
   const int32_t hd = static_cast<int32_t>(t.head_dim);
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const float eps = static_cast<float>(t.rms_eps);
-  std::vector<int32_t> rows(n);
-  for (int32_t r = 0; r < n; ++r) rows[r] = r;
   StepPlan plan = PlanStep(static_cast<int32_t>(cache_.committed()), tree.tokens, tree.parents, target_.rope(),
-                           config_.window, std::move(rows), first_row);
+                           config_.window, AllRows(n), first_row);
   plan_buf_.Upload(backend_, plan);
   // Cross-attention sees the target keys at positions < t that the target has committed.
   std::vector<int32_t> cross_len(n);
