@@ -83,20 +83,21 @@ class Engine:
         num_threads: CPU threads (0 = all cores).
         max_context: cap on prompt + generated tokens (0 = the model's context length).
         tree: default speculation tree shape (level widths), e.g. ``[4, 16, 16, 16, 16]``.
-        prefill_chunk: prompt tokens processed per forward pass.
+        prefill_chunk: prompt tokens processed per forward pass (0 = the device default: 256 on
+            the CPU, 2048 on a GPU).
         tokenizer: load the checkpoint's tokenizer (needed for text prompts and ``out.text``).
     """
 
     def __init__(self, target: str = "smollm2", draft: str | None = "auto", device: str = "auto", *,
                  num_threads: int = 0, max_context: int = 0, tree: Sequence[int] | None = None,
-                 prefill_chunk: int = 256, tokenizer: bool = True):
+                 prefill_chunk: int = 0, tokenizer: bool = True):
         if not isinstance(device, str):
             raise TypeError(f"device must be a str, got {type(device).__name__}")
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
         num_threads = _check_int("num_threads", num_threads, lo=0)
         max_context = _check_int("max_context", max_context, lo=0)
-        prefill_chunk = _check_int("prefill_chunk", prefill_chunk, lo=1, hi=8192)
+        prefill_chunk = _check_int("prefill_chunk", prefill_chunk, lo=0, hi=8192)
         tree_shape = _check_tree(tree)
         self.target_path = resolve_model_path(target, "target")
         oracle = isinstance(draft, str) and draft == "oracle"

@@ -233,7 +233,7 @@ PYBIND11_MODULE(_C, m) {
       .def(py::init<const std::string&, const std::string&, const std::string&, int, int64_t, const std::vector<int>&, int,
                     bool>(),
            py::arg("target"), py::arg("draft") = "", py::arg("device") = "auto", py::arg("num_threads") = 0,
-           py::arg("max_context") = 0, py::arg("tree_shape") = std::vector<int>{}, py::arg("prefill_chunk") = 256,
+           py::arg("max_context") = 0, py::arg("tree_shape") = std::vector<int>{}, py::arg("prefill_chunk") = 0,
            py::arg("oracle_draft") = false)
       .def("generate", &PyEngine::Generate, py::arg("prompt"), py::arg("max_new_tokens"), py::arg("temperature"),
            py::arg("top_p"), py::arg("top_k"), py::arg("seed"), py::arg("stop_token_ids"), py::arg("ignore_eos"),

@@ -105,11 +105,14 @@ Result RunTree(Backend& be, Problem& pb, const TreeSpec& t) {
   Result res(pb);
   AttentionTreeParams p;
   res.Fill(pb, &p);
-  p.committed = t.committed;
+  // The op takes per-row band ends and absolute slots (what a step plan uploads).
+  const std::vector<int32_t> band_end(t.band_start.size(), t.committed);
+  std::vector<int32_t> slots;
+  for (int32_t n : t.nodes) slots.push_back(t.tree_base_slot + n);
   p.band_start = t.band_start.data();
-  p.tree_base_slot = t.tree_base_slot;
+  p.band_end = band_end.data();
   p.visible_offsets = t.offsets.data();
-  p.visible_nodes = t.nodes.data();
+  p.visible_slots = slots.data();
   be.AttentionTree(p);
   return res;
 }

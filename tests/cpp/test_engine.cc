@@ -5,7 +5,7 @@
 #include <cstring>
 #include <random>
 
-#include "engine/target_model.h"
+#include "model/target_model.h"
 #include "longspec/engine.h"
 #include "model_file_writers.h"
 
@@ -202,33 +202,35 @@ TEST_F(EngineTest, OracleSpeculationEqualsPlainAndAcceptsFullChains) {
 // Committing a verified path leaves exactly the K/V that plain decoding of the same tokens writes.
 TEST_F(EngineTest, KvCommitEqualsPlainPrefillBitForBit) {
   auto cpu = MakeCpuBackend(2);
-  auto a = TargetModel::Load(path_, *cpu, 16, 64);
-  auto b = TargetModel::Load(path_, *cpu, 16, 64);
+  auto model = TargetModel::Load(path_, *cpu, 16, 64);
+  ASSERT_TRUE(model.ok());
+  auto a = TargetSequence::Create(**model, 200);
+  auto b = TargetSequence::Create(**model, 200);
   ASSERT_TRUE(a.ok() && b.ok());
   // The path spans positions 158..161: its rows straddle a hybrid split boundary (160 - 32 = 128),
   // so the prefix/band split differs between the root and the deepest node.
   std::vector<int32_t> prompt = Prompt(158, 6);
-  ASSERT_TRUE((*a)->Reset(200).ok());
   ASSERT_TRUE((*a)->Prefill(prompt, nullptr).ok());
   // Tree: 0 root; 1,2 children of 0; 3 child of 1; 4,5 children of 2; 6 child of 5.
   std::vector<int32_t> tokens = {7, 11, 13, 17, 19, 23, 29};
   std::vector<int32_t> parents = {-1, 0, 0, 1, 2, 2, 5};
-  const float* verify = (*a)->Step(tokens, parents);
-  std::vector<float> verify_rows(verify, verify + 7 * kVocab);
+  auto verify = (*a)->Step(tokens, parents);
+  ASSERT_TRUE(verify.ok());
+  std::vector<float> verify_rows(*verify, *verify + 7 * kVocab);
   std::vector<int32_t> path = {0, 2, 5, 6};
-  (*a)->Commit(path);
+  ASSERT_TRUE((*a)->Commit(path).ok());
   ASSERT_EQ((*a)->committed(), 162);
 
   std::vector<int32_t> seq = prompt;
   for (int32_t n : path) seq.push_back(tokens[n]);
-  ASSERT_TRUE((*b)->Reset(200).ok());
   ASSERT_TRUE((*b)->Prefill(std::vector<int32_t>(seq.begin(), seq.begin() + 158), nullptr).ok());
   // Decode the path one token at a time, as plain decoding does, and compare its logits too.
   for (size_t d = 0; d < path.size(); ++d) {
-    const float* l = (*b)->Step({seq[158 + d]}, {-1});
-    EXPECT_EQ(0, std::memcmp(l, &verify_rows[static_cast<size_t>(path[d]) * kVocab], kVocab * sizeof(float)))
+    auto l = (*b)->Step({seq[158 + d]}, {-1});
+    ASSERT_TRUE(l.ok());
+    EXPECT_EQ(0, std::memcmp(*l, &verify_rows[static_cast<size_t>(path[d]) * kVocab], kVocab * sizeof(float)))
         << "logits of depth " << d;
-    (*b)->Commit({0});
+    ASSERT_TRUE((*b)->Commit({0}).ok());
   }
   const size_t hd = kHidden / kHeads;
   for (int l = 0; l < kLayers; ++l) {

@@ -5,7 +5,7 @@
 #include <random>
 
 #include "backend/backend.h"
-#include "engine/sampling.h"
+#include "sampling/sampling.h"
 
 namespace longspec {
 namespace {

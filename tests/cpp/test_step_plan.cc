@@ -17,11 +17,19 @@ RopeTables Rope() {
 // The positions a row attends to, in order: the band then its visible tree nodes.
 std::vector<int32_t> KeySequence(const StepPlan& p, int32_t r) {
   std::vector<int32_t> seq;
-  for (int32_t pos = p.band_start[r]; pos < p.committed; ++pos) seq.push_back(pos);
+  EXPECT_EQ(p.band_end[r], p.committed);
+  for (int32_t pos = p.band_start[r]; pos < p.band_end[r]; ++pos) seq.push_back(pos);
   for (int32_t i = p.visible_offsets[r]; i < p.visible_offsets[r + 1]; ++i) {
-    seq.push_back(p.committed + p.node_depths[p.visible_nodes[i]]);
+    seq.push_back(p.committed + p.node_depths[p.visible_slots[i] - p.step_base]);
   }
   return seq;
+}
+
+// Row r's visible nodes (slots back to node indices).
+std::vector<int32_t> VisibleNodes(const StepPlan& p, int32_t r) {
+  std::vector<int32_t> nodes;
+  for (int32_t i = p.visible_offsets[r]; i < p.visible_offsets[r + 1]; ++i) nodes.push_back(p.visible_slots[i] - p.step_base);
+  return nodes;
 }
 
 // Random tree of n nodes (node 0 the root) with depth <= max_depth.
@@ -91,8 +99,7 @@ TEST(PlanStep, TreeRowsSeeSplitToCommittedThenAncestorsAndMatchPlainDecoding) {
       // Visible nodes are exactly the ancestors-or-self, root first.
       std::vector<int32_t> anc;
       for (int32_t a = r; a >= 0; a = parents[a]) anc.insert(anc.begin(), a);
-      std::vector<int32_t> vis(p.visible_nodes.begin() + p.visible_offsets[r],
-                               p.visible_nodes.begin() + p.visible_offsets[r + 1]);
+      std::vector<int32_t> vis = VisibleNodes(p, r);
       EXPECT_EQ(vis, anc);
       EXPECT_LE(static_cast<int32_t>(vis.size()), kMaxVisiblePerRow);
     }
@@ -127,7 +134,7 @@ TEST(PlanStep, FirstRowSelectsTheLastNodesAsRows) {
   EXPECT_EQ(p.tokens, (std::vector<int32_t>{13, 14, 15}));
   EXPECT_EQ(p.slots, (std::vector<int32_t>{8 + 3, 8 + 4, 8 + 5}));
   EXPECT_EQ(p.positions, (std::vector<int32_t>{52, 52, 52}));
-  std::vector<int32_t> vis0(p.visible_nodes.begin() + p.visible_offsets[0], p.visible_nodes.begin() + p.visible_offsets[1]);
+  std::vector<int32_t> vis0 = VisibleNodes(p, 0);
   EXPECT_EQ(vis0, (std::vector<int32_t>{0, 1, 3}));
   EXPECT_EQ(p.logit_rows, (std::vector<int32_t>{0, 1}));
 }

@@ -4,8 +4,8 @@
 #include <cmath>
 #include <map>
 
-#include "spec/acceptance.h"
-#include "spec/token_tree.h"
+#include "speculation/acceptance.h"
+#include "speculation/token_tree.h"
 
 namespace longspec {
 namespace {

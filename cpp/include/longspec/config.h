@@ -19,7 +19,7 @@ StatusOr<Device> ParseDevice(const std::string& name);  // "auto" | "cpu" | "cud
 inline std::vector<int> DefaultTreeShape() { return {4, 16, 16, 16, 16}; }
 
 // Deepest tree the engine accepts. Bounds the band of recent keys that the tree-attention op
-// reads from the committed cache (see cpp/src/model/attention_plan.h).
+// reads from the committed cache (see cpp/src/model/step_plan.h).
 constexpr int kMaxTreeDepth = 32;
 // Most nodes (root excluded) a tree may hold.
 constexpr int kMaxTreeNodes = 512;
@@ -43,8 +43,9 @@ struct EngineConfig {
   // Tree shape used when a request does not give one; empty = the shape the draft was tuned
   // with, or DefaultTreeShape() when it records none.
   std::vector<int> tree_shape;
-  // Tokens per prefill chunk (bounds activation memory for long prompts).
-  int prefill_chunk = 256;
+  // Tokens per prefill chunk (bounds activation memory for long prompts); 0 = the device's
+  // default (256 on the CPU, 2048 on a GPU).
+  int prefill_chunk = 0;
 
   Status Validate() const;
 };

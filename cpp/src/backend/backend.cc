@@ -1,15 +1,48 @@
+// The composed versions of the fused ops (backends that fuse them override these).
 #include "backend/backend.h"
+
+#include <cassert>
 
 namespace longspec {
 
-size_t DTypeSize(DType t) {
-  switch (t) {
-    case DType::kF32: return 4;
-    case DType::kBF16: return 2;
-    case DType::kF16: return 2;
-    case DType::kI32: return 4;
-  }
-  return 0;
+void Backend::RopeKvWrite(View qkv, int32_t num_heads, int32_t num_kv_heads, int32_t head_dim, const float* cos,
+                          const float* sin, const int32_t* slots, KvLayerView kv) {
+  Rope(qkv, num_heads + num_kv_heads, head_dim, cos, sin);  // q heads then k heads, contiguous
+  const int64_t q_dim = static_cast<int64_t>(num_heads) * head_dim;
+  const int64_t kv_dim = static_cast<int64_t>(num_kv_heads) * head_dim;
+  KvWrite(qkv.Cols(q_dim, kv_dim), qkv.Cols(q_dim + kv_dim, kv_dim), slots, kv);
+}
+
+void Backend::HybridAttention(const HybridAttentionParams& p) {
+  AttentionPrefix(p.prefix);
+  AttentionTree(p.tree);
+  AttentionMergeParams mp;
+  mp.out_a = p.prefix.out;
+  mp.lse_a = p.prefix.lse;
+  mp.out_b = p.tree.out;
+  mp.lse_b = p.tree.lse;
+  mp.out = p.out;
+  mp.num_heads = p.prefix.num_heads;
+  AttentionMerge(mp);
+}
+
+void Backend::LinearAdd(View x, const LinearWeight& w, View h, View scratch) {
+  View y = scratch.Rows(0, x.rows).Cols(0, w.out_features);
+  Linear(x, w, y);
+  Add(h, y);
+}
+
+void Backend::LinearSiluMul(View x, const LinearWeight& w, View out, View scratch) {
+  assert(w.packing == LinearPacking::kGateUp);
+  View gu = scratch.Rows(0, x.rows).Cols(0, w.out_features);
+  Linear(x, w, gu);
+  SiluMul(gu, out);
+}
+
+void Backend::LinearArgmax(View x, const LinearWeight& w, int32_t* ids, View logits) {
+  View l = logits.Rows(0, x.rows);
+  Linear(x, w, l);
+  Argmax(l, ids);
 }
 
 }  // namespace longspec

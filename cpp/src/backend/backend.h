@@ -1,17 +1,26 @@
 // The backend interface: every numeric op the model runner needs, over memory the backend owns.
 //
 // Rules shared by all backends (the CPU backend is the reference the others are tested against):
-// - Ops never allocate and never synchronise with the host; scratch comes from the caller.
+// - Ops are enqueued in order on the backend's one stream. They never allocate, never
+//   synchronise with the host and never copy to the host; scratch comes from the caller.
 // - A row's result never depends on how many rows are computed together, nor on the number of
-//   threads: reductions run in a fixed order defined per op below. This is what makes
-//   speculative greedy decoding token-identical to plain greedy decoding by construction.
+//   threads or thread blocks: reductions run in an order fixed per backend and per op, which may
+//   depend only on the row's own inputs and the op's shapes (not on the row count). This is what
+//   makes speculative greedy decoding token-identical to plain greedy decoding by construction.
+//   Backends may differ from each other (the CUDA backend rounds differently from the CPU one),
+//   so backends are compared with tolerances, a backend with itself bit for bit.
 // - Index arrays (ids, positions, slots, kv lengths, tree lists) live in backend memory too; the
-//   host plans a step once (see model/step_plan.h) and uploads the plan before the layers run.
+//   host plans a step once (see model/step_plan.h) and uploads the plan before the layers run,
+//   so a captured graph of a step replays with the next step's values.
 //
 // Layouts:
 // - Activations are 2-D row-major views: element (r, c) at data[r * stride + c].
 // - Per-head activations put head h of row r at columns [h * head_dim, (h + 1) * head_dim).
 // - One layer's KV cache: K and V each [num_kv_heads][capacity][head_dim] (see KvLayerView).
+//
+// Element types: the residual stream is always fp32 (residual_dtype); activations, K/V and the
+// embedding are activation_dtype (fp32 on the CPU, bf16 on CUDA); Linear weights weight_dtype;
+// norm weights, biases, RoPE tables, LSE and softmax statistics always fp32; logits fp32.
 #pragma once
 
 #include <cstddef>
@@ -19,13 +28,11 @@
 #include <memory>
 #include <string>
 
+#include "core/dtype.h"
 #include "core/host_tensor.h"
 #include "longspec/status.h"
 
 namespace longspec {
-
-enum class DType : uint8_t { kF32 = 0, kBF16 = 1, kF16 = 2, kI32 = 3 };
-size_t DTypeSize(DType t);
 
 // A strided 2-D view of backend memory. Does not own.
 struct View {
@@ -53,8 +60,7 @@ struct View {
   }
 };
 
-// Attention keys are processed in chunks of kAttnChunk consecutive keys of a row's key sequence,
-// chunk results merged left to right (see AttentionPrefixParams for the exact order).
+// Attention keys are processed in chunks of kAttnChunk consecutive keys of a row's key sequence.
 constexpr int kAttnChunk = 64;
 
 // One layer's K/V storage. K and V are each [num_kv_heads][capacity][head_dim].
@@ -75,40 +81,40 @@ struct KvLayerView {
 // cache (no mask), flash-decoding style. Returns the normalised output and the natural-log
 // log-sum-exp of the scaled scores. GQA: query head h reads kv head h / (num_heads / num_kv_heads).
 //
-// Exact order (all backends): the row's keys are split into chunks of kAttnChunk starting at
-// position 0. For chunk c: s_j = scale * dot(q, k_j); m_c = max_j s_j; p_j = exp(s_j - m_c);
-// l_c = sum_j p_j and acc_c = sum_j p_j * v_j, both accumulated j ascending. Chunks merge left to
-// right: M' = max(M, m_c); acc = acc * exp(M - M') + acc_c * exp(m_c - M'); l likewise.
-// out = acc / l, lse = M + log(l). A row with kv_len == 0 gets out = 0 and lse = -inf.
-// The order is shared by all backends; the rounding inside it (where FMAs are used, the exp
-// implementation, how q.k is vectorised) is each backend's own but fixed for that backend, so a
-// row's bits depend only on its key sequence. The CPU backend's choices: cpu/cpu_kernels.h.
-// `out` must not overlap `q`. The CPU backend takes head_dim % 8 == 0, head_dim <= 256.
+// Order: a row's keys are cut into chunks of kAttnChunk from position 0; every backend reduces
+// a chunk and merges chunk results in an order fixed by key position alone (the CPU backend:
+// chunks merged left to right, cpu/cpu_kernels.h; the CUDA backend: chunks merged left to right
+// inside fixed splits of key positions, the splits then left to right, cuda/attention.cuh), so
+// a row's bits depend only on its own key sequence. A row with kv_len == 0 gets out = 0 and
+// lse = -inf. `out` must not overlap `q`.
 struct AttentionPrefixParams {
   View q;                      // [num_rows, num_heads * head_dim] (may be a column slice of fused QKV)
   KvLayerView kv;              // ring must be 0
   const int32_t* kv_len = nullptr;  // [num_rows], backend memory
+  int32_t max_kv_len = 0;      // host-side upper bound of kv_len[] (sizes the launch; may exceed it)
   View out;                    // [num_rows, num_heads * head_dim]
   float* lse = nullptr;        // [num_rows * num_heads], backend memory
   int32_t num_heads = 0;
   float scale = 0.0f;
+  void* workspace = nullptr;   // AttentionWorkspaceBytes() bytes of backend memory
+  size_t workspace_bytes = 0;
 };
 
 // Band + tree attention: each row attends, in this order, to
-//   (1) the committed positions [band_start[r], committed) of the cache (ring-aware), then
-//   (2) the tree nodes listed in visible_nodes[visible_offsets[r] .. visible_offsets[r + 1]),
-//       node i's K/V being at slot tree_base_slot + i, listed in increasing position order.
-// This is one key sequence per row, reduced with exactly the chunked order of
-// AttentionPrefixParams (chunks counted from the first key of the sequence). Returns out + lse.
-// A row whose sequence is empty gets out = 0, lse = -inf.
+//   (1) the committed positions [band_start[r], band_end[r]) of the cache (ring-aware), then
+//   (2) the cache slots visible_slots[visible_offsets[r] .. visible_offsets[r + 1]) (the row's
+//       visible tree nodes, in increasing position order).
+// This is one key sequence per row, reduced in an order fixed by the sequence alone (the CPU
+// backend: exactly the chunked order of AttentionPrefixParams, chunks counted from the first key
+// of the sequence). Returns out + lse. A row whose sequence is empty gets out = 0, lse = -inf.
+// Every array is in backend memory, so a captured graph replays with new bands and trees.
 struct AttentionTreeParams {
   View q;
   KvLayerView kv;
-  int32_t committed = 0;
   const int32_t* band_start = nullptr;       // [num_rows]
-  int32_t tree_base_slot = 0;
+  const int32_t* band_end = nullptr;         // [num_rows]; band_end - band_start <= ring for a ring
   const int32_t* visible_offsets = nullptr;  // [num_rows + 1]
-  const int32_t* visible_nodes = nullptr;    // [visible_offsets[num_rows]]
+  const int32_t* visible_slots = nullptr;    // [visible_offsets[num_rows]]
   View out;
   float* lse = nullptr;
   int32_t num_heads = 0;
@@ -127,6 +133,21 @@ struct AttentionMergeParams {
   int32_t num_heads = 0;
 };
 
+// Hybrid Tree Attention (DESIGN.md section 4): the prefix part and the tree part of the same
+// queries, merged. `prefix.out`/`prefix.lse` and `tree.out`/`tree.lse` are scratch of the
+// composed version (AttentionPrefix, AttentionTree, AttentionMerge); a backend that fuses the
+// three may leave them unused. The result goes to `out` (which may alias prefix.out).
+struct HybridAttentionParams {
+  AttentionPrefixParams prefix;
+  AttentionTreeParams tree;
+  View out;
+};
+
+// How CreateLinear may lay a weight out. kGateUp: the rows are [gate; up] of a SwiGLU MLP
+// ([2 * inter, in]); the weight is only used through LinearSiluMul, so a backend may interleave
+// gate and up rows to have both in one tile.
+enum class LinearPacking { kPlain, kGateUp };
+
 // A Linear layer's weight in the backend's preferred layout: y = x W^T (+ b).
 class LinearWeight {
  public:
@@ -134,6 +155,7 @@ class LinearWeight {
   int64_t out_features = 0;
   int64_t in_features = 0;
   bool has_bias = false;
+  LinearPacking packing = LinearPacking::kPlain;
   virtual size_t bytes() const = 0;
 };
 
@@ -145,38 +167,65 @@ class DeviceBuffer {
   virtual size_t size() const = 0;
 };
 
+// A captured sequence of ops (a CUDA graph) that replays with the values then in its buffers.
+class CapturedGraph {
+ public:
+  virtual ~CapturedGraph() = default;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
+  DType residual_dtype() const { return DType::kF32; }
   virtual DType activation_dtype() const = 0;
+  virtual DType weight_dtype() const = 0;
 
   // ---- memory -----------------------------------------------------------------------------
+  // Errors name the bytes asked for (and, on a device, the bytes free).
   virtual StatusOr<std::unique_ptr<DeviceBuffer>> Allocate(size_t bytes) = 0;
+  // Enqueued after the ops before it; `src` may be reused as soon as the call returns.
   virtual void CopyToDevice(void* dst, const void* src, size_t bytes) = 0;
+  // Waits for the ops before it, then copies.
   virtual void CopyToHost(void* dst, const void* src, size_t bytes) = 0;
   virtual void CopyDeviceToDevice(void* dst, const void* src, size_t bytes) = 0;
   virtual void Synchronize() = 0;
+  // The first asynchronous error of the ops so far (a device fault), or OK. Checked by the
+  // engine at its read-backs so that no failure goes unnoticed.
+  virtual Status LastError() { return Status::OK(); }
+
+  // ---- graphs -----------------------------------------------------------------------------
+  // A backend that supports it records the ops issued between BeginCapture and EndCapture and
+  // replays them; pointers and host-side scalars are frozen at capture, the contents of
+  // backend memory are read at replay.
+  virtual bool SupportsGraphs() const { return false; }
+  virtual Status BeginCapture() { return UnimplementedError(name() + " backend: no graph capture"); }
+  virtual StatusOr<std::unique_ptr<CapturedGraph>> EndCapture() {
+    return UnimplementedError(name() + " backend: no graph capture");
+  }
+  virtual void Replay(const CapturedGraph&) {}
 
   // ---- weights ----------------------------------------------------------------------------
-  // w: [out, in]; bias: [out] or nullptr. The backend repacks as it likes.
-  virtual StatusOr<std::unique_ptr<LinearWeight>> CreateLinear(const HostTensor& w, const HostTensor* bias) = 0;
-  // A plain 2-D table (embedding, norm weights as [1, n]) in activation dtype.
+  // w: [out, in] (any float dtype; converted to weight_dtype()); bias: [out] fp32 or nullptr.
+  virtual StatusOr<std::unique_ptr<LinearWeight>> CreateLinear(const HostTensor& w, const HostTensor* bias,
+                                                               LinearPacking packing = LinearPacking::kPlain) = 0;
+  // A plain table copied as it is typed (the embedding in activation_dtype(), norm weights in
+  // fp32); the caller converts.
   virtual StatusOr<std::unique_ptr<DeviceBuffer>> UploadTable(const HostTensor& t) = 0;
 
   // ---- ops --------------------------------------------------------------------------------
-  // out[r] = table[ids[r]]; table is [vocab, hidden] in activation dtype. ids are checked by the
-  // caller against vocab.
+  // out[r] = table[ids[r]]; table is [vocab, hidden] in activation dtype, out the fp32 residual.
+  // ids are checked by the caller against vocab.
   virtual void Embedding(const void* table, int64_t hidden, const int32_t* ids, View out) = 0;
-  // out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * weight. Sum of squares accumulated in a fixed
-  // order. out may alias x.
+  // out[r] = x[r] / sqrt(mean(x[r]^2) + eps) * weight (fp32 weight). x is fp32; out is fp32 or
+  // activation dtype. Sum of squares accumulated in a fixed order. out may alias x.
   virtual void RmsNorm(View x, const void* weight, float eps, View out) = 0;
-  // out = x W^T + b. Each output element accumulates over k ascending, then adds the bias.
-  // `out` must not overlap `x`.
+  // out = x W^T + b. Each output element accumulates over k in a fixed order, then adds the
+  // bias. `out` (activation dtype or fp32) must not overlap `x`.
   virtual void Linear(View x, const LinearWeight& w, View out) = 0;
   // Rotate-half (NeoX / Hugging Face) RoPE in place on heads [0, num_heads) of each row of x:
   // for i < head_dim/2: (a, b) = (x[i], x[i + half]) -> (a cos - b sin, b cos + a sin), with
-  // cos/sin [rows, head_dim/2] precomputed by the plan (attention scaling already folded in).
+  // cos/sin [rows, head_dim/2] fp32 precomputed by the plan (attention scaling already folded in).
   virtual void Rope(View x, int32_t num_heads, int32_t head_dim, const float* cos, const float* sin) = 0;
   // Writes rows' K and V (each [rows, num_kv_heads * head_dim]) into cache slots slots[r].
   virtual void KvWrite(View k, View v, const int32_t* slots, KvLayerView kv) = 0;
@@ -188,12 +237,34 @@ class Backend {
   virtual void AttentionPrefix(const AttentionPrefixParams& p) = 0;
   virtual void AttentionTree(const AttentionTreeParams& p) = 0;
   virtual void AttentionMerge(const AttentionMergeParams& p) = 0;
+  // Bytes of backend memory AttentionPrefix / HybridAttention need as workspace for up to
+  // `rows` rows whose kv_len is at most `max_kv_len`.
+  virtual size_t AttentionWorkspaceBytes(int64_t rows, int32_t num_heads, int32_t head_dim, int64_t max_kv_len) const {
+    (void)rows, (void)num_heads, (void)head_dim, (void)max_kv_len;
+    return 0;
+  }
   // out[r][i] = silu(gate_up[r][i]) * gate_up[r][inter + i], gate_up [rows, 2 * inter].
   virtual void SiluMul(View gate_up, View out) = 0;
-  // x += y elementwise.
+  // x += y elementwise (x fp32, y fp32 or activation dtype).
   virtual void Add(View x, View y) = 0;
   // out[i] = x[rows[i]].
   virtual void GatherRows(View x, const int32_t* rows, View out) = 0;
+  // out = x elementwise, converted to out's dtype (round to nearest even).
+  virtual void Convert(View x, View out) = 0;
+
+  // ---- fused ops (a backend may override; the defaults compose the ops above) ---------------
+  // Rope on the q and k heads of a fused qkv row ([q heads | k heads | v heads]), then KvWrite of
+  // its k and v into slots[r].
+  virtual void RopeKvWrite(View qkv, int32_t num_heads, int32_t num_kv_heads, int32_t head_dim, const float* cos,
+                           const float* sin, const int32_t* slots, KvLayerView kv);
+  virtual void HybridAttention(const HybridAttentionParams& p);
+  // h += x W^T (+ b); `scratch` is [rows, out_features] of x's dtype.
+  virtual void LinearAdd(View x, const LinearWeight& w, View h, View scratch);
+  // out = silu(x Wg^T) * (x Wu^T) for a kGateUp weight; `scratch` is [rows, 2 * inter].
+  virtual void LinearSiluMul(View x, const LinearWeight& w, View out, View scratch);
+  // ids[r] = argmax of row r of x W^T (first index of the maximum; NaN never wins; an all-NaN
+  // row gives 0). `logits` is fp32 [rows, out_features] scratch that may be left unwritten.
+  virtual void LinearArgmax(View x, const LinearWeight& w, int32_t* ids, View logits);
 
   // ---- sampling ---------------------------------------------------------------------------
   // out[r] = the first index of row r's maximum (NaN never wins; an all-NaN row gives 0). Greedy

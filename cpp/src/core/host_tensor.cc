@@ -11,4 +11,10 @@ std::string HostTensor::ShapeString() const {
   return s + "]";
 }
 
+HostTensor HostTensor::ConvertedTo(DType to) const {
+  HostTensor out(shape, to);
+  ConvertElements(dtype, raw(), to, out.raw(), numel());
+  return out;
+}
+
 }  // namespace longspec

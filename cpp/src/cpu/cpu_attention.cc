@@ -239,7 +239,7 @@ void AttentionTree(const CpuKernels& kern, int threads, const AttentionTreeParam
   // Rows have key sequences of their own, so a unit is one row.
   const Split split(p.num_heads, p.kv.num_kv_heads, rows, /*share_rows=*/false);
   int64_t keys = p.visible_offsets[rows] - p.visible_offsets[0];
-  for (int64_t r = 0; r < rows; ++r) keys += std::max<int64_t>(0, p.committed - p.band_start[r]);
+  for (int64_t r = 0; r < rows; ++r) keys += std::max<int64_t>(0, p.band_end[r] - p.band_start[r]);
   const bool parallel = threads > 1 && split.units > 1 && keys * p.num_heads * d >= kSerialWork;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (parallel)
   for (int64_t ui = 0; ui < split.units; ++ui) {
@@ -249,8 +249,8 @@ void AttentionTree(const CpuKernels& kern, int threads, const AttentionTreeParam
     st.Init(p.q, p.out, u, d, p.scale);
     // The row's key sequence: band positions, then its visible tree nodes.
     const int64_t band0 = p.band_start[row];
-    const int64_t band_len = std::max<int64_t>(0, p.committed - band0);
-    const int32_t* nodes = p.visible_nodes + p.visible_offsets[row];
+    const int64_t band_len = std::max<int64_t>(0, p.band_end[row] - band0);
+    const int32_t* slots = p.visible_slots + p.visible_offsets[row];
     const int64_t total = band_len + (p.visible_offsets[row + 1] - p.visible_offsets[row]);
     assert(p.kv.ring == 0 || band_len <= p.kv.ring);
     const float* kbase = HeadBase(p.kv.k, p.kv, u.kv_head);
@@ -266,7 +266,7 @@ void AttentionTree(const CpuKernels& kern, int threads, const AttentionTreeParam
               const int64_t pos = band0 + i;
               slot = p.kv.ring > 0 ? pos % p.kv.ring : pos;
             } else {
-              slot = static_cast<int64_t>(p.tree_base_slot) + nodes[i - band_len];
+              slot = slots[i - band_len];
             }
             assert(slot >= 0 && slot < p.kv.capacity);
             rows->k[j] = kbase + slot * d;

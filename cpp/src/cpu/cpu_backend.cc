@@ -81,6 +81,7 @@ class CpuBackend final : public Backend {
 
   std::string name() const override { return std::string("cpu-") + k_.isa; }
   DType activation_dtype() const override { return DType::kF32; }
+  DType weight_dtype() const override { return DType::kF32; }
 
   StatusOr<std::unique_ptr<DeviceBuffer>> Allocate(size_t bytes) override {
     try {
@@ -94,12 +95,18 @@ class CpuBackend final : public Backend {
   void CopyDeviceToDevice(void* dst, const void* src, size_t bytes) override { Copy(dst, src, bytes); }
   void Synchronize() override {}
 
-  StatusOr<std::unique_ptr<LinearWeight>> CreateLinear(const HostTensor& w, const HostTensor* bias) override {
+  StatusOr<std::unique_ptr<LinearWeight>> CreateLinear(const HostTensor& w, const HostTensor* bias,
+                                                       LinearPacking packing) override {
     if (w.shape.size() != 2) return InvalidArgumentError("linear weight must be 2-D, got " + w.ShapeString());
     if (bias != nullptr && (bias->shape.size() != 1 || bias->shape[0] != w.shape[0]))
       return InvalidArgumentError("linear bias " + bias->ShapeString() + " does not match weight " + w.ShapeString());
+    if (bias != nullptr && bias->dtype != DType::kF32) return InvalidArgumentError("linear bias must be fp32");
     try {
-      std::unique_ptr<LinearWeight> lw = PackLinear(w.data(), w.shape[0], w.shape[1], bias ? bias->data() : nullptr);
+      // The CPU computes in fp32: a bf16/f16 weight is widened once here (exactly).
+      const HostTensor widened = w.dtype == DType::kF32 ? HostTensor() : w.ConvertedTo(DType::kF32);
+      const float* wf = w.dtype == DType::kF32 ? w.data() : widened.data();
+      std::unique_ptr<LinearWeight> lw = PackLinear(wf, w.shape[0], w.shape[1], bias ? bias->data() : nullptr);
+      lw->packing = packing;  // [gate; up] stays as it is: SiluMul reads that layout
       return lw;
     } catch (const std::bad_alloc&) {
       return ResourceExhaustedError("cpu backend: cannot allocate the packed weight " + w.ShapeString());
@@ -109,7 +116,7 @@ class CpuBackend final : public Backend {
   StatusOr<std::unique_ptr<DeviceBuffer>> UploadTable(const HostTensor& t) override {
     const size_t bytes = static_cast<size_t>(t.numel()) * sizeof(float);
     StatusOr<std::unique_ptr<DeviceBuffer>> buf = Allocate(bytes);
-    if (buf.ok()) Copy(buf.value()->data(), t.data(), bytes);
+    if (buf.ok()) ConvertElements(t.dtype, t.raw(), DType::kF32, buf.value()->data(), t.numel());
     return buf;
   }
 
@@ -212,6 +219,11 @@ class CpuBackend final : public Backend {
       assert(rows[i] >= 0 && rows[i] < x.rows);
       Copy(out.row<float>(i), x.row<const float>(rows[i]), out.cols * sizeof(float));
     }
+  }
+
+  void Convert(View x, View out) override {
+    assert(x.rows == out.rows && x.cols == out.cols && x.dtype == DType::kF32 && out.dtype == DType::kF32);
+    for (int64_t r = 0; r < x.rows; ++r) Copy(out.row<float>(r), x.row<const float>(r), x.cols * sizeof(float));
   }
 
   void Argmax(View logits, int32_t* out) override {

@@ -45,8 +45,9 @@ Status EngineConfig::Validate() const {
   if (target_path.empty()) return InvalidArgumentError("target must name a checkpoint directory or a .gguf file");
   if (num_threads < 0) return InvalidArgumentError("num_threads must be >= 0, got " + std::to_string(num_threads));
   if (max_context < 0) return InvalidArgumentError("max_context must be >= 0, got " + std::to_string(max_context));
-  if (prefill_chunk < 1 || prefill_chunk > 8192) {
-    return InvalidArgumentError("prefill_chunk must be in [1, 8192], got " + std::to_string(prefill_chunk));
+  if (prefill_chunk < 0 || prefill_chunk > 8192) {
+    return InvalidArgumentError("prefill_chunk must be in [0, 8192] (0 = the device's default), got " +
+                                std::to_string(prefill_chunk));
   }
   if (oracle_draft && !draft_path.empty()) return InvalidArgumentError("oracle_draft excludes draft_path");
   if (!tree_shape.empty()) return ValidateTreeShape(tree_shape, "tree_shape");

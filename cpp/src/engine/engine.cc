@@ -5,14 +5,15 @@
 #include <new>
 
 #include "engine/engine_impl.h"
-#include "spec/draft_model.h"
-#include "spec/oracle_drafter.h"
-#include "spec/token_tree.h"
+#include "speculation/draft_model.h"
+#include "speculation/oracle_drafter.h"
+#include "speculation/token_tree.h"
 
 #ifdef LONGSPEC_WITH_CUDA
 namespace longspec::cuda {
 int DeviceCount();
-}
+StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device);
+}  // namespace longspec::cuda
 #endif
 
 namespace longspec {
@@ -99,28 +100,34 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineConfig& config) {
     LONGSPEC_RETURN_IF_ERROR(config.Validate());
     auto impl = std::make_unique<Impl>();
     impl->config = config;
-    switch (config.device) {
-      case Device::kCuda:
-        return UnimplementedError(
-            CudaAvailable() ? "device=\"cuda\": the CUDA backend is not part of this release yet; use device=\"cpu\""
-                            : "device=\"cuda\": this build has no usable CUDA device; use device=\"cpu\"");
-      case Device::kAuto:
-      case Device::kCpu:
-        impl->device = Device::kCpu;
-        impl->backend = MakeCpuBackend(config.num_threads);
-        break;
+    const bool use_cuda = config.device == Device::kCuda || (config.device == Device::kAuto && CudaAvailable());
+    if (use_cuda) {
+#ifdef LONGSPEC_WITH_CUDA
+      if (!CudaAvailable()) return FailedPreconditionError("device=\"cuda\": no CUDA device is visible to this process");
+      LONGSPEC_ASSIGN_OR_RETURN(impl->backend, cuda::MakeCudaBackend(0));
+      impl->device = Device::kCuda;
+#else
+      return UnimplementedError("device=\"cuda\": this build of longspec has no CUDA backend (built without nvcc)");
+#endif
+    } else {
+      impl->device = Device::kCpu;
+      impl->backend = MakeCpuBackend(config.num_threads);
     }
-    LONGSPEC_ASSIGN_OR_RETURN(impl->target, TargetModel::Load(config.target_path, *impl->backend, 1, config.prefill_chunk));
+    // Prompt rows per forward pass: wide chunks keep a GPU busy; the CPU gains nothing past 256.
+    const int prefill_chunk = config.prefill_chunk > 0 ? config.prefill_chunk : (use_cuda ? 2048 : 256);
+    LONGSPEC_ASSIGN_OR_RETURN(impl->target, TargetModel::Load(config.target_path, *impl->backend, 1, prefill_chunk));
     const int64_t model_limit = impl->target->config().max_position;
     impl->context_limit = config.max_context > 0 ? std::min(config.max_context, model_limit) : model_limit;
+    // The KV cache is allocated once, at the context limit: nothing grows while serving.
+    LONGSPEC_ASSIGN_OR_RETURN(impl->sequence, TargetSequence::Create(*impl->target, impl->context_limit));
     impl->default_tree = config.tree_shape;
     if (!config.draft_path.empty()) {
-      LONGSPEC_ASSIGN_OR_RETURN(auto draft, DraftModel::Load(config.draft_path, *impl->target, *impl->backend));
+      LONGSPEC_ASSIGN_OR_RETURN(auto draft, DraftModel::Load(config.draft_path, *impl->target, *impl->sequence));
       impl->draft_info = draft->info();
       if (impl->default_tree.empty()) impl->default_tree = draft->config().tree_shape;
       impl->drafter = std::move(draft);
     } else if (config.oracle_draft) {
-      impl->drafter = std::make_unique<OracleDrafter>(*impl->target);
+      impl->drafter = std::make_unique<OracleDrafter>(*impl->sequence);
       impl->draft_info = impl->target->info();
       impl->draft_info.architecture = "oracle";
     }
@@ -131,7 +138,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineConfig& config) {
         nodes += w;
         widest = std::max(widest, w);
       }
-      LONGSPEC_RETURN_IF_ERROR(impl->target->EnsureStepRows(nodes));
+      LONGSPEC_RETURN_IF_ERROR(impl->target->EnsureCapacity(nodes, impl->context_limit));
       LONGSPEC_RETURN_IF_ERROR(impl->drafter->EnsureRows(widest));
     }
     return std::unique_ptr<Engine>(new Engine(std::move(impl)));
@@ -177,10 +184,10 @@ StatusOr<GenerationResult> Engine::Impl::GeneratePlain(const std::vector<int32_t
   stats.prompt_tokens = n_prompt;
   Rng rng(params.seed);
 
-  LONGSPEC_RETURN_IF_ERROR(target->Reset(n_prompt + std::min<int64_t>(params.max_new_tokens, room)));
+  sequence->Reset();
   Stopwatch prefill_clock;
   std::vector<float> logits;
-  LONGSPEC_RETURN_IF_ERROR(target->Prefill(prompt, &logits));
+  LONGSPEC_RETURN_IF_ERROR(sequence->Prefill(prompt, &logits));
   stats.prefill_s = prefill_clock.Seconds();
 
   Stopwatch decode_clock;
@@ -190,16 +197,18 @@ StatusOr<GenerationResult> Engine::Impl::GeneratePlain(const std::vector<int32_t
     const bool greedy = params.temperature == 0.0f;
     while (more) {
       if (greedy) {
-        token = target->StepArgmax({token}, {-1})[0];
+        LONGSPEC_ASSIGN_OR_RETURN(const int32_t* ids, sequence->StepArgmax({token}, {-1}));
+        token = ids[0];
       } else {
-        token = ChooseToken(target->Step({token}, {-1}), params, rng);
+        LONGSPEC_ASSIGN_OR_RETURN(const float* step_logits, sequence->Step({token}, {-1}));
+        token = ChooseToken(step_logits, params, rng);
       }
-      target->Commit({0});
+      LONGSPEC_RETURN_IF_ERROR(sequence->Commit({0}));
       more = sink.Emit(token) && sink.Flush();
     }
     sink.Flush();
   }
-  return sink.Finish(decode_clock.Seconds(), target->cache().committed_bytes());
+  return sink.Finish(decode_clock.Seconds(), sequence->cache().committed_bytes());
 }
 
 StatusOr<GenerationResult> Engine::Generate(const std::vector<int32_t>& prompt, const SamplingParams& params,
@@ -219,9 +228,9 @@ StatusOr<std::vector<float>> Engine::PromptLogits(const std::vector<int32_t>& pr
   try {
     SamplingParams params;
     LONGSPEC_RETURN_IF_ERROR(impl_->CheckRequest(prompt, params));
-    LONGSPEC_RETURN_IF_ERROR(impl_->target->Reset(static_cast<int64_t>(prompt.size())));
+    impl_->sequence->Reset();
     std::vector<float> logits;
-    LONGSPEC_RETURN_IF_ERROR(impl_->target->Prefill(prompt, &logits));
+    LONGSPEC_RETURN_IF_ERROR(impl_->sequence->Prefill(prompt, &logits));
     return logits;
   } catch (const std::bad_alloc&) {
     return ResourceExhaustedError("out of memory computing logits");
@@ -248,13 +257,13 @@ StatusOr<std::vector<float>> Engine::DraftLogits(const std::vector<int32_t>& pro
       return OutOfRangeError("prompt + continuation exceed the context limit");
     }
     LONGSPEC_RETURN_IF_ERROR(impl_->drafter->EnsureRows(static_cast<int32_t>(n)));
-    LONGSPEC_RETURN_IF_ERROR(impl_->target->Reset(static_cast<int64_t>(prompt.size()) + n));
-    LONGSPEC_RETURN_IF_ERROR(impl_->target->Prefill(prompt, nullptr));
+    impl_->sequence->Reset();
+    LONGSPEC_RETURN_IF_ERROR(impl_->sequence->Prefill(prompt, nullptr));
     LONGSPEC_RETURN_IF_ERROR(impl_->drafter->Prefill(prompt));
     DraftTree chain;
     chain.Reset(continuation[0]);
     for (int64_t i = 1; i < n; ++i) chain.AddNode(static_cast<int32_t>(i - 1), continuation[i], 0.0);
-    const float* logits = impl_->drafter->LevelLogits(chain, 0);
+    LONGSPEC_ASSIGN_OR_RETURN(const float* logits, impl_->drafter->LevelLogits(chain, 0));
     return std::vector<float>(logits, logits + n * vocab);
   } catch (const std::bad_alloc&) {
     return ResourceExhaustedError("out of memory computing draft logits");

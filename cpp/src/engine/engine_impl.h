@@ -6,10 +6,10 @@
 #include <vector>
 
 #include "backend/backend.h"
-#include "engine/sampling.h"
-#include "engine/target_model.h"
 #include "longspec/engine.h"
-#include "spec/drafter.h"
+#include "model/target_model.h"
+#include "sampling/sampling.h"
+#include "speculation/drafter.h"
 
 namespace longspec {
 
@@ -50,8 +50,9 @@ struct Engine::Impl {
   EngineConfig config;
   Device device = Device::kCpu;
   std::unique_ptr<Backend> backend;
-  std::unique_ptr<TargetModel> target;
-  std::unique_ptr<Drafter> drafter;  // null without a draft
+  std::unique_ptr<TargetModel> target;      // per model: weights, runner, graphs
+  std::unique_ptr<TargetSequence> sequence; // per sequence: the KV cache, allocated once
+  std::unique_ptr<Drafter> drafter;         // null without a draft
   ModelInfo draft_info;
   std::vector<int> default_tree;     // the shape used when a request gives none
   int64_t context_limit = 0;

@@ -6,8 +6,8 @@
 #include <numeric>
 
 #include "engine/engine_impl.h"
-#include "spec/acceptance.h"
-#include "spec/token_tree.h"
+#include "speculation/acceptance.h"
+#include "speculation/token_tree.h"
 
 namespace longspec {
 
@@ -16,7 +16,7 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
                                                              const TokenCallback& on_tokens) {
   const std::vector<int>& shape = params.tree.empty() ? default_tree : params.tree;
   const int32_t tree_rows = 1 + std::accumulate(shape.begin(), shape.end(), 0);
-  LONGSPEC_RETURN_IF_ERROR(target->EnsureStepRows(tree_rows));
+  LONGSPEC_RETURN_IF_ERROR(target->EnsureCapacity(tree_rows, context_limit));
   LONGSPEC_RETURN_IF_ERROR(drafter->EnsureRows(*std::max_element(shape.begin(), shape.end())));
   const int64_t vocab = target->config().vocab_size;
   const int64_t n_prompt = static_cast<int64_t>(prompt.size());
@@ -30,10 +30,10 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
   Rng rng(params.seed);
   const bool greedy = params.temperature == 0.0f;
 
-  LONGSPEC_RETURN_IF_ERROR(target->Reset(n_prompt + budget_total));
+  sequence->Reset();
   Stopwatch prefill_clock;
   std::vector<float> logits;
-  LONGSPEC_RETURN_IF_ERROR(target->Prefill(prompt, &logits));
+  LONGSPEC_RETURN_IF_ERROR(sequence->Prefill(prompt, &logits));
   LONGSPEC_RETURN_IF_ERROR(drafter->Prefill(prompt));
   stats.prefill_s = prefill_clock.Seconds();
 
@@ -50,20 +50,25 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
 
       Stopwatch draft_clock;
       tree.Reset(root);
-      BuildTree(*drafter, level_shape, vocab, &tree);
+      LONGSPEC_RETURN_IF_ERROR(BuildTree(*drafter, level_shape, vocab, &tree));
       stats.draft_s += draft_clock.Seconds();
 
       // Greedy verification only needs each node's argmax; sampling needs the distributions.
       Stopwatch verify_clock;
-      const int32_t* verify_argmax = greedy ? target->StepArgmax(tree.tokens, tree.parents) : nullptr;
-      const float* verify_logits = greedy ? nullptr : target->Step(tree.tokens, tree.parents);
+      const int32_t* verify_argmax = nullptr;
+      const float* verify_logits = nullptr;
+      if (greedy) {
+        LONGSPEC_ASSIGN_OR_RETURN(verify_argmax, sequence->StepArgmax(tree.tokens, tree.parents));
+      } else {
+        LONGSPEC_ASSIGN_OR_RETURN(verify_logits, sequence->Step(tree.tokens, tree.parents));
+      }
       stats.verify_s += verify_clock.Seconds();
 
       Stopwatch other_clock;
       AcceptResult acc = greedy ? AcceptGreedy(tree, verify_argmax)
                                 : AcceptSampling(tree, verify_logits, vocab, params, rng);
-      target->Commit(acc.path);
-      drafter->Commit(tree, acc.path);
+      LONGSPEC_RETURN_IF_ERROR(sequence->Commit(acc.path));
+      LONGSPEC_RETURN_IF_ERROR(drafter->Commit(tree, acc.path));
       const int64_t round_tokens = static_cast<int64_t>(acc.path.size());  // accepted nodes + bonus
       produced += round_tokens;
       stats.rounds += 1;
@@ -78,7 +83,7 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
   }
   stats.mean_accepted = stats.rounds > 0 ? static_cast<double>(produced) / stats.rounds : 0.0;
   stats.draft_cache_bytes = drafter->cache_bytes();
-  return sink.Finish(decode_clock.Seconds(), target->cache().committed_bytes());
+  return sink.Finish(decode_clock.Seconds(), sequence->cache().committed_bytes());
 }
 
 }  // namespace longspec

@@ -382,23 +382,23 @@ const TensorInfo* GgufFile::Find(const std::string& name) const {
   return it == index_.end() ? nullptr : &tensors_[it->second];
 }
 
-Status GgufFile::ReadF32(const std::string& name, HostTensor* out) const {
+Status GgufFile::Read(const std::string& name, DType dtype, HostTensor* out) const {
   auto it = index_.find(name);
   if (it == index_.end()) return NotFoundError(file_->path() + ": no tensor named '" + name + "'");
   const TensorInfo& info = tensors_[it->second];
   const GgmlType type = types_[it->second];
   if (!GgmlTypeBlock(type, nullptr, nullptr)) {
     return UnimplementedError(file_->path() + ": tensor '" + name + "' has type " + info.dtype +
-                              ", which this reader cannot convert to fp32");
+                              ", which this reader cannot convert");
   }
   try {
-    HostTensor t(info.shape);
-    LONGSPEC_RETURN_IF_ERROR(GgmlToF32(type, file_->data() + info.offset, t.numel(), t.data())
+    HostTensor t(info.shape, dtype);
+    LONGSPEC_RETURN_IF_ERROR(GgmlToType(type, file_->data() + info.offset, t.numel(), dtype, t.raw())
                                  .WithContext(file_->path() + ": tensor '" + name + "'"));
     *out = std::move(t);
     return Status::OK();
   } catch (const std::bad_alloc&) {
-    return ResourceExhaustedError(file_->path() + ": out of memory for the fp32 copy of tensor '" + name + "'");
+    return ResourceExhaustedError(file_->path() + ": out of memory for the copy of tensor '" + name + "'");
   }
 }
 

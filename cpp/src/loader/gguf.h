@@ -67,7 +67,7 @@ class GgufFile final : public TensorSource {
 
   std::vector<std::string> Names() const override;
   const TensorInfo* Find(const std::string& name) const override;
-  Status ReadF32(const std::string& name, HostTensor* out) const override;
+  Status Read(const std::string& name, DType dtype, HostTensor* out) const override;
 
  private:
   GgufFile() = default;
@@ -83,5 +83,8 @@ class GgufFile final : public TensorSource {
 // multiple of the type's block size and `src` must hold n / block_elems * block_bytes bytes
 // (the caller checked both). Returns Unimplemented for a type without a converter.
 Status GgmlToF32(GgmlType type, const uint8_t* src, int64_t n, float* dst);
+// The same conversion into `to` (kF32, kBF16 or kF16): blocks are dequantised in fp32 through a
+// small scratch, then rounded to nearest even.
+Status GgmlToType(GgmlType type, const uint8_t* src, int64_t n, DType to, void* dst);
 
 }  // namespace longspec

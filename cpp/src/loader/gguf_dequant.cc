@@ -1,7 +1,9 @@
 // ggml block formats -> fp32. Every converter reproduces ggml's reference dequantisation bit
 // for bit: scales are widened from fp16 exactly, and each product is formed in fp32 in the same
 // order as ggml (`(d * scale) * q - (dmin * m)`), which is why the build disables FP contraction.
+#include <algorithm>
 #include <cstring>
+#include <vector>
 #include <string>
 
 #include "loader/ggml_type_traits.h"
@@ -364,6 +366,48 @@ Status GgmlToF32(GgmlType type, const uint8_t* src, int64_t n, float* dst) {
     convert(src + first * bb, count, dst + first * be);
   }
   return Status::OK();
+}
+
+}  // namespace longspec
+
+namespace longspec {
+
+Status GgmlToType(GgmlType type, const uint8_t* src, int64_t n, DType to, void* dst) {
+  if (to == DType::kF32) return GgmlToF32(type, src, n, static_cast<float*>(dst));
+  if (to != DType::kBF16 && to != DType::kF16) {
+    return InvalidArgumentError(std::string("cannot read a tensor as ") + DTypeName(to));
+  }
+  int64_t be = 0, bb = 0;
+  if (!GgmlTypeBlock(type, &be, &bb)) return GgmlToF32(type, src, n, nullptr);  // its Unimplemented error
+  if (n < 0 || n % be != 0) return GgmlToF32(type, src, n, nullptr);           // its InvalidArgument error
+  // Whole blocks per piece, so each piece converts on its own into an fp32 scratch.
+  const int64_t blocks_per_piece = std::max<int64_t>(1, kChunkElems / be);
+  const int64_t nblocks = n / be;
+  const int64_t pieces = (nblocks + blocks_per_piece - 1) / blocks_per_piece;
+  Status first_error;
+#ifdef _OPENMP
+#pragma omp parallel if (pieces > 1)
+#endif
+  {
+    std::vector<float> scratch(static_cast<size_t>(blocks_per_piece * be));
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+    for (int64_t p = 0; p < pieces; ++p) {
+      const int64_t b0 = p * blocks_per_piece;
+      const int64_t nb = std::min(blocks_per_piece, nblocks - b0);
+      Status st = GgmlToF32(type, src + b0 * bb, nb * be, scratch.data());
+      if (st.ok()) {
+        ConvertElements(DType::kF32, scratch.data(), to, static_cast<uint16_t*>(dst) + b0 * be, nb * be);
+      } else {
+#ifdef _OPENMP
+#pragma omp critical
+#endif
+        if (first_error.ok()) first_error = st;
+      }
+    }
+  }
+  return first_error;
 }
 
 }  // namespace longspec

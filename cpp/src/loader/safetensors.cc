@@ -182,27 +182,27 @@ const TensorInfo* SafetensorsFile::Find(const std::string& name) const {
   return it == tensors_.end() ? nullptr : &it->second;
 }
 
-Status SafetensorsFile::ReadF32(const std::string& name, HostTensor* out) const {
+Status SafetensorsFile::Read(const std::string& name, DType dtype, HostTensor* out) const {
   const TensorInfo* info = Find(name);
   if (info == nullptr) return NotFoundError(file_->path() + ": no tensor named '" + name + "'");
-  GgmlType type;
+  DType stored;
   if (info->dtype == "F32") {
-    type = GgmlType::F32;
+    stored = DType::kF32;
   } else if (info->dtype == "F16") {
-    type = GgmlType::F16;
+    stored = DType::kF16;
   } else if (info->dtype == "BF16") {
-    type = GgmlType::BF16;
+    stored = DType::kBF16;
   } else {
     return UnimplementedError(file_->path() + ": tensor '" + name + "' has dtype " + info->dtype +
-                              ", which this reader cannot convert to fp32");
+                              ", which this reader cannot convert");
   }
   try {
-    HostTensor t(info->shape);
-    LONGSPEC_RETURN_IF_ERROR(GgmlToF32(type, file_->data() + info->offset, t.numel(), t.data()));
+    HostTensor t(info->shape, dtype);
+    ConvertElements(stored, file_->data() + info->offset, dtype, t.raw(), t.numel());
     *out = std::move(t);
     return Status::OK();
   } catch (const std::bad_alloc&) {
-    return ResourceExhaustedError(file_->path() + ": out of memory for the fp32 copy of tensor '" + name + "'");
+    return ResourceExhaustedError(file_->path() + ": out of memory for the copy of tensor '" + name + "'");
   }
 }
 
@@ -282,10 +282,10 @@ const TensorInfo* SafetensorsCheckpoint::Find(const std::string& name) const {
   return it == owner_.end() ? nullptr : shards_[it->second]->Find(name);
 }
 
-Status SafetensorsCheckpoint::ReadF32(const std::string& name, HostTensor* out) const {
+Status SafetensorsCheckpoint::Read(const std::string& name, DType dtype, HostTensor* out) const {
   auto it = owner_.find(name);
   if (it == owner_.end()) return NotFoundError("checkpoint has no tensor named '" + name + "'");
-  return shards_[it->second]->ReadF32(name, out);
+  return shards_[it->second]->Read(name, dtype, out);
 }
 
 }  // namespace longspec

@@ -15,8 +15,8 @@
 
 namespace longspec {
 
-// One .safetensors file. Supported dtypes for ReadF32: F32, F16, BF16 (others are listed by
-// Names() but ReadF32 returns Unimplemented naming the dtype).
+// One .safetensors file. Supported stored dtypes for Read: F32, F16, BF16 (others are listed by
+// Names() but Read returns Unimplemented naming the dtype).
 class SafetensorsFile final : public TensorSource {
  public:
   static StatusOr<std::unique_ptr<SafetensorsFile>> Open(const std::string& path);
@@ -26,7 +26,7 @@ class SafetensorsFile final : public TensorSource {
 
   std::vector<std::string> Names() const override;
   const TensorInfo* Find(const std::string& name) const override;
-  Status ReadF32(const std::string& name, HostTensor* out) const override;
+  Status Read(const std::string& name, DType dtype, HostTensor* out) const override;
 
  private:
   SafetensorsFile() = default;
@@ -46,7 +46,7 @@ class SafetensorsCheckpoint final : public TensorSource {
 
   std::vector<std::string> Names() const override;
   const TensorInfo* Find(const std::string& name) const override;
-  Status ReadF32(const std::string& name, HostTensor* out) const override;
+  Status Read(const std::string& name, DType dtype, HostTensor* out) const override;
 
  private:
   SafetensorsCheckpoint() = default;

@@ -1,5 +1,6 @@
 // A named set of tensors read from a checkpoint (one safetensors file, a sharded HF directory,
-// or a GGUF file). Reading converts or dequantises to fp32; names are the file's own.
+// or a GGUF file). Reading converts or dequantises to the element type asked for, one tensor at
+// a time (no fp32 copy of a bf16 tensor read as bf16); names are the file's own.
 #pragma once
 
 #include <cstdint>
@@ -25,9 +26,13 @@ class TensorSource {
   virtual std::vector<std::string> Names() const = 0;
   // nullptr when absent.
   virtual const TensorInfo* Find(const std::string& name) const = 0;
-  // Converts the tensor to fp32 into *out (shape set from the info). Errors: NotFound for an
-  // unknown name, Unimplemented for an unsupported dtype, DataLoss for inconsistent data.
-  virtual Status ReadF32(const std::string& name, HostTensor* out) const = 0;
+  // Reads the tensor as `dtype` (kF32, kBF16 or kF16) into *out (shape set from the info). Data
+  // stored in that type is copied as is; other float types round to nearest even; quantised
+  // GGUF blocks are dequantised in fp32 and then rounded. Errors: NotFound for an unknown name,
+  // Unimplemented for an unsupported stored type, DataLoss for inconsistent data. *out is left
+  // unchanged on failure.
+  virtual Status Read(const std::string& name, DType dtype, HostTensor* out) const = 0;
+  Status ReadF32(const std::string& name, HostTensor* out) const { return Read(name, DType::kF32, out); }
 };
 
 }  // namespace longspec

@@ -1,8 +1,10 @@
-// Per-layer K/V storage of one sequence.
+// Per-layer K/V storage of one sequence, allocated once (no growth by reallocation: a captured
+// graph holds its addresses).
 //
 // Target cache (ring == 0): slot p holds position p for p < committed; slots from `committed` on
 // hold the current step's rows (a prefill chunk or a draft tree, node i at slot committed + i)
-// until commit moves the accepted ones into place. It grows on demand, keeping what is committed.
+// until commit moves the accepted ones into place. Its capacity is the engine's context limit
+// plus the largest tree.
 // Ring cache (ring == W, the draft's sliding window): slots [0, W) hold the last W committed
 // positions (p at p % W); slots [W, W + tree capacity) hold the current tree. Its size never
 // depends on the context length.
@@ -20,8 +22,9 @@ class KvCache {
   KvCache(int64_t num_layers, int32_t num_kv_heads, int32_t head_dim, int32_t ring = 0)
       : num_layers_(num_layers), num_kv_heads_(num_kv_heads), head_dim_(head_dim), ring_(ring) {}
 
-  // Makes room for `capacity` slots, keeping slots [0, committed). A ring cache is sized once.
-  Status Reserve(Backend& backend, int64_t capacity);
+  // Allocates `capacity` slots of every layer in the backend's activation dtype, once. The
+  // error of a failed allocation names the bytes asked for (and free, on a device).
+  Status Allocate(Backend& backend, int64_t capacity);
 
   KvLayerView layer(int64_t l) const;
   int64_t capacity() const { return capacity_; }
@@ -45,7 +48,7 @@ class KvCache {
   DType dtype_ = DType::kF32;
   int64_t capacity_ = 0;
   int64_t committed_ = 0;
-  std::vector<std::unique_ptr<DeviceBuffer>> k_, v_;
+  std::unique_ptr<DeviceBuffer> storage_;  // [layer][K, V][kv head][capacity][head_dim]
 };
 
 }  // namespace longspec

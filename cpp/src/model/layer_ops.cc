@@ -2,16 +2,20 @@
 
 namespace longspec {
 
-AttentionPrefixParams PrefixAttention(View q, const KvLayerView& kv, const int32_t* kv_len, View out, float* lse,
-                                      int32_t num_heads, float scale) {
+AttentionPrefixParams PrefixAttention(View q, const KvLayerView& kv, const int32_t* kv_len, int32_t max_kv_len,
+                                      View out, float* lse, int32_t num_heads, float scale, void* workspace,
+                                      size_t workspace_bytes) {
   AttentionPrefixParams p;
   p.q = q;
   p.kv = kv;
   p.kv_len = kv_len;
+  p.max_kv_len = max_kv_len;
   p.out = out;
   p.lse = lse;
   p.num_heads = num_heads;
   p.scale = scale;
+  p.workspace = workspace;
+  p.workspace_bytes = workspace_bytes;
   return p;
 }
 
@@ -20,11 +24,10 @@ AttentionTreeParams TreeAttention(const DevicePlan& plan, View q, const KvLayerV
   AttentionTreeParams p;
   p.q = q;
   p.kv = kv;
-  p.committed = plan.committed;
   p.band_start = plan.band_start;
-  p.tree_base_slot = plan.step_base;
+  p.band_end = plan.band_end;
   p.visible_offsets = plan.visible_offsets;
-  p.visible_nodes = plan.visible_nodes;
+  p.visible_slots = plan.visible_slots;
   p.out = out;
   p.lse = lse;
   p.num_heads = num_heads;
@@ -33,12 +36,11 @@ AttentionTreeParams TreeAttention(const DevicePlan& plan, View q, const KvLayerV
 }
 
 void SwiGluSublayer(Backend& backend, View h, const void* norm_weight, float eps, const LinearWeight& gate_up,
-                    const LinearWeight& down, View xn, View gate_up_out, View act, View tmp) {
-  backend.RmsNorm(h, norm_weight, eps, xn);
-  backend.Linear(xn, gate_up, gate_up_out);
-  backend.SiluMul(gate_up_out, act);
-  backend.Linear(act, down, tmp);
-  backend.Add(h, tmp);
+                    const LinearWeight& down, const SwiGluScratch& s) {
+  const int64_t n = h.rows;
+  backend.RmsNorm(h, norm_weight, eps, s.xn.Rows(0, n));
+  backend.LinearSiluMul(s.xn.Rows(0, n), gate_up, s.act.Rows(0, n), s.gate_up.Rows(0, n));
+  backend.LinearAdd(s.act.Rows(0, n), down, h, s.tmp.Rows(0, n));
 }
 
 }  // namespace longspec

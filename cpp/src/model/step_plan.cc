@@ -57,6 +57,7 @@ StepPlan PlanStep(int32_t committed, const std::vector<int32_t>& tokens, const s
   p.slots.resize(rows);
   p.prefix_len.assign(rows, 0);
   p.band_start.resize(rows);
+  p.band_end.assign(rows, committed);
   p.visible_offsets.resize(rows + 1);
   p.visible_offsets[0] = 0;
   std::vector<int32_t> path;
@@ -73,6 +74,7 @@ StepPlan PlanStep(int32_t committed, const std::vector<int32_t>& tokens, const s
       const int32_t split = static_cast<int32_t>(HybridSplit(t));
       assert(p.is_chain || split <= committed);
       p.prefix_len[r] = split;
+      p.max_prefix_len = std::max(p.max_prefix_len, split);
       p.band_start[r] = std::min(split, committed);
       first_visible = split;
     }
@@ -81,8 +83,8 @@ StepPlan PlanStep(int32_t committed, const std::vector<int32_t>& tokens, const s
       if (committed + p.node_depths[a] < first_visible) break;
       path.push_back(a);
     }
-    for (auto it = path.rbegin(); it != path.rend(); ++it) p.visible_nodes.push_back(*it);
-    p.visible_offsets[r + 1] = static_cast<int32_t>(p.visible_nodes.size());
+    for (auto it = path.rbegin(); it != path.rend(); ++it) p.visible_slots.push_back(p.step_base + *it);
+    p.visible_offsets[r + 1] = static_cast<int32_t>(p.visible_slots.size());
   }
   const int64_t half = rope.half();
   p.cos.resize(static_cast<size_t>(rows) * half);
@@ -91,44 +93,75 @@ StepPlan PlanStep(int32_t committed, const std::vector<int32_t>& tokens, const s
   return p;
 }
 
+namespace {
+
+// Offsets (in 4-byte words) of a plan's arrays for n rows and nl logit rows; visible_slots last
+// because its length varies.
+struct PlanLayout {
+  size_t tokens, slots, prefix_len, band_start, band_end, logit_rows, visible_offsets, cos, sin, visible_slots;
+  PlanLayout(size_t n, size_t nl, size_t half) {
+    tokens = 0;
+    slots = tokens + n;
+    prefix_len = slots + n;
+    band_start = prefix_len + n;
+    band_end = band_start + n;
+    logit_rows = band_end + n;
+    visible_offsets = logit_rows + nl;
+    cos = visible_offsets + n + 1;
+    sin = cos + n * half;
+    visible_slots = sin + n * half;
+  }
+};
+
+}  // namespace
+
 Status DevicePlan::Reserve(Backend& backend, int32_t max_rows, int32_t head_dim) {
   if (max_rows <= max_rows_ && head_dim / 2 == half_) return Status::OK();
   max_rows_ = max_rows;
   half_ = head_dim / 2;
-  // tokens, slots, prefix_len, band_start, logit_rows: 5 * rows; offsets: rows + 1;
-  // visible: rows * bound.
-  const size_t ints = static_cast<size_t>(max_rows) * (6 + kMaxVisiblePerRow) + 1;
-  LONGSPEC_ASSIGN_OR_RETURN(ints_, backend.Allocate(ints * sizeof(int32_t)));
-  LONGSPEC_ASSIGN_OR_RETURN(floats_, backend.Allocate(static_cast<size_t>(max_rows) * half_ * 2 * sizeof(float)));
+  const PlanLayout at(max_rows, max_rows, half_);
+  const size_t words = at.visible_slots + static_cast<size_t>(max_rows) * kMaxVisiblePerRow;
+  LONGSPEC_ASSIGN_OR_RETURN(buf_, backend.Allocate(words * sizeof(int32_t)));
+  staging_.assign(words, 0);
   return Status::OK();
 }
 
 void DevicePlan::Upload(Backend& backend, const StepPlan& p) {
-  assert(p.num_rows <= max_rows_);
-  assert(p.logit_rows.size() <= static_cast<size_t>(max_rows_));
-  assert(static_cast<int64_t>(p.visible_nodes.size()) <= static_cast<int64_t>(max_rows_) * kMaxVisiblePerRow);
-  int32_t* base = static_cast<int32_t*>(ints_->data());
-  const size_t R = static_cast<size_t>(max_rows_);
-  auto put = [&](int32_t* dst, const std::vector<int32_t>& src) {
-    if (!src.empty()) backend.CopyToDevice(dst, src.data(), src.size() * sizeof(int32_t));
-    return dst;
+  const size_t n = static_cast<size_t>(p.num_rows), nl = p.logit_rows.size(), half = static_cast<size_t>(half_);
+  assert(p.num_rows <= max_rows_ && nl <= static_cast<size_t>(max_rows_));
+  assert(p.visible_slots.size() <= n * kMaxVisiblePerRow);
+  const PlanLayout at(n, nl, half);
+  int32_t* host = staging_.data();
+  auto put = [&](size_t off, const void* src, size_t words) {
+    if (words != 0) std::memcpy(host + off, src, words * sizeof(int32_t));
   };
-  tokens = put(base, p.tokens);
-  slots = put(base + R, p.slots);
-  prefix_len = put(base + 2 * R, p.prefix_len);
-  band_start = put(base + 3 * R, p.band_start);
-  visible_offsets = put(base + 4 * R, p.visible_offsets);
-  logit_rows = put(base + 5 * R + 1, p.logit_rows);
-  num_logit_rows = static_cast<int32_t>(p.logit_rows.size());
-  visible_nodes = put(base + 6 * R + 1, p.visible_nodes);
-  float* fbase = static_cast<float*>(floats_->data());
-  backend.CopyToDevice(fbase, p.cos.data(), p.cos.size() * sizeof(float));
-  backend.CopyToDevice(fbase + R * half_, p.sin.data(), p.sin.size() * sizeof(float));
-  cos = fbase;
-  sin = fbase + R * half_;
-  committed = p.committed;
-  step_base = p.step_base;
+  put(at.tokens, p.tokens.data(), p.tokens.size());
+  put(at.slots, p.slots.data(), p.slots.size());
+  put(at.prefix_len, p.prefix_len.data(), p.prefix_len.size());
+  put(at.band_start, p.band_start.data(), p.band_start.size());
+  put(at.band_end, p.band_end.data(), p.band_end.size());
+  put(at.logit_rows, p.logit_rows.data(), nl);
+  put(at.visible_offsets, p.visible_offsets.data(), p.visible_offsets.size());
+  assert(p.cos.size() == 0 || p.cos.size() == n * half);
+  put(at.cos, p.cos.data(), p.cos.size());
+  put(at.sin, p.sin.data(), p.sin.size());
+  put(at.visible_slots, p.visible_slots.data(), p.visible_slots.size());
+  const size_t used = at.visible_slots + p.visible_slots.size();
+  int32_t* dev = static_cast<int32_t*>(buf_->data());
+  backend.CopyToDevice(dev, host, used * sizeof(int32_t));
+  tokens = dev + at.tokens;
+  slots = dev + at.slots;
+  prefix_len = dev + at.prefix_len;
+  band_start = dev + at.band_start;
+  band_end = dev + at.band_end;
+  logit_rows = dev + at.logit_rows;
+  visible_offsets = dev + at.visible_offsets;
+  visible_slots = dev + at.visible_slots;
+  cos = reinterpret_cast<const float*>(dev + at.cos);
+  sin = reinterpret_cast<const float*>(dev + at.sin);
   num_rows = p.num_rows;
+  num_logit_rows = static_cast<int32_t>(nl);
+  max_prefix_len = p.max_prefix_len;
 }
 
 }  // namespace longspec

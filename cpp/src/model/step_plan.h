@@ -17,6 +17,9 @@
 //
 // Windowed attention (window W > 0, the draft's self-attention): no prefix part; the band is
 // [max(0, t - W + 1), committed) read from the ring, plus ancestors within the window.
+//
+// Everything a step's kernels read per row lives in the uploaded plan (DevicePlan), laid out by
+// the row count alone: a graph captured for n rows replays any later n-row step.
 #pragma once
 
 #include <cstdint>
@@ -62,10 +65,12 @@ struct StepPlan {
   std::vector<int32_t> slots;
   std::vector<int32_t> prefix_len;       // [rows] (all 0 for a windowed plan)
   std::vector<int32_t> band_start;       // [rows]
+  std::vector<int32_t> band_end;         // [rows] (the committed length)
   std::vector<int32_t> visible_offsets;  // [rows + 1]
-  std::vector<int32_t> visible_nodes;
+  std::vector<int32_t> visible_slots;    // cache slots of each row's visible nodes
   std::vector<float> cos, sin;           // [rows, head_dim / 2]
   std::vector<int32_t> logit_rows;       // rows whose logits the step needs
+  int32_t max_prefix_len = 0;            // max over rows of prefix_len
 };
 
 // window == 0: target (hybrid split); window > 0: windowed ring attention (step_base = window).
@@ -81,11 +86,13 @@ std::vector<int32_t> AllRows(int32_t n);
 // Upper bound of visible_nodes entries per row for any plan (chain or tree).
 constexpr int32_t kMaxVisiblePerRow = kMaxTreeDepth + kAttnChunk + 1;
 
-// Device copies of a plan's arrays, sized once for `max_rows`.
+// Device copies of a plan's arrays in one buffer sized once for `max_rows`, uploaded with one
+// copy. Array offsets depend only on (num_rows, num_logit_rows), so the pointers of an n-row
+// step are the same for every n-row step.
 class DevicePlan {
  public:
   Status Reserve(Backend& backend, int32_t max_rows, int32_t head_dim);
-  // Copies the plan into device memory (one transfer per array).
+  // Copies the plan into device memory. Arrays of the plan that are empty are not copied.
   void Upload(Backend& backend, const StepPlan& plan);
   int32_t max_rows() const { return max_rows_; }
 
@@ -93,20 +100,21 @@ class DevicePlan {
   const int32_t* slots = nullptr;
   const int32_t* prefix_len = nullptr;
   const int32_t* band_start = nullptr;
+  const int32_t* band_end = nullptr;
   const int32_t* visible_offsets = nullptr;
-  const int32_t* visible_nodes = nullptr;
+  const int32_t* visible_slots = nullptr;
   const int32_t* logit_rows = nullptr;
-  int32_t num_logit_rows = 0;
   const float* cos = nullptr;
   const float* sin = nullptr;
-  int32_t committed = 0;
-  int32_t step_base = 0;
   int32_t num_rows = 0;
+  int32_t num_logit_rows = 0;
+  int32_t max_prefix_len = 0;
 
  private:
   int32_t max_rows_ = 0;
   int32_t half_ = 0;
-  std::unique_ptr<DeviceBuffer> ints_, floats_;
+  std::unique_ptr<DeviceBuffer> buf_;
+  std::vector<int32_t> staging_;
 };
 
 }  // namespace longspec

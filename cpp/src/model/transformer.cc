@@ -1,55 +1,83 @@
 #include "model/transformer.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "model/layer_ops.h"
 
 namespace longspec {
 
-View TransformerRunner::Alloc(int64_t rows, int64_t cols, std::unique_ptr<DeviceBuffer>* holder, Status* st) {
+size_t ViewArena::Add(int64_t rows, int64_t cols, DType dtype) {
+  entries_.push_back({bytes_, rows, cols, dtype});
+  bytes_ += (static_cast<size_t>(rows * cols) * DTypeSize(dtype) + 63) / 64 * 64;
+  return entries_.size() - 1;
+}
+
+View ViewArena::Get(size_t index, void* base) const {
+  const Entry& e = entries_[index];
   View v;
-  if (!st->ok()) return v;
-  const DType dt = backend_.activation_dtype();
-  auto buf = backend_.Allocate(static_cast<size_t>(rows * cols) * DTypeSize(dt));
-  if (!buf.ok()) {
-    *st = buf.status();
-    return v;
-  }
-  *holder = std::move(buf).value();
-  v.data = (*holder)->data();
-  v.dtype = dt;
-  v.rows = rows;
-  v.cols = cols;
-  v.stride = cols;
+  v.data = static_cast<char*>(base) + e.offset;
+  v.dtype = e.dtype;
+  v.rows = e.rows;
+  v.cols = e.cols;
+  v.stride = e.cols;
   return v;
 }
 
-Status TransformerRunner::Reserve(int32_t max_rows, int32_t max_logit_rows) {
-  if (max_rows <= max_rows_ && max_logit_rows <= max_logit_rows_) return Status::OK();
+Status TransformerRunner::Reserve(int32_t max_rows, int32_t max_logit_rows, int64_t max_kv_len) {
+  if (max_rows <= max_rows_ && max_logit_rows <= max_logit_rows_ && max_kv_len <= max_kv_len_) return Status::OK();
   max_rows = std::max(max_rows, max_rows_);
-  max_logit_rows = std::max(max_logit_rows, max_logit_rows_);
+  max_logit_rows = std::max({max_logit_rows, max_logit_rows_, 1});
+  max_kv_len = std::max(max_kv_len, max_kv_len_);
   const ModelConfig& c = config_;
-  Status st;
-  h_ = Alloc(max_rows, c.hidden_size, &h_buf_, &st);
-  xn_ = Alloc(max_rows, c.hidden_size, &xn_buf_, &st);
-  qkv_ = Alloc(max_rows, c.qkv_dim(), &qkv_buf_, &st);
-  attn_p_ = Alloc(max_rows, c.q_dim(), &attn_p_buf_, &st);
-  attn_t_ = Alloc(max_rows, c.q_dim(), &attn_t_buf_, &st);
-  View lse = Alloc(2 * max_rows, c.num_heads, &lse_buf_, &st);
-  tmp_ = Alloc(max_rows, c.hidden_size, &tmp_buf_, &st);
-  gu_ = Alloc(max_rows, 2 * c.intermediate_size, &gu_buf_, &st);
-  act_ = Alloc(max_rows, c.intermediate_size, &act_buf_, &st);
-  head_ = Alloc(std::max(max_logit_rows, 1), c.hidden_size, &head_buf_, &st);
-  logits_view_ = Alloc(std::max(max_logit_rows, 1), c.vocab_size, &logits_buf_, &st);
-  LONGSPEC_RETURN_IF_ERROR(st);
+  const DType act = backend_.activation_dtype();
+  const DType f32 = DType::kF32;
+  ViewArena a;
+  const size_t i_h = a.Add(max_rows, c.hidden_size, f32);
+  const size_t i_xn = a.Add(max_rows, c.hidden_size, act);
+  const size_t i_qkv = a.Add(max_rows, c.qkv_dim(), act);
+  const size_t i_attn_p = a.Add(max_rows, c.q_dim(), act);
+  const size_t i_attn_t = a.Add(max_rows, c.q_dim(), act);
+  const size_t i_tmp = a.Add(max_rows, c.hidden_size, act);
+  const size_t i_gu = a.Add(max_rows, 2 * c.intermediate_size, act);
+  const size_t i_act = a.Add(max_rows, c.intermediate_size, act);
+  const size_t i_head = a.Add(max_logit_rows, c.hidden_size, f32);
+  const size_t i_head_n = a.Add(max_logit_rows, c.hidden_size, act);
+  const size_t i_logits = a.Add(max_logit_rows, c.vocab_size, f32);
+  const size_t i_lse = a.Add(2 * max_rows, c.num_heads, f32);  // statistics are fp32 whatever the activations
+  const size_t i_ids = a.Add(max_logit_rows, 1, DType::kI32);
+  LONGSPEC_ASSIGN_OR_RETURN(act_buf_, backend_.Allocate(a.bytes()));
+  void* base = act_buf_->data();
+  h_ = a.Get(i_h, base);
+  xn_ = a.Get(i_xn, base);
+  qkv_ = a.Get(i_qkv, base);
+  attn_p_ = a.Get(i_attn_p, base);
+  attn_t_ = a.Get(i_attn_t, base);
+  tmp_ = a.Get(i_tmp, base);
+  gu_ = a.Get(i_gu, base);
+  act_ = a.Get(i_act, base);
+  head_ = a.Get(i_head, base);
+  head_n_ = a.Get(i_head_n, base);
+  logits_ = a.Get(i_logits, base);
+  View lse = a.Get(i_lse, base);
   lse_p_ = lse.ptr<float>();
   lse_t_ = lse.ptr<float>() + static_cast<size_t>(max_rows) * c.num_heads;
+  ids_ = a.Get(i_ids, base).ptr<int32_t>();
+  ws_bytes_ = backend_.AttentionWorkspaceBytes(max_rows, static_cast<int32_t>(c.num_heads),
+                                               static_cast<int32_t>(c.head_dim), max_kv_len);
+  ws_buf_.reset();
+  if (ws_bytes_ > 0) {
+    auto ws = backend_.Allocate(ws_bytes_);
+    if (!ws.ok()) return ws.status().WithContext("attention workspace");
+    ws_buf_ = std::move(ws).value();
+  }
   max_rows_ = max_rows;
   max_logit_rows_ = max_logit_rows;
+  max_kv_len_ = max_kv_len;
   return Status::OK();
 }
 
-View TransformerRunner::Forward(const DevicePlan& plan, KvCache& cache) {
+void TransformerRunner::Forward(const DevicePlan& plan, KvCache& cache, StepOutput output, int32_t kv_bound) {
   const ModelConfig& c = config_;
   const int32_t n = plan.num_rows;
   const int32_t nh = static_cast<int32_t>(c.num_heads);
@@ -57,12 +85,12 @@ View TransformerRunner::Forward(const DevicePlan& plan, KvCache& cache) {
   const int32_t hd = static_cast<int32_t>(c.head_dim);
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const float eps = static_cast<float>(c.rms_eps);
+  void* ws = ws_buf_ ? ws_buf_->data() : nullptr;
 
   View h = h_.Rows(0, n), xn = xn_.Rows(0, n), qkv = qkv_.Rows(0, n), tmp = tmp_.Rows(0, n);
-  View attn_p = attn_p_.Rows(0, n), attn_t = attn_t_.Rows(0, n), gu = gu_.Rows(0, n), act = act_.Rows(0, n);
+  View attn_p = attn_p_.Rows(0, n), attn_t = attn_t_.Rows(0, n);
+  const SwiGluScratch mlp{xn, gu_.Rows(0, n), act_.Rows(0, n), tmp};
   View q = qkv.Cols(0, c.q_dim());
-  View k = qkv.Cols(c.q_dim(), c.kv_dim());
-  View v = qkv.Cols(c.q_dim() + c.kv_dim(), c.kv_dim());
 
   backend_.Embedding(weights_.embedding->data(), c.hidden_size, plan.tokens, h);
   for (int64_t l = 0; l < c.num_layers; ++l) {
@@ -70,32 +98,25 @@ View TransformerRunner::Forward(const DevicePlan& plan, KvCache& cache) {
     const KvLayerView kv = cache.layer(l);
     backend_.RmsNorm(h, L.attn_norm->data(), eps, xn);
     backend_.Linear(xn, *L.qkv, qkv);
-    backend_.Rope(qkv, nh + nkv, hd, plan.cos, plan.sin);  // q heads then k heads, contiguous
-    backend_.KvWrite(k, v, plan.slots, kv);
-
-    backend_.AttentionPrefix(PrefixAttention(q, kv, plan.prefix_len, attn_p, lse_p_, nh, scale));
-    backend_.AttentionTree(TreeAttention(plan, q, kv, attn_t, lse_t_, nh, scale));
-    AttentionMergeParams mp;
-    mp.out_a = attn_p;
-    mp.lse_a = lse_p_;
-    mp.out_b = attn_t;
-    mp.lse_b = lse_t_;
-    mp.out = attn_p;
-    mp.num_heads = nh;
-    backend_.AttentionMerge(mp);
-
-    backend_.Linear(attn_p, *L.o, tmp);
-    backend_.Add(h, tmp);
-    SwiGluSublayer(backend_, h, L.mlp_norm->data(), eps, *L.gate_up, *L.down, xn, gu, act, tmp);
+    backend_.RopeKvWrite(qkv, nh, nkv, hd, plan.cos, plan.sin, plan.slots, kv);
+    HybridAttentionParams hp;
+    hp.prefix = PrefixAttention(q, kv, plan.prefix_len, kv_bound, attn_p, lse_p_, nh, scale, ws, ws_bytes_);
+    hp.tree = TreeAttention(plan, q, kv, attn_t, lse_t_, nh, scale);
+    hp.out = attn_p;
+    backend_.HybridAttention(hp);
+    backend_.LinearAdd(attn_p, *L.o, h, tmp);
+    SwiGluSublayer(backend_, h, L.mlp_norm->data(), eps, *L.gate_up, *L.down, mlp);
   }
   const int32_t n_logit = plan.num_logit_rows;
-  if (n_logit > 0) {
-    View head = head_.Rows(0, n_logit);
-    backend_.GatherRows(h, plan.logit_rows, head);
-    backend_.RmsNorm(head, weights_.final_norm->data(), eps, head);
-    backend_.Linear(head, *weights_.lm_head, logits_view_.Rows(0, n_logit));
+  if (output == StepOutput::kNone || n_logit == 0) return;
+  View head = head_.Rows(0, n_logit), head_n = head_n_.Rows(0, n_logit);
+  backend_.GatherRows(h, plan.logit_rows, head);
+  backend_.RmsNorm(head, weights_.final_norm->data(), eps, head_n);
+  if (output == StepOutput::kArgmax) {
+    backend_.LinearArgmax(head_n, *weights_.lm_head, ids_, logits_.Rows(0, n_logit));
+  } else {
+    backend_.Linear(head_n, *weights_.lm_head, logits_.Rows(0, n_logit));
   }
-  return h;
 }
 
 }  // namespace longspec

@@ -52,7 +52,8 @@ std::string At(const std::string& pattern, int64_t layer) {
 
 }  // namespace
 
-Status ReadChecked(const TensorSource& src, const std::string& name, const std::vector<int64_t>& shape, HostTensor* out) {
+Status ReadChecked(const TensorSource& src, const std::string& name, const std::vector<int64_t>& shape, HostTensor* out,
+                   DType dtype) {
   const TensorInfo* info = src.Find(name);
   if (info == nullptr) return NotFoundError("checkpoint has no tensor \"" + name + "\"");
   if (info->shape != shape) {
@@ -62,7 +63,14 @@ Status ReadChecked(const TensorSource& src, const std::string& name, const std::
     got.shape = info->shape;
     return InvalidArgumentError("tensor \"" + name + "\" has shape " + got.ShapeString() + ", expected " + want.ShapeString());
   }
-  return src.ReadF32(name, out);
+  return src.Read(name, dtype, out);
+}
+
+Status ReadLinear(const TensorSource& src, const std::string& weight_name, const std::string& bias_name, int64_t rows,
+                  int64_t cols, Backend& backend, HostTensor* weight, HostTensor* bias) {
+  LONGSPEC_RETURN_IF_ERROR(ReadChecked(src, weight_name, {rows, cols}, weight, backend.weight_dtype()));
+  if (!bias_name.empty()) LONGSPEC_RETURN_IF_ERROR(ReadChecked(src, bias_name, {rows}, bias, DType::kF32));
+  return Status::OK();
 }
 
 void UnpermuteGgufQk(HostTensor* w, int64_t n_head) {
@@ -70,14 +78,17 @@ void UnpermuteGgufQk(HostTensor* w, int64_t n_head) {
   const int64_t cols = w->shape.size() > 1 ? w->shape[1] : 1;
   const int64_t head_dim = rows / n_head;
   const int64_t half = head_dim / 2;
-  HostTensor out(w->shape);
+  HostTensor out(w->shape, w->dtype);
+  const size_t row_bytes = static_cast<size_t>(cols) * w->element_size();
+  const char* src = static_cast<const char*>(w->raw());
+  char* dst = static_cast<char*>(out.raw());
   // GGUF row (h, i, j) with i < half, j < 2 holds Hugging Face row (h, j, i).
   for (int64_t h = 0; h < n_head; ++h) {
     for (int64_t i = 0; i < half; ++i) {
       for (int64_t j = 0; j < 2; ++j) {
         const int64_t src_row = h * head_dim + 2 * i + j;
         const int64_t dst_row = h * head_dim + j * half + i;
-        std::memcpy(out.data() + dst_row * cols, w->data() + src_row * cols, sizeof(float) * cols);
+        std::memcpy(dst + dst_row * row_bytes, src + src_row * row_bytes, row_bytes);
       }
     }
   }
@@ -89,11 +100,11 @@ HostTensor ConcatRows(const std::vector<const HostTensor*>& parts) {
   for (const HostTensor* p : parts) rows += p->shape[0];
   std::vector<int64_t> shape = parts[0]->shape;
   shape[0] = rows;
-  HostTensor out(shape);
-  float* dst = out.data();
+  HostTensor out(shape, parts[0]->dtype);
+  char* dst = static_cast<char*>(out.raw());
   for (const HostTensor* p : parts) {
-    std::memcpy(dst, p->data(), sizeof(float) * p->numel());
-    dst += p->numel();
+    std::memcpy(dst, p->raw(), p->nbytes());
+    dst += p->nbytes();
   }
   return out;
 }
@@ -103,33 +114,35 @@ StatusOr<TransformerWeights> LoadTransformerWeights(const ModelConfig& c, const 
   const Names n = NamesFor(naming);
   const bool gguf_llama = naming == CheckpointNaming::kGguf && c.arch == Arch::kLlama;
   TransformerWeights w;
-  auto table = [&](const std::string& name, std::vector<int64_t> shape) -> StatusOr<std::unique_ptr<DeviceBuffer>> {
+  // Norm weights stay fp32; the embedding is in the activation dtype (it feeds the fp32
+  // residual through Embedding), Linear weights in the backend's weight dtype.
+  auto table = [&](const std::string& name, std::vector<int64_t> shape,
+                   DType dtype) -> StatusOr<std::unique_ptr<DeviceBuffer>> {
     HostTensor t;
-    LONGSPEC_RETURN_IF_ERROR(ReadChecked(src, name, shape, &t));
-    w.bytes += t.numel() * sizeof(float);
+    LONGSPEC_RETURN_IF_ERROR(ReadChecked(src, name, shape, &t, dtype));
+    w.bytes += static_cast<int64_t>(t.nbytes());
     return backend.UploadTable(t);
   };
-  auto linear = [&](const HostTensor& weight, const HostTensor* bias) -> StatusOr<std::unique_ptr<LinearWeight>> {
-    LONGSPEC_ASSIGN_OR_RETURN(auto lin, backend.CreateLinear(weight, bias));
+  auto linear = [&](const HostTensor& weight, const HostTensor* bias,
+                    LinearPacking packing = LinearPacking::kPlain) -> StatusOr<std::unique_ptr<LinearWeight>> {
+    LONGSPEC_ASSIGN_OR_RETURN(auto lin, backend.CreateLinear(weight, bias, packing));
     w.bytes += lin->bytes();
     return lin;
   };
   // Reads "<base>.weight" [rows, cols] and, when `with_bias`, "<base>.bias" [rows].
   auto read_proj = [&](const std::string& base, int64_t rows, int64_t cols, bool with_bias, HostTensor* weight,
                        HostTensor* bias) -> Status {
-    LONGSPEC_RETURN_IF_ERROR(ReadChecked(src, base + n.weight, {rows, cols}, weight));
-    if (with_bias) LONGSPEC_RETURN_IF_ERROR(ReadChecked(src, base + n.bias, {rows}, bias));
-    return Status::OK();
+    return ReadLinear(src, base + n.weight, with_bias ? base + n.bias : std::string(), rows, cols, backend, weight, bias);
   };
 
   const int64_t H = c.hidden_size, I = c.intermediate_size;
-  LONGSPEC_ASSIGN_OR_RETURN(w.embedding, table(n.embedding, {c.vocab_size, H}));
+  LONGSPEC_ASSIGN_OR_RETURN(w.embedding, table(n.embedding, {c.vocab_size, H}, backend.activation_dtype()));
   w.layers.resize(c.num_layers);
   for (int64_t l = 0; l < c.num_layers; ++l) {
     LayerWeights& L = w.layers[l];
     Status st = [&]() -> Status {
-      LONGSPEC_ASSIGN_OR_RETURN(L.attn_norm, table(At(n.attn_norm, l) + n.weight, {H}));
-      LONGSPEC_ASSIGN_OR_RETURN(L.mlp_norm, table(At(n.mlp_norm, l) + n.weight, {H}));
+      LONGSPEC_ASSIGN_OR_RETURN(L.attn_norm, table(At(n.attn_norm, l) + n.weight, {H}, DType::kF32));
+      LONGSPEC_ASSIGN_OR_RETURN(L.mlp_norm, table(At(n.mlp_norm, l) + n.weight, {H}, DType::kF32));
       {
         HostTensor q, k, v, qb, kb, vb;
         LONGSPEC_RETURN_IF_ERROR(read_proj(At(n.q, l), c.q_dim(), H, c.attention_bias, &q, &qb));
@@ -161,7 +174,7 @@ StatusOr<TransformerWeights> LoadTransformerWeights(const ModelConfig& c, const 
         LONGSPEC_RETURN_IF_ERROR(read_proj(At(n.gate, l), I, H, false, &gate, &unused));
         LONGSPEC_RETURN_IF_ERROR(read_proj(At(n.up, l), I, H, false, &up, &unused));
         HostTensor gate_up = ConcatRows({&gate, &up});
-        LONGSPEC_ASSIGN_OR_RETURN(L.gate_up, linear(gate_up, nullptr));
+        LONGSPEC_ASSIGN_OR_RETURN(L.gate_up, linear(gate_up, nullptr, LinearPacking::kGateUp));
       }
       {
         HostTensor down, unused;
@@ -172,14 +185,14 @@ StatusOr<TransformerWeights> LoadTransformerWeights(const ModelConfig& c, const 
     }();
     if (!st.ok()) return st.WithContext("layer " + std::to_string(l));
   }
-  LONGSPEC_ASSIGN_OR_RETURN(w.final_norm, table(n.final_norm, {H}));
+  LONGSPEC_ASSIGN_OR_RETURN(w.final_norm, table(n.final_norm, {H}, DType::kF32));
   {
     const std::string& head_name = c.tie_embeddings || src.Find(n.lm_head) == nullptr ? n.embedding : n.lm_head;
     if (!c.tie_embeddings && src.Find(n.lm_head) == nullptr) {
       return NotFoundError("checkpoint has no tensor \"" + n.lm_head + "\" and does not tie embeddings");
     }
     HostTensor head;
-    LONGSPEC_RETURN_IF_ERROR(ReadChecked(src, head_name, {c.vocab_size, H}, &head));
+    LONGSPEC_RETURN_IF_ERROR(ReadChecked(src, head_name, {c.vocab_size, H}, &head, backend.weight_dtype()));
     LONGSPEC_ASSIGN_OR_RETURN(w.lm_head, linear(head, nullptr));
   }
   return w;

@@ -35,16 +35,22 @@ struct TransformerWeights {
   int64_t bytes = 0;
 };
 
-// Reads one tensor by name and checks its shape; errors name the tensor.
-Status ReadChecked(const TensorSource& src, const std::string& name, const std::vector<int64_t>& shape, HostTensor* out);
+// Reads one tensor by name as `dtype` and checks its shape; errors name the tensor.
+Status ReadChecked(const TensorSource& src, const std::string& name, const std::vector<int64_t>& shape, HostTensor* out,
+                   DType dtype = DType::kF32);
 
 // Undoes llama.cpp's Q/K row permutation for `n_head` heads (rows = n_head * head_dim).
 void UnpermuteGgufQk(HostTensor* w, int64_t n_head);
 
+// Reads a Linear layer's weight [rows, cols] in the backend's weight dtype and, when bias_name is
+// not empty, its bias [rows] in fp32.
+Status ReadLinear(const TensorSource& src, const std::string& weight_name, const std::string& bias_name, int64_t rows,
+                  int64_t cols, Backend& backend, HostTensor* weight, HostTensor* bias);
+
 StatusOr<TransformerWeights> LoadTransformerWeights(const ModelConfig& config, const TensorSource& src,
                                                     CheckpointNaming naming, Backend& backend);
 
-// Concatenates 2-D tensors (or 1-D) along dimension 0.
+// Concatenates 2-D tensors (or 1-D) of one dtype along dimension 0.
 HostTensor ConcatRows(const std::vector<const HostTensor*>& parts);
 
 }  // namespace longspec

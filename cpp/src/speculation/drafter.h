@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "longspec/status.h"
-#include "spec/token_tree.h"
+#include "speculation/token_tree.h"
 
 namespace longspec {
 
@@ -17,9 +17,9 @@ class Drafter {
   virtual Status Prefill(const std::vector<int32_t>& prompt) = 0;
   // Runs nodes [first_row, tree.size()) of the current round's tree (root at the committed end)
   // and returns their next-token logits, [tree.size() - first_row, vocab] in host memory.
-  virtual const float* LevelLogits(const DraftTree& tree, int32_t first_row) = 0;
+  virtual StatusOr<const float*> LevelLogits(const DraftTree& tree, int32_t first_row) = 0;
   // Keeps `path` (root first, each the child of the previous) of the last tree as committed.
-  virtual void Commit(const DraftTree& tree, const std::vector<int32_t>& path) = 0;
+  virtual Status Commit(const DraftTree& tree, const std::vector<int32_t>& path) = 0;
   // Bytes of draft state for this sequence (constant in the context length for LongSpec).
   virtual int64_t cache_bytes() const = 0;
   // Largest number of rows LevelLogits may be asked for at once.
@@ -27,6 +27,6 @@ class Drafter {
 };
 
 // Grows `tree` (already Reset to the root) to `shape` using `drafter`.
-void BuildTree(Drafter& drafter, const std::vector<int>& shape, int64_t vocab, DraftTree* tree);
+Status BuildTree(Drafter& drafter, const std::vector<int>& shape, int64_t vocab, DraftTree* tree);
 
 }  // namespace longspec

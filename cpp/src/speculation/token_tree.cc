@@ -1,4 +1,4 @@
-#include "spec/token_tree.h"
+#include "speculation/token_tree.h"
 
 #include <algorithm>
 #include <cassert>

@@ -1,4 +1,4 @@
-#include "spec/draft_model.h"
+#include "speculation/draft_model.h"
 
 #include <algorithm>
 #include <cmath>
@@ -10,11 +10,13 @@
 namespace longspec {
 
 namespace {
-enum BufferIndex { kH, kXn, kQkv, kAttn, kCrossQ, kTmp, kGateUp, kAct, kLogits, kNumBuffers };
+enum BufferIndex { kH, kXn, kQkv, kAttn, kCrossQ, kTmp, kGateUp, kAct, kLogits, kLse, kCrossLen, kNumBuffers };
 }
 
-StatusOr<std::unique_ptr<DraftModel>> DraftModel::Load(const std::string& dir, TargetModel& target, Backend& backend) {
-  std::unique_ptr<DraftModel> d(new DraftModel(target, backend));
+StatusOr<std::unique_ptr<DraftModel>> DraftModel::Load(const std::string& dir, const TargetModel& target,
+                                                       TargetSequence& sequence) {
+  std::unique_ptr<DraftModel> d(new DraftModel(target, sequence));
+  Backend& backend = target.backend();
   auto json = Json::ParseFile(dir + "/config.json");
   if (!json.ok()) return json.status().WithContext("draft " + dir);
   auto cfg = DraftConfig::FromJson(*json);
@@ -28,17 +30,19 @@ StatusOr<std::unique_ptr<DraftModel>> DraftModel::Load(const std::string& dir, T
   DraftWeights& w = d->w_;
   auto table = [&](const std::string& name) -> StatusOr<std::unique_ptr<DeviceBuffer>> {
     HostTensor x;
-    LONGSPEC_RETURN_IF_ERROR(ReadChecked(*src, name, {H}, &x));
-    w.bytes += x.numel() * sizeof(float);
+    LONGSPEC_RETURN_IF_ERROR(ReadChecked(*src, name, {H}, &x, DType::kF32));
+    w.bytes += static_cast<int64_t>(x.nbytes());
     return backend.UploadTable(x);
   };
-  auto linear = [&](const HostTensor& weight, const HostTensor* bias) -> StatusOr<std::unique_ptr<LinearWeight>> {
-    LONGSPEC_ASSIGN_OR_RETURN(auto lin, backend.CreateLinear(weight, bias));
+  auto linear = [&](const HostTensor& weight, const HostTensor* bias,
+                    LinearPacking packing = LinearPacking::kPlain) -> StatusOr<std::unique_ptr<LinearWeight>> {
+    LONGSPEC_ASSIGN_OR_RETURN(auto lin, backend.CreateLinear(weight, bias, packing));
     w.bytes += lin->bytes();
     return lin;
   };
+  // Weights in the backend's weight dtype; 1-D tensors (biases) in fp32.
   auto read = [&](const std::string& name, std::vector<int64_t> shape, HostTensor* x) {
-    return ReadChecked(*src, name, shape, x);
+    return ReadChecked(*src, name, shape, x, shape.size() == 1 ? DType::kF32 : backend.weight_dtype());
   };
   const bool bias = d->config_.attention_bias;
   Status st = [&]() -> Status {
@@ -83,7 +87,7 @@ StatusOr<std::unique_ptr<DraftModel>> DraftModel::Load(const std::string& dir, T
       LONGSPEC_RETURN_IF_ERROR(read("mlp.gate_proj.weight", {I, H}, &gate));
       LONGSPEC_RETURN_IF_ERROR(read("mlp.up_proj.weight", {I, H}, &up));
       HostTensor gu = ConcatRows({&gate, &up});
-      LONGSPEC_ASSIGN_OR_RETURN(w.gate_up, linear(gu, nullptr));
+      LONGSPEC_ASSIGN_OR_RETURN(w.gate_up, linear(gu, nullptr, LinearPacking::kGateUp));
       LONGSPEC_RETURN_IF_ERROR(read("mlp.down_proj.weight", {H, I}, &down));
       LONGSPEC_ASSIGN_OR_RETURN(w.down, linear(down, nullptr));
     }
@@ -92,7 +96,7 @@ StatusOr<std::unique_ptr<DraftModel>> DraftModel::Load(const std::string& dir, T
   if (!st.ok()) return st.WithContext("draft " + dir);
 
   d->cache_ = KvCache(1, static_cast<int32_t>(t.num_kv_heads), static_cast<int32_t>(t.head_dim), d->config_.window);
-  LONGSPEC_RETURN_IF_ERROR(d->cache_.Reserve(backend, d->config_.window + kMaxTreeNodes + 1));
+  LONGSPEC_RETURN_IF_ERROR(d->cache_.Allocate(backend, d->config_.window + kMaxTreeNodes + 1));
   ModelInfo& info = d->info_;
   info.architecture = "longspec-draft";
   info.source_format = "safetensors";
@@ -112,26 +116,31 @@ StatusOr<std::unique_ptr<DraftModel>> DraftModel::Load(const std::string& dir, T
 Status DraftModel::EnsureRows(int32_t rows) {
   if (rows <= max_rows_) return Status::OK();
   const ModelConfig& t = target_.config();
-  const int64_t cols[kNumBuffers] = {t.hidden_size, t.hidden_size, t.qkv_dim(), t.q_dim(), t.q_dim(),
-                                     t.hidden_size, 2 * t.intermediate_size, t.intermediate_size, t.vocab_size};
-  int64_t total = 0;
-  for (int64_t c : cols) total += c;
-  LONGSPEC_ASSIGN_OR_RETURN(act_buf_, backend_.Allocate(static_cast<size_t>(rows) * total * sizeof(float)));
-  LONGSPEC_ASSIGN_OR_RETURN(lse_buf_, backend_.Allocate(static_cast<size_t>(rows) * t.num_heads * sizeof(float)));
-  LONGSPEC_ASSIGN_OR_RETURN(int_buf_, backend_.Allocate(static_cast<size_t>(rows) * sizeof(int32_t)));
-  LONGSPEC_RETURN_IF_ERROR(plan_buf_.Reserve(backend_, rows, static_cast<int32_t>(t.head_dim)));
+  const DType act = backend_.activation_dtype();
+  ViewArena a;
+  a.Add(rows, t.hidden_size, DType::kF32);          // kH: the fp32 residual
+  a.Add(rows, t.hidden_size, act);                  // kXn
+  a.Add(rows, t.qkv_dim(), act);                    // kQkv
+  a.Add(rows, t.q_dim(), act);                      // kAttn
+  a.Add(rows, t.q_dim(), act);                      // kCrossQ
+  a.Add(rows, t.hidden_size, act);                  // kTmp
+  a.Add(rows, 2 * t.intermediate_size, act);        // kGateUp
+  a.Add(rows, t.intermediate_size, act);            // kAct
+  a.Add(rows, t.vocab_size, DType::kF32);           // kLogits
+  a.Add(rows, t.num_heads, DType::kF32);            // kLse
+  a.Add(rows, 1, DType::kI32);                      // kCrossLen
+  LONGSPEC_ASSIGN_OR_RETURN(act_buf_, backend_.Allocate(a.bytes()));
   views_.clear();
-  float* base = static_cast<float*>(act_buf_->data());
-  for (int64_t c : cols) {
-    View v;
-    v.data = base;
-    v.dtype = DType::kF32;
-    v.rows = rows;
-    v.cols = c;
-    v.stride = c;
-    views_.push_back(v);
-    base += static_cast<size_t>(rows) * c;
+  for (size_t i = 0; i < kNumBuffers; ++i) views_.push_back(a.Get(i, act_buf_->data()));
+  lse_ = views_[kLse].ptr<float>();
+  cross_len_ = views_[kCrossLen].ptr<int32_t>();
+  ws_bytes_ = backend_.AttentionWorkspaceBytes(rows, static_cast<int32_t>(t.num_heads), static_cast<int32_t>(t.head_dim),
+                                               sequence_.max_positions());
+  ws_buf_.reset();
+  if (ws_bytes_ > 0) {
+    LONGSPEC_ASSIGN_OR_RETURN(ws_buf_, backend_.Allocate(ws_bytes_));
   }
+  LONGSPEC_RETURN_IF_ERROR(plan_buf_.Reserve(backend_, rows, static_cast<int32_t>(t.head_dim)));
   max_rows_ = rows;
   return Status::OK();
 }
@@ -161,6 +170,7 @@ void DraftModel::WriteKv(const std::vector<int32_t>& tokens, int64_t first_posit
     backend_.Embedding(target_.weights().embedding->data(), t.hidden_size, plan_buf_.tokens, h);
     backend_.RmsNorm(h, w_.self_norm->data(), eps, xn);
     backend_.Linear(xn, *w_.qkv, qkv);
+    // Only K (roped) and V: the draft's prefill and commit run no attention.
     View k = qkv.Cols(t.q_dim(), t.kv_dim());
     View v = qkv.Cols(t.q_dim() + t.kv_dim(), t.kv_dim());
     backend_.Rope(k, static_cast<int32_t>(t.num_kv_heads), static_cast<int32_t>(t.head_dim), plan_buf_.cos, plan_buf_.sin);
@@ -176,58 +186,67 @@ Status DraftModel::Prefill(const std::vector<int32_t>& prompt) {
   return Status::OK();
 }
 
-void DraftModel::Commit(const DraftTree& tree, const std::vector<int32_t>& path) {
+Status DraftModel::Commit(const DraftTree& tree, const std::vector<int32_t>& path) {
   std::vector<int32_t> tokens;
   for (int32_t node : path) tokens.push_back(tree.tokens[node]);
   WriteKv(tokens, cache_.committed());
   cache_.set_committed(cache_.committed() + static_cast<int64_t>(path.size()));
+  return Status::OK();
 }
 
-const float* DraftModel::LevelLogits(const DraftTree& tree, int32_t first_row) {
+StatusOr<const float*> DraftModel::LevelLogits(const DraftTree& tree, int32_t first_row) {
   const ModelConfig& t = target_.config();
   const int32_t n = tree.size() - first_row;
   const int32_t nh = static_cast<int32_t>(t.num_heads), nkv = static_cast<int32_t>(t.num_kv_heads);
   const int32_t hd = static_cast<int32_t>(t.head_dim);
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const float eps = static_cast<float>(t.rms_eps);
+  if (n > max_rows_) return FailedPreconditionError("draft level of " + std::to_string(n) + " rows exceeds the reserved rows");
   StepPlan plan = PlanStep(static_cast<int32_t>(cache_.committed()), tree.tokens, tree.parents, target_.rope(),
                            config_.window, AllRows(n), first_row);
   plan_buf_.Upload(backend_, plan);
   // Cross-attention sees the target keys at positions < t that the target has committed.
+  const int32_t target_committed = static_cast<int32_t>(sequence_.committed());
   std::vector<int32_t> cross_len(n);
-  for (int32_t r = 0; r < n; ++r) cross_len[r] = std::min<int32_t>(plan.positions[r], static_cast<int32_t>(target_.committed()));
-  int32_t* cross_len_dev = static_cast<int32_t*>(int_buf_->data());
-  backend_.CopyToDevice(cross_len_dev, cross_len.data(), n * sizeof(int32_t));
+  int32_t max_cross = 0;
+  for (int32_t r = 0; r < n; ++r) {
+    cross_len[r] = std::min<int32_t>(plan.positions[r], target_committed);
+    max_cross = std::max(max_cross, cross_len[r]);
+  }
+  backend_.CopyToDevice(cross_len_, cross_len.data(), n * sizeof(int32_t));
 
   View h = Buffer(kH, n), xn = Buffer(kXn, n), qkv = Buffer(kQkv, n), attn = Buffer(kAttn, n);
-  View cq = Buffer(kCrossQ, n), tmp = Buffer(kTmp, n), gu = Buffer(kGateUp, n), act = Buffer(kAct, n);
-  View logits = Buffer(kLogits, n);
-  float* lse = static_cast<float*>(lse_buf_->data());
+  View cq = Buffer(kCrossQ, n), tmp = Buffer(kTmp, n), logits = Buffer(kLogits, n);
+  const SwiGluScratch mlp{xn, Buffer(kGateUp, n), Buffer(kAct, n), tmp};
+  float* lse = lse_;
+  void* ws = ws_buf_ ? ws_buf_->data() : nullptr;
 
   backend_.Embedding(target_.weights().embedding->data(), t.hidden_size, plan_buf_.tokens, h);
   // Self-attention over the window (ring) and the row's ancestors.
   backend_.RmsNorm(h, w_.self_norm->data(), eps, xn);
   backend_.Linear(xn, *w_.qkv, qkv);
-  backend_.Rope(qkv, nh + nkv, hd, plan_buf_.cos, plan_buf_.sin);
-  backend_.KvWrite(qkv.Cols(t.q_dim(), t.kv_dim()), qkv.Cols(t.q_dim() + t.kv_dim(), t.kv_dim()), plan_buf_.slots,
-                   cache_.layer(0));
+  backend_.RopeKvWrite(qkv, nh, nkv, hd, plan_buf_.cos, plan_buf_.sin, plan_buf_.slots, cache_.layer(0));
   backend_.AttentionTree(TreeAttention(plan_buf_, qkv.Cols(0, t.q_dim()), cache_.layer(0), attn, lse, nh, scale));
-  backend_.Linear(attn, *w_.self_o, tmp);
-  backend_.Add(h, tmp);
+  backend_.LinearAdd(attn, *w_.self_o, h, tmp);
   // Cross-attention over the target's last-layer cache.
   backend_.RmsNorm(h, w_.cross_norm->data(), eps, xn);
   backend_.Linear(xn, *w_.cross_q, cq);
   backend_.Rope(cq, nh, hd, plan_buf_.cos, plan_buf_.sin);
-  backend_.AttentionPrefix(
-      PrefixAttention(cq, target_.cache().layer(t.num_layers - 1), cross_len_dev, attn, lse, nh, scale));
-  backend_.Linear(attn, *w_.cross_o, tmp);
-  backend_.Add(h, tmp);
-  SwiGluSublayer(backend_, h, w_.mlp_norm->data(), eps, *w_.gate_up, *w_.down, xn, gu, act, tmp);
-  if (config_.final_norm) backend_.RmsNorm(h, w_.final_norm->data(), eps, h);
-  backend_.Linear(h, *target_.weights().lm_head, logits);
+  backend_.AttentionPrefix(PrefixAttention(cq, sequence_.cache().layer(t.num_layers - 1), cross_len_, max_cross, attn,
+                                           lse, nh, scale, ws, ws_bytes_));
+  backend_.LinearAdd(attn, *w_.cross_o, h, tmp);
+  SwiGluSublayer(backend_, h, w_.mlp_norm->data(), eps, *w_.gate_up, *w_.down, mlp);
+  // The LM head reads activations: the final norm when the draft has one, else the residual as is.
+  if (config_.final_norm) {
+    backend_.RmsNorm(h, w_.final_norm->data(), eps, xn);
+  } else {
+    backend_.Convert(h, xn);
+  }
+  backend_.Linear(xn, *target_.weights().lm_head, logits);
   host_logits_.resize(static_cast<size_t>(n) * t.vocab_size);
   backend_.CopyToHost(host_logits_.data(), logits.data, host_logits_.size() * sizeof(float));
-  return host_logits_.data();
+  LONGSPEC_RETURN_IF_ERROR(backend_.LastError());
+  return static_cast<const float*>(host_logits_.data());
 }
 
 }  // namespace longspec

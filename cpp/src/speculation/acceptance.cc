@@ -1,4 +1,4 @@
-#include "spec/acceptance.h"
+#include "speculation/acceptance.h"
 
 #include <algorithm>
 

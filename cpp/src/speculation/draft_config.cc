@@ -1,4 +1,4 @@
-#include "spec/draft_config.h"
+#include "speculation/draft_config.h"
 
 #include "longspec/config.h"
 #include "util/json.h"

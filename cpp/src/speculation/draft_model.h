@@ -11,11 +11,11 @@
 #include <memory>
 #include <string>
 
-#include "engine/target_model.h"
+#include "model/target_model.h"
 #include "model/kv_cache.h"
 #include "model/step_plan.h"
-#include "spec/draft_config.h"
-#include "spec/drafter.h"
+#include "speculation/draft_config.h"
+#include "speculation/drafter.h"
 
 namespace longspec {
 
@@ -28,25 +28,29 @@ struct DraftWeights {
 class DraftModel final : public Drafter {
  public:
   // Loads `dir` and checks it fits `target`; the draft shares the target's embedding, LM head,
-  // norm eps, RoPE and last-layer KV cache, so `target` must outlive it.
-  static StatusOr<std::unique_ptr<DraftModel>> Load(const std::string& dir, TargetModel& target, Backend& backend);
+  // norm eps and RoPE, and cross-attends to `sequence`'s last-layer KV cache, so both must
+  // outlive it.
+  static StatusOr<std::unique_ptr<DraftModel>> Load(const std::string& dir, const TargetModel& target,
+                                                    TargetSequence& sequence);
 
   const DraftConfig& config() const { return config_; }
   const ModelInfo& info() const { return info_; }
 
   Status Prefill(const std::vector<int32_t>& prompt) override;
-  const float* LevelLogits(const DraftTree& tree, int32_t first_row) override;
-  void Commit(const DraftTree& tree, const std::vector<int32_t>& path) override;
+  StatusOr<const float*> LevelLogits(const DraftTree& tree, int32_t first_row) override;
+  Status Commit(const DraftTree& tree, const std::vector<int32_t>& path) override;
   int64_t cache_bytes() const override { return cache_.allocated_bytes(); }
   Status EnsureRows(int32_t rows) override;
 
  private:
-  DraftModel(TargetModel& target, Backend& backend) : target_(target), backend_(backend) {}
+  DraftModel(const TargetModel& target, TargetSequence& sequence)
+      : target_(target), sequence_(sequence), backend_(target.backend()) {}
   // Computes K/V of `tokens` at positions first_position.. and writes them into the ring.
   void WriteKv(const std::vector<int32_t>& tokens, int64_t first_position);
-  View Buffer(int idx, int64_t cols) const;
+  View Buffer(int idx, int64_t rows) const;
 
-  TargetModel& target_;
+  const TargetModel& target_;
+  TargetSequence& sequence_;
   Backend& backend_;
   DraftConfig config_;
   ModelInfo info_;
@@ -54,8 +58,11 @@ class DraftModel final : public Drafter {
   KvCache cache_{1, 0, 0, 0};
   DevicePlan plan_buf_;
   int32_t max_rows_ = 0;
-  std::unique_ptr<DeviceBuffer> act_buf_, lse_buf_, int_buf_;
+  std::unique_ptr<DeviceBuffer> act_buf_, ws_buf_;
+  size_t ws_bytes_ = 0;
   std::vector<View> views_;
+  float* lse_ = nullptr;
+  int32_t* cross_len_ = nullptr;
   std::vector<float> host_logits_;
 };
 

@@ -4,25 +4,25 @@
 // the full depth every round: it exercises verify, accept and commit at full length.
 #pragma once
 
-#include "engine/target_model.h"
-#include "spec/drafter.h"
+#include "model/target_model.h"
+#include "speculation/drafter.h"
 
 namespace longspec {
 
 class OracleDrafter final : public Drafter {
  public:
-  explicit OracleDrafter(TargetModel& target) : target_(target) {}
+  explicit OracleDrafter(TargetSequence& target) : target_(target) {}
   Status Prefill(const std::vector<int32_t>&) override { return Status::OK(); }
-  const float* LevelLogits(const DraftTree& tree, int32_t first_row) override {
-    const float* logits = target_.Step(tree.tokens, tree.parents);
-    return logits + static_cast<int64_t>(first_row) * target_.config().vocab_size;
+  StatusOr<const float*> LevelLogits(const DraftTree& tree, int32_t first_row) override {
+    LONGSPEC_ASSIGN_OR_RETURN(const float* logits, target_.Step(tree.tokens, tree.parents));
+    return logits + static_cast<int64_t>(first_row) * target_.model().config().vocab_size;
   }
-  void Commit(const DraftTree&, const std::vector<int32_t>&) override {}
+  Status Commit(const DraftTree&, const std::vector<int32_t>&) override { return Status::OK(); }
   int64_t cache_bytes() const override { return 0; }
   Status EnsureRows(int32_t) override { return Status::OK(); }
 
  private:
-  TargetModel& target_;
+  TargetSequence& target_;
 };
 
 }  // namespace longspec

@@ -18,9 +18,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "engine/sampling.h"
+#include "sampling/sampling.h"
 #include "longspec/config.h"
-#include "spec/token_tree.h"
+#include "speculation/token_tree.h"
 
 namespace longspec {
 

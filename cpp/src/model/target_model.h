@@ -1,0 +1,108 @@
+// The target model, split into what is per model (weights, runner, captured graphs) and what is
+// per sequence (KV cache, uploaded plan, read-back buffers), so that serving several sequences
+// is an addition, not a rewrite.
+//
+//   TargetModel::Load(path)              -> weights on the backend, runner scratch
+//   TargetSequence::Create(model, limit) -> a KV cache for `limit` positions, allocated once
+//   seq.Reset()                          -> empty sequence (nothing allocated)
+//   seq.Prefill(tokens)                  -> runs and commits a prompt chunk by chunk
+//   seq.Step(tokens, parents)            -> runs a chain or tree at the committed end without
+//                                           committing; logits (or argmax ids) of every row
+//   seq.Commit(path)                     -> keeps the listed rows of the last Step (root first,
+//                                           each the child of the one before) by moving their
+//                                           K/V into contiguous slots
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "backend/backend.h"
+#include "model/kv_cache.h"
+#include "model/model_loader.h"
+#include "model/step_plan.h"
+#include "model/transformer.h"
+
+namespace longspec {
+
+class TargetSequence;
+
+class TargetModel {
+ public:
+  // max_step_rows: rows of the largest Step; prefill_chunk: rows per prefill forward pass;
+  // max_context: the longest sequence (sizes the attention workspace).
+  static StatusOr<std::unique_ptr<TargetModel>> Load(const std::string& path, Backend& backend, int32_t max_step_rows,
+                                                     int32_t prefill_chunk);
+
+  const ModelConfig& config() const { return model_->config; }
+  const ModelInfo& info() const { return model_->info; }
+  const TransformerWeights& weights() const { return model_->weights; }
+  const RopeTables& rope() const { return rope_; }
+  Backend& backend() const { return *backend_; }
+  int32_t max_step_rows() const { return max_step_rows_; }
+  int32_t prefill_chunk() const { return prefill_chunk_; }
+
+  // Makes steps of up to `rows` rows over sequences of up to `max_context` positions possible
+  // (grows scratch; keeps every sequence).
+  Status EnsureCapacity(int32_t rows, int64_t max_context);
+
+ private:
+  friend class TargetSequence;
+  TargetModel() = default;
+  // Runs the uploaded plan of `seq`; steps (not prefill chunks) replay a captured graph when the
+  // backend has them.
+  Status Execute(TargetSequence& seq, const StepPlan& plan, StepOutput output, bool graphable);
+
+  Backend* backend_ = nullptr;
+  std::unique_ptr<LoadedModel> model_;
+  std::unique_ptr<TransformerRunner> runner_;
+  RopeTables rope_;
+  int32_t max_step_rows_ = 0;
+  int32_t prefill_chunk_ = 0;
+  int64_t max_context_ = 0;
+  // Graphs by (sequence, rows, output, kv bucket). A graph holds the sequence's cache and plan
+  // addresses, which never move (both are allocated once).
+  std::map<std::tuple<const TargetSequence*, int32_t, int, int32_t>, std::unique_ptr<CapturedGraph>> graphs_;
+};
+
+class TargetSequence {
+ public:
+  // A KV cache for up to `max_positions` committed positions plus the largest tree.
+  static StatusOr<std::unique_ptr<TargetSequence>> Create(TargetModel& model, int64_t max_positions);
+  ~TargetSequence();
+
+  TargetModel& model() const { return model_; }
+  KvCache& cache() { return cache_; }
+  const KvCache& cache() const { return cache_; }
+  int64_t committed() const { return cache_.committed(); }
+  int64_t max_positions() const { return max_positions_; }
+
+  void Reset() { cache_.set_committed(0); }
+  // Runs `tokens` as chunks of at most prefill_chunk rows and commits them. When `last_logits`
+  // is given, it receives the logits of the last token.
+  Status Prefill(const std::vector<int32_t>& tokens, std::vector<float>* last_logits);
+  // Runs one step (<= max_step_rows rows) without committing. Host logits [rows, vocab].
+  StatusOr<const float*> Step(const std::vector<int32_t>& tokens, const std::vector<int32_t>& parents);
+  // The same step for greedy decoding: each row's argmax token (host, [rows]); only those ids
+  // leave the device, not the logits.
+  StatusOr<const int32_t*> StepArgmax(const std::vector<int32_t>& tokens, const std::vector<int32_t>& parents);
+  Status Commit(const std::vector<int32_t>& path);
+
+ private:
+  friend class TargetModel;
+  explicit TargetSequence(TargetModel& model);
+  Status RunStep(const std::vector<int32_t>& tokens, const std::vector<int32_t>& parents, StepOutput output);
+
+  TargetModel& model_;
+  KvCache cache_;
+  DevicePlan device_plan_;
+  StepPlan last_plan_;
+  int64_t max_positions_ = 0;
+  std::vector<float> host_logits_;
+  std::vector<int32_t> host_argmax_;
+  std::unique_ptr<DeviceBuffer> move_buf_;
+};
+
+}  // namespace longspec
