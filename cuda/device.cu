@@ -2,6 +2,7 @@
 #include <cuda_runtime.h>
 
 #include "common.cuh"
+#include "cuda_backend.h"
 
 namespace longspec::cuda {
 

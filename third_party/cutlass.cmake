@@ -1,5 +1,6 @@
 # CUTLASS / CuTe headers come from the nvidia-cutlass wheel (cutlass_library/source/include),
-# declared as a build requirement in pyproject.toml. Nothing of CUTLASS is copied into this repo.
+# declared as a build requirement in pyproject.toml. Nothing of CUTLASS is copied into this repo;
+# no kernel needs it today, so a build without the wheel goes on without it.
 # Override with -DLONGSPEC_CUTLASS_INCLUDE_DIR=/path/to/cutlass/include.
 if(NOT LONGSPEC_CUTLASS_INCLUDE_DIR)
   find_package(Python 3.9 COMPONENTS Interpreter)
@@ -13,9 +14,8 @@ if(NOT LONGSPEC_CUTLASS_INCLUDE_DIR)
     endif()
   endif()
 endif()
-if(NOT LONGSPEC_CUTLASS_INCLUDE_DIR OR NOT EXISTS "${LONGSPEC_CUTLASS_INCLUDE_DIR}/cute/tensor.hpp")
-  message(FATAL_ERROR "CUTLASS headers not found: `pip install nvidia-cutlass` (the build requirement) "
-                      "or pass -DLONGSPEC_CUTLASS_INCLUDE_DIR=..., or build with -DLONGSPEC_CUDA=OFF")
+if(LONGSPEC_CUTLASS_INCLUDE_DIR AND EXISTS "${LONGSPEC_CUTLASS_INCLUDE_DIR}/cute/tensor.hpp")
+  add_library(longspec_cutlass INTERFACE)
+  target_include_directories(longspec_cutlass SYSTEM INTERFACE ${LONGSPEC_CUTLASS_INCLUDE_DIR})
+  message(STATUS "longspec: CUTLASS headers at ${LONGSPEC_CUTLASS_INCLUDE_DIR}")
 endif()
-add_library(longspec_cutlass INTERFACE)
-target_include_directories(longspec_cutlass SYSTEM INTERFACE ${LONGSPEC_CUTLASS_INCLUDE_DIR})

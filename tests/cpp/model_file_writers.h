@@ -14,6 +14,8 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <cmath>
+#include <random>
 #include <vector>
 
 #include "core/mapped_file.h"
@@ -275,6 +277,59 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// The shape of a random llama-architecture test model.
+struct LlamaShape {
+  int vocab = 64, hidden = 32, inter = 48, layers = 2, heads = 4, kv_heads = 2, ctx = 512;
+};
+
+// A random llama GGUF (F32 tensors, ne in ggml order, tied embeddings: no output.weight).
+inline std::vector<uint8_t> RandomLlamaGguf(const LlamaShape& s, uint32_t seed) {
+  std::mt19937 rng(seed);
+  auto random = [&](size_t n, float scale) {
+    std::normal_distribution<float> d(0.0f, scale);
+    std::vector<float> v(n);
+    for (float& x : v) x = d(rng);
+    return v;
+  };
+  const int hd = s.hidden / s.heads;
+  GgufWriter w;
+  w.AddString("general.architecture", "llama");
+  w.AddU32("llama.block_count", s.layers);
+  w.AddU32("llama.context_length", s.ctx);
+  w.AddU32("llama.embedding_length", s.hidden);
+  w.AddU32("llama.feed_forward_length", s.inter);
+  w.AddU32("llama.attention.head_count", s.heads);
+  w.AddU32("llama.attention.head_count_kv", s.kv_heads);
+  w.AddF32("llama.rope.freq_base", 10000.0f);
+  w.AddF32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+  w.AddU32("llama.vocab_size", s.vocab);
+  w.AddU32("tokenizer.ggml.bos_token_id", 1);
+  w.AddU32("tokenizer.ggml.eos_token_id", 3);
+  auto ones_ish = [&](int n) {
+    std::vector<float> v = random(n, 0.1f);
+    for (float& x : v) x += 1.0f;
+    return v;
+  };
+  // Scales keep activations O(1) whatever the width (1 / sqrt(fan_in) times a gain).
+  const float in_scale = 1.7f / std::sqrt(float(s.hidden)), down_scale = 1.7f / std::sqrt(float(s.inter));
+  const uint64_t H = s.hidden, I = s.inter, Q = uint64_t(s.heads) * hd, KV = uint64_t(s.kv_heads) * hd;
+  w.AddTensorF32("token_embd.weight", {H, uint64_t(s.vocab)}, random(H * s.vocab, 1.0f));
+  for (int l = 0; l < s.layers; ++l) {
+    const std::string b = "blk." + std::to_string(l) + ".";
+    w.AddTensorF32(b + "attn_norm.weight", {H}, ones_ish(s.hidden));
+    w.AddTensorF32(b + "attn_q.weight", {H, Q}, random(H * Q, in_scale));
+    w.AddTensorF32(b + "attn_k.weight", {H, KV}, random(H * KV, in_scale));
+    w.AddTensorF32(b + "attn_v.weight", {H, KV}, random(H * KV, in_scale));
+    w.AddTensorF32(b + "attn_output.weight", {Q, H}, random(H * Q, in_scale));
+    w.AddTensorF32(b + "ffn_norm.weight", {H}, ones_ish(s.hidden));
+    w.AddTensorF32(b + "ffn_gate.weight", {H, I}, random(H * I, in_scale));
+    w.AddTensorF32(b + "ffn_up.weight", {H, I}, random(H * I, in_scale));
+    w.AddTensorF32(b + "ffn_down.weight", {I, H}, random(H * I, down_scale));
+  }
+  w.AddTensorF32("output_norm.weight", {H}, ones_ish(s.hidden));
+  return w.Build();
+}
 
 }  // namespace testing
 }  // namespace longspec

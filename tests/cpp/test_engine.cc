@@ -18,50 +18,9 @@ using testing::WriteFile;
 
 constexpr int kVocab = 64, kHidden = 32, kInter = 48, kLayers = 2, kHeads = 4, kKvHeads = 2, kCtx = 512;
 
-std::vector<float> Random(size_t n, std::mt19937& rng, float scale) {
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
-
-// A random llama-architecture GGUF (F32 tensors, ne in ggml order).
+// A random llama-architecture GGUF of the constants above.
 std::vector<uint8_t> TinyLlamaGguf(uint32_t seed) {
-  std::mt19937 rng(seed);
-  const int hd = kHidden / kHeads;
-  GgufWriter w;
-  w.AddString("general.architecture", "llama");
-  w.AddU32("llama.block_count", kLayers);
-  w.AddU32("llama.context_length", kCtx);
-  w.AddU32("llama.embedding_length", kHidden);
-  w.AddU32("llama.feed_forward_length", kInter);
-  w.AddU32("llama.attention.head_count", kHeads);
-  w.AddU32("llama.attention.head_count_kv", kKvHeads);
-  w.AddF32("llama.rope.freq_base", 10000.0f);
-  w.AddF32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
-  w.AddU32("llama.vocab_size", kVocab);
-  w.AddU32("tokenizer.ggml.bos_token_id", 1);
-  w.AddU32("tokenizer.ggml.eos_token_id", 3);
-  auto ones_ish = [&](int n) {
-    std::vector<float> v = Random(n, rng, 0.1f);
-    for (float& x : v) x += 1.0f;
-    return v;
-  };
-  w.AddTensorF32("token_embd.weight", {kHidden, kVocab}, Random(kHidden * kVocab, rng, 1.0f));
-  for (int l = 0; l < kLayers; ++l) {
-    const std::string b = "blk." + std::to_string(l) + ".";
-    w.AddTensorF32(b + "attn_norm.weight", {kHidden}, ones_ish(kHidden));
-    w.AddTensorF32(b + "attn_q.weight", {kHidden, kHeads * hd}, Random(kHidden * kHeads * hd, rng, 0.3f));
-    w.AddTensorF32(b + "attn_k.weight", {kHidden, kKvHeads * hd}, Random(kHidden * kKvHeads * hd, rng, 0.3f));
-    w.AddTensorF32(b + "attn_v.weight", {kHidden, kKvHeads * hd}, Random(kHidden * kKvHeads * hd, rng, 0.3f));
-    w.AddTensorF32(b + "attn_output.weight", {kHeads * hd, kHidden}, Random(kHidden * kHeads * hd, rng, 0.3f));
-    w.AddTensorF32(b + "ffn_norm.weight", {kHidden}, ones_ish(kHidden));
-    w.AddTensorF32(b + "ffn_gate.weight", {kHidden, kInter}, Random(kHidden * kInter, rng, 0.3f));
-    w.AddTensorF32(b + "ffn_up.weight", {kHidden, kInter}, Random(kHidden * kInter, rng, 0.3f));
-    w.AddTensorF32(b + "ffn_down.weight", {kInter, kHidden}, Random(kHidden * kInter, rng, 0.3f));
-  }
-  w.AddTensorF32("output_norm.weight", {kHidden}, ones_ish(kHidden));
-  return w.Build();  // no output.weight: tied embeddings
+  return testing::RandomLlamaGguf({kVocab, kHidden, kInter, kLayers, kHeads, kKvHeads, kCtx}, seed);
 }
 
 class EngineTest : public ::testing::Test {

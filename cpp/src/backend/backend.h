@@ -180,6 +180,11 @@ class Backend {
   DType residual_dtype() const { return DType::kF32; }
   virtual DType activation_dtype() const = 0;
   virtual DType weight_dtype() const = 0;
+  // Whether the attention kernels take this head size (checked when a model is loaded).
+  virtual Status SupportsHeadDim(int64_t head_dim) const {
+    (void)head_dim;
+    return Status::OK();
+  }
 
   // ---- memory -----------------------------------------------------------------------------
   // Errors name the bytes asked for (and, on a device, the bytes free).

@@ -10,10 +10,7 @@
 #include "speculation/token_tree.h"
 
 #ifdef LONGSPEC_WITH_CUDA
-namespace longspec::cuda {
-int DeviceCount();
-StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device);
-}  // namespace longspec::cuda
+#include "cuda_backend.h"
 #endif
 
 namespace longspec {

@@ -82,6 +82,7 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const std::string& path, Backen
     auto config = ModelConfig::FromHfConfig(cfg, has_gen ? &gen : nullptr);
     if (!config.ok()) return config.status().WithContext(path + "/config.json");
     model->config = std::move(config).value();
+    LONGSPEC_RETURN_IF_ERROR(backend.SupportsHeadDim(model->config.head_dim).WithContext(path));
     LONGSPEC_ASSIGN_OR_RETURN(auto ckpt, SafetensorsCheckpoint::Open(path));
     auto weights = LoadTransformerWeights(model->config, *ckpt, CheckpointNaming::kHuggingFace, backend);
     if (!weights.ok()) return weights.status().WithContext(path);
@@ -95,6 +96,7 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const std::string& path, Backen
   auto config = ModelConfig::FromGguf(*gguf);
   if (!config.ok()) return config.status().WithContext(path);
   model->config = std::move(config).value();
+  LONGSPEC_RETURN_IF_ERROR(backend.SupportsHeadDim(model->config.head_dim).WithContext(path));
   if (const TensorInfo* freqs = gguf->Find("rope_freqs.weight"); freqs != nullptr) {
     HostTensor t;
     LONGSPEC_RETURN_IF_ERROR(ReadChecked(*gguf, "rope_freqs.weight", {model->config.head_dim / 2}, &t));

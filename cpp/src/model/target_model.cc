@@ -53,7 +53,9 @@ Status TargetModel::Execute(TargetSequence& seq, const StepPlan& plan, StepOutpu
     runner_->Forward(seq.device_plan_, seq.cache_, output, plan.max_prefix_len);
     return Status::OK();
   }
-  const int32_t bucket = KvBucket(static_cast<int64_t>(plan.committed) + plan.num_rows);
+  // The bucket bounds the attention launch; never past the cache (the workspace is sized for it).
+  const int32_t bucket = static_cast<int32_t>(
+      std::min<int64_t>(KvBucket(static_cast<int64_t>(plan.committed) + plan.num_rows), seq.cache_.capacity()));
   const auto key = std::make_tuple(static_cast<const TargetSequence*>(&seq), plan.num_rows, static_cast<int>(output),
                                    bucket);
   auto it = graphs_.find(key);

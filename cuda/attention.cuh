@@ -1,0 +1,490 @@
+// Attention over the KV cache in bf16 with fp32 statistics: the prefix part of Hybrid Tree
+// Attention (tensor cores, flash-decoding splits) and the finishing pass that merges the splits,
+// adds the band + tree part and writes the output.
+//
+// Reduction order (fixed by key positions alone, so a row's bits never depend on the other rows,
+// on the tiling or on the grid):
+//   - keys come in chunks of kAttnChunk = 64 positions counted from 0; inside a split of
+//     kAttnSplit = 256 positions the chunks are folded left to right by the online-softmax update
+//     (log2 domain: m = running max of scale*log2(e)*q.k, l = sum 2^(s - m), acc = sum 2^(s - m) v
+//     with P rounded to bf16 for the P.V product, every update written with explicit _rn
+//     intrinsics so the compiler cannot contract them differently in different kernels);
+//   - split states are merged left to right by MergeState (an empty running state takes the
+//     other state as is). A block that owns one split (decode, verification) writes its state;
+//     a block that walks every split of its rows (long prefill chunks) merges them as it goes,
+//     with the same function in the same order, so both give the same bits;
+//   - the tree part (band + visible nodes: about a hundred keys for the target, up to the
+//     window for the draft) is one warp per (row, head) on CUDA cores, in blocks of 256 keys:
+//     scores in lanes, a fixed butterfly for the max and the sum, then P.V over the keys in
+//     order; each block's state is merged after the prefix state, blocks left to right.
+// Masked keys contribute exactly nothing: a chunk with no visible key for a row leaves that row's
+// state untouched, and cache slots past every row's length are zero-filled, never read as data.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+#include "ptx.cuh"
+
+namespace longspec::cuda {
+
+constexpr int kAttnChunkKeys = 64;
+constexpr int kAttnSplit = 256;
+constexpr int kAttnChunksPerSplit = kAttnSplit / kAttnChunkKeys;
+
+// A softmax state of one query head: running max m (log2 units), sum l, unnormalised acc.
+// Workspace record: [m, l, acc[head_dim]] floats.
+__device__ __forceinline__ void merge_scalars(float m_run, float l_run, float m, float l, float* m_out, float* a,
+                                              float* b) {
+  const float mn = m_run > m ? m_run : m;
+  *a = ex2(__fsub_rn(m_run, mn));
+  *b = ex2(__fsub_rn(m, mn));
+  *m_out = mn;
+  (void)l_run, (void)l;
+}
+
+struct AttnPrefixParams {
+  const __nv_bfloat16* q = nullptr;  // [rows, num_heads * head_dim], row stride q_stride
+  int64_t q_stride = 0;
+  const __nv_bfloat16* k = nullptr;  // [num_kv_heads][capacity][head_dim]
+  const __nv_bfloat16* v = nullptr;
+  int64_t capacity = 0;
+  const int32_t* kv_len = nullptr;   // [rows]
+  int rows = 0, num_heads = 0, num_kv_heads = 0;
+  float scale_log2 = 0.0f;           // softmax scale * log2(e)
+  float* state = nullptr;            // [rows][num_heads][max_states] records of head_dim + 2 floats
+  int max_states = 0;                // splits per (row, head) record block; 1 when walking every split
+  int walk_all_splits = 0;           // 1: one block walks all splits of its rows (state slot 0)
+};
+
+template <int HD>
+struct AttnSmem {
+  static constexpr int kLd = HD + 8;  // padded row: ldmatrix rows land in different banks
+};
+
+// Grid: x = query tiles of 16 * WARPS packed queries (query qi = row * group + g, heads of one kv
+// head), y = kv head, z = split (or 1 when walk_all_splits). Block: 32 * WARPS threads.
+template <int HD, int WARPS>
+__global__ void __launch_bounds__(32 * WARPS) attention_prefix_kernel(const AttnPrefixParams p) {
+  constexpr int kLd = AttnSmem<HD>::kLd;
+  constexpr int kQ = 16 * WARPS;
+  constexpr int kNT = kAttnChunkKeys / 8;  // n8 tiles of scores per chunk
+  constexpr int kDT = HD / 8;              // n8 tiles of the output
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  __nv_bfloat16* Qs = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [kQ][kLd]
+  __nv_bfloat16* Ks = Qs + kQ * kLd;                                // [2][64][kLd]
+  __nv_bfloat16* Vs = Ks + 2 * kAttnChunkKeys * kLd;                // [2][64][kLd]
+  float* total = reinterpret_cast<float*>(Vs + 2 * kAttnChunkKeys * kLd);  // [WARPS][32][kDT][4] (walk_all_splits)
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int g = lane >> 2, t = lane & 3;
+  const int group = p.num_heads / p.num_kv_heads;
+  const int kvh = blockIdx.y;
+  const int q_total = p.rows * group;
+  const int q0 = blockIdx.x * kQ;
+
+  pdl_wait();
+  // Lengths of this thread's two query rows, and the block's longest row.
+  int len_mine[2];
+#pragma unroll
+  for (int hrow = 0; hrow < 2; ++hrow) {
+    const int qi = q0 + warp * 16 + g + hrow * 8;
+    len_mine[hrow] = qi < q_total ? p.kv_len[qi / group] : 0;
+  }
+  __shared__ int block_len;
+  if (tid == 0) block_len = 0;
+  __syncthreads();
+  for (int qi = q0 + tid; qi < q0 + kQ && qi < q_total; qi += 32 * WARPS) atomicMax(&block_len, p.kv_len[qi / group]);
+  __syncthreads();
+  const int L = block_len;
+  int key_begin, key_end;
+  if (p.walk_all_splits) {
+    key_begin = 0;
+    key_end = L;
+  } else {
+    key_begin = blockIdx.z * kAttnSplit;
+    key_end = min(key_begin + kAttnSplit, L);
+  }
+  if (key_begin >= key_end) {
+    pdl_launch_dependents();
+    return;
+  }
+
+  // Queries of the tile into shared memory (zero rows past the last query).
+  for (int c = tid; c < kQ * (HD / 8); c += 32 * WARPS) {
+    const int qr = c / (HD / 8), col = (c % (HD / 8)) * 8;
+    const int qi = q0 + qr;
+    const bool ok = qi < q_total;
+    const __nv_bfloat16* src = p.q;
+    if (ok) src = p.q + int64_t(qi / group) * p.q_stride + int64_t(kvh * group + qi % group) * HD + col;
+    cp_async_16(Qs + qr * kLd + col, src, ok);
+  }
+  const __nv_bfloat16* kbase = p.k + int64_t(kvh) * p.capacity * HD;
+  const __nv_bfloat16* vbase = p.v + int64_t(kvh) * p.capacity * HD;
+  auto load_chunk = [&](int buf, int c0) {
+    for (int c = tid; c < kAttnChunkKeys * (HD / 8); c += 32 * WARPS) {
+      const int r = c / (HD / 8), col = (c % (HD / 8)) * 8;
+      const bool ok = c0 + r < key_end;
+      const int64_t off = int64_t(ok ? c0 + r : 0) * HD + col;
+      cp_async_16(Ks + (buf * kAttnChunkKeys + r) * kLd + col, kbase + off, ok);
+      cp_async_16(Vs + (buf * kAttnChunkKeys + r) * kLd + col, vbase + off, ok);
+    }
+  };
+  load_chunk(0, key_begin);
+  cp_async_commit();
+
+  uint32_t qf[HD / 16][4];
+  float acc[kDT][4];
+  float m_split[2], l_split[2], m_tot[2], l_tot[2];
+  float* my_total = total + (warp * 32 + lane) * kDT * 4;
+  auto reset_split = [&]() {
+#pragma unroll
+    for (int j = 0; j < kDT; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[j][e] = 0.0f;
+#pragma unroll
+    for (int hrow = 0; hrow < 2; ++hrow) {
+      m_split[hrow] = -INFINITY;
+      l_split[hrow] = 0.0f;
+    }
+  };
+  reset_split();
+#pragma unroll
+  for (int hrow = 0; hrow < 2; ++hrow) {
+    m_tot[hrow] = -INFINITY;
+    l_tot[hrow] = 0.0f;
+  }
+
+  // Writes (or, walking all splits, merges into the running total) this warp's split state.
+  auto end_split = [&](int split_index) {
+    if (p.walk_all_splits) {
+#pragma unroll
+      for (int hrow = 0; hrow < 2; ++hrow) {
+        if (l_split[hrow] == 0.0f) continue;  // no visible key in this split
+        if (l_tot[hrow] == 0.0f) {            // first non-empty split: taken as is
+          m_tot[hrow] = m_split[hrow];
+          l_tot[hrow] = l_split[hrow];
+#pragma unroll
+          for (int j = 0; j < kDT; ++j) {
+            my_total[j * 4 + hrow * 2] = acc[j][hrow * 2];
+            my_total[j * 4 + hrow * 2 + 1] = acc[j][hrow * 2 + 1];
+          }
+          continue;
+        }
+        float mn, a, b;
+        merge_scalars(m_tot[hrow], l_tot[hrow], m_split[hrow], l_split[hrow], &mn, &a, &b);
+        l_tot[hrow] = __fmaf_rn(l_split[hrow], b, __fmul_rn(l_tot[hrow], a));
+        m_tot[hrow] = mn;
+#pragma unroll
+        for (int j = 0; j < kDT; ++j)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            float& dst = my_total[j * 4 + hrow * 2 + e];
+            dst = __fmaf_rn(acc[j][hrow * 2 + e], b, __fmul_rn(dst, a));
+          }
+      }
+      return;
+    }
+#pragma unroll
+    for (int hrow = 0; hrow < 2; ++hrow) {
+      const int qi = q0 + warp * 16 + g + hrow * 8;
+      if (qi >= q_total) continue;
+      const int row = qi / group, head = kvh * group + qi % group;
+      float* rec = p.state + (int64_t(row) * p.num_heads + head) * p.max_states * (HD + 2) + int64_t(split_index) * (HD + 2);
+      if (t == 0) {
+        rec[0] = m_split[hrow];
+        rec[1] = l_split[hrow];
+      }
+#pragma unroll
+      for (int j = 0; j < kDT; ++j) {
+        rec[2 + j * 8 + 2 * t] = acc[j][hrow * 2];
+        rec[2 + j * 8 + 2 * t + 1] = acc[j][hrow * 2 + 1];
+      }
+    }
+  };
+
+  bool have_q = false;
+  int buf = 0;
+  for (int c0 = key_begin; c0 < key_end; c0 += kAttnChunkKeys, buf ^= 1) {
+    if (c0 + kAttnChunkKeys < key_end) load_chunk(buf ^ 1, c0 + kAttnChunkKeys);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();
+    if (!have_q) {
+#pragma unroll
+      for (int kk = 0; kk < HD / 16; ++kk)
+        ldmatrix_x4(qf[kk], Qs + (warp * 16 + (lane & 15)) * kLd + kk * 16 + (lane >> 4) * 8);
+      have_q = true;
+    }
+    const __nv_bfloat16* kc = Ks + buf * kAttnChunkKeys * kLd;
+    const __nv_bfloat16* vc = Vs + buf * kAttnChunkKeys * kLd;
+
+    // Scores of the chunk: S = Q K^T.
+    float s[kNT][4];
+#pragma unroll
+    for (int j = 0; j < kNT; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) s[j][e] = 0.0f;
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; ++kk) {
+#pragma unroll
+      for (int j2 = 0; j2 < kNT / 2; ++j2) {
+        uint32_t b[4];
+        ldmatrix_x4(b, kc + (j2 * 16 + (lane & 7) + (lane >> 4) * 8) * kLd + kk * 16 + ((lane >> 3) & 1) * 8);
+        mma_bf16(s[2 * j2], qf[kk], b[0], b[1]);
+        mma_bf16(s[2 * j2 + 1], qf[kk], b[2], b[3]);
+      }
+    }
+    // Online softmax per query row (the thread holds rows g and g + 8 of the warp's tile).
+    float alpha[2], m_use[2];
+#pragma unroll
+    for (int hrow = 0; hrow < 2; ++hrow) {
+      float mc = -INFINITY;
+#pragma unroll
+      for (int j = 0; j < kNT; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int key = c0 + j * 8 + 2 * t + e;
+          float x = __fmul_rn(s[j][hrow * 2 + e], p.scale_log2);
+          x = key < len_mine[hrow] ? x : -INFINITY;
+          s[j][hrow * 2 + e] = x;
+          mc = x > mc ? x : mc;
+        }
+      mc = fmaxf(mc, __shfl_xor_sync(0xffffffffu, mc, 1));
+      mc = fmaxf(mc, __shfl_xor_sync(0xffffffffu, mc, 2));
+      if (mc == -INFINITY) {  // no visible key in this chunk: the state must not move at all
+        alpha[hrow] = 1.0f;
+        m_use[hrow] = 0.0f;   // every score is -inf, so every p is 0
+      } else {
+        const float mn = m_split[hrow] > mc ? m_split[hrow] : mc;
+        alpha[hrow] = ex2(__fsub_rn(m_split[hrow], mn));
+        m_split[hrow] = mn;
+        m_use[hrow] = mn;
+      }
+    }
+    uint32_t pf[kNT / 2][4];
+#pragma unroll
+    for (int hrow = 0; hrow < 2; ++hrow) {
+      float sum = 0.0f;
+#pragma unroll
+      for (int j = 0; j < kNT; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const float pv = ex2(__fsub_rn(s[j][hrow * 2 + e], m_use[hrow]));
+          s[j][hrow * 2 + e] = pv;
+          sum = __fadd_rn(sum, pv);
+        }
+      sum = __fadd_rn(sum, __shfl_xor_sync(0xffffffffu, sum, 1));
+      sum = __fadd_rn(sum, __shfl_xor_sync(0xffffffffu, sum, 2));
+      l_split[hrow] = __fadd_rn(__fmul_rn(l_split[hrow], alpha[hrow]), sum);
+#pragma unroll
+      for (int j = 0; j < kDT; ++j) {
+        acc[j][hrow * 2] = __fmul_rn(acc[j][hrow * 2], alpha[hrow]);
+        acc[j][hrow * 2 + 1] = __fmul_rn(acc[j][hrow * 2 + 1], alpha[hrow]);
+      }
+    }
+    // P (bf16) as A fragments: score tiles 2i and 2i+1 are the 16 keys of k-step i.
+#pragma unroll
+    for (int i = 0; i < kNT / 2; ++i) {
+      pf[i][0] = pack_bf16(s[2 * i][0], s[2 * i][1]);
+      pf[i][1] = pack_bf16(s[2 * i][2], s[2 * i][3]);
+      pf[i][2] = pack_bf16(s[2 * i + 1][0], s[2 * i + 1][1]);
+      pf[i][3] = pack_bf16(s[2 * i + 1][2], s[2 * i + 1][3]);
+    }
+    // acc += P V
+#pragma unroll
+    for (int i = 0; i < kNT / 2; ++i) {
+#pragma unroll
+      for (int d2 = 0; d2 < kDT / 2; ++d2) {
+        uint32_t b[4];
+        ldmatrix_x4_trans(b, vc + (i * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * kLd + d2 * 16 + (lane >> 4) * 8);
+        mma_bf16(acc[2 * d2], pf[i], b[0], b[1]);
+        mma_bf16(acc[2 * d2 + 1], pf[i], b[2], b[3]);
+      }
+    }
+    __syncthreads();  // the buffer is refilled by the next iteration's load
+    const int next = c0 + kAttnChunkKeys;
+    if (next % kAttnSplit == 0 || next >= key_end) {
+      end_split(c0 / kAttnSplit);
+      if (p.walk_all_splits) reset_split();
+    }
+  }
+  pdl_launch_dependents();
+  if (p.walk_all_splits) {
+#pragma unroll
+    for (int hrow = 0; hrow < 2; ++hrow) {
+      const int qi = q0 + warp * 16 + g + hrow * 8;
+      if (qi >= q_total) continue;
+      const int row = qi / group, head = kvh * group + qi % group;
+      float* rec = p.state + (int64_t(row) * p.num_heads + head) * p.max_states * (HD + 2);
+      if (t == 0) {
+        rec[0] = m_tot[hrow];
+        rec[1] = l_tot[hrow];
+      }
+      if (l_tot[hrow] == 0.0f) continue;
+#pragma unroll
+      for (int j = 0; j < kDT; ++j) {
+        rec[2 + j * 8 + 2 * t] = my_total[j * 4 + hrow * 2];
+        rec[2 + j * 8 + 2 * t + 1] = my_total[j * 4 + hrow * 2 + 1];
+      }
+    }
+  }
+}
+
+struct AttnFinishParams {
+  const __nv_bfloat16* q = nullptr;  // as for the prefix
+  int64_t q_stride = 0;
+  const __nv_bfloat16* k = nullptr;
+  const __nv_bfloat16* v = nullptr;
+  int64_t capacity = 0;
+  int ring = 0;
+  int rows = 0, num_heads = 0, num_kv_heads = 0;
+  float scale_log2 = 0.0f;
+  // Prefix states (nullptr: no prefix part).
+  const float* state = nullptr;
+  int max_states = 0;
+  int walk_all_splits = 0;
+  const int32_t* kv_len = nullptr;
+  // Tree part (band_start == nullptr: none).
+  const int32_t* band_start = nullptr;
+  const int32_t* band_end = nullptr;
+  const int32_t* visible_offsets = nullptr;
+  const int32_t* visible_slots = nullptr;
+  // Output [rows, num_heads * head_dim] and natural-log LSE [rows * num_heads] (optional).
+  __nv_bfloat16* out = nullptr;
+  int64_t out_stride = 0;
+  float* lse = nullptr;
+};
+
+// One warp per (row, head): grid (num_heads, rows), 32 threads.
+template <int HD>
+__global__ void __launch_bounds__(32) attention_finish_kernel(const AttnFinishParams p) {
+  constexpr int kPer = HD / 32;  // output elements per lane
+  __shared__ float qs[HD];
+  const int lane = threadIdx.x;
+  const int head = blockIdx.x, row = blockIdx.y;
+  const int group = p.num_heads / p.num_kv_heads, kvh = head / group;
+  pdl_wait();
+
+  float M = -INFINITY, Lsum = 0.0f, acc[kPer];
+#pragma unroll
+  for (int e = 0; e < kPer; ++e) acc[e] = 0.0f;
+  // Folds state (m, l, x[]) into the running one; an empty running state takes it as is.
+  auto fold = [&](float m, float l, const float (&x)[kPer]) {
+    if (l == 0.0f) return;
+    if (Lsum == 0.0f) {
+      M = m;
+      Lsum = l;
+#pragma unroll
+      for (int e = 0; e < kPer; ++e) acc[e] = x[e];
+      return;
+    }
+    float mn, a, b;
+    merge_scalars(M, Lsum, m, l, &mn, &a, &b);
+    Lsum = __fmaf_rn(l, b, __fmul_rn(Lsum, a));
+    M = mn;
+#pragma unroll
+    for (int e = 0; e < kPer; ++e) acc[e] = __fmaf_rn(x[e], b, __fmul_rn(acc[e], a));
+  };
+
+  if (p.state != nullptr) {
+    const int len = p.kv_len[row];
+    const int n_states = p.walk_all_splits ? (len > 0 ? 1 : 0) : (len + kAttnSplit - 1) / kAttnSplit;
+    const float* rec = p.state + (int64_t(row) * p.num_heads + head) * p.max_states * (HD + 2);
+    for (int s = 0; s < n_states; ++s, rec += HD + 2) {
+      float x[kPer];
+#pragma unroll
+      for (int e = 0; e < kPer; ++e) x[e] = rec[2 + lane * kPer + e];
+      fold(rec[0], rec[1], x);
+    }
+  }
+
+  if (p.band_start != nullptr) {
+    const __nv_bfloat16* qrow = p.q + int64_t(row) * p.q_stride + int64_t(head) * HD;
+    for (int d = lane; d < HD; d += 32) qs[d] = __bfloat162float(qrow[d]);
+    __syncwarp();
+    const int b0 = p.band_start[row], b1 = p.band_end[row];
+    const int band = b1 > b0 ? b1 - b0 : 0;
+    const int v0 = p.visible_offsets[row], nv = p.visible_offsets[row + 1] - v0;
+    const int n = band + nv;
+    const __nv_bfloat16* kbase = p.k + int64_t(kvh) * p.capacity * HD;
+    const __nv_bfloat16* vbase = p.v + int64_t(kvh) * p.capacity * HD;
+    auto slot_of = [&](int j) -> int64_t {
+      if (j < band) {
+        const int pos = b0 + j;
+        return p.ring > 0 ? pos % p.ring : pos;
+      }
+      return p.visible_slots[v0 + j - band];
+    };
+    // Blocks of kTreeBlock keys, each a state folded in order (a window of any size fits).
+    constexpr int kRounds = 8;
+    constexpr int kTreeBlock = 32 * kRounds;
+    for (int j0 = 0; j0 < n; j0 += kTreeBlock) {
+      // Scores: key j0 + 32 r + lane in lane `lane`, round r.
+      float sc[kRounds];
+      float mx = -INFINITY;
+#pragma unroll
+      for (int r = 0; r < kRounds; ++r) {
+        const int j = j0 + r * 32 + lane;
+        sc[r] = -INFINITY;
+        if (j < n) {
+          const uint4* krow = reinterpret_cast<const uint4*>(kbase + slot_of(j) * HD);
+          float dot = 0.0f;
+#pragma unroll 4
+          for (int d8 = 0; d8 < HD / 8; ++d8) {
+            const uint4 raw = krow[d8];
+            const __nv_bfloat162* kv = reinterpret_cast<const __nv_bfloat162*>(&raw);
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+              const float2 f = __bfloat1622float2(kv[e]);
+              dot = __fmaf_rn(qs[d8 * 8 + 2 * e], f.x, dot);
+              dot = __fmaf_rn(qs[d8 * 8 + 2 * e + 1], f.y, dot);
+            }
+          }
+          sc[r] = __fmul_rn(dot, p.scale_log2);
+          mx = sc[r] > mx ? sc[r] : mx;
+        }
+      }
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+      float sum = 0.0f;
+#pragma unroll
+      for (int r = 0; r < kRounds; ++r) {
+        sc[r] = ex2(__fsub_rn(sc[r], mx));  // -inf -> 0
+        sum = __fadd_rn(sum, sc[r]);
+      }
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) sum = __fadd_rn(sum, __shfl_xor_sync(0xffffffffu, sum, o));
+      float x[kPer];
+#pragma unroll
+      for (int e = 0; e < kPer; ++e) x[e] = 0.0f;
+#pragma unroll
+      for (int r = 0; r < kRounds; ++r) {
+        for (int src = 0; src < 32; ++src) {
+          const int j = j0 + r * 32 + src;
+          if (j >= n) break;
+          const float pj = __shfl_sync(0xffffffffu, sc[r], src);
+          const __nv_bfloat16* vrow = vbase + slot_of(j) * HD + lane * kPer;
+#pragma unroll
+          for (int e = 0; e < kPer; ++e) x[e] = __fmaf_rn(pj, __bfloat162float(vrow[e]), x[e]);
+        }
+      }
+      fold(mx, sum, x);
+    }
+  }
+  pdl_launch_dependents();
+
+  __nv_bfloat16* orow = p.out + int64_t(row) * p.out_stride + int64_t(head) * HD + lane * kPer;
+  if (Lsum == 0.0f) {
+#pragma unroll
+    for (int e = 0; e < kPer; ++e) orow[e] = __float2bfloat16_rn(0.0f);
+    if (p.lse != nullptr && lane == 0) p.lse[int64_t(row) * p.num_heads + head] = -INFINITY;
+    return;
+  }
+  const float inv = __frcp_rn(Lsum);
+#pragma unroll
+  for (int e = 0; e < kPer; ++e) orow[e] = __float2bfloat16_rn(__fmul_rn(acc[e], inv));
+  if (p.lse != nullptr && lane == 0) p.lse[int64_t(row) * p.num_heads + head] = __fmul_rn(__fadd_rn(M, lg2(Lsum)), kLn2);
+}
+
+}  // namespace longspec::cuda

@@ -1,0 +1,433 @@
+// The CUDA backend: device memory, one stream, graph capture, and the ops of backend/backend.h
+// mapped onto the launchers of cuda_ops.h. bf16 weights, activations and K/V; fp32 residual,
+// norm weights, biases, statistics and logits.
+//
+// Errors: an op that cannot launch records the first failure (naming the op and the CUDA error);
+// LastError() reports it, and every read-back (CopyToHost) checks the stream, so an asynchronous
+// device fault surfaces as a Status at the next read-back instead of being lost.
+#include <cuda_runtime.h>
+
+#include <cassert>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "common.cuh"
+#include "cuda_backend.h"
+#include "cuda_ops.h"
+
+namespace longspec::cuda {
+
+namespace {
+
+using bf16 = __nv_bfloat16;
+
+std::string MiB(size_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB"; }
+
+class CudaBuffer final : public DeviceBuffer {
+ public:
+  CudaBuffer(void* p, size_t n) : ptr_(p), size_(n) {}
+  ~CudaBuffer() override { cudaFree(ptr_); }
+  void* data() override { return ptr_; }
+  size_t size() const override { return size_; }
+
+ private:
+  void* ptr_;
+  size_t size_;
+};
+
+class CudaLinear final : public LinearWeight {
+ public:
+  std::unique_ptr<DeviceBuffer> weight;  // bf16 [out, in]; kGateUp: gate/up rows interleaved by 8
+  std::unique_ptr<DeviceBuffer> bias;    // fp32 [out] (interleaved like the rows), or null
+  size_t bytes() const override { return weight->size() + (bias ? bias->size() : 0); }
+  const bf16* w() const { return static_cast<const bf16*>(weight->data()); }
+  const float* b() const { return bias ? static_cast<const float*>(bias->data()) : nullptr; }
+};
+
+class CudaGraph final : public CapturedGraph {
+ public:
+  explicit CudaGraph(cudaGraphExec_t e) : exec(e) {}
+  ~CudaGraph() override { cudaGraphExecDestroy(exec); }
+  cudaGraphExec_t exec;
+};
+
+bool IsBf16(const View& v) { return v.dtype == DType::kBF16; }
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(int device, cudaStream_t stream, const cudaDeviceProp& prop, bool pdl)
+      : device_(device), stream_(stream), device_name_(prop.name) {
+    ctx_.stream = stream;
+    ctx_.pdl = pdl;
+    ctx_.num_sms = prop.multiProcessorCount;
+  }
+  ~CudaBackend() override {
+    cudaStreamSynchronize(stream_);
+    cudaStreamDestroy(stream_);
+  }
+
+  std::string name() const override { return "cuda:" + device_name_; }
+  DType activation_dtype() const override { return DType::kBF16; }
+  DType weight_dtype() const override { return DType::kBF16; }
+  Status SupportsHeadDim(int64_t head_dim) const override {
+    if (AttentionHeadDimSupported(static_cast<int>(head_dim))) return Status::OK();
+    return UnimplementedError("the CUDA backend's attention takes head_dim 64 or 128, this model has " +
+                              std::to_string(head_dim));
+  }
+
+  // ---- memory ---------------------------------------------------------------------------
+  StatusOr<std::unique_ptr<DeviceBuffer>> Allocate(size_t bytes) override {
+    void* p = nullptr;
+    const cudaError_t e = cudaMalloc(&p, bytes == 0 ? 16 : bytes);
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      size_t free_b = 0, total_b = 0;
+      cudaMemGetInfo(&free_b, &total_b);
+      return ResourceExhaustedError("CUDA: cannot allocate " + MiB(bytes) + " on " + device_name_ + " (" + MiB(free_b) +
+                                    " free of " + MiB(total_b) + "): " + cudaGetErrorString(e));
+    }
+    return std::unique_ptr<DeviceBuffer>(new CudaBuffer(p, bytes));
+  }
+  void CopyToDevice(void* dst, const void* src, size_t bytes) override {
+    if (bytes != 0) Check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_), "CopyToDevice");
+  }
+  void CopyToHost(void* dst, const void* src, size_t bytes) override {
+    if (bytes != 0) Check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_), "CopyToHost");
+    Check(cudaStreamSynchronize(stream_), "CopyToHost (the ops before it)");
+  }
+  void CopyDeviceToDevice(void* dst, const void* src, size_t bytes) override {
+    if (bytes != 0) Check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_), "CopyDeviceToDevice");
+  }
+  void Synchronize() override { Check(cudaStreamSynchronize(stream_), "Synchronize"); }
+  Status LastError() override { return status_; }
+
+  // ---- graphs -----------------------------------------------------------------------------
+  bool SupportsGraphs() const override { return graphs_enabled_; }
+  Status BeginCapture() override {
+    LONGSPEC_RETURN_IF_ERROR(status_);
+    LONGSPEC_CUDA_TRY(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    return Status::OK();
+  }
+  StatusOr<std::unique_ptr<CapturedGraph>> EndCapture() override {
+    cudaGraph_t graph = nullptr;
+    const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
+    if (!status_.ok() || end != cudaSuccess) {
+      if (graph != nullptr) cudaGraphDestroy(graph);
+      cudaGetLastError();
+      if (status_.ok()) status_ = CudaStatus(end, "cudaStreamEndCapture", __FILE__, __LINE__);
+      return status_;
+    }
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    LONGSPEC_CUDA_TRY(inst);
+    return std::unique_ptr<CapturedGraph>(new CudaGraph(exec));
+  }
+  void Replay(const CapturedGraph& g) override {
+    Check(cudaGraphLaunch(static_cast<const CudaGraph&>(g).exec, stream_), "graph replay");
+  }
+
+  // ---- weights ----------------------------------------------------------------------------
+  StatusOr<std::unique_ptr<LinearWeight>> CreateLinear(const HostTensor& w, const HostTensor* bias,
+                                                       LinearPacking packing) override {
+    if (w.shape.size() != 2) return InvalidArgumentError("linear weight must be 2-D, got " + w.ShapeString());
+    const int64_t n = w.shape[0], k = w.shape[1];
+    if (bias != nullptr && (bias->shape.size() != 1 || bias->shape[0] != n || bias->dtype != DType::kF32))
+      return InvalidArgumentError("linear bias " + bias->ShapeString() + " does not match weight " + w.ShapeString());
+    if (k % 8 != 0) {
+      return UnimplementedError("the CUDA backend needs in_features % 8 == 0, got weight " + w.ShapeString());
+    }
+    if (packing == LinearPacking::kGateUp && (n % 16 != 0)) {
+      return UnimplementedError("the CUDA backend needs intermediate_size % 8 == 0, got gate/up " + w.ShapeString());
+    }
+    HostTensor host = w.dtype == DType::kBF16 ? HostTensor() : w.ConvertedTo(DType::kBF16);
+    const HostTensor& src = w.dtype == DType::kBF16 ? w : host;
+    std::vector<float> bias_host;
+    if (bias != nullptr) bias_host.assign(bias->data(), bias->data() + n);
+    std::vector<uint16_t> interleaved;
+    const void* upload = src.raw();
+    if (packing == LinearPacking::kGateUp) {
+      // [gate; up] -> blocks of 8 gate rows followed by the 8 matching up rows.
+      const int64_t inter = n / 2;
+      interleaved.resize(static_cast<size_t>(n * k));
+      const uint16_t* in = static_cast<const uint16_t*>(src.raw());
+      std::vector<float> b2(bias_host.size());
+      for (int64_t j = 0; j < inter; ++j) {
+        const int64_t blk = j / 8, off = j % 8;
+        const int64_t gate_row = blk * 16 + off, up_row = blk * 16 + 8 + off;
+        std::memcpy(&interleaved[gate_row * k], in + j * k, k * 2);
+        std::memcpy(&interleaved[up_row * k], in + (inter + j) * k, k * 2);
+        if (!bias_host.empty()) {
+          b2[gate_row] = bias_host[j];
+          b2[up_row] = bias_host[inter + j];
+        }
+      }
+      bias_host.swap(b2);
+      upload = interleaved.data();
+    }
+    auto lin = std::make_unique<CudaLinear>();
+    lin->out_features = n;
+    lin->in_features = k;
+    lin->has_bias = bias != nullptr;
+    lin->packing = packing;
+    LONGSPEC_ASSIGN_OR_RETURN(lin->weight, Allocate(static_cast<size_t>(n * k) * 2));
+    LONGSPEC_CUDA_TRY(cudaMemcpy(lin->weight->data(), upload, static_cast<size_t>(n * k) * 2, cudaMemcpyHostToDevice));
+    if (bias != nullptr) {
+      LONGSPEC_ASSIGN_OR_RETURN(lin->bias, Allocate(static_cast<size_t>(n) * 4));
+      LONGSPEC_CUDA_TRY(cudaMemcpy(lin->bias->data(), bias_host.data(), static_cast<size_t>(n) * 4, cudaMemcpyHostToDevice));
+    }
+    return std::unique_ptr<LinearWeight>(std::move(lin));
+  }
+
+  StatusOr<std::unique_ptr<DeviceBuffer>> UploadTable(const HostTensor& t) override {
+    LONGSPEC_ASSIGN_OR_RETURN(auto buf, Allocate(t.nbytes()));
+    LONGSPEC_CUDA_TRY(cudaMemcpy(buf->data(), t.raw(), t.nbytes(), cudaMemcpyHostToDevice));
+    return buf;
+  }
+
+  // ---- ops --------------------------------------------------------------------------------
+  void Embedding(const void* table, int64_t hidden, const int32_t* ids, View out) override {
+    assert(out.dtype == DType::kF32 && out.cols == hidden);
+    Check(LaunchEmbedding(ctx_, static_cast<const bf16*>(table), hidden, ids, out.ptr<float>(), out.stride,
+                          static_cast<int>(out.rows)),
+          "Embedding");
+  }
+  void RmsNorm(View x, const void* weight, float eps, View out) override {
+    assert(x.dtype == DType::kF32 && x.rows == out.rows && x.cols == out.cols);
+    Check(LaunchRmsNorm(ctx_, x.ptr<float>(), x.stride, static_cast<const float*>(weight), eps, static_cast<int>(x.cols),
+                        out.data, IsBf16(out), out.stride, static_cast<int>(x.rows)),
+          "RmsNorm");
+  }
+  void Linear(View x, const LinearWeight& w, View out) override {
+    assert(w.packing == LinearPacking::kPlain && out.cols == w.out_features);
+    Check(LaunchGemm(ctx_, IsBf16(out) ? GemmEpilogue::kStoreBf16 : GemmEpilogue::kStoreF32, Gemm(x, w, out.data, out.stride)),
+          "Linear");
+  }
+  void Rope(View x, int32_t num_heads, int32_t head_dim, const float* cos, const float* sin) override {
+    RopeKvParams p;
+    p.x = x.ptr<bf16>();
+    p.x_stride = x.stride;
+    p.rows = static_cast<int>(x.rows);
+    p.head_dim = head_dim;
+    p.rope_heads = num_heads;
+    p.cos = cos;
+    p.sin = sin;
+    Check(LaunchRopeKv(ctx_, p), "Rope");
+  }
+  void KvWrite(View k, View v, const int32_t* slots, KvLayerView kv) override {
+    RopeKvParams p;
+    p.rows = static_cast<int>(k.rows);
+    p.num_kv_heads = kv.num_kv_heads;
+    p.head_dim = kv.head_dim;
+    p.slots = slots;
+    p.k_src = k.ptr<const bf16>();
+    p.k_stride = k.stride;
+    p.v_src = v.ptr<const bf16>();
+    p.v_stride = v.stride;
+    p.k_cache = static_cast<bf16*>(kv.k);
+    p.v_cache = static_cast<bf16*>(kv.v);
+    p.capacity = kv.capacity;
+    Check(LaunchRopeKv(ctx_, p), "KvWrite");
+  }
+  void RopeKvWrite(View qkv, int32_t num_heads, int32_t num_kv_heads, int32_t head_dim, const float* cos,
+                   const float* sin, const int32_t* slots, KvLayerView kv) override {
+    const int64_t q_dim = int64_t(num_heads) * head_dim, kv_dim = int64_t(num_kv_heads) * head_dim;
+    RopeKvParams p;
+    p.x = qkv.ptr<bf16>();
+    p.x_stride = qkv.stride;
+    p.rows = static_cast<int>(qkv.rows);
+    p.num_kv_heads = num_kv_heads;
+    p.head_dim = head_dim;
+    p.rope_heads = num_heads + num_kv_heads;
+    p.cos = cos;
+    p.sin = sin;
+    p.slots = slots;
+    p.k_src = qkv.ptr<const bf16>() + q_dim;
+    p.k_stride = qkv.stride;
+    p.v_src = qkv.ptr<const bf16>() + q_dim + kv_dim;
+    p.v_stride = qkv.stride;
+    p.k_cache = static_cast<bf16*>(kv.k);
+    p.v_cache = static_cast<bf16*>(kv.v);
+    p.capacity = kv.capacity;
+    Check(LaunchRopeKv(ctx_, p), "RopeKvWrite");
+  }
+  void KvMove(KvLayerView kv, const int32_t* src, const int32_t* dst, int32_t n) override {
+    Check(LaunchKvMove(ctx_, static_cast<bf16*>(kv.k), static_cast<bf16*>(kv.v), kv.capacity, kv.num_kv_heads,
+                       kv.head_dim, src, dst, n),
+          "KvMove");
+  }
+
+  void AttentionPrefix(const AttentionPrefixParams& p) override {
+    AttnFinishParams f = Finish(p.q, p.kv, p.num_heads, p.scale, p.out, p.lse);
+    Check(LaunchAttention(ctx_, p.kv.head_dim, Prefix(p), p.max_kv_len, p.workspace_bytes, f), "AttentionPrefix");
+  }
+  void AttentionTree(const AttentionTreeParams& p) override {
+    AttnFinishParams f = Finish(p.q, p.kv, p.num_heads, p.scale, p.out, p.lse);
+    SetTree(p, &f);
+    Check(LaunchAttention(ctx_, p.kv.head_dim, AttnPrefixParams(), 0, 0, f), "AttentionTree");
+  }
+  void HybridAttention(const HybridAttentionParams& p) override {
+    AttnFinishParams f = Finish(p.prefix.q, p.prefix.kv, p.prefix.num_heads, p.prefix.scale, p.out, nullptr);
+    SetTree(p.tree, &f);
+    Check(LaunchAttention(ctx_, p.prefix.kv.head_dim, Prefix(p.prefix), p.prefix.max_kv_len, p.prefix.workspace_bytes, f),
+          "HybridAttention");
+  }
+  void AttentionMerge(const AttentionMergeParams& p) override {
+    const int hd = static_cast<int>(p.out.cols / p.num_heads);
+    Check(LaunchAttentionMerge(ctx_, p.out_a.ptr<const bf16>(), p.out_a.stride, p.lse_a, p.out_b.ptr<const bf16>(),
+                               p.out_b.stride, p.lse_b, p.out.ptr<bf16>(), p.out.stride, p.num_heads, hd,
+                               static_cast<int>(p.out.rows)),
+          "AttentionMerge");
+  }
+  size_t AttentionWorkspaceBytes(int64_t rows, int32_t num_heads, int32_t head_dim, int64_t max_kv_len) const override {
+    return cuda::AttentionWorkspaceBytes(rows, num_heads, head_dim, max_kv_len);
+  }
+
+  void SiluMul(View gate_up, View out) override {
+    Check(LaunchSiluMul(ctx_, gate_up.ptr<const bf16>(), gate_up.stride, static_cast<int>(out.cols), out.ptr<bf16>(),
+                        out.stride, static_cast<int>(out.rows)),
+          "SiluMul");
+  }
+  void Add(View x, View y) override {
+    assert(x.dtype == DType::kF32 && x.rows == y.rows && x.cols == y.cols);
+    Check(LaunchAdd(ctx_, x.ptr<float>(), x.stride, y.data, IsBf16(y), y.stride, static_cast<int>(x.cols),
+                    static_cast<int>(x.rows)),
+          "Add");
+  }
+  void GatherRows(View x, const int32_t* rows, View out) override {
+    assert(x.dtype == out.dtype && x.cols == out.cols);
+    const int64_t es = static_cast<int64_t>(DTypeSize(x.dtype));
+    Check(LaunchGatherRows(ctx_, x.data, x.stride * es, rows, out.data, out.stride * es, x.cols * es,
+                           static_cast<int>(out.rows)),
+          "GatherRows");
+  }
+  void Convert(View x, View out) override {
+    Check(LaunchConvert(ctx_, x.data, IsBf16(x), x.stride, out.data, IsBf16(out), out.stride, static_cast<int>(x.cols),
+                        static_cast<int>(x.rows)),
+          "Convert");
+  }
+  void LinearAdd(View x, const LinearWeight& w, View h, View) override {
+    assert(h.dtype == DType::kF32 && h.cols == w.out_features);
+    Check(LaunchGemm(ctx_, GemmEpilogue::kAccumulateF32, Gemm(x, w, h.data, h.stride)), "LinearAdd");
+  }
+  void LinearSiluMul(View x, const LinearWeight& w, View out, View) override {
+    assert(w.packing == LinearPacking::kGateUp && out.cols * 2 == w.out_features && IsBf16(out));
+    Check(LaunchGemm(ctx_, GemmEpilogue::kSiluMulBf16, Gemm(x, w, out.data, out.stride)), "LinearSiluMul");
+  }
+  void LinearArgmax(View x, const LinearWeight& w, int32_t* ids, View logits) override {
+    // The logits buffer ([rows, vocab] fp32) holds the packed keys: the logits are never written.
+    assert(logits.cols * 4 >= 8);
+    Check(LaunchGemmArgmax(ctx_, Gemm(x, w, nullptr, 0), static_cast<unsigned long long*>(logits.data), ids),
+          "LinearArgmax");
+  }
+  void Argmax(View logits, int32_t* out) override {
+    Check(LaunchArgmax(ctx_, logits.ptr<const float>(), logits.stride, static_cast<int>(logits.cols), out,
+                       static_cast<int>(logits.rows)),
+          "Argmax");
+  }
+
+  void set_graphs_enabled(bool on) { graphs_enabled_ = on; }
+
+ private:
+  void Check(cudaError_t e, const char* op) {
+    if (e == cudaSuccess) return;
+    cudaGetLastError();
+    if (status_.ok()) status_ = InternalError(std::string("CUDA backend: ") + op + " failed: " + cudaGetErrorName(e) + " (" +
+                                              cudaGetErrorString(e) + ")");
+  }
+  static GemmParams Gemm(View x, const LinearWeight& w, void* out, int64_t out_stride) {
+    assert(IsBf16(x) && x.cols == w.in_features);
+    const auto& lw = static_cast<const CudaLinear&>(w);
+    GemmParams p;
+    p.x = x.ptr<const bf16>();
+    p.x_stride = x.stride;
+    p.w = lw.w();
+    p.bias = lw.b();
+    p.M = static_cast<int>(x.rows);
+    p.N = static_cast<int>(w.out_features);
+    p.K = static_cast<int>(w.in_features);
+    p.out = out;
+    p.out_stride = out_stride;
+    return p;
+  }
+  static AttnPrefixParams Prefix(const AttentionPrefixParams& p) {
+    AttnPrefixParams a;
+    a.q = p.q.ptr<const bf16>();
+    a.q_stride = p.q.stride;
+    a.k = static_cast<const bf16*>(p.kv.k);
+    a.v = static_cast<const bf16*>(p.kv.v);
+    a.capacity = p.kv.capacity;
+    a.kv_len = p.kv_len;
+    a.rows = static_cast<int>(p.q.rows);
+    a.num_heads = p.num_heads;
+    a.num_kv_heads = p.kv.num_kv_heads;
+    a.scale_log2 = p.scale * kLog2e;
+    a.state = static_cast<float*>(p.workspace);
+    return a;
+  }
+  static AttnFinishParams Finish(View q, const KvLayerView& kv, int num_heads, float scale, View out, float* lse) {
+    AttnFinishParams f;
+    f.q = q.ptr<const bf16>();
+    f.q_stride = q.stride;
+    f.k = static_cast<const bf16*>(kv.k);
+    f.v = static_cast<const bf16*>(kv.v);
+    f.capacity = kv.capacity;
+    f.ring = kv.ring;
+    f.rows = static_cast<int>(q.rows);
+    f.num_heads = num_heads;
+    f.num_kv_heads = kv.num_kv_heads;
+    f.scale_log2 = scale * kLog2e;
+    f.out = out.ptr<bf16>();
+    f.out_stride = out.stride;
+    f.lse = lse;
+    return f;
+  }
+  static void SetTree(const AttentionTreeParams& t, AttnFinishParams* f) {
+    f->band_start = t.band_start;
+    f->band_end = t.band_end;
+    f->visible_offsets = t.visible_offsets;
+    f->visible_slots = t.visible_slots;
+  }
+
+  int device_;
+  cudaStream_t stream_;
+  std::string device_name_;
+  LaunchContext ctx_;
+  Status status_;
+  bool graphs_enabled_ = true;
+};
+
+bool EnvFlag(const char* name, bool fallback) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return fallback;
+  return !(std::strcmp(v, "0") == 0 || std::strcmp(v, "false") == 0 || std::strcmp(v, "off") == 0);
+}
+
+}  // namespace
+
+// LONGSPEC_CUDA_GRAPHS=0 and LONGSPEC_PDL=0 switch graph capture and programmatic dependent
+// launch off (for measurements and debugging; results are the same bits either way).
+StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
+  LONGSPEC_CUDA_TRY(cudaSetDevice(device));
+  cudaDeviceProp prop;
+  LONGSPEC_CUDA_TRY(cudaGetDeviceProperties(&prop, device));
+  if (prop.major < 8) {
+    return UnimplementedError(std::string("the CUDA backend needs compute capability 8.0 or newer; ") + prop.name +
+                              " has " + std::to_string(prop.major) + "." + std::to_string(prop.minor));
+  }
+  // Every kernel loaded and configured now, never while a graph is being captured.
+  LONGSPEC_CUDA_TRY(PrepareGemmKernels());
+  LONGSPEC_CUDA_TRY(PrepareAttentionKernels());
+  LONGSPEC_CUDA_TRY(PrepareElementwiseKernels());
+  cudaStream_t stream = nullptr;
+  LONGSPEC_CUDA_TRY(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  auto be = std::make_unique<CudaBackend>(device, stream, prop, EnvFlag("LONGSPEC_PDL", prop.major >= 9));
+  be->set_graphs_enabled(EnvFlag("LONGSPEC_CUDA_GRAPHS", true));
+  return std::unique_ptr<Backend>(std::move(be));
+}
+
+}  // namespace longspec::cuda

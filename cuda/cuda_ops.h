@@ -1,0 +1,64 @@
+// Host launchers of the CUDA kernels: each validates its shapes, picks the kernel variant and
+// launches on the context's stream. None allocates, synchronises or copies to the host; each
+// returns the launch's error (cudaSuccess when there was nothing to do).
+#pragma once
+
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "attention.cuh"
+#include "elementwise.cuh"
+#include "gemm.cuh"
+#include "launch.cuh"
+
+namespace longspec::cuda {
+
+// Loads every kernel and sets its shared memory limit (once, before any graph capture).
+cudaError_t PrepareGemmKernels();
+cudaError_t PrepareAttentionKernels();
+cudaError_t PrepareElementwiseKernels();
+
+// ---- GEMM (gemm.cu) ------------------------------------------------------------------------
+// Whether the GEMM runs these shapes: K % 8 == 0, 16-byte aligned rows, and for kSiluMulBf16
+// N % 16 == 0 (gate and up interleaved in blocks of 8 rows).
+bool GemmCanImplement(const GemmParams& p, GemmEpilogue ep);
+cudaError_t LaunchGemm(const LaunchContext& ctx, GemmEpilogue ep, const GemmParams& p);
+// The tile a GEMM of M rows uses (exposed so tests can force each tile on the same rows).
+enum class GemmTileKind : int { kAuto = -1, kRows16 = 0, kRows32 = 1, kRows64 = 2, kRows128 = 3, kPrefill = 4 };
+cudaError_t LaunchGemmWithTile(const LaunchContext& ctx, GemmEpilogue ep, const GemmParams& p, GemmTileKind tile);
+// ids[r] = argmax of row r of x W^T + b (keys: [M] scratch).
+cudaError_t LaunchGemmArgmax(const LaunchContext& ctx, const GemmParams& p, unsigned long long* keys, int32_t* ids);
+
+// ---- attention (attention.cu) --------------------------------------------------------------
+// Rows up to which the prefix runs one block per split (partial states in the workspace, merged
+// by the finishing pass); longer calls (prefill chunks) walk all splits in one block per tile.
+constexpr int kAttnSplitRowsMax = 128;
+bool AttentionHeadDimSupported(int head_dim);
+size_t AttentionWorkspaceBytes(int64_t rows, int num_heads, int head_dim, int64_t max_kv_len);
+// Prefix states for rows with kv_len <= max_kv_len (0 skips the launch), then the finishing
+// pass (prefix states, the tree part when f.band_start is set, output and LSE).
+cudaError_t LaunchAttention(const LaunchContext& ctx, int head_dim, AttnPrefixParams prefix, int max_kv_len,
+                            size_t workspace_bytes, AttnFinishParams finish);
+
+// ---- row-local kernels (elementwise.cu) ----------------------------------------------------
+cudaError_t LaunchEmbedding(const LaunchContext& ctx, const __nv_bfloat16* table, int64_t hidden, const int32_t* ids,
+                            float* out, int64_t out_stride, int rows);
+cudaError_t LaunchRmsNorm(const LaunchContext& ctx, const float* x, int64_t x_stride, const float* w, float eps, int n,
+                          void* out, bool out_bf16, int64_t out_stride, int rows);
+cudaError_t LaunchRopeKv(const LaunchContext& ctx, const RopeKvParams& p);
+cudaError_t LaunchKvMove(const LaunchContext& ctx, __nv_bfloat16* k, __nv_bfloat16* v, int64_t capacity, int num_kv_heads,
+                         int head_dim, const int32_t* src, const int32_t* dst, int n);
+cudaError_t LaunchSiluMul(const LaunchContext& ctx, const __nv_bfloat16* gu, int64_t gu_stride, int inter,
+                          __nv_bfloat16* out, int64_t out_stride, int rows);
+cudaError_t LaunchAdd(const LaunchContext& ctx, float* x, int64_t x_stride, const void* y, bool y_bf16, int64_t y_stride,
+                      int n, int rows);
+cudaError_t LaunchConvert(const LaunchContext& ctx, const void* x, bool x_bf16, int64_t x_stride, void* out, bool out_bf16,
+                          int64_t out_stride, int n, int rows);
+cudaError_t LaunchGatherRows(const LaunchContext& ctx, const void* x, int64_t x_stride_bytes, const int32_t* rows,
+                             void* out, int64_t out_stride_bytes, int64_t row_bytes, int n);
+cudaError_t LaunchArgmax(const LaunchContext& ctx, const float* logits, int64_t stride, int n, int32_t* out, int rows);
+cudaError_t LaunchAttentionMerge(const LaunchContext& ctx, const __nv_bfloat16* a, int64_t a_stride, const float* lse_a,
+                                 const __nv_bfloat16* b, int64_t b_stride, const float* lse_b, __nv_bfloat16* out,
+                                 int64_t out_stride, int num_heads, int head_dim, int rows);
+
+}  // namespace longspec::cuda

@@ -1,0 +1,110 @@
+// GEMM launcher: picks the tile by row count (every tile walks K the same way, see gemm.cuh).
+#include <cuda_runtime.h>
+
+#include "cuda_ops.h"
+
+namespace longspec::cuda {
+
+namespace {
+
+using TileRows16 = GemmTile<1, 1, 1, 2, 12>;   // decode: 1 warp, 16 x 16, deep pipeline
+using TileRows32 = GemmTile<1, 1, 2, 2, 8>;
+using TileRows64 = GemmTile<1, 2, 4, 2, 4>;
+using TileRows128 = GemmTile<1, 2, 8, 2, 4>;   // verification of a default tree (69 rows)
+using TilePrefill = GemmTile<2, 4, 4, 4, 3>;   // 128 x 128, 8 warps
+
+template <class T, GemmEpilogue EP>
+cudaError_t LaunchTile(const LaunchContext& ctx, const GemmParams& p) {
+  const dim3 grid((p.N + T::kBN - 1) / T::kBN, (p.M + T::kBM - 1) / T::kBM);
+  return Launch(ctx, gemm_bf16_kernel<T, EP>, grid, dim3(T::kThreads), T::kSmemBytes, p);
+}
+
+template <GemmEpilogue EP>
+cudaError_t LaunchEpilogue(const LaunchContext& ctx, const GemmParams& p, GemmTileKind tile) {
+  if (tile == GemmTileKind::kAuto) {
+    tile = p.M <= 16   ? GemmTileKind::kRows16
+           : p.M <= 32 ? GemmTileKind::kRows32
+           : p.M <= 64 ? GemmTileKind::kRows64
+           : p.M <= 128 ? GemmTileKind::kRows128
+                        : GemmTileKind::kPrefill;
+  }
+  switch (tile) {
+    case GemmTileKind::kRows16: return LaunchTile<TileRows16, EP>(ctx, p);
+    case GemmTileKind::kRows32: return LaunchTile<TileRows32, EP>(ctx, p);
+    case GemmTileKind::kRows64: return LaunchTile<TileRows64, EP>(ctx, p);
+    case GemmTileKind::kRows128: return LaunchTile<TileRows128, EP>(ctx, p);
+    default: return LaunchTile<TilePrefill, EP>(ctx, p);
+  }
+}
+
+template <GemmEpilogue EP>
+cudaError_t PrepareEpilogue() {
+  for (cudaError_t e : {PrepareKernel(gemm_bf16_kernel<TileRows16, EP>, TileRows16::kSmemBytes),
+                        PrepareKernel(gemm_bf16_kernel<TileRows32, EP>, TileRows32::kSmemBytes),
+                        PrepareKernel(gemm_bf16_kernel<TileRows64, EP>, TileRows64::kSmemBytes),
+                        PrepareKernel(gemm_bf16_kernel<TileRows128, EP>, TileRows128::kSmemBytes),
+                        PrepareKernel(gemm_bf16_kernel<TilePrefill, EP>, TilePrefill::kSmemBytes)}) {
+    if (e != cudaSuccess) return e;
+  }
+  return cudaSuccess;
+}
+
+}  // namespace
+
+cudaError_t PrepareGemmKernels() {
+  for (cudaError_t e : {PrepareEpilogue<GemmEpilogue::kStoreBf16>(), PrepareEpilogue<GemmEpilogue::kStoreF32>(),
+                        PrepareEpilogue<GemmEpilogue::kAccumulateF32>(), PrepareEpilogue<GemmEpilogue::kSiluMulBf16>(),
+                        PrepareEpilogue<GemmEpilogue::kArgmax>(), PrepareKernel(argmax_keys_to_ids_kernel)}) {
+    if (e != cudaSuccess) return e;
+  }
+  return cudaSuccess;
+}
+
+bool GemmCanImplement(const GemmParams& p, GemmEpilogue ep) {
+  if (p.K <= 0 || p.K % 8 != 0 || p.N <= 0 || p.M < 0) return false;
+  if (reinterpret_cast<uintptr_t>(p.x) % 16 != 0 || reinterpret_cast<uintptr_t>(p.w) % 16 != 0) return false;
+  if (p.M > 1 && p.x_stride % 8 != 0) return false;
+  if (ep == GemmEpilogue::kSiluMulBf16 && p.N % 16 != 0) return false;
+  return true;
+}
+
+cudaError_t LaunchGemmWithTile(const LaunchContext& ctx, GemmEpilogue ep, const GemmParams& p, GemmTileKind tile) {
+  if (p.M == 0) return cudaSuccess;
+  if (!GemmCanImplement(p, ep)) return cudaErrorInvalidValue;
+  switch (ep) {
+    case GemmEpilogue::kStoreBf16: return LaunchEpilogue<GemmEpilogue::kStoreBf16>(ctx, p, tile);
+    case GemmEpilogue::kStoreF32: return LaunchEpilogue<GemmEpilogue::kStoreF32>(ctx, p, tile);
+    case GemmEpilogue::kAccumulateF32: return LaunchEpilogue<GemmEpilogue::kAccumulateF32>(ctx, p, tile);
+    case GemmEpilogue::kSiluMulBf16: return LaunchEpilogue<GemmEpilogue::kSiluMulBf16>(ctx, p, tile);
+    case GemmEpilogue::kArgmax: return LaunchEpilogue<GemmEpilogue::kArgmax>(ctx, p, tile);
+  }
+  return cudaErrorInvalidValue;
+}
+
+cudaError_t LaunchGemm(const LaunchContext& ctx, GemmEpilogue ep, const GemmParams& p) {
+  return LaunchGemmWithTile(ctx, ep, p, GemmTileKind::kAuto);
+}
+
+__global__ void argmax_keys_to_ids_kernel(const unsigned long long* keys, int32_t* ids, int rows) {
+  pdl_wait();
+  const int r = blockIdx.x * blockDim.x + threadIdx.x;
+  if (r < rows) {
+    const unsigned long long k = keys[r];
+    ids[r] = k == 0 ? 0 : static_cast<int32_t>(0xffffffffu - static_cast<uint32_t>(k));
+  }
+  pdl_launch_dependents();
+}
+
+cudaError_t LaunchGemmArgmax(const LaunchContext& ctx, const GemmParams& p, unsigned long long* keys, int32_t* ids) {
+  if (p.M == 0) return cudaSuccess;
+  cudaError_t e = cudaMemsetAsync(keys, 0, sizeof(unsigned long long) * p.M, ctx.stream);
+  if (e != cudaSuccess) return e;
+  GemmParams q = p;
+  q.argmax = keys;
+  e = LaunchGemm(ctx, GemmEpilogue::kArgmax, q);
+  if (e != cudaSuccess) return e;
+  return Launch(ctx, argmax_keys_to_ids_kernel, dim3((p.M + 127) / 128), dim3(128), 0,
+                static_cast<const unsigned long long*>(keys), ids, p.M);
+}
+
+}  // namespace longspec::cuda

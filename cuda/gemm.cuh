@@ -1,0 +1,220 @@
+// y = x W^T (+ b) with bf16 operands on tensor cores and fp32 accumulation, for every row count
+// from a single decode row to a prefill chunk.
+//
+// Invariant (what makes speculative greedy equal plain greedy): every output element is
+// accumulated by one thread as a chain of mma.m16n8k16 steps over k = 0, 16, 32, ... ascending,
+// from 0, then the bias is added. No tiling choice changes that chain: the tiles below differ in
+// how many rows and columns a block holds, never in how K is walked (no split-K), so a row's bits
+// are the same whether it is computed alone, among 68 tree rows or inside a prefill chunk.
+//
+// Layout: x [M, K] row-major (row stride x_stride), W [N, K] row-major (K contiguous), both bf16
+// with K % 8 == 0 and 16-byte aligned rows. A block stages BK = 64 columns of its x rows and W
+// rows per pipeline stage through cp.async (rows padded by 16 bytes, so ldmatrix is free of
+// bank conflicts), STAGES deep.
+//
+// Epilogues: store (bf16 or fp32), accumulate into an fp32 residual, SwiGLU (W rows interleaved
+// as 8 gate rows then the 8 matching up rows; out = silu(gate) * up), and argmax (packed
+// value/index keys folded with atomicMax: a max is exact in any order).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+#include "ptx.cuh"
+
+namespace longspec::cuda {
+
+enum class GemmEpilogue : int { kStoreBf16, kStoreF32, kAccumulateF32, kSiluMulBf16, kArgmax };
+
+struct GemmParams {
+  const __nv_bfloat16* x = nullptr;  // [M, K]
+  int64_t x_stride = 0;
+  const __nv_bfloat16* w = nullptr;  // [N, K]
+  const float* bias = nullptr;       // [N] or nullptr
+  int M = 0, N = 0, K = 0;
+  void* out = nullptr;               // [M, N] (kSiluMulBf16: [M, N / 2]); unused by kArgmax
+  int64_t out_stride = 0;
+  unsigned long long* argmax = nullptr;  // [M] packed keys (kArgmax), zeroed before the launch
+};
+
+template <int WARPS_M_, int WARPS_N_, int MT_, int WN_, int STAGES_>
+struct GemmTile {
+  static constexpr int kWarpsM = WARPS_M_, kWarpsN = WARPS_N_, kMT = MT_, kWN = WN_, kStages = STAGES_;
+  static constexpr int kBM = 16 * kMT * kWarpsM;
+  static constexpr int kBN = 8 * kWN * kWarpsN;
+  static constexpr int kBK = 64;
+  static constexpr int kLd = kBK + 8;  // bf16 elements per staged row
+  static constexpr int kThreads = 32 * kWarpsM * kWarpsN;
+  static constexpr size_t kSmemBytes = size_t(kStages) * (kBM + kBN) * kLd * sizeof(__nv_bfloat16);
+  static_assert(kWN % 2 == 0, "B fragments are loaded two n8 tiles at a time");
+};
+
+// Orders floats as unsigned integers (larger float -> larger key); NaN is never passed in.
+__device__ __forceinline__ unsigned long long argmax_key(float v, int index) {
+  const uint32_t b = __float_as_uint(v);
+  const uint32_t ordered = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+  // Ties go to the lower index: it has the larger complement.
+  return (static_cast<unsigned long long>(ordered) << 32) | static_cast<uint32_t>(0xffffffffu - index);
+}
+
+template <class T, GemmEpilogue EP>
+__global__ void __launch_bounds__(T::kThreads) gemm_bf16_kernel(const GemmParams p) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  __nv_bfloat16* As = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [stages][BM][Ld]
+  __nv_bfloat16* Ws = As + size_t(T::kStages) * T::kBM * T::kLd;   // [stages][BN][Ld]
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int wm = warp / T::kWarpsN, wn = warp % T::kWarpsN;
+  const int m0 = blockIdx.y * T::kBM, n0 = blockIdx.x * T::kBN;
+  const int k_tiles = (p.K + T::kBK - 1) / T::kBK;
+
+  auto load_w = [&](int stage, int kt) {
+    const int k0 = kt * T::kBK;
+    __nv_bfloat16* dst = Ws + size_t(stage) * T::kBN * T::kLd;
+    for (int c = tid; c < T::kBN * 8; c += T::kThreads) {
+      const int r = c >> 3, col = (c & 7) * 8;
+      const bool ok = n0 + r < p.N && k0 + col < p.K;
+      const __nv_bfloat16* src = ok ? p.w + int64_t(n0 + r) * p.K + k0 + col : p.w;
+      cp_async_16(dst + r * T::kLd + col, src, ok);
+    }
+  };
+  auto load_x = [&](int stage, int kt) {
+    const int k0 = kt * T::kBK;
+    __nv_bfloat16* dst = As + size_t(stage) * T::kBM * T::kLd;
+    for (int c = tid; c < T::kBM * 8; c += T::kThreads) {
+      const int r = c >> 3, col = (c & 7) * 8;
+      const bool ok = m0 + r < p.M && k0 + col < p.K;
+      const __nv_bfloat16* src = ok ? p.x + int64_t(m0 + r) * p.x_stride + k0 + col : p.x;
+      cp_async_16(dst + r * T::kLd + col, src, ok);
+    }
+  };
+
+  // Weights never depend on the previous kernel: start streaming them before waiting for it.
+  for (int s = 0; s < T::kStages - 1; ++s)
+    if (s < k_tiles) load_w(s, s);
+  pdl_wait();
+  for (int s = 0; s < T::kStages - 1; ++s) {
+    if (s < k_tiles) load_x(s, s);
+    cp_async_commit();
+  }
+
+  float acc[T::kMT][T::kWN][4];
+#pragma unroll
+  for (int i = 0; i < T::kMT; ++i)
+#pragma unroll
+    for (int j = 0; j < T::kWN; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
+
+  for (int kt = 0; kt < k_tiles; ++kt) {
+    cp_async_wait<T::kStages - 2>();
+    __syncthreads();
+    const int next = kt + T::kStages - 1;
+    if (next < k_tiles) {
+      load_w(next % T::kStages, next);
+      load_x(next % T::kStages, next);
+    }
+    cp_async_commit();
+
+    const __nv_bfloat16* a_st = As + size_t(kt % T::kStages) * T::kBM * T::kLd;
+    const __nv_bfloat16* w_st = Ws + size_t(kt % T::kStages) * T::kBN * T::kLd;
+#pragma unroll
+    for (int kk = 0; kk < T::kBK / 16; ++kk) {
+      uint32_t a[T::kMT][4];
+#pragma unroll
+      for (int i = 0; i < T::kMT; ++i) {
+        const int row = wm * 16 * T::kMT + i * 16 + (lane & 15);
+        ldmatrix_x4(a[i], a_st + row * T::kLd + kk * 16 + (lane >> 4) * 8);
+      }
+#pragma unroll
+      for (int j2 = 0; j2 < T::kWN / 2; ++j2) {
+        uint32_t b[4];
+        const int row = wn * 8 * T::kWN + j2 * 16 + (lane & 7) + (lane >> 4) * 8;
+        ldmatrix_x4(b, w_st + row * T::kLd + kk * 16 + ((lane >> 3) & 1) * 8);
+#pragma unroll
+        for (int i = 0; i < T::kMT; ++i) {
+          mma_bf16(acc[i][2 * j2], a[i], b[0], b[1]);
+          mma_bf16(acc[i][2 * j2 + 1], a[i], b[2], b[3]);
+        }
+      }
+    }
+  }
+  cp_async_wait<0>();
+  pdl_launch_dependents();
+
+  const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int i = 0; i < T::kMT; ++i) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int row = m0 + wm * 16 * T::kMT + i * 16 + g + half * 8;
+      const bool row_ok = row < p.M;
+      if constexpr (EP == GemmEpilogue::kArgmax) {
+        unsigned long long best = 0;
+#pragma unroll
+        for (int j = 0; j < T::kWN; ++j) {
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int col = n0 + wn * 8 * T::kWN + j * 8 + 2 * t + e;
+            if (col < p.N) {
+              const float v = acc[i][j][half * 2 + e] + (p.bias ? p.bias[col] : 0.0f);
+              if (v == v) {
+                const unsigned long long key = argmax_key(v, col);
+                best = key > best ? key : best;
+              }
+            }
+          }
+        }
+#pragma unroll
+        for (int o = 1; o < 4; o <<= 1) {
+          const unsigned long long other = __shfl_xor_sync(0xffffffffu, best, o);
+          best = other > best ? other : best;
+        }
+        if (row_ok && t == 0 && best != 0) atomicMax(p.argmax + row, best);
+      } else if constexpr (EP == GemmEpilogue::kSiluMulBf16) {
+        if (!row_ok) continue;
+        __nv_bfloat16* out = static_cast<__nv_bfloat16*>(p.out) + int64_t(row) * p.out_stride;
+#pragma unroll
+        for (int j = 0; j < T::kWN; j += 2) {
+          const int n_gate = n0 + wn * 8 * T::kWN + j * 8;  // a multiple of 16: 8 gate then 8 up rows
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int col = n_gate + 2 * t + e;
+            if (col < p.N) {
+              float gv = acc[i][j][half * 2 + e], uv = acc[i][j + 1][half * 2 + e];
+              if (p.bias) {
+                gv += p.bias[col];
+                uv += p.bias[col + 8];
+              }
+              const float silu = gv / (1.0f + __expf(-gv));
+              out[n_gate / 2 + 2 * t + e] = __float2bfloat16_rn(silu * uv);
+            }
+          }
+        }
+      } else {
+        if (!row_ok) continue;
+#pragma unroll
+        for (int j = 0; j < T::kWN; ++j) {
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int col = n0 + wn * 8 * T::kWN + j * 8 + 2 * t + e;
+            if (col >= p.N) continue;
+            const float v = acc[i][j][half * 2 + e] + (p.bias ? p.bias[col] : 0.0f);
+            if constexpr (EP == GemmEpilogue::kStoreBf16) {
+              static_cast<__nv_bfloat16*>(p.out)[int64_t(row) * p.out_stride + col] = __float2bfloat16_rn(v);
+            } else if constexpr (EP == GemmEpilogue::kStoreF32) {
+              static_cast<float*>(p.out)[int64_t(row) * p.out_stride + col] = v;
+            } else {
+              static_cast<float*>(p.out)[int64_t(row) * p.out_stride + col] += v;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Folds packed argmax keys into token ids (an all-NaN row, key 0, gives 0).
+__global__ void argmax_keys_to_ids_kernel(const unsigned long long* keys, int32_t* ids, int rows);
+
+}  // namespace longspec::cuda

@@ -1,0 +1,45 @@
+// Kernel launch on the backend's stream, with programmatic dependent launch (PDL) when enabled:
+// the next kernel's blocks may be scheduled while this one drains; every kernel calls pdl_wait()
+// before it touches memory a previous kernel wrote, so the overlap never changes a result.
+#pragma once
+
+#include <cuda_runtime.h>
+
+namespace longspec::cuda {
+
+struct LaunchContext {
+  cudaStream_t stream = nullptr;
+  bool pdl = true;
+  int num_sms = 132;
+};
+
+// Loads a kernel and sets its dynamic shared memory limit. Called for every kernel when the
+// backend is created, so that no module loading or attribute call happens while a graph is being
+// captured.
+template <typename... KArgs>
+cudaError_t PrepareKernel(void (*kernel)(KArgs...), size_t dynamic_smem = 0) {
+  if (dynamic_smem > 48 * 1024) {
+    return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(dynamic_smem));
+  }
+  cudaFuncAttributes attr;
+  return cudaFuncGetAttributes(&attr, kernel);
+}
+
+template <typename... KArgs, typename... Args>
+cudaError_t Launch(const LaunchContext& ctx, void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
+                   Args&&... args) {
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0) return cudaSuccess;
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = ctx.stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = ctx.pdl ? 1 : 0;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  return cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
+}
+
+}  // namespace longspec::cuda

@@ -1,0 +1,316 @@
+// CUDA attention vs the CPU reference (prefix, band + tree with a ring, Hybrid Tree Attention),
+// batch invariance down to the bit (a row alone, among 68 tree rows, inside a 200-row prefill
+// chunk that walks every split in one block), and graph replay == eager execution.
+//
+// Tolerances: the GPU rounds P to bf16 for the P.V product and the output to bf16:
+//   out  |y - ref| <= 2^-7 * max|v| + 2^-8 |ref|
+//   lse  |y - ref| <= 1e-3 (fp32 scores from exact bf16 products, sums in another order)
+#include <algorithm>
+
+#include "cuda_test_util.h"
+
+namespace longspec::testing {
+namespace {
+
+
+// One layer's K/V on both backends, the queries, and the per-row plan arrays.
+struct AttnCase {
+  int rows = 1, nh = 4, nkv = 2, hd = 64, capacity = 0, ring = 0;
+  std::vector<float> q, kv;  // q [rows, nh*hd]; kv: K then V, each [nkv][capacity][hd]
+  std::vector<int32_t> prefix_len, band_start, band_end, offsets{0}, slots;
+
+  void Random(std::mt19937& rng) {
+    q = Bf16Round(Randn(size_t(rows) * nh * hd, rng));
+    kv = Bf16Round(Randn(size_t(2) * nkv * capacity * hd, rng));
+  }
+  int max_prefix() const { return prefix_len.empty() ? 0 : *std::max_element(prefix_len.begin(), prefix_len.end()); }
+};
+
+struct Side {
+  Buf q, kv, out, out2, lse, lse2, plen, bstart, bend, offs, slots, ws;
+  KvLayerView layer;
+};
+
+Side Place(Backend& be, const AttnCase& c, DType act, size_t ws_bytes) {
+  Side s;
+  s.q = Upload(be, c.q, c.rows, int64_t(c.nh) * c.hd, act);
+  s.kv = Upload(be, c.kv, 2, int64_t(c.nkv) * c.capacity * c.hd, act);
+  s.out = Alloc(be, c.rows, int64_t(c.nh) * c.hd, act);
+  s.out2 = Alloc(be, c.rows, int64_t(c.nh) * c.hd, act);
+  s.lse = Alloc(be, c.rows, c.nh, DType::kF32);
+  s.lse2 = Alloc(be, c.rows, c.nh, DType::kF32);
+  s.plen = UploadInts(be, c.prefix_len);
+  s.bstart = UploadInts(be, c.band_start);
+  s.bend = UploadInts(be, c.band_end);
+  s.offs = UploadInts(be, c.offsets);
+  s.slots = UploadInts(be, c.slots);
+  s.ws = Alloc(be, 1, int64_t(std::max<size_t>(ws_bytes, 4) / 4), DType::kF32);
+  s.layer.k = s.kv.view.data;
+  s.layer.v = static_cast<char*>(s.kv.view.data) + size_t(c.nkv) * c.capacity * c.hd * DTypeSize(act);
+  s.layer.dtype = act;
+  s.layer.capacity = c.capacity;
+  s.layer.ring = c.ring;
+  s.layer.num_kv_heads = c.nkv;
+  s.layer.head_dim = c.hd;
+  return s;
+}
+
+AttentionPrefixParams PrefixOf(const AttnCase& c, Side& s, size_t ws_bytes) {
+  AttentionPrefixParams p;
+  p.q = s.q.view;
+  p.kv = s.layer;
+  p.kv.ring = 0;
+  p.kv_len = s.plen.ints();
+  p.max_kv_len = c.max_prefix();
+  p.out = s.out.view;
+  p.lse = s.lse.view.ptr<float>();
+  p.num_heads = c.nh;
+  p.scale = 1.0f / std::sqrt(float(c.hd));
+  p.workspace = s.ws.view.data;
+  p.workspace_bytes = ws_bytes;
+  return p;
+}
+
+AttentionTreeParams TreeOf(const AttnCase& c, Side& s) {
+  AttentionTreeParams p;
+  p.q = s.q.view;
+  p.kv = s.layer;
+  p.band_start = s.bstart.ints();
+  p.band_end = s.bend.ints();
+  p.visible_offsets = s.offs.ints();
+  p.visible_slots = s.slots.ints();
+  p.out = s.out2.view;
+  p.lse = s.lse2.view.ptr<float>();
+  p.num_heads = c.nh;
+  p.scale = 1.0f / std::sqrt(float(c.hd));
+  return p;
+}
+
+void ExpectClose(Backend& gpu, Backend& cpu, const View& g_out, const View& c_out, const float* g_lse,
+                 const float* c_lse, size_t n_lse, double v_max) {
+  EXPECT_LE(WorstRatio(Download(gpu, g_out), Download(cpu, c_out), v_max / 128.0, 1.0 / 256.0), 1.0);
+  if (g_lse != nullptr) {
+    View gl{const_cast<float*>(g_lse), DType::kF32, 1, int64_t(n_lse), int64_t(n_lse)};
+    View cl{const_cast<float*>(c_lse), DType::kF32, 1, int64_t(n_lse), int64_t(n_lse)};
+    const std::vector<float> a = Download(gpu, gl), b = Download(cpu, cl);
+    for (size_t i = 0; i < n_lse; ++i) {
+      if (std::isinf(b[i])) {
+        EXPECT_EQ(a[i], b[i]) << i;
+      } else {
+        EXPECT_NEAR(a[i], b[i], 1e-3) << i;
+      }
+    }
+  }
+}
+
+TEST(CudaAttention, PrefixMatchesCpu) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  auto gpu = CudaBackendOrDie();
+  auto cpu = MakeCpuBackend(2);
+  std::mt19937 rng(21);
+  const int lens[] = {0, 1, 63, 64, 65, 255, 256, 257, 1000, 1100};
+  for (int hd : {64, 128}) {
+    for (int ratio : {1, 3, 7}) {
+      for (int rows : {1, 5, 69, 200}) {
+        SCOPED_TRACE("hd " + std::to_string(hd) + " ratio " + std::to_string(ratio) + " rows " + std::to_string(rows));
+        AttnCase c;
+        c.rows = rows;
+        c.nkv = 2;
+        c.nh = 2 * ratio;
+        c.hd = hd;
+        c.capacity = 1100;
+        for (int r = 0; r < rows; ++r) c.prefix_len.push_back(lens[(r * 7 + rows) % 10]);
+        c.Random(rng);
+        const size_t ws = gpu->AttentionWorkspaceBytes(rows, c.nh, hd, c.capacity);
+        Side g = Place(*gpu, c, DType::kBF16, ws), h = Place(*cpu, c, DType::kF32, 0);
+        gpu->AttentionPrefix(PrefixOf(c, g, ws));
+        cpu->AttentionPrefix(PrefixOf(c, h, 0));
+        ExpectClose(*gpu, *cpu, g.out.view, h.out.view, g.lse.view.ptr<float>(), h.lse.view.ptr<float>(),
+                    size_t(rows) * c.nh, MaxAbs(c.kv));
+        ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
+      }
+    }
+  }
+}
+
+// Random band + visible lists: band [start, end) with end = committed, a sorted random subset of
+// tree slots (or, for a ring, positions past the window).
+AttnCase TreeCase(std::mt19937& rng, int rows, int hd, int ratio, int ring) {
+  AttnCase c;
+  c.rows = rows;
+  c.nkv = 2;
+  c.nh = 2 * ratio;
+  c.hd = hd;
+  c.ring = ring;
+  const int committed = 700, tree_base = ring > 0 ? ring : committed, nodes = 70;
+  c.capacity = tree_base + nodes;
+  for (int r = 0; r < rows; ++r) {
+    const int lo = ring > 0 ? committed - ring : 0;
+    const int b0 = r == 0 ? committed : std::uniform_int_distribution<int>(std::max(lo, committed - 300), committed)(rng);
+    c.band_start.push_back(b0);
+    c.band_end.push_back(committed);
+    std::vector<int32_t> vis;
+    for (int i = 0; i < nodes; ++i)
+      if (rng() % 9 == 0) vis.push_back(tree_base + i);
+    c.slots.insert(c.slots.end(), vis.begin(), vis.end());
+    c.offsets.push_back(static_cast<int32_t>(c.slots.size()));
+    c.prefix_len.push_back(std::min(b0, ring > 0 ? 0 : b0));
+  }
+  c.Random(rng);
+  return c;
+}
+
+TEST(CudaAttention, TreeMatchesCpuIncludingRing) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  auto gpu = CudaBackendOrDie();
+  auto cpu = MakeCpuBackend(2);
+  std::mt19937 rng(22);
+  for (int hd : {64, 128})
+    for (int ring : {0, 512})
+      for (int rows : {1, 9, 69}) {
+        SCOPED_TRACE("hd " + std::to_string(hd) + " ring " + std::to_string(ring) + " rows " + std::to_string(rows));
+        AttnCase c = TreeCase(rng, rows, hd, 3, ring);
+        Side g = Place(*gpu, c, DType::kBF16, 0), h = Place(*cpu, c, DType::kF32, 0);
+        gpu->AttentionTree(TreeOf(c, g));
+        cpu->AttentionTree(TreeOf(c, h));
+        ExpectClose(*gpu, *cpu, g.out2.view, h.out2.view, g.lse2.view.ptr<float>(), h.lse2.view.ptr<float>(),
+                    size_t(rows) * c.nh, MaxAbs(c.kv));
+        ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
+      }
+}
+
+// The target's step: prefix [0, S(t)) + band [S(t), committed) + the row's tree path.
+AttnCase HybridCase(std::mt19937& rng, int rows, int hd, int ratio, int committed) {
+  AttnCase c = TreeCase(rng, rows, hd, ratio, 0);
+  c.capacity = committed + 80;
+  c.prefix_len.clear();
+  c.band_start.clear();
+  c.band_end.clear();
+  c.slots.clear();
+  c.offsets = {0};
+  for (int r = 0; r < rows; ++r) {
+    const int depth = r == 0 ? 0 : 1 + int(rng() % 5);
+    const int t = committed + depth;
+    const int split = t < 32 ? 0 : (t - 32) / 64 * 64;
+    c.prefix_len.push_back(split);
+    c.band_start.push_back(std::min(split, committed));
+    c.band_end.push_back(committed);
+    for (int d = 0; d <= depth; ++d) c.slots.push_back(committed + (d == 0 ? 0 : 1 + int(rng() % 70)));
+    c.offsets.push_back(static_cast<int32_t>(c.slots.size()));
+  }
+  c.Random(rng);
+  return c;
+}
+
+HybridAttentionParams HybridOf(const AttnCase& c, Side& s, size_t ws) {
+  HybridAttentionParams p;
+  p.prefix = PrefixOf(c, s, ws);
+  p.tree = TreeOf(c, s);
+  p.out = s.out.view;
+  return p;
+}
+
+TEST(CudaAttention, HybridMatchesCpu) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  auto gpu = CudaBackendOrDie();
+  auto cpu = MakeCpuBackend(2);
+  std::mt19937 rng(23);
+  for (int hd : {64, 128})
+    for (int committed : {0, 5, 40, 97, 1000}) {
+      SCOPED_TRACE("hd " + std::to_string(hd) + " committed " + std::to_string(committed));
+      AttnCase c = HybridCase(rng, 69, hd, 4, committed);
+      const size_t ws = gpu->AttentionWorkspaceBytes(c.rows, c.nh, hd, c.capacity);
+      Side g = Place(*gpu, c, DType::kBF16, ws), h = Place(*cpu, c, DType::kF32, 0);
+      gpu->HybridAttention(HybridOf(c, g, ws));
+      cpu->HybridAttention(HybridOf(c, h, 0));
+      ExpectClose(*gpu, *cpu, g.out.view, h.out.view, nullptr, nullptr, 0, MaxAbs(c.kv));
+      ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
+    }
+}
+
+// Row r of `c` as a one-row case over the same cache.
+AttnCase OneRow(const AttnCase& c, int r) {
+  AttnCase o = c;
+  o.rows = 1;
+  o.q.assign(c.q.begin() + size_t(r) * c.nh * c.hd, c.q.begin() + size_t(r + 1) * c.nh * c.hd);
+  o.prefix_len = {c.prefix_len[r]};
+  o.band_start = {c.band_start[r]};
+  o.band_end = {c.band_end[r]};
+  o.slots.assign(c.slots.begin() + c.offsets[r], c.slots.begin() + c.offsets[r + 1]);
+  o.offsets = {0, static_cast<int32_t>(o.slots.size())};
+  return o;
+}
+
+TEST(CudaAttention, RowsAreBitIdenticalAloneAndInAnyBatch) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  auto gpu = CudaBackendOrDie();
+  std::mt19937 rng(24);
+  for (int hd : {64, 128}) {
+    // 69 rows: one block per split; 200 rows: one block walks every split of its rows.
+    for (int rows : {69, 200}) {
+      AttnCase c = HybridCase(rng, rows, hd, 3, 1500);
+      const size_t ws = gpu->AttentionWorkspaceBytes(rows, c.nh, hd, c.capacity);
+      Side g = Place(*gpu, c, DType::kBF16, ws);
+      gpu->HybridAttention(HybridOf(c, g, ws));
+      const std::vector<float> all = Download(*gpu, g.out.view);
+      for (int r : {0, 1, rows / 2, rows - 1}) {
+        AttnCase o = OneRow(c, r);
+        const size_t ws1 = gpu->AttentionWorkspaceBytes(1, o.nh, hd, o.capacity);
+        Side s = Place(*gpu, o, DType::kBF16, ws1);
+        HybridAttentionParams hp = HybridOf(o, s, ws1);
+        hp.prefix.max_kv_len = 4096;  // a graph bucket's bound: extra splits must change nothing
+        gpu->HybridAttention(hp);
+        const std::vector<float> one = Download(*gpu, s.out.view);
+        const size_t w = size_t(c.nh) * hd;
+        EXPECT_TRUE(std::equal(one.begin(), one.end(), all.begin() + r * w))
+            << "hd " << hd << " rows " << rows << " row " << r;
+      }
+    }
+  }
+  ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
+}
+
+TEST(CudaGraphs, ReplayEqualsEagerWithNewValues) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  auto gpu = CudaBackendOrDie();
+  ASSERT_TRUE(gpu->SupportsGraphs());
+  std::mt19937 rng(25);
+  AttnCase c = HybridCase(rng, 5, 64, 3, 900);
+  const size_t ws = gpu->AttentionWorkspaceBytes(c.rows, c.nh, c.hd, c.capacity);
+  Side g = Place(*gpu, c, DType::kBF16, ws);
+  HybridAttentionParams hp = HybridOf(c, g, ws);
+  hp.prefix.max_kv_len = 1024;
+  ASSERT_TRUE(gpu->BeginCapture().ok());
+  gpu->HybridAttention(hp);
+  auto graph = gpu->EndCapture();
+  ASSERT_TRUE(graph.ok()) << graph.status().ToString();
+  // New queries, cache contents and lengths in the same buffers: the replay reads them.
+  for (int round = 0; round < 3; ++round) {
+    const int committed = 900 - 137 * round;
+    std::vector<int32_t> plen, b0, b1;
+    for (int r = 0; r < c.rows; ++r) {
+      const int t = committed + r;
+      const int split = t < 32 ? 0 : (t - 32) / 64 * 64;
+      plen.push_back(split);
+      b0.push_back(std::min(split, committed));
+      b1.push_back(committed);
+    }
+    const std::vector<float> q = Bf16Round(Randn(c.q.size(), rng)), kv = Bf16Round(Randn(c.kv.size(), rng));
+    std::vector<uint8_t> raw(kv.size() * 2);
+    ConvertElements(DType::kF32, q.data(), DType::kBF16, raw.data(), int64_t(q.size()));
+    gpu->CopyToDevice(g.q.view.data, raw.data(), q.size() * 2);
+    ConvertElements(DType::kF32, kv.data(), DType::kBF16, raw.data(), int64_t(kv.size()));
+    gpu->CopyToDevice(g.kv.view.data, raw.data(), kv.size() * 2);
+    gpu->CopyToDevice(g.plen.view.data, plen.data(), plen.size() * 4);
+    gpu->CopyToDevice(g.bstart.view.data, b0.data(), b0.size() * 4);
+    gpu->CopyToDevice(g.bend.view.data, b1.data(), b1.size() * 4);
+    gpu->Replay(**graph);
+    const std::vector<float> replayed = Download(*gpu, g.out.view);
+    gpu->HybridAttention(hp);
+    EXPECT_TRUE(SameFloats(Download(*gpu, g.out.view), replayed)) << "round " << round;
+  }
+  ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
+}
+
+}  // namespace
+}  // namespace longspec::testing

@@ -1,0 +1,325 @@
+// CUDA backend vs the CPU reference, op by op, over fresh random inputs and awkward sizes, plus
+// batch invariance: a row's bits must not depend on how many rows are computed with it.
+// Inputs are rounded to bf16 first so both backends see the same operands.
+//
+// Tolerances (the CPU computes in fp32; the GPU in fp32 with bf16 outputs):
+//   Linear     |y - ref| <= 2e-5 * sum_k |x_k w_k| + |b|  (+ 2^-8 |ref| when the output is bf16)
+//   RmsNorm    |y - ref| <= 2^-8 |ref| + 1e-6             one bf16 rounding of an fp32 result
+//   Rope       |y - ref| <= 2^-8 (|a| + |b|)
+//   SiluMul    |y - ref| <= 2^-7 |ref| + 1e-6             __expf (2 ulp) and one bf16 rounding
+//   Merge      |y - ref| <= 2^-7 (|a| + |b|)
+//   Embedding, Add, GatherRows, Convert, KvWrite/KvMove, Argmax: exact.
+#include <algorithm>
+#include <numeric>
+
+#include "cuda_test_util.h"
+
+namespace longspec::testing {
+namespace {
+
+constexpr float kBf16Rel = 1.0f / 256.0f;
+
+struct LinearCase {
+  int m, k, n;
+  bool bias;
+};
+
+HostTensor Tensor(const std::vector<float>& v, std::vector<int64_t> shape) {
+  HostTensor t(std::move(shape));
+  std::copy(v.begin(), v.end(), t.data());
+  return t;
+}
+
+TEST(CudaLinear, MatchesCpuOverAwkwardShapes) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  auto gpu = CudaBackendOrDie();
+  auto cpu = MakeCpuBackend(2);
+  std::mt19937 rng(11);
+  const LinearCase cases[] = {{1, 8, 1, false},    {1, 576, 960, true},  {3, 72, 24, false},  {17, 200, 100, true},
+                              {69, 576, 49, true}, {128, 1024, 260, false}, {300, 64, 130, true}, {5, 4096, 96, false},
+                              {33, 136, 17, false}};
+  for (const LinearCase& c : cases) {
+    SCOPED_TRACE("m=" + std::to_string(c.m) + " k=" + std::to_string(c.k) + " n=" + std::to_string(c.n));
+    const std::vector<float> x = Bf16Round(Randn(size_t(c.m) * c.k, rng));
+    const std::vector<float> w = Bf16Round(Randn(size_t(c.n) * c.k, rng, 0.05f));
+    const std::vector<float> b = Randn(c.n, rng, 0.1f);
+    HostTensor W = Tensor(w, {c.n, c.k}), B = Tensor(b, {c.n});
+    auto lc = cpu->CreateLinear(W, c.bias ? &B : nullptr);
+    auto lg = gpu->CreateLinear(W, c.bias ? &B : nullptr);
+    ASSERT_TRUE(lc.ok() && lg.ok()) << lg.status().ToString();
+    Buf xc = Upload(*cpu, x, c.m, c.k, DType::kF32), yc = Alloc(*cpu, c.m, c.n, DType::kF32);
+    cpu->Linear(xc.view, **lc, yc.view);
+    const std::vector<float> ref = Download(*cpu, yc.view);
+    std::vector<double> mag(size_t(c.m) * c.n);
+    for (int r = 0; r < c.m; ++r)
+      for (int j = 0; j < c.n; ++j) {
+        double s = c.bias ? std::fabs(b[j]) : 0.0;
+        for (int i = 0; i < c.k; ++i) s += std::fabs(double(x[size_t(r) * c.k + i]) * w[size_t(j) * c.k + i]);
+        mag[size_t(r) * c.n + j] = s;
+      }
+    Buf xg = Upload(*gpu, x, c.m, c.k, DType::kBF16);
+    for (DType out : {DType::kF32, DType::kBF16}) {
+      Buf yg = Alloc(*gpu, c.m, c.n, out);
+      gpu->Linear(xg.view, **lg, yg.view);
+      const std::vector<float> got = Download(*gpu, yg.view);
+      ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
+      for (size_t i = 0; i < got.size(); ++i) {
+        const double tol = 2e-5 * mag[i] + (out == DType::kBF16 ? kBf16Rel * std::fabs(ref[i]) : 0.0) + 1e-30;
+        ASSERT_LE(std::fabs(double(got[i]) - ref[i]), tol) << "element " << i << " out " << DTypeName(out);
+      }
+    }
+  }
+}
+
+// Runs every GEMM epilogue on `m` rows whose row `pos` is `row`; returns that row's outputs.
+struct RowOutputs {
+  std::vector<float> bf16, f32, accumulated, swiglu;
+  int32_t argmax = -1;
+};
+
+RowOutputs RunRowInBatch(Backend& gpu, const LinearWeight& w, const LinearWeight& gate_up, const std::vector<float>& row,
+                         const std::vector<float>& h_row, int m, int pos, std::mt19937& rng) {
+  const int k = static_cast<int>(w.in_features), n = static_cast<int>(w.out_features);
+  const int inter = static_cast<int>(gate_up.out_features / 2);
+  std::vector<float> x = Bf16Round(Randn(size_t(m) * k, rng));
+  std::copy(row.begin(), row.end(), x.begin() + size_t(pos) * k);
+  std::vector<float> h = Randn(size_t(m) * n, rng);
+  std::copy(h_row.begin(), h_row.end(), h.begin() + size_t(pos) * n);
+  Buf xg = Upload(gpu, x, m, k, DType::kBF16);
+  Buf yb = Alloc(gpu, m, n, DType::kBF16), yf = Alloc(gpu, m, n, DType::kF32);
+  Buf hg = Upload(gpu, h, m, n, DType::kF32), act = Alloc(gpu, m, inter, DType::kBF16);
+  Buf logits = Alloc(gpu, m, n, DType::kF32), ids = Alloc(gpu, 1, m, DType::kI32);
+  gpu.Linear(xg.view, w, yb.view);
+  gpu.Linear(xg.view, w, yf.view);
+  gpu.LinearAdd(xg.view, w, hg.view, View());
+  gpu.LinearSiluMul(xg.view, gate_up, act.view, View());
+  gpu.LinearArgmax(xg.view, w, ids.ints(), logits.view);
+  RowOutputs o;
+  o.bf16 = Download(gpu, yb.view.Rows(pos, 1));
+  o.f32 = Download(gpu, yf.view.Rows(pos, 1));
+  o.accumulated = Download(gpu, hg.view.Rows(pos, 1));
+  o.swiglu = Download(gpu, act.view.Rows(pos, 1));
+  o.argmax = DownloadInts(gpu, ids.ints() + pos, 1)[0];
+  return o;
+}
+
+TEST(CudaLinear, RowsAreBitIdenticalAloneAndInAnyBatch) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  auto gpu = CudaBackendOrDie();
+  std::mt19937 rng(12);
+  const int k = 576, n = 1000, inter = 136;
+  HostTensor W = Tensor(Bf16Round(Randn(size_t(n) * k, rng, 0.05f)), {n, k});
+  HostTensor B = Tensor(Randn(n, rng, 0.1f), {n});
+  HostTensor GU = Tensor(Bf16Round(Randn(size_t(2 * inter) * k, rng, 0.05f)), {2 * inter, k});
+  auto w = gpu->CreateLinear(W, &B);
+  auto gu = gpu->CreateLinear(GU, nullptr, LinearPacking::kGateUp);
+  ASSERT_TRUE(w.ok() && gu.ok());
+  const std::vector<float> row = Bf16Round(Randn(k, rng));
+  const std::vector<float> h_row = Randn(n, rng);
+  const RowOutputs alone = RunRowInBatch(*gpu, **w, **gu, row, h_row, 1, 0, rng);
+  // Each row count lands on a different tile (16, 32, 64 and 128 rows, the 128 x 128 prefill
+  // tile over several row blocks); the row sits at a different place in each.
+  for (int m : {7, 20, 50, 69, 128, 300}) {
+    for (int pos : {0, m / 2, m - 1}) {
+      SCOPED_TRACE("rows " + std::to_string(m) + " at " + std::to_string(pos));
+      const RowOutputs in_batch = RunRowInBatch(*gpu, **w, **gu, row, h_row, m, pos, rng);
+      EXPECT_TRUE(SameFloats(in_batch.bf16, alone.bf16));
+      EXPECT_TRUE(SameFloats(in_batch.f32, alone.f32));
+      EXPECT_TRUE(SameFloats(in_batch.accumulated, alone.accumulated));
+      EXPECT_TRUE(SameFloats(in_batch.swiglu, alone.swiglu));
+      EXPECT_EQ(in_batch.argmax, alone.argmax);
+    }
+  }
+  ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
+}
+
+TEST(CudaLinear, FusedEpiloguesMatchTheComposedOps) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  auto gpu = CudaBackendOrDie();
+  auto cpu = MakeCpuBackend(2);
+  std::mt19937 rng(13);
+  const int m = 9, k = 200, inter = 88, n = 300;
+  const std::vector<float> x = Bf16Round(Randn(size_t(m) * k, rng));
+  HostTensor GU = Tensor(Bf16Round(Randn(size_t(2 * inter) * k, rng, 0.1f)), {2 * inter, k});
+  HostTensor GUB = Tensor(Randn(2 * inter, rng, 0.1f), {2 * inter});
+  auto gu_c = cpu->CreateLinear(GU, &GUB, LinearPacking::kGateUp);
+  auto gu_g = gpu->CreateLinear(GU, &GUB, LinearPacking::kGateUp);
+  ASSERT_TRUE(gu_c.ok() && gu_g.ok());
+  // SwiGLU: fused on the GPU, composed on the CPU.
+  Buf xc = Upload(*cpu, x, m, k, DType::kF32), scratch = Alloc(*cpu, m, 2 * inter, DType::kF32);
+  Buf act_c = Alloc(*cpu, m, inter, DType::kF32);
+  cpu->LinearSiluMul(xc.view, **gu_c, act_c.view, scratch.view);
+  Buf xg = Upload(*gpu, x, m, k, DType::kBF16), act_g = Alloc(*gpu, m, inter, DType::kBF16);
+  gpu->LinearSiluMul(xg.view, **gu_g, act_g.view, View());
+  EXPECT_LE(WorstRatio(Download(*gpu, act_g.view), Download(*cpu, act_c.view), 2e-3, 2.0 * kBf16Rel), 1.0);
+  // Residual accumulation: h += x W^T + b.
+  HostTensor W = Tensor(Bf16Round(Randn(size_t(n) * k, rng, 0.05f)), {n, k});
+  HostTensor B = Tensor(Randn(n, rng, 0.1f), {n});
+  auto w_c = cpu->CreateLinear(W, &B);
+  auto w_g = gpu->CreateLinear(W, &B);
+  const std::vector<float> h = Randn(size_t(m) * n, rng);
+  Buf h_c = Upload(*cpu, h, m, n, DType::kF32), tmp = Alloc(*cpu, m, n, DType::kF32);
+  cpu->LinearAdd(xc.view, **w_c, h_c.view, tmp.view);
+  Buf h_g = Upload(*gpu, h, m, n, DType::kF32);
+  gpu->LinearAdd(xg.view, **w_g, h_g.view, View());
+  EXPECT_LE(WorstRatio(Download(*gpu, h_g.view), Download(*cpu, h_c.view), 1e-4, 1e-5), 1.0);
+  // Argmax fused into the GEMM equals the argmax of the same GEMM's fp32 logits, bit for bit.
+  Buf logits = Alloc(*gpu, m, n, DType::kF32), ids_a = Alloc(*gpu, 1, m, DType::kI32), ids_b = Alloc(*gpu, 1, m, DType::kI32);
+  gpu->Linear(xg.view, **w_g, logits.view);
+  gpu->Argmax(logits.view, ids_a.ints());
+  Buf keys = Alloc(*gpu, m, n, DType::kF32);
+  gpu->LinearArgmax(xg.view, **w_g, ids_b.ints(), keys.view);
+  EXPECT_EQ(DownloadInts(*gpu, ids_a.ints(), m), DownloadInts(*gpu, ids_b.ints(), m));
+  ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
+}
+
+TEST(CudaLinear, UnsupportedShapesAreClearErrors) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  auto gpu = CudaBackendOrDie();
+  HostTensor odd({4, 12}), gu({24, 16});
+  auto a = gpu->CreateLinear(odd, nullptr);
+  EXPECT_EQ(a.status().code(), StatusCode::kUnimplemented);
+  EXPECT_NE(a.status().message().find("in_features % 8"), std::string::npos) << a.status().message();
+  auto b = gpu->CreateLinear(gu, nullptr, LinearPacking::kGateUp);
+  EXPECT_EQ(b.status().code(), StatusCode::kUnimplemented);
+  EXPECT_FALSE(gpu->SupportsHeadDim(96).ok());
+  EXPECT_TRUE(gpu->SupportsHeadDim(128).ok());
+  // Out of memory names the bytes asked and free, and leaves the backend usable.
+  auto huge = gpu->Allocate(size_t(1) << 50);
+  ASSERT_FALSE(huge.ok());
+  EXPECT_EQ(huge.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(huge.status().message().find("free of"), std::string::npos) << huge.status().message();
+  EXPECT_TRUE(gpu->Allocate(1024).ok());
+  EXPECT_TRUE(gpu->LastError().ok());
+}
+
+TEST(CudaRowOps, MatchTheCpu) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  auto gpu = CudaBackendOrDie();
+  auto cpu = MakeCpuBackend(2);
+  std::mt19937 rng(14);
+  for (int rows : {1, 3, 69}) {
+    SCOPED_TRACE("rows " + std::to_string(rows));
+    // Embedding (bf16 table -> fp32 residual): exact.
+    const int vocab = 50, hidden = 200;
+    HostTensor table = Tensor(Randn(size_t(vocab) * hidden, rng), {vocab, hidden}).ConvertedTo(DType::kBF16);
+    auto tg = gpu->UploadTable(table);
+    auto tc = cpu->UploadTable(table);
+    std::vector<int32_t> ids(rows);
+    for (int32_t& id : ids) id = static_cast<int32_t>(rng() % vocab);
+    Buf ig = UploadInts(*gpu, ids), ic = UploadInts(*cpu, ids);
+    Buf eg = Alloc(*gpu, rows, hidden, DType::kF32), ec = Alloc(*cpu, rows, hidden, DType::kF32);
+    gpu->Embedding((*tg)->data(), hidden, ig.ints(), eg.view);
+    cpu->Embedding((*tc)->data(), hidden, ic.ints(), ec.view);
+    EXPECT_TRUE(SameFloats(Download(*gpu, eg.view), Download(*cpu, ec.view)));
+
+    // RmsNorm (fp32 in, bf16 and fp32 out).
+    const std::vector<float> x = Randn(size_t(rows) * hidden, rng, 3.0f), w = Randn(hidden, rng);
+    HostTensor wt = Tensor(w, {hidden});
+    auto wg = gpu->UploadTable(wt);
+    auto wc = cpu->UploadTable(wt);
+    Buf xg = Upload(*gpu, x, rows, hidden, DType::kF32), xc = Upload(*cpu, x, rows, hidden, DType::kF32);
+    Buf ng = Alloc(*gpu, rows, hidden, DType::kBF16), nf = Alloc(*gpu, rows, hidden, DType::kF32);
+    Buf nc = Alloc(*cpu, rows, hidden, DType::kF32);
+    gpu->RmsNorm(xg.view, (*wg)->data(), 1e-5f, ng.view);
+    gpu->RmsNorm(xg.view, (*wg)->data(), 1e-5f, nf.view);
+    cpu->RmsNorm(xc.view, (*wc)->data(), 1e-5f, nc.view);
+    const std::vector<float> nref = Download(*cpu, nc.view);
+    EXPECT_LE(WorstRatio(Download(*gpu, ng.view), nref, 1e-6, kBf16Rel), 1.0);
+    EXPECT_LE(WorstRatio(Download(*gpu, nf.view), nref, 1e-6, 1e-5), 1.0);
+
+    // Add (x fp32 += y bf16): exact against the CPU on the same values.
+    const std::vector<float> y = Bf16Round(Randn(size_t(rows) * hidden, rng));
+    Buf yg = Upload(*gpu, y, rows, hidden, DType::kBF16), yc = Upload(*cpu, y, rows, hidden, DType::kF32);
+    gpu->Add(xg.view, yg.view);
+    cpu->Add(xc.view, yc.view);
+    EXPECT_TRUE(SameFloats(Download(*gpu, xg.view), Download(*cpu, xc.view)));
+
+    // Convert fp32 -> bf16 rounds to nearest even, like the host conversion.
+    Buf cv = Alloc(*gpu, rows, hidden, DType::kBF16);
+    gpu->Convert(xg.view, cv.view);
+    EXPECT_TRUE(SameFloats(Download(*gpu, cv.view), Bf16Round(Download(*gpu, xg.view))));
+
+    // GatherRows: exact.
+    std::vector<int32_t> pick = {rows - 1, 0};
+    Buf pg = UploadInts(*gpu, pick), gg = Alloc(*gpu, 2, hidden, DType::kF32);
+    gpu->GatherRows(xg.view, pg.ints(), gg.view);
+    const std::vector<float> all = Download(*gpu, xg.view), got = Download(*gpu, gg.view);
+    EXPECT_TRUE(std::equal(got.begin(), got.begin() + hidden, all.begin() + size_t(rows - 1) * hidden));
+    EXPECT_TRUE(std::equal(got.begin() + hidden, got.end(), all.begin()));
+
+    // SiluMul on the standard [gate | up] layout.
+    const int inter = 72;
+    const std::vector<float> g2 = Bf16Round(Randn(size_t(rows) * 2 * inter, rng, 2.0f));
+    Buf sg = Upload(*gpu, g2, rows, 2 * inter, DType::kBF16), sc = Upload(*cpu, g2, rows, 2 * inter, DType::kF32);
+    Buf so = Alloc(*gpu, rows, inter, DType::kBF16), sco = Alloc(*cpu, rows, inter, DType::kF32);
+    gpu->SiluMul(sg.view, so.view);
+    cpu->SiluMul(sc.view, sco.view);
+    EXPECT_LE(WorstRatio(Download(*gpu, so.view), Download(*cpu, sco.view), 1e-6, 2 * kBf16Rel), 1.0);
+
+    // Argmax with NaNs and ties: the first index of the maximum, NaN never wins.
+    const int n = 1000;
+    std::vector<float> logits = Randn(size_t(rows) * n, rng);
+    for (int r = 0; r < rows; ++r) {
+      logits[size_t(r) * n + (r * 7) % n] = 9.0f;
+      logits[size_t(r) * n + (r * 7 + 500) % n] = 9.0f;
+      logits[size_t(r) * n + (r * 13 + 3) % n] = NAN;
+    }
+    Buf lg = Upload(*gpu, logits, rows, n, DType::kF32), lc = Upload(*cpu, logits, rows, n, DType::kF32);
+    Buf ag = Alloc(*gpu, 1, rows, DType::kI32), ac = Alloc(*cpu, 1, rows, DType::kI32);
+    gpu->Argmax(lg.view, ag.ints());
+    cpu->Argmax(lc.view, ac.ints());
+    EXPECT_EQ(DownloadInts(*gpu, ag.ints(), rows), DownloadInts(*cpu, ac.ints(), rows));
+  }
+  ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
+}
+
+TEST(CudaRowOps, RopeKvWriteAndMoveMatchTheCpu) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  auto gpu = CudaBackendOrDie();
+  auto cpu = MakeCpuBackend(2);
+  std::mt19937 rng(15);
+  for (int hd : {64, 128}) {
+    const int nh = 6, nkv = 2, rows = 13, capacity = 40;
+    const int cols = (nh + 2 * nkv) * hd;
+    const std::vector<float> qkv = Bf16Round(Randn(size_t(rows) * cols, rng));
+    const std::vector<float> cs = Randn(size_t(rows) * hd / 2, rng), sn = Randn(size_t(rows) * hd / 2, rng);
+    std::vector<int32_t> slots(rows);
+    for (int r = 0; r < rows; ++r) slots[r] = 3 + 2 * r;
+    Buf qg = Upload(*gpu, qkv, rows, cols, DType::kBF16), qc = Upload(*cpu, qkv, rows, cols, DType::kF32);
+    Buf cg = Upload(*gpu, cs, rows, hd / 2, DType::kF32), sg = Upload(*gpu, sn, rows, hd / 2, DType::kF32);
+    Buf cc = Upload(*cpu, cs, rows, hd / 2, DType::kF32), sc = Upload(*cpu, sn, rows, hd / 2, DType::kF32);
+    Buf slg = UploadInts(*gpu, slots), slc = UploadInts(*cpu, slots);
+    const std::vector<float> cache0 = Bf16Round(Randn(size_t(2) * nkv * capacity * hd, rng));
+    Buf kvg = Upload(*gpu, cache0, 2, size_t(nkv) * capacity * hd, DType::kBF16);
+    Buf kvc = Upload(*cpu, cache0, 2, size_t(nkv) * capacity * hd, DType::kF32);
+    auto layer = [&](Buf& b, DType t) {
+      KvLayerView v;
+      v.k = b.view.data;
+      v.v = static_cast<char*>(b.view.data) + size_t(nkv) * capacity * hd * DTypeSize(t);
+      v.dtype = t;
+      v.capacity = capacity;
+      v.num_kv_heads = nkv;
+      v.head_dim = hd;
+      return v;
+    };
+    gpu->RopeKvWrite(qg.view, nh, nkv, hd, cg.view.ptr<float>(), sg.view.ptr<float>(), slg.ints(), layer(kvg, DType::kBF16));
+    cpu->RopeKvWrite(qc.view, nh, nkv, hd, cc.view.ptr<float>(), sc.view.ptr<float>(), slc.ints(), layer(kvc, DType::kF32));
+    // |error| <= 2^-8 (|a| + |b|) <= 2^-8 * 2 max|x| * max(|cos|, |sin|) over the rotated values.
+    const double bound = kBf16Rel * 2 * MaxAbs(qkv) * std::max(MaxAbs(cs), MaxAbs(sn));
+    EXPECT_LE(WorstRatio(Download(*gpu, qg.view), Download(*cpu, qc.view), bound, kBf16Rel), 1.0);
+    EXPECT_LE(WorstRatio(Download(*gpu, kvg.view), Download(*cpu, kvc.view), bound, kBf16Rel), 1.0);
+    // A commit-like move: dst[1] == src[0] (read before it is overwritten), dst <= src.
+    const std::vector<int32_t> src = {9, 11, 15, 21}, dst = {8, 9, 10, 11};
+    Buf mg = UploadInts(*gpu, src), dg = UploadInts(*gpu, dst), mc = UploadInts(*cpu, src), dc = UploadInts(*cpu, dst);
+    const std::vector<float> before = Download(*gpu, kvg.view);
+    gpu->KvMove(layer(kvg, DType::kBF16), mg.ints(), dg.ints(), 4);
+    Buf kvc2 = Upload(*cpu, before, 2, size_t(nkv) * capacity * hd, DType::kF32);
+    cpu->KvMove(layer(kvc2, DType::kF32), mc.ints(), dc.ints(), 4);
+    EXPECT_TRUE(SameFloats(Download(*gpu, kvg.view), Download(*cpu, kvc2.view)));
+  }
+  ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
+}
+
+}  // namespace
+}  // namespace longspec::testing

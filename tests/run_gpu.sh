@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# On the GPU machine (no network): build the C++ tests and the CUDA micro-benchmark for sm_90a
+# with all cores (GoogleTest from the carried Debian package in .deps/), then run what is asked:
+#   bash tests/run_gpu.sh [tests] [sanitize] [bench] [python]
+# Logs go to $OUT (or /tmp/longspec_out); the last lines printed are a summary.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/longspec_out}
+mkdir -p "$OUT"
+BUILD=${BUILD:-build/gpu}
+export LONGSPEC_CUDA_ARCHITECTURES=${LONGSPEC_CUDA_ARCHITECTURES:-90a}
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv > "$OUT/gpu.txt" 2>&1
+cat "$OUT/gpu.txt"
+
+if [ ! -d /tmp/gtest/usr ]; then
+  mkdir -p /tmp/gtest
+  for f in .deps/libgtest-dev_*.deb; do dpkg -x "$f" /tmp/gtest; done
+fi
+t0=$(date +%s)
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLONGSPEC_BUILD_TESTS=ON -DLONGSPEC_CUDA=ON \
+      -DLONGSPEC_BUILD_BENCH=ON -DGTest_DIR=/tmp/gtest/usr/lib/x86_64-linux-gnu/cmake/GTest \
+      > "$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
+cmake --build "$BUILD" -j "$(nproc)" > "$OUT/build.log" 2>&1 || { grep -E "error" -A3 "$OUT/build.log" | head -80; exit 1; }
+echo "C++ build: $(( $(date +%s) - t0 )) s"
+
+for step in "$@"; do
+  case "$step" in
+    tests)
+      "$BUILD/longspec_cuda_tests" --gtest_output="xml:$OUT/cuda_tests.xml" > "$OUT/cuda_tests.log" 2>&1
+      echo "cuda tests exit $?"
+      grep -E "^\[  FAILED|^\[  PASSED|^\[  SKIPPED|Failure$" "$OUT/cuda_tests.log" | head -40
+      grep -B2 -A12 "Failure$" "$OUT/cuda_tests.log" | head -150
+      ;;
+    sanitize)
+      for tool in memcheck racecheck; do
+        timeout 240 compute-sanitizer --tool "$tool" --error-exitcode 9 "$BUILD/longspec_cuda_tests" \
+          --gtest_filter='CudaRowOps.*:CudaLinear.FusedEpiloguesMatchTheComposedOps:CudaAttention.TreeMatchesCpuIncludingRing:CudaAttention.HybridMatchesCpu' \
+          > "$OUT/sanitizer_$tool.log" 2>&1
+        echo "compute-sanitizer $tool exit $?"
+        grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Invalid|Race" "$OUT/sanitizer_$tool.log" | head -10
+      done
+      ;;
+    bench)
+      "$BUILD/cuda_ops_bench" all > "$OUT/cuda_ops_bench.txt" 2>&1
+      echo "bench exit $?"
+      cat "$OUT/cuda_ops_bench.txt"
+      ;;
+  esac
+done
