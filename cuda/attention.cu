@@ -33,7 +33,7 @@ cudaError_t LaunchForHeadDim(const LaunchContext& ctx, AttnPrefixParams pre, int
     const int splits = (max_kv_len + kAttnSplit - 1) / kAttnSplit;
     pre.walk_all_splits = walk ? 1 : 0;
     pre.max_states = walk ? 1 : splits;
-    const size_t need = size_t(pre.rows) * pre.num_heads * pre.max_states * (HD + 2) * sizeof(float);
+    const size_t need = size_t(pre.rows) * pre.num_heads * pre.max_states * StateFloats<HD>() * sizeof(float);
     if (pre.state == nullptr || need > ws_bytes) return cudaErrorInvalidValue;
     const int q_total = pre.rows * group;
     const int warps = q_total <= 16 ? 1 : 4;
@@ -69,13 +69,13 @@ size_t AttentionWorkspaceBytes(int64_t rows, int num_heads, int head_dim, int64_
   const int64_t splits = (max_kv_len + kAttnSplit - 1) / kAttnSplit;
   const int64_t split_rows = rows < kAttnSplitRowsMax ? rows : kAttnSplitRowsMax;
   const int64_t records = std::max(split_rows * num_heads * splits, rows * num_heads);
-  return size_t(records) * (head_dim + 2) * sizeof(float);
+  return size_t(records) * (head_dim + kStateHeader) * sizeof(float);
 }
 
 cudaError_t LaunchAttention(const LaunchContext& ctx, int head_dim, AttnPrefixParams prefix, int max_kv_len,
                             size_t workspace_bytes, AttnFinishParams finish) {
   if (finish.rows == 0) return cudaSuccess;
-  if (prefix.num_kv_heads <= 0 || prefix.num_heads % prefix.num_kv_heads != 0) return cudaErrorInvalidValue;
+  if (finish.num_kv_heads <= 0 || finish.num_heads % finish.num_kv_heads != 0) return cudaErrorInvalidValue;
   switch (head_dim) {
     case 64: return LaunchForHeadDim<64>(ctx, prefix, max_kv_len, workspace_bytes, finish);
     case 128: return LaunchForHeadDim<128>(ctx, prefix, max_kv_len, workspace_bytes, finish);

@@ -33,7 +33,12 @@ constexpr int kAttnSplit = 256;
 constexpr int kAttnChunksPerSplit = kAttnSplit / kAttnChunkKeys;
 
 // A softmax state of one query head: running max m (log2 units), sum l, unnormalised acc.
-// Workspace record: [m, l, acc[head_dim]] floats.
+// Workspace record: [m, l, -, -, acc[head_dim]] floats (acc 16-byte aligned).
+constexpr int kStateHeader = 4;
+template <int HD>
+constexpr int StateFloats() {
+  return HD + kStateHeader;
+}
 __device__ __forceinline__ void merge_scalars(float m_run, float l_run, float m, float l, float* m_out, float* a,
                                               float* b) {
   const float mn = m_run > m ? m_run : m;
@@ -52,7 +57,7 @@ struct AttnPrefixParams {
   const int32_t* kv_len = nullptr;   // [rows]
   int rows = 0, num_heads = 0, num_kv_heads = 0;
   float scale_log2 = 0.0f;           // softmax scale * log2(e)
-  float* state = nullptr;            // [rows][num_heads][max_states] records of head_dim + 2 floats
+  float* state = nullptr;            // [rows][num_heads][max_states] records of StateFloats<HD>()
   int max_states = 0;                // splits per (row, head) record block; 1 when walking every split
   int walk_all_splits = 0;           // 1: one block walks all splits of its rows (state slot 0)
 };
@@ -190,16 +195,14 @@ __global__ void __launch_bounds__(32 * WARPS) attention_prefix_kernel(const Attn
       const int qi = q0 + warp * 16 + g + hrow * 8;
       if (qi >= q_total) continue;
       const int row = qi / group, head = kvh * group + qi % group;
-      float* rec = p.state + (int64_t(row) * p.num_heads + head) * p.max_states * (HD + 2) + int64_t(split_index) * (HD + 2);
+      float* rec = p.state + ((int64_t(row) * p.num_heads + head) * p.max_states + split_index) * StateFloats<HD>();
       if (t == 0) {
         rec[0] = m_split[hrow];
         rec[1] = l_split[hrow];
       }
 #pragma unroll
-      for (int j = 0; j < kDT; ++j) {
-        rec[2 + j * 8 + 2 * t] = acc[j][hrow * 2];
-        rec[2 + j * 8 + 2 * t + 1] = acc[j][hrow * 2 + 1];
-      }
+      for (int j = 0; j < kDT; ++j)
+        *reinterpret_cast<float2*>(rec + kStateHeader + j * 8 + 2 * t) = make_float2(acc[j][hrow * 2], acc[j][hrow * 2 + 1]);
     }
   };
 
@@ -316,17 +319,16 @@ __global__ void __launch_bounds__(32 * WARPS) attention_prefix_kernel(const Attn
       const int qi = q0 + warp * 16 + g + hrow * 8;
       if (qi >= q_total) continue;
       const int row = qi / group, head = kvh * group + qi % group;
-      float* rec = p.state + (int64_t(row) * p.num_heads + head) * p.max_states * (HD + 2);
+      float* rec = p.state + (int64_t(row) * p.num_heads + head) * p.max_states * StateFloats<HD>();
       if (t == 0) {
         rec[0] = m_tot[hrow];
         rec[1] = l_tot[hrow];
       }
       if (l_tot[hrow] == 0.0f) continue;
 #pragma unroll
-      for (int j = 0; j < kDT; ++j) {
-        rec[2 + j * 8 + 2 * t] = my_total[j * 4 + hrow * 2];
-        rec[2 + j * 8 + 2 * t + 1] = my_total[j * 4 + hrow * 2 + 1];
-      }
+      for (int j = 0; j < kDT; ++j)
+        *reinterpret_cast<float2*>(rec + kStateHeader + j * 8 + 2 * t) =
+            make_float2(my_total[j * 4 + hrow * 2], my_total[j * 4 + hrow * 2 + 1]);
     }
   }
 }
@@ -356,11 +358,15 @@ struct AttnFinishParams {
   float* lse = nullptr;
 };
 
-// One warp per (row, head): grid (num_heads, rows), 32 threads.
+// One warp per (row, head): grid (num_heads, rows), 32 threads. Split states come through shared
+// memory 32 at a time (all lanes load in parallel); the merge then runs in split order.
 template <int HD>
 __global__ void __launch_bounds__(32) attention_finish_kernel(const AttnFinishParams p) {
   constexpr int kPer = HD / 32;  // output elements per lane
+  constexpr int kBatch = 32;
+  constexpr int kRec = StateFloats<HD>();
   __shared__ float qs[HD];
+  __shared__ __align__(16) float staged[kBatch * kRec];
   const int lane = threadIdx.x;
   const int head = blockIdx.x, row = blockIdx.y;
   const int group = p.num_heads / p.num_kv_heads, kvh = head / group;
@@ -390,12 +396,19 @@ __global__ void __launch_bounds__(32) attention_finish_kernel(const AttnFinishPa
   if (p.state != nullptr) {
     const int len = p.kv_len[row];
     const int n_states = p.walk_all_splits ? (len > 0 ? 1 : 0) : (len + kAttnSplit - 1) / kAttnSplit;
-    const float* rec = p.state + (int64_t(row) * p.num_heads + head) * p.max_states * (HD + 2);
-    for (int s = 0; s < n_states; ++s, rec += HD + 2) {
-      float x[kPer];
+    const float4* recs = reinterpret_cast<const float4*>(p.state + (int64_t(row) * p.num_heads + head) * p.max_states * kRec);
+    for (int s0 = 0; s0 < n_states; s0 += kBatch) {
+      const int cnt = min(kBatch, n_states - s0);
+      for (int i = lane; i < cnt * kRec / 4; i += 32) reinterpret_cast<float4*>(staged)[i] = recs[s0 * kRec / 4 + i];
+      __syncwarp();
+      for (int s = 0; s < cnt; ++s) {
+        const float* rec = staged + s * kRec;
+        float x[kPer];
 #pragma unroll
-      for (int e = 0; e < kPer; ++e) x[e] = rec[2 + lane * kPer + e];
-      fold(rec[0], rec[1], x);
+        for (int e = 0; e < kPer; ++e) x[e] = rec[kStateHeader + lane * kPer + e];
+        fold(rec[0], rec[1], x);
+      }
+      __syncwarp();
     }
   }
 

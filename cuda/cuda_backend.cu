@@ -57,6 +57,29 @@ class CudaGraph final : public CapturedGraph {
 
 bool IsBf16(const View& v) { return v.dtype == DType::kBF16; }
 
+// W (bf16, rows row_of[r] of `in`, k columns) in the GEMM's packed block layout (gemm.cuh).
+std::vector<uint16_t> PackWeight(const uint16_t* in, const std::vector<int64_t>& row_of, int64_t k) {
+  const int64_t n = static_cast<int64_t>(row_of.size());
+  const int64_t groups = (n + kGemmBlockRows - 1) / kGemmBlockRows, kblocks = (k + kGemmBlockK - 1) / kGemmBlockK;
+  std::vector<uint16_t> out(static_cast<size_t>(groups * kblocks * kGemmBlockElems), 0);
+  auto at = [&](int64_t row, int64_t col) -> uint16_t { return row < n && col < k ? in[row_of[row] * k + col] : 0; };
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t kt = 0; kt < kblocks; ++kt) {
+      uint16_t* blk = out.data() + (g * kblocks + kt) * kGemmBlockElems;
+      for (int kk = 0; kk < 4; ++kk)
+        for (int lane = 0; lane < 32; ++lane) {
+          const int64_t r = g * 16 + lane / 4, c = kt * 64 + kk * 16 + 2 * (lane % 4);
+          uint16_t* w = blk + (kk * 32 + lane) * 8;
+          const int64_t rows[4] = {r, r, r + 8, r + 8}, cols[4] = {c, c + 8, c, c + 8};
+          for (int q = 0; q < 4; ++q) {
+            w[2 * q] = at(rows[q], cols[q]);
+            w[2 * q + 1] = at(rows[q], cols[q] + 1);
+          }
+        }
+    }
+  return out;
+}
+
 class CudaBackend final : public Backend {
  public:
   CudaBackend(int device, cudaStream_t stream, const cudaDeviceProp& prop, bool pdl)
@@ -146,36 +169,31 @@ class CudaBackend final : public Backend {
     }
     HostTensor host = w.dtype == DType::kBF16 ? HostTensor() : w.ConvertedTo(DType::kBF16);
     const HostTensor& src = w.dtype == DType::kBF16 ? w : host;
+    const uint16_t* in = static_cast<const uint16_t*>(src.raw());
     std::vector<float> bias_host;
     if (bias != nullptr) bias_host.assign(bias->data(), bias->data() + n);
-    std::vector<uint16_t> interleaved;
-    const void* upload = src.raw();
+    // Source row of each output row: [gate; up] becomes blocks of 8 gate rows followed by the 8
+    // matching up rows, so a packed row group holds both halves of 8 SwiGLU outputs.
+    std::vector<int64_t> row_of(n);
+    for (int64_t r = 0; r < n; ++r) row_of[r] = r;
     if (packing == LinearPacking::kGateUp) {
-      // [gate; up] -> blocks of 8 gate rows followed by the 8 matching up rows.
       const int64_t inter = n / 2;
-      interleaved.resize(static_cast<size_t>(n * k));
-      const uint16_t* in = static_cast<const uint16_t*>(src.raw());
-      std::vector<float> b2(bias_host.size());
       for (int64_t j = 0; j < inter; ++j) {
-        const int64_t blk = j / 8, off = j % 8;
-        const int64_t gate_row = blk * 16 + off, up_row = blk * 16 + 8 + off;
-        std::memcpy(&interleaved[gate_row * k], in + j * k, k * 2);
-        std::memcpy(&interleaved[up_row * k], in + (inter + j) * k, k * 2);
-        if (!bias_host.empty()) {
-          b2[gate_row] = bias_host[j];
-          b2[up_row] = bias_host[inter + j];
-        }
+        row_of[(j / 8) * 16 + j % 8] = j;
+        row_of[(j / 8) * 16 + 8 + j % 8] = inter + j;
       }
+      std::vector<float> b2(bias_host.size());
+      for (size_t r = 0; r < b2.size(); ++r) b2[r] = bias_host[row_of[r]];
       bias_host.swap(b2);
-      upload = interleaved.data();
     }
+    const std::vector<uint16_t> packed = PackWeight(in, row_of, k);
     auto lin = std::make_unique<CudaLinear>();
     lin->out_features = n;
     lin->in_features = k;
     lin->has_bias = bias != nullptr;
     lin->packing = packing;
-    LONGSPEC_ASSIGN_OR_RETURN(lin->weight, Allocate(static_cast<size_t>(n * k) * 2));
-    LONGSPEC_CUDA_TRY(cudaMemcpy(lin->weight->data(), upload, static_cast<size_t>(n * k) * 2, cudaMemcpyHostToDevice));
+    LONGSPEC_ASSIGN_OR_RETURN(lin->weight, Allocate(packed.size() * 2));
+    LONGSPEC_CUDA_TRY(cudaMemcpy(lin->weight->data(), packed.data(), packed.size() * 2, cudaMemcpyHostToDevice));
     if (bias != nullptr) {
       LONGSPEC_ASSIGN_OR_RETURN(lin->bias, Allocate(static_cast<size_t>(n) * 4));
       LONGSPEC_CUDA_TRY(cudaMemcpy(lin->bias->data(), bias_host.data(), static_cast<size_t>(n) * 4, cudaMemcpyHostToDevice));

@@ -7,10 +7,13 @@
 // how many rows and columns a block holds, never in how K is walked (no split-K), so a row's bits
 // are the same whether it is computed alone, among 68 tree rows or inside a prefill chunk.
 //
-// Layout: x [M, K] row-major (row stride x_stride), W [N, K] row-major (K contiguous), both bf16
-// with K % 8 == 0 and 16-byte aligned rows. A block stages BK = 64 columns of its x rows and W
-// rows per pipeline stage through cp.async (rows padded by 16 bytes, so ldmatrix is free of
-// bank conflicts), STAGES deep.
+// Layout: x [M, K] row-major (row stride x_stride, K % 8 == 0, 16-byte aligned rows). W is packed
+// once at load time (PackGemmWeight) in blocks of 16 output rows x 64 k, each block 2 KB laid out
+// in MMA fragment order, a row group's blocks consecutive along k: a block streams one contiguous
+// stretch of memory (DRAM reads whole pages instead of 128-byte pieces of rows 8 KB apart) and
+// its fragments come out of shared memory with one conflict-free 16-byte load per k-step. A block
+// stages BK = 64 columns of its x rows (padded rows, ldmatrix) and its W blocks per pipeline
+// stage through cp.async, STAGES deep.
 //
 // Epilogues: store (bf16 or fp32), accumulate into an fp32 residual, SwiGLU (W rows interleaved
 // as 8 gate rows then the 8 matching up rows; out = silu(gate) * up), and argmax (packed
@@ -26,10 +29,16 @@ namespace longspec::cuda {
 
 enum class GemmEpilogue : int { kStoreBf16, kStoreF32, kAccumulateF32, kSiluMulBf16, kArgmax };
 
+// Packed weight: block (g, kt) of 16 rows x 64 k at w + (g * k_blocks + kt) * 1024 elements;
+// inside it, for k-step kk (16 k) and lane (r = lane / 4, c = lane % 4) four 32-bit words: rows
+// 16g + r and 16g + 8 + r, each at k = 64kt + 16kk + 2c (+1) and + 8 (the B fragments of the two
+// n8 tiles). Rows past N and k past K are zero.
+constexpr int kGemmBlockRows = 16, kGemmBlockK = 64, kGemmBlockElems = kGemmBlockRows * kGemmBlockK;
+
 struct GemmParams {
   const __nv_bfloat16* x = nullptr;  // [M, K]
   int64_t x_stride = 0;
-  const __nv_bfloat16* w = nullptr;  // [N, K]
+  const __nv_bfloat16* w = nullptr;  // packed (see above)
   const float* bias = nullptr;       // [N] or nullptr
   int M = 0, N = 0, K = 0;
   void* out = nullptr;               // [M, N] (kSiluMulBf16: [M, N / 2]); unused by kArgmax
@@ -45,8 +54,8 @@ struct GemmTile {
   static constexpr int kBK = 64;
   static constexpr int kLd = kBK + 8;  // bf16 elements per staged row
   static constexpr int kThreads = 32 * kWarpsM * kWarpsN;
-  static constexpr size_t kSmemBytes = size_t(kStages) * (kBM + kBN) * kLd * sizeof(__nv_bfloat16);
-  static_assert(kWN % 2 == 0, "B fragments are loaded two n8 tiles at a time");
+  static constexpr size_t kSmemBytes = size_t(kStages) * (kBM * kLd + kBN * kBK) * sizeof(__nv_bfloat16);
+  static_assert(kWN % 2 == 0, "B fragments come two n8 tiles (one packed row group) at a time");
 };
 
 // Orders floats as unsigned integers (larger float -> larger key); NaN is never passed in.
@@ -61,21 +70,22 @@ template <class T, GemmEpilogue EP>
 __global__ void __launch_bounds__(T::kThreads) gemm_bf16_kernel(const GemmParams p) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   __nv_bfloat16* As = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [stages][BM][Ld]
-  __nv_bfloat16* Ws = As + size_t(T::kStages) * T::kBM * T::kLd;   // [stages][BN][Ld]
+  __nv_bfloat16* Ws = As + size_t(T::kStages) * T::kBM * T::kLd;   // [stages][BN / 16 packed blocks]
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int wm = warp / T::kWarpsN, wn = warp % T::kWarpsN;
   const int m0 = blockIdx.y * T::kBM, n0 = blockIdx.x * T::kBN;
   const int k_tiles = (p.K + T::kBK - 1) / T::kBK;
+  const int n_groups = (p.N + kGemmBlockRows - 1) / kGemmBlockRows;
 
   auto load_w = [&](int stage, int kt) {
-    const int k0 = kt * T::kBK;
-    __nv_bfloat16* dst = Ws + size_t(stage) * T::kBN * T::kLd;
+    __nv_bfloat16* dst = Ws + size_t(stage) * T::kBN * T::kBK;
     for (int c = tid; c < T::kBN * 8; c += T::kThreads) {
-      const int r = c >> 3, col = (c & 7) * 8;
-      const bool ok = n0 + r < p.N && k0 + col < p.K;
-      const __nv_bfloat16* src = ok ? p.w + int64_t(n0 + r) * p.K + k0 + col : p.w;
-      cp_async_16(dst + r * T::kLd + col, src, ok);
+      const int gi = c >> 7, piece = c & 127;  // 128 pieces of 16 bytes per 2 KB block
+      const int g = n0 / kGemmBlockRows + gi;
+      const bool ok = g < n_groups;
+      const __nv_bfloat16* src = ok ? p.w + (int64_t(g) * k_tiles + kt) * kGemmBlockElems + piece * 8 : p.w;
+      cp_async_16(dst + gi * kGemmBlockElems + piece * 8, src, ok);
     }
   };
   auto load_x = [&](int stage, int kt) {
@@ -117,7 +127,7 @@ __global__ void __launch_bounds__(T::kThreads) gemm_bf16_kernel(const GemmParams
     cp_async_commit();
 
     const __nv_bfloat16* a_st = As + size_t(kt % T::kStages) * T::kBM * T::kLd;
-    const __nv_bfloat16* w_st = Ws + size_t(kt % T::kStages) * T::kBN * T::kLd;
+    const __nv_bfloat16* w_st = Ws + size_t(kt % T::kStages) * T::kBN * T::kBK;
 #pragma unroll
     for (int kk = 0; kk < T::kBK / 16; ++kk) {
       uint32_t a[T::kMT][4];
@@ -128,9 +138,9 @@ __global__ void __launch_bounds__(T::kThreads) gemm_bf16_kernel(const GemmParams
       }
 #pragma unroll
       for (int j2 = 0; j2 < T::kWN / 2; ++j2) {
-        uint32_t b[4];
-        const int row = wn * 8 * T::kWN + j2 * 16 + (lane & 7) + (lane >> 4) * 8;
-        ldmatrix_x4(b, w_st + row * T::kLd + kk * 16 + ((lane >> 3) & 1) * 8);
+        const int gi = (wn * 8 * T::kWN + j2 * 16) / kGemmBlockRows;
+        const uint4 bv = *reinterpret_cast<const uint4*>(w_st + gi * kGemmBlockElems + (kk * 32 + lane) * 8);
+        const uint32_t b[4] = {bv.x, bv.y, bv.z, bv.w};
 #pragma unroll
         for (int i = 0; i < T::kMT; ++i) {
           mma_bf16(acc[i][2 * j2], a[i], b[0], b[1]);
