@@ -82,15 +82,16 @@ struct GemmShape {
   int n, k;
 };
 
-void BenchGemm(Backend& be) {
+void BenchGemm(Backend& be, std::vector<GemmShape> only, std::vector<int> rows) {
   std::printf("\n== Linear (bf16 weights streamed; M rows) ==\n%-28s %6s %10s %10s %10s\n", "shape", "M", "us", "GB/s",
               "TFLOP/s");
-  const GemmShape shapes[] = {{"smollm2 qkv 960x576", 960, 576},        {"smollm2 gate_up 3072x576", 3072, 576},
+  std::vector<GemmShape> shapes = {{"smollm2 qkv 960x576", 960, 576},        {"smollm2 gate_up 3072x576", 3072, 576},
                               {"smollm2 down 576x1536", 576, 1536},     {"smollm2 lm_head 49152x576", 49152, 576},
                               {"qwen1.5b gate_up 17920x1536", 17920, 1536}, {"qwen1.5b down 1536x8960", 1536, 8960},
                               {"llama8b qkv 6144x4096", 6144, 4096},    {"llama8b o 4096x4096", 4096, 4096},
                               {"llama8b gate_up 28672x4096", 28672, 4096}, {"llama8b down 4096x14336", 4096, 14336},
                               {"llama8b lm_head 128256x4096", 128256, 4096}};
+  if (!only.empty()) shapes = only;
   for (const GemmShape& s : shapes) {
     const size_t wbytes = size_t(s.n) * s.k * 2;
     const int copies = int(std::max<size_t>(1, (size_t(400) << 20) / wbytes));
@@ -111,7 +112,7 @@ void BenchGemm(Backend& be) {
       }
       ws.push_back(std::move(lw).value());
     }
-    for (int m : {1, 69, 2048}) {
+    for (int m : rows) {
       if (m == 2048 && s.n > 50000) continue;
       auto x = Must(be.Allocate(size_t(m) * s.k * 2));
       auto y = Must(be.Allocate(size_t(m) * s.n * 2));
@@ -129,13 +130,15 @@ struct AttnShape {
   int nh, nkv, hd;
 };
 
-void BenchAttention(Backend& be) {
+void BenchAttention(Backend& be, std::vector<AttnShape> only, std::vector<int> contexts, std::vector<int> row_counts) {
   std::printf("\n== Hybrid attention (prefix splits + band/tree + merge) ==\n%-22s %6s %7s %10s %10s %10s\n", "shape",
               "rows", "ctx", "us", "GB/s KV", "TFLOP/s");
-  const AttnShape shapes[] = {{"smollm2 9/3 d64", 9, 3, 64}, {"qwen1.5b 12/2 d128", 12, 2, 128}, {"llama8b 32/8 d128", 32, 8, 128}};
+  std::vector<AttnShape> shapes = {{"smollm2 9/3 d64", 9, 3, 64}, {"qwen1.5b 12/2 d128", 12, 2, 128},
+                                   {"llama8b 32/8 d128", 32, 8, 128}};
+  if (!only.empty()) shapes = only;
   for (const AttnShape& a : shapes) {
-    for (int ctx : {8192, 32768, 131072}) {
-      for (int rows : {1, 69}) {
+    for (int ctx : contexts) {
+      for (int rows : row_counts) {
         const size_t per_layer = size_t(2) * a.nkv * (ctx + 600) * a.hd * 2;
         const int copies = int(std::max<size_t>(1, std::min<size_t>(8, (size_t(300) << 20) / per_layer + 1)));
         std::vector<std::unique_ptr<DeviceBuffer>> caches;
@@ -211,8 +214,12 @@ void BenchAttention(Backend& be) {
 
 }  // namespace
 
+// cuda_ops_bench [all|gemm|attn]            the tables
+// cuda_ops_bench gemm N K M                    one GEMM shape (for a profiler)
+// cuda_ops_bench attn HEADS KV_HEADS D CTX ROWS  one attention shape
 int main(int argc, char** argv) {
   const std::string what = argc > 1 ? argv[1] : "all";
+  auto arg = [&](int i) { return std::atoi(argv[i]); };
   auto be_or = cuda::MakeCudaBackend(0);
   if (!be_or.ok()) {
     std::fprintf(stderr, "%s\n", be_or.status().ToString().c_str());
@@ -221,13 +228,29 @@ int main(int argc, char** argv) {
   Backend& be = **be_or;
   std::printf("device %s\n", be.name().c_str());
   {
+    // One second of memory traffic first: clocks ramp up from idle before anything is timed.
+    const size_t bytes = size_t(1) << 30;
+    auto a = Must(be.Allocate(bytes)), b = Must(be.Allocate(bytes));
+    const double t0 = Now();
+    while (Now() - t0 < 1.0) {
+      for (int i = 0; i < 20; ++i) be.CopyDeviceToDevice(b->data(), a->data(), bytes);
+      be.Synchronize();
+    }
+  }
+  {
     const size_t bytes = size_t(2) << 30;
     auto a = Must(be.Allocate(bytes)), b = Must(be.Allocate(bytes));
     const double t = TimeGraph(be, 4, [&](int) { be.CopyDeviceToDevice(b->data(), a->data(), bytes); }, 10);
     std::printf("device copy: %.0f GB/s (read + write)\n", 2.0 * bytes / t / 1e9);
   }
-  if (what == "gemm" || what == "all") BenchGemm(be);
-  if (what == "attn" || what == "all") BenchAttention(be);
+  if (what == "gemm" && argc == 5) {
+    BenchGemm(be, {{"gemm", arg(2), arg(3)}}, {arg(4)});
+  } else if (what == "attn" && argc == 7) {
+    BenchAttention(be, {{"attn", arg(2), arg(3), arg(4)}}, {arg(5)}, {arg(6)});
+  } else {
+    if (what == "gemm" || what == "all") BenchGemm(be, {}, {1, 69, 2048});
+    if (what == "attn" || what == "all") BenchAttention(be, {}, {8192, 32768, 131072}, {1, 69});
+  }
   const Status st = be.LastError();
   if (!st.ok()) {
     std::fprintf(stderr, "%s\n", st.ToString().c_str());

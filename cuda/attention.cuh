@@ -14,7 +14,7 @@
 //     a block that walks every split of its rows (long prefill chunks) merges them as it goes,
 //     with the same function in the same order, so both give the same bits;
 //   - the tree part (band + visible nodes: about a hundred keys for the target, up to the
-//     window for the draft) is one warp per (row, head) on CUDA cores, in blocks of 256 keys:
+//     window for the draft) is one warp per (row, head) on CUDA cores, in blocks of 128 keys:
 //     scores in lanes, a fixed butterfly for the max and the sum, then P.V over the keys in
 //     order; each block's state is merged after the prefix state, blocks left to right.
 // Masked keys contribute exactly nothing: a chunk with no visible key for a row leaves that row's
@@ -359,14 +359,23 @@ struct AttnFinishParams {
 };
 
 // One warp per (row, head): grid (num_heads, rows), 32 threads. Split states come through shared
-// memory 32 at a time (all lanes load in parallel); the merge then runs in split order.
+// memory 32 at a time (all lanes load in parallel); the merge then runs in split order. The tree
+// part goes in blocks of kTreeBlock keys: each lane scores its own keys (16-byte K loads, all in
+// flight), the block's V rows are staged in shared memory meanwhile, then P.V runs over the keys
+// in order reading V from shared memory.
 template <int HD>
 __global__ void __launch_bounds__(32) attention_finish_kernel(const AttnFinishParams p) {
   constexpr int kPer = HD / 32;  // output elements per lane
   constexpr int kBatch = 32;
   constexpr int kRec = StateFloats<HD>();
+  constexpr int kRounds = 4;
+  constexpr int kTreeBlock = 32 * kRounds;
+  constexpr int kStageBytes = kBatch * kRec * 4 > kTreeBlock * HD * 2 ? kBatch * kRec * 4 : kTreeBlock * HD * 2;
   __shared__ float qs[HD];
-  __shared__ __align__(16) float staged[kBatch * kRec];
+  __shared__ int slot_s[kTreeBlock];
+  __shared__ __align__(16) unsigned char stage_raw[kStageBytes];  // split states, then V rows
+  float* staged = reinterpret_cast<float*>(stage_raw);
+  __nv_bfloat16* v_s = reinterpret_cast<__nv_bfloat16*>(stage_raw);
   const int lane = threadIdx.x;
   const int head = blockIdx.x, row = blockIdx.y;
   const int group = p.num_heads / p.num_kv_heads, kvh = head / group;
@@ -415,38 +424,52 @@ __global__ void __launch_bounds__(32) attention_finish_kernel(const AttnFinishPa
   if (p.band_start != nullptr) {
     const __nv_bfloat16* qrow = p.q + int64_t(row) * p.q_stride + int64_t(head) * HD;
     for (int d = lane; d < HD; d += 32) qs[d] = __bfloat162float(qrow[d]);
-    __syncwarp();
     const int b0 = p.band_start[row], b1 = p.band_end[row];
     const int band = b1 > b0 ? b1 - b0 : 0;
     const int v0 = p.visible_offsets[row], nv = p.visible_offsets[row + 1] - v0;
     const int n = band + nv;
     const __nv_bfloat16* kbase = p.k + int64_t(kvh) * p.capacity * HD;
     const __nv_bfloat16* vbase = p.v + int64_t(kvh) * p.capacity * HD;
-    auto slot_of = [&](int j) -> int64_t {
-      if (j < band) {
-        const int pos = b0 + j;
-        return p.ring > 0 ? pos % p.ring : pos;
-      }
-      return p.visible_slots[v0 + j - band];
-    };
-    // Blocks of kTreeBlock keys, each a state folded in order (a window of any size fits).
-    constexpr int kRounds = 8;
-    constexpr int kTreeBlock = 32 * kRounds;
+    __syncwarp();
     for (int j0 = 0; j0 < n; j0 += kTreeBlock) {
-      // Scores: key j0 + 32 r + lane in lane `lane`, round r.
+      const int cnt = min(kTreeBlock, n - j0);
+      // Slots of the block's keys: band positions (ring-aware), then visible nodes.
+      int slot[kRounds];
+#pragma unroll
+      for (int r = 0; r < kRounds; ++r) {
+        const int j = j0 + r * 32 + lane;
+        slot[r] = -1;
+        if (j < n) {
+          if (j < band) {
+            const int pos = b0 + j;
+            slot[r] = p.ring > 0 ? pos % p.ring : pos;
+          } else {
+            slot[r] = p.visible_slots[v0 + j - band];
+          }
+        }
+        slot_s[r * 32 + lane] = slot[r];
+      }
+      __syncwarp();
+      // V rows of the block into shared memory while the scores are computed.
+      for (int i = lane; i < cnt * (HD / 8); i += 32) {
+        const int key = i / (HD / 8), piece = i % (HD / 8);
+        cp_async_16(v_s + key * HD + piece * 8, vbase + int64_t(slot_s[key]) * HD + piece * 8, true);
+      }
+      cp_async_commit();
       float sc[kRounds];
       float mx = -INFINITY;
 #pragma unroll
       for (int r = 0; r < kRounds; ++r) {
-        const int j = j0 + r * 32 + lane;
         sc[r] = -INFINITY;
-        if (j < n) {
-          const uint4* krow = reinterpret_cast<const uint4*>(kbase + slot_of(j) * HD);
+        if (slot[r] >= 0) {
+          const uint4* krow = reinterpret_cast<const uint4*>(kbase + int64_t(slot[r]) * HD);
+          uint4 raw[HD / 8];
+#pragma unroll
+          for (int d8 = 0; d8 < HD / 8; ++d8) raw[d8] = krow[d8];
           float dot = 0.0f;
-#pragma unroll 4
+#pragma unroll
           for (int d8 = 0; d8 < HD / 8; ++d8) {
-            const uint4 raw = krow[d8];
-            const __nv_bfloat162* kv = reinterpret_cast<const __nv_bfloat162*>(&raw);
+            const __nv_bfloat162* kv = reinterpret_cast<const __nv_bfloat162*>(&raw[d8]);
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
               const float2 f = __bfloat1622float2(kv[e]);
@@ -468,21 +491,24 @@ __global__ void __launch_bounds__(32) attention_finish_kernel(const AttnFinishPa
       }
 #pragma unroll
       for (int o = 16; o > 0; o >>= 1) sum = __fadd_rn(sum, __shfl_xor_sync(0xffffffffu, sum, o));
+      cp_async_wait<0>();
+      __syncwarp();
       float x[kPer];
 #pragma unroll
       for (int e = 0; e < kPer; ++e) x[e] = 0.0f;
 #pragma unroll
       for (int r = 0; r < kRounds; ++r) {
         for (int src = 0; src < 32; ++src) {
-          const int j = j0 + r * 32 + src;
-          if (j >= n) break;
+          const int j = r * 32 + src;
+          if (j >= cnt) break;
           const float pj = __shfl_sync(0xffffffffu, sc[r], src);
-          const __nv_bfloat16* vrow = vbase + slot_of(j) * HD + lane * kPer;
+          const __nv_bfloat16* vrow = v_s + j * HD + lane * kPer;
 #pragma unroll
           for (int e = 0; e < kPer; ++e) x[e] = __fmaf_rn(pj, __bfloat162float(vrow[e]), x[e]);
         }
       }
       fold(mx, sum, x);
+      __syncwarp();  // v_s and slot_s are refilled by the next block
     }
   }
   pdl_launch_dependents();

@@ -41,9 +41,24 @@ for step in "$@"; do
       done
       ;;
     bench)
+      nvidia-smi --query-gpu=clocks.sm,clocks.mem,power.draw --format=csv,noheader -lms 250 > "$OUT/clocks.txt" 2>&1 &
+      smi=$!
       "$BUILD/cuda_ops_bench" all > "$OUT/cuda_ops_bench.txt" 2>&1
       echo "bench exit $?"
+      kill $smi 2>/dev/null
       cat "$OUT/cuda_ops_bench.txt"
+      echo "SM/mem clocks during the bench (MHz): $(sort "$OUT/clocks.txt" | uniq -c | sort -rn | head -4 | tr '\n' ';')"
+      ;;
+    profile)
+      # One decode-shaped GEMM and one decode attention under Nsight Compute (clocks left alone).
+      for what in "gemm 4096 4096 1" "gemm 28672 4096 1" "attn 32 8 128 32768 1" "attn 9 3 64 8192 1"; do
+        tag=$(echo "$what" | tr ' ' '_')
+        timeout 120 ncu --clock-control none -k regex:'gemm_bf16|attention_prefix|attention_finish' -s 3 -c 2 \
+          --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section WarpStateStats \
+          --section LaunchStats "$BUILD/cuda_ops_bench" $what > "$OUT/ncu_$tag.txt" 2>&1
+        echo "== ncu $what (exit $?)"
+        grep -E "attention_|gemm_bf16|Duration|DRAM Throughput|Memory Throughput|SM Frequency|DRAM Frequency|Achieved Occupancy|Theoretical Occupancy|Registers Per|Block Limit|Stall|Warp Cycles Per Issued|One or More Eligible|Grid Size" "$OUT/ncu_$tag.txt" | head -40
+      done
       ;;
   esac
 done
