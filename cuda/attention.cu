@@ -12,8 +12,8 @@ namespace {
 
 template <int HD, int WARPS>
 size_t PrefixSmemBytes(bool walk) {
-  const size_t ld = HD + 8;
-  size_t bytes = (16 * WARPS + 4 * kAttnChunkKeys) * ld * sizeof(__nv_bfloat16);
+  const size_t ld = AttnSmem<HD>::kLd;
+  size_t bytes = (16 * WARPS + 2 * AttnSmem<HD>::kStages * kAttnChunkKeys) * ld * sizeof(__nv_bfloat16);
   if (walk) bytes += size_t(WARPS) * 32 * (HD / 8) * 4 * sizeof(float);
   return bytes;
 }
@@ -37,7 +37,13 @@ cudaError_t LaunchForHeadDim(const LaunchContext& ctx, AttnPrefixParams pre, int
     if (pre.state == nullptr || need > ws_bytes) return cudaErrorInvalidValue;
     const int q_total = pre.rows * group;
     const int warps = q_total <= 16 ? 1 : 4;
-    const dim3 grid((q_total + 16 * warps - 1) / (16 * warps), pre.num_kv_heads, walk ? 1 : splits);
+    const int q_tiles = (q_total + 16 * warps - 1) / (16 * warps);
+    // Split mode: enough blocks for a few per SM; each walks every gz-th split (its states are
+    // written one by one, so the grid never changes a result).
+    const int blocks_per_split = q_tiles * pre.num_kv_heads;
+    const int want = std::max(1, 4 * ctx.num_sms / blocks_per_split);
+    const int gz = walk ? 1 : std::min(splits, want);
+    const dim3 grid(q_tiles, pre.num_kv_heads, gz);
     const cudaError_t e = warps == 1 ? LaunchPrefix<HD, 1>(ctx, pre, grid) : LaunchPrefix<HD, 4>(ctx, pre, grid);
     if (e != cudaSuccess) return e;
     fin.state = pre.state;

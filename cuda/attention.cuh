@@ -65,21 +65,26 @@ struct AttnPrefixParams {
 template <int HD>
 struct AttnSmem {
   static constexpr int kLd = HD + 8;  // padded row: ldmatrix rows land in different banks
+  // Chunks in flight: a 64-key chunk of K and V is 18 KB at head_dim 64, 34 KB at 128.
+  static constexpr int kStages = HD <= 64 ? 4 : 2;
 };
 
 // Grid: x = query tiles of 16 * WARPS packed queries (query qi = row * group + g, heads of one kv
-// head), y = kv head, z = split (or 1 when walk_all_splits). Block: 32 * WARPS threads.
+// head), y = kv head, z = split stride (1 when walk_all_splits). Block: 32 * WARPS threads. A
+// block walks its chunks through a ring of kStages buffers: all splits (walk_all_splits), or
+// the splits blockIdx.z, blockIdx.z + gridDim.z, ... each written as its own state.
 template <int HD, int WARPS>
 __global__ void __launch_bounds__(32 * WARPS) attention_prefix_kernel(const AttnPrefixParams p) {
   constexpr int kLd = AttnSmem<HD>::kLd;
+  constexpr int kKS = AttnSmem<HD>::kStages;
   constexpr int kQ = 16 * WARPS;
   constexpr int kNT = kAttnChunkKeys / 8;  // n8 tiles of scores per chunk
   constexpr int kDT = HD / 8;              // n8 tiles of the output
   extern __shared__ __align__(16) unsigned char smem_raw[];
   __nv_bfloat16* Qs = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [kQ][kLd]
-  __nv_bfloat16* Ks = Qs + kQ * kLd;                                // [2][64][kLd]
-  __nv_bfloat16* Vs = Ks + 2 * kAttnChunkKeys * kLd;                // [2][64][kLd]
-  float* total = reinterpret_cast<float*>(Vs + 2 * kAttnChunkKeys * kLd);  // [WARPS][32][kDT][4] (walk_all_splits)
+  __nv_bfloat16* Ks = Qs + kQ * kLd;                                // [kKS][64][kLd]
+  __nv_bfloat16* Vs = Ks + kKS * kAttnChunkKeys * kLd;              // [kKS][64][kLd]
+  float* total = reinterpret_cast<float*>(Vs + kKS * kAttnChunkKeys * kLd);  // [WARPS][32][kDT][4] (walk_all_splits)
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, t = lane & 3;
@@ -102,15 +107,13 @@ __global__ void __launch_bounds__(32 * WARPS) attention_prefix_kernel(const Attn
   for (int qi = q0 + tid; qi < q0 + kQ && qi < q_total; qi += 32 * WARPS) atomicMax(&block_len, p.kv_len[qi / group]);
   __syncthreads();
   const int L = block_len;
-  int key_begin, key_end;
-  if (p.walk_all_splits) {
-    key_begin = 0;
-    key_end = L;
-  } else {
-    key_begin = blockIdx.z * kAttnSplit;
-    key_end = min(key_begin + kAttnSplit, L);
-  }
-  if (key_begin >= key_end) {
+  // First key of this block's q-th chunk (>= L: past the end). Walking all splits: every chunk in
+  // order; otherwise the four chunks of split blockIdx.z, then of split blockIdx.z + gridDim.z...
+  auto chunk_start = [&](int q) -> int {
+    if (p.walk_all_splits) return q * kAttnChunkKeys;
+    return (blockIdx.z + (q / kAttnChunksPerSplit) * gridDim.z) * kAttnSplit + (q % kAttnChunksPerSplit) * kAttnChunkKeys;
+  };
+  if (chunk_start(0) >= L) {
     pdl_launch_dependents();
     return;
   }
@@ -129,14 +132,16 @@ __global__ void __launch_bounds__(32 * WARPS) attention_prefix_kernel(const Attn
   auto load_chunk = [&](int buf, int c0) {
     for (int c = tid; c < kAttnChunkKeys * (HD / 8); c += 32 * WARPS) {
       const int r = c / (HD / 8), col = (c % (HD / 8)) * 8;
-      const bool ok = c0 + r < key_end;
+      const bool ok = c0 + r < L;
       const int64_t off = int64_t(ok ? c0 + r : 0) * HD + col;
       cp_async_16(Ks + (buf * kAttnChunkKeys + r) * kLd + col, kbase + off, ok);
       cp_async_16(Vs + (buf * kAttnChunkKeys + r) * kLd + col, vbase + off, ok);
     }
   };
-  load_chunk(0, key_begin);
-  cp_async_commit();
+  for (int q = 0; q < kKS - 1; ++q) {  // the queries travel with the first chunk
+    if (chunk_start(q) < L) load_chunk(q, chunk_start(q));
+    cp_async_commit();
+  }
 
   uint32_t qf[HD / 16][4];
   float acc[kDT][4];
@@ -207,11 +212,13 @@ __global__ void __launch_bounds__(32 * WARPS) attention_prefix_kernel(const Attn
   };
 
   bool have_q = false;
-  int buf = 0;
-  for (int c0 = key_begin; c0 < key_end; c0 += kAttnChunkKeys, buf ^= 1) {
-    if (c0 + kAttnChunkKeys < key_end) load_chunk(buf ^ 1, c0 + kAttnChunkKeys);
+  for (int q = 0;; ++q) {
+    const int c0 = chunk_start(q);
+    if (c0 >= L) break;
+    const int buf = q % kKS;
+    if (chunk_start(q + kKS - 1) < L) load_chunk((q + kKS - 1) % kKS, chunk_start(q + kKS - 1));
     cp_async_commit();
-    cp_async_wait<1>();
+    cp_async_wait<kKS - 1>();
     __syncthreads();
     if (!have_q) {
 #pragma unroll
@@ -305,11 +312,11 @@ __global__ void __launch_bounds__(32 * WARPS) attention_prefix_kernel(const Attn
         mma_bf16(acc[2 * d2 + 1], pf[i], b[2], b[3]);
       }
     }
-    __syncthreads();  // the buffer is refilled by the next iteration's load
+    __syncthreads();  // the buffer is refilled by a later iteration's load
     const int next = c0 + kAttnChunkKeys;
-    if (next % kAttnSplit == 0 || next >= key_end) {
+    if (next % kAttnSplit == 0 || next >= L) {
       end_split(c0 / kAttnSplit);
-      if (p.walk_all_splits) reset_split();
+      reset_split();
     }
   }
   pdl_launch_dependents();
@@ -408,7 +415,9 @@ __global__ void __launch_bounds__(32) attention_finish_kernel(const AttnFinishPa
     const float4* recs = reinterpret_cast<const float4*>(p.state + (int64_t(row) * p.num_heads + head) * p.max_states * kRec);
     for (int s0 = 0; s0 < n_states; s0 += kBatch) {
       const int cnt = min(kBatch, n_states - s0);
-      for (int i = lane; i < cnt * kRec / 4; i += 32) reinterpret_cast<float4*>(staged)[i] = recs[s0 * kRec / 4 + i];
+      for (int i = lane; i < cnt * kRec / 4; i += 32) cp_async_16(staged + 4 * i, recs + s0 * kRec / 4 + i, true);
+      cp_async_commit();
+      cp_async_wait<0>();
       __syncwarp();
       for (int s = 0; s < cnt; ++s) {
         const float* rec = staged + s * kRec;

@@ -7,7 +7,6 @@ namespace longspec::cuda {
 
 namespace {
 
-using TileRows16 = GemmTile<1, 1, 1, 2, 12>;   // decode: 1 warp, 16 x 16, deep pipeline
 using TileRows32 = GemmTile<1, 1, 2, 2, 8>;
 using TileRows64 = GemmTile<1, 2, 4, 2, 4>;
 using TileRows128 = GemmTile<1, 2, 8, 2, 4>;   // verification of a default tree (69 rows)
@@ -19,17 +18,34 @@ cudaError_t LaunchTile(const LaunchContext& ctx, const GemmParams& p) {
   return Launch(ctx, gemm_bf16_kernel<T, EP>, grid, dim3(T::kThreads), T::kSmemBytes, p);
 }
 
+// SwiGLU needs a gate tile and its up tile in one warp.
+template <GemmEpilogue EP>
+constexpr int DecodeTilesPerWarp() {
+  return EP == GemmEpilogue::kSiluMulBf16 ? 2 : 1;
+}
+
+template <GemmEpilogue EP>
+cudaError_t LaunchDecode(const LaunchContext& ctx, const GemmParams& p) {
+  constexpr int kTW = DecodeTilesPerWarp<EP>();
+  const int tiles = (p.N + kGemmTileRows - 1) / kGemmTileRows;
+  const int per_block = kDecodeWarps * kTW;
+  return Launch(ctx, gemm_decode_kernel<kTW, EP>, dim3((tiles + per_block - 1) / per_block), dim3(32 * kDecodeWarps),
+                GemmDecodeSmemBytes<kTW>(), p);
+}
+
 template <GemmEpilogue EP>
 cudaError_t LaunchEpilogue(const LaunchContext& ctx, const GemmParams& p, GemmTileKind tile) {
   if (tile == GemmTileKind::kAuto) {
-    tile = p.M <= 16   ? GemmTileKind::kRows16
+    tile = p.M <= 16   ? GemmTileKind::kDecode
            : p.M <= 32 ? GemmTileKind::kRows32
            : p.M <= 64 ? GemmTileKind::kRows64
            : p.M <= 128 ? GemmTileKind::kRows128
                         : GemmTileKind::kPrefill;
   }
   switch (tile) {
-    case GemmTileKind::kRows16: return LaunchTile<TileRows16, EP>(ctx, p);
+    case GemmTileKind::kDecode:
+      if (p.M > 16) return cudaErrorInvalidValue;
+      return LaunchDecode<EP>(ctx, p);
     case GemmTileKind::kRows32: return LaunchTile<TileRows32, EP>(ctx, p);
     case GemmTileKind::kRows64: return LaunchTile<TileRows64, EP>(ctx, p);
     case GemmTileKind::kRows128: return LaunchTile<TileRows128, EP>(ctx, p);
@@ -39,7 +55,8 @@ cudaError_t LaunchEpilogue(const LaunchContext& ctx, const GemmParams& p, GemmTi
 
 template <GemmEpilogue EP>
 cudaError_t PrepareEpilogue() {
-  for (cudaError_t e : {PrepareKernel(gemm_bf16_kernel<TileRows16, EP>, TileRows16::kSmemBytes),
+  constexpr int kTW = DecodeTilesPerWarp<EP>();
+  for (cudaError_t e : {PrepareKernel(gemm_decode_kernel<kTW, EP>, GemmDecodeSmemBytes<kTW>()),
                         PrepareKernel(gemm_bf16_kernel<TileRows32, EP>, TileRows32::kSmemBytes),
                         PrepareKernel(gemm_bf16_kernel<TileRows64, EP>, TileRows64::kSmemBytes),
                         PrepareKernel(gemm_bf16_kernel<TileRows128, EP>, TileRows128::kSmemBytes),

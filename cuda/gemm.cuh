@@ -8,12 +8,18 @@
 // are the same whether it is computed alone, among 68 tree rows or inside a prefill chunk.
 //
 // Layout: x [M, K] row-major (row stride x_stride, K % 8 == 0, 16-byte aligned rows). W is packed
-// once at load time (PackGemmWeight) in blocks of 16 output rows x 64 k, each block 2 KB laid out
-// in MMA fragment order, a row group's blocks consecutive along k: a block streams one contiguous
-// stretch of memory (DRAM reads whole pages instead of 128-byte pieces of rows 8 KB apart) and
-// its fragments come out of shared memory with one conflict-free 16-byte load per k-step. A block
-// stages BK = 64 columns of its x rows (padded rows, ldmatrix) and its W blocks per pipeline
-// stage through cp.async, STAGES deep.
+// once at load time (the CUDA backend's CreateLinear) in MMA fragment order: per n8 tile (8 output
+// rows) and 32 k, 512 bytes, a tile's blocks consecutive along k, so every W read streams one
+// contiguous stretch and lands in registers as B fragments without shuffling. K is padded to a
+// multiple of 64 with zeros, so every kernel walks the same ceil(K / 64) * 4 k-steps.
+//
+// Two kernels:
+//   - decode (M <= 16): one warp per n8 tile (two for SwiGLU), streaming its tile through a
+//     private cp.async ring of 64-k stages; A fragments read straight from global memory (x is a
+//     few KB, L1-resident). Few instructions per byte and many warps per SM keep HBM busy.
+//   - tiles (M > 16): a block stages BK = 64 columns of its x rows (padded rows, ldmatrix) and its
+//     W tiles per pipeline stage through cp.async, STAGES deep; each warp owns MT m16 tiles and
+//     WN n8 tiles.
 //
 // Epilogues: store (bf16 or fp32), accumulate into an fp32 residual, SwiGLU (W rows interleaved
 // as 8 gate rows then the 8 matching up rows; out = silu(gate) * up), and argmax (packed
@@ -29,11 +35,13 @@ namespace longspec::cuda {
 
 enum class GemmEpilogue : int { kStoreBf16, kStoreF32, kAccumulateF32, kSiluMulBf16, kArgmax };
 
-// Packed weight: block (g, kt) of 16 rows x 64 k at w + (g * k_blocks + kt) * 1024 elements;
-// inside it, for k-step kk (16 k) and lane (r = lane / 4, c = lane % 4) four 32-bit words: rows
-// 16g + r and 16g + 8 + r, each at k = 64kt + 16kk + 2c (+1) and + 8 (the B fragments of the two
-// n8 tiles). Rows past N and k past K are zero.
-constexpr int kGemmBlockRows = 16, kGemmBlockK = 64, kGemmBlockElems = kGemmBlockRows * kGemmBlockK;
+// Packed weight: n8 tile j, 32-k block s at w + (j * k32_blocks + s) * 256 elements, with
+// k32_blocks = 2 * ceil(K / 64); inside it lane (r = lane / 4, c = lane % 4) holds four 32-bit
+// words: row 8j + r at k = 32s + 2c (+1), 32s + 8 + 2c (+1) (the B fragment of k-step 2s), then
+// 32s + 16 + 2c, 32s + 24 + 2c (k-step 2s + 1). Rows past N and k past K are zero.
+constexpr int kGemmTileRows = 8, kGemmBlockK = 32, kGemmBlockElems = kGemmTileRows * kGemmBlockK;
+
+__host__ __device__ constexpr int GemmK32Blocks(int k) { return 2 * ((k + 63) / 64); }
 
 struct GemmParams {
   const __nv_bfloat16* x = nullptr;  // [M, K]
@@ -52,10 +60,10 @@ struct GemmTile {
   static constexpr int kBM = 16 * kMT * kWarpsM;
   static constexpr int kBN = 8 * kWN * kWarpsN;
   static constexpr int kBK = 64;
-  static constexpr int kLd = kBK + 8;  // bf16 elements per staged row
+  static constexpr int kLd = kBK + 8;  // bf16 elements per staged x row
   static constexpr int kThreads = 32 * kWarpsM * kWarpsN;
   static constexpr size_t kSmemBytes = size_t(kStages) * (kBM * kLd + kBN * kBK) * sizeof(__nv_bfloat16);
-  static_assert(kWN % 2 == 0, "B fragments come two n8 tiles (one packed row group) at a time");
+  static_assert(kWN % 2 == 0, "SwiGLU pairs n8 tiles");
 };
 
 // Orders floats as unsigned integers (larger float -> larger key); NaN is never passed in.
@@ -66,26 +74,110 @@ __device__ __forceinline__ unsigned long long argmax_key(float v, int index) {
   return (static_cast<unsigned long long>(ordered) << 32) | static_cast<uint32_t>(0xffffffffu - index);
 }
 
+// Writes a warp's accumulators: MT m16 tiles from row m0, WN n8 tiles from column n0.
+template <GemmEpilogue EP, int MT, int WN>
+__device__ __forceinline__ void gemm_epilogue(const GemmParams& p, const float (&acc)[MT][WN][4], int m0, int n0, int lane) {
+  const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+  for (int i = 0; i < MT; ++i) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int row = m0 + i * 16 + g + half * 8;
+      const bool row_ok = row < p.M;
+      if constexpr (EP == GemmEpilogue::kArgmax) {
+        unsigned long long best = 0;
+#pragma unroll
+        for (int j = 0; j < WN; ++j) {
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int col = n0 + j * 8 + 2 * t + e;
+            if (col < p.N) {
+              const float v = acc[i][j][half * 2 + e] + (p.bias ? p.bias[col] : 0.0f);
+              if (v == v) {
+                const unsigned long long key = argmax_key(v, col);
+                best = key > best ? key : best;
+              }
+            }
+          }
+        }
+#pragma unroll
+        for (int o = 1; o < 4; o <<= 1) {
+          const unsigned long long other = __shfl_xor_sync(0xffffffffu, best, o);
+          best = other > best ? other : best;
+        }
+        if (row_ok && t == 0 && best != 0) atomicMax(p.argmax + row, best);
+      } else if constexpr (EP == GemmEpilogue::kSiluMulBf16) {
+        if (!row_ok) continue;
+        __nv_bfloat16* out = static_cast<__nv_bfloat16*>(p.out) + int64_t(row) * p.out_stride;
+#pragma unroll
+        for (int j = 0; j < WN; j += 2) {
+          const int n_gate = n0 + j * 8;  // a multiple of 16: 8 gate rows then the 8 up rows
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int col = n_gate + 2 * t + e;
+            if (col < p.N) {
+              float gv = acc[i][j][half * 2 + e], uv = acc[i][j + 1][half * 2 + e];
+              if (p.bias) {
+                gv += p.bias[col];
+                uv += p.bias[col + 8];
+              }
+              const float silu = gv / (1.0f + __expf(-gv));
+              out[n_gate / 2 + 2 * t + e] = __float2bfloat16_rn(silu * uv);
+            }
+          }
+        }
+      } else {
+        if (!row_ok) continue;
+#pragma unroll
+        for (int j = 0; j < WN; ++j) {
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int col = n0 + j * 8 + 2 * t + e;
+            if (col >= p.N) continue;
+            const float v = acc[i][j][half * 2 + e] + (p.bias ? p.bias[col] : 0.0f);
+            if constexpr (EP == GemmEpilogue::kStoreBf16) {
+              static_cast<__nv_bfloat16*>(p.out)[int64_t(row) * p.out_stride + col] = __float2bfloat16_rn(v);
+            } else if constexpr (EP == GemmEpilogue::kStoreF32) {
+              static_cast<float*>(p.out)[int64_t(row) * p.out_stride + col] = v;
+            } else {
+              static_cast<float*>(p.out)[int64_t(row) * p.out_stride + col] += v;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// B fragment of n8 tile (packed, 1 KB per 64-k stage) for k-step kk (0..3) of the stage.
+__device__ __forceinline__ void load_b_fragment(const __nv_bfloat16* stage_tile, int kk, int lane, uint32_t& b0,
+                                                uint32_t& b1) {
+  const uint2 v = *reinterpret_cast<const uint2*>(stage_tile + (kk >> 1) * kGemmBlockElems + lane * 8 + (kk & 1) * 4);
+  b0 = v.x;
+  b1 = v.y;
+}
+
 template <class T, GemmEpilogue EP>
 __global__ void __launch_bounds__(T::kThreads) gemm_bf16_kernel(const GemmParams p) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   __nv_bfloat16* As = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [stages][BM][Ld]
-  __nv_bfloat16* Ws = As + size_t(T::kStages) * T::kBM * T::kLd;   // [stages][BN / 16 packed blocks]
+  __nv_bfloat16* Ws = As + size_t(T::kStages) * T::kBM * T::kLd;   // [stages][BN / 8 tiles][2 blocks]
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int wm = warp / T::kWarpsN, wn = warp % T::kWarpsN;
   const int m0 = blockIdx.y * T::kBM, n0 = blockIdx.x * T::kBN;
   const int k_tiles = (p.K + T::kBK - 1) / T::kBK;
-  const int n_groups = (p.N + kGemmBlockRows - 1) / kGemmBlockRows;
+  const int k32 = GemmK32Blocks(p.K);
+  const int n_tiles = (p.N + kGemmTileRows - 1) / kGemmTileRows;
 
   auto load_w = [&](int stage, int kt) {
     __nv_bfloat16* dst = Ws + size_t(stage) * T::kBN * T::kBK;
     for (int c = tid; c < T::kBN * 8; c += T::kThreads) {
-      const int gi = c >> 7, piece = c & 127;  // 128 pieces of 16 bytes per 2 KB block
-      const int g = n0 / kGemmBlockRows + gi;
-      const bool ok = g < n_groups;
-      const __nv_bfloat16* src = ok ? p.w + (int64_t(g) * k_tiles + kt) * kGemmBlockElems + piece * 8 : p.w;
-      cp_async_16(dst + gi * kGemmBlockElems + piece * 8, src, ok);
+      const int jl = c >> 6, piece = c & 63;  // 64 pieces of 16 bytes per tile and stage
+      const int j = n0 / kGemmTileRows + jl;
+      const bool ok = j < n_tiles;
+      const __nv_bfloat16* src = ok ? p.w + (int64_t(j) * k32 + 2 * kt) * kGemmBlockElems + piece * 8 : p.w;
+      cp_async_16(dst + jl * 2 * kGemmBlockElems + piece * 8, src, ok);
     }
   };
   auto load_x = [&](int stage, int kt) {
@@ -137,91 +229,93 @@ __global__ void __launch_bounds__(T::kThreads) gemm_bf16_kernel(const GemmParams
         ldmatrix_x4(a[i], a_st + row * T::kLd + kk * 16 + (lane >> 4) * 8);
       }
 #pragma unroll
-      for (int j2 = 0; j2 < T::kWN / 2; ++j2) {
-        const int gi = (wn * 8 * T::kWN + j2 * 16) / kGemmBlockRows;
-        const uint4 bv = *reinterpret_cast<const uint4*>(w_st + gi * kGemmBlockElems + (kk * 32 + lane) * 8);
-        const uint32_t b[4] = {bv.x, bv.y, bv.z, bv.w};
+      for (int j = 0; j < T::kWN; ++j) {
+        uint32_t b0, b1;
+        load_b_fragment(w_st + (wn * T::kWN + j) * 2 * kGemmBlockElems, kk, lane, b0, b1);
 #pragma unroll
-        for (int i = 0; i < T::kMT; ++i) {
-          mma_bf16(acc[i][2 * j2], a[i], b[0], b[1]);
-          mma_bf16(acc[i][2 * j2 + 1], a[i], b[2], b[3]);
+        for (int i = 0; i < T::kMT; ++i) mma_bf16(acc[i][j], a[i], b0, b1);
+      }
+    }
+  }
+  cp_async_wait<0>();
+  pdl_launch_dependents();
+  gemm_epilogue<EP>(p, acc, m0 + wm * 16 * T::kMT, n0 + wn * 8 * T::kWN, lane);
+}
+
+// Decode rows (M <= 16): one warp per TW n8 tiles, four warps per block, each warp streaming its
+// tiles through a private ring of kDecodeStages 64-k stages.
+constexpr int kDecodeWarps = 4, kDecodeStages = 12;
+
+template <int TW>
+constexpr size_t GemmDecodeSmemBytes() {
+  return size_t(kDecodeWarps) * kDecodeStages * TW * 2 * kGemmBlockElems * sizeof(__nv_bfloat16);
+}
+
+template <int TW, GemmEpilogue EP>
+__global__ void __launch_bounds__(32 * kDecodeWarps) gemm_decode_kernel(const GemmParams p) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int g = lane >> 2, t = lane & 3;
+  __nv_bfloat16* ring = reinterpret_cast<__nv_bfloat16*>(smem_raw) + size_t(warp) * kDecodeStages * TW * 2 * kGemmBlockElems;
+  const int j0 = (blockIdx.x * kDecodeWarps + warp) * TW;  // first n8 tile of this warp
+  const int n_tiles = (p.N + kGemmTileRows - 1) / kGemmTileRows;
+  const int k32 = GemmK32Blocks(p.K);
+  const int k_tiles = k32 / 2;
+  const bool active = j0 < n_tiles;
+
+  auto issue = [&](int kt) {
+    __nv_bfloat16* dst = ring + (kt % kDecodeStages) * TW * 2 * kGemmBlockElems;
+#pragma unroll
+    for (int j = 0; j < TW; ++j) {
+      const bool ok = j0 + j < n_tiles;
+      const __nv_bfloat16* src = p.w + (int64_t(ok ? j0 + j : 0) * k32 + 2 * kt) * kGemmBlockElems;
+#pragma unroll
+      for (int piece = lane; piece < 64; piece += 32)
+        cp_async_16(dst + j * 2 * kGemmBlockElems + piece * 8, src + piece * 8, ok);
+    }
+  };
+  if (active)
+    for (int s = 0; s < kDecodeStages - 1; ++s)
+      if (s < k_tiles) issue(s);
+  pdl_wait();
+  for (int s = 0; s < kDecodeStages - 1; ++s) cp_async_commit();
+
+  float acc[1][TW][4];
+#pragma unroll
+  for (int j = 0; j < TW; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc[0][j][e] = 0.0f;
+  // x rows g and g + 8 (zero past M), two bf16 at a time.
+  const bool r0 = g < p.M, r1 = g + 8 < p.M;
+  const __nv_bfloat16* x0 = p.x + int64_t(r0 ? g : 0) * p.x_stride;
+  const __nv_bfloat16* x1 = p.x + int64_t(r1 ? g + 8 : 0) * p.x_stride;
+  auto ld2 = [&](const __nv_bfloat16* row, bool ok, int k) -> uint32_t {
+    return ok && k < p.K ? *reinterpret_cast<const uint32_t*>(row + k) : 0u;
+  };
+
+  if (active) {
+    for (int kt = 0; kt < k_tiles; ++kt) {
+      cp_async_wait<kDecodeStages - 2>();
+      __syncwarp();
+      if (kt + kDecodeStages - 1 < k_tiles) issue(kt + kDecodeStages - 1);
+      cp_async_commit();
+      const __nv_bfloat16* st = ring + (kt % kDecodeStages) * TW * 2 * kGemmBlockElems;
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        const int k = kt * 64 + kk * 16 + 2 * t;
+        const uint32_t a[4] = {ld2(x0, r0, k), ld2(x1, r1, k), ld2(x0, r0, k + 8), ld2(x1, r1, k + 8)};
+#pragma unroll
+        for (int j = 0; j < TW; ++j) {
+          uint32_t b0, b1;
+          load_b_fragment(st + j * 2 * kGemmBlockElems, kk, lane, b0, b1);
+          mma_bf16(acc[0][j], a, b0, b1);
         }
       }
     }
   }
   cp_async_wait<0>();
   pdl_launch_dependents();
-
-  const int g = lane >> 2, t = lane & 3;
-#pragma unroll
-  for (int i = 0; i < T::kMT; ++i) {
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int row = m0 + wm * 16 * T::kMT + i * 16 + g + half * 8;
-      const bool row_ok = row < p.M;
-      if constexpr (EP == GemmEpilogue::kArgmax) {
-        unsigned long long best = 0;
-#pragma unroll
-        for (int j = 0; j < T::kWN; ++j) {
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const int col = n0 + wn * 8 * T::kWN + j * 8 + 2 * t + e;
-            if (col < p.N) {
-              const float v = acc[i][j][half * 2 + e] + (p.bias ? p.bias[col] : 0.0f);
-              if (v == v) {
-                const unsigned long long key = argmax_key(v, col);
-                best = key > best ? key : best;
-              }
-            }
-          }
-        }
-#pragma unroll
-        for (int o = 1; o < 4; o <<= 1) {
-          const unsigned long long other = __shfl_xor_sync(0xffffffffu, best, o);
-          best = other > best ? other : best;
-        }
-        if (row_ok && t == 0 && best != 0) atomicMax(p.argmax + row, best);
-      } else if constexpr (EP == GemmEpilogue::kSiluMulBf16) {
-        if (!row_ok) continue;
-        __nv_bfloat16* out = static_cast<__nv_bfloat16*>(p.out) + int64_t(row) * p.out_stride;
-#pragma unroll
-        for (int j = 0; j < T::kWN; j += 2) {
-          const int n_gate = n0 + wn * 8 * T::kWN + j * 8;  // a multiple of 16: 8 gate then 8 up rows
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const int col = n_gate + 2 * t + e;
-            if (col < p.N) {
-              float gv = acc[i][j][half * 2 + e], uv = acc[i][j + 1][half * 2 + e];
-              if (p.bias) {
-                gv += p.bias[col];
-                uv += p.bias[col + 8];
-              }
-              const float silu = gv / (1.0f + __expf(-gv));
-              out[n_gate / 2 + 2 * t + e] = __float2bfloat16_rn(silu * uv);
-            }
-          }
-        }
-      } else {
-        if (!row_ok) continue;
-#pragma unroll
-        for (int j = 0; j < T::kWN; ++j) {
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const int col = n0 + wn * 8 * T::kWN + j * 8 + 2 * t + e;
-            if (col >= p.N) continue;
-            const float v = acc[i][j][half * 2 + e] + (p.bias ? p.bias[col] : 0.0f);
-            if constexpr (EP == GemmEpilogue::kStoreBf16) {
-              static_cast<__nv_bfloat16*>(p.out)[int64_t(row) * p.out_stride + col] = __float2bfloat16_rn(v);
-            } else if constexpr (EP == GemmEpilogue::kStoreF32) {
-              static_cast<float*>(p.out)[int64_t(row) * p.out_stride + col] = v;
-            } else {
-              static_cast<float*>(p.out)[int64_t(row) * p.out_stride + col] += v;
-            }
-          }
-        }
-      }
-    }
-  }
+  if (active) gemm_epilogue<EP>(p, acc, 0, j0 * kGemmTileRows, lane);
 }
 
 // Folds packed argmax keys into token ids (an all-NaN row, key 0, gives 0).
