@@ -51,7 +51,7 @@ for step in "$@"; do
       ;;
     profile)
       # One decode-shaped GEMM and one decode attention under Nsight Compute (clocks left alone).
-      for what in ${PROFILE_SHAPES:-"gemm 4096 4096 1" "attn 32 8 128 32768 1"}; do
+      for what in "gemm 4096 4096 1" "attn 32 8 128 32768 1"; do
         tag=$(echo "$what" | tr ' ' '_')
         timeout 120 ncu --clock-control none -k regex:'gemm_bf16|attention_prefix|attention_finish' -s 3 -c 2 \
           --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section WarpStateStats \
