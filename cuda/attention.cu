@@ -41,8 +41,10 @@ cudaError_t LaunchForHeadDim(const LaunchContext& ctx, AttnPrefixParams pre, int
     // Split mode: enough blocks for a few per SM; each walks every gz-th split (its states are
     // written one by one, so the grid never changes a result).
     const int blocks_per_split = q_tiles * pre.num_kv_heads;
-    const int want = std::max(1, 4 * ctx.num_sms / blocks_per_split);
-    const int gz = walk ? 1 : std::min(splits, want);
+    const int per_sm = HD <= 64 ? 4 : 3;  // blocks that fit an SM (shared memory)
+    const int want = std::max(1, per_sm * ctx.num_sms / blocks_per_split);
+    const int per_block = (splits + want - 1) / want;  // splits per block, spread evenly
+    const int gz = walk ? 1 : (splits + per_block - 1) / per_block;
     const dim3 grid(q_tiles, pre.num_kv_heads, gz);
     const cudaError_t e = warps == 1 ? LaunchPrefix<HD, 1>(ctx, pre, grid) : LaunchPrefix<HD, 4>(ctx, pre, grid);
     if (e != cudaSuccess) return e;
@@ -53,7 +55,7 @@ cudaError_t LaunchForHeadDim(const LaunchContext& ctx, AttnPrefixParams pre, int
   } else {
     fin.state = nullptr;
   }
-  return Launch(ctx, attention_finish_kernel<HD>, dim3(fin.num_heads, fin.rows), dim3(32), 0, fin);
+  return Launch(ctx, attention_finish_kernel<HD>, dim3(fin.num_heads, fin.rows), dim3(32), FinishSmemBytes<HD>(), fin);
 }
 
 }  // namespace
@@ -63,7 +65,8 @@ cudaError_t PrepareAttentionKernels() {
                         PrepareKernel(attention_prefix_kernel<64, 4>, PrefixSmemBytes<64, 4>(true)),
                         PrepareKernel(attention_prefix_kernel<128, 1>, PrefixSmemBytes<128, 1>(true)),
                         PrepareKernel(attention_prefix_kernel<128, 4>, PrefixSmemBytes<128, 4>(true)),
-                        PrepareKernel(attention_finish_kernel<64>), PrepareKernel(attention_finish_kernel<128>)}) {
+                        PrepareKernel(attention_finish_kernel<64>, FinishSmemBytes<64>()),
+                        PrepareKernel(attention_finish_kernel<128>, FinishSmemBytes<128>())}) {
     if (e != cudaSuccess) return e;
   }
   return cudaSuccess;

@@ -127,15 +127,26 @@ __global__ void __launch_bounds__(32 * WARPS) attention_prefix_kernel(const Attn
     if (ok) src = p.q + int64_t(qi / group) * p.q_stride + int64_t(kvh * group + qi % group) * HD + col;
     cp_async_16(Qs + qr * kLd + col, src, ok);
   }
-  const __nv_bfloat16* kbase = p.k + int64_t(kvh) * p.capacity * HD;
-  const __nv_bfloat16* vbase = p.v + int64_t(kvh) * p.capacity * HD;
+  // A chunk's K (and V) rows are contiguous in the cache: each thread copies the 16-byte pieces
+  // tid, tid + T, ... of it, i.e. rows row0 + i * kRowStep at a fixed column, so every address is
+  // a base plus a compile-time offset (the copy loop is a few instructions per piece).
+  constexpr int kPieces = HD / 8, kThreads = 32 * WARPS, kRowStep = kThreads / kPieces;
+  static_assert(kThreads % kPieces == 0, "pieces of a row never straddle threads");
+  const int row0 = tid / kPieces, col0 = (tid % kPieces) * 8;
+  const __nv_bfloat16* kthread = p.k + int64_t(kvh) * p.capacity * HD + row0 * HD + col0;
+  const __nv_bfloat16* vthread = p.v + int64_t(kvh) * p.capacity * HD + row0 * HD + col0;
+  __nv_bfloat16* ks_thread = Ks + row0 * kLd + col0;
+  __nv_bfloat16* vs_thread = Vs + row0 * kLd + col0;
   auto load_chunk = [&](int buf, int c0) {
-    for (int c = tid; c < kAttnChunkKeys * (HD / 8); c += 32 * WARPS) {
-      const int r = c / (HD / 8), col = (c % (HD / 8)) * 8;
-      const bool ok = c0 + r < L;
-      const int64_t off = int64_t(ok ? c0 + r : 0) * HD + col;
-      cp_async_16(Ks + (buf * kAttnChunkKeys + r) * kLd + col, kbase + off, ok);
-      cp_async_16(Vs + (buf * kAttnChunkKeys + r) * kLd + col, vbase + off, ok);
+    const int64_t off = int64_t(c0) * HD;
+    const int rows_left = L - c0 - row0;  // rows i * kRowStep < rows_left are in range
+#pragma unroll
+    for (int i = 0; i < kAttnChunkKeys / kRowStep; ++i) {
+      const bool ok = i * kRowStep < rows_left;
+      const int64_t src = ok ? off + int64_t(i) * kRowStep * HD : 0;
+      const int dst = (buf * kAttnChunkKeys + i * kRowStep) * kLd;
+      cp_async_16(ks_thread + dst, kthread + src, ok);
+      cp_async_16(vs_thread + dst, vthread + src, ok);
     }
   };
   for (int q = 0; q < kKS - 1; ++q) {  // the queries travel with the first chunk
@@ -365,28 +376,75 @@ struct AttnFinishParams {
   float* lse = nullptr;
 };
 
-// One warp per (row, head): grid (num_heads, rows), 32 threads. Split states come through shared
-// memory 32 at a time (all lanes load in parallel); the merge then runs in split order. The tree
-// part goes in blocks of kTreeBlock keys: each lane scores its own keys (16-byte K loads, all in
-// flight), the block's V rows are staged in shared memory meanwhile, then P.V runs over the keys
-// in order reading V from shared memory.
+// One warp per (row, head): grid (num_heads, rows), 32 threads. Everything it reads comes through
+// shared memory by cp.async, issued early so the latencies overlap: the first block of band/tree
+// K and V rows, then the split states 32 at a time, merged in split order; then the tree part in
+// blocks of kFinishTreeBlock keys (lane per key for the scores, the keys in order for P.V).
+constexpr int kFinishBatch = 32;
+constexpr int kFinishTreeBlock = 128;
+
+template <int HD>
+constexpr size_t FinishSmemBytes() {
+  return size_t(kFinishBatch) * StateFloats<HD>() * 4 + size_t(kFinishTreeBlock) * (2 * HD + 8) * 2 + HD * 4 +
+         kFinishTreeBlock * 4;
+}
+
 template <int HD>
 __global__ void __launch_bounds__(32) attention_finish_kernel(const AttnFinishParams p) {
   constexpr int kPer = HD / 32;  // output elements per lane
-  constexpr int kBatch = 32;
   constexpr int kRec = StateFloats<HD>();
-  constexpr int kRounds = 4;
-  constexpr int kTreeBlock = 32 * kRounds;
-  constexpr int kStageBytes = kBatch * kRec * 4 > kTreeBlock * HD * 2 ? kBatch * kRec * 4 : kTreeBlock * HD * 2;
-  __shared__ float qs[HD];
-  __shared__ int slot_s[kTreeBlock];
-  __shared__ __align__(16) unsigned char stage_raw[kStageBytes];  // split states, then V rows
-  float* staged = reinterpret_cast<float*>(stage_raw);
-  __nv_bfloat16* v_s = reinterpret_cast<__nv_bfloat16*>(stage_raw);
+  constexpr int kRounds = kFinishTreeBlock / 32;
+  constexpr int kKLd = HD + 8;  // padded K rows: a lane per key reads conflict-free
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  float* staged = reinterpret_cast<float*>(smem_raw);                                   // [32][kRec]
+  __nv_bfloat16* k_s = reinterpret_cast<__nv_bfloat16*>(staged + kFinishBatch * kRec);  // [128][kKLd]
+  __nv_bfloat16* v_s = k_s + kFinishTreeBlock * kKLd;                                   // [128][HD]
+  float* qs = reinterpret_cast<float*>(v_s + kFinishTreeBlock * HD);                    // [HD]
+  int* slot_s = reinterpret_cast<int*>(qs + HD);                                        // [128]
   const int lane = threadIdx.x;
   const int head = blockIdx.x, row = blockIdx.y;
   const int group = p.num_heads / p.num_kv_heads, kvh = head / group;
   pdl_wait();
+
+  // The tree part's keys: band positions (ring-aware), then the visible nodes.
+  int b0 = 0, band = 0, v0 = 0, n = 0;
+  if (p.band_start != nullptr) {
+    b0 = p.band_start[row];
+    const int b1 = p.band_end[row];
+    band = b1 > b0 ? b1 - b0 : 0;
+    v0 = p.visible_offsets[row];
+    n = band + p.visible_offsets[row + 1] - v0;
+  }
+  const __nv_bfloat16* kbase = p.k + int64_t(kvh) * p.capacity * HD;
+  const __nv_bfloat16* vbase = p.v + int64_t(kvh) * p.capacity * HD;
+  // Issues the K and V rows of tree block j0 (slots into slot_s). Returns the block's size.
+  auto issue_block = [&](int j0) {
+    const int cnt = min(kFinishTreeBlock, n - j0);
+#pragma unroll
+    for (int r = 0; r < kRounds; ++r) {
+      const int j = j0 + r * 32 + lane;
+      int slot = -1;
+      if (j < n) {
+        if (j < band) {
+          const int pos = b0 + j;
+          slot = p.ring > 0 ? pos % p.ring : pos;
+        } else {
+          slot = p.visible_slots[v0 + j - band];
+        }
+      }
+      slot_s[r * 32 + lane] = slot;
+    }
+    __syncwarp();
+    for (int i = lane; i < cnt * (HD / 8); i += 32) {
+      const int key = i / (HD / 8), piece = i % (HD / 8);
+      const int64_t off = int64_t(slot_s[key]) * HD + piece * 8;
+      cp_async_16(k_s + key * kKLd + piece * 8, kbase + off, true);
+      cp_async_16(v_s + key * HD + piece * 8, vbase + off, true);
+    }
+    cp_async_commit();
+    return cnt;
+  };
+  if (n > 0) issue_block(0);
 
   float M = -INFINITY, Lsum = 0.0f, acc[kPer];
 #pragma unroll
@@ -413,12 +471,13 @@ __global__ void __launch_bounds__(32) attention_finish_kernel(const AttnFinishPa
     const int len = p.kv_len[row];
     const int n_states = p.walk_all_splits ? (len > 0 ? 1 : 0) : (len + kAttnSplit - 1) / kAttnSplit;
     const float4* recs = reinterpret_cast<const float4*>(p.state + (int64_t(row) * p.num_heads + head) * p.max_states * kRec);
-    for (int s0 = 0; s0 < n_states; s0 += kBatch) {
-      const int cnt = min(kBatch, n_states - s0);
+    for (int s0 = 0; s0 < n_states; s0 += kFinishBatch) {
+      const int cnt = min(kFinishBatch, n_states - s0);
       for (int i = lane; i < cnt * kRec / 4; i += 32) cp_async_16(staged + 4 * i, recs + s0 * kRec / 4 + i, true);
       cp_async_commit();
       cp_async_wait<0>();
       __syncwarp();
+#pragma unroll 8
       for (int s = 0; s < cnt; ++s) {
         const float* rec = staged + s * kRec;
         float x[kPer];
@@ -430,55 +489,26 @@ __global__ void __launch_bounds__(32) attention_finish_kernel(const AttnFinishPa
     }
   }
 
-  if (p.band_start != nullptr) {
+  if (n > 0) {
     const __nv_bfloat16* qrow = p.q + int64_t(row) * p.q_stride + int64_t(head) * HD;
     for (int d = lane; d < HD; d += 32) qs[d] = __bfloat162float(qrow[d]);
-    const int b0 = p.band_start[row], b1 = p.band_end[row];
-    const int band = b1 > b0 ? b1 - b0 : 0;
-    const int v0 = p.visible_offsets[row], nv = p.visible_offsets[row + 1] - v0;
-    const int n = band + nv;
-    const __nv_bfloat16* kbase = p.k + int64_t(kvh) * p.capacity * HD;
-    const __nv_bfloat16* vbase = p.v + int64_t(kvh) * p.capacity * HD;
-    __syncwarp();
-    for (int j0 = 0; j0 < n; j0 += kTreeBlock) {
-      const int cnt = min(kTreeBlock, n - j0);
-      // Slots of the block's keys: band positions (ring-aware), then visible nodes.
-      int slot[kRounds];
-#pragma unroll
-      for (int r = 0; r < kRounds; ++r) {
-        const int j = j0 + r * 32 + lane;
-        slot[r] = -1;
-        if (j < n) {
-          if (j < band) {
-            const int pos = b0 + j;
-            slot[r] = p.ring > 0 ? pos % p.ring : pos;
-          } else {
-            slot[r] = p.visible_slots[v0 + j - band];
-          }
-        }
-        slot_s[r * 32 + lane] = slot[r];
-      }
+    for (int j0 = 0; j0 < n; j0 += kFinishTreeBlock) {
+      const int cnt = j0 == 0 ? min(kFinishTreeBlock, n) : issue_block(j0);
+      cp_async_wait<0>();
       __syncwarp();
-      // V rows of the block into shared memory while the scores are computed.
-      for (int i = lane; i < cnt * (HD / 8); i += 32) {
-        const int key = i / (HD / 8), piece = i % (HD / 8);
-        cp_async_16(v_s + key * HD + piece * 8, vbase + int64_t(slot_s[key]) * HD + piece * 8, true);
-      }
-      cp_async_commit();
       float sc[kRounds];
       float mx = -INFINITY;
 #pragma unroll
       for (int r = 0; r < kRounds; ++r) {
+        const int j = r * 32 + lane;
         sc[r] = -INFINITY;
-        if (slot[r] >= 0) {
-          const uint4* krow = reinterpret_cast<const uint4*>(kbase + int64_t(slot[r]) * HD);
-          uint4 raw[HD / 8];
-#pragma unroll
-          for (int d8 = 0; d8 < HD / 8; ++d8) raw[d8] = krow[d8];
+        if (j < cnt) {
+          const __nv_bfloat16* krow = k_s + j * kKLd;
           float dot = 0.0f;
 #pragma unroll
           for (int d8 = 0; d8 < HD / 8; ++d8) {
-            const __nv_bfloat162* kv = reinterpret_cast<const __nv_bfloat162*>(&raw[d8]);
+            const uint4 raw = *reinterpret_cast<const uint4*>(krow + d8 * 8);
+            const __nv_bfloat162* kv = reinterpret_cast<const __nv_bfloat162*>(&raw);
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
               const float2 f = __bfloat1622float2(kv[e]);
@@ -500,8 +530,6 @@ __global__ void __launch_bounds__(32) attention_finish_kernel(const AttnFinishPa
       }
 #pragma unroll
       for (int o = 16; o > 0; o >>= 1) sum = __fadd_rn(sum, __shfl_xor_sync(0xffffffffu, sum, o));
-      cp_async_wait<0>();
-      __syncwarp();
       float x[kPer];
 #pragma unroll
       for (int e = 0; e < kPer; ++e) x[e] = 0.0f;
@@ -517,7 +545,7 @@ __global__ void __launch_bounds__(32) attention_finish_kernel(const AttnFinishPa
         }
       }
       fold(mx, sum, x);
-      __syncwarp();  // v_s and slot_s are refilled by the next block
+      __syncwarp();  // k_s, v_s and slot_s are refilled by the next block
     }
   }
   pdl_launch_dependents();

@@ -1,13 +1,17 @@
 // GEMM launcher: picks the tile by row count (every tile walks K the same way, see gemm.cuh).
 #include <cuda_runtime.h>
 
+#include <type_traits>
+
 #include "cuda_ops.h"
 
 namespace longspec::cuda {
 
 namespace {
 
-using TileRows32 = GemmTile<1, 1, 2, 2, 8>;
+using TileDecode = GemmTile<1, 4, 1, 1, 12>;      // 16 x 32: four warps, one n8 tile each
+using TileDecodeSwiGlu = GemmTile<1, 4, 1, 2, 8>;  // 16 x 64: a gate and an up tile per warp
+using TileRows32 = GemmTile<1, 2, 2, 2, 8>;
 using TileRows64 = GemmTile<1, 2, 4, 2, 4>;
 using TileRows128 = GemmTile<1, 2, 8, 2, 4>;   // verification of a default tree (69 rows)
 using TilePrefill = GemmTile<2, 4, 4, 4, 3>;   // 128 x 128, 8 warps
@@ -20,18 +24,7 @@ cudaError_t LaunchTile(const LaunchContext& ctx, const GemmParams& p) {
 
 // SwiGLU needs a gate tile and its up tile in one warp.
 template <GemmEpilogue EP>
-constexpr int DecodeTilesPerWarp() {
-  return EP == GemmEpilogue::kSiluMulBf16 ? 2 : 1;
-}
-
-template <GemmEpilogue EP>
-cudaError_t LaunchDecode(const LaunchContext& ctx, const GemmParams& p) {
-  constexpr int kTW = DecodeTilesPerWarp<EP>();
-  const int tiles = (p.N + kGemmTileRows - 1) / kGemmTileRows;
-  const int per_block = kDecodeWarps * kTW;
-  return Launch(ctx, gemm_decode_kernel<kTW, EP>, dim3((tiles + per_block - 1) / per_block), dim3(32 * kDecodeWarps),
-                GemmDecodeSmemBytes<kTW>(), p);
-}
+using DecodeTile = std::conditional_t<EP == GemmEpilogue::kSiluMulBf16, TileDecodeSwiGlu, TileDecode>;
 
 template <GemmEpilogue EP>
 cudaError_t LaunchEpilogue(const LaunchContext& ctx, const GemmParams& p, GemmTileKind tile) {
@@ -45,7 +38,7 @@ cudaError_t LaunchEpilogue(const LaunchContext& ctx, const GemmParams& p, GemmTi
   switch (tile) {
     case GemmTileKind::kDecode:
       if (p.M > 16) return cudaErrorInvalidValue;
-      return LaunchDecode<EP>(ctx, p);
+      return LaunchTile<DecodeTile<EP>, EP>(ctx, p);
     case GemmTileKind::kRows32: return LaunchTile<TileRows32, EP>(ctx, p);
     case GemmTileKind::kRows64: return LaunchTile<TileRows64, EP>(ctx, p);
     case GemmTileKind::kRows128: return LaunchTile<TileRows128, EP>(ctx, p);
@@ -55,8 +48,7 @@ cudaError_t LaunchEpilogue(const LaunchContext& ctx, const GemmParams& p, GemmTi
 
 template <GemmEpilogue EP>
 cudaError_t PrepareEpilogue() {
-  constexpr int kTW = DecodeTilesPerWarp<EP>();
-  for (cudaError_t e : {PrepareKernel(gemm_decode_kernel<kTW, EP>, GemmDecodeSmemBytes<kTW>()),
+  for (cudaError_t e : {PrepareKernel(gemm_bf16_kernel<DecodeTile<EP>, EP>, DecodeTile<EP>::kSmemBytes),
                         PrepareKernel(gemm_bf16_kernel<TileRows32, EP>, TileRows32::kSmemBytes),
                         PrepareKernel(gemm_bf16_kernel<TileRows64, EP>, TileRows64::kSmemBytes),
                         PrepareKernel(gemm_bf16_kernel<TileRows128, EP>, TileRows128::kSmemBytes),

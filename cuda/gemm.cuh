@@ -13,13 +13,10 @@
 // contiguous stretch and lands in registers as B fragments without shuffling. K is padded to a
 // multiple of 64 with zeros, so every kernel walks the same ceil(K / 64) * 4 k-steps.
 //
-// Two kernels:
-//   - decode (M <= 16): one warp per n8 tile (two for SwiGLU), streaming its tile through a
-//     private cp.async ring of 64-k stages; A fragments read straight from global memory (x is a
-//     few KB, L1-resident). Few instructions per byte and many warps per SM keep HBM busy.
-//   - tiles (M > 16): a block stages BK = 64 columns of its x rows (padded rows, ldmatrix) and its
-//     W tiles per pipeline stage through cp.async, STAGES deep; each warp owns MT m16 tiles and
-//     WN n8 tiles.
+// A block stages BK = 64 columns of its x rows (padded rows, ldmatrix) and its W tiles per
+// pipeline stage through cp.async, STAGES deep; each warp owns MT m16 tiles and WN n8 tiles. For
+// decode rows (M <= 16) a block is four warps of one n8 tile each (two for SwiGLU) over one m16
+// tile, twelve stages deep: many warps per SM, few instructions per byte of weights.
 //
 // Epilogues: store (bf16 or fp32), accumulate into an fp32 residual, SwiGLU (W rows interleaved
 // as 8 gate rows then the 8 matching up rows; out = silu(gate) * up), and argmax (packed
@@ -63,7 +60,6 @@ struct GemmTile {
   static constexpr int kLd = kBK + 8;  // bf16 elements per staged x row
   static constexpr int kThreads = 32 * kWarpsM * kWarpsN;
   static constexpr size_t kSmemBytes = size_t(kStages) * (kBM * kLd + kBN * kBK) * sizeof(__nv_bfloat16);
-  static_assert(kWN % 2 == 0, "SwiGLU pairs n8 tiles");
 };
 
 // Orders floats as unsigned integers (larger float -> larger key); NaN is never passed in.
@@ -107,6 +103,7 @@ __device__ __forceinline__ void gemm_epilogue(const GemmParams& p, const float (
         }
         if (row_ok && t == 0 && best != 0) atomicMax(p.argmax + row, best);
       } else if constexpr (EP == GemmEpilogue::kSiluMulBf16) {
+        static_assert(WN % 2 == 0, "SwiGLU pairs a gate n8 tile with its up tile");
         if (!row_ok) continue;
         __nv_bfloat16* out = static_cast<__nv_bfloat16*>(p.out) + int64_t(row) * p.out_stride;
 #pragma unroll
@@ -240,82 +237,6 @@ __global__ void __launch_bounds__(T::kThreads) gemm_bf16_kernel(const GemmParams
   cp_async_wait<0>();
   pdl_launch_dependents();
   gemm_epilogue<EP>(p, acc, m0 + wm * 16 * T::kMT, n0 + wn * 8 * T::kWN, lane);
-}
-
-// Decode rows (M <= 16): one warp per TW n8 tiles, four warps per block, each warp streaming its
-// tiles through a private ring of kDecodeStages 64-k stages.
-constexpr int kDecodeWarps = 4, kDecodeStages = 12;
-
-template <int TW>
-constexpr size_t GemmDecodeSmemBytes() {
-  return size_t(kDecodeWarps) * kDecodeStages * TW * 2 * kGemmBlockElems * sizeof(__nv_bfloat16);
-}
-
-template <int TW, GemmEpilogue EP>
-__global__ void __launch_bounds__(32 * kDecodeWarps) gemm_decode_kernel(const GemmParams p) {
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int g = lane >> 2, t = lane & 3;
-  __nv_bfloat16* ring = reinterpret_cast<__nv_bfloat16*>(smem_raw) + size_t(warp) * kDecodeStages * TW * 2 * kGemmBlockElems;
-  const int j0 = (blockIdx.x * kDecodeWarps + warp) * TW;  // first n8 tile of this warp
-  const int n_tiles = (p.N + kGemmTileRows - 1) / kGemmTileRows;
-  const int k32 = GemmK32Blocks(p.K);
-  const int k_tiles = k32 / 2;
-  const bool active = j0 < n_tiles;
-
-  auto issue = [&](int kt) {
-    __nv_bfloat16* dst = ring + (kt % kDecodeStages) * TW * 2 * kGemmBlockElems;
-#pragma unroll
-    for (int j = 0; j < TW; ++j) {
-      const bool ok = j0 + j < n_tiles;
-      const __nv_bfloat16* src = p.w + (int64_t(ok ? j0 + j : 0) * k32 + 2 * kt) * kGemmBlockElems;
-#pragma unroll
-      for (int piece = lane; piece < 64; piece += 32)
-        cp_async_16(dst + j * 2 * kGemmBlockElems + piece * 8, src + piece * 8, ok);
-    }
-  };
-  if (active)
-    for (int s = 0; s < kDecodeStages - 1; ++s)
-      if (s < k_tiles) issue(s);
-  pdl_wait();
-  for (int s = 0; s < kDecodeStages - 1; ++s) cp_async_commit();
-
-  float acc[1][TW][4];
-#pragma unroll
-  for (int j = 0; j < TW; ++j)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) acc[0][j][e] = 0.0f;
-  // x rows g and g + 8 (zero past M), two bf16 at a time.
-  const bool r0 = g < p.M, r1 = g + 8 < p.M;
-  const __nv_bfloat16* x0 = p.x + int64_t(r0 ? g : 0) * p.x_stride;
-  const __nv_bfloat16* x1 = p.x + int64_t(r1 ? g + 8 : 0) * p.x_stride;
-  auto ld2 = [&](const __nv_bfloat16* row, bool ok, int k) -> uint32_t {
-    return ok && k < p.K ? *reinterpret_cast<const uint32_t*>(row + k) : 0u;
-  };
-
-  if (active) {
-    for (int kt = 0; kt < k_tiles; ++kt) {
-      cp_async_wait<kDecodeStages - 2>();
-      __syncwarp();
-      if (kt + kDecodeStages - 1 < k_tiles) issue(kt + kDecodeStages - 1);
-      cp_async_commit();
-      const __nv_bfloat16* st = ring + (kt % kDecodeStages) * TW * 2 * kGemmBlockElems;
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {
-        const int k = kt * 64 + kk * 16 + 2 * t;
-        const uint32_t a[4] = {ld2(x0, r0, k), ld2(x1, r1, k), ld2(x0, r0, k + 8), ld2(x1, r1, k + 8)};
-#pragma unroll
-        for (int j = 0; j < TW; ++j) {
-          uint32_t b0, b1;
-          load_b_fragment(st + j * 2 * kGemmBlockElems, kk, lane, b0, b1);
-          mma_bf16(acc[0][j], a, b0, b1);
-        }
-      }
-    }
-  }
-  cp_async_wait<0>();
-  pdl_launch_dependents();
-  if (active) gemm_epilogue<EP>(p, acc, 0, j0 * kGemmTileRows, lane);
 }
 
 // Folds packed argmax keys into token ids (an all-NaN row, key 0, gives 0).
