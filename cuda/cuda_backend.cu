@@ -60,22 +60,23 @@ bool IsBf16(const View& v) { return v.dtype == DType::kBF16; }
 // W (bf16, rows row_of[r] of `in`, k columns) in the GEMM's packed fragment layout (gemm.cuh).
 std::vector<uint16_t> PackWeight(const uint16_t* in, const std::vector<int64_t>& row_of, int64_t k) {
   const int64_t n = static_cast<int64_t>(row_of.size());
-  const int64_t tiles = (n + kGemmTileRows - 1) / kGemmTileRows, k32 = GemmK32Blocks(static_cast<int>(k));
-  std::vector<uint16_t> out(static_cast<size_t>(tiles * k32 * kGemmBlockElems), 0);
+  const int tiles = GemmPaddedTiles(static_cast<int>(n)), k_tiles = GemmKTiles(static_cast<int>(k));
+  std::vector<uint16_t> out(static_cast<size_t>(tiles) * k_tiles * 2 * kGemmBlockElems, 0);
   auto at = [&](int64_t row, int64_t col) -> uint16_t { return row < n && col < k ? in[row_of[row] * k + col] : 0; };
-  for (int64_t j = 0; j < tiles; ++j)
-    for (int64_t s = 0; s < k32; ++s) {
-      uint16_t* blk = out.data() + (j * k32 + s) * kGemmBlockElems;
-      for (int lane = 0; lane < 32; ++lane) {
-        const int64_t r = j * 8 + lane / 4, c = s * 32 + 2 * (lane % 4);
-        const int64_t cols[4] = {c, c + 8, c + 16, c + 24};
-        uint16_t* w = blk + lane * 8;
-        for (int q = 0; q < 4; ++q) {
-          w[2 * q] = at(r, cols[q]);
-          w[2 * q + 1] = at(r, cols[q] + 1);
+  for (int j = 0; j < tiles; ++j)
+    for (int kt = 0; kt < k_tiles; ++kt)
+      for (int h = 0; h < 2; ++h) {
+        uint16_t* blk = out.data() + GemmTileStageOffset(j, kt, k_tiles) + h * kGemmBlockElems;
+        for (int lane = 0; lane < 32; ++lane) {
+          const int64_t r = int64_t(j) * 8 + lane / 4, c = int64_t(kt) * 64 + h * 32 + 2 * (lane % 4);
+          const int64_t cols[4] = {c, c + 8, c + 16, c + 24};
+          uint16_t* w = blk + lane * 8;
+          for (int q = 0; q < 4; ++q) {
+            w[2 * q] = at(r, cols[q]);
+            w[2 * q + 1] = at(r, cols[q] + 1);
+          }
         }
       }
-    }
   return out;
 }
 

@@ -32,13 +32,23 @@ namespace longspec::cuda {
 
 enum class GemmEpilogue : int { kStoreBf16, kStoreF32, kAccumulateF32, kSiluMulBf16, kArgmax };
 
-// Packed weight: n8 tile j, 32-k block s at w + (j * k32_blocks + s) * 256 elements, with
-// k32_blocks = 2 * ceil(K / 64); inside it lane (r = lane / 4, c = lane % 4) holds four 32-bit
-// words: row 8j + r at k = 32s + 2c (+1), 32s + 8 + 2c (+1) (the B fragment of k-step 2s), then
-// 32s + 16 + 2c, 32s + 24 + 2c (k-step 2s + 1). Rows past N and k past K are zero.
+// Packed weight: 8-row tiles in groups of four (32 rows); for each group and 64-k stage kt the
+// four tiles' 1 KB stages follow each other (4 KB), a group's stages consecutive, so a block of
+// whole groups reads one contiguous stretch per stage and DRAM rows are read through. A tile's
+// stage is two 32-k blocks of 256 elements; in a block, lane (r = lane / 4, c = lane % 4) holds
+// four 32-bit words: row 8j + r at k = 32s + 2c (+1), 32s + 8 + 2c (+1) (the B fragment of k-step
+// 2s), then 32s + 16 + 2c, 32s + 24 + 2c (k-step 2s + 1). Rows past N and k past K are zero.
 constexpr int kGemmTileRows = 8, kGemmBlockK = 32, kGemmBlockElems = kGemmTileRows * kGemmBlockK;
+constexpr int kGemmGroupTiles = 4;
 
-__host__ __device__ constexpr int GemmK32Blocks(int k) { return 2 * ((k + 63) / 64); }
+__host__ __device__ constexpr int GemmKTiles(int k) { return (k + 63) / 64; }
+__host__ __device__ constexpr int GemmPaddedTiles(int n) {
+  return (n + kGemmTileRows * kGemmGroupTiles - 1) / (kGemmTileRows * kGemmGroupTiles) * kGemmGroupTiles;
+}
+// Element offset of tile j's stage kt (1 KB: its two 32-k blocks).
+__host__ __device__ constexpr int64_t GemmTileStageOffset(int j, int kt, int k_tiles) {
+  return ((int64_t(j / kGemmGroupTiles) * k_tiles + kt) * kGemmGroupTiles + j % kGemmGroupTiles) * 2 * kGemmBlockElems;
+}
 
 struct GemmParams {
   const __nv_bfloat16* x = nullptr;  // [M, K]
@@ -163,9 +173,8 @@ __global__ void __launch_bounds__(T::kThreads) gemm_bf16_kernel(const GemmParams
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int wm = warp / T::kWarpsN, wn = warp % T::kWarpsN;
   const int m0 = blockIdx.y * T::kBM, n0 = blockIdx.x * T::kBN;
-  const int k_tiles = (p.K + T::kBK - 1) / T::kBK;
-  const int k32 = GemmK32Blocks(p.K);
-  const int n_tiles = (p.N + kGemmTileRows - 1) / kGemmTileRows;
+  const int k_tiles = GemmKTiles(p.K);
+  const int n_tiles = GemmPaddedTiles(p.N);
 
   auto load_w = [&](int stage, int kt) {
     __nv_bfloat16* dst = Ws + size_t(stage) * T::kBN * T::kBK;
@@ -173,7 +182,7 @@ __global__ void __launch_bounds__(T::kThreads) gemm_bf16_kernel(const GemmParams
       const int jl = c >> 6, piece = c & 63;  // 64 pieces of 16 bytes per tile and stage
       const int j = n0 / kGemmTileRows + jl;
       const bool ok = j < n_tiles;
-      const __nv_bfloat16* src = ok ? p.w + (int64_t(j) * k32 + 2 * kt) * kGemmBlockElems + piece * 8 : p.w;
+      const __nv_bfloat16* src = ok ? p.w + GemmTileStageOffset(j, kt, k_tiles) + piece * 8 : p.w;
       cp_async_16(dst + jl * 2 * kGemmBlockElems + piece * 8, src, ok);
     }
   };
