@@ -385,7 +385,7 @@ constexpr int kFinishTreeBlock = 128;
 
 template <int HD>
 constexpr size_t FinishSmemBytes() {
-  return size_t(kFinishBatch) * StateFloats<HD>() * 4 + size_t(kFinishTreeBlock) * (2 * HD + 8) * 2 + HD * 4 +
+  return size_t(2 * kFinishBatch) * StateFloats<HD>() * 4 + size_t(kFinishTreeBlock) * (2 * HD + 8) * 2 + HD * 4 +
          kFinishTreeBlock * 4;
 }
 
@@ -396,8 +396,8 @@ __global__ void __launch_bounds__(32) attention_finish_kernel(const AttnFinishPa
   constexpr int kRounds = kFinishTreeBlock / 32;
   constexpr int kKLd = HD + 8;  // padded K rows: a lane per key reads conflict-free
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  float* staged = reinterpret_cast<float*>(smem_raw);                                   // [32][kRec]
-  __nv_bfloat16* k_s = reinterpret_cast<__nv_bfloat16*>(staged + kFinishBatch * kRec);  // [128][kKLd]
+  float* staged = reinterpret_cast<float*>(smem_raw);                                       // [2][32][kRec]
+  __nv_bfloat16* k_s = reinterpret_cast<__nv_bfloat16*>(staged + 2 * kFinishBatch * kRec);  // [128][kKLd]
   __nv_bfloat16* v_s = k_s + kFinishTreeBlock * kKLd;                                   // [128][HD]
   float* qs = reinterpret_cast<float*>(v_s + kFinishTreeBlock * HD);                    // [HD]
   int* slot_s = reinterpret_cast<int*>(qs + HD);                                        // [128]
@@ -471,15 +471,27 @@ __global__ void __launch_bounds__(32) attention_finish_kernel(const AttnFinishPa
     const int len = p.kv_len[row];
     const int n_states = p.walk_all_splits ? (len > 0 ? 1 : 0) : (len + kAttnSplit - 1) / kAttnSplit;
     const float4* recs = reinterpret_cast<const float4*>(p.state + (int64_t(row) * p.num_heads + head) * p.max_states * kRec);
+    // Batches of 32 states, double-buffered: batch b + 1 is in flight while batch b is merged.
+    auto issue_states = [&](int s0) {
+      const int cnt = min(kFinishBatch, n_states - s0);
+      float* dst = staged + ((s0 / kFinishBatch) & 1) * kFinishBatch * kRec;
+      for (int i = lane; i < cnt * kRec / 4; i += 32) cp_async_16(dst + 4 * i, recs + s0 * kRec / 4 + i, true);
+      cp_async_commit();
+    };
+    if (n_states > 0) issue_states(0);
     for (int s0 = 0; s0 < n_states; s0 += kFinishBatch) {
       const int cnt = min(kFinishBatch, n_states - s0);
-      for (int i = lane; i < cnt * kRec / 4; i += 32) cp_async_16(staged + 4 * i, recs + s0 * kRec / 4 + i, true);
-      cp_async_commit();
-      cp_async_wait<0>();
+      if (s0 + kFinishBatch < n_states) {
+        issue_states(s0 + kFinishBatch);
+      } else {
+        cp_async_commit();
+      }
+      cp_async_wait<1>();
       __syncwarp();
+      const float* batch = staged + ((s0 / kFinishBatch) & 1) * kFinishBatch * kRec;
 #pragma unroll 8
       for (int s = 0; s < cnt; ++s) {
-        const float* rec = staged + s * kRec;
+        const float* rec = batch + s * kRec;
         float x[kPer];
 #pragma unroll
         for (int e = 0; e < kPer; ++e) x[e] = rec[kStateHeader + lane * kPer + e];

@@ -174,26 +174,44 @@ __global__ void __launch_bounds__(T::kThreads) gemm_bf16_kernel(const GemmParams
   const int wm = warp / T::kWarpsN, wn = warp % T::kWarpsN;
   const int m0 = blockIdx.y * T::kBM, n0 = blockIdx.x * T::kBN;
   const int k_tiles = GemmKTiles(p.K);
-  const int n_tiles = GemmPaddedTiles(p.N);
+
+  // Copies with compile-time trip counts and per-thread bases (a few instructions per 16 bytes).
+  // x: thread tid copies rows xr0 + i * kXStep at column xc of each stage.
+  constexpr int kXStep = T::kThreads / 8, kXPer = T::kBM * 8 / T::kThreads;
+  static_assert(T::kThreads % 8 == 0 && (T::kBM * 8) % T::kThreads == 0, "x pieces per thread");
+  const int xr0 = tid / 8, xc = (tid % 8) * 8;
+  const __nv_bfloat16* x_thread = p.x + int64_t(m0 + xr0) * p.x_stride + xc;
+  const int64_t x_step = int64_t(kXStep) * p.x_stride;
+  // W: a stage of a group of four tiles is 256 pieces of 16 bytes; piece tid + i * T lies in
+  // group (i * T) / 256 (T divides 256), at position (tid + i * T) % 256.
+  constexpr int kGroupPieces = kGemmGroupTiles * 2 * kGemmBlockElems / 8;
+  constexpr int kWPer = T::kBN * 8 / T::kThreads;
+  static_assert(kGroupPieces % T::kThreads == 0 || T::kThreads % kGroupPieces == 0, "W pieces per thread");
+  static_assert(T::kBN % (kGemmTileRows * kGemmGroupTiles) == 0, "a block holds whole tile groups");
+  const int group0 = n0 / (kGemmTileRows * kGemmGroupTiles);
+  const int n_groups = GemmPaddedTiles(p.N) / kGemmGroupTiles;
+  const __nv_bfloat16* w_group0 = p.w + int64_t(group0) * k_tiles * kGroupPieces * 8;
 
   auto load_w = [&](int stage, int kt) {
     __nv_bfloat16* dst = Ws + size_t(stage) * T::kBN * T::kBK;
-    for (int c = tid; c < T::kBN * 8; c += T::kThreads) {
-      const int jl = c >> 6, piece = c & 63;  // 64 pieces of 16 bytes per tile and stage
-      const int j = n0 / kGemmTileRows + jl;
-      const bool ok = j < n_tiles;
-      const __nv_bfloat16* src = ok ? p.w + GemmTileStageOffset(j, kt, k_tiles) + piece * 8 : p.w;
-      cp_async_16(dst + jl * 2 * kGemmBlockElems + piece * 8, src, ok);
+#pragma unroll
+    for (int i = 0; i < kWPer; ++i) {
+      const int gi = (i * T::kThreads) / kGroupPieces;
+      const int pos = (tid + i * T::kThreads) % kGroupPieces;
+      const bool ok = group0 + gi < n_groups;
+      const __nv_bfloat16* src = ok ? w_group0 + (int64_t(gi) * k_tiles + kt) * kGroupPieces * 8 + pos * 8 : p.w;
+      cp_async_16(dst + gi * kGroupPieces * 8 + pos * 8, src, ok);
     }
   };
   auto load_x = [&](int stage, int kt) {
     const int k0 = kt * T::kBK;
-    __nv_bfloat16* dst = As + size_t(stage) * T::kBM * T::kLd;
-    for (int c = tid; c < T::kBM * 8; c += T::kThreads) {
-      const int r = c >> 3, col = (c & 7) * 8;
-      const bool ok = m0 + r < p.M && k0 + col < p.K;
-      const __nv_bfloat16* src = ok ? p.x + int64_t(m0 + r) * p.x_stride + k0 + col : p.x;
-      cp_async_16(dst + r * T::kLd + col, src, ok);
+    __nv_bfloat16* dst = As + size_t(stage) * T::kBM * T::kLd + xr0 * T::kLd + xc;
+    const bool k_ok = k0 + xc < p.K;
+#pragma unroll
+    for (int i = 0; i < kXPer; ++i) {
+      const bool ok = k_ok && m0 + xr0 + i * kXStep < p.M;
+      const __nv_bfloat16* src = ok ? x_thread + i * x_step + k0 : p.x;
+      cp_async_16(dst + i * kXStep * T::kLd, src, ok);
     }
   };
 
