@@ -11,7 +11,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <algorithm>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "backend/backend.h"
@@ -63,20 +65,31 @@ std::vector<uint16_t> PackWeight(const uint16_t* in, const std::vector<int64_t>&
   const int tiles = GemmPaddedTiles(static_cast<int>(n)), k_tiles = GemmKTiles(static_cast<int>(k));
   std::vector<uint16_t> out(static_cast<size_t>(tiles) * k_tiles * 2 * kGemmBlockElems, 0);
   auto at = [&](int64_t row, int64_t col) -> uint16_t { return row < n && col < k ? in[row_of[row] * k + col] : 0; };
-  for (int j = 0; j < tiles; ++j)
-    for (int kt = 0; kt < k_tiles; ++kt)
-      for (int h = 0; h < 2; ++h) {
-        uint16_t* blk = out.data() + GemmTileStageOffset(j, kt, k_tiles) + h * kGemmBlockElems;
-        for (int lane = 0; lane < 32; ++lane) {
-          const int64_t r = int64_t(j) * 8 + lane / 4, c = int64_t(kt) * 64 + h * 32 + 2 * (lane % 4);
-          const int64_t cols[4] = {c, c + 8, c + 16, c + 24};
-          uint16_t* w = blk + lane * 8;
-          for (int q = 0; q < 4; ++q) {
-            w[2 * q] = at(r, cols[q]);
-            w[2 * q + 1] = at(r, cols[q] + 1);
+  auto pack_tiles = [&](int j_begin, int j_end) {
+    for (int j = j_begin; j < j_end; ++j)
+      for (int kt = 0; kt < k_tiles; ++kt)
+        for (int h = 0; h < 2; ++h) {
+          uint16_t* blk = out.data() + GemmTileStageOffset(j, kt, k_tiles) + h * kGemmBlockElems;
+          for (int lane = 0; lane < 32; ++lane) {
+            const int64_t r = int64_t(j) * 8 + lane / 4, c = int64_t(kt) * 64 + h * 32 + 2 * (lane % 4);
+            const int64_t cols[4] = {c, c + 8, c + 16, c + 24};
+            uint16_t* w = blk + lane * 8;
+            for (int q = 0; q < 4; ++q) {
+              w[2 * q] = at(r, cols[q]);
+              w[2 * q + 1] = at(r, cols[q] + 1);
+            }
           }
         }
-      }
+  };
+  // An 8B model is 8e9 elements to reorder: spread the tiles over the host's cores.
+  const int workers = static_cast<int>(std::min<int64_t>(std::max(1u, std::thread::hardware_concurrency()),
+                                                         std::max<int64_t>(1, int64_t(tiles) * k * 8 / (1 << 22))));
+  std::vector<std::thread> pool;
+  for (int w = 0; w < workers; ++w) {
+    const int b = static_cast<int>(int64_t(tiles) * w / workers), e = static_cast<int>(int64_t(tiles) * (w + 1) / workers);
+    pool.emplace_back(pack_tiles, b, e);
+  }
+  for (std::thread& t : pool) t.join();
   return out;
 }
 
