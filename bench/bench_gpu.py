@@ -140,6 +140,21 @@ def main() -> int:
     card = torch.cuda.get_device_name(0)
     hf_methods = [m for m in args.hf.split(",") if m]
     rows, notes = [], []
+    stem = os.path.join(args.out_dir, f"gpu_decode_{args.date}")
+    os.makedirs(args.out_dir, exist_ok=True)
+
+    def save():
+        """Writes the JSON and the table so far (a run cut short keeps what it measured)."""
+        result = {"card": card, "date": args.date, "read_bandwidth_tbs": READ_BW / 1e12,
+                  "new_tokens": args.new_tokens, "rows": rows, "notes": notes}
+        with open(stem + ".json", "w") as f:
+            json.dump(result, f, indent=1)
+        table = render(card, args.date, rows, notes)
+        with open(stem + ".md", "w") as f:
+            f.write(table + "\n")
+        return table
+
+    prepared = []  # (name, context, path, prompt ids)
     for name in args.models.split(","):
         spec = MODELS[name]
         ctx, n = spec["context"], args.new_tokens
@@ -166,13 +181,17 @@ def main() -> int:
         info, ours = time_longspec(path, ctx, n, ids)
         if ids is None:
             ids = prompt_ids(ctx, info["vocab_size"])
+        prepared.append((name, ctx, path, ids))
         rows.append({"model": name, "context": ctx, "method": "floor", "ms_per_token": round(floor_ms(info, ctx), 4)})
         rows.append({"model": name, "context": ctx, "method": "plain", "ms_per_token": round(ours["ms_per_token"], 4),
                      "prefill_s": round(ours["prefill_s"], 3), "prompt_tokens": len(ids)})
         print(f"[{name}] plain {ours['ms_per_token']:.3f} ms/token, prefill {ours['prefill_s']:.2f} s", flush=True)
-        for method in hf_methods:
+        save()
+    # Hugging Face after every longspec row: a slow compile cannot cost the rows above.
+    for method in hf_methods:
+        for name, ctx, path, ids in prepared:
             try:
-                r = time_hf(path, ids, n, compiled=(method == "compile"))
+                r = time_hf(path, ids, args.new_tokens, compiled=(method == "compile"))
                 rows.append({"model": name, "context": ctx, "method": "hf_" + method,
                              "ms_per_token": round(r["ms_per_token"], 4), "prefill_s": round(r["prefill_s"], 3),
                              "warm_up_s": round(r["warm_up_s"], 1)})
@@ -181,12 +200,16 @@ def main() -> int:
             except Exception as e:  # recorded, not hidden: the row is missing and the note says why
                 notes.append(f"{name}: hf_{method} failed: {type(e).__name__}: {str(e)[:300]}")
                 print(notes[-1], flush=True)
-    result = {"card": card, "date": args.date, "read_bandwidth_tbs": READ_BW / 1e12, "new_tokens": args.new_tokens,
-              "rows": rows, "notes": notes}
+            save()
+    print(save())
+    return 0
+
+
+def render(card, date, rows, notes) -> str:
     by = {}
     for r in rows:
         by.setdefault((r["model"], r["context"]), {})[r["method"]] = r
-    lines = [f"GPU decode, {card}, {args.date}: ms per decode step (batch 1, bf16, greedy), prefill seconds in ()",
+    lines = [f"GPU decode, {card}, {date}: ms per decode step (batch 1, bf16, greedy), prefill seconds in ()",
              "", "| model | context | floor | HF generate | HF static + compile | longspec plain | plain / floor |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for (model, ctx), m in by.items():
@@ -199,15 +222,7 @@ def main() -> int:
         lines.append(f"| {model} | {ctx} | {cell('floor')} | {cell('hf_generate')} | {cell('hf_compile')} | "
                      f"{cell('plain')} | {ratio:.2f} |")
     lines += [""] + [f"note: {x}" for x in notes]
-    table = "\n".join(lines)
-    print(table)
-    os.makedirs(args.out_dir, exist_ok=True)
-    stem = os.path.join(args.out_dir, f"gpu_decode_{args.date}")
-    with open(stem + ".json", "w") as f:
-        json.dump(result, f, indent=1)
-    with open(stem + ".md", "w") as f:
-        f.write(table + "\n")
-    return 0
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -26,8 +26,8 @@ for step in "$@"; do
       echo "pytest -m gpu exit $?"; grep -E "passed|failed|skipped|Error|smollm2|qwen|relative|tau" "$OUT/pytest_gpu.log" | tail -30
       ;;
     bench)
-      (cd /tmp/src && python3 bench/bench_gpu.py --out-dir "$OUT" --smollm2 "$SMOL" --qwen05 "$QWEN" \
-         --work /tmp/longspec_bench --hf "${HF_METHODS:-generate}") > "$OUT/bench_gpu.log" 2>&1
+      timeout ${BENCH_TIMEOUT:-530} python3 bench/bench_gpu.py --out-dir "$OUT" --smollm2 "$SMOL" --qwen05 "$QWEN" \
+         --work /tmp/longspec_bench --hf "${HF_METHODS:-generate}" > "$OUT/bench_gpu.log" 2>&1
       echo "bench exit $?"; tail -20 "$OUT/bench_gpu.log"
       ;;
   esac
