@@ -100,7 +100,9 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineConfig& config) {
     const bool use_cuda = config.device == Device::kCuda || (config.device == Device::kAuto && CudaAvailable());
     if (use_cuda) {
 #ifdef LONGSPEC_WITH_CUDA
-      if (!CudaAvailable()) return FailedPreconditionError("device=\"cuda\": no CUDA device is visible to this process");
+      if (!CudaAvailable()) {
+        return UnimplementedError("device=\"cuda\": no CUDA device is visible to this process; use device=\"cpu\" or \"auto\"");
+      }
       LONGSPEC_ASSIGN_OR_RETURN(impl->backend, cuda::MakeCudaBackend(0));
       impl->device = Device::kCuda;
 #else
