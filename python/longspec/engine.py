@@ -95,7 +95,7 @@ class Engine:
             raise TypeError(f"device must be a str, got {type(device).__name__}")
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-        num_threads = _check_int("num_threads", num_threads, lo=0)
+        num_threads = _check_int("num_threads", num_threads, lo=0, hi=1024)
         max_context = _check_int("max_context", max_context, lo=0)
         prefill_chunk = _check_int("prefill_chunk", prefill_chunk, lo=0, hi=8192)
         tree_shape = _check_tree(tree)
@@ -218,17 +218,21 @@ class Engine:
         return self.generate(self._tokenizer.apply_chat_template(messages), **kwargs)
 
     def stream(self, prompt, **kwargs) -> Iterator[str]:
-        """Yields the decoded text as it is generated (same arguments as ``generate``)."""
+        """Yields the decoded text as it is generated (same arguments as ``generate``).
+
+        Closing the iterator (``break``, ``.close()``, or dropping it) stops generation within one
+        callback and waits for it, so the engine is free again when the loop is left."""
         if self._tokenizer is None:
             raise ValueError("stream needs the tokenizer (Engine(..., tokenizer=True))")
         ids = self._prompt_ids(prompt)
         pieces: queue.Queue = queue.Queue()
         done = object()
         outcome: dict = {}
+        cancelled = threading.Event()
 
         def on_tokens(new):
             pieces.put(list(new))
-            return True
+            return not cancelled.is_set()
 
         def run():
             try:
@@ -242,13 +246,17 @@ class Engine:
         worker.start()
         emitted: list[int] = []
         text_so_far = ""
-        while (item := pieces.get()) is not done:
-            emitted.extend(item)
-            text = self._tokenizer.decode(emitted)
-            if len(text) > len(text_so_far) and not text.endswith("\ufffd"):
-                yield text[len(text_so_far):]
-                text_so_far = text
-        worker.join()
+        try:
+            while (item := pieces.get()) is not done:
+                emitted.extend(item)
+                text = self._tokenizer.decode(emitted)
+                if len(text) > len(text_so_far) and not text.endswith("\ufffd"):
+                    yield text[len(text_so_far):]
+                    text_so_far = text
+        finally:
+            # Left early (GeneratorExit): the next callback tells the engine to stop.
+            cancelled.set()
+            worker.join()
         if "error" in outcome:
             raise outcome["error"]
         self.last_stream_output = outcome.get("out")

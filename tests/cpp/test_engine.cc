@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <random>
+#include <thread>
 
 #include "model/target_model.h"
 #include "longspec/engine.h"
@@ -204,6 +205,61 @@ TEST_F(EngineTest, KvCommitEqualsPlainPrefillBitForBit) {
       }
     }
   }
+}
+
+// One engine shared by threads: calls run one after the other, each result as if alone.
+TEST_F(EngineTest, ConcurrentCallsFromThreadsGiveTheSequentialResults) {
+  EngineConfig cfg;
+  cfg.oracle_draft = true;
+  auto e = Make(cfg);
+  ASSERT_NE(e, nullptr);
+  SamplingParams sp;
+  sp.ignore_eos = true;
+  sp.max_new_tokens = 24;
+  std::vector<std::vector<int32_t>> want;
+  for (int i = 0; i < 4; ++i) {
+    sp.speculative = i % 2 == 0;
+    auto r = e->Generate(Prompt(40 + 17 * i, 100 + i), sp);
+    ASSERT_TRUE(r.ok());
+    want.push_back(r->tokens);
+  }
+  std::vector<std::vector<int32_t>> got(4);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] {
+      SamplingParams p = sp;
+      p.speculative = i % 2 == 0;
+      for (int rep = 0; rep < 3; ++rep) {
+        auto r = e->Generate(Prompt(40 + 17 * i, 100 + i), p);
+        if (r.ok() && (rep == 0 || got[i] == r->tokens)) got[i] = r->tokens;
+        else got[i].clear();
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(got, want);
+}
+
+// A call from inside the running request's callback is refused, and the running request goes on
+// unharmed.
+TEST_F(EngineTest, ReentrantCallFromACallbackIsRefused) {
+  auto e = Make();
+  ASSERT_NE(e, nullptr);
+  SamplingParams sp;
+  sp.ignore_eos = true;
+  sp.max_new_tokens = 20;
+  auto alone = e->Generate(Prompt(30, 4), sp);
+  ASSERT_TRUE(alone.ok());
+  Status inner;
+  auto outer = e->Generate(Prompt(30, 4), sp, [&](const std::vector<int32_t>&) {
+    if (inner.ok()) inner = e->Generate(Prompt(10, 5), sp).status();
+    return true;
+  });
+  ASSERT_TRUE(outer.ok()) << outer.status().ToString();
+  EXPECT_EQ(inner.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(inner.message().find("callback"), std::string::npos) << inner.message();
+  EXPECT_EQ(outer->tokens, alone->tokens);
+  EXPECT_TRUE(e->Generate(Prompt(10, 5), sp).ok());  // usable afterwards
 }
 
 TEST_F(EngineTest, DraftThatDoesNotFitIsRejectedNamingTheField) {

@@ -174,3 +174,64 @@ def test_cli_generate_and_info(smollm2_gguf):
     r = subprocess.run([sys.executable, "-m", "longspec", "generate", "--target", "/nonexistent/model.gguf", "x"],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 2 and "error" in r.stderr
+
+
+def test_one_engine_shared_by_threads_gives_each_caller_its_own_tokens(eng):
+    import threading
+
+    prompts = [[5 + i, 17, 99 + 3 * i, 3, 250, 7 + i] for i in range(4)]
+    want = [eng.generate(p, max_new_tokens=24, ignore_eos=True).tokens for p in prompts]
+    got, errors = [None] * 4, []
+
+    def worker(i):
+        try:
+            for _ in range(3):
+                toks = eng.generate(prompts[i], max_new_tokens=24, ignore_eos=True).tokens
+                if got[i] is not None and got[i] != toks:
+                    errors.append(i)
+                got[i] = toks
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and got == want
+
+
+def test_calling_the_engine_from_its_own_callback_is_a_clear_error(eng):
+    alone = eng.generate(PROMPT, max_new_tokens=12, ignore_eos=True).tokens
+    inner_errors = []
+
+    def cb(new):
+        try:
+            eng.generate(PROMPT, max_new_tokens=2)
+        except ValueError as exc:
+            inner_errors.append(str(exc))
+        return True
+
+    out = eng.generate(PROMPT, max_new_tokens=12, ignore_eos=True, callback=cb)
+    assert inner_errors and "callback" in inner_errors[0]
+    assert out.tokens == alone  # the running request was not disturbed
+
+
+def test_leaving_a_stream_early_stops_generation(smol):
+    fresh = smol.generate("Once upon a time", max_new_tokens=16, ignore_eos=True).tokens
+    for i, _ in enumerate(smol.stream("The history of the Roman empire", max_new_tokens=400, ignore_eos=True)):
+        if i == 2:
+            break
+    # The engine is free at once and computes the next request exactly.
+    assert smol.generate("Once upon a time", max_new_tokens=16, ignore_eos=True).tokens == fresh
+    # An interpreter that leaves a stream and exits ends cleanly (no abort from a live worker).
+    code = ("import longspec; e = longspec.Engine(%r, draft=None, device='cpu')\n"
+            "for i, piece in enumerate(e.stream('Tell me a long story', max_new_tokens=500, ignore_eos=True)):\n"
+            "    if i == 1: break\n" % smol.target_path)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_thread_count_is_bounded(random_qwen2_dir):
+    with pytest.raises(ValueError, match="num_threads"):
+        Engine(random_qwen2_dir, num_threads=100000, tokenizer=False)

@@ -23,6 +23,8 @@ inline std::vector<int> DefaultTreeShape() { return {4, 16, 16, 16, 16}; }
 constexpr int kMaxTreeDepth = 32;
 // Most nodes (root excluded) a tree may hold.
 constexpr int kMaxTreeNodes = 512;
+// Most CPU worker threads an engine takes (OpenMP fails past its own limits).
+constexpr int kMaxThreads = 1024;
 
 // Checks a tree shape: 1..kMaxTreeDepth levels, each width >= 1, total <= kMaxTreeNodes.
 Status ValidateTreeShape(const std::vector<int>& shape, const char* field_name);
@@ -36,7 +38,7 @@ struct EngineConfig {
   // draft_path. Greedy chains then accept their full depth every round.
   bool oracle_draft = false;
   Device device = Device::kAuto;
-  // CPU worker threads; 0 = all available cores.
+  // CPU worker threads; 0 = all available cores; at most kMaxThreads.
   int num_threads = 0;
   // Largest context (prompt + generated + tree) a request may reach; 0 = the model's own limit.
   int64_t max_context = 0;

@@ -9,7 +9,9 @@
 //
 // Token ids in, token ids out; text handling lives in the Python front. No torch or CUDA types
 // appear here. No call throws; a failed call leaves the engine usable and unchanged.
-// An Engine serves one request at a time (calls must not overlap); it is movable between threads.
+// An Engine serves one request at a time: calls from several threads are safe and run one after
+// the other (a call waits for the running one). A call made from inside a running request's
+// token callback would corrupt that request, so it fails with FailedPrecondition instead.
 #pragma once
 
 #include <cstdint>

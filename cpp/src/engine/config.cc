@@ -43,7 +43,10 @@ Status ValidateTreeShape(const std::vector<int>& shape, const char* field) {
 
 Status EngineConfig::Validate() const {
   if (target_path.empty()) return InvalidArgumentError("target must name a checkpoint directory or a .gguf file");
-  if (num_threads < 0) return InvalidArgumentError("num_threads must be >= 0, got " + std::to_string(num_threads));
+  if (num_threads < 0 || num_threads > kMaxThreads) {
+    return InvalidArgumentError("num_threads must be in [0, " + std::to_string(kMaxThreads) + "], got " +
+                                std::to_string(num_threads));
+  }
   if (max_context < 0) return InvalidArgumentError("max_context must be >= 0, got " + std::to_string(max_context));
   if (prefill_chunk < 0 || prefill_chunk > 8192) {
     return InvalidArgumentError("prefill_chunk must be in [0, 8192] (0 = the device's default), got " +

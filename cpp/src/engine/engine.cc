@@ -210,8 +210,36 @@ StatusOr<GenerationResult> Engine::Impl::GeneratePlain(const std::vector<int32_t
   return sink.Finish(decode_clock.Seconds(), sequence->cache().committed_bytes());
 }
 
+// Holds the engine for one call: waits for a call running on another thread, refuses one made
+// from inside a running call's token callback.
+class EngineTurn {
+ public:
+  explicit EngineTurn(Engine::Impl& impl, const char* what) : impl_(impl) {
+    if (impl_.running_on.load() == std::this_thread::get_id()) {
+      status_ = FailedPreconditionError(std::string(what) +
+                                        " was called from inside a token callback of the same engine; a request "
+                                        "cannot start before the running one ends (return false from the callback "
+                                        "to stop it, or use a second Engine)");
+      return;
+    }
+    lock_ = std::unique_lock<std::mutex>(impl_.busy);
+    impl_.running_on = std::this_thread::get_id();
+  }
+  ~EngineTurn() {
+    if (lock_.owns_lock()) impl_.running_on = std::thread::id();
+  }
+  const Status& status() const { return status_; }
+
+ private:
+  Engine::Impl& impl_;
+  Status status_;
+  std::unique_lock<std::mutex> lock_;
+};
+
 StatusOr<GenerationResult> Engine::Generate(const std::vector<int32_t>& prompt, const SamplingParams& params,
                                             const TokenCallback& on_tokens) {
+  EngineTurn turn(*impl_, "Generate");
+  LONGSPEC_RETURN_IF_ERROR(turn.status());
   try {
     LONGSPEC_RETURN_IF_ERROR(impl_->CheckRequest(prompt, params));
     if (impl_->drafter && params.speculative) return impl_->GenerateSpeculative(prompt, params, on_tokens);
@@ -224,6 +252,8 @@ StatusOr<GenerationResult> Engine::Generate(const std::vector<int32_t>& prompt, 
 }
 
 StatusOr<std::vector<float>> Engine::PromptLogits(const std::vector<int32_t>& prompt) {
+  EngineTurn turn(*impl_, "PromptLogits");
+  LONGSPEC_RETURN_IF_ERROR(turn.status());
   try {
     SamplingParams params;
     LONGSPEC_RETURN_IF_ERROR(impl_->CheckRequest(prompt, params));
@@ -240,6 +270,8 @@ StatusOr<std::vector<float>> Engine::PromptLogits(const std::vector<int32_t>& pr
 
 StatusOr<std::vector<float>> Engine::DraftLogits(const std::vector<int32_t>& prompt,
                                                  const std::vector<int32_t>& continuation) {
+  EngineTurn turn(*impl_, "DraftLogits");
+  LONGSPEC_RETURN_IF_ERROR(turn.status());
   try {
     if (!impl_->drafter) return FailedPreconditionError("DraftLogits needs an engine with a draft");
     LONGSPEC_RETURN_IF_ERROR(impl_->CheckRequest(prompt, SamplingParams()));

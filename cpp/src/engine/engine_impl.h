@@ -1,8 +1,11 @@
 // Engine internals shared by the plain and the speculative decoding loops.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "backend/backend.h"
@@ -56,6 +59,11 @@ struct Engine::Impl {
   ModelInfo draft_info;
   std::vector<int> default_tree;     // the shape used when a request gives none
   int64_t context_limit = 0;
+  // One request at a time: calls from other threads wait their turn; a call from inside a
+  // running request's callback (the same thread) is refused, since it would overwrite that
+  // request's KV cache under it.
+  std::mutex busy;
+  std::atomic<std::thread::id> running_on{};
 
   Status CheckRequest(const std::vector<int32_t>& prompt, const SamplingParams& params) const;
   StatusOr<GenerationResult> GeneratePlain(const std::vector<int32_t>& prompt, const SamplingParams& params,
