@@ -196,12 +196,38 @@ TEST(Safetensors, HeaderContentCorruptions) {
                                              "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}",
                                              std::string(16, '\0')),
                  {"overlap", "'a'", "'b'"});
-  // Zero-length tensors never overlap anything.
+  // As in the reference library, the tensors tile the data section: a zero-length tensor sits
+  // where the tiling is (here at the end), not inside another tensor's bytes.
   EXPECT_TRUE(ParseBytes(SafetensorsWriter::Assemble(
                              "{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
-                             "\"b\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,8]}}",
+                             "\"b\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[16,16]}}",
                              std::string(16, '\0')))
                   .ok());
+  ExpectDataLoss(SafetensorsWriter::Assemble("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+                                             "\"b\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,8]}}",
+                                             std::string(16, '\0')),
+                 {"overlap", "'a'", "'b'"});
+  // A gap before a tensor, and bytes after the last one.
+  ExpectDataLoss(OneEntry(R"({"dtype":"F32","shape":[2],"data_offsets":[8,16]})"), {"'t'", "gap"});
+  ExpectDataLoss(OneEntry(R"({"dtype":"F32","shape":[2],"data_offsets":[0,8]})"), {"cover 8 bytes", "16"});
+}
+
+// The header length one byte short (or long) moves the data section by a byte: with the header
+// padded by spaces the JSON still parses, so only the tiling check stops the garbage load.
+TEST(Safetensors, HeaderLengthOffByOneIsDataLoss) {
+  const std::string header = R"({"t":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}   )";
+  std::vector<uint8_t> good = SafetensorsWriter::Assemble(header, std::string(16, '\x01'));
+  ASSERT_TRUE(ParseBytes(good).ok());
+  for (int delta : {-1, +1}) {
+    std::vector<uint8_t> bad = good;
+    uint64_t len = 0;
+    std::memcpy(&len, bad.data(), 8);
+    len += delta;
+    std::memcpy(bad.data(), &len, 8);
+    auto st = ParseBytes(bad);
+    ASSERT_FALSE(st.ok()) << "header length off by " << delta << " parsed";
+    EXPECT_EQ(st.status().code(), StatusCode::kDataLoss);
+  }
 }
 
 TEST(Safetensors, MutationFuzz) {

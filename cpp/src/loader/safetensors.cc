@@ -149,19 +149,31 @@ StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Parse(std::shared_pt
       st->tensors_.emplace(key, std::move(info));
     }
 
-    // Two tensors sharing bytes is never produced by a writer; reading one would silently read
-    // part of the other.
+    // As the reference library requires: the tensors tile the data section exactly, from byte 0
+    // to its end, in offset order (no overlap, no gap, nothing after). A header length that is
+    // off by a byte moves the data section and is caught here instead of loading garbage.
     std::vector<const TensorInfo*> by_offset;
-    for (const auto& [name, info] : st->tensors_) {
-      if (info.nbytes > 0) by_offset.push_back(&info);
-    }
-    std::sort(by_offset.begin(), by_offset.end(),
-              [](const TensorInfo* a, const TensorInfo* b) { return a->offset < b->offset; });
-    for (size_t k = 1; k < by_offset.size(); ++k) {
-      if (by_offset[k - 1]->offset + by_offset[k - 1]->nbytes > by_offset[k]->offset) {
-        return DataLossError(path + ": data of tensors '" + by_offset[k - 1]->name + "' and '" + by_offset[k]->name +
-                             "' overlap");
+    for (const auto& [name, info] : st->tensors_) by_offset.push_back(&info);
+    std::sort(by_offset.begin(), by_offset.end(), [](const TensorInfo* a, const TensorInfo* b) {
+      return a->offset != b->offset ? a->offset < b->offset : a->nbytes < b->nbytes;
+    });
+    uint64_t end = st->data_start_;
+    const TensorInfo* prev = nullptr;
+    for (const TensorInfo* t : by_offset) {
+      if (t->offset != end) {
+        const std::string before = prev != nullptr ? "tensor '" + prev->name + "'" : "the start of the data section";
+        return DataLossError(path + ": data of tensor '" + t->name + "' starts at byte " +
+                             std::to_string(t->offset - st->data_start_) + " of the data section, after " + before +
+                             " ends at byte " + std::to_string(end - st->data_start_) +
+                             (t->offset < end ? ": they overlap" : ": a gap"));
       }
+      end = t->offset + t->nbytes;
+      prev = t;
+    }
+    if (end != file->size()) {
+      return DataLossError(path + ": the tensors cover " + std::to_string(end - st->data_start_) +
+                           " bytes of a data section of " + std::to_string(data_size) +
+                           " (a wrong header length or a truncated or padded file)");
     }
     st->file_ = std::move(file);
     return st;
