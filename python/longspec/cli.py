@@ -7,10 +7,14 @@ import sys
 
 
 def _tree(text: str) -> list[int]:
+    parts = text.split(",")
     try:
-        return [int(x) for x in text.split(",") if x.strip()]
+        widths = [int(x) for x in parts]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"tree must be comma-separated integers, got {text!r}")
+        widths = []
+    if not widths or any(w < 1 for w in widths):
+        raise argparse.ArgumentTypeError(f"tree must be comma-separated positive integers such as 4,16,16, got {text!r}")
+    return widths
 
 
 def _engine_args(p: argparse.ArgumentParser) -> None:

@@ -17,6 +17,8 @@ from . import _C
 from .models import resolve_model_path
 
 _UINT64_MAX = (1 << 64) - 1
+_INT32_MAX = (1 << 31) - 1
+_INT64_MAX = (1 << 63) - 1
 
 
 @dataclass
@@ -67,7 +69,7 @@ def _check_tree(value) -> list[int]:
         return []
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) == 0:
         raise TypeError("tree must be a non-empty list of level widths, e.g. [4, 16, 16, 16, 16]")
-    return [_check_int(f"tree[{i}]", w, lo=1) for i, w in enumerate(value)]
+    return [_check_int(f"tree[{i}]", w, lo=1, hi=_INT32_MAX) for i, w in enumerate(value)]
 
 
 class Engine:
@@ -96,7 +98,7 @@ class Engine:
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
         num_threads = _check_int("num_threads", num_threads, lo=0, hi=1024)
-        max_context = _check_int("max_context", max_context, lo=0)
+        max_context = _check_int("max_context", max_context, lo=0, hi=_INT64_MAX)
         prefill_chunk = _check_int("prefill_chunk", prefill_chunk, lo=0, hi=8192)
         tree_shape = _check_tree(tree)
         self.target_path = resolve_model_path(target, "target")
@@ -120,7 +122,11 @@ class Engine:
             from .drafts import packaged_draft_for
 
             return packaged_draft_for(self.target_path)
-        return resolve_model_path(draft, "draft")
+        path = resolve_model_path(draft, "draft")
+        if not os.path.isdir(path):
+            raise ValueError(f"draft must be a draft checkpoint directory (config.json + model.safetensors), "
+                             f"got the file {os.fspath(draft)!r}")
+        return path
 
     # ------------------------------------------------------------------------------------
     @property
@@ -169,14 +175,14 @@ class Engine:
 
     def _sampling_args(self, max_new_tokens, temperature, top_p, top_k, seed, stop_token_ids, ignore_eos,
                        speculative, tree):
-        max_new_tokens = _check_int("max_new_tokens", max_new_tokens, lo=0)
+        max_new_tokens = _check_int("max_new_tokens", max_new_tokens, lo=0, hi=_INT32_MAX)
         temperature = _check_float("temperature", temperature)
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
         top_p = _check_float("top_p", top_p)
         if not 0.0 < top_p <= 1.0:
             raise ValueError(f"top_p must be in (0, 1], got {top_p}")
-        top_k = _check_int("top_k", top_k, lo=0)
+        top_k = _check_int("top_k", top_k, lo=0, hi=_INT32_MAX)
         seed = _check_int("seed", seed, lo=0, hi=_UINT64_MAX)
         stops = [] if stop_token_ids is None else _check_token_list("stop_token_ids", stop_token_ids,
                                                                       self.target_info["vocab_size"])

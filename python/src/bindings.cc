@@ -116,20 +116,28 @@ class PyEngine {
     sp.ignore_eos = ignore_eos;
     sp.speculative = speculative;
     sp.tree = tree;
-    TokenCallback cb;
+    // The engine calls back after every flush of tokens: the user's callback (which must return a
+    // bool or None) runs there, and so does Python's signal check, so Ctrl-C stops generation
+    // within a round instead of after it.
     std::unique_ptr<py::error_already_set> callback_error;
-    if (!callback.is_none()) {
-      cb = [&](const std::vector<int32_t>& toks) -> bool {
-        py::gil_scoped_acquire acquire;
-        try {
-          py::object r = callback(toks);
-          return r.is_none() || r.cast<bool>();
-        } catch (py::error_already_set& e) {
-          callback_error = std::make_unique<py::error_already_set>(std::move(e));
-          return false;
+    TokenCallback cb = [&](const std::vector<int32_t>& toks) -> bool {
+      py::gil_scoped_acquire acquire;
+      try {
+        if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+        if (callback.is_none()) return true;
+        py::object r = callback(toks);
+        if (r.is_none()) return true;
+        if (!py::isinstance<py::bool_>(r)) {
+          PyErr_SetString(PyExc_TypeError, ("callback must return a bool or None, got " +
+                                            std::string(py::str(py::type::of(r).attr("__name__")))).c_str());
+          throw py::error_already_set();
         }
-      };
-    }
+        return r.cast<bool>();
+      } catch (py::error_already_set& e) {
+        callback_error = std::make_unique<py::error_already_set>(std::move(e));
+        return false;
+      }
+    };
     StatusOr<GenerationResult> r = [&] {
       py::gil_scoped_release release;
       return engine_->Generate(prompt, sp, cb);

@@ -235,3 +235,47 @@ def test_leaving_a_stream_early_stops_generation(smol):
 def test_thread_count_is_bounded(random_qwen2_dir):
     with pytest.raises(ValueError, match="num_threads"):
         Engine(random_qwen2_dir, num_threads=100000, tokenizer=False)
+
+
+def test_error_contract_for_out_of_range_and_odd_arguments(eng, random_qwen2_dir, tmp_path):
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        eng.generate(PROMPT, max_new_tokens=2 ** 31)
+    with pytest.raises(ValueError, match="top_k"):
+        eng.generate(PROMPT, top_k=2 ** 40)
+    with pytest.raises(ValueError, match=r"tree\[0\]"):
+        eng.generate(PROMPT, tree=[2 ** 40])
+    with pytest.raises(TypeError, match="callback must return a bool"):
+        eng.generate(PROMPT, max_new_tokens=4, callback=lambda new: "yes")
+    assert eng.generate(PROMPT, max_new_tokens=3, ignore_eos=True).tokens  # still usable
+    a_file = tmp_path / "draft.bin"
+    a_file.write_bytes(b"not a draft")
+    with pytest.raises(ValueError, match="draft must be a draft checkpoint directory"):
+        Engine(random_qwen2_dir, draft=str(a_file), tokenizer=False)
+    r = subprocess.run([sys.executable, "-m", "longspec", "generate", "--target", random_qwen2_dir, "--tree", ",,,",
+                        "x"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and "tree" in r.stderr
+
+
+def test_ctrl_c_stops_generation_within_a_round_and_leaves_the_engine_usable(smollm2_gguf):
+    import signal
+    import time
+
+    code = (
+        "import sys, time, longspec\n"
+        "e = longspec.Engine(%r, draft=None, device='cpu')\n"
+        "print('ready', flush=True)\n"
+        "try:\n"
+        "    e.generate('Write a very long story.', max_new_tokens=5000, ignore_eos=True)\n"
+        "    print('finished', flush=True)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted', flush=True)\n"
+        "print('usable', len(e.generate('Hi', max_new_tokens=3, ignore_eos=True).tokens), flush=True)\n"
+        % smollm2_gguf)
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    time.sleep(3.0)
+    sent = time.time()
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert "interrupted" in out and "usable 3" in out, (out, err[-2000:])
+    assert time.time() - sent < 30  # a round, not the 5000 tokens
