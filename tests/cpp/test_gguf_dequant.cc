@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dtype.h"
 #include "loader/ggml_type_traits.h"
 #include "loader/gguf.h"
 
@@ -111,7 +112,7 @@ TEST(GgmlDequant, Fp16Exhaustive) {
     const bool neg = (h & 0x8000) != 0;
     const int exp = (h >> 10) & 0x1F;
     const int mant = h & 0x3FF;
-    ASSERT_EQ(F32Bits(Fp16ToF32(static_cast<uint16_t>(h))), F32Bits(got[h])) << std::hex << h;
+    ASSERT_EQ(F32Bits(F16ToF32(static_cast<uint16_t>(h))), F32Bits(got[h])) << std::hex << h;
     if (exp == 0x1F) {
       if (mant == 0) {
         ASSERT_TRUE(std::isinf(got[h]) && std::signbit(got[h]) == neg) << std::hex << h;

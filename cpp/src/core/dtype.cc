@@ -15,21 +15,27 @@ const char* DTypeName(DType t) {
 }
 
 float F16ToF32(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t exp = (h >> 10) & 0x1fu;
-  const uint32_t man = h & 0x3ffu;
-  float f;
-  if (exp == 0) {
-    f = std::ldexp(static_cast<float>(man), -24);  // zero or subnormal, exact
-    return sign ? -f : f;
-  }
-  uint32_t u;
-  if (exp == 31) {
-    u = sign | 0x7f800000u | (man << 13);
+  uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1Fu;
+  uint32_t mant = h & 0x3FFu;
+  uint32_t bits;
+  if (exp == 0x1F) {
+    bits = sign | 0x7F800000u | (mant << 13);  // inf / NaN, payload kept
+  } else if (exp != 0) {
+    bits = sign | ((exp + 112u) << 23) | (mant << 13);
+  } else if (mant == 0) {
+    bits = sign;
   } else {
-    u = sign | ((exp + 112) << 23) | (man << 13);
+    // Subnormal half: renormalise; every one of them is a normal float.
+    uint32_t e = 113;
+    while ((mant & 0x400u) == 0) {
+      mant <<= 1;
+      --e;
+    }
+    bits = sign | (e << 23) | ((mant & 0x3FFu) << 13);
   }
-  std::memcpy(&f, &u, 4);
+  float f;
+  std::memcpy(&f, &bits, 4);
   return f;
 }
 

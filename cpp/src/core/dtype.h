@@ -30,6 +30,7 @@ inline float Bf16ToF32(uint16_t h) {
   return f;
 }
 
+// Exact IEEE binary16 -> binary32 (subnormals, infinities and NaN payloads preserved).
 float F16ToF32(uint16_t h);
 uint16_t F32ToF16(float f);
 

@@ -18,7 +18,4 @@ struct GgmlTypeTraits {
 // nullptr for an id ggml does not define (or that it has retired).
 const GgmlTypeTraits* GgmlTypeTraitsOf(uint32_t type_id);
 
-// Exact IEEE binary16 -> binary32 (subnormals, infinities and NaN payloads preserved).
-float Fp16ToF32(uint16_t h);
-
 }  // namespace longspec

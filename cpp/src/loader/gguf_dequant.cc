@@ -6,6 +6,7 @@
 #include <vector>
 #include <string>
 
+#include "core/dtype.h"
 #include "loader/ggml_type_traits.h"
 #include "loader/gguf.h"
 
@@ -15,33 +16,11 @@ namespace {
 constexpr int kQK = 32;    // elements per block of the legacy formats
 constexpr int kQKK = 256;  // elements per K-quant super-block
 
-float BitsToF32(uint32_t bits) {
-  float f;
-  std::memcpy(&f, &bits, sizeof(f));
-  return f;
-}
-
-uint32_t Fp16ToF32Bits(uint16_t h) {
-  uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  uint32_t exp = (h >> 10) & 0x1Fu;
-  uint32_t mant = h & 0x3FFu;
-  if (exp == 0x1F) return sign | 0x7F800000u | (mant << 13);  // inf / NaN, payload kept
-  if (exp != 0) return sign | ((exp + 112u) << 23) | (mant << 13);
-  if (mant == 0) return sign;
-  // Subnormal half: renormalise; every one of them is a normal float.
-  uint32_t e = 113;
-  while ((mant & 0x400u) == 0) {
-    mant <<= 1;
-    --e;
-  }
-  return sign | (e << 23) | ((mant & 0x3FFu) << 13);
-}
-
 // 256 KiB, built once: F16 tensors convert one element per lookup.
 struct Fp16Table {
   float v[65536];
   Fp16Table() {
-    for (uint32_t h = 0; h < 65536; ++h) v[h] = BitsToF32(Fp16ToF32Bits(static_cast<uint16_t>(h)));
+    for (uint32_t h = 0; h < 65536; ++h) v[h] = F16ToF32(static_cast<uint16_t>(h));
   }
 };
 
@@ -67,7 +46,7 @@ void RangeF16(const uint8_t* src, int64_t n, float* dst) {
 }
 
 void RangeBF16(const uint8_t* src, int64_t n, float* dst) {
-  for (int64_t i = 0; i < n; ++i) dst[i] = BitsToF32(static_cast<uint32_t>(LoadU16(src + 2 * i)) << 16);
+  for (int64_t i = 0; i < n; ++i) dst[i] = Bf16ToF32(LoadU16(src + 2 * i));
 }
 
 // ---- legacy 32-element blocks ------------------------------------------------------------
@@ -322,7 +301,6 @@ constexpr int64_t kChunkElems = int64_t{1} << 16;
 
 }  // namespace
 
-float Fp16ToF32(uint16_t h) { return BitsToF32(Fp16ToF32Bits(h)); }
 
 const GgmlTypeTraits* GgmlTypeTraitsOf(uint32_t type_id) {
   const TypeEntry* e = EntryOf(type_id);
