@@ -31,9 +31,10 @@ Status TransformerRunner::Reserve(int32_t max_rows, int32_t max_logit_rows, int6
   max_kv_len = std::max(max_kv_len, max_kv_len_);
   const ModelConfig& c = config_;
   const DType act = backend_.activation_dtype();
-  const DType f32 = DType::kF32;
+  const DType f32 = DType::kF32;  // statistics and logits
+  const DType res = backend_.residual_dtype();
   ViewArena a;
-  const size_t i_h = a.Add(max_rows, c.hidden_size, f32);
+  const size_t i_h = a.Add(max_rows, c.hidden_size, res);
   const size_t i_xn = a.Add(max_rows, c.hidden_size, act);
   const size_t i_qkv = a.Add(max_rows, c.qkv_dim(), act);
   const size_t i_attn_p = a.Add(max_rows, c.q_dim(), act);
@@ -41,7 +42,7 @@ Status TransformerRunner::Reserve(int32_t max_rows, int32_t max_logit_rows, int6
   const size_t i_tmp = a.Add(max_rows, c.hidden_size, act);
   const size_t i_gu = a.Add(max_rows, 2 * c.intermediate_size, act);
   const size_t i_act = a.Add(max_rows, c.intermediate_size, act);
-  const size_t i_head = a.Add(max_logit_rows, c.hidden_size, f32);
+  const size_t i_head = a.Add(max_logit_rows, c.hidden_size, res);
   const size_t i_head_n = a.Add(max_logit_rows, c.hidden_size, act);
   const size_t i_logits = a.Add(max_logit_rows, c.vocab_size, f32);
   const size_t i_lse = a.Add(2 * max_rows, c.num_heads, f32);  // statistics are fp32 whatever the activations

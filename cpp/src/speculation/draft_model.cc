@@ -40,9 +40,10 @@ StatusOr<std::unique_ptr<DraftModel>> DraftModel::Load(const std::string& dir, c
     w.bytes += lin->bytes();
     return lin;
   };
-  // Weights in the backend's weight dtype; 1-D tensors (biases) in fp32.
-  auto read = [&](const std::string& name, std::vector<int64_t> shape, HostTensor* x) {
-    return ReadChecked(*src, name, shape, x, shape.size() == 1 ? DType::kF32 : backend.weight_dtype());
+  // "<base>.weight" [rows, cols] in the backend's weight dtype and, with_bias, "<base>.bias" (fp32).
+  auto read = [&](const std::string& base, int64_t rows, int64_t cols, bool with_bias, HostTensor* weight,
+                  HostTensor* b = nullptr) {
+    return ReadLinear(*src, base + ".weight", with_bias ? base + ".bias" : std::string(), rows, cols, backend, weight, b);
   };
   const bool bias = d->config_.attention_bias;
   Status st = [&]() -> Status {
@@ -54,14 +55,11 @@ StatusOr<std::unique_ptr<DraftModel>> DraftModel::Load(const std::string& dir, c
     }
     {
       HostTensor q, k, v, qb, kb, vb;
-      LONGSPEC_RETURN_IF_ERROR(read("self_attn.q_proj.weight", {Q, H}, &q));
-      LONGSPEC_RETURN_IF_ERROR(read("self_attn.k_proj.weight", {KV, H}, &k));
-      LONGSPEC_RETURN_IF_ERROR(read("self_attn.v_proj.weight", {KV, H}, &v));
+      LONGSPEC_RETURN_IF_ERROR(read("self_attn.q_proj", Q, H, bias, &q, &qb));
+      LONGSPEC_RETURN_IF_ERROR(read("self_attn.k_proj", KV, H, bias, &k, &kb));
+      LONGSPEC_RETURN_IF_ERROR(read("self_attn.v_proj", KV, H, bias, &v, &vb));
       HostTensor qkv = ConcatRows({&q, &k, &v});
       if (bias) {
-        LONGSPEC_RETURN_IF_ERROR(read("self_attn.q_proj.bias", {Q}, &qb));
-        LONGSPEC_RETURN_IF_ERROR(read("self_attn.k_proj.bias", {KV}, &kb));
-        LONGSPEC_RETURN_IF_ERROR(read("self_attn.v_proj.bias", {KV}, &vb));
         HostTensor b = ConcatRows({&qb, &kb, &vb});
         LONGSPEC_ASSIGN_OR_RETURN(w.qkv, linear(qkv, &b));
       } else {
@@ -70,25 +68,24 @@ StatusOr<std::unique_ptr<DraftModel>> DraftModel::Load(const std::string& dir, c
     }
     {
       HostTensor o;
-      LONGSPEC_RETURN_IF_ERROR(read("self_attn.o_proj.weight", {H, Q}, &o));
+      LONGSPEC_RETURN_IF_ERROR(read("self_attn.o_proj", H, Q, false, &o));
       LONGSPEC_ASSIGN_OR_RETURN(w.self_o, linear(o, nullptr));
     }
     {
       HostTensor q, qb;
-      LONGSPEC_RETURN_IF_ERROR(read("cross_attn.q_proj.weight", {Q, H}, &q));
-      if (bias) LONGSPEC_RETURN_IF_ERROR(read("cross_attn.q_proj.bias", {Q}, &qb));
+      LONGSPEC_RETURN_IF_ERROR(read("cross_attn.q_proj", Q, H, bias, &q, &qb));
       LONGSPEC_ASSIGN_OR_RETURN(w.cross_q, linear(q, bias ? &qb : nullptr));
       HostTensor o;
-      LONGSPEC_RETURN_IF_ERROR(read("cross_attn.o_proj.weight", {H, Q}, &o));
+      LONGSPEC_RETURN_IF_ERROR(read("cross_attn.o_proj", H, Q, false, &o));
       LONGSPEC_ASSIGN_OR_RETURN(w.cross_o, linear(o, nullptr));
     }
     {
       HostTensor gate, up, down;
-      LONGSPEC_RETURN_IF_ERROR(read("mlp.gate_proj.weight", {I, H}, &gate));
-      LONGSPEC_RETURN_IF_ERROR(read("mlp.up_proj.weight", {I, H}, &up));
+      LONGSPEC_RETURN_IF_ERROR(read("mlp.gate_proj", I, H, false, &gate));
+      LONGSPEC_RETURN_IF_ERROR(read("mlp.up_proj", I, H, false, &up));
       HostTensor gu = ConcatRows({&gate, &up});
       LONGSPEC_ASSIGN_OR_RETURN(w.gate_up, linear(gu, nullptr, LinearPacking::kGateUp));
-      LONGSPEC_RETURN_IF_ERROR(read("mlp.down_proj.weight", {H, I}, &down));
+      LONGSPEC_RETURN_IF_ERROR(read("mlp.down_proj", H, I, false, &down));
       LONGSPEC_ASSIGN_OR_RETURN(w.down, linear(down, nullptr));
     }
     return Status::OK();
@@ -118,7 +115,7 @@ Status DraftModel::EnsureRows(int32_t rows) {
   const ModelConfig& t = target_.config();
   const DType act = backend_.activation_dtype();
   ViewArena a;
-  a.Add(rows, t.hidden_size, DType::kF32);          // kH: the fp32 residual
+  a.Add(rows, t.hidden_size, backend_.residual_dtype());  // kH: the residual
   a.Add(rows, t.hidden_size, act);                  // kXn
   a.Add(rows, t.qkv_dim(), act);                    // kQkv
   a.Add(rows, t.q_dim(), act);                      // kAttn
