@@ -55,7 +55,7 @@ cudaError_t LaunchForHeadDim(const LaunchContext& ctx, AttnPrefixParams pre, int
   } else {
     fin.state = nullptr;
   }
-  return Launch(ctx, attention_finish_kernel<HD>, dim3(fin.num_heads, fin.rows), dim3(32), FinishSmemBytes<HD>(), fin);
+  return Launch(ctx, attention_finish_kernel<HD>, dim3(fin.num_heads, fin.rows), dim3(32 * kFinishWarps), FinishSmemBytes<HD>(), fin);
 }
 
 }  // namespace

@@ -376,32 +376,40 @@ struct AttnFinishParams {
   float* lse = nullptr;
 };
 
-// One warp per (row, head): grid (num_heads, rows), 32 threads. Everything it reads comes through
-// shared memory by cp.async, issued early so the latencies overlap: the first block of band/tree
-// K and V rows, then the split states 32 at a time, merged in split order; then the tree part in
-// blocks of kFinishTreeBlock keys (lane per key for the scores, the keys in order for P.V).
+// One block of kFinishWarps warps per (row, head): grid (num_heads, rows), a thread per output
+// element (head_dim <= 128). Everything it reads comes through shared memory by cp.async, issued
+// early so the latencies overlap: the first block of band/tree K and V rows, then the split states
+// 32 at a time, merged in split order; then the tree part in blocks of kFinishTreeBlock keys (a
+// thread per key for the scores, a thread per output element summing P.V over the keys in
+// order). Each output element's running state is folded by its own thread; the scalars every
+// element shares (running max, sum, merge factors) are computed identically by every thread.
 constexpr int kFinishBatch = 32;
 constexpr int kFinishTreeBlock = 128;
+constexpr int kFinishWarps = 4;
+static_assert(kFinishTreeBlock == 32 * kFinishWarps, "a thread per key of a tree block");
 
 template <int HD>
 constexpr size_t FinishSmemBytes() {
   return size_t(2 * kFinishBatch) * StateFloats<HD>() * 4 + size_t(kFinishTreeBlock) * (2 * HD + 8) * 2 + HD * 4 +
-         kFinishTreeBlock * 4;
+         kFinishTreeBlock * 4 * 2;
 }
 
 template <int HD>
-__global__ void __launch_bounds__(32) attention_finish_kernel(const AttnFinishParams p) {
-  constexpr int kPer = HD / 32;  // output elements per lane
+__global__ void __launch_bounds__(32 * kFinishWarps) attention_finish_kernel(const AttnFinishParams p) {
   constexpr int kRec = StateFloats<HD>();
   constexpr int kRounds = kFinishTreeBlock / 32;
-  constexpr int kKLd = HD + 8;  // padded K rows: a lane per key reads conflict-free
+  constexpr int kThreads = 32 * kFinishWarps;
+  static_assert(HD <= kThreads, "a thread per output element");
+  constexpr int kKLd = HD + 8;  // padded K rows: a thread per key reads conflict-free
   extern __shared__ __align__(16) unsigned char smem_raw[];
   float* staged = reinterpret_cast<float*>(smem_raw);                                       // [2][32][kRec]
   __nv_bfloat16* k_s = reinterpret_cast<__nv_bfloat16*>(staged + 2 * kFinishBatch * kRec);  // [128][kKLd]
   __nv_bfloat16* v_s = k_s + kFinishTreeBlock * kKLd;                                   // [128][HD]
   float* qs = reinterpret_cast<float*>(v_s + kFinishTreeBlock * HD);                    // [HD]
   int* slot_s = reinterpret_cast<int*>(qs + HD);                                        // [128]
-  const int lane = threadIdx.x;
+  float* score_s = reinterpret_cast<float*>(slot_s + kFinishTreeBlock);                 // [128]
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const bool owner = tid < HD;  // thread tid owns output element tid
   const int head = blockIdx.x, row = blockIdx.y;
   const int group = p.num_heads / p.num_kv_heads, kvh = head / group;
   pdl_wait();
@@ -420,22 +428,19 @@ __global__ void __launch_bounds__(32) attention_finish_kernel(const AttnFinishPa
   // Issues the K and V rows of tree block j0 (slots into slot_s). Returns the block's size.
   auto issue_block = [&](int j0) {
     const int cnt = min(kFinishTreeBlock, n - j0);
-#pragma unroll
-    for (int r = 0; r < kRounds; ++r) {
-      const int j = j0 + r * 32 + lane;
-      int slot = -1;
-      if (j < n) {
-        if (j < band) {
-          const int pos = b0 + j;
-          slot = p.ring > 0 ? pos % p.ring : pos;
-        } else {
-          slot = p.visible_slots[v0 + j - band];
-        }
+    const int j = j0 + tid;
+    int slot = -1;
+    if (j < n) {
+      if (j < band) {
+        const int pos = b0 + j;
+        slot = p.ring > 0 ? pos % p.ring : pos;
+      } else {
+        slot = p.visible_slots[v0 + j - band];
       }
-      slot_s[r * 32 + lane] = slot;
     }
-    __syncwarp();
-    for (int i = lane; i < cnt * (HD / 8); i += 32) {
+    slot_s[tid] = slot;
+    __syncthreads();
+    for (int i = tid; i < cnt * (HD / 8); i += kThreads) {
       const int key = i / (HD / 8), piece = i % (HD / 8);
       const int64_t off = int64_t(slot_s[key]) * HD + piece * 8;
       cp_async_16(k_s + key * kKLd + piece * 8, kbase + off, true);
@@ -444,27 +449,27 @@ __global__ void __launch_bounds__(32) attention_finish_kernel(const AttnFinishPa
     cp_async_commit();
     return cnt;
   };
-  if (n > 0) issue_block(0);
+  if (n > 0) {
+    issue_block(0);
+    const __nv_bfloat16* qrow = p.q + int64_t(row) * p.q_stride + int64_t(head) * HD;
+    if (owner) qs[tid] = __bfloat162float(qrow[tid]);
+  }
 
-  float M = -INFINITY, Lsum = 0.0f, acc[kPer];
-#pragma unroll
-  for (int e = 0; e < kPer; ++e) acc[e] = 0.0f;
-  // Folds state (m, l, x[]) into the running one; an empty running state takes it as is.
-  auto fold = [&](float m, float l, const float (&x)[kPer]) {
+  float M = -INFINITY, Lsum = 0.0f, acc = 0.0f;
+  // Folds state (m, l, x) into the running one; an empty running state takes it as is.
+  auto fold = [&](float m, float l, float x) {
     if (l == 0.0f) return;
     if (Lsum == 0.0f) {
       M = m;
       Lsum = l;
-#pragma unroll
-      for (int e = 0; e < kPer; ++e) acc[e] = x[e];
+      acc = x;
       return;
     }
     float mn, a, b;
     merge_scalars(M, Lsum, m, l, &mn, &a, &b);
     Lsum = __fmaf_rn(l, b, __fmul_rn(Lsum, a));
     M = mn;
-#pragma unroll
-    for (int e = 0; e < kPer; ++e) acc[e] = __fmaf_rn(x[e], b, __fmul_rn(acc[e], a));
+    acc = __fmaf_rn(x, b, __fmul_rn(acc, a));
   };
 
   if (p.state != nullptr) {
@@ -475,7 +480,7 @@ __global__ void __launch_bounds__(32) attention_finish_kernel(const AttnFinishPa
     auto issue_states = [&](int s0) {
       const int cnt = min(kFinishBatch, n_states - s0);
       float* dst = staged + ((s0 / kFinishBatch) & 1) * kFinishBatch * kRec;
-      for (int i = lane; i < cnt * kRec / 4; i += 32) cp_async_16(dst + 4 * i, recs + s0 * kRec / 4 + i, true);
+      for (int i = tid; i < cnt * kRec / 4; i += kThreads) cp_async_16(dst + 4 * i, recs + s0 * kRec / 4 + i, true);
       cp_async_commit();
     };
     if (n_states > 0) issue_states(0);
@@ -487,92 +492,117 @@ __global__ void __launch_bounds__(32) attention_finish_kernel(const AttnFinishPa
         cp_async_commit();
       }
       cp_async_wait<1>();
-      __syncwarp();
+      __syncthreads();
       const float* batch = staged + ((s0 / kFinishBatch) & 1) * kFinishBatch * kRec;
-#pragma unroll 8
-      for (int s = 0; s < cnt; ++s) {
-        const float* rec = batch + s * kRec;
-        float x[kPer];
+      // The fold's scalars do not depend on acc: lane s computes state s's merge factors at once
+      // (running max by a scan, then a = 2^(M - mn), b = 2^(m - mn)), so the sequential part
+      // left per state is two multiply-adds. Same values, same order as fold() state by state:
+      // the scan picks, like fold's "M > m ? M : m", the latest of equal maxima.
+      const float m_s = lane < cnt ? batch[lane * kRec] : -INFINITY;
+      const float l_s = lane < cnt ? batch[lane * kRec + 1] : 0.0f;
+      const unsigned live = __ballot_sync(0xffffffffu, l_s != 0.0f);
+      const int first = Lsum == 0.0f && live != 0 ? __ffs(live) - 1 : -1;  // starts an empty state
+      float incl = l_s != 0.0f ? m_s : -INFINITY;
 #pragma unroll
-        for (int e = 0; e < kPer; ++e) x[e] = rec[kStateHeader + lane * kPer + e];
-        fold(rec[0], rec[1], x);
+      for (int o = 1; o < 32; o <<= 1) {
+        const float left = __shfl_up_sync(0xffffffffu, incl, o);
+        if (lane >= o) incl = left > incl ? left : incl;
       }
-      __syncwarp();
+      const float carry = Lsum == 0.0f ? -INFINITY : M;
+      incl = carry > incl ? carry : incl;
+      float excl = __shfl_up_sync(0xffffffffu, incl, 1);
+      if (lane == 0) excl = carry;
+      const float a_s = ex2(__fsub_rn(excl, incl)), b_s = ex2(__fsub_rn(m_s, incl));
+      for (int s = 0; s < cnt; ++s) {
+        const float a = __shfl_sync(0xffffffffu, a_s, s), b = __shfl_sync(0xffffffffu, b_s, s);
+        if (!((live >> s) & 1u)) continue;
+        const float* rec = batch + s * kRec;
+        const float l = rec[1];
+        const float x = owner ? rec[kStateHeader + tid] : 0.0f;
+        if (s == first) {
+          Lsum = l;
+          acc = x;
+        } else {
+          Lsum = __fmaf_rn(l, b, __fmul_rn(Lsum, a));
+          acc = __fmaf_rn(x, b, __fmul_rn(acc, a));
+        }
+      }
+      if (live != 0) M = __shfl_sync(0xffffffffu, incl, 31);
+      __syncthreads();  // the buffer is refilled two batches on
     }
   }
 
-  if (n > 0) {
-    const __nv_bfloat16* qrow = p.q + int64_t(row) * p.q_stride + int64_t(head) * HD;
-    for (int d = lane; d < HD; d += 32) qs[d] = __bfloat162float(qrow[d]);
-    for (int j0 = 0; j0 < n; j0 += kFinishTreeBlock) {
-      const int cnt = j0 == 0 ? min(kFinishTreeBlock, n) : issue_block(j0);
-      cp_async_wait<0>();
-      __syncwarp();
-      float sc[kRounds];
-      float mx = -INFINITY;
+  for (int j0 = 0; j0 < n; j0 += kFinishTreeBlock) {
+    const int cnt = j0 == 0 ? min(kFinishTreeBlock, n) : issue_block(j0);
+    cp_async_wait<0>();
+    __syncthreads();
+    // Scores: thread j for key j, q.k over d ascending.
+    float own = -INFINITY;
+    if (tid < cnt) {
+      const __nv_bfloat16* krow = k_s + tid * kKLd;
+      float dot = 0.0f;
 #pragma unroll
-      for (int r = 0; r < kRounds; ++r) {
-        const int j = r * 32 + lane;
-        sc[r] = -INFINITY;
-        if (j < cnt) {
-          const __nv_bfloat16* krow = k_s + j * kKLd;
-          float dot = 0.0f;
+      for (int d8 = 0; d8 < HD / 8; ++d8) {
+        const uint4 raw = *reinterpret_cast<const uint4*>(krow + d8 * 8);
+        const float4 q0 = *reinterpret_cast<const float4*>(qs + d8 * 8);
+        const float4 q1 = *reinterpret_cast<const float4*>(qs + d8 * 8 + 4);
+        const float qv[8] = {q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w};
+        const __nv_bfloat162* kv = reinterpret_cast<const __nv_bfloat162*>(&raw);
 #pragma unroll
-          for (int d8 = 0; d8 < HD / 8; ++d8) {
-            const uint4 raw = *reinterpret_cast<const uint4*>(krow + d8 * 8);
-            const __nv_bfloat162* kv = reinterpret_cast<const __nv_bfloat162*>(&raw);
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-              const float2 f = __bfloat1622float2(kv[e]);
-              dot = __fmaf_rn(qs[d8 * 8 + 2 * e], f.x, dot);
-              dot = __fmaf_rn(qs[d8 * 8 + 2 * e + 1], f.y, dot);
-            }
-          }
-          sc[r] = __fmul_rn(dot, p.scale_log2);
-          mx = sc[r] > mx ? sc[r] : mx;
+        for (int e = 0; e < 4; ++e) {
+          const float2 f = __bfloat1622float2(kv[e]);
+          dot = __fmaf_rn(qv[2 * e], f.x, dot);
+          dot = __fmaf_rn(qv[2 * e + 1], f.y, dot);
         }
       }
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-      float sum = 0.0f;
-#pragma unroll
-      for (int r = 0; r < kRounds; ++r) {
-        sc[r] = ex2(__fsub_rn(sc[r], mx));  // -inf -> 0
-        sum = __fadd_rn(sum, sc[r]);
-      }
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) sum = __fadd_rn(sum, __shfl_xor_sync(0xffffffffu, sum, o));
-      float x[kPer];
-#pragma unroll
-      for (int e = 0; e < kPer; ++e) x[e] = 0.0f;
-#pragma unroll
-      for (int r = 0; r < kRounds; ++r) {
-        for (int src = 0; src < 32; ++src) {
-          const int j = r * 32 + src;
-          if (j >= cnt) break;
-          const float pj = __shfl_sync(0xffffffffu, sc[r], src);
-          const __nv_bfloat16* vrow = v_s + j * HD + lane * kPer;
-#pragma unroll
-          for (int e = 0; e < kPer; ++e) x[e] = __fmaf_rn(pj, __bfloat162float(vrow[e]), x[e]);
-        }
-      }
-      fold(mx, sum, x);
-      __syncwarp();  // k_s, v_s and slot_s are refilled by the next block
+      own = __fmul_rn(dot, p.scale_log2);
     }
+    score_s[tid] = own;
+    __syncthreads();
+    // Max and sum: each lane folds its keys j = 32 r + lane in r order, then a fixed butterfly.
+    // Every warp computes them (the same bits); warp 0 publishes the probabilities.
+    float sc[kRounds];
+    float mx = -INFINITY;
+#pragma unroll
+    for (int r = 0; r < kRounds; ++r) {
+      sc[r] = score_s[r * 32 + lane];
+      if (r * 32 + lane < cnt) mx = sc[r] > mx ? sc[r] : mx;
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    float sum = 0.0f;
+#pragma unroll
+    for (int r = 0; r < kRounds; ++r) {
+      sc[r] = ex2(__fsub_rn(sc[r], mx));  // -inf -> 0
+      sum = __fadd_rn(sum, sc[r]);
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) sum = __fadd_rn(sum, __shfl_xor_sync(0xffffffffu, sum, o));
+    __syncthreads();  // every warp has read the scores
+    if (warp == 0) {
+#pragma unroll
+      for (int r = 0; r < kRounds; ++r) score_s[r * 32 + lane] = sc[r];
+    }
+    __syncthreads();
+    // P.V for this thread's element, keys in order.
+    float x = 0.0f;
+    if (owner) {
+      for (int j = 0; j < cnt; ++j) x = __fmaf_rn(score_s[j], __bfloat162float(v_s[j * HD + tid]), x);
+    }
+    fold(mx, sum, x);
+    __syncthreads();  // k_s, v_s, slot_s and score_s are refilled by the next block
   }
   pdl_launch_dependents();
 
-  __nv_bfloat16* orow = p.out + int64_t(row) * p.out_stride + int64_t(head) * HD + lane * kPer;
+  if (!owner) return;
+  __nv_bfloat16* out = p.out + int64_t(row) * p.out_stride + int64_t(head) * HD + tid;
   if (Lsum == 0.0f) {
-#pragma unroll
-    for (int e = 0; e < kPer; ++e) orow[e] = __float2bfloat16_rn(0.0f);
-    if (p.lse != nullptr && lane == 0) p.lse[int64_t(row) * p.num_heads + head] = -INFINITY;
+    *out = __float2bfloat16_rn(0.0f);
+    if (p.lse != nullptr && tid == 0) p.lse[int64_t(row) * p.num_heads + head] = -INFINITY;
     return;
   }
-  const float inv = __frcp_rn(Lsum);
-#pragma unroll
-  for (int e = 0; e < kPer; ++e) orow[e] = __float2bfloat16_rn(__fmul_rn(acc[e], inv));
-  if (p.lse != nullptr && lane == 0) p.lse[int64_t(row) * p.num_heads + head] = __fmul_rn(__fadd_rn(M, lg2(Lsum)), kLn2);
+  *out = __float2bfloat16_rn(__fmul_rn(acc, __frcp_rn(Lsum)));
+  if (p.lse != nullptr && tid == 0) p.lse[int64_t(row) * p.num_heads + head] = __fmul_rn(__fadd_rn(M, lg2(Lsum)), kLn2);
 }
 
 }  // namespace longspec::cuda

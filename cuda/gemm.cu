@@ -1,4 +1,5 @@
-// GEMM launcher: picks the tile by row count (every tile walks K the same way, see gemm.cuh).
+// GEMM launcher: picks the kernel by row count (every kernel sums K in the same order, see
+// gemm.cuh, so the choice never changes a bit).
 #include <cuda_runtime.h>
 
 #include <type_traits>
@@ -15,6 +16,18 @@ using TileRows32 = GemmTile<1, 2, 2, 2, 8>;
 using TileRows64 = GemmTile<1, 2, 4, 2, 4>;
 using TileRows128 = GemmTile<1, 2, 8, 2, 4>;   // verification of a default tree (69 rows)
 using TilePrefill = GemmTile<2, 4, 4, 4, 3>;   // 128 x 128, 8 warps
+using SplitK = GemmSplitK<4>;                  // 32 columns, four warps per n8 tile
+// Staged x and partials: one row up to K = 56k, eight rows up to K = 7k; larger calls take the
+// tile kernels (same bits, see gemm.cuh).
+constexpr size_t kSplitKSmemMax = 144 * 1024;
+
+template <GemmEpilogue EP>
+cudaError_t LaunchSplitK(const LaunchContext& ctx, const GemmParams& p) {
+  const size_t smem = SplitK::SmemBytes(p.M, p.K);
+  if (p.M > kGemmSplitKRowsMax || smem > kSplitKSmemMax) return cudaErrorInvalidValue;
+  const dim3 grid(GemmPaddedTiles(p.N) / SplitK::kTiles);
+  return Launch(ctx, gemm_bf16_splitk_kernel<SplitK, EP>, grid, dim3(SplitK::kThreads), smem, p);
+}
 
 template <class T, GemmEpilogue EP>
 cudaError_t LaunchTile(const LaunchContext& ctx, const GemmParams& p) {
@@ -29,13 +42,16 @@ using DecodeTile = std::conditional_t<EP == GemmEpilogue::kSiluMulBf16, TileDeco
 template <GemmEpilogue EP>
 cudaError_t LaunchEpilogue(const LaunchContext& ctx, const GemmParams& p, GemmTileKind tile) {
   if (tile == GemmTileKind::kAuto) {
-    tile = p.M <= 16   ? GemmTileKind::kDecode
+    const bool split_k = p.M <= kGemmSplitKRowsMax && SplitK::SmemBytes(p.M, p.K) <= kSplitKSmemMax;
+    tile = split_k     ? GemmTileKind::kSplitK
+           : p.M <= 16 ? GemmTileKind::kDecode
            : p.M <= 32 ? GemmTileKind::kRows32
            : p.M <= 64 ? GemmTileKind::kRows64
            : p.M <= 128 ? GemmTileKind::kRows128
                         : GemmTileKind::kPrefill;
   }
   switch (tile) {
+    case GemmTileKind::kSplitK: return LaunchSplitK<EP>(ctx, p);
     case GemmTileKind::kDecode:
       if (p.M > 16) return cudaErrorInvalidValue;
       return LaunchTile<DecodeTile<EP>, EP>(ctx, p);
@@ -48,7 +64,8 @@ cudaError_t LaunchEpilogue(const LaunchContext& ctx, const GemmParams& p, GemmTi
 
 template <GemmEpilogue EP>
 cudaError_t PrepareEpilogue() {
-  for (cudaError_t e : {PrepareKernel(gemm_bf16_kernel<DecodeTile<EP>, EP>, DecodeTile<EP>::kSmemBytes),
+  for (cudaError_t e : {PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP>, kSplitKSmemMax),
+                        PrepareKernel(gemm_bf16_kernel<DecodeTile<EP>, EP>, DecodeTile<EP>::kSmemBytes),
                         PrepareKernel(gemm_bf16_kernel<TileRows32, EP>, TileRows32::kSmemBytes),
                         PrepareKernel(gemm_bf16_kernel<TileRows64, EP>, TileRows64::kSmemBytes),
                         PrepareKernel(gemm_bf16_kernel<TileRows128, EP>, TileRows128::kSmemBytes),

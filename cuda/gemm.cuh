@@ -1,11 +1,15 @@
 // y = x W^T (+ b) with bf16 operands on tensor cores and fp32 accumulation, for every row count
 // from a single decode row to a prefill chunk.
 //
-// Invariant (what makes speculative greedy equal plain greedy): every output element is
-// accumulated by one thread as a chain of mma.m16n8k16 steps over k = 0, 16, 32, ... ascending,
-// from 0, then the bias is added. No tiling choice changes that chain: the tiles below differ in
-// how many rows and columns a block holds, never in how K is walked (no split-K), so a row's bits
-// are the same whether it is computed alone, among 68 tree rows or inside a prefill chunk.
+// Invariant (what makes speculative greedy equal plain greedy): K is cut into fixed chunks of
+// kGemmChunkK = 256 (the last one may be shorter). Each chunk's partial sum of an output element
+// is one chain of mma.m16n8k16 steps over its k ascending, from 0; the output is
+// ((0 + p0) + p1) + ... in chunk order, then the bias. Every kernel below computes exactly that
+// sequence of operations: the tile kernel walks the chunks one after another in one thread (a
+// running total plus the chunk's accumulator), the split-K kernel gives chunks to different warps
+// and adds their partials in chunk order. So a row's bits are the same whether it is computed
+// alone, among 68 tree rows or inside a prefill chunk, and which kernel runs is free to depend on
+// the row count.
 //
 // Layout: x [M, K] row-major (row stride x_stride, K % 8 == 0, 16-byte aligned rows). W is packed
 // once at load time (the CUDA backend's CreateLinear) in MMA fragment order: per n8 tile (8 output
@@ -13,10 +17,17 @@
 // contiguous stretch and lands in registers as B fragments without shuffling. K is padded to a
 // multiple of 64 with zeros, so every kernel walks the same ceil(K / 64) * 4 k-steps.
 //
-// A block stages BK = 64 columns of its x rows (padded rows, ldmatrix) and its W tiles per
-// pipeline stage through cp.async, STAGES deep; each warp owns MT m16 tiles and WN n8 tiles. For
-// decode rows (M <= 16) a block is four warps of one n8 tile each (two for SwiGLU) over one m16
-// tile, twelve stages deep: many warps per SM, few instructions per byte of weights.
+// Tile kernel (any M): a block stages BK = 64 columns of its x rows (padded rows, ldmatrix) and
+// its W tiles per pipeline stage through cp.async, STAGES deep; each warp owns MT m16 tiles and
+// WN n8 tiles.
+//
+// Split-K kernel (M <= 8, decode and small trees): weights are bandwidth, not FLOPs, and one n8
+// column tile over all of K is too little work to spread a layer over 132 SMs. A block holds NT
+// n8 tiles; CW warps per tile take its chunks round robin, loading B fragments straight from
+// global memory into registers (the packed layout is the fragment layout; the next chunk's loads
+// are in flight while the current one multiplies). The block stages its x rows in shared memory
+// once (ldmatrix gives the A fragments: rows past M read a zero row). Partials meet in shared
+// memory and one thread per output adds them in chunk order.
 //
 // Epilogues: store (bf16 or fp32), accumulate into an fp32 residual, SwiGLU (W rows interleaved
 // as 8 gate rows then the 8 matching up rows; out = silu(gate) * up), and argmax (packed
@@ -40,8 +51,11 @@ enum class GemmEpilogue : int { kStoreBf16, kStoreF32, kAccumulateF32, kSiluMulB
 // 2s), then 32s + 16 + 2c, 32s + 24 + 2c (k-step 2s + 1). Rows past N and k past K are zero.
 constexpr int kGemmTileRows = 8, kGemmBlockK = 32, kGemmBlockElems = kGemmTileRows * kGemmBlockK;
 constexpr int kGemmGroupTiles = 4;
+constexpr int kGemmChunkTiles = 4;  // 64-k stages per K chunk (kGemmChunkK = 256)
+constexpr int kGemmChunkK = 64 * kGemmChunkTiles;
 
 __host__ __device__ constexpr int GemmKTiles(int k) { return (k + 63) / 64; }
+__host__ __device__ constexpr int GemmKChunks(int k) { return (k + kGemmChunkK - 1) / kGemmChunkK; }
 __host__ __device__ constexpr int GemmPaddedTiles(int n) {
   return (n + kGemmTileRows * kGemmGroupTiles - 1) / (kGemmTileRows * kGemmGroupTiles) * kGemmGroupTiles;
 }
@@ -78,6 +92,18 @@ __device__ __forceinline__ unsigned long long argmax_key(float v, int index) {
   const uint32_t ordered = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
   // Ties go to the lower index: it has the larger complement.
   return (static_cast<unsigned long long>(ordered) << 32) | static_cast<uint32_t>(0xffffffffu - index);
+}
+
+// Stores one output of the store / fp32 / residual-accumulate epilogues (bias already added).
+template <GemmEpilogue EP>
+__device__ __forceinline__ void gemm_store(const GemmParams& p, int row, int col, float v) {
+  if constexpr (EP == GemmEpilogue::kStoreBf16) {
+    static_cast<__nv_bfloat16*>(p.out)[int64_t(row) * p.out_stride + col] = __float2bfloat16_rn(v);
+  } else if constexpr (EP == GemmEpilogue::kStoreF32) {
+    static_cast<float*>(p.out)[int64_t(row) * p.out_stride + col] = v;
+  } else {
+    static_cast<float*>(p.out)[int64_t(row) * p.out_stride + col] += v;
+  }
 }
 
 // Writes a warp's accumulators: MT m16 tiles from row m0, WN n8 tiles from column n0.
@@ -141,14 +167,7 @@ __device__ __forceinline__ void gemm_epilogue(const GemmParams& p, const float (
           for (int e = 0; e < 2; ++e) {
             const int col = n0 + j * 8 + 2 * t + e;
             if (col >= p.N) continue;
-            const float v = acc[i][j][half * 2 + e] + (p.bias ? p.bias[col] : 0.0f);
-            if constexpr (EP == GemmEpilogue::kStoreBf16) {
-              static_cast<__nv_bfloat16*>(p.out)[int64_t(row) * p.out_stride + col] = __float2bfloat16_rn(v);
-            } else if constexpr (EP == GemmEpilogue::kStoreF32) {
-              static_cast<float*>(p.out)[int64_t(row) * p.out_stride + col] = v;
-            } else {
-              static_cast<float*>(p.out)[int64_t(row) * p.out_stride + col] += v;
-            }
+            gemm_store<EP>(p, row, col, acc[i][j][half * 2 + e] + (p.bias ? p.bias[col] : 0.0f));
           }
         }
       }
@@ -224,13 +243,13 @@ __global__ void __launch_bounds__(T::kThreads) gemm_bf16_kernel(const GemmParams
     cp_async_commit();
   }
 
-  float acc[T::kMT][T::kWN][4];
+  float acc[T::kMT][T::kWN][4], total[T::kMT][T::kWN][4];
 #pragma unroll
   for (int i = 0; i < T::kMT; ++i)
 #pragma unroll
     for (int j = 0; j < T::kWN; ++j)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.0f;
+      for (int e = 0; e < 4; ++e) acc[i][j][e] = total[i][j][e] = 0.0f;
 
   for (int kt = 0; kt < k_tiles; ++kt) {
     cp_async_wait<T::kStages - 2>();
@@ -260,10 +279,157 @@ __global__ void __launch_bounds__(T::kThreads) gemm_bf16_kernel(const GemmParams
         for (int i = 0; i < T::kMT; ++i) mma_bf16(acc[i][j], a[i], b0, b1);
       }
     }
+    if (kt % kGemmChunkTiles == kGemmChunkTiles - 1 || kt == k_tiles - 1) {  // a chunk ends
+#pragma unroll
+      for (int i = 0; i < T::kMT; ++i)
+#pragma unroll
+        for (int j = 0; j < T::kWN; ++j)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            total[i][j][e] += acc[i][j][e];
+            acc[i][j][e] = 0.0f;
+          }
+    }
   }
   cp_async_wait<0>();
   pdl_launch_dependents();
-  gemm_epilogue<EP>(p, acc, m0 + wm * 16 * T::kMT, n0 + wn * 8 * T::kWN, lane);
+  gemm_epilogue<EP>(p, total, m0 + wm * 16 * T::kMT, n0 + wn * 8 * T::kWN, lane);
+}
+
+// Split-K kernel for M <= kGemmSplitKRowsMax: NT n8 tiles per block (whole 32-column groups: the
+// argmax epilogue folds one row per warp), CW warps per tile taking its chunks round robin.
+constexpr int kGemmSplitKRowsMax = 8;
+
+template <int CW_>
+struct GemmSplitK {
+  static constexpr int kTiles = kGemmGroupTiles, kChunkWarps = CW_;
+  static constexpr int kCols = kGemmTileRows * kTiles;  // 32
+  static constexpr int kThreads = 32 * kTiles * kChunkWarps;
+  static_assert(kThreads >= 32 * kGemmSplitKRowsMax, "the epilogue gives each row one warp");
+  // Staged x row stride: K padded to whole 64-k stages, plus 8 so that rows start in other banks.
+  static constexpr int XLd(int k) { return GemmKTiles(k) * 64 + 8; }
+  static constexpr size_t PartialBytes(int m, int k) { return size_t(GemmKChunks(k)) * m * kCols * sizeof(float); }
+  // Partial sums [chunks][M][kCols] fp32, then x [M][XLd] bf16, then one 16-byte zero row.
+  static constexpr size_t SmemBytes(int m, int k) {
+    return PartialBytes(m, k) + size_t(m) * XLd(k) * sizeof(__nv_bfloat16) + 16;
+  }
+};
+
+template <class S, GemmEpilogue EP>
+__global__ void __launch_bounds__(S::kThreads) gemm_bf16_splitk_kernel(const GemmParams p) {
+  extern __shared__ __align__(16) float partial[];
+  constexpr int kStageElems = kGemmGroupTiles * 2 * kGemmBlockElems;  // a tile's next 64-k stage
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int jt = warp % S::kTiles, cw = warp / S::kTiles;
+  const int k_tiles = GemmKTiles(p.K), chunks = GemmKChunks(p.K);
+  const int x_ld = S::XLd(p.K);
+  __nv_bfloat16* x_s = reinterpret_cast<__nv_bfloat16*>(reinterpret_cast<unsigned char*>(partial) +
+                                                         S::PartialBytes(p.M, p.K));
+  __nv_bfloat16* zero_row = x_s + int64_t(p.M) * x_ld;
+  const __nv_bfloat16* w_lane = p.w + GemmTileStageOffset(blockIdx.x * S::kTiles + jt, 0, k_tiles) + lane * 8;
+
+  // A lane's B fragments for the four stages of chunk c (zero past the last stage).
+  auto load_chunk = [&](int c, uint4 (&b)[kGemmChunkTiles][2]) {
+#pragma unroll
+    for (int i = 0; i < kGemmChunkTiles; ++i) {
+      const int kt = c * kGemmChunkTiles + i;
+      if (kt < k_tiles) {
+        const __nv_bfloat16* src = w_lane + int64_t(kt) * kStageElems;
+        b[i][0] = ldg_stream_16(src);
+        b[i][1] = ldg_stream_16(src + kGemmBlockElems);
+      } else {
+        b[i][0] = b[i][1] = make_uint4(0, 0, 0, 0);
+      }
+    }
+  };
+
+  uint4 cur[kGemmChunkTiles][2], nxt[kGemmChunkTiles][2];
+  // Weights never depend on the previous kernel: start streaming them before waiting for it.
+  if (cw < chunks) load_chunk(cw, cur);
+  pdl_wait();
+  {  // x rows into shared memory, zero past K; the zero row for rows past M.
+    const int pieces = x_ld / 8 - 1;  // 16-byte pieces per padded row (the +8 pad is never read)
+    for (int i = tid; i < p.M * pieces; i += S::kThreads) {
+      const int r = i / pieces, c8 = (i % pieces) * 8;
+      const bool ok = c8 < p.K;
+      cp_async_16(x_s + int64_t(r) * x_ld + c8, ok ? p.x + int64_t(r) * p.x_stride + c8 : p.x, ok);
+    }
+    cp_async_commit();
+    if (tid == 0) *reinterpret_cast<uint4*>(zero_row) = make_uint4(0, 0, 0, 0);
+    cp_async_wait<0>();
+    __syncthreads();
+  }
+  // ldmatrix.x2 row addresses: lane l gives row l % 8 of matrix l / 8 (k + 0 or k + 8).
+  const int lr = lane & 7;
+  const __nv_bfloat16* a_lane = lr < p.M ? x_s + lr * x_ld + ((lane >> 3) & 1) * 8 : zero_row;
+  const int a_step = lr < p.M ? 1 : 0;  // the zero row stays put
+  const int g = lane >> 2, t = lane & 3;
+  for (int c = cw; c < chunks; c += S::kChunkWarps) {
+    if (c + S::kChunkWarps < chunks) load_chunk(c + S::kChunkWarps, nxt);
+    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+    for (int i = 0; i < kGemmChunkTiles; ++i) {
+      const int kt = c * kGemmChunkTiles + i;
+      if (kt >= k_tiles) break;
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        uint32_t a[4] = {0u, 0u, 0u, 0u};  // rows 8..15 (a1, a3) are past kGemmSplitKRowsMax
+        ldmatrix_x2(a[0], a[2], a_lane + a_step * (kt * 64 + kk * 16));
+        const uint4& b = cur[i][kk >> 1];
+        mma_bf16(acc, a, (kk & 1) ? b.z : b.x, (kk & 1) ? b.w : b.y);
+      }
+    }
+    if (g < p.M) {
+      float* dst = partial + (int64_t(c) * p.M + g) * S::kCols + jt * 8 + 2 * t;
+      dst[0] = acc[0];
+      dst[1] = acc[1];
+    }
+#pragma unroll
+    for (int i = 0; i < kGemmChunkTiles; ++i) {
+      cur[i][0] = nxt[i][0];
+      cur[i][1] = nxt[i][1];
+    }
+  }
+  __syncthreads();
+  pdl_launch_dependents();
+
+  // One thread per output: the chunk partials in chunk order, then the epilogue.
+  const int row = tid / S::kCols, cl = tid % S::kCols;
+  const int n0 = blockIdx.x * S::kCols, col = n0 + cl;
+  auto total_of = [&](int column) {
+    float s = 0.0f;
+    for (int c = 0; c < chunks; ++c) s += partial[(int64_t(c) * p.M + row) * S::kCols + column];
+    return s;
+  };
+  if constexpr (EP == GemmEpilogue::kArgmax) {
+    if (row >= kGemmSplitKRowsMax) return;  // whole warps leave together
+    unsigned long long best = 0;
+    if (row < p.M && col < p.N) {
+      const float v = total_of(cl) + (p.bias ? p.bias[col] : 0.0f);
+      if (v == v) best = argmax_key(v, col);
+    }
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const unsigned long long other = __shfl_xor_sync(0xffffffffu, best, o);
+      best = other > best ? other : best;
+    }
+    if (lane == 0 && best != 0) atomicMax(p.argmax + row, best);
+  } else if constexpr (EP == GemmEpilogue::kSiluMulBf16) {
+    // Columns pair as 8 gate then the 8 matching up columns (N % 16 == 0).
+    if (row >= p.M || cl % 16 >= 8 || col >= p.N) return;
+    float gv = total_of(cl), uv = total_of(cl + 8);
+    if (p.bias) {
+      gv += p.bias[col];
+      uv += p.bias[col + 8];
+    }
+    const float silu = gv / (1.0f + __expf(-gv));
+    const int n_gate = col - cl % 16;
+    static_cast<__nv_bfloat16*>(p.out)[int64_t(row) * p.out_stride + n_gate / 2 + cl % 16] =
+        __float2bfloat16_rn(silu * uv);
+  } else {
+    if (row >= p.M || col >= p.N) return;
+    gemm_store<EP>(p, row, col, total_of(cl) + (p.bias ? p.bias[col] : 0.0f));
+  }
 }
 
 // Folds packed argmax keys into token ids (an all-NaN row, key 0, gives 0).

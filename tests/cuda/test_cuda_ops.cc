@@ -107,27 +107,32 @@ TEST(CudaLinear, RowsAreBitIdenticalAloneAndInAnyBatch) {
   LONGSPEC_SKIP_WITHOUT_GPU();
   auto gpu = CudaBackendOrDie();
   std::mt19937 rng(12);
-  const int k = 576, n = 1000, inter = 136;
-  HostTensor W = Tensor(Bf16Round(Randn(size_t(n) * k, rng, 0.05f)), {n, k});
-  HostTensor B = Tensor(Randn(n, rng, 0.1f), {n});
-  HostTensor GU = Tensor(Bf16Round(Randn(size_t(2 * inter) * k, rng, 0.05f)), {2 * inter, k});
-  auto w = gpu->CreateLinear(W, &B);
-  auto gu = gpu->CreateLinear(GU, nullptr, LinearPacking::kGateUp);
-  ASSERT_TRUE(w.ok() && gu.ok());
-  const std::vector<float> row = Bf16Round(Randn(k, rng));
-  const std::vector<float> h_row = Randn(n, rng);
-  const RowOutputs alone = RunRowInBatch(*gpu, **w, **gu, row, h_row, 1, 0, rng);
-  // Each row count lands on a different tile (16, 32, 64 and 128 rows, the 128 x 128 prefill
-  // tile over several row blocks); the row sits at a different place in each.
-  for (int m : {7, 20, 50, 69, 128, 300}) {
-    for (int pos : {0, m / 2, m - 1}) {
-      SCOPED_TRACE("rows " + std::to_string(m) + " at " + std::to_string(pos));
-      const RowOutputs in_batch = RunRowInBatch(*gpu, **w, **gu, row, h_row, m, pos, rng);
-      EXPECT_TRUE(SameFloats(in_batch.bf16, alone.bf16));
-      EXPECT_TRUE(SameFloats(in_batch.f32, alone.f32));
-      EXPECT_TRUE(SameFloats(in_batch.accumulated, alone.accumulated));
-      EXPECT_TRUE(SameFloats(in_batch.swiglu, alone.swiglu));
-      EXPECT_EQ(in_batch.argmax, alone.argmax);
+  // K = 576: three chunks, the last one a single stage; K = 2056: nine chunks (several per split-K
+  // warp, the last one short) with a K that is not a multiple of 64.
+  for (const int k : {576, 2056}) {
+    const int n = 1000, inter = 136;
+    HostTensor W = Tensor(Bf16Round(Randn(size_t(n) * k, rng, 0.05f)), {n, k});
+    HostTensor B = Tensor(Randn(n, rng, 0.1f), {n});
+    HostTensor GU = Tensor(Bf16Round(Randn(size_t(2 * inter) * k, rng, 0.05f)), {2 * inter, k});
+    auto w = gpu->CreateLinear(W, &B);
+    auto gu = gpu->CreateLinear(GU, nullptr, LinearPacking::kGateUp);
+    ASSERT_TRUE(w.ok() && gu.ok());
+    const std::vector<float> row = Bf16Round(Randn(k, rng));
+    const std::vector<float> h_row = Randn(n, rng);
+    const RowOutputs alone = RunRowInBatch(*gpu, **w, **gu, row, h_row, 1, 0, rng);
+    // Each row count lands on a different kernel (split-K up to 8 rows, then the 16, 32, 64 and
+    // 128-row tiles, the 128 x 128 prefill tile over several row blocks); the row sits at a
+    // different place in each.
+    for (int m : {7, 12, 20, 50, 69, 128, 300}) {
+      for (int pos : {0, m / 2, m - 1}) {
+        SCOPED_TRACE("k " + std::to_string(k) + " rows " + std::to_string(m) + " at " + std::to_string(pos));
+        const RowOutputs in_batch = RunRowInBatch(*gpu, **w, **gu, row, h_row, m, pos, rng);
+        EXPECT_TRUE(SameFloats(in_batch.bf16, alone.bf16));
+        EXPECT_TRUE(SameFloats(in_batch.f32, alone.f32));
+        EXPECT_TRUE(SameFloats(in_batch.accumulated, alone.accumulated));
+        EXPECT_TRUE(SameFloats(in_batch.swiglu, alone.swiglu));
+        EXPECT_EQ(in_batch.argmax, alone.argmax);
+      }
     }
   }
   ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
