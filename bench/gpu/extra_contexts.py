@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Extra rows for the GPU decode table: longspec plain at more contexts (llama3-8b-shape at 4k and
-16k, smollm2 at 1k and 4k), and SmolLM2 at 8k with CUDA graphs / PDL switched off, to show what
+"""Extra rows for the GPU decode table: longspec plain at more contexts (llama3-8b-shape at 4k,
+16k and 128k, smollm2 at 1k and 4k), and SmolLM2 at 8k with CUDA graphs / PDL switched off, to show what
 each is worth. Prints JSON rows (same schema as bench_gpu.py)."""
 import json
 import os
@@ -38,7 +38,16 @@ print(json.dumps(dict(info=info, r=r)))
 
 llama = "/tmp/longspec_bench/llama3-8b-shape"
 smol = os.environ["SMOL"]
-for ctx in (4096, 16384):
+# The timing checkpoint is written for 32k (bench_gpu.py); Llama-3's RoPE has no position limit of
+# its own, so 128k only needs the config to allow it.
+config_path = os.path.join(llama, "config.json")
+with open(config_path) as f:
+    config = json.load(f)
+if config.get("max_position_embeddings", 0) < 131072 + 1024:
+    config["max_position_embeddings"] = 131072 + 1024
+    with open(config_path, "w") as f:
+        json.dump(config, f, indent=1)
+for ctx in (4096, 16384, 131072):
     run(llama, ctx, "llama3-8b-shape")
 for ctx in (1024, 4096):
     run(smol, ctx, "smollm2-135m")
