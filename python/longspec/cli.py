@@ -35,7 +35,7 @@ def _make_engine(args):
 def cmd_generate(args) -> int:
     eng = _make_engine(args)
     kwargs = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
-                  top_k=args.top_k, seed=args.seed, speculative=not args.no_speculative)
+                  top_k=args.top_k, seed=args.seed, speculative=not args.no_speculative, stop=args.stop)
     if args.tree:
         kwargs["tree"] = args.tree
     prompt = args.prompt if args.prompt is not None else sys.stdin.read()
@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top-p", type=float, default=1.0)
     g.add_argument("--top-k", type=int, default=0)
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--stop", action="append", default=None, metavar="TEXT",
+                   help="stop where this text appears (not printed); repeat for several")
     g.add_argument("--tree", type=_tree, default=None, help="tree shape, e.g. 4,16,16,16,16")
     g.add_argument("--no-speculative", action="store_true")
     g.add_argument("--stats-json", action="store_true")
