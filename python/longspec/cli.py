@@ -90,10 +90,26 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def _bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
 def cmd_info(args) -> int:
     eng = _make_engine(args)
+    plan = eng.memory_plan()
     print(json.dumps({"target": eng.target_path, "device": eng.device, "target_info": eng.target_info,
-                      "draft": eng.draft_path, "draft_info": eng.draft_info, "tree": eng.tree}, indent=2))
+                      "draft": eng.draft_path, "draft_info": eng.draft_info, "tree": eng.tree, "memory": plan},
+                     indent=2))
+    draft = (f"; draft {_bytes(plan['draft_weights_bytes'])} + ring {_bytes(plan['draft_cache_bytes'])}"
+             if eng.has_draft else "")
+    print(f"memory plan ({plan['device']}): weights {_bytes(plan['weights_bytes'])}; "
+          f"K/V {_bytes(plan['kv_bytes_per_token'])}/token, {_bytes(plan['kv_bytes_at_context_limit'])} at "
+          f"{plan['context_limit']} tokens{draft}; total {_bytes(plan['total_bytes_at_context_limit'])}",
+          file=sys.stderr)
     return 0
 
 
@@ -127,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-speculative", action="store_true")
     s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     s.set_defaults(func=cmd_serve)
-    i = sub.add_parser("info", help="describe a model")
+    i = sub.add_parser("info", help="describe a model and its memory plan")
     _engine_args(i)
     i.set_defaults(func=cmd_info)
     from .training.cli import add_eval_parser, add_train_parser

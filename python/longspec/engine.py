@@ -110,6 +110,9 @@ class Engine:
         self._engine = _C.Engine(self.target_path, self.draft_path or "", device, num_threads, max_context,
                                  tree_shape, prefill_chunk, oracle)
         self.target_info: dict = self._engine.target_info
+        # The engine's cap on prompt + generated tokens; its K/V cache is allocated at this size.
+        model_limit = int(self.target_info["max_position"])
+        self.context_limit: int = min(max_context, model_limit) if max_context > 0 else model_limit
         self._tokenizer = None
         if tokenizer:
             from .tokenizer import Tokenizer
@@ -296,6 +299,37 @@ class Engine:
         if "error" in outcome:
             raise outcome["error"]
         self.last_stream_output = outcome.get("out")
+
+    def memory_plan(self) -> dict:
+        """What this engine holds in memory, in bytes: the target's weights, its K/V cache per
+        token and at the context limit (allocated up front), the draft's own weights and its ring
+        buffer (constant in the context length).
+
+        The K/V sizes are read from what the backend really allocates (its dtype differs by
+        device): two one-token prompts are prefilled and the cache each commits is compared."""
+        token = max(0, int(self.target_info.get("bos_token_id", 0)))
+
+        def committed(n: int) -> int:
+            out = self.generate([token] * n, max_new_tokens=1, ignore_eos=True, speculative=False)
+            return int(out.stats["target_cache_bytes"])
+
+        kv_per_token = committed(2) - committed(1)
+        plan = {
+            "device": self.device,
+            "weights_bytes": int(self.target_info["parameter_bytes"]),
+            "kv_bytes_per_token": kv_per_token,
+            "context_limit": self.context_limit,
+            "kv_bytes_at_context_limit": kv_per_token * self.context_limit,
+            "draft_weights_bytes": 0,
+            "draft_cache_bytes": 0,
+        }
+        if self.has_draft:
+            plan["draft_weights_bytes"] = int(self.draft_info["parameter_bytes"])
+            out = self.generate([token], max_new_tokens=2, ignore_eos=True, speculative=True, tree=[1])
+            plan["draft_cache_bytes"] = int(out.stats["draft_cache_bytes"])
+        plan["total_bytes_at_context_limit"] = (plan["weights_bytes"] + plan["kv_bytes_at_context_limit"]
+                                                + plan["draft_weights_bytes"] + plan["draft_cache_bytes"])
+        return plan
 
     def prompt_logits(self, prompt):
         """The target's logits (float32 numpy array, vocab_size) at the last prompt position."""
