@@ -258,3 +258,11 @@ def test_past_the_queue_limit_the_answer_is_503(server, ref):
 def test_core_import_does_not_need_the_server_stack():
     code = "import sys, longspec; assert 'fastapi' not in sys.modules and 'uvicorn' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+
+
+def test_serve_without_the_extra_says_how_to_get_it():
+    code = ("import sys; sys.modules['fastapi'] = None  # as if not installed\n"
+            "from longspec.cli import main\n"
+            "sys.exit(main(['serve', '--target', 'unused']))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and 'pip install "longspec[serve]"' in r.stderr

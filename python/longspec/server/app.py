@@ -238,10 +238,9 @@ def create_app(engine, *, model_name: str, max_queue: int = 16, speculative: boo
 
     @app.get("/v1/models")
     async def models():
-        info = engine.target_info
         return {"object": "list", "data": [{
             "id": model_name, "object": "model", "created": created, "owned_by": "longspec",
-            "max_model_len": int(info.get("max_position", 0)), "speculative": bool(engine.has_draft and speculative),
+            "max_model_len": engine.context_limit, "speculative": bool(engine.has_draft and speculative),
         }]}
 
     @app.get("/health")

@@ -29,6 +29,9 @@ class Job:
         self.events: asyncio.Queue = asyncio.Queue()
         self._cancelled = threading.Event()
 
+    def run(self) -> Any:
+        return self._run(self)
+
     def cancel(self) -> None:
         """Stops the generation at its next flush of tokens (or before it starts)."""
         self._cancelled.set()
@@ -97,7 +100,7 @@ class EngineWorker:
                 if job.cancelled:
                     job.emit(SKIPPED)
                 else:
-                    job.emit(DONE, job._run(job))
+                    job.emit(DONE, job.run())
             except BaseException as exc:  # noqa: BLE001 - handed to the request's handler
                 job.emit(ERROR, exc)
             finally:
