@@ -165,15 +165,7 @@ def create_app(engine, *, model_name: str, max_queue: int = 16, speculative: boo
             raise _SHUTTING_DOWN
         shape = P.ResponseShape("chat" if endpoint == "chat" else "completion", model_name)
 
-        if not streaming:
-            while kind == TEXT:  # (none are sent without streaming; kept for safety)
-                event = await next_event(job, request)
-                if event is None:
-                    outcome("cancelled")
-                    if shutting_down():
-                        raise _SHUTTING_DOWN
-                    return Response(status_code=499)
-                kind, value = event
+        if not streaming:  # no text_callback, so the one event is DONE
             out = value
             if job.cancelled:
                 outcome("cancelled")
