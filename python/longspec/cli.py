@@ -1,8 +1,9 @@
-"""Command line: ``longspec generate``, ``longspec info``."""
+"""Command line: ``longspec generate``, ``longspec serve``, ``longspec info``."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -35,7 +36,7 @@ def _make_engine(args):
 def cmd_generate(args) -> int:
     eng = _make_engine(args)
     kwargs = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
-                  top_k=args.top_k, seed=args.seed, speculative=not args.no_speculative)
+                  top_k=args.top_k, seed=args.seed, speculative=not args.no_speculative, stop=args.stop)
     if args.tree:
         kwargs["tree"] = args.tree
     prompt = args.prompt if args.prompt is not None else sys.stdin.read()
@@ -57,10 +58,58 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def _served_model_name(args, eng) -> str:
+    if args.served_model_name:
+        return args.served_model_name
+    from .models import ALIASES, DEFAULT_TARGET
+
+    if args.target.lower() in ALIASES:
+        return DEFAULT_TARGET
+    name = os.path.basename(os.path.normpath(eng.target_path))
+    return name[:-5] if name.endswith(".gguf") else name
+
+
+def cmd_serve(args) -> int:
+    try:
+        from .server import serve
+    except ImportError as exc:  # the optional extra is missing
+        print(f"longspec: error: serve needs the server extra: pip install \"longspec[serve]\" ({exc})",
+              file=sys.stderr)
+        return 2
+    if not 0 <= args.port <= 65535:
+        raise ValueError(f"port must be in [0, 65535], got {args.port}")
+    if args.max_queue < 0:
+        raise ValueError(f"max-queue must be >= 0, got {args.max_queue}")
+    eng = _make_engine(args)
+    name = _served_model_name(args, eng)
+    speculative = eng.has_draft and not args.no_speculative
+    plan = f"speculative, tree {args.tree or eng.tree}" if speculative else "plain decoding"
+    print(f"longspec: serving {name!r} ({eng.device}, {plan}) on http://{args.host}:{args.port}/v1", file=sys.stderr)
+    serve(eng, model_name=name, host=args.host, port=args.port, max_queue=args.max_queue,
+          speculative=not args.no_speculative, tree=args.tree, log_level=args.log_level)
+    return 0
+
+
+def _bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
 def cmd_info(args) -> int:
     eng = _make_engine(args)
+    plan = eng.memory_plan()
     print(json.dumps({"target": eng.target_path, "device": eng.device, "target_info": eng.target_info,
-                      "draft": eng.draft_path, "draft_info": eng.draft_info, "tree": eng.tree}, indent=2))
+                      "draft": eng.draft_path, "draft_info": eng.draft_info, "tree": eng.tree, "memory": plan},
+                     indent=2))
+    draft = (f"; draft {_bytes(plan['draft_weights_bytes'])} + ring {_bytes(plan['draft_cache_bytes'])}"
+             if eng.has_draft else "")
+    print(f"memory plan ({plan['device']}): weights {_bytes(plan['weights_bytes'])}; "
+          f"K/V {_bytes(plan['kv_bytes_per_token'])}/token, {_bytes(plan['kv_bytes_at_context_limit'])} at "
+          f"{plan['context_limit']} tokens{draft}; total {_bytes(plan['total_bytes_at_context_limit'])}",
+          file=sys.stderr)
     return 0
 
 
@@ -76,11 +125,25 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top-p", type=float, default=1.0)
     g.add_argument("--top-k", type=int, default=0)
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--stop", action="append", default=None, metavar="TEXT",
+                   help="stop where this text appears (not printed); repeat for several")
     g.add_argument("--tree", type=_tree, default=None, help="tree shape, e.g. 4,16,16,16,16")
     g.add_argument("--no-speculative", action="store_true")
     g.add_argument("--stats-json", action="store_true")
     g.set_defaults(func=cmd_generate)
-    i = sub.add_parser("info", help="describe a model")
+    s = sub.add_parser("serve", help="an OpenAI-compatible HTTP server (needs the [serve] extra)")
+    _engine_args(s)
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--max-queue", type=int, default=16,
+                   help="requests that may wait while one generates; more are answered 503 (default 16)")
+    s.add_argument("--served-model-name", default=None,
+                   help="the model id clients send (default: the target's file or directory name)")
+    s.add_argument("--tree", type=_tree, default=None, help="tree shape for every request, e.g. 1,1,1")
+    s.add_argument("--no-speculative", action="store_true")
+    s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    s.set_defaults(func=cmd_serve)
+    i = sub.add_parser("info", help="describe a model and its memory plan")
     _engine_args(i)
     i.set_defaults(func=cmd_info)
     from .training.cli import add_eval_parser, add_train_parser

@@ -15,6 +15,7 @@ from typing import Callable, Iterator, Sequence
 
 from . import _C
 from .models import resolve_model_path
+from .text_stream import TextStream, check_stop_strings
 
 _UINT64_MAX = (1 << 64) - 1
 _INT32_MAX = (1 << 31) - 1
@@ -25,8 +26,10 @@ _INT64_MAX = (1 << 63) - 1
 class GenerationOutput:
     """What ``Engine.generate`` returns."""
 
-    tokens: list[int]           # the new tokens (a stop/EOS token that ended generation included)
-    text: str | None            # the new tokens decoded (None when the engine has no tokenizer)
+    tokens: list[int]           # the new tokens (the stop/EOS token, or the token that completed a
+                                # stop string, included)
+    text: str | None            # the new tokens decoded, cut before a stop string (None when the
+                                # engine has no tokenizer)
     finish_reason: str          # "length" | "eos" | "stop" | "context_full"
     stats: dict = field(default_factory=dict)  # tokens_per_s, prefill_s, mean_accepted, ...
 
@@ -107,6 +110,9 @@ class Engine:
         self._engine = _C.Engine(self.target_path, self.draft_path or "", device, num_threads, max_context,
                                  tree_shape, prefill_chunk, oracle)
         self.target_info: dict = self._engine.target_info
+        # The engine's cap on prompt + generated tokens; its K/V cache is allocated at this size.
+        model_limit = int(self.target_info["max_position"])
+        self.context_limit: int = min(max_context, model_limit) if max_context > 0 else model_limit
         self._tokenizer = None
         if tokenizer:
             from .tokenizer import Tokenizer
@@ -194,24 +200,56 @@ class Engine:
 
     # ------------------------------------------------------------------------------------
     def generate(self, prompt, max_new_tokens: int = 64, temperature: float = 0.0, top_p: float = 1.0,
-                 top_k: int = 0, seed: int = 0, *, stop_token_ids: Sequence[int] | None = None,
-                 ignore_eos: bool = False, speculative: bool = True, tree: Sequence[int] | None = None,
-                 callback: Callable[[list[int]], bool | None] | None = None) -> GenerationOutput:
+                 top_k: int = 0, seed: int = 0, *, stop: str | Sequence[str] | None = None,
+                 stop_token_ids: Sequence[int] | None = None, ignore_eos: bool = False, speculative: bool = True,
+                 tree: Sequence[int] | None = None, callback: Callable[[list[int]], bool | None] | None = None,
+                 text_callback: Callable[[str], bool | None] | None = None) -> GenerationOutput:
         """Generates after ``prompt`` (text or token ids).
 
         ``temperature=0`` is greedy. With a draft loaded, decoding is speculative unless
         ``speculative=False``; either way the output follows the target's own distribution
-        (token-identical for greedy). ``callback(new_token_ids)`` is called as tokens are
-        produced; returning False stops generation.
+        (token-identical for greedy). ``stop``: a string or list of strings; generation ends
+        where one first appears in the text, ``out.text`` excludes it and ``finish_reason`` is
+        "stop". ``callback(new_token_ids)`` is called as tokens are produced;
+        ``text_callback(new_text)`` with the text that became final (stop strings never appear in
+        it). Either returning False stops generation.
         """
         ids = self._prompt_ids(prompt)
         args = self._sampling_args(max_new_tokens, temperature, top_p, top_k, seed, stop_token_ids, ignore_eos,
                                    speculative, tree)
         if callback is not None and not callable(callback):
             raise TypeError("callback must be callable or None")
-        tokens, reason, stats = self._engine.generate(ids, *args, callback)
-        text = self._tokenizer.decode(tokens) if self._tokenizer is not None else None
-        return GenerationOutput(tokens=list(tokens), text=text, finish_reason=reason, stats=dict(stats))
+        if text_callback is not None and not callable(text_callback):
+            raise TypeError("text_callback must be callable or None")
+        stops = check_stop_strings(stop)
+        if (stops or text_callback is not None) and self._tokenizer is None:
+            raise ValueError("stop strings and text_callback need the tokenizer (Engine(..., tokenizer=True))")
+        if not stops and text_callback is None:
+            tokens, reason, stats = self._engine.generate(ids, *args, callback)
+            text = self._tokenizer.decode(tokens) if self._tokenizer is not None else None
+            return GenerationOutput(tokens=list(tokens), text=text, finish_reason=reason, stats=dict(stats))
+
+        follow = TextStream(self._tokenizer.decode, stops)
+
+        def on_tokens(new):
+            keep_going = True if callback is None else callback(new)
+            piece = follow.push(new)
+            if piece and text_callback is not None:
+                wanted = text_callback(piece)
+                if wanted is not None and not isinstance(wanted, bool):
+                    raise TypeError(f"text_callback must return a bool or None, got {type(wanted).__name__}")
+                if wanted is False:
+                    return False
+            return False if follow.stopped else keep_going
+
+        tokens, reason, stats = self._engine.generate(ids, *args, on_tokens)
+        tail = follow.finish()
+        if tail and text_callback is not None:
+            text_callback(tail)  # generation is over: what it returns no longer matters
+        tokens = list(tokens)
+        if follow.stopped:
+            tokens, reason = tokens[:follow.token_count], "stop"
+        return GenerationOutput(tokens=tokens, text=follow.text, finish_reason=reason, stats=dict(stats))
 
     def chat(self, messages: list[dict] | str, **kwargs) -> GenerationOutput:
         """Generates the assistant's reply to chat ``messages`` using the checkpoint's chat template."""
@@ -224,25 +262,26 @@ class Engine:
         return self.generate(self._tokenizer.apply_chat_template(messages), **kwargs)
 
     def stream(self, prompt, **kwargs) -> Iterator[str]:
-        """Yields the decoded text as it is generated (same arguments as ``generate``).
+        """Yields the decoded text as it is generated (same arguments as ``generate``, ``stop``
+        included; the pieces joined equal ``generate(...).text``).
 
         Closing the iterator (``break``, ``.close()``, or dropping it) stops generation within one
         callback and waits for it, so the engine is free again when the loop is left."""
         if self._tokenizer is None:
             raise ValueError("stream needs the tokenizer (Engine(..., tokenizer=True))")
+        for name in ("callback", "text_callback"):
+            if name in kwargs:
+                raise TypeError(f"stream() takes no {name} (it uses its own)")
         ids = self._prompt_ids(prompt)
         pieces: queue.Queue = queue.Queue()
         done = object()
         outcome: dict = {}
         cancelled = threading.Event()
 
-        def on_tokens(new):
-            pieces.put(list(new))
-            return not cancelled.is_set()
-
         def run():
             try:
-                outcome["out"] = self.generate(ids, callback=on_tokens, **kwargs)
+                outcome["out"] = self.generate(ids, callback=lambda new: not cancelled.is_set(),
+                                               text_callback=pieces.put, **kwargs)
             except BaseException as exc:  # re-raised in the consumer
                 outcome["error"] = exc
             finally:
@@ -250,15 +289,9 @@ class Engine:
 
         worker = threading.Thread(target=run, daemon=True)
         worker.start()
-        emitted: list[int] = []
-        text_so_far = ""
         try:
-            while (item := pieces.get()) is not done:
-                emitted.extend(item)
-                text = self._tokenizer.decode(emitted)
-                if len(text) > len(text_so_far) and not text.endswith("\ufffd"):
-                    yield text[len(text_so_far):]
-                    text_so_far = text
+            while (piece := pieces.get()) is not done:
+                yield piece
         finally:
             # Left early (GeneratorExit): the next callback tells the engine to stop.
             cancelled.set()
@@ -266,6 +299,37 @@ class Engine:
         if "error" in outcome:
             raise outcome["error"]
         self.last_stream_output = outcome.get("out")
+
+    def memory_plan(self) -> dict:
+        """What this engine holds in memory, in bytes: the target's weights, its K/V cache per
+        token and at the context limit (allocated up front), the draft's own weights and its ring
+        buffer (constant in the context length).
+
+        The K/V sizes are read from what the backend really allocates (its dtype differs by
+        device): two one-token prompts are prefilled and the cache each commits is compared."""
+        token = max(0, int(self.target_info.get("bos_token_id", 0)))
+
+        def committed(n: int) -> int:
+            out = self.generate([token] * n, max_new_tokens=1, ignore_eos=True, speculative=False)
+            return int(out.stats["target_cache_bytes"])
+
+        kv_per_token = committed(2) - committed(1)
+        plan = {
+            "device": self.device,
+            "weights_bytes": int(self.target_info["parameter_bytes"]),
+            "kv_bytes_per_token": kv_per_token,
+            "context_limit": self.context_limit,
+            "kv_bytes_at_context_limit": kv_per_token * self.context_limit,
+            "draft_weights_bytes": 0,
+            "draft_cache_bytes": 0,
+        }
+        if self.has_draft:
+            plan["draft_weights_bytes"] = int(self.draft_info["parameter_bytes"])
+            out = self.generate([token], max_new_tokens=2, ignore_eos=True, speculative=True, tree=[1])
+            plan["draft_cache_bytes"] = int(out.stats["draft_cache_bytes"])
+        plan["total_bytes_at_context_limit"] = (plan["weights_bytes"] + plan["kv_bytes_at_context_limit"]
+                                                + plan["draft_weights_bytes"] + plan["draft_cache_bytes"])
+        return plan
 
     def prompt_logits(self, prompt):
         """The target's logits (float32 numpy array, vocab_size) at the last prompt position."""

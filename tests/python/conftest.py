@@ -82,6 +82,20 @@ def random_qwen2_dir(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def tiny_chat_model_dir(tmp_path_factory, smollm2_gguf) -> str:
+    """A random Qwen2 (hidden 256, 4 layers: ~4 ms a token on two cores, so a long generation is
+    still running while a test acts on it) carrying SmolLM2's real tokenizer and chat template:
+    fast text and chat tests. EOS is <|im_end|> (id 2)."""
+    pytest.importorskip("torch")
+    from longspec.tokenizer import Tokenizer
+
+    path = make_random_qwen2(str(tmp_path_factory.mktemp("tiny_chat")), vocab=49152, hidden=256, layers=4,
+                             heads=4, kv_heads=2, inter=512, shard=False)
+    Tokenizer.from_checkpoint(smollm2_gguf).hf.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def hf_random_qwen2(random_qwen2_dir):
     import torch
     import transformers
