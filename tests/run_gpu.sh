@@ -16,8 +16,15 @@ if [ ! -d /tmp/gtest/usr ]; then
   mkdir -p /tmp/gtest
   for f in .deps/libgtest-dev_*.deb; do dpkg -x "$f" /tmp/gtest; done
 fi
+# nlohmann/json headers: the installed wheel, else a wheel carried in .deps/ (a wheel is a zip).
+json_inc=$(python3 -c 'import nlohmann_json; print(nlohmann_json.get_include())' 2>/dev/null || true)
+if [ -z "$json_inc" ]; then
+  for f in .deps/nlohmann_json-*.whl; do [ -f "$f" ] && python3 -m zipfile -e "$f" /tmp/nlohmann_whl; done
+  json_inc=/tmp/nlohmann_whl/nlohmann_json/include
+fi
 t0=$(date +%s)
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLONGSPEC_BUILD_TESTS=ON -DLONGSPEC_CUDA=ON \
+      -DLONGSPEC_NLOHMANN_JSON_INCLUDE_DIR="$json_inc" \
       -DLONGSPEC_BUILD_BENCH=ON -DGTest_DIR=/tmp/gtest/usr/lib/x86_64-linux-gnu/cmake/GTest \
       > "$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
 cmake --build "$BUILD" -j "$(nproc)" > "$OUT/build.log" 2>&1 || { grep -E "error" -A3 "$OUT/build.log" | head -80; exit 1; }

@@ -157,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, NotImplementedError) as exc:
+    except BrokenPipeError:  # `longspec generate ... | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except (ValueError, TypeError, OSError, NotImplementedError, MemoryError) as exc:  # README "Errors"
         print(f"longspec: error: {exc}", file=sys.stderr)
         return 2

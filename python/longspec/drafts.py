@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -75,36 +74,29 @@ def make_draft_config(cfg: dict, *, window: int = DEFAULT_WINDOW, tree_shape=Non
     return out
 
 
-def _bf16_bytes(a: np.ndarray) -> bytes:
-    """float32 -> bfloat16 with round-to-nearest-even, as raw little-endian bytes."""
-    bits = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
-    rounded = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16
-    return rounded.astype("<u2").tobytes()
-
-
 def save_safetensors(path: str | os.PathLike, tensors: dict[str, np.ndarray], dtype: str = "F32",
                      metadata: dict | None = None) -> None:
-    """A minimal safetensors writer (F32 or BF16) for numpy arrays."""
+    """Writes numpy arrays to a safetensors file as F32 or BF16, through the ``safetensors`` library.
+
+    F32 goes through its numpy API (no torch needed at run time). numpy has no bfloat16, so BF16
+    (what training writes) rounds to nearest even in torch and saves through its torch API.
+    """
     if dtype not in ("F32", "BF16"):
         raise ValueError(f"dtype must be 'F32' or 'BF16', got {dtype!r}")
-    header: dict = {}
-    blobs = []
-    offset = 0
-    for name in sorted(tensors):
-        arr = np.asarray(tensors[name], dtype=np.float32)
-        blob = _bf16_bytes(arr) if dtype == "BF16" else np.ascontiguousarray(arr).astype("<f4").tobytes()
-        header[name] = {"dtype": dtype, "shape": list(arr.shape), "data_offsets": [offset, offset + len(blob)]}
-        blobs.append(blob)
-        offset += len(blob)
-    if metadata:
-        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
-    head = json.dumps(header, separators=(",", ":")).encode()
-    head += b" " * ((8 - len(head) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(head)))
-        f.write(head)
-        for blob in blobs:
-            f.write(blob)
+    meta = {str(k): str(v) for k, v in metadata.items()} if metadata else None
+    arrays = {name: np.ascontiguousarray(arr, dtype=np.float32) for name, arr in tensors.items()}
+    if dtype == "F32":
+        from safetensors.numpy import save_file
+
+        save_file(arrays, os.fspath(path), metadata=meta)
+        return
+    try:
+        import torch
+        from safetensors.torch import save_file as save_torch_file
+    except ImportError as exc:
+        raise ImportError("dtype='BF16' needs torch (pip install 'longspec[train]')") from exc
+    save_torch_file({name: torch.from_numpy(arr).to(torch.bfloat16) for name, arr in arrays.items()},
+                    os.fspath(path), metadata=meta)
 
 
 def write_draft(path: str | os.PathLike, config: dict, tensors: dict[str, np.ndarray], dtype: str = "F32") -> str:

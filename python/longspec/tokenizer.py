@@ -22,6 +22,9 @@ def _quiet_transformers():
     return transformers
 
 
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+
+
 class Tokenizer:
     """A thin wrapper: encode(str) -> ids, decode(ids) -> str, chat templates."""
 
@@ -30,6 +33,24 @@ class Tokenizer:
 
     @classmethod
     def from_checkpoint(cls, path: str) -> "Tokenizer":
+        """The tokenizer of a checkpoint directory or GGUF file.
+
+        Raises FileNotFoundError when a directory has no tokenizer files and ValueError when the
+        tokenizer data is corrupt (transformers and tokenizers raise a zoo of types for that,
+        bare ``Exception`` included), as README's error table says.
+        """
+        if os.path.isdir(path) and not any(os.path.isfile(os.path.join(path, f)) for f in _TOKENIZER_FILES):
+            raise FileNotFoundError(f"{path}: no tokenizer files ({', '.join(_TOKENIZER_FILES)}); "
+                                    "pass tokenizer=False to work with token ids")
+        try:
+            return cls._load(path)
+        except (FileNotFoundError, MemoryError, ImportError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - every other failure means the data is bad
+            raise ValueError(f"{path}: cannot load the tokenizer: {type(exc).__name__}: {exc}") from exc
+
+    @classmethod
+    def _load(cls, path: str) -> "Tokenizer":
         transformers = _quiet_transformers()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -18,25 +18,30 @@ using namespace longspec;
 
 namespace {
 
-[[noreturn]] void Raise(const Status& s) {
-  switch (s.code()) {
+PyObject* ExceptionType(StatusCode code) {
+  switch (code) {
     case StatusCode::kInvalidArgument:
     case StatusCode::kOutOfRange:
     case StatusCode::kDataLoss:
     case StatusCode::kFailedPrecondition:
-      throw py::value_error(s.message());
-    case StatusCode::kNotFound:
-      PyErr_SetString(PyExc_FileNotFoundError, s.message().c_str());
-      throw py::error_already_set();
-    case StatusCode::kUnimplemented:
-      PyErr_SetString(PyExc_NotImplementedError, s.message().c_str());
-      throw py::error_already_set();
-    case StatusCode::kResourceExhausted:
-      PyErr_SetString(PyExc_MemoryError, s.message().c_str());
-      throw py::error_already_set();
-    default:
-      throw std::runtime_error(s.ToString());
+      return PyExc_ValueError;
+    case StatusCode::kNotFound: return PyExc_FileNotFoundError;
+    case StatusCode::kUnimplemented: return PyExc_NotImplementedError;
+    case StatusCode::kResourceExhausted: return PyExc_MemoryError;
+    case StatusCode::kIoError: return PyExc_OSError;
+    default: return PyExc_RuntimeError;
   }
+}
+
+// The exception (README's error table says which) carries the message and, as `status_code`,
+// the StatusCode's name ("DATA_LOSS"), so Python callers and tests can tell the C++ cause apart.
+[[noreturn]] void Raise(const Status& s) {
+  PyObject* type = ExceptionType(s.code());
+  const std::string text = type == PyExc_RuntimeError ? s.ToString() : s.message();
+  py::object exc = py::reinterpret_borrow<py::object>(type)(text);
+  exc.attr("status_code") = StatusCodeName(s.code());
+  PyErr_SetObject(type, exc.ptr());
+  throw py::error_already_set();
 }
 
 template <typename T>

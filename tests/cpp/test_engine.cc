@@ -2,6 +2,7 @@
 // speculative decoding, and the exactness of the KV commit.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <thread>
@@ -121,6 +122,48 @@ TEST_F(EngineTest, FilesThatAreMissingOrCorruptAreClearErrors) {
   EXPECT_FALSE(Engine::Create(cfg).ok());
   EngineConfig bad;
   EXPECT_EQ(Engine::Create(bad).status().code(), StatusCode::kInvalidArgument);  // no target
+}
+
+// Renames the first occurrence of `name` inside the file's bytes (same length, so the file stays
+// well formed): the tensor or key it named is then missing from an existing file.
+std::vector<uint8_t> RenameInside(std::vector<uint8_t> bytes, const std::string& name) {
+  auto it = std::search(bytes.begin(), bytes.end(), name.begin(), name.end());
+  EXPECT_NE(it, bytes.end()) << name;
+  if (it != bytes.end()) *(it + static_cast<std::ptrdiff_t>(name.size()) - 1) = 'X';
+  return bytes;
+}
+
+TEST_F(EngineTest, CorruptFileContentsAreDataLossNamingWhatAndWhere) {
+  EngineConfig cfg;
+  cfg.num_threads = 2;
+  const std::vector<uint8_t> good = TinyLlamaGguf(1);
+  // Truncated anywhere: DataLoss, never NotFound (which means a missing file).
+  for (size_t cut : {size_t{100}, good.size() / 2, good.size() - 1}) {
+    cfg.target_path = dir_.File("cut.gguf");
+    ASSERT_TRUE(WriteFile(cfg.target_path, std::vector<uint8_t>(good.begin(), good.begin() + cut)));
+    EXPECT_EQ(Engine::Create(cfg).status().code(), StatusCode::kDataLoss) << "cut at " << cut;
+  }
+  // A tensor or a metadata key missing inside an existing file.
+  for (const std::string name : {"blk.0.ffn_down.weight", "llama.block_count"}) {
+    cfg.target_path = dir_.File("renamed.gguf");
+    ASSERT_TRUE(WriteFile(cfg.target_path, RenameInside(good, name)));
+    Status s = Engine::Create(cfg).status();
+    EXPECT_EQ(s.code(), StatusCode::kDataLoss) << s.ToString();
+    EXPECT_NE(s.message().find(name), std::string::npos) << s.ToString();
+    EXPECT_NE(s.message().find(cfg.target_path), std::string::npos) << s.ToString();
+  }
+  // A config value out of its domain is a corrupt file too, not a bad argument of the caller.
+  ASSERT_EQ(0, system(("mkdir -p " + dir_.File("hf")).c_str()));
+  ASSERT_TRUE(WriteFile(dir_.File("hf/config.json"),
+                        std::string(R"({"model_type": "llama", "vocab_size": 64, "hidden_size": 48,
+                        "intermediate_size": 96, "num_hidden_layers": 1, "num_attention_heads": 5,
+                        "num_key_value_heads": 2, "max_position_embeddings": 64})")));
+  cfg.target_path = dir_.File("hf");
+  Status s = Engine::Create(cfg).status();
+  EXPECT_EQ(s.code(), StatusCode::kDataLoss) << s.ToString();
+  EXPECT_NE(s.message().find("config.json"), std::string::npos) << s.ToString();
+  ASSERT_TRUE(WriteFile(dir_.File("hf/config.json"), std::string(R"({"model_type": "llama", "vocab_size": 64)")));
+  EXPECT_EQ(Engine::Create(cfg).status().code(), StatusCode::kDataLoss);
 }
 
 TEST_F(EngineTest, OracleSpeculationEqualsPlainAndAcceptsFullChains) {

@@ -130,16 +130,18 @@ TEST(Gguf, ParsesEveryMetadataType) {
 TEST(Gguf, TypedGetterErrors) {
   auto g = ParseBytes(SampleFile());
   ASSERT_TRUE(g.ok());
-  EXPECT_EQ((*g)->GetInt("missing").status().code(), StatusCode::kNotFound);
-  EXPECT_EQ((*g)->GetFloat("missing").status().code(), StatusCode::kNotFound);
-  EXPECT_EQ((*g)->GetString("missing").status().code(), StatusCode::kNotFound);
+  // A key missing inside an existing file means the file is corrupt (DataLoss), not that a file
+  // is missing (NotFound, which Python raises as FileNotFoundError).
+  EXPECT_EQ((*g)->GetInt("missing").status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ((*g)->GetFloat("missing").status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ((*g)->GetString("missing").status().code(), StatusCode::kDataLoss);
   EXPECT_EQ((*g)->Get("missing"), nullptr);
   auto s = (*g)->GetInt("general.architecture");
-  EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.status().code(), StatusCode::kDataLoss);
   EXPECT_NE(s.status().message().find("general.architecture"), std::string::npos);
-  EXPECT_EQ((*g)->GetInt("t.f64").status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ((*g)->GetString("t.u8").status().code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ((*g)->GetFloat("tokenizer.ggml.tokens").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ((*g)->GetInt("t.f64").status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ((*g)->GetString("t.u8").status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ((*g)->GetFloat("tokenizer.ggml.tokens").status().code(), StatusCode::kDataLoss);
 }
 
 TEST(Gguf, TensorTableAndData) {
@@ -188,7 +190,7 @@ TEST(Gguf, TensorTableAndData) {
 
   HostTensor untouched({2});
   untouched.data()[0] = 7.0f;
-  EXPECT_EQ(f.ReadF32("nope", &untouched).code(), StatusCode::kNotFound);
+  EXPECT_EQ(f.ReadF32("nope", &untouched).code(), StatusCode::kDataLoss);
   EXPECT_EQ(untouched.shape, (std::vector<int64_t>{2}));  // left as it was
   EXPECT_EQ(untouched.data()[0], 7.0f);
 }

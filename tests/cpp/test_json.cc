@@ -86,6 +86,25 @@ TEST(Json, DepthLimit) {
   ExpectRejected(objs);
 }
 
+TEST(Json, HugeNumbers) {
+  // Integers past uint64 fall back to a double; past a double they are an error, not infinity.
+  EXPECT_EQ(MustParse("18446744073709551616").as_number(), 18446744073709551616.0);
+  EXPECT_EQ(MustParse("-123456789012345678901234567890").as_number(), -123456789012345678901234567890.0);
+  ExpectRejected("1" + std::string(400, '0'));
+  ExpectRejected("[-1" + std::string(400, '0') + "]");
+  ExpectRejected("{\"a\": 1" + std::string(400, '0') + ".5}");
+  EXPECT_EQ(MustParse("0." + std::string(400, '0') + "1").as_number(), 0.0);
+}
+
+TEST(Json, ErrorsSayWhere) {
+  StatusOr<Json> j = Json::Parse("{\n  \"a\": [1, 2,]\n}");
+  ASSERT_FALSE(j.ok());
+  EXPECT_NE(j.status().message().find("line 2"), std::string::npos) << j.status().message();
+  j = Json::Parse(R"({"tensor": 1, "tensor": 2})");
+  ASSERT_FALSE(j.ok());
+  EXPECT_NE(j.status().message().find("duplicate object key \"tensor\""), std::string::npos) << j.status().message();
+}
+
 TEST(Json, IsInteger) {
   EXPECT_TRUE(MustParse("42").is_integer());
   EXPECT_TRUE(MustParse("-7").is_integer());

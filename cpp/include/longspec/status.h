@@ -15,9 +15,10 @@ namespace longspec {
 enum class StatusCode : int {
   kOk = 0,
   kInvalidArgument = 1,    // a caller's argument is out of its domain
-  kNotFound = 2,           // a file, tensor or key that should be there is not
+  kNotFound = 2,           // a file or directory that should be there is not
   kOutOfRange = 3,         // e.g. the context would exceed the model's or the cache's capacity
-  kDataLoss = 4,           // a model file is truncated or corrupt
+  kDataLoss = 4,           // a model file is truncated, corrupt or inconsistent (a tensor or key
+                           // it must hold is missing, a shape, dtype or value is wrong)
   kUnimplemented = 5,      // a valid request this build cannot serve (e.g. CUDA when built without it)
   kFailedPrecondition = 6, // the object is not in a state where the call makes sense
   kResourceExhausted = 7,  // memory could not be allocated

@@ -61,16 +61,25 @@ uint16_t F32ToF16(float f) {
 }
 
 void ConvertElements(DType from, const void* src, DType to, void* dst, int64_t n) {
+  // An empty tensor may have null buffers; memcpy with a null pointer is undefined even for 0 bytes.
+  if (n <= 0) return;
   if (from == to) {
     if (src != dst) std::memcpy(dst, src, static_cast<size_t>(n) * DTypeSize(from));
     return;
   }
+  // `src` may be a tensor inside a mapped file, where nothing aligns it (a safetensors header
+  // of odd length puts the data at an odd address): read elements with memcpy, which compiles to
+  // the same plain load but is defined for any address.
+  const auto* bytes = static_cast<const unsigned char*>(src);
   auto load = [&](int64_t i) -> float {
-    switch (from) {
-      case DType::kBF16: return Bf16ToF32(static_cast<const uint16_t*>(src)[i]);
-      case DType::kF16: return F16ToF32(static_cast<const uint16_t*>(src)[i]);
-      default: return static_cast<const float*>(src)[i];
+    if (from == DType::kBF16 || from == DType::kF16) {
+      uint16_t h;
+      std::memcpy(&h, bytes + i * 2, 2);
+      return from == DType::kBF16 ? Bf16ToF32(h) : F16ToF32(h);
     }
+    float f;
+    std::memcpy(&f, bytes + i * 4, 4);
+    return f;
   };
   switch (to) {
     case DType::kBF16:

@@ -24,7 +24,7 @@ StatusOr<std::shared_ptr<MappedFile>> MappedFile::Open(const std::string& path) 
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    return InvalidArgumentError("not a regular file: " + path);
+    return IoError("cannot map " + path + ": not a regular file");  // a directory, a device, a FIFO
   }
   std::shared_ptr<MappedFile> file(new MappedFile());
   file->path_ = path;

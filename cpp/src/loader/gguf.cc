@@ -345,23 +345,23 @@ const GgufValue* GgufFile::Get(const std::string& key) const {
 
 StatusOr<int64_t> GgufFile::GetInt(const std::string& key) const {
   const GgufValue* v = Get(key);
-  if (v == nullptr) return NotFoundError("GGUF metadata key '" + key + "' not found");
-  if (!v->is_integer()) return InvalidArgumentError("GGUF metadata key '" + key + "' is not an integer");
+  if (v == nullptr) return DataLossError(file_->path() + ": GGUF metadata key '" + key + "' not found");
+  if (!v->is_integer()) return DataLossError(file_->path() + ": GGUF metadata key '" + key + "' is not an integer");
   return v->i;
 }
 
 StatusOr<double> GgufFile::GetFloat(const std::string& key) const {
   const GgufValue* v = Get(key);
-  if (v == nullptr) return NotFoundError("GGUF metadata key '" + key + "' not found");
+  if (v == nullptr) return DataLossError(file_->path() + ": GGUF metadata key '" + key + "' not found");
   if (v->is_float()) return v->f;
   if (v->is_integer()) return static_cast<double>(v->i);
-  return InvalidArgumentError("GGUF metadata key '" + key + "' is not a number");
+  return DataLossError(file_->path() + ": GGUF metadata key '" + key + "' is not a number");
 }
 
 StatusOr<std::string> GgufFile::GetString(const std::string& key) const {
   const GgufValue* v = Get(key);
-  if (v == nullptr) return NotFoundError("GGUF metadata key '" + key + "' not found");
-  if (v->type != GgufValueType::kString) return InvalidArgumentError("GGUF metadata key '" + key + "' is not a string");
+  if (v == nullptr) return DataLossError(file_->path() + ": GGUF metadata key '" + key + "' not found");
+  if (v->type != GgufValueType::kString) return DataLossError(file_->path() + ": GGUF metadata key '" + key + "' is not a string");
   return v->s;
 }
 
@@ -384,7 +384,7 @@ const TensorInfo* GgufFile::Find(const std::string& name) const {
 
 Status GgufFile::Read(const std::string& name, DType dtype, HostTensor* out) const {
   auto it = index_.find(name);
-  if (it == index_.end()) return NotFoundError(file_->path() + ": no tensor named '" + name + "'");
+  if (it == index_.end()) return DataLossError(file_->path() + ": no tensor named '" + name + "'");
   const TensorInfo& info = tensors_[it->second];
   const GgmlType type = types_[it->second];
   if (!GgmlTypeBlock(type, nullptr, nullptr)) {

@@ -196,7 +196,7 @@ const TensorInfo* SafetensorsFile::Find(const std::string& name) const {
 
 Status SafetensorsFile::Read(const std::string& name, DType dtype, HostTensor* out) const {
   const TensorInfo* info = Find(name);
-  if (info == nullptr) return NotFoundError(file_->path() + ": no tensor named '" + name + "'");
+  if (info == nullptr) return DataLossError(file_->path() + ": no tensor named '" + name + "'");
   DType stored;
   if (info->dtype == "F32") {
     stored = DType::kF32;
@@ -296,7 +296,7 @@ const TensorInfo* SafetensorsCheckpoint::Find(const std::string& name) const {
 
 Status SafetensorsCheckpoint::Read(const std::string& name, DType dtype, HostTensor* out) const {
   auto it = owner_.find(name);
-  if (it == owner_.end()) return NotFoundError("checkpoint has no tensor named '" + name + "'");
+  if (it == owner_.end()) return DataLossError("checkpoint has no tensor named '" + name + "'");
   return shards_[it->second]->Read(name, dtype, out);
 }
 

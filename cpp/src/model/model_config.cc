@@ -95,7 +95,7 @@ namespace {
 StatusOr<int64_t> JsonInt(const Json& obj, const std::string& key, bool required, int64_t fallback) {
   const Json* v = obj.Find(key);
   if (v == nullptr || v->is_null()) {
-    if (required) return NotFoundError("config.json has no \"" + key + "\"");
+    if (required) return DataLossError("config.json has no \"" + key + "\"");
     return fallback;
   }
   if (!v->is_integer()) return InvalidArgumentError("config.json \"" + key + "\" must be an integer");

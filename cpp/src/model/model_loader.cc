@@ -43,6 +43,12 @@ ModelInfo MakeInfo(const ModelConfig& c, const char* format, int64_t bytes) {
 
 }  // namespace
 
+Status CheckpointError(const Status& status, const std::string& context) {
+  if (status.ok()) return status;
+  const StatusCode code = status.code() == StatusCode::kInvalidArgument ? StatusCode::kDataLoss : status.code();
+  return Status(code, status.message()).WithContext(context);
+}
+
 bool IsGgufFile(const std::string& path) {
   FILE* f = std::fopen(path.c_str(), "rb");
   if (f == nullptr) return false;
@@ -60,12 +66,16 @@ StatusOr<ModelConfig> ReadModelConfig(const std::string& path) {
     if (has_gen) {
       LONGSPEC_ASSIGN_OR_RETURN(gen, Json::ParseFile(path + "/generation_config.json"));
     }
-    return ModelConfig::FromHfConfig(cfg, has_gen ? &gen : nullptr);
+    auto config = ModelConfig::FromHfConfig(cfg, has_gen ? &gen : nullptr);
+    if (!config.ok()) return CheckpointError(config.status(), path + "/config.json");
+    return config;
   }
   if (!FileExists(path)) return NotFoundError("no such checkpoint: " + path);
   if (!IsGgufFile(path)) return InvalidArgumentError(path + " is neither a checkpoint directory nor a GGUF file");
   LONGSPEC_ASSIGN_OR_RETURN(auto gguf, GgufFile::Open(path));
-  return ModelConfig::FromGguf(*gguf);
+  auto config = ModelConfig::FromGguf(*gguf);
+  if (!config.ok()) return CheckpointError(config.status(), path);
+  return config;
 }
 
 StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const std::string& path, Backend& backend) {
@@ -80,12 +90,12 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const std::string& path, Backen
       gen = std::move(parsed).value();
     }
     auto config = ModelConfig::FromHfConfig(cfg, has_gen ? &gen : nullptr);
-    if (!config.ok()) return config.status().WithContext(path + "/config.json");
+    if (!config.ok()) return CheckpointError(config.status(), path + "/config.json");
     model->config = std::move(config).value();
     LONGSPEC_RETURN_IF_ERROR(backend.SupportsHeadDim(model->config.head_dim).WithContext(path));
     LONGSPEC_ASSIGN_OR_RETURN(auto ckpt, SafetensorsCheckpoint::Open(path));
     auto weights = LoadTransformerWeights(model->config, *ckpt, CheckpointNaming::kHuggingFace, backend);
-    if (!weights.ok()) return weights.status().WithContext(path);
+    if (!weights.ok()) return CheckpointError(weights.status(), path);
     model->weights = std::move(weights).value();
     model->info = MakeInfo(model->config, "safetensors", model->weights.bytes);
     return model;
@@ -94,16 +104,17 @@ StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const std::string& path, Backen
   if (!IsGgufFile(path)) return InvalidArgumentError(path + " is neither a checkpoint directory nor a GGUF file");
   LONGSPEC_ASSIGN_OR_RETURN(auto gguf, GgufFile::Open(path));
   auto config = ModelConfig::FromGguf(*gguf);
-  if (!config.ok()) return config.status().WithContext(path);
+  if (!config.ok()) return CheckpointError(config.status(), path);
   model->config = std::move(config).value();
   LONGSPEC_RETURN_IF_ERROR(backend.SupportsHeadDim(model->config.head_dim).WithContext(path));
   if (const TensorInfo* freqs = gguf->Find("rope_freqs.weight"); freqs != nullptr) {
     HostTensor t;
-    LONGSPEC_RETURN_IF_ERROR(ReadChecked(*gguf, "rope_freqs.weight", {model->config.head_dim / 2}, &t));
+    LONGSPEC_RETURN_IF_ERROR(
+        CheckpointError(ReadChecked(*gguf, "rope_freqs.weight", {model->config.head_dim / 2}, &t), path));
     model->config.rope.freq_factors.assign(t.data(), t.data() + t.numel());
   }
   auto weights = LoadTransformerWeights(model->config, *gguf, CheckpointNaming::kGguf, backend);
-  if (!weights.ok()) return weights.status().WithContext(path);
+  if (!weights.ok()) return CheckpointError(weights.status(), path);
   model->weights = std::move(weights).value();
   model->info = MakeInfo(model->config, "gguf", model->weights.bytes);
   return model;

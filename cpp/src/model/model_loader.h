@@ -28,4 +28,10 @@ StatusOr<ModelConfig> ReadModelConfig(const std::string& path);
 // Whether `path` names a GGUF file (by its magic).
 bool IsGgufFile(const std::string& path);
 
+// While a checkpoint is read, a value outside its domain (a config field, a tensor's shape) means
+// the file is corrupt, not that the caller passed a bad argument: InvalidArgument becomes
+// DataLoss. Every failure gets `context` (the file or directory) in front; other codes keep
+// theirs (NotFound: a missing file, Unimplemented: a valid file this build cannot serve).
+Status CheckpointError(const Status& status, const std::string& context);
+
 }  // namespace longspec

@@ -55,13 +55,13 @@ std::string At(const std::string& pattern, int64_t layer) {
 Status ReadChecked(const TensorSource& src, const std::string& name, const std::vector<int64_t>& shape, HostTensor* out,
                    DType dtype) {
   const TensorInfo* info = src.Find(name);
-  if (info == nullptr) return NotFoundError("checkpoint has no tensor \"" + name + "\"");
+  if (info == nullptr) return DataLossError("checkpoint has no tensor \"" + name + "\"");
   if (info->shape != shape) {
     HostTensor want;
     want.shape = shape;
     HostTensor got;
     got.shape = info->shape;
-    return InvalidArgumentError("tensor \"" + name + "\" has shape " + got.ShapeString() + ", expected " + want.ShapeString());
+    return DataLossError("tensor \"" + name + "\" has shape " + got.ShapeString() + ", expected " + want.ShapeString());
   }
   return src.Read(name, dtype, out);
 }
@@ -189,7 +189,7 @@ StatusOr<TransformerWeights> LoadTransformerWeights(const ModelConfig& c, const 
   {
     const std::string& head_name = c.tie_embeddings || src.Find(n.lm_head) == nullptr ? n.embedding : n.lm_head;
     if (!c.tie_embeddings && src.Find(n.lm_head) == nullptr) {
-      return NotFoundError("checkpoint has no tensor \"" + n.lm_head + "\" and does not tie embeddings");
+      return DataLossError("checkpoint has no tensor \"" + n.lm_head + "\" and does not tie embeddings");
     }
     HostTensor head;
     LONGSPEC_RETURN_IF_ERROR(ReadChecked(src, head_name, {c.vocab_size, H}, &head, backend.weight_dtype()));

@@ -1,10 +1,13 @@
 #include "speculation/draft_model.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cmath>
 
 #include "loader/safetensors.h"
 #include "model/layer_ops.h"
+#include "model/model_loader.h"
 #include "util/json.h"
 
 namespace longspec {
@@ -17,10 +20,14 @@ StatusOr<std::unique_ptr<DraftModel>> DraftModel::Load(const std::string& dir, c
                                                        TargetSequence& sequence) {
   std::unique_ptr<DraftModel> d(new DraftModel(target, sequence));
   Backend& backend = target.backend();
+  struct stat st_dir {};
+  if (::stat(dir.c_str(), &st_dir) == 0 && !S_ISDIR(st_dir.st_mode)) {
+    return InvalidArgumentError("draft " + dir + " is a file; a draft is a directory (config.json + model.safetensors)");
+  }
   auto json = Json::ParseFile(dir + "/config.json");
   if (!json.ok()) return json.status().WithContext("draft " + dir);
   auto cfg = DraftConfig::FromJson(*json);
-  if (!cfg.ok()) return cfg.status().WithContext("draft " + dir);
+  if (!cfg.ok()) return CheckpointError(cfg.status(), "draft " + dir + "/config.json");
   d->config_ = std::move(cfg).value();
   const ModelConfig& t = target.config();
   LONGSPEC_RETURN_IF_ERROR(d->config_.CheckFits(t));
@@ -90,7 +97,7 @@ StatusOr<std::unique_ptr<DraftModel>> DraftModel::Load(const std::string& dir, c
     }
     return Status::OK();
   }();
-  if (!st.ok()) return st.WithContext("draft " + dir);
+  if (!st.ok()) return CheckpointError(st, "draft " + dir);
 
   d->cache_ = KvCache(1, static_cast<int32_t>(t.num_kv_heads), static_cast<int32_t>(t.head_dim), d->config_.window);
   LONGSPEC_RETURN_IF_ERROR(d->cache_.Allocate(backend, d->config_.window + kMaxTreeNodes + 1));

@@ -1,369 +1,144 @@
 #include "util/json.h"
 
-#include <locale.h>
-
-#include <charconv>
 #include <cmath>
-#include <cstdlib>
-#include <cstring>
+#include <exception>
 #include <new>
+#include <nlohmann/json.hpp>
 
 #include "core/mapped_file.h"
 
 namespace longspec {
 namespace {
 
-constexpr int kMaxDepth = 64;
+constexpr size_t kMaxDepth = 64;
 
-// strtod honours LC_NUMERIC, which an embedding application may have set to a locale whose
-// decimal point is ','. JSON numbers always use '.', so parse them in the "C" locale.
-locale_t CLocale() {
-  static locale_t loc = newlocale(LC_ALL_MASK, "C", static_cast<locale_t>(nullptr));
-  return loc;
-}
-
-bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-void AppendUtf8(uint32_t cp, std::string* out) {
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
-
-// Length of the well-formed UTF-8 sequence starting at s[0] (RFC 3629: no overlong forms, no
-// surrogates, nothing above U+10FFFF), or 0 when it is malformed or runs past `avail` bytes.
-size_t Utf8SequenceLength(const unsigned char* s, size_t avail) {
-  unsigned char c = s[0];
-  size_t len;
-  uint32_t min_cp, cp;
-  if (c < 0x80) return 1;
-  if ((c & 0xE0) == 0xC0) { len = 2; min_cp = 0x80; cp = c & 0x1F; }
-  else if ((c & 0xF0) == 0xE0) { len = 3; min_cp = 0x800; cp = c & 0x0F; }
-  else if ((c & 0xF8) == 0xF0) { len = 4; min_cp = 0x10000; cp = c & 0x07; }
-  else return 0;
-  if (avail < len) return 0;
-  for (size_t k = 1; k < len; ++k) {
-    if ((s[k] & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (s[k] & 0x3F);
-  }
-  if (cp < min_cp || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return len;
-}
-
-class Parser {
+// nlohmann/json does the lexing, grammar, escapes, UTF-8 validation and number conversion; this
+// handler turns its SAX events into a Json tree and adds the rules that are ours: a depth limit
+// (so a hostile file cannot make the tree, or a later recursive walk over it, arbitrarily deep),
+// no duplicate keys, no number that overflows a double.
+class TreeBuilder final : public nlohmann::json_sax<nlohmann::json> {
  public:
-  explicit Parser(const std::string& text) : p_(text.data()), end_(text.data() + text.size()), begin_(p_) {}
+  Json TakeRoot() { return std::move(root_); }
+  const std::string& error() const { return error_; }
 
-  Status ParseDocument(Json* out) {
-    SkipWhitespace();
-    LONGSPEC_RETURN_IF_ERROR(ParseValue(out, 0));
-    SkipWhitespace();
-    if (p_ != end_) return Error("unexpected trailing characters after the JSON value");
-    return Status::OK();
+  bool null() override { return Attach(Json()); }
+  bool boolean(bool b) override { return Attach(Json::MakeBool(b)); }
+  bool number_integer(number_integer_t v) override { return Attach(Json::MakeNumber(static_cast<double>(v))); }
+  bool number_unsigned(number_unsigned_t v) override { return Attach(Json::MakeNumber(static_cast<double>(v))); }
+  bool number_float(number_float_t v, const string_t& text) override {
+    if (!std::isfinite(v)) return Fail("number out of the range of a double: " + text);
+    return Attach(Json::MakeNumber(v));
+  }
+  bool string(string_t& s) override { return Attach(Json::MakeString(std::move(s))); }
+  bool binary(binary_t&) override { return Fail("binary values are not JSON"); }
+
+  bool start_object(std::size_t) override { return Open(/*is_object=*/true); }
+  bool start_array(std::size_t) override { return Open(/*is_object=*/false); }
+  bool key(string_t& k) override {
+    Frame& top = stack_.back();
+    // RFC 8259 leaves duplicate names undefined; for model headers a silent "last one wins"
+    // would let two entries disagree about a tensor, so refuse them.
+    if (top.members.count(k) != 0) return Fail("duplicate object key \"" + k + "\"");
+    top.key = std::move(k);
+    return true;
+  }
+  bool end_object() override { return Close(); }
+  bool end_array() override { return Close(); }
+
+  bool parse_error(std::size_t /*position*/, const std::string&, const nlohmann::json::exception& ex) override {
+    // ex.what() reads "[json.exception.parse_error.101] parse error at line 1, column 5: ..."
+    // (the position is in it already); the bracketed id means nothing to a user.
+    std::string what = ex.what();
+    const size_t id_end = what.find("] ");
+    if (what.rfind("[json.exception.", 0) == 0 && id_end != std::string::npos) what.erase(0, id_end + 2);
+    return Fail(what);
   }
 
  private:
-  Status Error(const std::string& what) const {
-    return InvalidArgumentError("JSON parse error at byte " + std::to_string(p_ - begin_) + ": " + what);
+  struct Frame {
+    bool is_object = false;
+    std::vector<Json> items;
+    std::map<std::string, Json> members;
+    std::string key;
+  };
+
+  bool Fail(std::string what) {
+    if (error_.empty()) error_ = std::move(what);
+    return false;
   }
 
-  void SkipWhitespace() {
-    while (p_ != end_ && (*p_ == ' ' || *p_ == '\t' || *p_ == '\n' || *p_ == '\r')) ++p_;
-  }
-
-  bool ConsumeLiteral(const char* lit) {
-    size_t n = std::strlen(lit);
-    if (static_cast<size_t>(end_ - p_) < n || std::memcmp(p_, lit, n) != 0) return false;
-    p_ += n;
+  bool Open(bool is_object) {
+    if (stack_.size() >= kMaxDepth) return Fail("nesting deeper than " + std::to_string(kMaxDepth));
+    stack_.emplace_back();
+    stack_.back().is_object = is_object;
     return true;
   }
 
-  Status ParseValue(Json* out, int depth) {
-    if (p_ == end_) return Error("unexpected end of input, expected a value");
-    switch (*p_) {
-      case '{': return ParseObject(out, depth + 1);
-      case '[': return ParseArray(out, depth + 1);
-      case '"': {
-        std::string s;
-        LONGSPEC_RETURN_IF_ERROR(ParseString(&s));
-        *out = Json::MakeString(std::move(s));
-        return Status::OK();
-      }
-      case 't':
-        if (!ConsumeLiteral("true")) return Error("invalid literal");
-        *out = Json::MakeBool(true);
-        return Status::OK();
-      case 'f':
-        if (!ConsumeLiteral("false")) return Error("invalid literal");
-        *out = Json::MakeBool(false);
-        return Status::OK();
-      case 'n':
-        if (!ConsumeLiteral("null")) return Error("invalid literal");
-        *out = Json();
-        return Status::OK();
-      default:
-        if (*p_ == '-' || IsDigit(*p_)) return ParseNumber(out);
-        return Error("unexpected character, expected a value");
-    }
+  bool Close() {
+    Frame& top = stack_.back();
+    Json done = top.is_object ? Json::MakeObject(std::move(top.members)) : Json::MakeArray(std::move(top.items));
+    stack_.pop_back();
+    return Attach(std::move(done));
   }
 
-  Status ParseObject(Json* out, int depth) {
-    if (depth > kMaxDepth) return Error("nesting deeper than " + std::to_string(kMaxDepth));
-    ++p_;  // '{'
-    std::map<std::string, Json> members;
-    SkipWhitespace();
-    if (p_ != end_ && *p_ == '}') {
-      ++p_;
-      *out = Json::MakeObject(std::move(members));
-      return Status::OK();
-    }
-    while (true) {
-      SkipWhitespace();
-      if (p_ == end_ || *p_ != '"') return Error("expected a string key");
-      std::string key;
-      LONGSPEC_RETURN_IF_ERROR(ParseString(&key));
-      SkipWhitespace();
-      if (p_ == end_ || *p_ != ':') return Error("expected ':' after an object key");
-      ++p_;
-      SkipWhitespace();
-      Json value;
-      LONGSPEC_RETURN_IF_ERROR(ParseValue(&value, depth));
-      // RFC 8259 leaves duplicate names undefined; for model headers a silent "last one wins"
-      // would let two entries disagree about a tensor, so refuse them.
-      if (!members.emplace(key, std::move(value)).second) return Error("duplicate object key \"" + key + "\"");
-      SkipWhitespace();
-      if (p_ == end_) return Error("unexpected end of input inside an object");
-      if (*p_ == ',') { ++p_; continue; }
-      if (*p_ == '}') { ++p_; break; }
-      return Error("expected ',' or '}' in an object");
-    }
-    *out = Json::MakeObject(std::move(members));
-    return Status::OK();
-  }
-
-  Status ParseArray(Json* out, int depth) {
-    if (depth > kMaxDepth) return Error("nesting deeper than " + std::to_string(kMaxDepth));
-    ++p_;  // '['
-    std::vector<Json> items;
-    SkipWhitespace();
-    if (p_ != end_ && *p_ == ']') {
-      ++p_;
-      *out = Json::MakeArray(std::move(items));
-      return Status::OK();
-    }
-    while (true) {
-      SkipWhitespace();
-      Json value;
-      LONGSPEC_RETURN_IF_ERROR(ParseValue(&value, depth));
-      items.push_back(std::move(value));
-      SkipWhitespace();
-      if (p_ == end_) return Error("unexpected end of input inside an array");
-      if (*p_ == ',') { ++p_; continue; }
-      if (*p_ == ']') { ++p_; break; }
-      return Error("expected ',' or ']' in an array");
-    }
-    *out = Json::MakeArray(std::move(items));
-    return Status::OK();
-  }
-
-  Status ParseHex4(uint32_t* cp) {
-    if (end_ - p_ < 4) return Error("truncated \\u escape");
-    uint32_t v = 0;
-    for (int k = 0; k < 4; ++k) {
-      int h = HexValue(p_[k]);
-      if (h < 0) return Error("invalid hex digit in \\u escape");
-      v = (v << 4) | static_cast<uint32_t>(h);
-    }
-    p_ += 4;
-    *cp = v;
-    return Status::OK();
-  }
-
-  Status ParseString(std::string* out) {
-    ++p_;  // opening quote
-    out->clear();
-    while (true) {
-      if (p_ == end_) return Error("unterminated string");
-      unsigned char c = static_cast<unsigned char>(*p_);
-      if (c == '"') { ++p_; return Status::OK(); }
-      if (c < 0x20) return Error("unescaped control character in string");
-      if (c != '\\') {
-        size_t len = Utf8SequenceLength(reinterpret_cast<const unsigned char*>(p_), end_ - p_);
-        if (len == 0) return Error("invalid UTF-8 in string");
-        out->append(p_, len);
-        p_ += len;
-        continue;
-      }
-      ++p_;
-      if (p_ == end_) return Error("unterminated escape");
-      char e = *p_++;
-      switch (e) {
-        case '"': out->push_back('"'); break;
-        case '\\': out->push_back('\\'); break;
-        case '/': out->push_back('/'); break;
-        case 'b': out->push_back('\b'); break;
-        case 'f': out->push_back('\f'); break;
-        case 'n': out->push_back('\n'); break;
-        case 'r': out->push_back('\r'); break;
-        case 't': out->push_back('\t'); break;
-        case 'u': {
-          uint32_t cp = 0;
-          LONGSPEC_RETURN_IF_ERROR(ParseHex4(&cp));
-          if (cp >= 0xDC00 && cp <= 0xDFFF) return Error("unpaired low surrogate in \\u escape");
-          if (cp >= 0xD800 && cp <= 0xDBFF) {
-            if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u') return Error("high surrogate not followed by a low surrogate");
-            p_ += 2;
-            uint32_t lo = 0;
-            LONGSPEC_RETURN_IF_ERROR(ParseHex4(&lo));
-            if (lo < 0xDC00 || lo > 0xDFFF) return Error("high surrogate not followed by a low surrogate");
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          }
-          AppendUtf8(cp, out);
-          break;
-        }
-        default:
-          return Error("invalid escape character");
-      }
-    }
-  }
-
-  Status ParseNumber(Json* out) {
-    const char* start = p_;
-    if (*p_ == '-') ++p_;
-    if (p_ == end_ || !IsDigit(*p_)) return Error("invalid number");
-    if (*p_ == '0') {
-      ++p_;
-      if (p_ != end_ && IsDigit(*p_)) return Error("leading zeros are not allowed in numbers");
+  bool Attach(Json value) {
+    if (stack_.empty()) {
+      root_ = std::move(value);
+    } else if (stack_.back().is_object) {
+      stack_.back().members.emplace(std::move(stack_.back().key), std::move(value));
     } else {
-      while (p_ != end_ && IsDigit(*p_)) ++p_;
+      stack_.back().items.push_back(std::move(value));
     }
-    if (p_ != end_ && *p_ == '.') {
-      ++p_;
-      if (p_ == end_ || !IsDigit(*p_)) return Error("expected digits after the decimal point");
-      while (p_ != end_ && IsDigit(*p_)) ++p_;
-    }
-    if (p_ != end_ && (*p_ == 'e' || *p_ == 'E')) {
-      ++p_;
-      if (p_ != end_ && (*p_ == '+' || *p_ == '-')) ++p_;
-      if (p_ == end_ || !IsDigit(*p_)) return Error("expected digits in the exponent");
-      while (p_ != end_ && IsDigit(*p_)) ++p_;
-    }
-    // The grammar is checked above; strtod needs a terminated string, and the input is not.
-    std::string token(start, p_);
-    char* stop = nullptr;
-    locale_t c_locale = CLocale();
-    double v = c_locale != static_cast<locale_t>(nullptr) ? strtod_l(token.c_str(), &stop, c_locale)
-                                                          : std::strtod(token.c_str(), &stop);
-    if (stop != token.c_str() + token.size()) return Error("could not convert number");
-    if (!std::isfinite(v)) return Error("number out of the range of a double");
-    *out = Json::MakeNumber(v);
-    return Status::OK();
+    return true;
   }
 
-  const char* p_;
-  const char* end_;
-  const char* begin_;
+  std::vector<Frame> stack_;
+  Json root_;
+  std::string error_;
 };
 
-void DumpString(const std::string& s, std::string* out) {
-  static const char kHex[] = "0123456789abcdef";
-  out->push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': *out += "\\\""; break;
-      case '\\': *out += "\\\\"; break;
-      case '\n': *out += "\\n"; break;
-      case '\r': *out += "\\r"; break;
-      case '\t': *out += "\\t"; break;
-      case '\b': *out += "\\b"; break;
-      case '\f': *out += "\\f"; break;
-      default:
-        if (c < 0x20) {
-          *out += "\\u00";
-          out->push_back(kHex[c >> 4]);
-          out->push_back(kHex[c & 0xF]);
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out->push_back('"');
-}
-
-void DumpValue(const Json& j, std::string* out) {
+nlohmann::json ToNlohmann(const Json& j) {
   switch (j.type()) {
-    case Json::Type::kNull: *out += "null"; break;
-    case Json::Type::kBool: *out += j.as_bool() ? "true" : "false"; break;
-    case Json::Type::kNumber: {
-      double v = j.as_number();
-      if (!std::isfinite(v)) {  // only reachable through MakeNumber; JSON has no spelling for it
-        *out += "null";
-      } else if (j.is_integer()) {
-        *out += std::to_string(static_cast<int64_t>(v));
-      } else {
-        char buf[64];
-        auto res = std::to_chars(buf, buf + sizeof(buf), v);  // shortest round-trip form
-        out->append(buf, res.ptr);
-      }
-      break;
-    }
-    case Json::Type::kString: DumpString(j.as_string(), out); break;
+    case Json::Type::kNull: return nullptr;
+    case Json::Type::kBool: return j.as_bool();
+    case Json::Type::kNumber:
+      if (j.is_integer()) return static_cast<int64_t>(j.as_number());
+      return j.as_number();  // a non-finite one (only MakeNumber can make it) dumps as null
+    case Json::Type::kString: return j.as_string();
     case Json::Type::kArray: {
-      out->push_back('[');
-      bool first = true;
-      for (const Json& item : j.as_array()) {
-        if (!first) out->push_back(',');
-        first = false;
-        DumpValue(item, out);
-      }
-      out->push_back(']');
-      break;
+      nlohmann::json out = nlohmann::json::array();
+      for (const Json& item : j.as_array()) out.push_back(ToNlohmann(item));
+      return out;
     }
     case Json::Type::kObject: {
-      out->push_back('{');
-      bool first = true;
-      for (const auto& [key, value] : j.as_object()) {
-        if (!first) out->push_back(',');
-        first = false;
-        DumpString(key, out);
-        out->push_back(':');
-        DumpValue(value, out);
-      }
-      out->push_back('}');
-      break;
+      nlohmann::json out = nlohmann::json::object();
+      for (const auto& [key, value] : j.as_object()) out[key] = ToNlohmann(value);
+      return out;
     }
   }
+  return nullptr;
 }
 
 }  // namespace
 
 StatusOr<Json> Json::Parse(const std::string& text) {
+  auto error = [](const std::string& what) { return InvalidArgumentError("invalid JSON: " + what); };
+  // Two things nlohmann/json allows that a strict reader should not: it skips a leading UTF-8
+  // byte-order mark (RFC 8259 forbids emitting one) and stops at a NUL byte as if the input had
+  // ended there, which would accept "[1]\0garbage". A raw NUL is never valid JSON text.
+  if (text.rfind("\xEF\xBB\xBF", 0) == 0) return error("a byte-order mark is not allowed");
+  const size_t nul = text.find('\0');
+  if (nul != std::string::npos) return error("NUL byte at offset " + std::to_string(nul));
   try {
-    Json root;
-    Parser parser(text);
-    LONGSPEC_RETURN_IF_ERROR(parser.ParseDocument(&root));
-    return root;
+    TreeBuilder builder;
+    const bool ok = nlohmann::json::sax_parse(text, &builder, nlohmann::json::input_format_t::json,
+                                              /*strict=*/true, /*ignore_comments=*/false);
+    if (!ok) return error(builder.error().empty() ? std::string("rejected") : builder.error());
+    return builder.TakeRoot();
   } catch (const std::bad_alloc&) {
     return ResourceExhaustedError("out of memory while parsing JSON");
+  } catch (const std::exception& e) {  // nlohmann reports through the handler; this is a backstop
+    return error(e.what());
   }
 }
 
@@ -430,9 +205,8 @@ bool Json::is_integer() const {
 }
 
 std::string Json::Dump() const {
-  std::string out;
-  DumpValue(*this, &out);
-  return out;
+  // A string made with MakeString need not be UTF-8; replace bad bytes rather than throw.
+  return ToNlohmann(*this).dump(-1, ' ', /*ensure_ascii=*/false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace longspec

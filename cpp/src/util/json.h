@@ -1,6 +1,8 @@
-// A small, strict JSON parser (RFC 8259) for config.json, safetensors headers and draft configs.
-// Untrusted input: depth-limited (64), every read bounds-checked, numbers parsed without UB,
-// \uXXXX escapes (surrogate pairs included) decoded to UTF-8, trailing garbage rejected.
+// A strict JSON reader (RFC 8259) for config.json, safetensors headers and draft configs.
+// nlohmann/json parses; this type is the small value tree the loaders walk, so nlohmann stays
+// out of every header. Untrusted input: depth-limited (64), duplicate keys, numbers beyond a
+// double, invalid UTF-8, unpaired surrogates, a byte-order mark, NUL bytes and trailing garbage
+// are rejected with a Status (nothing throws out of Parse).
 #pragma once
 
 #include <cstdint>
