@@ -75,6 +75,33 @@ def _check_tree(value) -> list[int]:
     return [_check_int(f"tree[{i}]", w, lo=1, hi=_INT32_MAX) for i, w in enumerate(value)]
 
 
+class _TokenizerLoad:
+    """``Tokenizer.from_checkpoint(path)`` on a thread of its own; ``result()`` waits and returns
+    it or raises what it raised."""
+
+    def __init__(self, path: str):
+        self._outcome: dict = {}
+        self._thread = threading.Thread(target=self._run, args=(path,), name="longspec-tokenizer", daemon=True)
+        self._thread.start()
+
+    def _run(self, path: str) -> None:
+        try:
+            from .tokenizer import Tokenizer
+
+            self._outcome["tokenizer"] = Tokenizer.from_checkpoint(path)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller by result()
+            self._outcome["error"] = exc
+
+    def wait(self) -> None:
+        self._thread.join()
+
+    def result(self):
+        self.wait()
+        if "error" in self._outcome:
+            raise self._outcome.pop("error")
+        return self._outcome["tokenizer"]
+
+
 class Engine:
     """A loaded target model (and optional LongSpec draft) ready to generate.
 
@@ -107,17 +134,21 @@ class Engine:
         self.target_path = resolve_model_path(target, "target")
         oracle = isinstance(draft, str) and draft == "oracle"
         self.draft_path = None if oracle else self._resolve_draft(draft)
-        self._engine = _C.Engine(self.target_path, self.draft_path or "", device, num_threads, max_context,
-                                 tree_shape, prefill_chunk, oracle)
+        # The tokenizer loads on a second thread while the C++ engine, which releases the GIL,
+        # reads the weights: a first run pays for the longer of the two, not their sum.
+        loading = _TokenizerLoad(self.target_path) if tokenizer else None
+        try:
+            self._engine = _C.Engine(self.target_path, self.draft_path or "", device, num_threads, max_context,
+                                     tree_shape, prefill_chunk, oracle)
+        except BaseException:
+            if loading is not None:
+                loading.wait()  # the engine's error is the one to report
+            raise
+        self._tokenizer = loading.result() if loading is not None else None
         self.target_info: dict = self._engine.target_info
         # The engine's cap on prompt + generated tokens; its K/V cache is allocated at this size.
         model_limit = int(self.target_info["max_position"])
         self.context_limit: int = min(max_context, model_limit) if max_context > 0 else model_limit
-        self._tokenizer = None
-        if tokenizer:
-            from .tokenizer import Tokenizer
-
-            self._tokenizer = Tokenizer.from_checkpoint(self.target_path)
 
     def _resolve_draft(self, draft) -> str | None:
         if draft is None:
