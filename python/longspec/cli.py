@@ -26,11 +26,12 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-context", type=int, default=0)
 
 
-def _make_engine(args):
+def _make_engine(args, tokenizer: bool = True):
     from .engine import Engine
 
     draft = None if args.draft in ("none", "None", "") else args.draft
-    return Engine(args.target, draft, args.device, num_threads=args.threads, max_context=args.max_context)
+    return Engine(args.target, draft, args.device, num_threads=args.threads, max_context=args.max_context,
+                  tokenizer=tokenizer)
 
 
 def cmd_generate(args) -> int:
@@ -99,7 +100,7 @@ def _bytes(n: int) -> str:
 
 
 def cmd_info(args) -> int:
-    eng = _make_engine(args)
+    eng = _make_engine(args, tokenizer=False)  # token ids are enough for the plan
     plan = eng.memory_plan()
     print(json.dumps({"target": eng.target_path, "device": eng.device, "target_info": eng.target_info,
                       "draft": eng.draft_path, "draft_info": eng.draft_info, "tree": eng.tree, "memory": plan},
