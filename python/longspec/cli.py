@@ -1,4 +1,4 @@
-"""Command line: ``longspec generate``, ``longspec serve``, ``longspec info``."""
+"""Command line: ``longspec generate``, ``longspec serve``, ``longspec info``, ``longspec bench``."""
 from __future__ import annotations
 
 import argparse
@@ -129,6 +129,47 @@ def cmd_info(args) -> int:
     return 0
 
 
+def _contexts(text: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"contexts must be comma-separated positive integers such as 1024,4096, "
+                                         f"got {text!r}")
+    return values
+
+
+def cmd_bench(args) -> int:
+    from . import bench
+
+    if args.new_tokens < 2:
+        raise ValueError(f"new-tokens must be >= 2, got {args.new_tokens}")
+    if args.plot:
+        try:
+            bench.require_matplotlib()  # before minutes of measuring, not after
+        except ImportError as exc:
+            print(f"longspec: error: {exc}", file=sys.stderr)
+            return 2
+    from .models import resolve_model_path
+    from .tokenizer import has_tokenizer
+
+    # Text prompts when the checkpoint has a tokenizer; a bare checkpoint is measured on token ids.
+    eng = _make_engine(args, tokenizer=has_tokenizer(resolve_model_path(args.target, "target")))
+    result = bench.run(eng, target=args.target, contexts=args.contexts, new_tokens=args.new_tokens, tree=args.tree,
+                       hf=not args.no_hf, log=bench._stderr)
+    print(bench.table(result))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=2)
+            f.write("\n")
+        print(f"wrote {args.out}", file=sys.stderr)
+    if args.plot:
+        bench.plot(result, args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="longspec", description="Lossless speculative decoding for long contexts")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -161,6 +202,18 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="describe a model and its memory plan")
     _engine_args(i)
     i.set_defaults(func=cmd_info)
+    b = sub.add_parser("bench", help="plain vs speculative vs HF transformers decode speed on this machine",
+                       description="Greedy decode speed (ms per new token, prefill excluded) of plain and "
+                                   "speculative decoding, and of HF transformers' generate when torch and "
+                                   "transformers are installed, after prompts of each context length.")
+    _engine_args(b)
+    b.add_argument("--contexts", type=_contexts, default=[1024, 4096], help="prompt lengths (default 1024,4096)")
+    b.add_argument("--new-tokens", type=int, default=64, help="tokens generated per measurement (default 64)")
+    b.add_argument("--tree", type=_tree, default=None, help="tree for the speculative runs (default: the draft's)")
+    b.add_argument("--no-hf", action="store_true", help="leave HF transformers out")
+    b.add_argument("--out", default=None, metavar="FILE.json", help="write the rows (shared benchmark schema)")
+    b.add_argument("--plot", default=None, metavar="FILE.png", help="plot tokens/s against context (matplotlib)")
+    b.set_defaults(func=cmd_bench)
     from .training.cli import add_eval_parser, add_train_parser
 
     add_train_parser(sub)

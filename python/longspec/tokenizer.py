@@ -228,6 +228,11 @@ def _load_gguf(path: str):
     return backend
 
 
+def has_tokenizer(path: str) -> bool:
+    """Whether a checkpoint carries a tokenizer (a GGUF file always embeds one)."""
+    return not os.path.isdir(path) or any(os.path.isfile(os.path.join(path, f)) for f in _TOKENIZER_FILES)
+
+
 class Tokenizer:
     """A thin wrapper: encode(str) -> ids, decode(ids) -> str, chat templates."""
 
@@ -242,7 +247,7 @@ class Tokenizer:
         tokenizer data is corrupt (transformers and tokenizers raise a zoo of types for that,
         bare ``Exception`` included), as README's error table says.
         """
-        if os.path.isdir(path) and not any(os.path.isfile(os.path.join(path, f)) for f in _TOKENIZER_FILES):
+        if not has_tokenizer(path):
             raise FileNotFoundError(f"{path}: no tokenizer files ({', '.join(_TOKENIZER_FILES)}); "
                                     "pass tokenizer=False to work with token ids")
         try:
