@@ -94,6 +94,8 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--extra", default="", help="extra arguments for longspec generate, e.g. '--no-speculative'")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    ap.add_argument("--code", default=None,
+                    help="what code ran (default: this checkout's commit); set it when PYTHONPATH points elsewhere")
     args = ap.parse_args()
 
     cmd = [sys.executable, "-m", "longspec", "generate", "--chat", PROMPT, *shlex.split(args.extra)]
@@ -104,7 +106,7 @@ def main() -> int:
         print(f"first token {r['first_token_s']:.2f} s, total {r['total_s']:.2f} s, "
               f"{r.get('new_tokens')} tokens at {r.get('decode_tokens_per_s')} tok/s", file=sys.stderr)
     entry = {
-        "extra": args.extra, "code": git_head(), "load_avg_1min": round(load, 2), "runs": runs,
+        "extra": args.extra, "code": args.code or git_head(), "load_avg_1min": round(load, 2), "runs": runs,
         "first_token_s": round(statistics.median(r["first_token_s"] for r in runs), 3),
         "total_s": round(statistics.median(r["total_s"] for r in runs), 3),
         "new_tokens": runs[0].get("new_tokens"),

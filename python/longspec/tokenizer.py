@@ -98,7 +98,8 @@ class _FastBackend:
         if template is not None and not isinstance(template, str):
             raise ValueError("named chat templates are left to transformers")
         self._template_text = template
-        self._template = None
+        # Compiled now, so that a damaged template is found while loading (and rebuilt).
+        self._template = _compile_template(template) if template is not None else None
 
     def encode(self, text: str, add_special_tokens: bool) -> list[int]:
         return self.tok.encode(text, add_special_tokens=add_special_tokens).ids
@@ -110,8 +111,6 @@ class _FastBackend:
         return self._template_text is not None
 
     def render_chat(self, messages: list[dict]) -> str:
-        if self._template is None:
-            self._template = _compile_template(self._template_text)
         return self._template.render(messages=messages, add_generation_prompt=True, **self.special)
 
     def chat_ids(self, messages: list[dict]) -> list[int]:

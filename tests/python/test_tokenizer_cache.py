@@ -81,7 +81,7 @@ def test_a_changed_file_rebuilds_its_entry(fake_gguf):
 
 
 @pytest.mark.parametrize("damage", ["garbage tokenizer.json", "empty tokenizer.json", "garbage longspec.json",
-                                    "no tokenizer_config.json", "old metadata format"])
+                                    "no tokenizer_config.json", "broken chat template", "old metadata format"])
 def test_a_corrupt_entry_is_rebuilt_not_fatal(fake_gguf, damage):
     gguf, cache, conversions = fake_gguf
     reference = Tokenizer.from_checkpoint(str(gguf)).encode(TEXTS[2])
@@ -94,6 +94,8 @@ def test_a_corrupt_entry_is_rebuilt_not_fatal(fake_gguf, damage):
         (entry / "longspec.json").write_bytes(b"\x00\xff not json")
     elif damage == "no tokenizer_config.json":
         (entry / "tokenizer_config.json").unlink()
+    elif damage == "broken chat template":
+        (entry / "chat_template.jinja").write_text("{% for m in messages %}{{ m['content'] }")
     else:
         meta = json.loads((entry / "longspec.json").read_text())
         (entry / "longspec.json").write_text(json.dumps({**meta, "format": 0}))
