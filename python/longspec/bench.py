@@ -33,8 +33,7 @@ def model_name(target: str, target_path: str) -> str:
     alias = ALIASES.get(target.lower())
     if alias in _SHARED_NAMES:
         return _SHARED_NAMES[alias]
-    name = os.path.basename(os.path.normpath(target_path))
-    return name[:-5] if name.endswith(".gguf") else name
+    return os.path.basename(os.path.normpath(target_path)).removesuffix(".gguf")
 
 
 def card(device: str) -> str:

@@ -200,7 +200,7 @@ def _write_entry(entry: Path, hf: _HFBackend, stamp: dict) -> None:
         hf.hf.save_pretrained(str(tmp))
         try:
             fast = _fast_reproduces(_FastBackend(tmp), hf)
-        except Exception:  # noqa: BLE001 - the fast path cannot even load what transformers saved
+        except Exception:  # the fast path cannot even load what transformers saved
             fast = False
         (tmp / _META).write_text(json.dumps({"format": _META_FORMAT, "source": stamp, "fast": fast}))
         shutil.rmtree(entry, ignore_errors=True)
