@@ -1,4 +1,4 @@
-"""Command line: ``longspec generate``, ``longspec serve``, ``longspec info``."""
+"""Command line: ``longspec generate``, ``longspec serve``, ``longspec info``, ``longspec bench``."""
 from __future__ import annotations
 
 import argparse
@@ -26,6 +26,20 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-context", type=int, default=0)
 
 
+_DECODING_HELP = ("Decoding: with a draft, speculative with the draft's tree on a GPU; plain on the CPU, where "
+                  "plain measured fastest (README 'Numbers'). --tree or --speculative decode speculatively, "
+                  "--no-speculative plainly, on any device.")
+
+
+def _decoding_args(p: argparse.ArgumentParser, tree_help: str) -> None:
+    p.add_argument("--tree", type=_tree, default=None, help=tree_help + " (implies --speculative)")
+    choice = p.add_mutually_exclusive_group()
+    choice.add_argument("--speculative", dest="speculative", action="store_const", const=True, default=None,
+                        help="decode speculatively with the draft (its own tree unless --tree)")
+    choice.add_argument("--no-speculative", dest="speculative", action="store_const", const=False,
+                        help="decode plainly even with a draft")
+
+
 def _make_engine(args, tokenizer: bool = True):
     from .engine import Engine
 
@@ -37,7 +51,7 @@ def _make_engine(args, tokenizer: bool = True):
 def cmd_generate(args) -> int:
     eng = _make_engine(args)
     kwargs = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
-                  top_k=args.top_k, seed=args.seed, speculative=not args.no_speculative, stop=args.stop)
+                  top_k=args.top_k, seed=args.seed, speculative=args.speculative, stop=args.stop)
     if args.tree:
         kwargs["tree"] = args.tree
     prompt = args.prompt if args.prompt is not None else sys.stdin.read()
@@ -83,11 +97,11 @@ def cmd_serve(args) -> int:
         raise ValueError(f"max-queue must be >= 0, got {args.max_queue}")
     eng = _make_engine(args)
     name = _served_model_name(args, eng)
-    speculative = eng.has_draft and not args.no_speculative
-    plan = f"speculative, tree {args.tree or eng.tree}" if speculative else "plain decoding"
+    plan = (f"speculative, tree {args.tree or eng.tree}" if eng.speculates(args.speculative, args.tree)
+            else "plain decoding")
     print(f"longspec: serving {name!r} ({eng.device}, {plan}) on http://{args.host}:{args.port}/v1", file=sys.stderr)
     serve(eng, model_name=name, host=args.host, port=args.port, max_queue=args.max_queue,
-          speculative=not args.no_speculative, tree=args.tree, log_level=args.log_level)
+          speculative=args.speculative, tree=args.tree, log_level=args.log_level)
     return 0
 
 
@@ -100,10 +114,11 @@ def _bytes(n: int) -> str:
 
 
 def cmd_info(args) -> int:
-    eng = _make_engine(args, tokenizer=False)  # the memory plan needs no tokenizer (a checkpoint may have none)
+    eng = _make_engine(args, tokenizer=False)  # token ids are enough for the plan
     plan = eng.memory_plan()
     print(json.dumps({"target": eng.target_path, "device": eng.device, "target_info": eng.target_info,
-                      "draft": eng.draft_path, "draft_info": eng.draft_info, "tree": eng.tree, "memory": plan},
+                      "draft": eng.draft_path, "draft_info": eng.draft_info, "tree": eng.tree,
+                      "speculative_default": eng.speculative_default, "memory": plan},
                      indent=2))
     draft = (f"; draft {_bytes(plan['draft_weights_bytes'])} + ring {_bytes(plan['draft_cache_bytes'])}"
              if eng.has_draft else "")
@@ -114,10 +129,51 @@ def cmd_info(args) -> int:
     return 0
 
 
+def _contexts(text: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"contexts must be comma-separated positive integers such as 1024,4096, "
+                                         f"got {text!r}")
+    return values
+
+
+def cmd_bench(args) -> int:
+    from . import bench
+
+    if args.new_tokens < 2:
+        raise ValueError(f"new-tokens must be >= 2, got {args.new_tokens}")
+    if args.plot:
+        try:
+            bench.require_matplotlib()  # before minutes of measuring, not after
+        except ImportError as exc:
+            print(f"longspec: error: {exc}", file=sys.stderr)
+            return 2
+    from .models import resolve_model_path
+    from .tokenizer import has_tokenizer
+
+    # Text prompts when the checkpoint has a tokenizer; a bare checkpoint is measured on token ids.
+    eng = _make_engine(args, tokenizer=has_tokenizer(resolve_model_path(args.target, "target")))
+    result = bench.run(eng, target=args.target, contexts=args.contexts, new_tokens=args.new_tokens, tree=args.tree,
+                       hf=not args.no_hf, log=bench._stderr)
+    print(bench.table(result))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=2)
+            f.write("\n")
+        print(f"wrote {args.out}", file=sys.stderr)
+    if args.plot:
+        bench.plot(result, args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="longspec", description="Lossless speculative decoding for long contexts")
     sub = parser.add_subparsers(dest="command", required=True)
-    g = sub.add_parser("generate", help="generate text after a prompt")
+    g = sub.add_parser("generate", help="generate text after a prompt", description=_DECODING_HELP)
     _engine_args(g)
     g.add_argument("prompt", nargs="?", help="prompt text (default: read stdin)")
     g.add_argument("--chat", action="store_true", help="wrap the prompt in the model's chat template")
@@ -128,11 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--stop", action="append", default=None, metavar="TEXT",
                    help="stop where this text appears (not printed); repeat for several")
-    g.add_argument("--tree", type=_tree, default=None, help="tree shape, e.g. 4,16,16,16,16")
-    g.add_argument("--no-speculative", action="store_true")
+    _decoding_args(g, "tree shape, e.g. 4,16,16,16,16 or the chain 1,1,1")
     g.add_argument("--stats-json", action="store_true")
     g.set_defaults(func=cmd_generate)
-    s = sub.add_parser("serve", help="an OpenAI-compatible HTTP server (needs the [serve] extra)")
+    s = sub.add_parser("serve", help="an OpenAI-compatible HTTP server (needs the [serve] extra)",
+                       description=_DECODING_HELP)
     _engine_args(s)
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
@@ -140,13 +196,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="requests that may wait while one generates; more are answered 503 (default 16)")
     s.add_argument("--served-model-name", default=None,
                    help="the model id clients send (default: the target's file or directory name)")
-    s.add_argument("--tree", type=_tree, default=None, help="tree shape for every request, e.g. 1,1,1")
-    s.add_argument("--no-speculative", action="store_true")
+    _decoding_args(s, "tree shape for every request, e.g. 1,1,1")
     s.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     s.set_defaults(func=cmd_serve)
     i = sub.add_parser("info", help="describe a model and its memory plan")
     _engine_args(i)
     i.set_defaults(func=cmd_info)
+    b = sub.add_parser("bench", help="plain vs speculative vs HF transformers decode speed on this machine",
+                       description="Greedy decode speed (ms per new token, prefill excluded) of plain and "
+                                   "speculative decoding, and of HF transformers' generate when torch and "
+                                   "transformers are installed, after prompts of each context length.")
+    _engine_args(b)
+    b.add_argument("--contexts", type=_contexts, default=[1024, 4096], help="prompt lengths (default 1024,4096)")
+    b.add_argument("--new-tokens", type=int, default=64, help="tokens generated per measurement (default 64)")
+    b.add_argument("--tree", type=_tree, default=None, help="tree for the speculative runs (default: the draft's)")
+    b.add_argument("--no-hf", action="store_true", help="leave HF transformers out")
+    b.add_argument("--out", default=None, metavar="FILE.json", help="write the rows (shared benchmark schema)")
+    b.add_argument("--plot", default=None, metavar="FILE.png", help="plot tokens/s against context (matplotlib)")
+    b.set_defaults(func=cmd_bench)
     from .training.cli import add_eval_parser, add_train_parser
 
     add_train_parser(sub)

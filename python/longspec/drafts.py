@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .models import file_fingerprint, resolve_model_path
 
@@ -19,6 +18,9 @@ FORMAT_VERSION = 1
 DEFAULT_WINDOW = 512
 DEFAULT_TREE = [4, 16, 16, 16, 16]
 PACKAGED_DIR = Path(__file__).resolve().parent / "packaged_drafts"
+
+if TYPE_CHECKING:  # numpy is imported where arrays are made: `import longspec` stays quick
+    import numpy as np
 
 
 def target_config(target: str) -> dict:
@@ -83,6 +85,8 @@ def save_safetensors(path: str | os.PathLike, tensors: dict[str, np.ndarray], dt
     """
     if dtype not in ("F32", "BF16"):
         raise ValueError(f"dtype must be 'F32' or 'BF16', got {dtype!r}")
+    import numpy as np
+
     meta = {str(k): str(v) for k, v in metadata.items()} if metadata else None
     arrays = {name: np.ascontiguousarray(arr, dtype=np.float32) for name, arr in tensors.items()}
     if dtype == "F32":
@@ -124,6 +128,8 @@ def random_draft(target: str, path: str | os.PathLike, seed: int = 0, *, window:
     cfg = target_config(target)
     dcfg = make_draft_config(cfg, window=window, tree_shape=tree_shape, final_norm=final_norm,
                              attention_bias=attention_bias)
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     tensors = {}
     for name, shape in draft_tensor_shapes(cfg, dcfg["attention_bias"], final_norm).items():

@@ -75,6 +75,33 @@ def _check_tree(value) -> list[int]:
     return [_check_int(f"tree[{i}]", w, lo=1, hi=_INT32_MAX) for i, w in enumerate(value)]
 
 
+class _TokenizerLoad:
+    """``Tokenizer.from_checkpoint(path)`` on a thread of its own; ``result()`` waits and returns
+    it or raises what it raised."""
+
+    def __init__(self, path: str):
+        self._outcome: dict = {}
+        self._thread = threading.Thread(target=self._run, args=(path,), name="longspec-tokenizer", daemon=True)
+        self._thread.start()
+
+    def _run(self, path: str) -> None:
+        try:
+            from .tokenizer import Tokenizer
+
+            self._outcome["tokenizer"] = Tokenizer.from_checkpoint(path)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller by result()
+            self._outcome["error"] = exc
+
+    def wait(self) -> None:
+        self._thread.join()
+
+    def result(self):
+        self.wait()
+        if "error" in self._outcome:
+            raise self._outcome.pop("error")
+        return self._outcome["tokenizer"]
+
+
 class Engine:
     """A loaded target model (and optional LongSpec draft) ready to generate.
 
@@ -87,7 +114,9 @@ class Engine:
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         num_threads: CPU threads (0 = all cores).
         max_context: cap on prompt + generated tokens (0 = the model's context length).
-        tree: default speculation tree shape (level widths), e.g. ``[4, 16, 16, 16, 16]``.
+        tree: default speculation tree shape (level widths), e.g. ``[4, 16, 16, 16, 16]``; without
+            it the draft's own. Naming a tree here also makes decoding speculative by default on
+            the CPU (see ``speculative_default``).
         prefill_chunk: prompt tokens processed per forward pass (0 = the device default: 256 on
             the CPU, 2048 on a GPU).
         tokenizer: load the checkpoint's tokenizer (needed for text prompts and ``out.text``).
@@ -107,17 +136,22 @@ class Engine:
         self.target_path = resolve_model_path(target, "target")
         oracle = isinstance(draft, str) and draft == "oracle"
         self.draft_path = None if oracle else self._resolve_draft(draft)
-        self._engine = _C.Engine(self.target_path, self.draft_path or "", device, num_threads, max_context,
-                                 tree_shape, prefill_chunk, oracle)
+        # The tokenizer loads on a second thread while the C++ engine, which releases the GIL,
+        # reads the weights: a first run pays for the longer of the two, not their sum.
+        loading = _TokenizerLoad(self.target_path) if tokenizer else None
+        try:
+            self._engine = _C.Engine(self.target_path, self.draft_path or "", device, num_threads, max_context,
+                                     tree_shape, prefill_chunk, oracle)
+        except BaseException:
+            if loading is not None:
+                loading.wait()  # the engine's error is the one to report
+            raise
+        self._tokenizer = loading.result() if loading is not None else None
+        self._tree_given = bool(tree_shape)
         self.target_info: dict = self._engine.target_info
         # The engine's cap on prompt + generated tokens; its K/V cache is allocated at this size.
         model_limit = int(self.target_info["max_position"])
         self.context_limit: int = min(max_context, model_limit) if max_context > 0 else model_limit
-        self._tokenizer = None
-        if tokenizer:
-            from .tokenizer import Tokenizer
-
-            self._tokenizer = Tokenizer.from_checkpoint(self.target_path)
 
     def _resolve_draft(self, draft) -> str | None:
         if draft is None:
@@ -154,6 +188,24 @@ class Engine:
     @property
     def tree(self) -> list[int]:
         return list(self._engine.tree_shape)
+
+    @property
+    def speculative_default(self) -> bool:
+        """Whether ``generate`` decodes speculatively when a call names neither ``speculative`` nor
+        ``tree``: with a draft, on a GPU (with ``self.tree``), and on the CPU only when the engine
+        was given a tree. Two CPU cores run a verify pass's extra rows near their arithmetic peak,
+        so every shape measured loses to plain decoding there except a 3-token chain at high tau
+        (bench/results/cpu_spec_rounds_2026-11-26.md); plain is the CPU default until a tree is
+        chosen per round from measured costs."""
+        return self.has_draft and (self.device != "cpu" or self._tree_given)
+
+    def speculates(self, speculative: bool | None = None, tree: Sequence[int] | None = None) -> bool:
+        """Whether ``generate(..., speculative=speculative, tree=tree)`` decodes speculatively."""
+        if speculative is None:  # the caller left it to us: a tree asks for speculation
+            return self.has_draft and (tree is not None or self.speculative_default)
+        if not isinstance(speculative, bool):
+            raise TypeError(f"speculative must be a bool or None, got {type(speculative).__name__}")
+        return self.has_draft and speculative
 
     def encode(self, text: str) -> list[int]:
         if self._tokenizer is None:
@@ -201,13 +253,15 @@ class Engine:
     # ------------------------------------------------------------------------------------
     def generate(self, prompt, max_new_tokens: int = 64, temperature: float = 0.0, top_p: float = 1.0,
                  top_k: int = 0, seed: int = 0, *, stop: str | Sequence[str] | None = None,
-                 stop_token_ids: Sequence[int] | None = None, ignore_eos: bool = False, speculative: bool = True,
+                 stop_token_ids: Sequence[int] | None = None, ignore_eos: bool = False, speculative: bool | None = None,
                  tree: Sequence[int] | None = None, callback: Callable[[list[int]], bool | None] | None = None,
                  text_callback: Callable[[str], bool | None] | None = None) -> GenerationOutput:
         """Generates after ``prompt`` (text or token ids).
 
-        ``temperature=0`` is greedy. With a draft loaded, decoding is speculative unless
-        ``speculative=False``; either way the output follows the target's own distribution
+        ``temperature=0`` is greedy. ``speculative=True`` / ``False`` forces the choice (an engine
+        without a draft always decodes plainly); None, the default, decodes speculatively when a
+        ``tree`` is given and otherwise as ``speculative_default`` says (plain on the CPU, the
+        draft's tree on a GPU). Either way the output follows the target's own distribution
         (token-identical for greedy). ``stop``: a string or list of strings; generation ends
         where one first appears in the text, ``out.text`` excludes it and ``finish_reason`` is
         "stop". ``callback(new_token_ids)`` is called as tokens are produced;
@@ -215,6 +269,7 @@ class Engine:
         it). Either returning False stops generation.
         """
         ids = self._prompt_ids(prompt)
+        speculative = self.speculates(speculative, tree)
         args = self._sampling_args(max_new_tokens, temperature, top_p, top_k, seed, stop_token_ids, ignore_eos,
                                    speculative, tree)
         if callback is not None and not callable(callback):

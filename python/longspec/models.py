@@ -76,11 +76,20 @@ def resolve_model_path(spec: str, what: str = "target") -> str:
     return path
 
 
+_FINGERPRINTS: dict[tuple, str] = {}
+
+
 def file_fingerprint(path: str, head_bytes: int = 16 << 20) -> str:
-    """A cheap identity for a large model file: its size and the hash of its first 16 MiB."""
-    h = hashlib.sha256()
+    """A cheap identity for a large model file: its size and the hash of its first 16 MiB.
+
+    Remembered per process for an unchanged file (same size and mtime): the packaged-draft lookup
+    and the tokenizer cache both ask for it while an engine starts."""
     st = os.stat(path)
-    h.update(str(st.st_size).encode())
-    with open(path, "rb") as f:
-        h.update(f.read(head_bytes))
-    return h.hexdigest()[:24]
+    key = (os.path.abspath(path), st.st_size, st.st_mtime_ns, head_bytes)
+    if key not in _FINGERPRINTS:
+        h = hashlib.sha256()
+        h.update(str(st.st_size).encode())
+        with open(path, "rb") as f:
+            h.update(f.read(head_bytes))
+        _FINGERPRINTS[key] = h.hexdigest()[:24]
+    return _FINGERPRINTS[key]

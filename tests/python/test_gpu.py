@@ -156,7 +156,7 @@ def test_gpu_logits_track_the_cpu_engine_on_real_models():
 
 def test_gpu_speculative_equals_plain_on_smollm2_with_its_draft():
     eng = longspec.Engine(_smollm2(), device="cuda")  # draft="auto": the packaged draft
-    assert eng.has_draft
+    assert eng.has_draft and eng.speculative_default  # on a GPU the default decodes speculatively
     taus = []
     for ids in _long_prompts(eng.tokenizer, [1000, 3000, 6000]):
         plain = eng.generate(ids, max_new_tokens=96, ignore_eos=True, speculative=False)

@@ -86,14 +86,14 @@ def test_packaged_trained_draft_is_picked_up_and_exact(smollm2_gguf):
     for i, text in enumerate(_texts()):
         ids = eng.encode(text)
         plain = eng.generate(ids, max_new_tokens=128, ignore_eos=True, speculative=False)
-        spec = eng.generate(ids, max_new_tokens=128, ignore_eos=True)
+        spec = eng.generate(ids, max_new_tokens=128, ignore_eos=True, speculative=True)  # the CPU default is plain
         assert spec.tokens == plain.tokens, f"prompt {i} diverged with the trained draft"
         taus.append(spec.stats["mean_accepted"])
     assert sum(taus) / len(taus) > 1.8, taus
 
 
 def test_speculative_stats(smol_spec):
-    out = smol_spec.generate("Hello", max_new_tokens=20, ignore_eos=True)
+    out = smol_spec.generate("Hello", max_new_tokens=20, ignore_eos=True, speculative=True)
     s = out.stats
     for key in ("rounds", "mean_accepted", "accepted_histogram", "draft_s", "verify_s", "other_s",
                 "tokens_per_s", "target_cache_bytes", "draft_cache_bytes"):

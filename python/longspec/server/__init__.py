@@ -16,7 +16,7 @@ __all__ = ["create_app", "serve"]
 
 
 def serve(engine, *, model_name: str, host: str = "127.0.0.1", port: int = 8000, max_queue: int = 16,
-          speculative: bool = True, tree: list[int] | None = None, log_level: str = "info") -> None:
+          speculative: bool | None = None, tree: list[int] | None = None, log_level: str = "info") -> None:
     """Serves ``engine`` until interrupted (Ctrl-C / SIGTERM)."""
     import uvicorn
 

@@ -61,12 +61,13 @@ class _JobStream(StreamingResponse):
             self._on_end()
 
 
-def create_app(engine, *, model_name: str, max_queue: int = 16, speculative: bool = True,
+def create_app(engine, *, model_name: str, max_queue: int = 16, speculative: bool | None = None,
                tree: list[int] | None = None) -> FastAPI:
     """An ASGI app serving ``engine`` (a ``longspec.Engine`` with a tokenizer) as ``model_name``.
 
     At most ``max_queue`` requests wait while one generates; more are answered 503. Every request
-    uses the engine's speculative settings given here (``speculative``, ``tree``)."""
+    uses the engine's speculative settings given here (``speculative``, ``tree``; None and None:
+    the engine's default for its device, ``Engine.speculative_default``)."""
     if engine.tokenizer is None:
         raise ValueError("the server needs an engine with its tokenizer")
     metrics = ServerMetrics()
@@ -232,7 +233,7 @@ def create_app(engine, *, model_name: str, max_queue: int = 16, speculative: boo
     async def models():
         return {"object": "list", "data": [{
             "id": model_name, "object": "model", "created": created, "owned_by": "longspec",
-            "max_model_len": engine.context_limit, "speculative": bool(engine.has_draft and speculative),
+            "max_model_len": engine.context_limit, "speculative": engine.speculates(speculative, tree),
         }]}
 
     @app.get("/health")
