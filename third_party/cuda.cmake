@@ -42,7 +42,7 @@ if(LONGSPEC_CUDA_ENABLED)
   target_include_directories(longspec PRIVATE ${PROJECT_SOURCE_DIR}/cuda)
   target_link_libraries(longspec PUBLIC CUDA::cudart_static)
   if(TARGET longspec_cutlass)
-    target_link_libraries(longspec PRIVATE longspec_cutlass)
+    target_link_libraries(longspec PRIVATE $<BUILD_INTERFACE:longspec_cutlass>)
   endif()
   target_compile_definitions(longspec PUBLIC LONGSPEC_WITH_CUDA=1)
   # 2810: nvcc warns about [[nodiscard]] on the StatusOr class template itself.

@@ -1,11 +1,12 @@
 """The Python front: ``Engine(target, draft).generate(...)``.
 
-Everything numeric happens in the C++ engine (``longspec._C``); this module validates arguments
-(errors name the argument), handles text through the checkpoint's tokenizer, and shapes results.
+Everything numeric happens in the C++ engine (``longspec._C``); this module checks the prompt and
+the constructor's arguments (errors name the argument), hands the sampling settings to the engine
+as one ``_C.SamplingParams`` (converted and validated in C++, errors naming the field), handles
+text through the checkpoint's tokenizer, and shapes results.
 """
 from __future__ import annotations
 
-import math
 import numbers
 import os
 import queue
@@ -15,9 +16,9 @@ from typing import Callable, Iterator, Sequence
 
 from . import _C
 from .models import resolve_model_path
+from .stats import Stats
 from .text_stream import TextStream, check_stop_strings
 
-_UINT64_MAX = (1 << 64) - 1
 _INT32_MAX = (1 << 31) - 1
 _INT64_MAX = (1 << 63) - 1
 
@@ -31,7 +32,7 @@ class GenerationOutput:
     text: str | None            # the new tokens decoded, cut before a stop string (None when the
                                 # engine has no tokenizer)
     finish_reason: str          # "length" | "eos" | "stop" | "context_full"
-    stats: dict = field(default_factory=dict)  # tokens_per_s, prefill_s, mean_accepted, ...
+    stats: Stats = field(default_factory=Stats)  # tokens_per_s, prefill_s, mean_accepted, ... (a dict too)
 
 
 def _check_int(name: str, value, lo: int | None = None, hi: int | None = None) -> int:
@@ -42,15 +43,6 @@ def _check_int(name: str, value, lo: int | None = None, hi: int | None = None) -
         raise ValueError(f"{name} must be >= {lo}, got {value}")
     if hi is not None and value > hi:
         raise ValueError(f"{name} must be <= {hi}, got {value}")
-    return value
-
-
-def _check_float(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
     return value
 
 
@@ -231,24 +223,8 @@ class Engine:
             raise ValueError("prompt must hold at least one token")
         return ids
 
-    def _sampling_args(self, max_new_tokens, temperature, top_p, top_k, seed, stop_token_ids, ignore_eos,
-                       speculative, tree):
-        max_new_tokens = _check_int("max_new_tokens", max_new_tokens, lo=0, hi=_INT32_MAX)
-        temperature = _check_float("temperature", temperature)
-        if temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {temperature}")
-        top_p = _check_float("top_p", top_p)
-        if not 0.0 < top_p <= 1.0:
-            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
-        top_k = _check_int("top_k", top_k, lo=0, hi=_INT32_MAX)
-        seed = _check_int("seed", seed, lo=0, hi=_UINT64_MAX)
-        stops = [] if stop_token_ids is None else _check_token_list("stop_token_ids", stop_token_ids,
-                                                                      self.target_info["vocab_size"])
-        if not isinstance(ignore_eos, bool):
-            raise TypeError(f"ignore_eos must be a bool, got {type(ignore_eos).__name__}")
-        if not isinstance(speculative, bool):
-            raise TypeError(f"speculative must be a bool, got {type(speculative).__name__}")
-        return (max_new_tokens, temperature, top_p, top_k, seed, stops, ignore_eos, speculative, _check_tree(tree))
+    def _result(self, tokens, reason, stats, text) -> GenerationOutput:
+        return GenerationOutput(tokens=list(tokens), text=text, finish_reason=reason, stats=Stats.from_engine(stats))
 
     # ------------------------------------------------------------------------------------
     def generate(self, prompt, max_new_tokens: int = 64, temperature: float = 0.0, top_p: float = 1.0,
@@ -270,8 +246,10 @@ class Engine:
         """
         ids = self._prompt_ids(prompt)
         speculative = self.speculates(speculative, tree)
-        args = self._sampling_args(max_new_tokens, temperature, top_p, top_k, seed, stop_token_ids, ignore_eos,
-                                   speculative, tree)
+        # Types are checked here, values by the engine when it starts (SamplingParams::Validate).
+        params = _C.SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
+                                   seed=seed, stop_token_ids=stop_token_ids, ignore_eos=ignore_eos,
+                                   speculative=speculative, tree=tree)
         if callback is not None and not callable(callback):
             raise TypeError("callback must be callable or None")
         if text_callback is not None and not callable(text_callback):
@@ -280,9 +258,9 @@ class Engine:
         if (stops or text_callback is not None) and self._tokenizer is None:
             raise ValueError("stop strings and text_callback need the tokenizer (Engine(..., tokenizer=True))")
         if not stops and text_callback is None:
-            tokens, reason, stats = self._engine.generate(ids, *args, callback)
-            text = self._tokenizer.decode(tokens) if self._tokenizer is not None else None
-            return GenerationOutput(tokens=list(tokens), text=text, finish_reason=reason, stats=dict(stats))
+            tokens, reason, stats = self._engine.generate(ids, params, callback)
+            return self._result(tokens, reason, stats,
+                                self._tokenizer.decode(tokens) if self._tokenizer is not None else None)
 
         follow = TextStream(self._tokenizer.decode, stops)
 
@@ -297,14 +275,14 @@ class Engine:
                     return False
             return False if follow.stopped else keep_going
 
-        tokens, reason, stats = self._engine.generate(ids, *args, on_tokens)
+        tokens, reason, stats = self._engine.generate(ids, params, on_tokens)
         tail = follow.finish()
         if tail and text_callback is not None:
             text_callback(tail)  # generation is over: what it returns no longer matters
         tokens = list(tokens)
         if follow.stopped:
             tokens, reason = tokens[:follow.token_count], "stop"
-        return GenerationOutput(tokens=tokens, text=follow.text, finish_reason=reason, stats=dict(stats))
+        return self._result(tokens, reason, stats, follow.text)
 
     def chat(self, messages: list[dict] | str, **kwargs) -> GenerationOutput:
         """Generates the assistant's reply to chat ``messages`` using the checkpoint's chat template."""

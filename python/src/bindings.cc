@@ -5,8 +5,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <limits>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "loader/gguf.h"
 #include "loader/safetensors.h"
@@ -48,6 +50,90 @@ template <typename T>
 T Unwrap(StatusOr<T>&& s) {
   if (!s.ok()) Raise(s.status());
   return std::move(s).value();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Python values -> SamplingParams fields. This is conversion only: a value of the wrong type
+// raises TypeError naming the field, a number the C++ field cannot hold raises ValueError
+// (INVALID_ARGUMENT); whether a value that fits is allowed (temperature >= 0, top_p in (0, 1],
+// tree widths, token ids inside the vocabulary) is for SamplingParams::Validate and the engine.
+
+std::string TypeName(py::handle v) { return py::str(py::type::of(v).attr("__name__")); }
+
+[[noreturn]] void RaiseType(const std::string& field, const std::string& wanted, py::handle got) {
+  throw py::type_error(field + " must be " + wanted + ", got " + TypeName(got));
+}
+
+// bool is an int in Python, but a flag passed where a count is wanted is a mistake.
+template <typename Int>
+Int ToInt(py::handle v, const std::string& field) {
+  if (PyBool_Check(v.ptr()) || !PyIndex_Check(v.ptr())) RaiseType(field, "an int", v);
+  const py::int_ value = py::reinterpret_steal<py::int_>(PyNumber_Index(v.ptr()));
+  if (!value) throw py::error_already_set();
+  const py::int_ lo(std::numeric_limits<Int>::min());
+  const py::int_ hi(std::numeric_limits<Int>::max());
+  if (value < lo || value > hi) {
+    const std::string bound = value < lo ? ">= " + std::string(py::str(lo)) : "<= " + std::string(py::str(hi));
+    Raise(InvalidArgumentError(field + " must be " + bound + ", got " + std::string(py::str(value))));
+  }
+  return value.cast<Int>();
+}
+
+float ToFloat(py::handle v, const std::string& field) {
+  if (PyBool_Check(v.ptr()) || !py::isinstance(v, py::module_::import("numbers").attr("Real"))) {
+    RaiseType(field, "a number", v);
+  }
+  const double d = PyFloat_AsDouble(v.ptr());
+  if (d == -1.0 && PyErr_Occurred()) throw py::error_already_set();
+  return static_cast<float>(d);  // past float's range: +-inf, which Validate() rejects by name
+}
+
+bool ToBool(py::handle v, const std::string& field) {
+  if (!PyBool_Check(v.ptr())) RaiseType(field, "a bool", v);
+  return v.ptr() == Py_True;
+}
+
+template <typename Int>
+std::vector<Int> ToIntList(py::handle v, const std::string& field, const std::string& wanted) {
+  if (PyUnicode_Check(v.ptr()) || PyBytes_Check(v.ptr()) || !PySequence_Check(v.ptr())) RaiseType(field, wanted, v);
+  const py::sequence seq = py::reinterpret_borrow<py::sequence>(v);
+  std::vector<Int> out;
+  out.reserve(seq.size());
+  for (size_t i = 0; i < seq.size(); ++i) out.push_back(ToInt<Int>(seq[i], field + "[" + std::to_string(i) + "]"));
+  return out;
+}
+
+void SetSamplingField(SamplingParams& sp, const std::string& name, py::handle v) {
+  if (name == "max_new_tokens") {
+    sp.max_new_tokens = ToInt<int>(v, name);
+  } else if (name == "temperature") {
+    sp.temperature = ToFloat(v, name);
+  } else if (name == "top_p") {
+    sp.top_p = ToFloat(v, name);
+  } else if (name == "top_k") {
+    sp.top_k = ToInt<int>(v, name);
+  } else if (name == "seed") {
+    sp.seed = ToInt<uint64_t>(v, name);
+  } else if (name == "stop_token_ids") {
+    sp.stop_token_ids = v.is_none() ? std::vector<int32_t>{} : ToIntList<int32_t>(v, name, "a list of token ids");
+  } else if (name == "ignore_eos") {
+    sp.ignore_eos = ToBool(v, name);
+  } else if (name == "speculative") {
+    sp.speculative = ToBool(v, name);
+  } else if (name == "tree") {
+    // C++ spells "the engine's default tree" as an empty shape; Python spells it None, so an empty
+    // list is a mistake rather than a request for the default.
+    const char* wanted = "None or a non-empty list of level widths, e.g. [4, 16, 16, 16, 16]";
+    if (v.is_none()) {
+      sp.tree.clear();
+    } else {
+      std::vector<int> tree = ToIntList<int>(v, name, wanted);
+      if (tree.empty()) Raise(InvalidArgumentError(std::string("tree must be ") + wanted + ", got []"));
+      sp.tree = std::move(tree);
+    }
+  } else {
+    throw py::type_error("SamplingParams has no field '" + name + "'");
+  }
 }
 
 py::dict InfoDict(const ModelInfo& i) {
@@ -108,19 +194,9 @@ class PyEngine {
     engine_ = Unwrap(std::move(e));
   }
 
-  py::tuple Generate(const std::vector<int32_t>& prompt, int max_new_tokens, float temperature, float top_p, int top_k,
-                     uint64_t seed, const std::vector<int32_t>& stop_token_ids, bool ignore_eos, bool speculative,
-                     const std::vector<int>& tree, const py::object& callback) {
-    SamplingParams sp;
-    sp.max_new_tokens = max_new_tokens;
-    sp.temperature = temperature;
-    sp.top_p = top_p;
-    sp.top_k = top_k;
-    sp.seed = seed;
-    sp.stop_token_ids = stop_token_ids;
-    sp.ignore_eos = ignore_eos;
-    sp.speculative = speculative;
-    sp.tree = tree;
+  // `sp` is taken by value: the GIL is released while generating, and the caller's object could
+  // change under us.
+  py::tuple Generate(const std::vector<int32_t>& prompt, SamplingParams sp, const py::object& callback) {
     // The engine calls back after every flush of tokens: the user's callback (which must return a
     // bool or None) runs there, and so does Python's signal check, so Ctrl-C stops generation
     // within a round instead of after it.
@@ -242,15 +318,68 @@ PYBIND11_MODULE(_C, m) {
   m.def("model_config", &ModelConfigDict, py::arg("path"),
         "The configuration of a checkpoint (HF directory or GGUF file) as the engine reads it, "
         "including the RoPE inverse frequencies it uses.");
+  py::class_<SamplingParams> sampling(m, "SamplingParams",
+      "Sampling settings of one generate call: SamplingParams(max_new_tokens=64, temperature=0.0, ...).\n\n"
+      "Fields are set by keyword or attribute; a value of the wrong type raises TypeError naming the field. "
+      "The values are checked by the engine (SamplingParams::Validate in C++) when generation starts, or by "
+      "validate(): ValueError naming the field.");
+  sampling.def(py::init([](const py::kwargs& fields) {
+                 SamplingParams sp;
+                 for (const auto& item : fields) SetSamplingField(sp, py::str(item.first), item.second);
+                 return sp;
+               }))
+      .def("validate", [](const SamplingParams& sp) {
+        const Status st = sp.Validate();
+        if (!st.ok()) Raise(st);
+      }, "Raises ValueError (status_code INVALID_ARGUMENT) naming the first field out of its domain.")
+      .def("__repr__", [](const SamplingParams& sp) {
+        py::object self = py::cast(sp);
+        std::string out = "SamplingParams(";
+        const char* names[] = {"max_new_tokens", "temperature", "top_p", "top_k", "seed", "stop_token_ids",
+                               "ignore_eos", "speculative", "tree"};
+        for (const char* name : names) {
+          if (out.back() != '(') out += ", ";
+          out += std::string(name) + "=" + std::string(py::repr(self.attr(name)));
+        }
+        return out + ")";
+      });
+  // One property per field: the getter returns the C++ value, the setter converts as above.
+  auto setter = [](const char* name) {
+    return [name](SamplingParams& sp, const py::object& v) { SetSamplingField(sp, name, v); };
+  };
+  sampling
+      .def_property("max_new_tokens", [](const SamplingParams& s) { return s.max_new_tokens; }, setter("max_new_tokens"),
+                    "Most tokens to generate (int >= 0; default 64).")
+      .def_property("temperature", [](const SamplingParams& s) { return s.temperature; }, setter("temperature"),
+                    "Softmax temperature, finite and >= 0; 0 = greedy (default).")
+      .def_property("top_p", [](const SamplingParams& s) { return s.top_p; }, setter("top_p"),
+                    "Nucleus mass in (0, 1]; 1 = no cut (default).")
+      .def_property("top_k", [](const SamplingParams& s) { return s.top_k; }, setter("top_k"),
+                    "Keep the k most likely tokens (int >= 0); 0 = no cut (default).")
+      .def_property("seed", [](const SamplingParams& s) { return s.seed; }, setter("seed"),
+                    "Random seed, 0 <= seed < 2**64 (default 0); the same seed gives the same tokens.")
+      .def_property("stop_token_ids", [](const SamplingParams& s) { return s.stop_token_ids; },
+                    setter("stop_token_ids"),
+                    "Token ids that end generation (emitted, then stop) besides the checkpoint's EOS tokens.")
+      .def_property("ignore_eos", [](const SamplingParams& s) { return s.ignore_eos; }, setter("ignore_eos"),
+                    "Keep generating past the checkpoint's EOS tokens (default False).")
+      .def_property("speculative", [](const SamplingParams& s) { return s.speculative; }, setter("speculative"),
+                    "With a draft loaded: speculate (True, default) or decode plainly (False).")
+      .def_property("tree",
+                    [](const SamplingParams& s) -> py::object {
+                      if (s.tree.empty()) return py::none();
+                      return py::cast(s.tree);
+                    },
+                    setter("tree"), "Speculation tree shape (level widths) for this call; None = the engine's default.");
+
   py::class_<PyEngine>(m, "Engine")
       .def(py::init<const std::string&, const std::string&, const std::string&, int, int64_t, const std::vector<int>&, int,
                     bool>(),
            py::arg("target"), py::arg("draft") = "", py::arg("device") = "auto", py::arg("num_threads") = 0,
            py::arg("max_context") = 0, py::arg("tree_shape") = std::vector<int>{}, py::arg("prefill_chunk") = 0,
            py::arg("oracle_draft") = false)
-      .def("generate", &PyEngine::Generate, py::arg("prompt"), py::arg("max_new_tokens"), py::arg("temperature"),
-           py::arg("top_p"), py::arg("top_k"), py::arg("seed"), py::arg("stop_token_ids"), py::arg("ignore_eos"),
-           py::arg("speculative"), py::arg("tree"), py::arg("callback"))
+      .def("generate", &PyEngine::Generate, py::arg("prompt"), py::arg("params"), py::arg("callback") = py::none(),
+           "(tokens, finish_reason, stats dict); params: a SamplingParams; callback(new_tokens) -> bool | None.")
       .def("prompt_logits", &PyEngine::PromptLogits, py::arg("prompt"))
       .def("draft_logits", &PyEngine::DraftLogits, py::arg("prompt"), py::arg("continuation"))
       .def_property_readonly("target_info", &PyEngine::TargetInfo)

@@ -174,10 +174,10 @@ def _in_child_with_little_memory(target: Path) -> None:
 
 def _raw_generate(eng, **kw):
     """The C++ engine's generate with everything valid except what kw changes."""
-    args = dict(max_new_tokens=4, temperature=0.0, top_p=1.0, top_k=0, seed=0, stops=[], ignore_eos=True,
-                speculative=False, tree=[], callback=None)
-    args.update(kw)
-    return eng._engine.generate(PROMPT, *args.values())
+    params = _C.SamplingParams(max_new_tokens=4, ignore_eos=True, speculative=False)
+    for name, value in kw.items():
+        setattr(params, name, value)
+    return eng._engine.generate(PROMPT, params, None)
 
 
 def _raw_engine(target, draft="", device="cpu", num_threads=0, max_context=0):
