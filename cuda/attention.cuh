@@ -39,13 +39,13 @@ template <int HD>
 constexpr int StateFloats() {
   return HD + kStateHeader;
 }
-__device__ __forceinline__ void merge_scalars(float m_run, float l_run, float m, float l, float* m_out, float* a,
-                                              float* b) {
+// Merge factors of a running state (max m_run) and another (max m): the merged max and the scales
+// a = 2^(m_run - mn), b = 2^(m - mn) of each state's sum and accumulator.
+__device__ __forceinline__ void merge_scalars(float m_run, float m, float* m_out, float* a, float* b) {
   const float mn = m_run > m ? m_run : m;
   *a = ex2(__fsub_rn(m_run, mn));
   *b = ex2(__fsub_rn(m, mn));
   *m_out = mn;
-  (void)l_run, (void)l;
 }
 
 struct AttnPrefixParams {
@@ -193,7 +193,7 @@ __global__ void __launch_bounds__(32 * WARPS) attention_prefix_kernel(const Attn
           continue;
         }
         float mn, a, b;
-        merge_scalars(m_tot[hrow], l_tot[hrow], m_split[hrow], l_split[hrow], &mn, &a, &b);
+        merge_scalars(m_tot[hrow], m_split[hrow], &mn, &a, &b);
         l_tot[hrow] = __fmaf_rn(l_split[hrow], b, __fmul_rn(l_tot[hrow], a));
         m_tot[hrow] = mn;
 #pragma unroll
@@ -466,7 +466,7 @@ __global__ void __launch_bounds__(32 * kFinishWarps) attention_finish_kernel(con
       return;
     }
     float mn, a, b;
-    merge_scalars(M, Lsum, m, l, &mn, &a, &b);
+    merge_scalars(M, m, &mn, &a, &b);
     Lsum = __fmaf_rn(l, b, __fmul_rn(Lsum, a));
     M = mn;
     acc = __fmaf_rn(x, b, __fmul_rn(acc, a));

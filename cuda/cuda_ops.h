@@ -23,17 +23,6 @@ cudaError_t PrepareElementwiseKernels();
 // N % 16 == 0 (gate and up interleaved in blocks of 8 rows).
 bool GemmCanImplement(const GemmParams& p, GemmEpilogue ep);
 cudaError_t LaunchGemm(const LaunchContext& ctx, GemmEpilogue ep, const GemmParams& p);
-// The kernel a GEMM of M rows uses (exposed so tests can force each one on the same rows).
-enum class GemmTileKind : int {
-  kAuto = -1,
-  kDecode = 0,
-  kRows32 = 1,
-  kRows64 = 2,
-  kRows128 = 3,
-  kPrefill = 4,
-  kSplitK = 5,  // M <= 8
-};
-cudaError_t LaunchGemmWithTile(const LaunchContext& ctx, GemmEpilogue ep, const GemmParams& p, GemmTileKind tile);
 // ids[r] = argmax of row r of x W^T + b (keys: [M] scratch).
 cudaError_t LaunchGemmArgmax(const LaunchContext& ctx, const GemmParams& p, unsigned long long* keys, int32_t* ids);
 

@@ -39,27 +39,15 @@ cudaError_t LaunchTile(const LaunchContext& ctx, const GemmParams& p) {
 template <GemmEpilogue EP>
 using DecodeTile = std::conditional_t<EP == GemmEpilogue::kSiluMulBf16, TileDecodeSwiGlu, TileDecode>;
 
+// The kernel by row count (which one runs never changes a bit, see gemm.cuh).
 template <GemmEpilogue EP>
-cudaError_t LaunchEpilogue(const LaunchContext& ctx, const GemmParams& p, GemmTileKind tile) {
-  if (tile == GemmTileKind::kAuto) {
-    const bool split_k = p.M <= kGemmSplitKRowsMax && SplitK::SmemBytes(p.M, p.K) <= kSplitKSmemMax;
-    tile = split_k     ? GemmTileKind::kSplitK
-           : p.M <= 16 ? GemmTileKind::kDecode
-           : p.M <= 32 ? GemmTileKind::kRows32
-           : p.M <= 64 ? GemmTileKind::kRows64
-           : p.M <= 128 ? GemmTileKind::kRows128
-                        : GemmTileKind::kPrefill;
-  }
-  switch (tile) {
-    case GemmTileKind::kSplitK: return LaunchSplitK<EP>(ctx, p);
-    case GemmTileKind::kDecode:
-      if (p.M > 16) return cudaErrorInvalidValue;
-      return LaunchTile<DecodeTile<EP>, EP>(ctx, p);
-    case GemmTileKind::kRows32: return LaunchTile<TileRows32, EP>(ctx, p);
-    case GemmTileKind::kRows64: return LaunchTile<TileRows64, EP>(ctx, p);
-    case GemmTileKind::kRows128: return LaunchTile<TileRows128, EP>(ctx, p);
-    default: return LaunchTile<TilePrefill, EP>(ctx, p);
-  }
+cudaError_t LaunchEpilogue(const LaunchContext& ctx, const GemmParams& p) {
+  if (p.M <= kGemmSplitKRowsMax && SplitK::SmemBytes(p.M, p.K) <= kSplitKSmemMax) return LaunchSplitK<EP>(ctx, p);
+  if (p.M <= 16) return LaunchTile<DecodeTile<EP>, EP>(ctx, p);
+  if (p.M <= 32) return LaunchTile<TileRows32, EP>(ctx, p);
+  if (p.M <= 64) return LaunchTile<TileRows64, EP>(ctx, p);
+  if (p.M <= 128) return LaunchTile<TileRows128, EP>(ctx, p);
+  return LaunchTile<TilePrefill, EP>(ctx, p);
 }
 
 template <GemmEpilogue EP>
@@ -94,21 +82,17 @@ bool GemmCanImplement(const GemmParams& p, GemmEpilogue ep) {
   return true;
 }
 
-cudaError_t LaunchGemmWithTile(const LaunchContext& ctx, GemmEpilogue ep, const GemmParams& p, GemmTileKind tile) {
+cudaError_t LaunchGemm(const LaunchContext& ctx, GemmEpilogue ep, const GemmParams& p) {
   if (p.M == 0) return cudaSuccess;
   if (!GemmCanImplement(p, ep)) return cudaErrorInvalidValue;
   switch (ep) {
-    case GemmEpilogue::kStoreBf16: return LaunchEpilogue<GemmEpilogue::kStoreBf16>(ctx, p, tile);
-    case GemmEpilogue::kStoreF32: return LaunchEpilogue<GemmEpilogue::kStoreF32>(ctx, p, tile);
-    case GemmEpilogue::kAccumulateF32: return LaunchEpilogue<GemmEpilogue::kAccumulateF32>(ctx, p, tile);
-    case GemmEpilogue::kSiluMulBf16: return LaunchEpilogue<GemmEpilogue::kSiluMulBf16>(ctx, p, tile);
-    case GemmEpilogue::kArgmax: return LaunchEpilogue<GemmEpilogue::kArgmax>(ctx, p, tile);
+    case GemmEpilogue::kStoreBf16: return LaunchEpilogue<GemmEpilogue::kStoreBf16>(ctx, p);
+    case GemmEpilogue::kStoreF32: return LaunchEpilogue<GemmEpilogue::kStoreF32>(ctx, p);
+    case GemmEpilogue::kAccumulateF32: return LaunchEpilogue<GemmEpilogue::kAccumulateF32>(ctx, p);
+    case GemmEpilogue::kSiluMulBf16: return LaunchEpilogue<GemmEpilogue::kSiluMulBf16>(ctx, p);
+    case GemmEpilogue::kArgmax: return LaunchEpilogue<GemmEpilogue::kArgmax>(ctx, p);
   }
   return cudaErrorInvalidValue;
-}
-
-cudaError_t LaunchGemm(const LaunchContext& ctx, GemmEpilogue ep, const GemmParams& p) {
-  return LaunchGemmWithTile(ctx, ep, p, GemmTileKind::kAuto);
 }
 
 __global__ void argmax_keys_to_ids_kernel(const unsigned long long* keys, int32_t* ids, int rows) {
