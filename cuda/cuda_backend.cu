@@ -361,6 +361,46 @@ class CudaBackend final : public Backend {
           "Argmax");
   }
 
+  // ---- speculation round ------------------------------------------------------------------
+  void TreeExpand(View logits, DeviceTree tree, int32_t level_begin, int32_t level_end, int32_t width,
+                  void* scratch) override {
+    assert(logits.dtype == DType::kF32);
+    TreeExpandParams p;
+    p.logits = logits.ptr<const float>();
+    p.stride = logits.stride;
+    p.vocab = static_cast<int>(logits.cols);
+    p.tokens = tree.tokens;
+    p.parents = tree.parents;
+    p.scores = tree.scores;
+    p.level_begin = level_begin;
+    p.level_end = level_end;
+    p.width = width;
+    Check(LaunchTreeExpand(ctx_, p, scratch), "TreeExpand");
+  }
+  int32_t MaxTreeExpandWidth() const override { return kTreeExpandMaxWidth; }
+  size_t TreeExpandScratchBytes(int32_t parents, int32_t width) const override {
+    return cuda::TreeExpandScratchBytes(parents, width);
+  }
+  void TreePlanFill(DeviceTree tree, int32_t first_row, int32_t rows, int32_t step_base, const int32_t* visible_offsets,
+                    int32_t* visible_slots, int32_t* tokens) override {
+    Check(LaunchTreePlanFill(ctx_, tree.tokens, tree.parents, first_row, rows, step_base, visible_offsets, visible_slots,
+                             tokens),
+          "TreePlanFill");
+  }
+  void TreeAcceptGreedy(DeviceTree tree, int32_t num_nodes, const int32_t* argmax, int32_t* path, int32_t* emitted,
+                        int32_t* count) override {
+    Check(LaunchTreeAcceptGreedy(ctx_, tree.tokens, tree.parents, num_nodes, argmax, path, emitted, count),
+          "TreeAcceptGreedy");
+  }
+  void KvCommitPath(KvLayerView first, int32_t num_layers, int64_t layer_stride, const int32_t* path,
+                    const int32_t* count, const int32_t* committed, int32_t max_count) override {
+    assert(first.dtype == DType::kBF16 && layer_stride % 2 == 0);
+    Check(LaunchKvCommitPath(ctx_, static_cast<bf16*>(first.k), static_cast<bf16*>(first.v), layer_stride / 2, num_layers,
+                             first.num_kv_heads, first.capacity, first.head_dim, first.ring, path, count, committed,
+                             max_count),
+          "KvCommitPath");
+  }
+
   void set_graphs_enabled(bool on) { graphs_enabled_ = on; }
 
  private:
@@ -454,6 +494,7 @@ StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
   LONGSPEC_CUDA_TRY(PrepareGemmKernels());
   LONGSPEC_CUDA_TRY(PrepareAttentionKernels());
   LONGSPEC_CUDA_TRY(PrepareElementwiseKernels());
+  LONGSPEC_CUDA_TRY(PrepareSpeculationKernels());
   cudaStream_t stream = nullptr;
   LONGSPEC_CUDA_TRY(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   auto be = std::make_unique<CudaBackend>(device, stream, prop, EnvFlag("LONGSPEC_PDL", prop.major >= 9));

@@ -10,6 +10,7 @@
 #include "elementwise.cuh"
 #include "gemm.cuh"
 #include "launch.cuh"
+#include "speculation.cuh"
 
 namespace longspec::cuda {
 
@@ -17,6 +18,7 @@ namespace longspec::cuda {
 cudaError_t PrepareGemmKernels();
 cudaError_t PrepareAttentionKernels();
 cudaError_t PrepareElementwiseKernels();
+cudaError_t PrepareSpeculationKernels();
 
 // ---- GEMM (gemm.cu) ------------------------------------------------------------------------
 // Whether the GEMM runs these shapes: K % 8 == 0, 16-byte aligned rows, and for kSiluMulBf16
@@ -57,5 +59,21 @@ cudaError_t LaunchArgmax(const LaunchContext& ctx, const float* logits, int64_t 
 cudaError_t LaunchAttentionMerge(const LaunchContext& ctx, const __nv_bfloat16* a, int64_t a_stride, const float* lse_a,
                                  const __nv_bfloat16* b, int64_t b_stride, const float* lse_b, __nv_bfloat16* out,
                                  int64_t out_stride, int num_heads, int head_dim, int rows);
+
+
+// ---- speculation round (speculation.cu) ----------------------------------------------------
+// Level widths and parent counts up to kTreeExpandMaxWidth; scratch of TreeExpandScratchBytes.
+size_t TreeExpandScratchBytes(int parents, int width);
+cudaError_t LaunchTreeExpand(const LaunchContext& ctx, TreeExpandParams p, void* scratch);
+cudaError_t LaunchTreePlanFill(const LaunchContext& ctx, const int32_t* tree_tokens, const int32_t* tree_parents,
+                               int first_row, int rows, int step_base, const int32_t* visible_offsets,
+                               int32_t* visible_slots, int32_t* tokens);
+cudaError_t LaunchTreeAcceptGreedy(const LaunchContext& ctx, const int32_t* tokens, const int32_t* parents,
+                                   int num_nodes, const int32_t* argmax, int32_t* path, int32_t* emitted,
+                                   int32_t* count);
+// max_count: the most path entries (sizes shared memory: max_count * 2 * head_dim bf16).
+cudaError_t LaunchKvCommitPath(const LaunchContext& ctx, __nv_bfloat16* k0, __nv_bfloat16* v0, int64_t layer_stride_elems,
+                               int num_layers, int num_kv_heads, int64_t capacity, int head_dim, int ring,
+                               const int32_t* path, const int32_t* count, const int32_t* committed, int max_count);
 
 }  // namespace longspec::cuda

@@ -30,6 +30,7 @@
 
 #include "core/dtype.h"
 #include "core/host_tensor.h"
+#include "longspec/config.h"
 #include "longspec/status.h"
 
 namespace longspec {
@@ -147,6 +148,15 @@ struct HybridAttentionParams {
 // ([2 * inter, in]); the weight is only used through LinearSiluMul, so a backend may interleave
 // gate and up rows to have both in one tile.
 enum class LinearPacking { kPlain, kGateUp };
+
+// A speculation round's draft tree in backend memory, in the node order of
+// speculation/token_tree.h: tokens, parents (-1 for the root, parent < node) and cumulative
+// draft log-probabilities (fp32; the root's is 0).
+struct DeviceTree {
+  int32_t* tokens = nullptr;
+  int32_t* parents = nullptr;
+  float* scores = nullptr;
+};
 
 // A Linear layer's weight in the backend's preferred layout: y = x W^T (+ b).
 class LinearWeight {
@@ -270,6 +280,42 @@ class Backend {
   // ids[r] = argmax of row r of x W^T (first index of the maximum; NaN never wins; an all-NaN
   // row gives 0). `logits` is fp32 [rows, out_features] scratch that may be left unwritten.
   virtual void LinearArgmax(View x, const LinearWeight& w, int32_t* ids, View logits);
+
+  // ---- speculation on the device -------------------------------------------------------------
+  // A round (draft levels -> verify -> accept -> commit) runs without the host: the tree lives in
+  // backend memory and these ops grow it, fill each step's tree-dependent plan entries from it,
+  // accept on it and commit from it.
+
+  // Appends one level of `width` nodes to `tree`. The last level is nodes [level_begin,
+  // level_end); `logits` holds one fp32 row of `vocab` columns per node of it. Candidates are each
+  // node's top `width` tokens by logit (equal logits: the lower token first); a candidate's score
+  // is its node's score plus the token's log-softmax. The best `width` candidates (higher score,
+  // then lower parent, then lower token) become nodes [level_end, level_end + width), grouped by
+  // parent ascending and best first inside a parent (speculation/token_tree.h's order).
+  // Requires width <= vocab and width <= MaxTreeExpandWidth(); `scratch` holds
+  // TreeExpandScratchBytes(level_end - level_begin, width) bytes of backend memory.
+  virtual void TreeExpand(View logits, DeviceTree tree, int32_t level_begin, int32_t level_end, int32_t width,
+                          void* scratch) = 0;
+  virtual int32_t MaxTreeExpandWidth() const { return kMaxTreeNodes; }
+  virtual size_t TreeExpandScratchBytes(int32_t parents, int32_t width) const = 0;
+  // Fills the tree-dependent entries of a step over nodes [first_row, first_row + rows) of `tree`:
+  // tokens[r] = tree.tokens[first_row + r], and the row's visible nodes — the last
+  // (visible_offsets[r + 1] - visible_offsets[r]) nodes of the path root..node, root side first —
+  // as cache slots step_base + node. The host plans everything else (counts, positions, slots).
+  virtual void TreePlanFill(DeviceTree tree, int32_t first_row, int32_t rows, int32_t step_base,
+                            const int32_t* visible_offsets, int32_t* visible_slots, int32_t* tokens) = 0;
+  // Greedy acceptance (speculation/acceptance.h) of a verified tree of `num_nodes` nodes whose
+  // target argmax ids are `argmax`: path[0..n) = the deepest fully accepted path, root first;
+  // emitted[0..n) = the tokens of path[1..n) then the bonus (the argmax after path[n - 1]);
+  // *count = n. path and emitted hold kMaxTreeDepth + 2 entries.
+  virtual void TreeAcceptGreedy(DeviceTree tree, int32_t num_nodes, const int32_t* argmax, int32_t* path,
+                                int32_t* emitted, int32_t* count) = 0;
+  // Commit from the device: the step's nodes path[0..*count) (node i at slot step_base + i, with
+  // step_base = kv.ring for a ring and *committed otherwise) become committed positions
+  // *committed + d, d = 0.. (slot = position, or position % ring), in `num_layers` layers whose
+  // K/V start layer_stride bytes apart from `first_layer`. *count <= max_count.
+  virtual void KvCommitPath(KvLayerView first_layer, int32_t num_layers, int64_t layer_stride, const int32_t* path,
+                            const int32_t* count, const int32_t* committed, int32_t max_count) = 0;
 
   // ---- sampling ---------------------------------------------------------------------------
   // out[r] = the first index of row r's maximum (NaN never wins; an all-NaN row gives 0). Greedy

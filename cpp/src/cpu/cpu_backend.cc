@@ -226,6 +226,26 @@ class CpuBackend final : public Backend {
     for (int64_t r = 0; r < x.rows; ++r) Copy(out.row<float>(r), x.row<const float>(r), x.cols * sizeof(float));
   }
 
+  void TreeExpand(View logits, DeviceTree tree, int32_t level_begin, int32_t level_end, int32_t width,
+                  void* scratch) override {
+    cpu::TreeExpand(logits, tree, level_begin, level_end, width, scratch);
+  }
+  size_t TreeExpandScratchBytes(int32_t parents, int32_t width) const override {
+    return cpu::TreeExpandScratchBytes(parents, width);
+  }
+  void TreePlanFill(DeviceTree tree, int32_t first_row, int32_t rows, int32_t step_base, const int32_t* visible_offsets,
+                    int32_t* visible_slots, int32_t* tokens) override {
+    cpu::TreePlanFill(tree, first_row, rows, step_base, visible_offsets, visible_slots, tokens);
+  }
+  void TreeAcceptGreedy(DeviceTree tree, int32_t num_nodes, const int32_t* argmax, int32_t* path, int32_t* emitted,
+                        int32_t* count) override {
+    cpu::TreeAcceptGreedy(tree, num_nodes, argmax, path, emitted, count);
+  }
+  void KvCommitPath(KvLayerView first_layer, int32_t num_layers, int64_t layer_stride, const int32_t* path,
+                    const int32_t* count, const int32_t* committed, int32_t max_count) override {
+    cpu::KvCommitPath(first_layer, num_layers, layer_stride, path, count, committed, max_count);
+  }
+
   void Argmax(View logits, int32_t* out) override {
 #pragma omp parallel for schedule(static) num_threads(threads_) if (Parallel(logits.rows * logits.cols))
     for (int64_t r = 0; r < logits.rows; ++r) {

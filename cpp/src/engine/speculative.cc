@@ -2,14 +2,36 @@
 //
 // State between rounds: the target has committed every emitted token but the last one (the
 // "root", fed as node 0 of the next tree); the draft's ring holds the same committed tokens.
+//
+// Two loops share that contract. With a LongSpec draft the round runs on the backend (the tree
+// grows in backend memory, speculation/device_round.h): one upload (committed length + root) and,
+// for greedy decoding, one read-back (the emitted tokens) per round. Sampling reads the verified
+// logits and the tree back and accepts on the host (the lossless rule, speculation/acceptance.h),
+// then commits on the device. Other drafters (the oracle used by tests) run the host loop, which
+// copies each level's logits out and grows the tree on the host.
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <numeric>
 
 #include "engine/engine_impl.h"
 #include "speculation/acceptance.h"
+#include "speculation/draft_model.h"
 #include "speculation/token_tree.h"
 
 namespace longspec {
+
+namespace {
+
+// LONGSPEC_PHASE_TIMING=1: wait for the device after the draft and after the verification, so
+// that stats.draft_s and stats.verify_s measure device time (otherwise the device round only
+// enqueues them and the wait lands in other_s). For measurements; it costs two syncs per round.
+bool PhaseTiming() {
+  const char* v = std::getenv("LONGSPEC_PHASE_TIMING");
+  return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
+}
+
+}  // namespace
 
 StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<int32_t>& prompt,
                                                              const SamplingParams& params,
@@ -19,6 +41,10 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
   LONGSPEC_RETURN_IF_ERROR(target->EnsureCapacity(tree_rows, context_limit));
   LONGSPEC_RETURN_IF_ERROR(drafter->EnsureRows(*std::max_element(shape.begin(), shape.end())));
   const int64_t vocab = target->config().vocab_size;
+  auto* draft_model = dynamic_cast<DraftModel*>(drafter.get());
+  const bool on_device = draft_model != nullptr && std::all_of(shape.begin(), shape.end(), [&](int w) {
+    return w <= backend->MaxTreeExpandWidth() && w <= vocab;
+  });
   const int64_t n_prompt = static_cast<int64_t>(prompt.size());
   const int64_t room = context_limit - n_prompt;
   const int64_t budget_total = std::min<int64_t>(params.max_new_tokens, room);
@@ -29,6 +55,7 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
   stats.accepted_histogram.assign(shape.size() + 2, 0);
   Rng rng(params.seed);
   const bool greedy = params.temperature == 0.0f;
+  const bool phase_timing = on_device && PhaseTiming();
 
   sequence->Reset();
   Stopwatch prefill_clock;
@@ -43,44 +70,103 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
     int32_t root = ChooseToken(logits.data(), params, rng);
     bool more = sink.Emit(root) && sink.Flush();
     DraftTree tree;
+    std::vector<int32_t> emitted;
+    std::vector<int32_t> host_tree;
+    std::vector<float> host_scores, host_logits;
     while (more) {
       // A round emits at most depth + 1 tokens: never draft past the budget or the context.
       const int64_t left = budget_total - static_cast<int64_t>(sink.result().tokens.size());
       const std::vector<int> level_shape = TruncateShape(shape, left - 1);
+      const int32_t nodes = 1 + std::accumulate(level_shape.begin(), level_shape.end(), 0);
+      AcceptResult acc;
 
-      Stopwatch draft_clock;
-      tree.Reset(root);
-      LONGSPEC_RETURN_IF_ERROR(BuildTree(*drafter, level_shape, vocab, &tree));
-      stats.draft_s += draft_clock.Seconds();
+      if (on_device) {
+        DeviceRoundState& round = draft_model->round();
+        const int32_t committed = static_cast<int32_t>(sequence->committed());
+        Stopwatch draft_clock;
+        round.BeginRound(*backend, committed, root);
+        LONGSPEC_RETURN_IF_ERROR(draft_model->EnqueueTree(level_shape, committed));
+        if (phase_timing) backend->Synchronize();
+        stats.draft_s += draft_clock.Seconds();
 
-      // Greedy verification only needs each node's argmax; sampling needs the distributions.
-      Stopwatch verify_clock;
-      const int32_t* verify_argmax = nullptr;
-      const float* verify_logits = nullptr;
-      if (greedy) {
-        LONGSPEC_ASSIGN_OR_RETURN(verify_argmax, sequence->StepArgmax(tree.tokens, tree.parents));
+        Stopwatch verify_clock;
+        const DeviceTree dtree = round.tree();
+        LONGSPEC_RETURN_IF_ERROR(
+            sequence->StepDeviceTree(level_shape, dtree, greedy ? StepOutput::kArgmax : StepOutput::kLogits));
+        if (phase_timing) backend->Synchronize();
+        stats.verify_s += verify_clock.Seconds();
+
+        Stopwatch other_clock;
+        if (greedy) {
+          backend->TreeAcceptGreedy(dtree, nodes, sequence->device_argmax(), round.path(), round.emitted(),
+                                    round.count());
+        } else {
+          // The lossless rule on the host: the verified logits and the tree come back.
+          host_logits.resize(static_cast<size_t>(nodes) * vocab);
+          host_tree.resize(2 * static_cast<size_t>(nodes));
+          host_scores.resize(nodes);
+          backend->CopyToHost(host_tree.data(), dtree.tokens, nodes * sizeof(int32_t));
+          backend->CopyToHost(host_tree.data() + nodes, dtree.parents, nodes * sizeof(int32_t));
+          backend->CopyToHost(host_scores.data(), dtree.scores, nodes * sizeof(float));
+          backend->CopyToHost(host_logits.data(), sequence->device_logits().data, host_logits.size() * sizeof(float));
+          LONGSPEC_RETURN_IF_ERROR(backend->LastError());
+          tree.Reset(root);
+          for (int32_t i = 1; i < nodes; ++i) tree.AddNode(host_tree[nodes + i], host_tree[i], host_scores[i]);
+          acc = AcceptSampling(tree, host_logits.data(), vocab, params, rng);
+          round.UploadPath(*backend, acc.path);
+        }
+        sequence->EnqueueCommitPath(round.path(), round.count(), round.committed(), DeviceRoundState::kMaxPath);
+        draft_model->EnqueueCommit();
+        if (greedy) {
+          LONGSPEC_RETURN_IF_ERROR(round.ReadEmitted(*backend, &emitted));
+        } else {
+          emitted.clear();
+          for (size_t i = 1; i < acc.path.size(); ++i) emitted.push_back(tree.tokens[acc.path[i]]);
+          emitted.push_back(acc.bonus);
+        }
+        sequence->AdvanceCommitted(static_cast<int64_t>(emitted.size()));
+        draft_model->AdvanceCommitted(static_cast<int64_t>(emitted.size()));
+        stats.other_s += other_clock.Seconds();
       } else {
-        LONGSPEC_ASSIGN_OR_RETURN(verify_logits, sequence->Step(tree.tokens, tree.parents));
-      }
-      stats.verify_s += verify_clock.Seconds();
+        Stopwatch draft_clock;
+        tree.Reset(root);
+        LONGSPEC_RETURN_IF_ERROR(BuildTree(*drafter, level_shape, vocab, &tree));
+        stats.draft_s += draft_clock.Seconds();
 
-      Stopwatch other_clock;
-      AcceptResult acc = greedy ? AcceptGreedy(tree, verify_argmax)
-                                : AcceptSampling(tree, verify_logits, vocab, params, rng);
-      LONGSPEC_RETURN_IF_ERROR(sequence->Commit(acc.path));
-      LONGSPEC_RETURN_IF_ERROR(drafter->Commit(tree, acc.path));
-      const int64_t round_tokens = static_cast<int64_t>(acc.path.size());  // accepted nodes + bonus
+        // Greedy verification only needs each node's argmax; sampling needs the distributions.
+        Stopwatch verify_clock;
+        const int32_t* verify_argmax = nullptr;
+        const float* verify_logits = nullptr;
+        if (greedy) {
+          LONGSPEC_ASSIGN_OR_RETURN(verify_argmax, sequence->StepArgmax(tree.tokens, tree.parents));
+        } else {
+          LONGSPEC_ASSIGN_OR_RETURN(verify_logits, sequence->Step(tree.tokens, tree.parents));
+        }
+        stats.verify_s += verify_clock.Seconds();
+
+        Stopwatch other_clock;
+        acc = greedy ? AcceptGreedy(tree, verify_argmax) : AcceptSampling(tree, verify_logits, vocab, params, rng);
+        LONGSPEC_RETURN_IF_ERROR(sequence->Commit(acc.path));
+        LONGSPEC_RETURN_IF_ERROR(drafter->Commit(tree, acc.path));
+        emitted.clear();
+        for (size_t i = 1; i < acc.path.size(); ++i) emitted.push_back(tree.tokens[acc.path[i]]);
+        emitted.push_back(acc.bonus);
+        stats.other_s += other_clock.Seconds();
+      }
+
+      Stopwatch emit_clock;
+      const int64_t round_tokens = static_cast<int64_t>(emitted.size());  // accepted nodes + bonus
       produced += round_tokens;
       stats.rounds += 1;
       stats.accepted_histogram[std::min<size_t>(round_tokens, stats.accepted_histogram.size() - 1)] += 1;
-      for (size_t i = 1; i < acc.path.size() && more; ++i) more = sink.Emit(tree.tokens[acc.path[i]]);
-      if (more) more = sink.Emit(acc.bonus);
-      root = acc.bonus;
+      for (size_t i = 0; i < emitted.size() && more; ++i) more = sink.Emit(emitted[i]);
+      root = emitted.back();
       more = sink.Flush() && more;
-      stats.other_s += other_clock.Seconds();
+      stats.other_s += emit_clock.Seconds();
     }
     sink.Flush();
   }
+  LONGSPEC_RETURN_IF_ERROR(backend->LastError());
   stats.mean_accepted = stats.rounds > 0 ? static_cast<double>(produced) / stats.rounds : 0.0;
   stats.draft_cache_bytes = drafter->cache_bytes();
   return sink.Finish(decode_clock.Seconds(), sequence->cache().committed_bytes());

@@ -37,6 +37,8 @@ class KvCache {
   int64_t allocated_bytes() const;
   // Bytes of K/V that the committed tokens occupy (the ring's size for a ring cache).
   int64_t committed_bytes() const;
+  // Bytes from one layer's K (and V) to the next layer's: layers lie in one allocation.
+  int64_t layer_stride_bytes() const { return 2 * static_cast<int64_t>(num_kv_heads_) * capacity_ * head_dim_ * element_size_; }
   int64_t bytes_per_slot() const { return 2 * num_layers_ * num_kv_heads_ * head_dim_ * element_size_; }
 
  private:

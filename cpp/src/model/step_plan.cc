@@ -33,6 +33,20 @@ std::vector<int32_t> AllRows(int32_t n) {
   return rows;
 }
 
+std::vector<int32_t> ShapeLevelStarts(const std::vector<int>& shape) {
+  std::vector<int32_t> starts = {0, 1};
+  for (int w : shape) starts.push_back(starts.back() + w);
+  return starts;
+}
+
+std::vector<int32_t> ShapeParents(const std::vector<int>& shape) {
+  const std::vector<int32_t> starts = ShapeLevelStarts(shape);
+  std::vector<int32_t> parents(starts.back(), -1);
+  for (size_t l = 1; l + 1 < starts.size(); ++l)
+    for (int32_t i = starts[l]; i < starts[l + 1]; ++i) parents[i] = starts[l - 1];
+  return parents;
+}
+
 StepPlan PlanStep(int32_t committed, const std::vector<int32_t>& tokens, const std::vector<int32_t>& parents,
                   const RopeTables& rope, int32_t window, std::vector<int32_t> logit_rows, int32_t first_row) {
   const int32_t n = static_cast<int32_t>(tokens.size());
@@ -162,6 +176,12 @@ void DevicePlan::Upload(Backend& backend, const StepPlan& p) {
   num_rows = p.num_rows;
   num_logit_rows = static_cast<int32_t>(nl);
   max_prefix_len = p.max_prefix_len;
+}
+
+void DevicePlan::FillFromTree(Backend& backend, DeviceTree tree, int32_t first_row, int32_t step_base) {
+  // The arrays are this plan's own buffer (const only to the kernels that read them).
+  backend.TreePlanFill(tree, first_row, num_rows, step_base, visible_offsets, const_cast<int32_t*>(visible_slots),
+                       const_cast<int32_t*>(tokens));
 }
 
 }  // namespace longspec

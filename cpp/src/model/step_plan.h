@@ -45,6 +45,14 @@ class RopeTables {
   float scaling_ = 1.0f;
 };
 
+// Captured steps are bucketed by the prefix length their attention launch covers: powers of two
+// from 1024, so a sequence crosses at most a handful of buckets.
+inline int32_t KvBucket(int64_t needed) {
+  int64_t b = 1024;
+  while (b < needed) b *= 2;
+  return static_cast<int32_t>(b);
+}
+
 inline int64_t HybridSplit(int64_t position) {
   if (position < kMaxTreeDepth) return 0;
   return (position - kMaxTreeDepth) / kAttnChunk * kAttnChunk;
@@ -83,6 +91,13 @@ std::vector<int32_t> ChainParents(int32_t n);
 // Logit rows 0..n-1: every row of the step.
 std::vector<int32_t> AllRows(int32_t n);
 
+// The node parents of a tree of `shape` (widths per level) with every node of a level under the
+// first node of the level before: the same depths, hence the same plan counts, as any real tree
+// of that shape. Size 1 + sum(shape); the root's parent is -1.
+std::vector<int32_t> ShapeParents(const std::vector<int>& shape);
+// First node of each level of a tree of `shape`, plus the end: level l = [starts[l], starts[l + 1]).
+std::vector<int32_t> ShapeLevelStarts(const std::vector<int>& shape);
+
 // Upper bound of visible_nodes entries per row for any plan (chain or tree).
 constexpr int32_t kMaxVisiblePerRow = kMaxTreeDepth + kAttnChunk + 1;
 
@@ -95,6 +110,10 @@ class DevicePlan {
   // Copies the plan into device memory. Arrays of the plan that are empty are not copied.
   void Upload(Backend& backend, const StepPlan& plan);
   int32_t max_rows() const { return max_rows_; }
+  // After Upload of a plan whose tree was a placeholder of the same shape (only the depths,
+  // hence the counts, are right): writes the real tokens and visible slots from the device tree
+  // on the backend's stream (backend.h, TreePlanFill).
+  void FillFromTree(Backend& backend, DeviceTree tree, int32_t first_row, int32_t step_base);
 
   const int32_t* tokens = nullptr;
   const int32_t* slots = nullptr;

@@ -9,14 +9,6 @@ namespace longspec {
 
 namespace {
 
-// Captured steps are bucketed by the prefix length their attention launch covers: powers of two
-// from 1024, so a sequence crosses at most a handful of buckets.
-int32_t KvBucket(int64_t needed) {
-  int64_t b = 1024;
-  while (b < needed) b *= 2;
-  return static_cast<int32_t>(b);
-}
-
 // Steps of at most this many rows are captured (decode and verification; not prefill chunks).
 constexpr int32_t kMaxGraphRows = kMaxTreeNodes + 1;
 
@@ -46,9 +38,11 @@ Status TargetModel::EnsureCapacity(int32_t rows, int64_t max_context) {
   return Status::OK();
 }
 
-Status TargetModel::Execute(TargetSequence& seq, const StepPlan& plan, StepOutput output, bool graphable) {
+Status TargetModel::Execute(TargetSequence& seq, const StepPlan& plan, StepOutput output, bool graphable,
+                            const DeviceTree* fill) {
   Backend& be = *backend_;
   seq.device_plan_.Upload(be, plan);
+  if (fill != nullptr) seq.device_plan_.FillFromTree(be, *fill, plan.first_row, plan.step_base);
   if (!graphable || !be.SupportsGraphs() || plan.num_rows > kMaxGraphRows) {
     runner_->Forward(seq.device_plan_, seq.cache_, output, plan.max_prefix_len);
     return Status::OK();
@@ -180,6 +174,28 @@ Status TargetSequence::Commit(const std::vector<int32_t>& path) {
   }
   cache_.set_committed(committed() + static_cast<int64_t>(path.size()));
   return Status::OK();
+}
+
+Status TargetSequence::StepDeviceTree(const std::vector<int>& shape, DeviceTree tree, StepOutput output) {
+  const std::vector<int32_t> parents = ShapeParents(shape);
+  const int32_t n = static_cast<int32_t>(parents.size());
+  if (n > model_.max_step_rows()) {
+    return FailedPreconditionError("a step of " + std::to_string(n) + " rows exceeds the reserved " +
+                                   std::to_string(model_.max_step_rows()));
+  }
+  if (committed() + n > cache_.capacity()) return OutOfRangeError("step does not fit the KV cache");
+  last_plan_ = PlanStep(static_cast<int32_t>(committed()), std::vector<int32_t>(n, 0), parents, model_.rope(), 0,
+                        AllRows(n));
+  return model_.Execute(*this, last_plan_, output, true, &tree);
+}
+
+const int32_t* TargetSequence::device_argmax() const { return model_.runner_->argmax(); }
+View TargetSequence::device_logits() const { return model_.runner_->logits(); }
+
+void TargetSequence::EnqueueCommitPath(const int32_t* path, const int32_t* count, const int32_t* committed,
+                                       int32_t max_count) {
+  model_.backend().KvCommitPath(cache_.layer(0), static_cast<int32_t>(model_.config().num_layers),
+                                cache_.layer_stride_bytes(), path, count, committed, max_count);
 }
 
 }  // namespace longspec

@@ -53,7 +53,10 @@ class TargetModel {
   TargetModel() = default;
   // Runs the uploaded plan of `seq`; steps (not prefill chunks) replay a captured graph when the
   // backend has them.
-  Status Execute(TargetSequence& seq, const StepPlan& plan, StepOutput output, bool graphable);
+  // `fill`: the plan's tree is a placeholder of the right shape; its tokens and visible slots
+  // come from this device tree once uploaded.
+  Status Execute(TargetSequence& seq, const StepPlan& plan, StepOutput output, bool graphable,
+                 const DeviceTree* fill = nullptr);
 
   Backend* backend_ = nullptr;
   std::unique_ptr<LoadedModel> model_;
@@ -89,6 +92,17 @@ class TargetSequence {
   // leave the device, not the logits.
   StatusOr<const int32_t*> StepArgmax(const std::vector<int32_t>& tokens, const std::vector<int32_t>& parents);
   Status Commit(const std::vector<int32_t>& path);
+
+  // The device round (speculation/device_round.h): runs the tree of `shape` held in backend
+  // memory at the committed end, without committing; the rows' argmax ids (kArgmax) or logits
+  // (kLogits) stay in backend memory (device_argmax(), device_logits()).
+  Status StepDeviceTree(const std::vector<int>& shape, DeviceTree tree, StepOutput output);
+  const int32_t* device_argmax() const;
+  View device_logits() const;
+  // Enqueues the commit of the last step's nodes path[0..*count) at committed length *committed
+  // (all in backend memory); the host then calls AdvanceCommitted(*count) once it knows it.
+  void EnqueueCommitPath(const int32_t* path, const int32_t* count, const int32_t* committed, int32_t max_count);
+  void AdvanceCommitted(int64_t n) { cache_.set_committed(committed() + n); }
 
  private:
   friend class TargetModel;

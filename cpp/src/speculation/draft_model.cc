@@ -153,7 +153,6 @@ View DraftModel::Buffer(int idx, int64_t rows) const { return views_[idx].Rows(0
 
 void DraftModel::WriteKv(const std::vector<int32_t>& tokens, int64_t first_position) {
   const ModelConfig& t = target_.config();
-  const float eps = static_cast<float>(t.rms_eps);
   const int32_t W = config_.window;
   const int64_t half = t.head_dim / 2;
   for (size_t start = 0; start < tokens.size(); start += max_rows_) {
@@ -170,16 +169,22 @@ void DraftModel::WriteKv(const std::vector<int32_t>& tokens, int64_t first_posit
       target_.rope().Fill(pos, &p.cos[r * half], &p.sin[r * half]);
     }
     plan_buf_.Upload(backend_, p);
-    View h = Buffer(kH, n), xn = Buffer(kXn, n), qkv = Buffer(kQkv, n);
-    backend_.Embedding(target_.weights().embedding->data(), t.hidden_size, plan_buf_.tokens, h);
-    backend_.RmsNorm(h, w_.self_norm->data(), eps, xn);
-    backend_.Linear(xn, *w_.qkv, qkv);
-    // Only K (roped) and V: the draft's prefill and commit run no attention.
-    View k = qkv.Cols(t.q_dim(), t.kv_dim());
-    View v = qkv.Cols(t.q_dim() + t.kv_dim(), t.kv_dim());
-    backend_.Rope(k, static_cast<int32_t>(t.num_kv_heads), static_cast<int32_t>(t.head_dim), plan_buf_.cos, plan_buf_.sin);
-    backend_.KvWrite(k, v, plan_buf_.slots, cache_.layer(0));
+    ForwardKv(plan_buf_, n);
   }
+}
+
+void DraftModel::ForwardKv(const DevicePlan& plan, int32_t n) {
+  const ModelConfig& t = target_.config();
+  const float eps = static_cast<float>(t.rms_eps);
+  View h = Buffer(kH, n), xn = Buffer(kXn, n), qkv = Buffer(kQkv, n);
+  backend_.Embedding(target_.weights().embedding->data(), t.hidden_size, plan.tokens, h);
+  backend_.RmsNorm(h, w_.self_norm->data(), eps, xn);
+  backend_.Linear(xn, *w_.qkv, qkv);
+  // Only K (roped) and V: no attention. The same K bits as a level's fused RoPE + KV write.
+  View k = qkv.Cols(t.q_dim(), t.kv_dim());
+  View v = qkv.Cols(t.q_dim() + t.kv_dim(), t.kv_dim());
+  backend_.Rope(k, static_cast<int32_t>(t.num_kv_heads), static_cast<int32_t>(t.head_dim), plan.cos, plan.sin);
+  backend_.KvWrite(k, v, plan.slots, cache_.layer(0));
 }
 
 Status DraftModel::Prefill(const std::vector<int32_t>& prompt) {
@@ -201,10 +206,6 @@ Status DraftModel::Commit(const DraftTree& tree, const std::vector<int32_t>& pat
 StatusOr<const float*> DraftModel::LevelLogits(const DraftTree& tree, int32_t first_row) {
   const ModelConfig& t = target_.config();
   const int32_t n = tree.size() - first_row;
-  const int32_t nh = static_cast<int32_t>(t.num_heads), nkv = static_cast<int32_t>(t.num_kv_heads);
-  const int32_t hd = static_cast<int32_t>(t.head_dim);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  const float eps = static_cast<float>(t.rms_eps);
   if (n > max_rows_) return FailedPreconditionError("draft level of " + std::to_string(n) + " rows exceeds the reserved rows");
   StepPlan plan = PlanStep(static_cast<int32_t>(cache_.committed()), tree.tokens, tree.parents, target_.rope(),
                            config_.window, AllRows(n), first_row);
@@ -218,24 +219,36 @@ StatusOr<const float*> DraftModel::LevelLogits(const DraftTree& tree, int32_t fi
     max_cross = std::max(max_cross, cross_len[r]);
   }
   backend_.CopyToDevice(cross_len_, cross_len.data(), n * sizeof(int32_t));
+  ForwardLevel(plan_buf_, n, max_cross);
+  host_logits_.resize(static_cast<size_t>(n) * t.vocab_size);
+  backend_.CopyToHost(host_logits_.data(), Buffer(kLogits, n).data, host_logits_.size() * sizeof(float));
+  LONGSPEC_RETURN_IF_ERROR(backend_.LastError());
+  return static_cast<const float*>(host_logits_.data());
+}
 
+void DraftModel::ForwardLevel(const DevicePlan& plan, int32_t n, int32_t max_cross) {
+  const ModelConfig& t = target_.config();
+  const int32_t nh = static_cast<int32_t>(t.num_heads), nkv = static_cast<int32_t>(t.num_kv_heads);
+  const int32_t hd = static_cast<int32_t>(t.head_dim);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const float eps = static_cast<float>(t.rms_eps);
   View h = Buffer(kH, n), xn = Buffer(kXn, n), qkv = Buffer(kQkv, n), attn = Buffer(kAttn, n);
   View cq = Buffer(kCrossQ, n), tmp = Buffer(kTmp, n), logits = Buffer(kLogits, n);
   const SwiGluScratch mlp{xn, Buffer(kGateUp, n), Buffer(kAct, n), tmp};
   float* lse = lse_;
   void* ws = ws_buf_ ? ws_buf_->data() : nullptr;
 
-  backend_.Embedding(target_.weights().embedding->data(), t.hidden_size, plan_buf_.tokens, h);
+  backend_.Embedding(target_.weights().embedding->data(), t.hidden_size, plan.tokens, h);
   // Self-attention over the window (ring) and the row's ancestors.
   backend_.RmsNorm(h, w_.self_norm->data(), eps, xn);
   backend_.Linear(xn, *w_.qkv, qkv);
-  backend_.RopeKvWrite(qkv, nh, nkv, hd, plan_buf_.cos, plan_buf_.sin, plan_buf_.slots, cache_.layer(0));
-  backend_.AttentionTree(TreeAttention(plan_buf_, qkv.Cols(0, t.q_dim()), cache_.layer(0), attn, lse, nh, scale));
+  backend_.RopeKvWrite(qkv, nh, nkv, hd, plan.cos, plan.sin, plan.slots, cache_.layer(0));
+  backend_.AttentionTree(TreeAttention(plan, qkv.Cols(0, t.q_dim()), cache_.layer(0), attn, lse, nh, scale));
   backend_.LinearAdd(attn, *w_.self_o, h, tmp);
   // Cross-attention over the target's last-layer cache.
   backend_.RmsNorm(h, w_.cross_norm->data(), eps, xn);
   backend_.Linear(xn, *w_.cross_q, cq);
-  backend_.Rope(cq, nh, hd, plan_buf_.cos, plan_buf_.sin);
+  backend_.Rope(cq, nh, hd, plan.cos, plan.sin);
   backend_.AttentionPrefix(PrefixAttention(cq, sequence_.cache().layer(t.num_layers - 1), cross_len_, max_cross, attn,
                                            lse, nh, scale, ws, ws_bytes_));
   backend_.LinearAdd(attn, *w_.cross_o, h, tmp);
@@ -247,10 +260,85 @@ StatusOr<const float*> DraftModel::LevelLogits(const DraftTree& tree, int32_t fi
     backend_.Convert(h, xn);
   }
   backend_.Linear(xn, *target_.weights().lm_head, logits);
-  host_logits_.resize(static_cast<size_t>(n) * t.vocab_size);
-  backend_.CopyToHost(host_logits_.data(), logits.data, host_logits_.size() * sizeof(float));
-  LONGSPEC_RETURN_IF_ERROR(backend_.LastError());
-  return static_cast<const float*>(host_logits_.data());
+}
+
+Status DraftModel::EnsureRound(const std::vector<int>& shape) {
+  int32_t widest = 1, most_parents = 1;
+  for (size_t l = 0; l < shape.size(); ++l) {
+    widest = std::max(widest, shape[l]);
+    if (l + 1 < shape.size()) most_parents = std::max(most_parents, shape[l]);
+  }
+  const int32_t rows_before = max_rows_;
+  LONGSPEC_RETURN_IF_ERROR(EnsureRows(widest));
+  bool moved = false;
+  LONGSPEC_RETURN_IF_ERROR(round_.Reserve(backend_, most_parents, widest, &moved));
+  if (moved || max_rows_ != rows_before) graphs_.clear();  // they hold the old addresses
+  const int32_t hd = static_cast<int32_t>(target_.config().head_dim);
+  if (level_plans_.size() < shape.size() + 1) level_plans_.resize(shape.size() + 1);
+  for (DevicePlan& p : level_plans_) {
+    if (p.max_rows() < max_rows_) {
+      LONGSPEC_RETURN_IF_ERROR(p.Reserve(backend_, max_rows_, hd));
+      graphs_.clear();
+    }
+  }
+  return Status::OK();
+}
+
+Status DraftModel::EnqueueTree(const std::vector<int>& shape, int32_t committed) {
+  const int32_t levels = static_cast<int32_t>(shape.size());  // 0: only the root's K/V
+  for (int w : shape) {
+    if (w > backend_.MaxTreeExpandWidth() || w > target_.config().vocab_size) {
+      return InvalidArgumentError("tree level width " + std::to_string(w) + " exceeds what " + backend_.name() +
+                                  " grows on the device (" + std::to_string(backend_.MaxTreeExpandWidth()) + ")");
+    }
+  }
+  LONGSPEC_RETURN_IF_ERROR(EnsureRound(shape));
+  const std::vector<int32_t> starts = ShapeLevelStarts(shape);
+  const std::vector<int32_t> parents = ShapeParents(shape);
+  const int32_t window = config_.window;
+  // Plans of every level (the last one: the leaves, K/V only), from the shape alone; the
+  // tree-dependent entries are filled on the device from the tree as it grows.
+  for (int32_t l = 0; l <= levels; ++l) {
+    const int32_t end = starts[l + 1], rows = end - starts[l];
+    StepPlan plan = PlanStep(committed, std::vector<int32_t>(end, 0),
+                             std::vector<int32_t>(parents.begin(), parents.begin() + end), target_.rope(), window,
+                             AllRows(rows), starts[l]);
+    level_plans_[l].Upload(backend_, plan);
+  }
+  // Every node sits at a position >= committed, so cross-attention sees all committed target keys.
+  cross_staging_.assign(max_rows_, committed);
+  backend_.CopyToDevice(cross_len_, cross_staging_.data(), cross_staging_.size() * sizeof(int32_t));
+  const int32_t bucket = static_cast<int32_t>(std::min<int64_t>(KvBucket(committed), sequence_.max_positions()));
+  const DeviceTree tree = round_.tree();
+  auto enqueue = [&]() {
+    for (int32_t l = 0; l < levels; ++l) {
+      const int32_t rows = starts[l + 1] - starts[l];
+      level_plans_[l].FillFromTree(backend_, tree, starts[l], window);
+      ForwardLevel(level_plans_[l], rows, bucket);
+      backend_.TreeExpand(Buffer(kLogits, rows), tree, starts[l], starts[l + 1], shape[l], round_.expand_scratch());
+    }
+    level_plans_[levels].FillFromTree(backend_, tree, starts[levels], window);
+    ForwardKv(level_plans_[levels], starts[levels + 1] - starts[levels]);
+  };
+  if (!backend_.SupportsGraphs()) {
+    enqueue();
+    return Status::OK();
+  }
+  auto key = std::make_pair(shape, bucket);
+  auto it = graphs_.find(key);
+  if (it == graphs_.end()) {
+    LONGSPEC_RETURN_IF_ERROR(backend_.BeginCapture());
+    enqueue();
+    LONGSPEC_ASSIGN_OR_RETURN(auto graph, backend_.EndCapture());
+    it = graphs_.emplace(std::move(key), std::move(graph)).first;
+  }
+  backend_.Replay(*it->second);
+  return Status::OK();
+}
+
+void DraftModel::EnqueueCommit() {
+  backend_.KvCommitPath(cache_.layer(0), 1, cache_.layer_stride_bytes(), round_.path(), round_.count(),
+                        round_.committed(), DeviceRoundState::kMaxPath);
 }
 
 }  // namespace longspec

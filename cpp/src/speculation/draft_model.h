@@ -8,12 +8,16 @@
 // and its position: prefill and commit compute K/V alone (no attention, no MLP, no LM head).
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "model/target_model.h"
 #include "model/kv_cache.h"
 #include "model/step_plan.h"
+#include "speculation/device_round.h"
 #include "speculation/draft_config.h"
 #include "speculation/drafter.h"
 
@@ -42,11 +46,31 @@ class DraftModel final : public Drafter {
   int64_t cache_bytes() const override { return cache_.allocated_bytes(); }
   Status EnsureRows(int32_t rows) override;
 
+  // ---- the round on the device (speculation/device_round.h) ---------------------------------
+  // The round's device state (tree, path, emitted tokens) of this sequence.
+  DeviceRoundState& round() { return round_; }
+  // Enqueues the growth of a tree of `shape` from the root uploaded by round().BeginRound at
+  // committed length `committed` (the target's too): each level's nodes run through the draft
+  // (their K/V land in the ring's tree slots), then Backend::TreeExpand adds the next level; the
+  // last level's K/V are computed too, so that commit is a move. Replays a captured graph per
+  // (shape, cross-attention bucket) when the backend has graphs.
+  Status EnqueueTree(const std::vector<int>& shape, int32_t committed);
+  // Enqueues the move of the accepted path (round().path(), count(), committed()) into the ring;
+  // the host then calls AdvanceCommitted with the count it read back.
+  void EnqueueCommit();
+  void AdvanceCommitted(int64_t n) { cache_.set_committed(cache_.committed() + n); }
+
  private:
   DraftModel(const TargetModel& target, TargetSequence& sequence)
       : target_(target), sequence_(sequence), backend_(target.backend()) {}
   // Computes K/V of `tokens` at positions first_position.. and writes them into the ring.
   void WriteKv(const std::vector<int32_t>& tokens, int64_t first_position);
+  // Enqueues the draft layer over the `n` rows of an uploaded plan (cross-attention lengths in
+  // cross_len_, at most max_cross) up to the LM head's logits in Buffer(kLogits).
+  void ForwardLevel(const DevicePlan& plan, int32_t n, int32_t max_cross);
+  // Enqueues only the K/V of the plan's `n` rows (embedding, norm, QKV, RoPE) into the ring.
+  void ForwardKv(const DevicePlan& plan, int32_t n);
+  Status EnsureRound(const std::vector<int>& shape);
   View Buffer(int idx, int64_t rows) const;
 
   const TargetModel& target_;
@@ -64,6 +88,11 @@ class DraftModel final : public Drafter {
   float* lse_ = nullptr;
   int32_t* cross_len_ = nullptr;
   std::vector<float> host_logits_;
+  // Device round: one plan per level (the last for the leaves' K/V), graphs by (shape, bucket).
+  DeviceRoundState round_;
+  std::vector<DevicePlan> level_plans_;
+  std::vector<int32_t> cross_staging_;
+  std::map<std::pair<std::vector<int>, int32_t>, std::unique_ptr<CapturedGraph>> graphs_;
 };
 
 }  // namespace longspec

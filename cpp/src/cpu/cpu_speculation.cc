@@ -1,0 +1,138 @@
+// The CPU backend's speculation ops (backend.h, "speculation on the device"): tree growth,
+// plan filling, greedy acceptance and commit, over host memory. They define the semantics the
+// CUDA kernels are tested against.
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+#include <cstring>
+
+#include "cpu/cpu_ops.h"
+
+namespace longspec::cpu {
+
+namespace {
+
+struct Candidate {
+  double score;
+  int32_t parent;
+  int32_t token;
+};
+
+bool Better(const Candidate& a, const Candidate& b) {
+  if (a.score != b.score) return a.score > b.score;
+  if (a.parent != b.parent) return a.parent < b.parent;
+  return a.token < b.token;
+}
+
+// The `k` largest logits of a row, best first (equal logits: lower token first), appended to
+// `out` as candidates under `parent` with scores parent_score + log_softmax. NaN never wins.
+Candidate* TopCandidates(const float* row, int64_t vocab, int32_t k, int32_t parent, double parent_score,
+                         Candidate* out) {
+  double max_l = -INFINITY;
+  for (int64_t i = 0; i < vocab; ++i)
+    if (row[i] == row[i]) max_l = std::max(max_l, static_cast<double>(row[i]));
+  double sum = 0.0;
+  for (int64_t i = 0; i < vocab; ++i)
+    if (row[i] == row[i]) sum += std::exp(static_cast<double>(row[i]) - max_l);
+  const double lse = max_l + std::log(sum);
+  // A sorted buffer of at most k (value, token), insertion after equal values keeps lower tokens
+  // first; a full buffer admits only a strictly larger value.
+  int32_t n = 0;
+  for (int64_t i = 0; i < vocab; ++i) {
+    const float v = row[i];
+    if (v != v || (n == k && !(v > out[n - 1].score))) continue;
+    int32_t pos = n < k ? n : k - 1;
+    while (pos > 0 && v > out[pos - 1].score) {
+      out[pos] = out[pos - 1];
+      --pos;
+    }
+    out[pos] = {static_cast<double>(v), parent, static_cast<int32_t>(i)};
+    n = std::min(n + 1, k);
+  }
+  for (int32_t j = 0; j < n; ++j) out[j].score = parent_score + (out[j].score - lse);
+  return out + n;
+}
+
+}  // namespace
+
+size_t TreeExpandScratchBytes(int32_t parents, int32_t width) {
+  return static_cast<size_t>(parents) * width * sizeof(Candidate);
+}
+
+void TreeExpand(View logits, DeviceTree tree, int32_t level_begin, int32_t level_end, int32_t width, void* scratch) {
+  assert(logits.dtype == DType::kF32 && logits.rows >= level_end - level_begin && width >= 1 && width <= logits.cols);
+  Candidate* begin = static_cast<Candidate*>(scratch);
+  Candidate* end = begin;
+  for (int32_t node = level_begin; node < level_end; ++node) {
+    end = TopCandidates(logits.row<const float>(node - level_begin), logits.cols, width, node, tree.scores[node], end);
+  }
+  const int64_t keep = std::min<int64_t>(end - begin, width);
+  std::partial_sort(begin, begin + keep, end, Better);
+  // Grouped by parent ascending, best first within a parent (Better's order breaks no tie left).
+  std::sort(begin, begin + keep, [](const Candidate& a, const Candidate& b) {
+    return a.parent != b.parent ? a.parent < b.parent : Better(a, b);
+  });
+  for (int64_t j = 0; j < keep; ++j) {
+    const int32_t id = level_end + static_cast<int32_t>(j);
+    tree.tokens[id] = begin[j].token;
+    tree.parents[id] = begin[j].parent;
+    tree.scores[id] = static_cast<float>(begin[j].score);
+  }
+}
+
+void TreePlanFill(DeviceTree tree, int32_t first_row, int32_t rows, int32_t step_base, const int32_t* visible_offsets,
+                  int32_t* visible_slots, int32_t* tokens) {
+  for (int32_t r = 0; r < rows; ++r) {
+    int32_t node = first_row + r;
+    if (tokens != nullptr) tokens[r] = tree.tokens[node];
+    for (int32_t j = visible_offsets[r + 1] - 1; j >= visible_offsets[r]; --j) {
+      assert(node >= 0);
+      visible_slots[j] = step_base + node;
+      node = tree.parents[node];
+    }
+  }
+}
+
+void TreeAcceptGreedy(DeviceTree tree, int32_t num_nodes, const int32_t* argmax, int32_t* path, int32_t* emitted,
+                      int32_t* count) {
+  int32_t node = 0, n = 0;
+  path[n] = 0;
+  for (;;) {
+    // Children of `node` follow it in node order; the first whose token is the target's choice.
+    int32_t next = -1;
+    for (int32_t c = node + 1; c < num_nodes && next < 0; ++c)
+      if (tree.parents[c] == node && tree.tokens[c] == argmax[node]) next = c;
+    if (next < 0) break;
+    emitted[n] = tree.tokens[next];
+    path[++n] = next;
+    node = next;
+  }
+  emitted[n] = argmax[node];
+  *count = n + 1;
+}
+
+void KvCommitPath(KvLayerView first, int32_t num_layers, int64_t layer_stride, const int32_t* path,
+                  const int32_t* count, const int32_t* committed, int32_t max_count) {
+  const int32_t n = *count, c = *committed;
+  assert(n >= 0 && n <= max_count);
+  (void)max_count;
+  const int64_t d = first.head_dim;
+  const int32_t base = first.ring > 0 ? first.ring : c;
+  for (int32_t l = 0; l < num_layers; ++l) {
+    float* k = reinterpret_cast<float*>(static_cast<char*>(first.k) + l * layer_stride);
+    float* v = reinterpret_cast<float*>(static_cast<char*>(first.v) + l * layer_stride);
+    for (int32_t i = 0; i < n; ++i) {
+      // Ascending: a destination is below every later source (the ring lies below the tree slots,
+      // and in a linear cache c + i <= c + path[i]).
+      const int64_t src = base + path[i];
+      const int64_t dst = first.ring > 0 ? (c + i) % first.ring : c + i;
+      if (src == dst) continue;
+      for (int h = 0; h < first.num_kv_heads; ++h) {
+        std::memcpy(k + (h * first.capacity + dst) * d, k + (h * first.capacity + src) * d, d * sizeof(float));
+        std::memcpy(v + (h * first.capacity + dst) * d, v + (h * first.capacity + src) * d, d * sizeof(float));
+      }
+    }
+  }
+}
+
+}  // namespace longspec::cpu

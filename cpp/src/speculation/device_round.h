@@ -1,0 +1,56 @@
+// Backend memory of one sequence's speculation rounds, laid out so that a round needs one
+// upload (the committed length and the root token, adjacent) and one read-back (the emitted
+// count and tokens, adjacent):
+//
+//   [committed | tree tokens ... | tree parents | tree scores | path | count | emitted | scratch]
+//
+// The round on the device (engine/speculative.cc): the draft grows the tree level by level
+// into `tree()` (Backend::TreeExpand), the target verifies it (TargetSequence::StepDeviceTree),
+// Backend::TreeAcceptGreedy writes the path and the emitted tokens, and KvCommitPath moves the
+// accepted K/V in the target cache and the draft ring. Addresses never change after Reserve
+// grows the buffer, so captured graphs stay valid until then.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "backend/backend.h"
+#include "longspec/config.h"
+
+namespace longspec {
+
+class DeviceRoundState {
+ public:
+  static constexpr int32_t kMaxNodes = kMaxTreeNodes + 1;
+  static constexpr int32_t kMaxPath = kMaxTreeDepth + 2;
+
+  // Room for levels of up to `max_parents` parents x `max_width` children in the tree-growth
+  // scratch. Returns true in *moved when the buffer was reallocated (graphs must be recaptured).
+  Status Reserve(Backend& backend, int32_t max_parents, int32_t max_width, bool* moved);
+
+  DeviceTree tree() const { return tree_; }
+  const int32_t* committed() const { return words_; }
+  int32_t* path() const { return path_; }
+  int32_t* count() const { return count_; }
+  int32_t* emitted() const { return count_ + 1; }
+  void* expand_scratch() const { return scratch_; }
+
+  // Enqueues the upload of the round's committed length and root token.
+  void BeginRound(Backend& backend, int32_t committed, int32_t root);
+  // Waits for the round and reads the emitted tokens (accepted draft tokens, then the bonus).
+  Status ReadEmitted(Backend& backend, std::vector<int32_t>* emitted);
+  // Enqueues the upload of a host-chosen path (sampling acceptance) as path + count.
+  void UploadPath(Backend& backend, const std::vector<int32_t>& path);
+
+ private:
+  std::unique_ptr<DeviceBuffer> buf_;
+  int32_t* words_ = nullptr;
+  DeviceTree tree_;
+  int32_t* path_ = nullptr;
+  int32_t* count_ = nullptr;
+  void* scratch_ = nullptr;
+  size_t scratch_bytes_ = 0;
+  std::vector<int32_t> staging_;
+};
+
+}  // namespace longspec

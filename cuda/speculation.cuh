@@ -1,0 +1,196 @@
+// Kernels of the speculation round on the device (semantics: backend.h, "speculation on the
+// device"; reference: cpp/src/cpu/cpu_speculation.cc):
+//   tree growth   one block per parent node: log-sum-exp and the top-k of its logits row
+//                 (per-thread sorted lists, merged per warp, then per block), then one block
+//                 ranks all candidates of the level and writes the new nodes;
+//   plan filling  a thread per row walks the row's ancestors;
+//   acceptance    one warp walks the accepted path (children searched 32 at a time);
+//   commit        a block per (kv head, layer) copies the path's K/V rows into place.
+// The tree is small (<= a few hundred nodes) and each kernel is one pass over its data.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+#include "ptx.cuh"
+
+namespace longspec::cuda {
+
+// Widest level the device tree growth takes (register lists of this many entries per thread).
+constexpr int kTreeExpandMaxWidth = 32;
+
+struct TreeExpandParams {
+  const float* logits = nullptr;  // [level_end - level_begin, vocab], row stride `stride`
+  int64_t stride = 0;
+  int vocab = 0;
+  int32_t* tokens = nullptr;      // the device tree
+  int32_t* parents = nullptr;
+  float* scores = nullptr;
+  int level_begin = 0, level_end = 0, width = 0;
+  float* cand_score = nullptr;    // scratch [parents][width]
+  int32_t* cand_token = nullptr;  // scratch [parents][width]
+};
+
+// Candidate order inside one logits row: larger value first, equal values by lower index.
+__device__ __forceinline__ bool topk_before(float av, int ai, float bv, int bi) {
+  return av > bv || (av == bv && ai < bi);
+}
+
+// A sorted list of the K best (value, index) a thread has seen; empty entries are (-inf, INT_MAX).
+template <int K>
+struct TopList {
+  float v[K];
+  int i[K];
+  __device__ __forceinline__ void clear() {
+#pragma unroll
+    for (int j = 0; j < K; ++j) {
+      v[j] = -INFINITY;
+      i[j] = 0x7fffffff;
+    }
+  }
+  // Inserts (x, c) where c is larger than every index inserted before (so an equal value goes
+  // after the entries already there); a full list takes only a strictly larger value.
+  __device__ __forceinline__ void insert(float x, int c) {
+    if (!(x > v[K - 1])) return;
+#pragma unroll
+    for (int j = 0; j < K; ++j) {
+      if (x > v[j]) {
+        const float tv = v[j];
+        const int ti = i[j];
+        v[j] = x;
+        i[j] = c;
+        x = tv;
+        c = ti;
+      }
+    }
+  }
+  __device__ __forceinline__ void pop_front() {
+#pragma unroll
+    for (int j = 0; j + 1 < K; ++j) {
+      v[j] = v[j + 1];
+      i[j] = i[j + 1];
+    }
+    v[K - 1] = -INFINITY;
+    i[K - 1] = 0x7fffffff;
+  }
+};
+
+// Merges the 32 lanes' sorted lists: afterwards lane r holds the warp's r-th best entry in
+// (*rv, *ri) for r < K (indices are distinct across lanes, so exactly one lane pops per round).
+template <int K>
+__device__ __forceinline__ void warp_merge_top(TopList<K>& list, int lane, float* rv, int* ri) {
+  *rv = -INFINITY;
+  *ri = 0x7fffffff;
+#pragma unroll 1
+  for (int r = 0; r < K; ++r) {
+    float bv = list.v[0];
+    int bi = list.i[0];
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+      const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+      if (topk_before(ov, oi, bv, bi)) {
+        bv = ov;
+        bi = oi;
+      }
+    }
+    if (lane == r) {
+      *rv = bv;
+      *ri = bi;
+    }
+    if (bi == 0x7fffffff) break;  // every list is empty
+    if (list.i[0] == bi) list.pop_front();
+  }
+}
+
+// Merges two (max, sum of exp(x - max)) pairs.
+__device__ __forceinline__ void lse_merge(float& m, float& s, float om, float os) {
+  const float mn = fmaxf(m, om);
+  if (mn == -INFINITY) return;
+  s = s * __expf(m - mn) + os * __expf(om - mn);
+  m = mn;
+}
+
+template <int K, int THREADS>
+__global__ void __launch_bounds__(THREADS) tree_topk_kernel(const TreeExpandParams p) {
+  constexpr int kWarps = THREADS / 32;
+  __shared__ float warp_v[kWarps][K];
+  __shared__ int warp_i[kWarps][K];
+  __shared__ float warp_m[kWarps], warp_s[kWarps];
+  pdl_wait();
+  const int row = blockIdx.x, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const float* l = p.logits + int64_t(row) * p.stride;
+  TopList<K> list;
+  list.clear();
+  float m = -INFINITY, s = 0.0f;
+  for (int c = tid; c < p.vocab; c += THREADS) {
+    const float x = l[c];
+    if (!(x > -INFINITY)) continue;  // NaN and -inf take no part
+    if (x > m) {
+      s = s * __expf(m - x) + 1.0f;
+      m = x;
+    } else {
+      s += __expf(x - m);
+    }
+    list.insert(x, c);
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const float om = __shfl_xor_sync(0xffffffffu, m, o), os = __shfl_xor_sync(0xffffffffu, s, o);
+    lse_merge(m, s, om, os);
+  }
+  float rv;
+  int ri;
+  warp_merge_top<K>(list, lane, &rv, &ri);
+  if (lane < K) {
+    warp_v[warp][lane] = rv;
+    warp_i[warp][lane] = ri;
+  }
+  if (lane == 0) {
+    warp_m[warp] = m;
+    warp_s[warp] = s;
+  }
+  __syncthreads();
+  if (warp != 0) return;
+  list.clear();
+  if (lane < kWarps) {
+#pragma unroll
+    for (int j = 0; j < K; ++j) {
+      list.v[j] = warp_v[lane][j];
+      list.i[j] = warp_i[lane][j];
+    }
+  }
+  warp_merge_top<K>(list, lane, &rv, &ri);
+  m = warp_m[0];
+  s = warp_s[0];
+  for (int w = 1; w < kWarps; ++w) lse_merge(m, s, warp_m[w], warp_s[w]);
+  const float lse = m + __logf(s);
+  if (lane < p.width) {
+    const float parent_score = p.scores[p.level_begin + row];
+    p.cand_score[row * p.width + lane] = parent_score + (rv - lse);
+    p.cand_token[row * p.width + lane] = ri;
+  }
+  pdl_launch_dependents();
+}
+
+// Candidate order across the level: higher score, then lower parent, then lower token.
+__device__ __forceinline__ bool candidate_before(float as, int ap, int at, float bs, int bp, int bt) {
+  if (as != bs) return as > bs;
+  if (ap != bp) return ap < bp;
+  return at < bt;
+}
+
+constexpr int kTreeSelectThreads = 256;
+
+// Non-template kernels, defined in speculation.cu.
+__global__ void __launch_bounds__(kTreeSelectThreads) tree_select_kernel(const TreeExpandParams p);
+__global__ void tree_plan_fill_kernel(const int32_t* tree_tokens, const int32_t* tree_parents, int first_row, int rows,
+                                      int step_base, const int32_t* visible_offsets, int32_t* visible_slots,
+                                      int32_t* tokens);
+__global__ void tree_accept_greedy_kernel(const int32_t* tokens, const int32_t* parents, int num_nodes,
+                                          const int32_t* argmax, int32_t* path, int32_t* emitted, int32_t* count);
+__global__ void kv_commit_path_kernel(__nv_bfloat16* k0, __nv_bfloat16* v0, int64_t layer_stride_elems,
+                                      int64_t capacity, int head_dim, int ring, const int32_t* path,
+                                      const int32_t* count, const int32_t* committed);
+
+}  // namespace longspec::cuda
