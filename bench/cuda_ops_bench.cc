@@ -248,7 +248,7 @@ int main(int argc, char** argv) {
   } else if (what == "attn" && argc == 7) {
     BenchAttention(be, {{"attn", arg(2), arg(3), arg(4)}}, {arg(5)}, {arg(6)});
   } else {
-    if (what == "gemm" || what == "all") BenchGemm(be, {}, {1, 69, 2048});
+    if (what == "gemm" || what == "all") BenchGemm(be, {}, {1, 8, 16, 69, 2048});
     if (what == "attn" || what == "all") BenchAttention(be, {}, {8192, 32768, 131072}, {1, 69});
   }
   const Status st = be.LastError();

@@ -2,29 +2,22 @@
 // gemm.cuh, so the choice never changes a bit).
 #include <cuda_runtime.h>
 
-#include <type_traits>
-
 #include "cuda_ops.h"
 
 namespace longspec::cuda {
 
 namespace {
 
-using TileDecode = GemmTile<1, 4, 1, 1, 12>;      // 16 x 32: four warps, one n8 tile each
-using TileDecodeSwiGlu = GemmTile<1, 4, 1, 2, 8>;  // 16 x 64: a gate and an up tile per warp
 using TileRows32 = GemmTile<1, 2, 2, 2, 8>;
 using TileRows64 = GemmTile<1, 2, 4, 2, 4>;
 using TileRows128 = GemmTile<1, 2, 8, 2, 4>;   // verification of a default tree (69 rows)
 using TilePrefill = GemmTile<2, 4, 4, 4, 3>;   // 128 x 128, 8 warps
-using SplitK = GemmSplitK<4>;                  // 32 columns, four warps per n8 tile
-// Staged x and partials: one row up to K = 56k, eight rows up to K = 7k; larger calls take the
-// tile kernels (same bits, see gemm.cuh).
-constexpr size_t kSplitKSmemMax = 144 * 1024;
+using SplitK = GemmSplitK<4>;                  // 32 columns, four warps per n8 tile, up to 16 rows
 
 template <GemmEpilogue EP>
 cudaError_t LaunchSplitK(const LaunchContext& ctx, const GemmParams& p) {
-  const size_t smem = SplitK::SmemBytes(p.M, p.K);
-  if (p.M > kGemmSplitKRowsMax || smem > kSplitKSmemMax) return cudaErrorInvalidValue;
+  if (p.M > kGemmSplitKRowsMax) return cudaErrorInvalidValue;
+  const size_t smem = SplitK::SmemBytes(p.M, p.K);  // at most SplitK::kSmemMax, whatever K
   const dim3 grid(GemmPaddedTiles(p.N) / SplitK::kTiles);
   return Launch(ctx, gemm_bf16_splitk_kernel<SplitK, EP>, grid, dim3(SplitK::kThreads), smem, p);
 }
@@ -35,15 +28,10 @@ cudaError_t LaunchTile(const LaunchContext& ctx, const GemmParams& p) {
   return Launch(ctx, gemm_bf16_kernel<T, EP>, grid, dim3(T::kThreads), T::kSmemBytes, p);
 }
 
-// SwiGLU needs a gate tile and its up tile in one warp.
-template <GemmEpilogue EP>
-using DecodeTile = std::conditional_t<EP == GemmEpilogue::kSiluMulBf16, TileDecodeSwiGlu, TileDecode>;
-
 // The kernel by row count (which one runs never changes a bit, see gemm.cuh).
 template <GemmEpilogue EP>
 cudaError_t LaunchEpilogue(const LaunchContext& ctx, const GemmParams& p) {
-  if (p.M <= kGemmSplitKRowsMax && SplitK::SmemBytes(p.M, p.K) <= kSplitKSmemMax) return LaunchSplitK<EP>(ctx, p);
-  if (p.M <= 16) return LaunchTile<DecodeTile<EP>, EP>(ctx, p);
+  if (p.M <= kGemmSplitKRowsMax) return LaunchSplitK<EP>(ctx, p);
   if (p.M <= 32) return LaunchTile<TileRows32, EP>(ctx, p);
   if (p.M <= 64) return LaunchTile<TileRows64, EP>(ctx, p);
   if (p.M <= 128) return LaunchTile<TileRows128, EP>(ctx, p);
@@ -52,8 +40,7 @@ cudaError_t LaunchEpilogue(const LaunchContext& ctx, const GemmParams& p) {
 
 template <GemmEpilogue EP>
 cudaError_t PrepareEpilogue() {
-  for (cudaError_t e : {PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP>, kSplitKSmemMax),
-                        PrepareKernel(gemm_bf16_kernel<DecodeTile<EP>, EP>, DecodeTile<EP>::kSmemBytes),
+  for (cudaError_t e : {PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP>, SplitK::kSmemMax),
                         PrepareKernel(gemm_bf16_kernel<TileRows32, EP>, TileRows32::kSmemBytes),
                         PrepareKernel(gemm_bf16_kernel<TileRows64, EP>, TileRows64::kSmemBytes),
                         PrepareKernel(gemm_bf16_kernel<TileRows128, EP>, TileRows128::kSmemBytes),

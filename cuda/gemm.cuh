@@ -21,13 +21,15 @@
 // its W tiles per pipeline stage through cp.async, STAGES deep; each warp owns MT m16 tiles and
 // WN n8 tiles.
 //
-// Split-K kernel (M <= 8, decode and small trees): weights are bandwidth, not FLOPs, and one n8
+// Split-K kernel (M <= 16, decode and small trees): weights are bandwidth, not FLOPs, and one n8
 // column tile over all of K is too little work to spread a layer over 132 SMs. A block holds NT
 // n8 tiles; CW warps per tile take its chunks round robin, loading B fragments straight from
 // global memory into registers (the packed layout is the fragment layout; the next chunk's loads
-// are in flight while the current one multiplies). The block stages its x rows in shared memory
-// once (ldmatrix gives the A fragments: rows past M read a zero row). Partials meet in shared
-// memory and one thread per output adds them in chunk order.
+// are in flight while the current one multiplies). The block walks K in rounds of CW consecutive
+// chunks: round r's x columns are staged in shared memory (double buffered: round r + 1's copy is
+// in flight while round r multiplies; ldmatrix gives the A fragments, rows past M read zeros),
+// each warp leaves its chunk's partials in shared memory, and one thread per output adds them in
+// chunk order to a running total in a register. Shared memory depends on M, not on K.
 //
 // Epilogues: store (bf16 or fp32), accumulate into an fp32 residual, SwiGLU (W rows interleaved
 // as 8 gate rows then the 8 matching up rows; out = silu(gate) * up), and argmax (packed
@@ -296,36 +298,51 @@ __global__ void __launch_bounds__(T::kThreads) gemm_bf16_kernel(const GemmParams
   gemm_epilogue<EP>(p, total, m0 + wm * 16 * T::kMT, n0 + wn * 8 * T::kWN, lane);
 }
 
-// Split-K kernel for M <= kGemmSplitKRowsMax: NT n8 tiles per block (whole 32-column groups: the
-// argmax epilogue folds one row per warp), CW warps per tile taking its chunks round robin.
-constexpr int kGemmSplitKRowsMax = 8;
+// Split-K kernel for M <= kGemmSplitKRowsMax: NT n8 tiles per block (whole 32-column groups), CW
+// warps per tile; warp (tile, cw) computes chunk r * CW + cw of round r. 32 columns times 16 rows
+// is one thread per output for the 512 threads of CW = 4 (the argmax epilogue folds a row in a
+// warp, SwiGLU finds a gate column's up column 8 lanes on).
+constexpr int kGemmSplitKRowsMax = 16;
 
 template <int CW_>
 struct GemmSplitK {
   static constexpr int kTiles = kGemmGroupTiles, kChunkWarps = CW_;
   static constexpr int kCols = kGemmTileRows * kTiles;  // 32
   static constexpr int kThreads = 32 * kTiles * kChunkWarps;
-  static_assert(kThreads >= 32 * kGemmSplitKRowsMax, "the epilogue gives each row one warp");
-  // Staged x row stride: K padded to whole 64-k stages, plus 8 so that rows start in other banks.
-  static constexpr int XLd(int k) { return GemmKTiles(k) * 64 + 8; }
-  static constexpr size_t PartialBytes(int m, int k) { return size_t(GemmKChunks(k)) * m * kCols * sizeof(float); }
-  // Partial sums [chunks][M][kCols] fp32, then x [M][XLd] bf16, then one 16-byte zero row.
+  static_assert(kCols == 32 && kThreads == kCols * kGemmSplitKRowsMax, "one thread per output, a warp per row");
+  static constexpr int kRoundK = kChunkWarps * kGemmChunkK;  // x columns of a round
+  // Partial rows padded by 8 floats: the 16 lanes of a half-warp's float2 stores (rows g..g+3)
+  // fall in 32 different banks.
+  static constexpr int kPartialLd = kCols + 8;
+  // Rows past M point their ldmatrix addresses into a zero block as long as a chunk.
+  static constexpr int kZeroBytes = kGemmChunkK * int(sizeof(__nv_bfloat16));
+  static constexpr int Rounds(int k) { return (GemmKChunks(k) + kChunkWarps - 1) / kChunkWarps; }
+  // Staged x columns per round: a round, or all of K padded to 64 when K fits in one round.
+  static constexpr int XCols(int k) { return GemmKTiles(k) * 64 < kRoundK ? GemmKTiles(k) * 64 : kRoundK; }
+  // Row stride +8 elements: consecutive rows start 16 bytes apart in the banks (ldmatrix reads
+  // eight rows of 16 bytes without a conflict).
+  static constexpr int XLd(int k) { return XCols(k) + 8; }
+  static constexpr int XBuffers(int k) { return Rounds(k) > 1 ? 2 : 1; }
+  static constexpr size_t PartialBytes(int m) { return size_t(kChunkWarps) * m * kPartialLd * sizeof(float); }
+  // Partials [CW][M][kPartialLd] fp32, then x [buffers][M][XLd] bf16, then the zero block.
   static constexpr size_t SmemBytes(int m, int k) {
-    return PartialBytes(m, k) + size_t(m) * XLd(k) * sizeof(__nv_bfloat16) + 16;
+    return PartialBytes(m) + size_t(XBuffers(k)) * m * XLd(k) * sizeof(__nv_bfloat16) + kZeroBytes;
   }
+  static constexpr size_t kSmemMax = SmemBytes(kGemmSplitKRowsMax, 2 * kRoundK);
 };
 
 template <class S, GemmEpilogue EP>
-__global__ void __launch_bounds__(S::kThreads) gemm_bf16_splitk_kernel(const GemmParams p) {
+__global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const GemmParams p) {
   extern __shared__ __align__(16) float partial[];
+  constexpr int CW = S::kChunkWarps;
   constexpr int kStageElems = kGemmGroupTiles * 2 * kGemmBlockElems;  // a tile's next 64-k stage
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int jt = warp % S::kTiles, cw = warp / S::kTiles;
-  const int k_tiles = GemmKTiles(p.K), chunks = GemmKChunks(p.K);
-  const int x_ld = S::XLd(p.K);
-  __nv_bfloat16* x_s = reinterpret_cast<__nv_bfloat16*>(reinterpret_cast<unsigned char*>(partial) +
-                                                         S::PartialBytes(p.M, p.K));
-  __nv_bfloat16* zero_row = x_s + int64_t(p.M) * x_ld;
+  const int k_tiles = GemmKTiles(p.K), chunks = GemmKChunks(p.K), rounds = S::Rounds(p.K);
+  const int x_cols = S::XCols(p.K), x_ld = x_cols + 8, x_elems = p.M * x_ld;  // x_elems: one buffer
+  __nv_bfloat16* x_s =
+      reinterpret_cast<__nv_bfloat16*>(reinterpret_cast<unsigned char*>(partial) + S::PartialBytes(p.M));
+  __nv_bfloat16* zero = x_s + S::XBuffers(p.K) * x_elems;
   const __nv_bfloat16* w_lane = p.w + GemmTileStageOffset(blockIdx.x * S::kTiles + jt, 0, k_tiles) + lane * 8;
 
   // A lane's B fragments for the four stages of chunk c (zero past the last stage).
@@ -343,69 +360,95 @@ __global__ void __launch_bounds__(S::kThreads) gemm_bf16_splitk_kernel(const Gem
     }
   };
 
-  uint4 cur[kGemmChunkTiles][2], nxt[kGemmChunkTiles][2];
-  // Weights never depend on the previous kernel: start streaming them before waiting for it.
-  if (cw < chunks) load_chunk(cw, cur);
-  pdl_wait();
-  {  // x rows into shared memory, zero past K; the zero row for rows past M.
-    const int pieces = x_ld / 8 - 1;  // 16-byte pieces per padded row (the +8 pad is never read)
-    for (int i = tid; i < p.M * pieces; i += S::kThreads) {
-      const int r = i / pieces, c8 = (i % pieces) * 8;
-      const bool ok = c8 < p.K;
-      cp_async_16(x_s + int64_t(r) * x_ld + c8, ok ? p.x + int64_t(r) * p.x_stride + c8 : p.x, ok);
-    }
-    cp_async_commit();
-    if (tid == 0) *reinterpret_cast<uint4*>(zero_row) = make_uint4(0, 0, 0, 0);
-    cp_async_wait<0>();
-    __syncthreads();
-  }
-  // ldmatrix.x2 row addresses: lane l gives row l % 8 of matrix l / 8 (k + 0 or k + 8).
-  const int lr = lane & 7;
-  const __nv_bfloat16* a_lane = lr < p.M ? x_s + lr * x_ld + ((lane >> 3) & 1) * 8 : zero_row;
-  const int a_step = lr < p.M ? 1 : 0;  // the zero row stays put
-  const int g = lane >> 2, t = lane & 3;
-  for (int c = cw; c < chunks; c += S::kChunkWarps) {
-    if (c + S::kChunkWarps < chunks) load_chunk(c + S::kChunkWarps, nxt);
-    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  // Round r's x columns [r * kRoundK, + x_cols) of rows 0..M-1 into buffer r % 2, zero from K on.
+  // Thread tid copies 16 bytes at column xc of rows xr0, xr0 + kXRowStep, ...
+  constexpr int kXRowPieces = S::kRoundK / 8;
+  constexpr int kXRowStep = S::kThreads / kXRowPieces;
+  constexpr int kXPer = kGemmSplitKRowsMax / kXRowStep;
+  static_assert(S::kThreads % kXRowPieces == 0 && kGemmSplitKRowsMax % kXRowStep == 0, "x pieces per thread");
+  const int xr0 = tid / kXRowPieces, xc = (tid % kXRowPieces) * 8;
+  const __nv_bfloat16* x_row0 = p.x + int64_t(xr0) * p.x_stride;
+  auto stage_x = [&](int r) {
+    if (xc >= x_cols) return;
+    const int k = r * S::kRoundK + xc;
+    __nv_bfloat16* dst = x_s + (r & 1) * x_elems + xr0 * x_ld + xc;
 #pragma unroll
-    for (int i = 0; i < kGemmChunkTiles; ++i) {
-      const int kt = c * kGemmChunkTiles + i;
-      if (kt >= k_tiles) break;
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {
-        uint32_t a[4] = {0u, 0u, 0u, 0u};  // rows 8..15 (a1, a3) are past kGemmSplitKRowsMax
-        ldmatrix_x2(a[0], a[2], a_lane + a_step * (kt * 64 + kk * 16));
-        const uint4& b = cur[i][kk >> 1];
-        mma_bf16(acc, a, (kk & 1) ? b.z : b.x, (kk & 1) ? b.w : b.y);
+    for (int i = 0; i < kXPer; ++i) {
+      const int row = xr0 + i * kXRowStep;
+      if (row < p.M) {
+        const bool ok = k < p.K;
+        cp_async_16(dst + i * kXRowStep * x_ld, ok ? x_row0 + int64_t(i) * kXRowStep * p.x_stride + k : p.x, ok);
       }
     }
-    if (g < p.M) {
-      float* dst = partial + (int64_t(c) * p.M + g) * S::kCols + jt * 8 + 2 * t;
-      dst[0] = acc[0];
-      dst[1] = acc[1];
-    }
+  };
+
+  uint4 b_even[kGemmChunkTiles][2], b_odd[kGemmChunkTiles][2];  // W fragments of even / odd rounds
+  // Weights never depend on the previous kernel: start streaming them before waiting for it.
+  if (cw < chunks) load_chunk(cw, b_even);
+  pdl_wait();
+  stage_x(0);
+  cp_async_commit();
+  if (tid < S::kZeroBytes / 16) reinterpret_cast<uint4*>(zero)[tid] = make_uint4(0, 0, 0, 0);
+
+  // ldmatrix.x4 row addresses: lane l gives row l % 16 at k + (l / 16) * 8, so the four matrices
+  // are the A fragment's a0 (rows 0-7, k 0-7), a1 (rows 8-15), a2 (rows 0-7, k 8-15), a3.
+  const int a_row = lane & 15;
+  const int a_off = a_row < p.M ? a_row * x_ld + (lane >> 4) * 8 + cw * kGemmChunkK : -1;
+  const __nv_bfloat16* a_zero = zero + (lane >> 4) * 8;
+  const int g = lane >> 2, t = lane & 3;
+  // The output this thread adds up: row `warp`, column `lane` of the block's 32.
+  const int row = warp, cl = lane;
+  float total = 0.0f;
+
+  // Round r: multiplies the W fragments `cur` (chunk r * CW + cw) and loads the next round's
+  // into `nxt`.
+  auto run_round = [&](int r, const uint4 (&cur)[kGemmChunkTiles][2], uint4 (&nxt)[kGemmChunkTiles][2]) {
+    const int c = r * CW + cw;
+    if (c + CW < chunks) load_chunk(c + CW, nxt);
+    cp_async_wait<0>();
+    // Round r's x has landed; every thread is done with round r - 1 (its x buffer, which the next
+    // copy overwrites, and its partials, which this round's overwrite).
+    __syncthreads();
+    if (r + 1 < rounds) stage_x(r + 1);
+    cp_async_commit();
+    if (c < chunks) {
+      const __nv_bfloat16* a_lane = a_off >= 0 ? x_s + (r & 1) * x_elems + a_off : a_zero;
+      float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
-    for (int i = 0; i < kGemmChunkTiles; ++i) {
-      cur[i][0] = nxt[i][0];
-      cur[i][1] = nxt[i][1];
+      for (int i = 0; i < kGemmChunkTiles; ++i) {
+        if (c * kGemmChunkTiles + i >= k_tiles) break;
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) {
+          uint32_t a[4];
+          ldmatrix_x4(a, a_lane + i * 64 + kk * 16);
+          const uint4& b = cur[i][kk >> 1];
+          mma_bf16(acc, a, (kk & 1) ? b.z : b.x, (kk & 1) ? b.w : b.y);
+        }
+      }
+      float* dst = partial + (cw * p.M + g) * S::kPartialLd + jt * 8 + 2 * t;
+      if (g < p.M) *reinterpret_cast<float2*>(dst) = make_float2(acc[0], acc[1]);
+      if (g + 8 < p.M) *reinterpret_cast<float2*>(dst + 8 * S::kPartialLd) = make_float2(acc[2], acc[3]);
     }
+    __syncthreads();  // the round's partials are in shared memory
+    if (row < p.M) {
+      const int n = chunks - r * CW;  // the last round may hold fewer than CW chunks
+#pragma unroll
+      for (int j = 0; j < CW; ++j)
+        if (j < n) total += partial[(j * p.M + row) * S::kPartialLd + cl];
+    }
+  };
+  for (int r = 0; r < rounds; r += 2) {
+    run_round(r, b_even, b_odd);
+    if (r + 1 < rounds) run_round(r + 1, b_odd, b_even);
   }
-  __syncthreads();
   pdl_launch_dependents();
 
-  // One thread per output: the chunk partials in chunk order, then the epilogue.
-  const int row = tid / S::kCols, cl = tid % S::kCols;
-  const int n0 = blockIdx.x * S::kCols, col = n0 + cl;
-  auto total_of = [&](int column) {
-    float s = 0.0f;
-    for (int c = 0; c < chunks; ++c) s += partial[(int64_t(c) * p.M + row) * S::kCols + column];
-    return s;
-  };
+  // The epilogue: this thread's total is its output's chunk partials added in chunk order.
+  const int col = blockIdx.x * S::kCols + cl;
   if constexpr (EP == GemmEpilogue::kArgmax) {
-    if (row >= kGemmSplitKRowsMax) return;  // whole warps leave together
     unsigned long long best = 0;
     if (row < p.M && col < p.N) {
-      const float v = total_of(cl) + (p.bias ? p.bias[col] : 0.0f);
+      const float v = total + (p.bias ? p.bias[col] : 0.0f);
       if (v == v) best = argmax_key(v, col);
     }
 #pragma unroll
@@ -415,9 +458,11 @@ __global__ void __launch_bounds__(S::kThreads) gemm_bf16_splitk_kernel(const Gem
     }
     if (lane == 0 && best != 0) atomicMax(p.argmax + row, best);
   } else if constexpr (EP == GemmEpilogue::kSiluMulBf16) {
-    // Columns pair as 8 gate then the 8 matching up columns (N % 16 == 0).
+    // Columns pair as 8 gate then the 8 matching up columns (N % 16 == 0): the up total is 8
+    // lanes on.
+    const float up = __shfl_down_sync(0xffffffffu, total, 8);
     if (row >= p.M || cl % 16 >= 8 || col >= p.N) return;
-    float gv = total_of(cl), uv = total_of(cl + 8);
+    float gv = total, uv = up;
     if (p.bias) {
       gv += p.bias[col];
       uv += p.bias[col + 8];
@@ -428,7 +473,7 @@ __global__ void __launch_bounds__(S::kThreads) gemm_bf16_splitk_kernel(const Gem
         __float2bfloat16_rn(silu * uv);
   } else {
     if (row >= p.M || col >= p.N) return;
-    gemm_store<EP>(p, row, col, total_of(cl) + (p.bias ? p.bias[col] : 0.0f));
+    gemm_store<EP>(p, row, col, total + (p.bias ? p.bias[col] : 0.0f));
   }
 }
 

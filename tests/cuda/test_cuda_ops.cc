@@ -35,9 +35,15 @@ TEST(CudaLinear, MatchesCpuOverAwkwardShapes) {
   auto gpu = CudaBackendOrDie();
   auto cpu = MakeCpuBackend(2);
   std::mt19937 rng(11);
-  const LinearCase cases[] = {{1, 8, 1, false},    {1, 576, 960, true},  {3, 72, 24, false},  {17, 200, 100, true},
-                              {69, 576, 49, true}, {128, 1024, 260, false}, {300, 64, 130, true}, {5, 4096, 96, false},
-                              {33, 136, 17, false}};
+  // Up to 16 rows take the split-K kernel, which walks K in rounds of four 256-k chunks: K = 1032
+  // is two rounds, the second a single chunk of 8 columns; K = 8200 (nine rounds, not a multiple
+  // of 64) and K = 14336 (Llama-8B down_proj) stage x round by round; 9..16 rows use rows 8..15
+  // of the MMA fragments.
+  const LinearCase cases[] = {{1, 8, 1, false},      {1, 576, 960, true},      {3, 72, 24, false},
+                              {17, 200, 100, true},  {69, 576, 49, true},      {128, 1024, 260, false},
+                              {300, 64, 130, true},  {5, 4096, 96, false},     {33, 136, 17, false},
+                              {9, 1032, 70, true},   {16, 1032, 64, false},    {12, 8200, 40, true},
+                              {8, 14336, 64, false}, {16, 14336, 100, true},   {13, 24, 33, true}};
   for (const LinearCase& c : cases) {
     SCOPED_TRACE("m=" + std::to_string(c.m) + " k=" + std::to_string(c.k) + " n=" + std::to_string(c.n));
     const std::vector<float> x = Bf16Round(Randn(size_t(c.m) * c.k, rng));
@@ -108,8 +114,9 @@ TEST(CudaLinear, RowsAreBitIdenticalAloneAndInAnyBatch) {
   auto gpu = CudaBackendOrDie();
   std::mt19937 rng(12);
   // K = 576: three chunks, the last one a single stage; K = 2056: nine chunks (several per split-K
-  // warp, the last one short) with a K that is not a multiple of 64.
-  for (const int k : {576, 2056}) {
+  // warp, the last one short) with a K that is not a multiple of 64; K = 8200: 33 chunks, nine
+  // split-K rounds, the last one a single chunk of 8 columns; K = 14336: Llama-8B's down_proj.
+  for (const int k : {576, 2056, 8200, 14336}) {
     const int n = 1000, inter = 136;
     HostTensor W = Tensor(Bf16Round(Randn(size_t(n) * k, rng, 0.05f)), {n, k});
     HostTensor B = Tensor(Randn(n, rng, 0.1f), {n});
@@ -120,10 +127,13 @@ TEST(CudaLinear, RowsAreBitIdenticalAloneAndInAnyBatch) {
     const std::vector<float> row = Bf16Round(Randn(k, rng));
     const std::vector<float> h_row = Randn(n, rng);
     const RowOutputs alone = RunRowInBatch(*gpu, **w, **gu, row, h_row, 1, 0, rng);
-    // Each row count lands on a different kernel (split-K up to 8 rows, then the 16, 32, 64 and
-    // 128-row tiles, the 128 x 128 prefill tile over several row blocks); the row sits at a
-    // different place in each.
-    for (int m : {7, 12, 20, 50, 69, 128, 300}) {
+    // Each row count lands on a different kernel (split-K up to 16 rows, in either half of the
+    // MMA's 16 rows; then the 32, 64 and 128-row tiles, the 128 x 128 prefill tile over several
+    // row blocks); the row sits at a different place in each. Large K: split-K against the 32 and
+    // 128-row tiles.
+    const std::vector<int> row_counts = k <= 2056 ? std::vector<int>{7, 9, 12, 16, 20, 50, 69, 128, 300}
+                                                  : std::vector<int>{9, 12, 16, 20, 69};
+    for (int m : row_counts) {
       for (int pos : {0, m / 2, m - 1}) {
         SCOPED_TRACE("k " + std::to_string(k) + " rows " + std::to_string(m) + " at " + std::to_string(pos));
         const RowOutputs in_batch = RunRowInBatch(*gpu, **w, **gu, row, h_row, m, pos, rng);
