@@ -40,7 +40,7 @@ first captures the step graphs of its context buckets); prefill_s beside it.
   hf_compile        same file and prompt, --hf-new-tokens (default 16) tokens, after every longspec
                     row (a slow compile cannot cost them); decode = (N-token time - 1-token time)/(N-1)
 
-Prompts (each row's "prompt"; no network needed, the texts are installed with torch):
+Prompts (rows carry "prompt", the notes its full label; no network needed: torch installs the texts):
   smollm2-135m        torch's API docstrings (reST documentation: torch, torch.nn.functional,
                       linalg, special, fft, Tensor methods, in name order)
   qwen2.5-coder-0.5b  torch/nn/modules Python sources in path order, "# path" before each file
@@ -145,7 +145,8 @@ def torch_code_text() -> tuple[str, str]:
             if name.endswith(".py") and os.path.getsize(path) >= 2048:
                 with open(path, encoding="utf-8", errors="replace") as f:
                     parts.append(f"# {os.path.relpath(path, os.path.dirname(root))}\n{f.read()}")
-    return "\n".join(parts), f"torch {torch.__version__} torch/nn/modules sources (held out from the draft's training data)"
+    label = f"torch {torch.__version__} torch/nn/modules sources (held out from the draft's training data)"
+    return "\n".join(parts), label
 
 
 TEXTS = {"stdlib": stdlib_text, "torch-docs": torch_docs_text, "torch-code": torch_code_text}
@@ -437,9 +438,9 @@ def bench_hf(name: str, path: str, prompts: list, method: str, args, res) -> Non
     for ctx, ids in prompts:
         try:
             r = time_hf(model, ids, args.hf_new_tokens, method == "compile", args.device)
-            res.add({"model": name, "context": ctx, "method": "hf_" + method, "ms_per_token": round(r["ms_per_token"], 4),
-                     "prefill_s": round(r["prefill_s"], 3), "warm_up_s": round(r["warm_up_s"], 1),
-                     "new_tokens": args.hf_new_tokens})
+            res.add({"model": name, "context": ctx, "method": "hf_" + method,
+                     "ms_per_token": round(r["ms_per_token"], 4), "prefill_s": round(r["prefill_s"], 3),
+                     "warm_up_s": round(r["warm_up_s"], 1), "new_tokens": args.hf_new_tokens})
         except Exception as e:  # noqa: BLE001
             res.note(f"{name} @ {ctx}: hf_{method} failed: {type(e).__name__}: {str(e)[:300]}")
     del model
@@ -482,6 +483,10 @@ def _ms(r: dict | None, prefill: bool = True) -> str:
     return f"{r['ms_per_token']:.3f}" + (f" ({r['prefill_s']:.2f} s)" if prefill and "prefill_s" in r else "")
 
 
+def _ratio(num: dict | None, den: dict | None, unit: str) -> str:
+    return f"{num['ms_per_token'] / den['ms_per_token']:.2f}{unit}" if num and den else "-"
+
+
 def render(card: str, date: str, rows: list[dict], notes: list[str]) -> str:
     by = {}
     for r in rows:
@@ -492,36 +497,34 @@ def render(card: str, date: str, rows: list[dict], notes: list[str]) -> str:
     for (model, ctx), m in by.items():
         if not {"floor", "plain", "hf_generate", "hf_compile"} & m.keys():
             continue
-        ratio = f"{m['plain']['ms_per_token'] / m['floor']['ms_per_token']:.2f}" if "plain" in m and "floor" in m else "-"
+        ratio = _ratio(m.get("plain"), m.get("floor"), "")
         lines.append(f"| {model} | {ctx} | {_ms(m.get('floor'))} | {_ms(m.get('hf_generate'))} | "
                      f"{_ms(m.get('hf_compile'))} | {_ms(m.get('plain'))} | {ratio} |")
     spec = [(k, m) for k, m in by.items() if "speculative" in m or "speculative_auto" in m]
     if spec:
-        lines += ["", "Speculative decoding: ms per emitted token, same prompt and length as plain "
-                  "(goal: speed-up >= 2x over plain)", "",
-                  "| model | context | plain | speculative (tree) | speed-up | tau | identical to plain "
-                  "| tree=auto (choice) | auto speed-up | HF generate |",
+        lines += ["", ("Speculative decoding: ms per emitted token, same prompt and length as plain "
+                       "(goal: speed-up >= 2x over plain)"), "",
+                  ("| model | context | plain | speculative (tree) | speed-up | tau | identical to plain "
+                   "| tree=auto (choice) | auto speed-up | HF generate |"),
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for (model, ctx), m in spec:
             plain, s, a = m.get("plain"), m.get("speculative"), m.get("speculative_auto")
-
-            def speedup(r):
-                return f"{plain['ms_per_token'] / r['ms_per_token']:.2f}x" if plain and r else "-"
             tree = f" ({','.join(map(str, s['tree']))})" if s and isinstance(s.get("tree"), list) else ""
             auto = f"{_ms(a, False)} ({a.get('chose', '?')})" if a else "-"
             same = {True: "yes", False: "NO"}.get((s or a or {}).get("identical_to_plain"), "-")
             if s and a and "identical_to_plain" in a and a["identical_to_plain"] != s.get("identical_to_plain"):
                 same += " (auto: NO)" if not a["identical_to_plain"] else " (auto: yes)"
             tau = f"{s['tau']:.2f}" if s and s.get("tau") is not None else "-"
-            lines.append(f"| {model} | {ctx} | {_ms(plain, False)} | {_ms(s, False)}{tree if s else ''} | "
-                         f"{speedup(s)} | {tau} | {same} | {auto} | {speedup(a)} | {_ms(m.get('hf_generate'), False)} |")
+            lines.append(f"| {model} | {ctx} | {_ms(plain, False)} | {_ms(s, False)}{tree} | {_ratio(plain, s, 'x')} | "
+                         f"{tau} | {same} | {auto} | {_ratio(plain, a, 'x')} | {_ms(m.get('hf_generate'), False)} |")
     phases = {}
     for r in rows:
         if r["method"] in ("draft_round", "verify_step"):
             phases.setdefault((r["model"], r["context"], tuple(r.get("tree") or ())), {})[r["method"]] = r
     if phases:
         lines += ["", f"Per speculation round, device-synchronised phases ({PHASE_ENV}=1): ms", "",
-                  "| model | context | tree (rows) | draft_round | verify_step | plain step | decode per round | draft |",
+                  ("| model | context | tree (rows) | draft_round | verify_step | plain step | decode per round "
+                   "| draft |"),
                   "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for (model, ctx, tree), m in phases.items():
             any_row = next(iter(m.values()))
@@ -604,7 +607,7 @@ def parse_contexts(specs: list[str]) -> dict[str, list[int]]:
 def git_commit() -> str | None:
     try:
         return subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=10).stdout.strip() or None
+                              text=True, timeout=10, check=False).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
 

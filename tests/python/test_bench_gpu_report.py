@@ -15,7 +15,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA_TOOL = REPO.parent / "shared" / "tools" / "bench_schema.py"
 sys.path.insert(0, str(REPO / "bench"))
-import bench_gpu  # noqa: E402
+import bench_gpu
 
 ROWS = [
     {"model": "smollm2-135m", "context": 8192, "method": "floor", "ms_per_token": 0.104},
