@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # On the GPU machine, after background_build.sh finished and the model parts arrived in
 # /tmp/models/parts: joins the models, runs the C++ and Python GPU tests and the benchmark.
-#   bash bench/gpu/final_run.sh [tests] [bench] [HF_METHODS]
+#   [HF_METHODS=generate,compile] [BENCH_TIMEOUT=530] [BENCH_ARGS="--contexts NAME=C1,C2 ..."] \
+#     bash bench/gpu/final_run.sh [tests] [bench]
+# bench: bench/bench_gpu.py (plain, speculative with the drafts in models/, HF generate, phase timing
+# of llama3-8b-shape; about 5 minutes on an H200 with HF generate only; compile adds a compilation
+# per context) -> $OUT/gpu_decode_<date>.json/.md, gpu_speculative_<date>.png, bench_gpu.log.
 set -uo pipefail
 OUT=${OUT:-/tmp/longspec_out}
 mkdir -p "$OUT"
@@ -26,9 +30,13 @@ for step in "$@"; do
       echo "pytest -m gpu exit $?"; grep -E "passed|failed|skipped|Error|smollm2|qwen|relative|tau" "$OUT/pytest_gpu.log" | tail -30
       ;;
     bench)
-      timeout ${BENCH_TIMEOUT:-530} python3 bench/bench_gpu.py --out-dir "$OUT" --smollm2 "$SMOL" --qwen05 "$QWEN" \
-         --work /tmp/longspec_bench --hf "${HF_METHODS:-generate}" > "$OUT/bench_gpu.log" 2>&1
-      echo "bench exit $?"; tail -20 "$OUT/bench_gpu.log"
+      # shellcheck disable=SC2086 # BENCH_ARGS is a list of options
+      env -u LONGSPEC_PHASE_TIMING timeout ${BENCH_TIMEOUT:-530} python3 bench/bench_gpu.py --out-dir "$OUT" \
+         --smollm2 "$SMOL" --smollm2-draft models/smollm2-135m-instruct-longspec \
+         --qwen05 "$QWEN" --qwen05-draft models/qwen2.5-coder-0.5b-instruct-longspec \
+         --work /tmp/longspec_bench --hf "${HF_METHODS:-generate}" ${BENCH_ARGS:-} > "$OUT/bench_gpu.log" 2>&1
+      echo "bench exit $?"; grep -E "rows in|Error|Traceback" "$OUT/bench_gpu.log" | head -30
+      cat "$OUT"/gpu_decode_*.md  # written after every row: complete even when the timeout cut the run
       ;;
   esac
 done

@@ -1,0 +1,131 @@
+"""bench/bench_gpu.py without a GPU: its tables, plot, JSON (against the shared benchmark schema when
+that checkout is beside this one), --contexts parsing, and the speculative / phase-timing rows on a
+fake engine (identical_to_plain, LONGSPEC_PHASE_TIMING set only for the phase runs)."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA_TOOL = REPO.parent / "shared" / "tools" / "bench_schema.py"
+sys.path.insert(0, str(REPO / "bench"))
+import bench_gpu
+
+ROWS = [
+    {"model": "smollm2-135m", "context": 8192, "method": "floor", "ms_per_token": 0.104},
+    {"model": "smollm2-135m", "context": 8192, "method": "plain", "ms_per_token": 1.0, "prefill_s": 0.07},
+    {"model": "smollm2-135m", "context": 8192, "method": "speculative", "ms_per_token": 0.4, "tau": 2.9,
+     "tree": [4, 16, 16, 16, 16], "identical_to_plain": True},
+    {"model": "smollm2-135m", "context": 8192, "method": "speculative_auto", "ms_per_token": 0.5, "tau": 2.5,
+     "tree": "auto", "chose": "speculative", "identical_to_plain": True},
+    {"model": "smollm2-135m", "context": 8192, "method": "hf_generate", "ms_per_token": 90.0, "prefill_s": 0.04},
+    {"model": "smollm2-135m", "context": 2048, "method": "plain", "ms_per_token": 0.8, "prefill_s": 0.02},
+    {"model": "smollm2-135m", "context": 2048, "method": "speculative", "ms_per_token": 0.5, "tau": 2.2,
+     "tree": [4, 16, 16, 16, 16], "identical_to_plain": False, "first_difference": 17},
+    {"model": "llama3-8b-shape", "context": 32768, "method": "plain", "ms_per_token": 6.6, "prefill_s": 5.5},
+    {"model": "llama3-8b-shape", "context": 32768, "method": "draft_round", "ms_per_token": 1.2, "tau": None,
+     "tree": [4, 16, 16, 16, 16], "tree_rows": 69, "decode_ms_per_round": 9.1, "draft": bench_gpu.UNTRAINED},
+    {"model": "llama3-8b-shape", "context": 32768, "method": "verify_step", "ms_per_token": 7.5, "tau": None,
+     "tree": [4, 16, 16, 16, 16], "tree_rows": 69, "decode_ms_per_round": 9.1, "draft": bench_gpu.UNTRAINED},
+]
+
+
+def test_render_has_the_decode_speculative_and_phase_tables():
+    text = bench_gpu.render("NVIDIA H200", "2026-12-01", ROWS, ["a note"])
+    lines = text.splitlines()
+    assert "| smollm2-135m | 8192 | 0.104 (0.00 s) |" not in text  # floor rows carry no prefill
+    assert any(l.startswith("| smollm2-135m | 8192 | 0.104 | 90.000 (0.04 s) | - | 1.000 (0.07 s) | 9.62 |")
+               for l in lines)
+    spec = [l for l in lines if l.startswith("| smollm2-135m | 8192 | 1.000 | 0.400 (4,16,16,16,16)")]
+    assert len(spec) == 1 and "| 2.50x | 2.90 | yes | 0.500 (speculative) | 2.00x | 90.000 |" in spec[0]
+    assert any(l.startswith("| smollm2-135m | 2048 | 0.800 | 0.500") and "| NO |" in l for l in lines)
+    phase = [l for l in lines if l.startswith("| llama3-8b-shape | 32768 | 4,16,16,16,16 (69)")]
+    assert len(phase) == 1 and "| 1.200 | 7.500 | 6.600 | 9.100 |" in phase[0] and "untrained" in phase[0]
+    assert lines[-1] == "note: a note"
+
+
+def test_render_copes_with_missing_rows():
+    text = bench_gpu.render("c", "2026-12-01", [{"model": "m", "context": 1, "method": "speculative",
+                                                "ms_per_token": 1.0, "tau": 1.5}], [])
+    assert "| m | 1 | - | 1.000 | - | 1.50 | - | - | - | - |" in text
+    assert bench_gpu.render("c", "2026-12-01", [], []).count("\n") == 4
+
+
+def test_results_json_follows_the_shared_schema(tmp_path):
+    res = bench_gpu.Results(str(tmp_path / "gpu_decode_2026-12-01"), {"card": "NVIDIA H200", "date": "2026-12-01"})
+    for row in ROWS:
+        res.add(row)
+    res.note("done")
+    data = json.loads((tmp_path / "gpu_decode_2026-12-01.json").read_text())
+    assert data["rows"] == ROWS and data["notes"] == ["done"] and data["card"] == "NVIDIA H200"
+    assert "Speculative decoding" in (tmp_path / "gpu_decode_2026-12-01.md").read_text()
+    if not SCHEMA_TOOL.is_file():
+        pytest.skip(f"{SCHEMA_TOOL} is not beside this checkout")
+    spec = importlib.util.spec_from_file_location("bench_schema", SCHEMA_TOOL)
+    schema = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(schema)
+    problems, notes = schema.check(str(tmp_path / "gpu_decode_2026-12-01.json"))
+    assert problems == []
+    assert all("speculative_auto" in n for n in notes if "method" in n)
+
+
+def test_plot_draws_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = bench_gpu.plot(ROWS, str(tmp_path / "p.png"), "title")
+    assert path and Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert bench_gpu.plot([r for r in ROWS if r["method"] == "floor"], str(tmp_path / "q.png"), "t") is None
+    assert not (tmp_path / "q.png").exists()
+
+
+def test_parse_contexts():
+    got = bench_gpu.parse_contexts(["smollm2-135m=4096,1024", "llama3-8b-shape=131072"])
+    assert got["smollm2-135m"] == [1024, 4096] and got["llama3-8b-shape"] == [131072]
+    assert got["qwen2.5-coder-0.5b"] == [8192, 16384, 32768]
+    with pytest.raises(SystemExit):
+        bench_gpu.parse_contexts(["nope=1"])
+
+
+class FakeEngine:
+    """generate() -> tokens and stats as the engine gives them; records the phase-timing variable."""
+
+    def __init__(self, tokens):
+        self.tokens, self.env = tokens, []
+
+    def generate(self, ids, max_new_tokens, ignore_eos, speculative=None, tree=None):
+        self.env.append(os.environ.get(bench_gpu.PHASE_ENV))
+        spec = speculative is not False
+        stats = {"decode_s": 0.0254, "new_tokens": max_new_tokens, "prefill_s": 0.5, "speculative": spec,
+                 "rounds": 10 if spec else 0, "mean_accepted": 2.6 if spec else 0.0,
+                 "accepted_histogram": [0, 1, 2, 7] if spec else [], "draft_s": 0.005, "verify_s": 0.015,
+                 "other_s": 0.002}
+        return SimpleNamespace(tokens=list(self.tokens[:max_new_tokens]), stats=stats)
+
+
+def test_speculative_row_compares_with_plain():
+    base = {"model": "m", "context": 100}
+    plain = {"row": {"ms_per_token": 0.5}, "tokens": list(range(26))}
+    row = bench_gpu.speculative_row(FakeEngine(range(26)), [1, 2], 26, base, [4, 16], plain)
+    assert row["method"] == "speculative" and row["ms_per_token"] == 1.016 and row["tau"] == 2.6
+    assert row["identical_to_plain"] is True and row["speedup_vs_plain"] == round(0.5 / 1.016, 3)
+    assert row["tree"] == [4, 16] and "first_difference" not in row
+    other = [0, 1, 2, 99] + list(range(4, 26))
+    row = bench_gpu.speculative_row(FakeEngine(other), [1, 2], 26, base, "auto", plain)
+    assert row["method"] == "speculative_auto" and row["chose"] == "speculative"
+    assert row["identical_to_plain"] is False and row["first_difference"] == 3
+
+
+def test_phase_rows_set_the_variable_only_for_their_runs(monkeypatch):
+    monkeypatch.delenv(bench_gpu.PHASE_ENV, raising=False)
+    eng = FakeEngine(range(26))
+    rows = bench_gpu.phase_rows(eng, [1], 26, {"model": "llama3-8b-shape", "context": 32768}, [4, 16], False)
+    assert eng.env == ["1", "1"] and bench_gpu.PHASE_ENV not in os.environ
+    draft, verify = rows
+    assert (draft["method"], draft["ms_per_token"], verify["method"], verify["ms_per_token"]) == \
+        ("draft_round", 0.5, "verify_step", 1.5)
+    assert draft["tau"] is None and draft["tree_rows"] == 21 and draft["decode_ms_per_round"] == 2.54
