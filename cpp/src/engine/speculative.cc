@@ -84,8 +84,7 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
         DeviceRoundState& round = draft_model->round();
         const int32_t committed = static_cast<int32_t>(sequence->committed());
         Stopwatch draft_clock;
-        round.BeginRound(*backend, committed, root);
-        LONGSPEC_RETURN_IF_ERROR(draft_model->EnqueueTree(level_shape, committed));
+        LONGSPEC_RETURN_IF_ERROR(draft_model->EnqueueTree(level_shape, committed, root));
         if (phase_timing) backend->Synchronize();
         stats.draft_s += draft_clock.Seconds();
 

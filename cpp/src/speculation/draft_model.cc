@@ -284,7 +284,7 @@ Status DraftModel::EnsureRound(const std::vector<int>& shape) {
   return Status::OK();
 }
 
-Status DraftModel::EnqueueTree(const std::vector<int>& shape, int32_t committed) {
+Status DraftModel::EnqueueTree(const std::vector<int>& shape, int32_t committed, int32_t root) {
   const int32_t levels = static_cast<int32_t>(shape.size());  // 0: only the root's K/V
   for (int w : shape) {
     if (w > backend_.MaxTreeExpandWidth() || w > target_.config().vocab_size) {
@@ -293,6 +293,7 @@ Status DraftModel::EnqueueTree(const std::vector<int>& shape, int32_t committed)
     }
   }
   LONGSPEC_RETURN_IF_ERROR(EnsureRound(shape));
+  round_.BeginRound(backend_, committed, root);
   const std::vector<int32_t> starts = ShapeLevelStarts(shape);
   const std::vector<int32_t> parents = ShapeParents(shape);
   const int32_t window = config_.window;

@@ -49,12 +49,12 @@ class DraftModel final : public Drafter {
   // ---- the round on the device (speculation/device_round.h) ---------------------------------
   // The round's device state (tree, path, emitted tokens) of this sequence.
   DeviceRoundState& round() { return round_; }
-  // Enqueues the growth of a tree of `shape` from the root uploaded by round().BeginRound at
-  // committed length `committed` (the target's too): each level's nodes run through the draft
+  // Enqueues the round's start (committed length `committed`, the target's too, and the root
+  // token) and the growth of a tree of `shape` from that root: each level's nodes run through the draft
   // (their K/V land in the ring's tree slots), then Backend::TreeExpand adds the next level; the
   // last level's K/V are computed too, so that commit is a move. Replays a captured graph per
   // (shape, cross-attention bucket) when the backend has graphs.
-  Status EnqueueTree(const std::vector<int>& shape, int32_t committed);
+  Status EnqueueTree(const std::vector<int>& shape, int32_t committed, int32_t root);
   // Enqueues the move of the accepted path (round().path(), count(), committed()) into the ring;
   // the host then calls AdvanceCommitted with the count it read back.
   void EnqueueCommit();

@@ -1,0 +1,231 @@
+// The CUDA speculation-round kernels (cuda/speculation.cuh) against the CPU backend's ops on
+// fresh random inputs: tree growth over vocabularies of 1 000 to 152 064 tokens and every width
+// class, plan filling, greedy acceptance, and the path commit into a linear cache and a ring.
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "cuda_test_util.h"
+#include "model/step_plan.h"
+
+namespace longspec::testing {
+namespace {
+
+struct TreeBufs {
+  std::vector<int32_t> tokens, parents;
+  std::vector<float> scores;
+  explicit TreeBufs(size_t n) : tokens(n, 0), parents(n, -1), scores(n, 0.0f) {}
+  DeviceTree view() { return DeviceTree{tokens.data(), parents.data(), scores.data()}; }
+};
+
+// A device tree: three arrays in one buffer.
+struct DevTree {
+  std::unique_ptr<DeviceBuffer> mem;
+  int32_t n = 0;
+  DeviceTree view() const {
+    int32_t* w = static_cast<int32_t*>(mem->data());
+    return DeviceTree{w, w + n, reinterpret_cast<float*>(w + 2 * n)};
+  }
+};
+
+DevTree MakeDevTree(Backend& be, const TreeBufs& host) {
+  DevTree t;
+  t.n = static_cast<int32_t>(host.tokens.size());
+  t.mem = std::move(be.Allocate(3 * size_t(t.n) * 4)).value();
+  be.CopyToDevice(t.view().tokens, host.tokens.data(), t.n * 4);
+  be.CopyToDevice(t.view().parents, host.parents.data(), t.n * 4);
+  be.CopyToDevice(t.view().scores, host.scores.data(), t.n * 4);
+  return t;
+}
+
+TreeBufs DownloadTree(Backend& be, const DevTree& t) {
+  TreeBufs h(t.n);
+  be.CopyToHost(h.tokens.data(), t.view().tokens, t.n * 4);
+  be.CopyToHost(h.parents.data(), t.view().parents, t.n * 4);
+  be.CopyToHost(h.scores.data(), t.view().scores, t.n * 4);
+  return h;
+}
+
+// Grows a tree of `shape` on both backends from the same random logits and checks each level:
+// the CUDA level is a valid selection under the CPU's (double) scores — the same nodes, except
+// candidates whose CPU scores lie within `tol` of the cut — in the stored order (parents
+// ascending, scores descending inside a parent), and equal scores within `tol`.
+void CheckGrowth(const std::vector<int>& shape, int64_t vocab, uint32_t seed) {
+  auto cpu = MakeCpuBackend(1);
+  auto gpu = CudaBackendOrDie();
+  const std::vector<int32_t> starts = ShapeLevelStarts(shape);
+  const int32_t n = starts.back();
+  TreeBufs host(n);
+  host.tokens[0] = 5;
+  DevTree dev = MakeDevTree(*gpu, host);
+  std::mt19937 rng(seed);
+  const double tol = 2e-4;
+  for (size_t l = 0; l < shape.size(); ++l) {
+    const int32_t begin = starts[l], end = starts[l + 1], width = shape[l];
+    const std::vector<float> logits = Randn(size_t(end - begin) * vocab, rng, 3.0f);
+    std::vector<unsigned char> scratch(cpu->TreeExpandScratchBytes(end - begin, width));
+    View lv{const_cast<float*>(logits.data()), DType::kF32, end - begin, vocab, vocab};
+    cpu->TreeExpand(lv, host.view(), begin, end, width, scratch.data());
+    Buf dl = Upload(*gpu, logits, end - begin, vocab, DType::kF32);
+    auto ds = gpu->Allocate(gpu->TreeExpandScratchBytes(end - begin, width));
+    ASSERT_TRUE(ds.ok());
+    gpu->TreeExpand(dl.view, dev.view(), begin, end, width, (*ds)->data());
+    TreeBufs got = DownloadTree(*gpu, dev);
+    ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
+    // CPU scores of every candidate (parent, token) of this level, for the validity check.
+    std::map<std::pair<int32_t, int32_t>, double> cpu_score;
+    double cut = INFINITY;
+    for (int32_t i = end; i < end + width; ++i) {
+      cpu_score[{host.parents[i], host.tokens[i]}] = host.scores[i];
+      cut = std::min(cut, double(host.scores[i]));
+    }
+    for (int32_t i = end; i < end + width; ++i) {
+      const auto key = std::make_pair(got.parents[i], got.tokens[i]);
+      ASSERT_GE(got.parents[i], begin);
+      ASSERT_LT(got.parents[i], end);
+      ASSERT_GE(got.tokens[i], 0);
+      ASSERT_LT(got.tokens[i], vocab);
+      const float* row = logits.data() + size_t(got.parents[i] - begin) * vocab;
+      // Its score from first principles (double log-softmax), to compare with the GPU's.
+      double mx = -INFINITY, sum = 0;
+      for (int64_t c = 0; c < vocab; ++c) mx = std::max(mx, double(row[c]));
+      for (int64_t c = 0; c < vocab; ++c) sum += std::exp(double(row[c]) - mx);
+      const double want = double(host.scores[got.parents[i]]) + double(row[got.tokens[i]]) - mx - std::log(sum);
+      ASSERT_NEAR(got.scores[i], want, tol * (1 + std::fabs(want))) << "level " << l << " node " << i;
+      if (!cpu_score.count(key)) EXPECT_LT(std::fabs(want - cut), tol * (1 + std::fabs(cut))) << "node " << i;
+      if (i > end) {
+        ASSERT_LE(got.parents[i - 1], got.parents[i]);
+        if (got.parents[i - 1] == got.parents[i]) EXPECT_GE(got.scores[i - 1], got.scores[i]);
+      }
+    }
+    // Later levels grow from the CPU's tree on both sides (any accepted difference stays local).
+    gpu->CopyToDevice(dev.view().tokens, host.tokens.data(), n * 4);
+    gpu->CopyToDevice(dev.view().parents, host.parents.data(), n * 4);
+    gpu->CopyToDevice(dev.view().scores, host.scores.data(), n * 4);
+  }
+}
+
+TEST(CudaSpeculation, TreeExpandMatchesCpuOverVocabulariesAndWidths) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  CheckGrowth({4, 16, 16, 16, 16}, 49152, 1);   // SmolLM2's vocabulary, the default tree
+  CheckGrowth({4, 16, 16, 16, 16}, 152064, 2);  // Qwen2.5's
+  CheckGrowth({1, 1, 1, 1}, 1000, 3);           // a chain
+  CheckGrowth({3, 5, 7, 9}, 1001, 4);           // widths in every list class, odd vocab
+  CheckGrowth({32, 32, 32}, 128256, 5);         // the widest levels, Llama-3's vocabulary
+  CheckGrowth({2, 32, 1, 17}, 77, 6);
+}
+
+TEST(CudaSpeculation, TreeExpandTiesGoToTheLowerToken) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  auto gpu = CudaBackendOrDie();
+  // All logits equal: the top-k of the root are tokens 0..k-1 in order.
+  const int64_t vocab = 5000;
+  TreeBufs host(1 + 8);
+  DevTree dev = MakeDevTree(*gpu, host);
+  Buf dl = Upload(*gpu, std::vector<float>(vocab, 0.25f), 1, vocab, DType::kF32);
+  auto ds = gpu->Allocate(gpu->TreeExpandScratchBytes(1, 8));
+  gpu->TreeExpand(dl.view, dev.view(), 0, 1, 8, (*ds)->data());
+  TreeBufs got = DownloadTree(*gpu, dev);
+  for (int32_t i = 1; i <= 8; ++i) {
+    EXPECT_EQ(got.tokens[i], i - 1);
+    EXPECT_EQ(got.parents[i], 0);
+    EXPECT_NEAR(got.scores[i], -std::log(double(vocab)), 1e-5);
+  }
+}
+
+// A random valid tree of `shape` (parents of a level ascending) with random tokens.
+TreeBufs RandomTree(const std::vector<int>& shape, int64_t vocab, std::mt19937& rng) {
+  const std::vector<int32_t> starts = ShapeLevelStarts(shape);
+  TreeBufs t(starts.back());
+  t.tokens[0] = int32_t(rng() % vocab);
+  for (size_t l = 1; l + 1 < starts.size(); ++l) {
+    std::vector<int32_t> ps;
+    for (int32_t i = starts[l]; i < starts[l + 1]; ++i) ps.push_back(starts[l - 1] + int32_t(rng() % (starts[l] - starts[l - 1])));
+    std::sort(ps.begin(), ps.end());
+    for (int32_t i = starts[l]; i < starts[l + 1]; ++i) {
+      t.parents[i] = ps[i - starts[l]];
+      t.tokens[i] = int32_t(rng() % vocab);
+    }
+  }
+  return t;
+}
+
+TEST(CudaSpeculation, PlanFillAndGreedyAcceptanceMatchCpu) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  auto cpu = MakeCpuBackend(1);
+  auto gpu = CudaBackendOrDie();
+  std::mt19937 rng(9);
+  for (const auto& shape : std::vector<std::vector<int>>{{4, 16, 16, 16, 16}, {1}, {1, 1, 1, 1, 1, 1, 1, 1}, {2, 32, 32, 5}}) {
+    for (int trial = 0; trial < 6; ++trial) {
+      const int64_t vocab = 6;  // small: children often match the argmax, so paths run deep
+      TreeBufs t = RandomTree(shape, vocab, rng);
+      const int32_t n = static_cast<int32_t>(t.tokens.size());
+      DevTree dev = MakeDevTree(*gpu, t);
+      for (int32_t window : {0, 5}) {
+        const int32_t committed = 100 + trial * 37, first_row = trial % 2 == 0 ? 0 : 1;
+        StepPlan p = PlanStep(committed, std::vector<int32_t>(n, 0), ShapeParents(shape), RopeTables(), window,
+                              AllRows(n - first_row), first_row);
+        std::vector<int32_t> slots_cpu(p.visible_slots.size()), tokens_cpu(p.num_rows);
+        cpu->TreePlanFill(t.view(), first_row, p.num_rows, p.step_base, p.visible_offsets.data(), slots_cpu.data(),
+                          tokens_cpu.data());
+        Buf offs = UploadInts(*gpu, p.visible_offsets);
+        Buf slots = UploadInts(*gpu, std::vector<int32_t>(p.visible_slots.size(), -1));
+        Buf toks = UploadInts(*gpu, std::vector<int32_t>(p.num_rows, -1));
+        gpu->TreePlanFill(dev.view(), first_row, p.num_rows, p.step_base, offs.ints(), slots.ints(), toks.ints());
+        EXPECT_EQ(DownloadInts(*gpu, slots.ints(), slots_cpu.size()), slots_cpu);
+        EXPECT_EQ(DownloadInts(*gpu, toks.ints(), tokens_cpu.size()), tokens_cpu);
+      }
+      std::vector<int32_t> argmax(n);
+      for (int32_t& a : argmax) a = int32_t(rng() % vocab);
+      std::vector<int32_t> path(kMaxTreeDepth + 2), emitted(kMaxTreeDepth + 2);
+      int32_t count = 0;
+      cpu->TreeAcceptGreedy(t.view(), n, argmax.data(), path.data(), emitted.data(), &count);
+      Buf am = UploadInts(*gpu, argmax);
+      Buf out = UploadInts(*gpu, std::vector<int32_t>(2 * (kMaxTreeDepth + 2) + 1, -1));
+      gpu->TreeAcceptGreedy(dev.view(), n, am.ints(), out.ints(), out.ints() + kMaxTreeDepth + 2,
+                            out.ints() + 2 * (kMaxTreeDepth + 2));
+      const std::vector<int32_t> g = DownloadInts(*gpu, out.ints(), 2 * (kMaxTreeDepth + 2) + 1);
+      ASSERT_EQ(g[2 * (kMaxTreeDepth + 2)], count);
+      for (int32_t d = 0; d < count; ++d) {
+        EXPECT_EQ(g[d], path[d]);
+        EXPECT_EQ(g[kMaxTreeDepth + 2 + d], emitted[d]);
+      }
+    }
+  }
+  ASSERT_TRUE(gpu->LastError().ok());
+}
+
+TEST(CudaSpeculation, PathCommitMatchesCpuInALinearCacheAndARing) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  auto cpu = MakeCpuBackend(1);
+  auto gpu = CudaBackendOrDie();
+  std::mt19937 rng(4);
+  for (int32_t head_dim : {64, 128}) {
+    for (int32_t ring : {0, 16}) {
+      const int32_t heads = 3, layers = 4;
+      const int64_t capacity = ring > 0 ? ring + 80 : 300;
+      const size_t per_layer = 2 * size_t(heads) * capacity * head_dim;
+      const std::vector<float> init = Bf16Round(Randn(per_layer * layers, rng));
+      std::vector<float> cpu_kv = init;
+      Buf g = Upload(*gpu, init, 1, int64_t(init.size()), DType::kBF16);
+      const std::vector<int32_t> path = {0, 1, 4, 9, 20, 33, 60};
+      const int32_t count = int32_t(path.size()), committed = ring > 0 ? 45 : 190;
+      KvLayerView c0{cpu_kv.data(), cpu_kv.data() + per_layer / 2, DType::kF32, capacity, ring, heads, head_dim};
+      cpu->KvCommitPath(c0, layers, int64_t(per_layer * 4), path.data(), &count, &committed, kMaxTreeDepth + 2);
+      std::vector<int32_t> ints = path;
+      ints.resize(kMaxTreeDepth + 2, 0);
+      ints.push_back(count);
+      ints.push_back(committed);
+      Buf di = UploadInts(*gpu, ints);
+      char* base = static_cast<char*>(g.mem->data());
+      KvLayerView g0{base, base + per_layer, DType::kBF16, capacity, ring, heads, head_dim};
+      gpu->KvCommitPath(g0, layers, int64_t(per_layer * 2), di.ints(), di.ints() + kMaxTreeDepth + 2,
+                        di.ints() + kMaxTreeDepth + 3, kMaxTreeDepth + 2);
+      EXPECT_TRUE(SameFloats(Download(*gpu, g.view), cpu_kv)) << "head_dim " << head_dim << " ring " << ring;
+    }
+  }
+  ASSERT_TRUE(gpu->LastError().ok());
+}
+
+}  // namespace
+}  // namespace longspec::testing
