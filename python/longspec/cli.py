@@ -7,14 +7,16 @@ import os
 import sys
 
 
-def _tree(text: str) -> list[int]:
+def _tree(text: str) -> list[int] | str:
+    if text == "auto":
+        return text
     parts = text.split(",")
     try:
         widths = [int(x) for x in parts]
     except ValueError:
         widths = []
     if not widths or any(w < 1 for w in widths):
-        raise argparse.ArgumentTypeError(f"tree must be comma-separated positive integers such as 4,16,16, got {text!r}")
+        raise argparse.ArgumentTypeError(f"tree must be "auto" or comma-separated positive integers such as 4,16,16, got {text!r}")
     return widths
 
 

@@ -60,11 +60,15 @@ def _check_token_list(name: str, value, vocab_size: int) -> list[int]:
 
 
 def _check_tree(value) -> list[int]:
-    if value is None:
+    if value is None or (isinstance(value, str) and value == "auto"):
         return []
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) == 0:
         raise TypeError("tree must be a non-empty list of level widths, e.g. [4, 16, 16, 16, 16]")
     return [_check_int(f"tree[{i}]", w, lo=1, hi=_INT32_MAX) for i, w in enumerate(value)]
+
+
+def device_is_gpu(engine) -> bool:
+    return engine._engine.device != "cpu"
 
 
 class _TokenizerLoad:
@@ -107,8 +111,10 @@ class Engine:
         num_threads: CPU threads (0 = all cores).
         max_context: cap on prompt + generated tokens (0 = the model's context length).
         tree: default speculation tree shape (level widths), e.g. ``[4, 16, 16, 16, 16]``; without
-            it the draft's own. Naming a tree here also makes decoding speculative by default on
-            the CPU (see ``speculative_default``).
+            it the draft's own. ``"auto"``: every round's shape (or a plain step) is chosen among
+            sub-shapes of the draft's tree from measured round costs and the tau seen so far (the
+            default on a GPU). Naming a tree here, ``"auto"`` included, also makes decoding
+            speculative by default on the CPU (see ``speculative_default``).
         prefill_chunk: prompt tokens processed per forward pass (0 = the device default: 256 on
             the CPU, 2048 on a GPU).
         tokenizer: load the checkpoint's tokenizer (needed for text prompts and ``out.text``).
@@ -139,7 +145,10 @@ class Engine:
                 loading.wait()  # the engine's error is the one to report
             raise
         self._tokenizer = loading.result() if loading is not None else None
-        self._tree_given = bool(tree_shape)
+        auto = isinstance(tree, str) and tree == "auto"
+        self._tree_given = bool(tree_shape) or auto
+        # The per-call default: "auto" on a GPU or when asked for, else the engine's tree.
+        self._default_call_tree = "auto" if (auto or (tree is None and device_is_gpu(self))) else None
         self.target_info: dict = self._engine.target_info
         # The engine's cap on prompt + generated tokens; its K/V cache is allocated at this size.
         model_limit = int(self.target_info["max_position"])
@@ -236,8 +245,9 @@ class Engine:
 
         ``temperature=0`` is greedy. ``speculative=True`` / ``False`` forces the choice (an engine
         without a draft always decodes plainly); None, the default, decodes speculatively when a
-        ``tree`` is given and otherwise as ``speculative_default`` says (plain on the CPU, the
-        draft's tree on a GPU). Either way the output follows the target's own distribution
+        ``tree`` is given and otherwise as ``speculative_default`` says (plain on the CPU,
+        ``tree="auto"`` on a GPU). ``tree``: a list of level widths, or ``"auto"`` (each round's
+        shape, or a plain step, chosen from measured costs and this request's tau). Either way the output follows the target's own distribution
         (token-identical for greedy). ``stop``: a string or list of strings; generation ends
         where one first appears in the text, ``out.text`` excludes it and ``finish_reason`` is
         "stop". ``callback(new_token_ids)`` is called as tokens are produced;
@@ -246,6 +256,8 @@ class Engine:
         """
         ids = self._prompt_ids(prompt)
         speculative = self.speculates(speculative, tree)
+        if speculative and tree is None:
+            tree = self._default_call_tree
         # Types are checked here, values by the engine when it starts (SamplingParams::Validate).
         params = _C.SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
                                    seed=seed, stop_token_ids=stop_token_ids, ignore_eos=ignore_eos,

@@ -123,9 +123,14 @@ void SetSamplingField(SamplingParams& sp, const std::string& name, py::handle v)
   } else if (name == "tree") {
     // C++ spells "the engine's default tree" as an empty shape; Python spells it None, so an empty
     // list is a mistake rather than a request for the default.
-    const char* wanted = "None or a non-empty list of level widths, e.g. [4, 16, 16, 16, 16]";
+    const char* wanted = "None, \"auto\" or a non-empty list of level widths, e.g. [4, 16, 16, 16, 16]";
+    sp.auto_tree = false;
     if (v.is_none()) {
       sp.tree.clear();
+    } else if (PyUnicode_Check(v.ptr())) {
+      if (v.cast<std::string>() != "auto") Raise(InvalidArgumentError(std::string("tree must be ") + wanted + ", got '" + v.cast<std::string>() + "'"));
+      sp.tree.clear();
+      sp.auto_tree = true;
     } else {
       std::vector<int> tree = ToIntList<int>(v, name, wanted);
       if (tree.empty()) Raise(InvalidArgumentError(std::string("tree must be ") + wanted + ", got []"));
@@ -164,6 +169,7 @@ py::dict StatsDict(const GenerationStats& s) {
   d["prefill_tokens_per_s"] = s.prefill_tokens_per_s;
   d["speculative"] = s.speculative;
   d["rounds"] = s.rounds;
+  d["plain_rounds"] = s.plain_rounds;
   d["mean_accepted"] = s.mean_accepted;
   d["accepted_histogram"] = s.accepted_histogram;
   d["draft_s"] = s.draft_s;

@@ -65,6 +65,10 @@ struct SamplingParams {
   bool speculative = true;
   // Per-call tree shape; empty = the engine's default.
   std::vector<int> tree;
+  // tree="auto": the engine picks each round's shape (or a plain step) from the measured round
+  // costs and the tau of this request (speculation/tree_policy.h), among sub-shapes of its
+  // default tree. Excludes `tree`.
+  bool auto_tree = false;
 
   Status Validate() const;
 };

@@ -67,6 +67,7 @@ Status SamplingParams::Validate() const {
   for (int32_t t : stop_token_ids) {
     if (t < 0) return InvalidArgumentError("stop_token_ids must be >= 0, got " + std::to_string(t));
   }
+  if (auto_tree && !tree.empty()) return InvalidArgumentError("tree: \"auto\" and an explicit shape exclude each other");
   if (!tree.empty()) return ValidateTreeShape(tree, "tree");
   return Status::OK();
 }

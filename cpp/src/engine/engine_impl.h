@@ -13,6 +13,7 @@
 #include "model/target_model.h"
 #include "sampling/sampling.h"
 #include "speculation/drafter.h"
+#include "speculation/tree_policy.h"
 
 namespace longspec {
 
@@ -58,6 +59,8 @@ struct Engine::Impl {
   std::unique_ptr<Drafter> drafter;         // null without a draft
   ModelInfo draft_info;
   std::vector<int> default_tree;     // the shape used when a request gives none
+  // tree="auto": the arms are sub-shapes of default_tree; costs learnt here serve every request.
+  std::unique_ptr<TreePolicy> tree_policy;
   int64_t context_limit = 0;
   // One request at a time: calls from other threads wait their turn; a call from inside a
   // running request's callback (the same thread) is refused, since it would overwrite that

@@ -36,7 +36,14 @@ bool PhaseTiming() {
 StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<int32_t>& prompt,
                                                              const SamplingParams& params,
                                                              const TokenCallback& on_tokens) {
+  // The largest shape a round may run (tree="auto" runs sub-shapes of the default tree).
   const std::vector<int>& shape = params.tree.empty() ? default_tree : params.tree;
+  TreePolicy* policy = nullptr;
+  if (params.auto_tree) {
+    if (!tree_policy) tree_policy = std::make_unique<TreePolicy>(DefaultTreeArms(default_tree));
+    tree_policy->BeginRequest();
+    policy = tree_policy.get();
+  }
   const int32_t tree_rows = 1 + std::accumulate(shape.begin(), shape.end(), 0);
   LONGSPEC_RETURN_IF_ERROR(target->EnsureCapacity(tree_rows, context_limit));
   LONGSPEC_RETURN_IF_ERROR(drafter->EnsureRows(*std::max_element(shape.begin(), shape.end())));
@@ -76,7 +83,11 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
     while (more) {
       // A round emits at most depth + 1 tokens: never draft past the budget or the context.
       const int64_t left = budget_total - static_cast<int64_t>(sink.result().tokens.size());
-      const std::vector<int> level_shape = TruncateShape(shape, left - 1);
+      const int64_t context = sequence->committed();
+      const int arm = policy != nullptr ? policy->Choose(context) : -1;
+      const std::vector<int>& round_shape = policy != nullptr ? policy->arms()[arm] : shape;
+      const std::vector<int> level_shape = TruncateShape(round_shape, left - 1);
+      Stopwatch round_clock;
       const int32_t nodes = 1 + std::accumulate(level_shape.begin(), level_shape.end(), 0);
       AcceptResult acc;
 
@@ -155,6 +166,11 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
 
       Stopwatch emit_clock;
       const int64_t round_tokens = static_cast<int64_t>(emitted.size());  // accepted nodes + bonus
+      // A round cut short by the budget says nothing about its arm.
+      if (policy != nullptr && level_shape.size() == round_shape.size()) {
+        policy->Record(arm, context, round_tokens, round_clock.Seconds());
+      }
+      if (level_shape.empty()) stats.plain_rounds += 1;
       produced += round_tokens;
       stats.rounds += 1;
       stats.accepted_histogram[std::min<size_t>(round_tokens, stats.accepted_histogram.size() - 1)] += 1;
