@@ -14,11 +14,15 @@ using TileRows128 = GemmTile<1, 2, 8, 2, 4>;   // verification of a default tree
 using TilePrefill = GemmTile<2, 4, 4, 4, 3>;   // 128 x 128, 8 warps
 using SplitK = GemmSplitK<4>;                  // 32 columns, four warps per n8 tile, up to 16 rows
 
+// Row slices of 16 rows, one launch (see gemm_bf16_splitk_kernel).
+int SplitKSlices(int m) { return (m + kGemmSplitKRowsMax - 1) / kGemmSplitKRowsMax; }
+int SplitKColumnBlocks(int n) { return GemmPaddedTiles(n) / SplitK::kTiles; }
+
 template <GemmEpilogue EP>
 cudaError_t LaunchSplitK(const LaunchContext& ctx, const GemmParams& p) {
-  if (p.M > kGemmSplitKRowsMax) return cudaErrorInvalidValue;
-  const size_t smem = SplitK::SmemBytes(p.M, p.K);  // at most SplitK::kSmemMax, whatever K
-  const dim3 grid(GemmPaddedTiles(p.N) / SplitK::kTiles);
+  const int rows = p.M < kGemmSplitKRowsMax ? p.M : kGemmSplitKRowsMax;
+  const size_t smem = SplitK::SmemBytes(rows, p.K);  // at most SplitK::kSmemMax, whatever K
+  const dim3 grid(SplitKColumnBlocks(p.N), SplitKSlices(p.M));
   return Launch(ctx, gemm_bf16_splitk_kernel<SplitK, EP>, grid, dim3(SplitK::kThreads), smem, p);
 }
 
@@ -32,6 +36,9 @@ cudaError_t LaunchTile(const LaunchContext& ctx, const GemmParams& p) {
 template <GemmEpilogue EP>
 cudaError_t LaunchEpilogue(const LaunchContext& ctx, const GemmParams& p) {
   if (p.M <= kGemmSplitKRowsMax) return LaunchSplitK<EP>(ctx, p);
+  // A narrow weight (few column blocks) and up to 128 rows: row slices of split-K blocks in one
+  // wave (one 512-thread block per SM) beat the tile kernel's few thin blocks.
+  if (p.M <= 128 && SplitKColumnBlocks(p.N) * SplitKSlices(p.M) <= ctx.num_sms) return LaunchSplitK<EP>(ctx, p);
   if (p.M <= 32) return LaunchTile<TileRows32, EP>(ctx, p);
   if (p.M <= 64) return LaunchTile<TileRows64, EP>(ctx, p);
   if (p.M <= 128) return LaunchTile<TileRows128, EP>(ctx, p);

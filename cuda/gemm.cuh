@@ -331,8 +331,31 @@ struct GemmSplitK {
   static constexpr size_t kSmemMax = SmemBytes(kGemmSplitKRowsMax, 2 * kRoundK);
 };
 
+// Output row `r0` of a call: where the epilogue writes row r0 (the argmax keys, or the output
+// row in the epilogue's element type).
+template <GemmEpilogue EP>
+__device__ __forceinline__ void gemm_offset_rows(GemmParams& p, int r0) {
+  p.x += int64_t(r0) * p.x_stride;
+  if constexpr (EP == GemmEpilogue::kArgmax) {
+    p.argmax += r0;
+  } else if constexpr (EP == GemmEpilogue::kStoreBf16 || EP == GemmEpilogue::kSiluMulBf16) {
+    p.out = static_cast<__nv_bfloat16*>(p.out) + int64_t(r0) * p.out_stride;
+  } else {
+    p.out = static_cast<float*>(p.out) + int64_t(r0) * p.out_stride;
+  }
+}
+
+// Grid (column blocks, row slices): slice y computes rows [16 y, 16 y + 16) exactly as a call of
+// those rows alone would (a row's bits never depend on the others), so a verification of up to
+// 128 rows over a narrow weight fills the GPU with slices instead of one thin tile column.
 template <class S, GemmEpilogue EP>
-__global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const GemmParams p) {
+__global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const GemmParams p_call) {
+  GemmParams p = p_call;
+  if (blockIdx.y > 0) {
+    gemm_offset_rows<EP>(p, int(blockIdx.y) * kGemmSplitKRowsMax);
+    p.M -= int(blockIdx.y) * kGemmSplitKRowsMax;
+  }
+  if (p.M > kGemmSplitKRowsMax) p.M = kGemmSplitKRowsMax;
   extern __shared__ __align__(16) float partial[];
   constexpr int CW = S::kChunkWarps;
   constexpr int kStageElems = kGemmGroupTiles * 2 * kGemmBlockElems;  // a tile's next 64-k stage

@@ -154,17 +154,91 @@ def test_gpu_logits_track_the_cpu_engine_on_real_models():
         assert int(np.argmax(lg)) == int(top[0]) or lc[top[0]] - lc[int(np.argmax(lg))] <= NEAR_TIE
 
 
+def _many_prompts(tokenizer, count, lengths):
+    """`count` prompts of real text (CPython sources, one file each) cut to lengths cycling through `lengths`."""
+    import sysconfig
+
+    lib = sysconfig.get_paths()["stdlib"]
+    names = sorted(n for n in os.listdir(lib) if n.endswith(".py") and os.path.getsize(os.path.join(lib, n)) > 60000)
+    out = []
+    for i, name in enumerate(names[:count]):
+        ids = tokenizer.encode(open(os.path.join(lib, name), encoding="utf-8", errors="replace").read())
+        out.append(ids[:lengths[i % len(lengths)]])
+    return out
+
+
 def test_gpu_speculative_equals_plain_on_smollm2_with_its_draft():
+    """The device round (tree grown on the GPU, greedy acceptance and commit on the GPU) emits
+    exactly plain greedy's tokens: 20 long prompts x 256 tokens, the default tree and tree="auto"."""
     eng = longspec.Engine(_smollm2(), device="cuda")  # draft="auto": the packaged draft
     assert eng.has_draft and eng.speculative_default  # on a GPU the default decodes speculatively
-    taus = []
-    for ids in _long_prompts(eng.tokenizer, [1000, 3000, 6000]):
-        plain = eng.generate(ids, max_new_tokens=96, ignore_eos=True, speculative=False)
-        spec = eng.generate(ids, max_new_tokens=96, ignore_eos=True)
+    prompts = _many_prompts(eng.tokenizer, 20, [1000, 2500, 4000, 6000, 7500])
+    assert len(prompts) == 20
+    taus, plain_rounds = [], 0
+    for ids in prompts:
+        plain = eng.generate(ids, max_new_tokens=256, ignore_eos=True, speculative=False)
+        spec = eng.generate(ids, max_new_tokens=256, ignore_eos=True, tree=eng.tree)
+        auto = eng.generate(ids, max_new_tokens=256, ignore_eos=True)  # the GPU default: tree="auto"
         assert spec.tokens == plain.tokens
-        taus.append(spec.stats["mean_accepted"])
-    print(f"smollm2 speculative == plain on the GPU; tau {taus}")
+        assert auto.tokens == plain.tokens
+        assert auto.stats.speculative
+        taus.append(round(spec.stats.mean_accepted, 2))
+        plain_rounds += auto.stats.plain_rounds
+    print(f"smollm2: speculative == plain == auto on the GPU over {len(prompts)} prompts x 256 tokens; "
+          f"tau {taus}; auto plain rounds {plain_rounds}")
     assert min(taus) > 1.0
+
+
+def test_gpu_speculative_equals_plain_on_qwen_coder_at_16k():
+    path = _qwen05()
+    draft = os.path.join(os.path.dirname(__file__), "..", "..", "models", "qwen2.5-coder-0.5b-instruct-longspec")
+    eng = longspec.Engine(path, draft=draft, device="cuda", max_context=20000)
+    import sysconfig
+
+    lib = sysconfig.get_paths()["stdlib"]
+    text = "".join(open(os.path.join(lib, n), encoding="utf-8").read() for n in ["typing.py", "inspect.py", "argparse.py"])
+    ids = eng.tokenizer.encode(text)
+    assert len(ids) >= 17000
+    taus = []
+    for n in [16384, 17000]:
+        plain = eng.generate(ids[:n], max_new_tokens=128, ignore_eos=True, speculative=False)
+        spec = eng.generate(ids[:n], max_new_tokens=128, ignore_eos=True, tree=eng.tree)
+        assert spec.tokens == plain.tokens
+        taus.append(round(spec.stats.mean_accepted, 2))
+    print(f"qwen2.5-coder-0.5b: speculative == plain on the GPU at 16k; tau {taus}")
+
+
+def test_gpu_speculative_sampling_follows_the_target_law():
+    """Sampling through the device round (tree grown on the GPU, the lossless rule on the host from
+    the GPU's verified logits): the first token a round emits, given the prefill's sampled token a,
+    is distributed as softmax(target logits after prompt + a / T) (chi-square over the likely
+    tokens)."""
+    from scipy import stats as sst
+
+    eng = longspec.Engine(_smollm2(), device="cuda")
+    ids = _long_prompts(eng.tokenizer, [1200])[0]
+    temp = 0.8
+    firsts, seconds = [], []
+    for seed in range(500):
+        out = eng.generate(ids, max_new_tokens=2, temperature=temp, seed=seed, tree=eng.tree)
+        firsts.append(out.tokens[0])
+        seconds.append(out.tokens[1])
+    a = max(set(firsts), key=firsts.count)
+    sample = [t2 for t1, t2 in zip(firsts, seconds) if t1 == a]
+    assert len(sample) >= 150, f"the mode of the first token came {len(sample)} times"
+    logits = np.asarray(eng.prompt_logits(ids + [a]), dtype=np.float64) / temp
+    p = np.exp(logits - logits.max())
+    p /= p.sum()
+    likely = [int(t) for t in np.argsort(p)[::-1][:6]]
+    n = len(sample)
+    obs = [sample.count(t) for t in likely] + [n - sum(sample.count(t) for t in likely)]
+    exp = [n * p[t] for t in likely] + [n * max(1e-9, 1 - sum(p[t] for t in likely))]
+    keep = [i for i, e in enumerate(exp) if e >= 5]  # chi-square needs expected counts >= 5
+    chi2, pval = sst.chisquare([obs[i] for i in keep], [exp[i] / sum(exp[j] for j in keep) * sum(obs[j] for j in keep)
+                                                        for i in keep])
+    print(f"sampling through the GPU round: {n} draws, chi2 {chi2:.2f}, p {pval:.3f}, observed {obs}, "
+          f"expected {[round(e, 1) for e in exp]}")
+    assert pval > 1e-3
 
 
 def test_training_on_cuda_bf16_lowers_the_loss(tmp_path):
