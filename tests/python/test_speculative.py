@@ -194,3 +194,27 @@ def test_per_call_tree_override_and_plain_switch(random_qwen2_dir, qwen_draft):
     assert len(a.stats["accepted_histogram"]) == 4 and len(b.stats["accepted_histogram"]) == 5
     with pytest.raises(ValueError, match="tree"):
         eng.generate(ids, tree=[0])
+
+
+def test_auto_tree_is_exact_and_mixes_plain_and_tree_rounds(random_qwen2_dir, qwen_draft):
+    """tree="auto": every round runs a sub-shape of the draft's tree or a plain step (chosen from
+    measured round costs); the tokens are plain greedy's either way, sampling keeps its seed."""
+    eng = Engine(random_qwen2_dir, draft=qwen_draft, device="cpu", tokenizer=False)
+    assert not eng.speculative_default  # on the CPU auto is opt-in
+    rng = np.random.default_rng(3)
+    for n in [5, 40, 200]:
+        ids = [int(x) for x in rng.integers(3, 120, n)]
+        plain = eng.generate(ids, max_new_tokens=48, ignore_eos=True, speculative=False)
+        auto = eng.generate(ids, max_new_tokens=48, ignore_eos=True, tree="auto")
+        assert auto.tokens == plain.tokens
+        st = auto.stats
+        assert st.speculative and st.rounds >= 1 and 0 <= st.plain_rounds <= st.rounds
+        assert sum(k * c for k, c in enumerate(st.accepted_histogram)) == st.new_tokens - 1
+    sampled = [eng.generate(ids, max_new_tokens=12, temperature=0.9, seed=11, tree="auto").tokens for _ in range(2)]
+    assert len(sampled[0]) == 12
+    # An engine whose default is auto; a bad string is a clear error.
+    auto_eng = Engine(random_qwen2_dir, draft=qwen_draft, device="cpu", tokenizer=False, tree="auto")
+    assert auto_eng.speculative_default
+    assert auto_eng.generate(ids, max_new_tokens=20, ignore_eos=True).tokens == plain.tokens[:20]
+    with pytest.raises(ValueError, match="auto"):
+        eng.generate(ids, tree="automatic")

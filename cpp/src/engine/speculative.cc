@@ -90,6 +90,7 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
       Stopwatch round_clock;
       const int32_t nodes = 1 + std::accumulate(level_shape.begin(), level_shape.end(), 0);
       AcceptResult acc;
+      bool captured = false;  // a round that captured a graph says nothing about its arm's cost
 
       if (on_device) {
         DeviceRoundState& round = draft_model->round();
@@ -134,6 +135,7 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
           for (size_t i = 1; i < acc.path.size(); ++i) emitted.push_back(tree.tokens[acc.path[i]]);
           emitted.push_back(acc.bonus);
         }
+        captured = draft_model->last_tree_captured() || sequence->last_step_captured();
         sequence->AdvanceCommitted(static_cast<int64_t>(emitted.size()));
         draft_model->AdvanceCommitted(static_cast<int64_t>(emitted.size()));
         stats.other_s += other_clock.Seconds();
@@ -152,6 +154,7 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
         } else {
           LONGSPEC_ASSIGN_OR_RETURN(verify_logits, sequence->Step(tree.tokens, tree.parents));
         }
+        captured = sequence->last_step_captured();
         stats.verify_s += verify_clock.Seconds();
 
         Stopwatch other_clock;
@@ -166,8 +169,9 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
 
       Stopwatch emit_clock;
       const int64_t round_tokens = static_cast<int64_t>(emitted.size());  // accepted nodes + bonus
-      // A round cut short by the budget says nothing about its arm.
-      if (policy != nullptr && level_shape.size() == round_shape.size()) {
+      // A round cut short by the budget, or one that captured a graph, says nothing about its
+      // arm's steady cost (the policy then simply chooses again).
+      if (policy != nullptr && !captured && level_shape.size() == round_shape.size()) {
         policy->Record(arm, context, round_tokens, round_clock.Seconds());
       }
       if (level_shape.empty()) stats.plain_rounds += 1;

@@ -43,6 +43,7 @@ Status TargetModel::Execute(TargetSequence& seq, const StepPlan& plan, StepOutpu
   Backend& be = *backend_;
   seq.device_plan_.Upload(be, plan);
   if (fill != nullptr) seq.device_plan_.FillFromTree(be, *fill, plan.first_row, plan.step_base);
+  seq.last_step_captured_ = false;
   if (!graphable || !be.SupportsGraphs() || plan.num_rows > kMaxGraphRows) {
     runner_->Forward(seq.device_plan_, seq.cache_, output, plan.max_prefix_len);
     return Status::OK();
@@ -58,6 +59,7 @@ Status TargetModel::Execute(TargetSequence& seq, const StepPlan& plan, StepOutpu
     runner_->Forward(seq.device_plan_, seq.cache_, output, bucket);
     LONGSPEC_ASSIGN_OR_RETURN(auto graph, be.EndCapture());
     it = graphs_.emplace(key, std::move(graph)).first;
+    seq.last_step_captured_ = true;
   }
   be.Replay(*it->second);
   return Status::OK();

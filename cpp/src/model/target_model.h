@@ -103,6 +103,8 @@ class TargetSequence {
   // (all in backend memory); the host then calls AdvanceCommitted(*count) once it knows it.
   void EnqueueCommitPath(const int32_t* path, const int32_t* count, const int32_t* committed, int32_t max_count);
   void AdvanceCommitted(int64_t n) { cache_.set_committed(committed() + n); }
+  // Whether the last step captured a new graph (its time is not a steady-state step's).
+  bool last_step_captured() const { return last_step_captured_; }
 
  private:
   friend class TargetModel;
@@ -117,6 +119,7 @@ class TargetSequence {
   std::vector<float> host_logits_;
   std::vector<int32_t> host_argmax_;
   std::unique_ptr<DeviceBuffer> move_buf_;
+  bool last_step_captured_ = false;
 };
 
 }  // namespace longspec

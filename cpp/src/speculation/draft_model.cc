@@ -321,6 +321,7 @@ Status DraftModel::EnqueueTree(const std::vector<int>& shape, int32_t committed,
     level_plans_[levels].FillFromTree(backend_, tree, starts[levels], window);
     ForwardKv(level_plans_[levels], starts[levels + 1] - starts[levels]);
   };
+  last_tree_captured_ = false;
   if (!backend_.SupportsGraphs()) {
     enqueue();
     return Status::OK();
@@ -332,6 +333,7 @@ Status DraftModel::EnqueueTree(const std::vector<int>& shape, int32_t committed,
     enqueue();
     LONGSPEC_ASSIGN_OR_RETURN(auto graph, backend_.EndCapture());
     it = graphs_.emplace(std::move(key), std::move(graph)).first;
+    last_tree_captured_ = true;
   }
   backend_.Replay(*it->second);
   return Status::OK();

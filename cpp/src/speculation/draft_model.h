@@ -59,6 +59,8 @@ class DraftModel final : public Drafter {
   // the host then calls AdvanceCommitted with the count it read back.
   void EnqueueCommit();
   void AdvanceCommitted(int64_t n) { cache_.set_committed(cache_.committed() + n); }
+  // Whether the last EnqueueTree captured a new graph (its time is not a steady-state round's).
+  bool last_tree_captured() const { return last_tree_captured_; }
 
  private:
   DraftModel(const TargetModel& target, TargetSequence& sequence)
@@ -92,6 +94,7 @@ class DraftModel final : public Drafter {
   DeviceRoundState round_;
   std::vector<DevicePlan> level_plans_;
   std::vector<int32_t> cross_staging_;
+  bool last_tree_captured_ = false;
   std::map<std::pair<std::vector<int>, int32_t>, std::unique_ptr<CapturedGraph>> graphs_;
 };
 
