@@ -80,6 +80,9 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
     std::vector<int32_t> emitted;
     std::vector<int32_t> host_tree;
     std::vector<float> host_scores, host_logits;
+    // Tokens committed by plain steps of tree="auto" that the draft has not seen yet: a plain step
+    // costs exactly what plain decoding costs, and the draft catches up before its next tree.
+    std::vector<int32_t> draft_behind;
     while (more) {
       // A round emits at most depth + 1 tokens: never draft past the budget or the context.
       const int64_t left = budget_total - static_cast<int64_t>(sink.result().tokens.size());
@@ -92,7 +95,27 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
       AcceptResult acc;
       bool captured = false;  // a round that captured a graph says nothing about its arm's cost
 
-      if (on_device) {
+      if (policy != nullptr && level_shape.empty()) {
+        // tree="auto" chose a plain step: the plain decoding step itself, no draft.
+        Stopwatch verify_clock;
+        int32_t next;
+        if (greedy) {
+          LONGSPEC_ASSIGN_OR_RETURN(const int32_t* ids, sequence->StepArgmax({root}, {-1}));
+          next = ids[0];
+        } else {
+          LONGSPEC_ASSIGN_OR_RETURN(const float* step_logits, sequence->Step({root}, {-1}));
+          next = ChooseToken(step_logits, params, rng);
+        }
+        captured = sequence->last_step_captured();
+        LONGSPEC_RETURN_IF_ERROR(sequence->Commit({0}));
+        draft_behind.push_back(root);
+        emitted.assign(1, next);
+        stats.verify_s += verify_clock.Seconds();
+      } else if (on_device) {
+        if (!draft_behind.empty()) {
+          LONGSPEC_RETURN_IF_ERROR(drafter->CatchUp(draft_behind));
+          draft_behind.clear();
+        }
         DeviceRoundState& round = draft_model->round();
         const int32_t committed = static_cast<int32_t>(sequence->committed());
         Stopwatch draft_clock;
@@ -140,6 +163,10 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
         draft_model->AdvanceCommitted(static_cast<int64_t>(emitted.size()));
         stats.other_s += other_clock.Seconds();
       } else {
+        if (!draft_behind.empty()) {
+          LONGSPEC_RETURN_IF_ERROR(drafter->CatchUp(draft_behind));
+          draft_behind.clear();
+        }
         Stopwatch draft_clock;
         tree.Reset(root);
         LONGSPEC_RETURN_IF_ERROR(BuildTree(*drafter, level_shape, vocab, &tree));

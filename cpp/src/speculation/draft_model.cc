@@ -203,6 +203,15 @@ Status DraftModel::Commit(const DraftTree& tree, const std::vector<int32_t>& pat
   return Status::OK();
 }
 
+Status DraftModel::CatchUp(const std::vector<int32_t>& tokens) {
+  // Only the last `window` positions can still be read; older ones would be overwritten anyway.
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  const int64_t skip = std::max<int64_t>(0, n - config_.window);
+  WriteKv(std::vector<int32_t>(tokens.begin() + skip, tokens.end()), cache_.committed() + skip);
+  cache_.set_committed(cache_.committed() + n);
+  return Status::OK();
+}
+
 StatusOr<const float*> DraftModel::LevelLogits(const DraftTree& tree, int32_t first_row) {
   const ModelConfig& t = target_.config();
   const int32_t n = tree.size() - first_row;

@@ -43,6 +43,7 @@ class DraftModel final : public Drafter {
   Status Prefill(const std::vector<int32_t>& prompt) override;
   StatusOr<const float*> LevelLogits(const DraftTree& tree, int32_t first_row) override;
   Status Commit(const DraftTree& tree, const std::vector<int32_t>& path) override;
+  Status CatchUp(const std::vector<int32_t>& tokens) override;
   int64_t cache_bytes() const override { return cache_.allocated_bytes(); }
   Status EnsureRows(int32_t rows) override;
 

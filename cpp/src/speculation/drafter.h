@@ -20,6 +20,8 @@ class Drafter {
   virtual StatusOr<const float*> LevelLogits(const DraftTree& tree, int32_t first_row) = 0;
   // Keeps `path` (root first, each the child of the previous) of the last tree as committed.
   virtual Status Commit(const DraftTree& tree, const std::vector<int32_t>& path) = 0;
+  // Keeps `tokens`, committed by the target without a draft round (plain steps), as committed.
+  virtual Status CatchUp(const std::vector<int32_t>& tokens) = 0;
   // Bytes of draft state for this sequence (constant in the context length for LongSpec).
   virtual int64_t cache_bytes() const = 0;
   // Largest number of rows LevelLogits may be asked for at once.

@@ -18,6 +18,7 @@ class OracleDrafter final : public Drafter {
     return logits + static_cast<int64_t>(first_row) * target_.model().config().vocab_size;
   }
   Status Commit(const DraftTree&, const std::vector<int32_t>&) override { return Status::OK(); }
+  Status CatchUp(const std::vector<int32_t>&) override { return Status::OK(); }
   int64_t cache_bytes() const override { return 0; }
   Status EnsureRows(int32_t) override { return Status::OK(); }
 
