@@ -16,7 +16,7 @@ def _tree(text: str) -> list[int] | str:
     except ValueError:
         widths = []
     if not widths or any(w < 1 for w in widths):
-        raise argparse.ArgumentTypeError(f"tree must be "auto" or comma-separated positive integers such as 4,16,16, got {text!r}")
+        raise argparse.ArgumentTypeError(f"tree must be 'auto' or comma-separated positive integers such as 4,16,16, got {text!r}")
     return widths
 
 
