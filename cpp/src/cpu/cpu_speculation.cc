@@ -6,72 +6,24 @@
 #include <cmath>
 #include <cstring>
 
+#include "backend/tree_level_selection.h"
 #include "cpu/cpu_ops.h"
 
 namespace longspec::cpu {
 
-namespace {
-
-struct Candidate {
-  double score;
-  int32_t parent;
-  int32_t token;
-};
-
-bool Better(const Candidate& a, const Candidate& b) {
-  if (a.score != b.score) return a.score > b.score;
-  if (a.parent != b.parent) return a.parent < b.parent;
-  return a.token < b.token;
-}
-
-// The `k` largest logits of a row, best first (equal logits: lower token first), appended to
-// `out` as candidates under `parent` with scores parent_score + log_softmax. NaN never wins.
-Candidate* TopCandidates(const float* row, int64_t vocab, int32_t k, int32_t parent, double parent_score,
-                         Candidate* out) {
-  double max_l = -INFINITY;
-  for (int64_t i = 0; i < vocab; ++i)
-    if (row[i] == row[i]) max_l = std::max(max_l, static_cast<double>(row[i]));
-  double sum = 0.0;
-  for (int64_t i = 0; i < vocab; ++i)
-    if (row[i] == row[i]) sum += std::exp(static_cast<double>(row[i]) - max_l);
-  const double lse = max_l + std::log(sum);
-  // A sorted buffer of at most k (value, token), insertion after equal values keeps lower tokens
-  // first; a full buffer admits only a strictly larger value.
-  int32_t n = 0;
-  for (int64_t i = 0; i < vocab; ++i) {
-    const float v = row[i];
-    if (v != v || (n == k && !(v > out[n - 1].score))) continue;
-    int32_t pos = n < k ? n : k - 1;
-    while (pos > 0 && v > out[pos - 1].score) {
-      out[pos] = out[pos - 1];
-      --pos;
-    }
-    out[pos] = {static_cast<double>(v), parent, static_cast<int32_t>(i)};
-    n = std::min(n + 1, k);
-  }
-  for (int32_t j = 0; j < n; ++j) out[j].score = parent_score + (out[j].score - lse);
-  return out + n;
-}
-
-}  // namespace
-
 size_t TreeExpandScratchBytes(int32_t parents, int32_t width) {
-  return static_cast<size_t>(parents) * width * sizeof(Candidate);
+  return static_cast<size_t>(parents) * width * sizeof(TreeCandidate);
 }
 
 void TreeExpand(View logits, DeviceTree tree, int32_t level_begin, int32_t level_end, int32_t width, void* scratch) {
   assert(logits.dtype == DType::kF32 && logits.rows >= level_end - level_begin && width >= 1 && width <= logits.cols);
-  Candidate* begin = static_cast<Candidate*>(scratch);
-  Candidate* end = begin;
+  TreeCandidate* begin = static_cast<TreeCandidate*>(scratch);
+  TreeCandidate* end = begin;
   for (int32_t node = level_begin; node < level_end; ++node) {
-    end = TopCandidates(logits.row<const float>(node - level_begin), logits.cols, width, node, tree.scores[node], end);
+    end = AppendTopCandidates(logits.row<const float>(node - level_begin), logits.cols, width, node, tree.scores[node],
+                              end);
   }
-  const int64_t keep = std::min<int64_t>(end - begin, width);
-  std::partial_sort(begin, begin + keep, end, Better);
-  // Grouped by parent ascending, best first within a parent (Better's order breaks no tie left).
-  std::sort(begin, begin + keep, [](const Candidate& a, const Candidate& b) {
-    return a.parent != b.parent ? a.parent < b.parent : Better(a, b);
-  });
+  const int64_t keep = SelectLevel(begin, end, width);
   for (int64_t j = 0; j < keep; ++j) {
     const int32_t id = level_end + static_cast<int32_t>(j);
     tree.tokens[id] = begin[j].token;

@@ -193,21 +193,26 @@ StatusOr<GenerationResult> Engine::Impl::GeneratePlain(const std::vector<int32_t
   if (!sink.done()) {
     int32_t token = ChooseToken(logits.data(), params, rng);
     bool more = sink.Emit(token) && sink.Flush();
-    const bool greedy = params.temperature == 0.0f;
     while (more) {
-      if (greedy) {
-        LONGSPEC_ASSIGN_OR_RETURN(const int32_t* ids, sequence->StepArgmax({token}, {-1}));
-        token = ids[0];
-      } else {
-        LONGSPEC_ASSIGN_OR_RETURN(const float* step_logits, sequence->Step({token}, {-1}));
-        token = ChooseToken(step_logits, params, rng);
-      }
-      LONGSPEC_RETURN_IF_ERROR(sequence->Commit({0}));
+      LONGSPEC_ASSIGN_OR_RETURN(token, PlainStep(token, params, rng));
       more = sink.Emit(token) && sink.Flush();
     }
     sink.Flush();
   }
   return sink.Finish(decode_clock.Seconds(), sequence->cache().committed_bytes());
+}
+
+StatusOr<int32_t> Engine::Impl::PlainStep(int32_t token, const SamplingParams& params, Rng& rng) {
+  int32_t next;
+  if (params.temperature == 0.0f) {
+    LONGSPEC_ASSIGN_OR_RETURN(const int32_t* ids, sequence->StepArgmax({token}, {-1}));
+    next = ids[0];
+  } else {
+    LONGSPEC_ASSIGN_OR_RETURN(const float* step_logits, sequence->Step({token}, {-1}));
+    next = ChooseToken(step_logits, params, rng);
+  }
+  LONGSPEC_RETURN_IF_ERROR(sequence->Commit({0}));
+  return next;
 }
 
 // Holds the engine for one call: waits for a call running on another thread, refuses one made

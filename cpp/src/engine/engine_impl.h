@@ -75,6 +75,8 @@ struct Engine::Impl {
                                                  const TokenCallback& on_tokens);
   // Picks the first token from the prefill logits (greedy or sampled).
   int32_t ChooseToken(const float* logits, const SamplingParams& params, Rng& rng) const;
+  // One plain decoding step after `token` (committed): the next token, greedy or sampled.
+  StatusOr<int32_t> PlainStep(int32_t token, const SamplingParams& params, Rng& rng);
 };
 
 }  // namespace longspec

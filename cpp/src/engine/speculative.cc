@@ -98,16 +98,8 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
       if (policy != nullptr && level_shape.empty()) {
         // tree="auto" chose a plain step: the plain decoding step itself, no draft.
         Stopwatch verify_clock;
-        int32_t next;
-        if (greedy) {
-          LONGSPEC_ASSIGN_OR_RETURN(const int32_t* ids, sequence->StepArgmax({root}, {-1}));
-          next = ids[0];
-        } else {
-          LONGSPEC_ASSIGN_OR_RETURN(const float* step_logits, sequence->Step({root}, {-1}));
-          next = ChooseToken(step_logits, params, rng);
-        }
+        LONGSPEC_ASSIGN_OR_RETURN(const int32_t next, PlainStep(root, params, rng));
         captured = sequence->last_step_captured();
-        LONGSPEC_RETURN_IF_ERROR(sequence->Commit({0}));
         draft_behind.push_back(root);
         emitted.assign(1, next);
         stats.verify_s += verify_clock.Seconds();
