@@ -63,7 +63,7 @@ def _check_tree(value) -> list[int]:
     if value is None or (isinstance(value, str) and value == "auto"):
         return []
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) == 0:
-        raise TypeError("tree must be a non-empty list of level widths, e.g. [4, 16, 16, 16, 16]")
+        raise TypeError("tree must be \"auto\" or a non-empty list of level widths, e.g. [4, 16, 16, 16, 16]")
     return [_check_int(f"tree[{i}]", w, lo=1, hi=_INT32_MAX) for i, w in enumerate(value)]
 
 

@@ -128,7 +128,8 @@ void SetSamplingField(SamplingParams& sp, const std::string& name, py::handle v)
     if (v.is_none()) {
       sp.tree.clear();
     } else if (PyUnicode_Check(v.ptr())) {
-      if (v.cast<std::string>() != "auto") Raise(InvalidArgumentError(std::string("tree must be ") + wanted + ", got '" + v.cast<std::string>() + "'"));
+      // A string other than "auto" is a list written as text ("4,16"): the wrong type.
+      if (v.cast<std::string>() != "auto") RaiseType(name, wanted, v);
       sp.tree.clear();
       sp.auto_tree = true;
     } else {

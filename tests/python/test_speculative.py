@@ -216,5 +216,5 @@ def test_auto_tree_is_exact_and_mixes_plain_and_tree_rounds(random_qwen2_dir, qw
     auto_eng = Engine(random_qwen2_dir, draft=qwen_draft, device="cpu", tokenizer=False, tree="auto")
     assert auto_eng.speculative_default
     assert auto_eng.generate(ids, max_new_tokens=20, ignore_eos=True).tokens == plain.tokens[:20]
-    with pytest.raises(ValueError, match="auto"):
+    with pytest.raises(TypeError, match="auto"):
         eng.generate(ids, tree="automatic")
