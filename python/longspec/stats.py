@@ -49,7 +49,7 @@ class Stats(dict):
     prefill_tokens_per_s: _Field[float] = _Field("Prefill speed: prompt_tokens / prefill_s.")
     speculative: _Field[bool] = _Field("Whether the call decoded speculatively (a draft was used).")
     rounds: _Field[int] = _Field("Speculation rounds (draft, verify, accept).")
-    plain_rounds: _Field[int] = _Field("Rounds without a draft level: tree=\"auto\" chose a plain step.")
+    plain_rounds: _Field[int] = _Field("Rounds without a draft level: tree=\"auto\" chose a plain step, or one token was left.")
     mean_accepted: _Field[float] = _Field("tau: tokens emitted per round, accepted draft tokens plus the bonus token.")
     accepted_histogram: _Field[list] = _Field("[k] = rounds that emitted k tokens, k = 1 .. tree depth + 1.")
     draft_s: _Field[float] = _Field("Time spent drafting.")

@@ -39,7 +39,7 @@ struct GenerationStats {
   bool speculative = false;
   // Speculative decoding only (zero otherwise).
   int64_t rounds = 0;
-  int64_t plain_rounds = 0;  // rounds that ran no draft level (tree="auto" chose a plain step)
+  int64_t plain_rounds = 0;  // rounds without a draft level (tree="auto" chose a plain step, or one token was left)
   double mean_accepted = 0.0;              // tau: tokens emitted per round (accepted + bonus)
   std::vector<int64_t> accepted_histogram; // [k] = rounds that emitted k tokens, k = 1..depth+1
   double draft_s = 0.0;
