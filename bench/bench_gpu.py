@@ -26,8 +26,9 @@ first captures the step graphs of its context buckets); prefill_s beside it.
                     4,16,16,16,16: 69 rows), same prompt and length; tau = tokens per round;
                     identical_to_plain = its tokens (both runs) equal the plain run's, as greedy
                     speculation must give; speedup_vs_plain
-  speculative_auto  the same with tree="auto" (the engine's policy picks a shape or plain, "chose"),
-                    when the engine accepts it (else a note; --no-auto skips it)
+                    With "tree": "auto" the engine's policy picks each round's shape or a plain
+                    step ("plain_rounds" counts those), when the engine accepts it (else a note;
+                    --no-auto skips it); the tables and the plot call these rows speculative_auto.
   verify_step,      ms per round of the target's tree verification / the draft's tree building
   draft_round       (1e3 * verify_s or draft_s / rounds) of one speculative run with
                     LONGSPEC_PHASE_TIMING=1, which makes the engine synchronise the device after
@@ -230,18 +231,24 @@ def decode_row(base: dict, outs, method: str) -> dict:
             "new_tokens": len(out.tokens), "warm_up_ms_per_token": round(step_ms(warm.stats), 4)}
 
 
+def row_kind(row: dict) -> str:
+    """The row's method, with speculative rows of tree="auto" told apart as speculative_auto (the
+    shared schema has one method, speculative, and the tree field says which)."""
+    return "speculative_auto" if row["method"] == "speculative" and row.get("tree") == "auto" else row["method"]
+
+
 def speculative_row(eng, ids, n: int, base: dict, tree, plain: dict | None) -> dict:
-    """A speculative (explicit tree) or speculative_auto (tree="auto") row, checked against plain."""
+    """A speculative row (an explicit tree, or tree="auto"), checked against plain."""
     auto = tree == "auto"
     outs = run_twice(eng, ids, n, tree=tree) if auto else run_twice(eng, ids, n, speculative=True, tree=tree)
     st = outs[1].stats
     if not auto and not st["speculative"]:
         raise RuntimeError(f"tree={tree} decoded plainly")
-    row = decode_row(base, outs, "speculative_auto" if auto else "speculative")
+    row = decode_row(base, outs, "speculative")
     row.update(tau=round(st["mean_accepted"], 3) if st["speculative"] else None, tree=tree, rounds=st["rounds"],
                accepted_histogram=list(st["accepted_histogram"]))
     if auto:
-        row["chose"] = "speculative" if st["speculative"] else "plain"
+        row["plain_rounds"] = st.get("plain_rounds")
     if plain is not None:
         want = plain["tokens"]
         row["identical_to_plain"] = all(list(o.tokens) == want for o in outs)
@@ -490,7 +497,7 @@ def _ratio(num: dict | None, den: dict | None, unit: str) -> str:
 def render(card: str, date: str, rows: list[dict], notes: list[str]) -> str:
     by = {}
     for r in rows:
-        by.setdefault((r["model"], r["context"]), {})[r["method"]] = r
+        by.setdefault((r["model"], r["context"]), {})[row_kind(r)] = r
     lines = [f"GPU decode, {card}, {date}: ms per decode step (batch 1, bf16, greedy), prefill seconds in ()",
              "", "| model | context | floor | HF generate | HF static + compile | longspec plain | plain / floor |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -505,12 +512,12 @@ def render(card: str, date: str, rows: list[dict], notes: list[str]) -> str:
         lines += ["", ("Speculative decoding: ms per emitted token, same prompt and length as plain "
                        "(goal: speed-up >= 2x over plain)"), "",
                   ("| model | context | plain | speculative (tree) | speed-up | tau | identical to plain "
-                   "| tree=auto (choice) | auto speed-up | HF generate |"),
+                   "| tree=auto (plain rounds / rounds) | auto speed-up | HF generate |"),
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for (model, ctx), m in spec:
             plain, s, a = m.get("plain"), m.get("speculative"), m.get("speculative_auto")
             tree = f" ({','.join(map(str, s['tree']))})" if s and isinstance(s.get("tree"), list) else ""
-            auto = f"{_ms(a, False)} ({a.get('chose', '?')})" if a else "-"
+            auto = f"{_ms(a, False)} ({a.get('plain_rounds', '?')}/{a.get('rounds', '?')})" if a else "-"
             same = {True: "yes", False: "NO"}.get((s or a or {}).get("identical_to_plain"), "-")
             if s and a and "identical_to_plain" in a and a["identical_to_plain"] != s.get("identical_to_plain"):
                 same += " (auto: NO)" if not a["identical_to_plain"] else " (auto: yes)"
@@ -558,7 +565,7 @@ def plot(rows: list[dict], path: str, title: str) -> str | None:
     for ax, model in zip(axes[0], models):
         mine = [r for r in rows if r["model"] == model]
         for method, label, style in PLOT_LINES:
-            pts = sorted({r["context"]: r for r in mine if r["method"] == method}.items())
+            pts = sorted({r["context"]: r for r in mine if row_kind(r) == method}.items())
             if not pts:
                 continue
             xs = [c for c, _ in pts]

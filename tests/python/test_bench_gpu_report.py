@@ -22,8 +22,8 @@ ROWS = [
     {"model": "smollm2-135m", "context": 8192, "method": "plain", "ms_per_token": 1.0, "prefill_s": 0.07},
     {"model": "smollm2-135m", "context": 8192, "method": "speculative", "ms_per_token": 0.4, "tau": 2.9,
      "tree": [4, 16, 16, 16, 16], "identical_to_plain": True},
-    {"model": "smollm2-135m", "context": 8192, "method": "speculative_auto", "ms_per_token": 0.5, "tau": 2.5,
-     "tree": "auto", "chose": "speculative", "identical_to_plain": True},
+    {"model": "smollm2-135m", "context": 8192, "method": "speculative", "ms_per_token": 0.5, "tau": 2.5,
+     "tree": "auto", "plain_rounds": 3, "rounds": 40, "identical_to_plain": True},
     {"model": "smollm2-135m", "context": 8192, "method": "hf_generate", "ms_per_token": 90.0, "prefill_s": 0.04},
     {"model": "smollm2-135m", "context": 2048, "method": "plain", "ms_per_token": 0.8, "prefill_s": 0.02},
     {"model": "smollm2-135m", "context": 2048, "method": "speculative", "ms_per_token": 0.5, "tau": 2.2,
@@ -43,7 +43,7 @@ def test_render_has_the_decode_speculative_and_phase_tables():
     assert any(l.startswith("| smollm2-135m | 8192 | 0.104 | 90.000 (0.04 s) | - | 1.000 (0.07 s) | 9.62 |")
                for l in lines)
     spec = [l for l in lines if l.startswith("| smollm2-135m | 8192 | 1.000 | 0.400 (4,16,16,16,16)")]
-    assert len(spec) == 1 and "| 2.50x | 2.90 | yes | 0.500 (speculative) | 2.00x | 90.000 |" in spec[0]
+    assert len(spec) == 1 and "| 2.50x | 2.90 | yes | 0.500 (3/40) | 2.00x | 90.000 |" in spec[0]
     assert any(l.startswith("| smollm2-135m | 2048 | 0.800 | 0.500") and "| NO |" in l for l in lines)
     phase = [l for l in lines if l.startswith("| llama3-8b-shape | 32768 | 4,16,16,16,16 (69)")]
     assert len(phase) == 1 and "| 1.200 | 7.500 | 6.600 | 9.100 |" in phase[0] and "untrained" in phase[0]
@@ -72,7 +72,7 @@ def test_results_json_follows_the_shared_schema(tmp_path):
     spec.loader.exec_module(schema)
     problems, notes = schema.check(str(tmp_path / "gpu_decode_2026-12-01.json"))
     assert problems == []
-    assert all("speculative_auto" in n for n in notes if "method" in n)
+    assert not any("method" in n for n in notes)
 
 
 def test_plot_draws_a_png(tmp_path):
@@ -116,7 +116,7 @@ def test_speculative_row_compares_with_plain():
     assert row["tree"] == [4, 16] and "first_difference" not in row
     other = [0, 1, 2, 99] + list(range(4, 26))
     row = bench_gpu.speculative_row(FakeEngine(other), [1, 2], 26, base, "auto", plain)
-    assert row["method"] == "speculative_auto" and row["chose"] == "speculative"
+    assert row["method"] == "speculative" and row["tree"] == "auto" and bench_gpu.row_kind(row) == "speculative_auto"
     assert row["identical_to_plain"] is False and row["first_difference"] == 3
 
 
