@@ -49,4 +49,12 @@ inline std::unique_ptr<Backend> MakeBackend(const cpu::CpuKernels& k, int thread
   return cpu::MakeCpuBackendWithKernels(threads, k);
 }
 
+// A speculation tree held in host vectors, viewed as a DeviceTree (the CPU backend's memory).
+struct HostTree {
+  std::vector<int32_t> tokens, parents;
+  std::vector<float> scores;
+  explicit HostTree(size_t n) : tokens(n, 0), parents(n, -1), scores(n, 0.0f) {}
+  DeviceTree view() { return DeviceTree{tokens.data(), parents.data(), scores.data()}; }
+};
+
 }  // namespace longspec::testing

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "backend/backend.h"
+#include "cpu_test_util.h"
 #include "model/step_plan.h"
 #include "speculation/acceptance.h"
 #include "speculation/token_tree.h"
@@ -15,12 +16,7 @@
 namespace longspec {
 namespace {
 
-struct HostTree {
-  std::vector<int32_t> tokens, parents;
-  std::vector<float> scores;
-  explicit HostTree(size_t n) : tokens(n, 0), parents(n, -1), scores(n, 0.0f) {}
-  DeviceTree view() { return DeviceTree{tokens.data(), parents.data(), scores.data()}; }
-};
+using testing::HostTree;
 
 std::vector<float> RandomLogits(size_t n, std::mt19937& rng) {
   std::normal_distribution<float> d(0.0f, 2.0f);

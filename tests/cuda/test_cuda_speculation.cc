@@ -5,18 +5,14 @@
 #include <map>
 #include <set>
 
+#include "cpu_test_util.h"
 #include "cuda_test_util.h"
 #include "model/step_plan.h"
 
 namespace longspec::testing {
 namespace {
 
-struct TreeBufs {
-  std::vector<int32_t> tokens, parents;
-  std::vector<float> scores;
-  explicit TreeBufs(size_t n) : tokens(n, 0), parents(n, -1), scores(n, 0.0f) {}
-  DeviceTree view() { return DeviceTree{tokens.data(), parents.data(), scores.data()}; }
-};
+using TreeBufs = HostTree;
 
 // A device tree: three arrays in one buffer.
 struct DevTree {

@@ -78,8 +78,7 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
     bool more = sink.Emit(root) && sink.Flush();
     DraftTree tree;
     std::vector<int32_t> emitted;
-    std::vector<int32_t> host_tree;
-    std::vector<float> host_scores, host_logits;
+    std::vector<float> host_logits;
     // Tokens committed by plain steps of tree="auto" that the draft has not seen yet: a plain step
     // costs exactly what plain decoding costs, and the draft catches up before its next tree.
     std::vector<int32_t> draft_behind;
@@ -129,15 +128,8 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
         } else {
           // The lossless rule on the host: the verified logits and the tree come back.
           host_logits.resize(static_cast<size_t>(nodes) * vocab);
-          host_tree.resize(2 * static_cast<size_t>(nodes));
-          host_scores.resize(nodes);
-          backend->CopyToHost(host_tree.data(), dtree.tokens, nodes * sizeof(int32_t));
-          backend->CopyToHost(host_tree.data() + nodes, dtree.parents, nodes * sizeof(int32_t));
-          backend->CopyToHost(host_scores.data(), dtree.scores, nodes * sizeof(float));
           backend->CopyToHost(host_logits.data(), sequence->device_logits().data, host_logits.size() * sizeof(float));
-          LONGSPEC_RETURN_IF_ERROR(backend->LastError());
-          tree.Reset(root);
-          for (int32_t i = 1; i < nodes; ++i) tree.AddNode(host_tree[nodes + i], host_tree[i], host_scores[i]);
+          LONGSPEC_RETURN_IF_ERROR(round.ReadTree(*backend, nodes, &tree));
           acc = AcceptSampling(tree, host_logits.data(), vocab, params, rng);
           round.UploadPath(*backend, acc.path);
         }

@@ -44,6 +44,19 @@ Status DeviceRoundState::ReadEmitted(Backend& backend, std::vector<int32_t>* emi
   return Status::OK();
 }
 
+Status DeviceRoundState::ReadTree(Backend& backend, int32_t nodes, DraftTree* tree) {
+  // tokens, parents and scores are three adjacent arrays of kMaxNodes words.
+  staging_.resize(3 * static_cast<size_t>(kMaxNodes));
+  backend.CopyToHost(staging_.data(), tree_.tokens, staging_.size() * sizeof(int32_t));
+  LONGSPEC_RETURN_IF_ERROR(backend.LastError());
+  const int32_t* tokens = staging_.data();
+  const int32_t* parents = tokens + kMaxNodes;
+  const float* scores = reinterpret_cast<const float*>(parents + kMaxNodes);
+  tree->Reset(tokens[0]);
+  for (int32_t i = 1; i < nodes; ++i) tree->AddNode(parents[i], tokens[i], scores[i]);
+  return Status::OK();
+}
+
 void DeviceRoundState::UploadPath(Backend& backend, const std::vector<int32_t>& path) {
   staging_.assign(path.begin(), path.end());
   staging_.resize(kMaxPath + 1, 0);

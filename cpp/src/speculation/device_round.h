@@ -16,6 +16,7 @@
 
 #include "backend/backend.h"
 #include "longspec/config.h"
+#include "speculation/token_tree.h"
 
 namespace longspec {
 
@@ -39,6 +40,9 @@ class DeviceRoundState {
   void BeginRound(Backend& backend, int32_t committed, int32_t root);
   // Waits for the round and reads the emitted tokens (accepted draft tokens, then the bonus).
   Status ReadEmitted(Backend& backend, std::vector<int32_t>* emitted);
+  // Waits for the round and reads its first `nodes` tree nodes back as a host tree (sampling
+  // accepts on the host): tokens, parents and scores in one copy.
+  Status ReadTree(Backend& backend, int32_t nodes, DraftTree* tree);
   // Enqueues the upload of a host-chosen path (sampling acceptance) as path + count.
   void UploadPath(Backend& backend, const std::vector<int32_t>& path);
 
