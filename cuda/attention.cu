@@ -11,17 +11,52 @@ namespace longspec::cuda {
 namespace {
 
 template <int HD, int WARPS>
-size_t PrefixSmemBytes(bool walk) {
-  const size_t ld = AttnSmem<HD>::kLd;
-  size_t bytes = (16 * WARPS + 2 * AttnSmem<HD>::kStages * kAttnChunkKeys) * ld * sizeof(__nv_bfloat16);
-  if (walk) bytes += size_t(WARPS) * 32 * (HD / 8) * 4 * sizeof(float);
-  return bytes;
+size_t PrefixSmemBytes(int states) {
+  return AttnSmem<HD, WARPS>::Bytes(states);
+}
+
+// Blocks of each prefix kernel (by head dim, warps and AttnStates) that fit one SM, measured when
+// the kernels are prepared: the launcher sizes its grid to one wave of them.
+int g_prefix_blocks_per_sm[2][2][3] = {};
+int& PrefixBlocksPerSm(int hd, int warps, int states) { return g_prefix_blocks_per_sm[hd == 128][warps == 4][states]; }
+
+template <int HD, int WARPS, int STATES>
+cudaError_t PreparePrefixStates() {
+  const cudaError_t e = PrepareKernel(attention_prefix_kernel<HD, WARPS, STATES>, PrefixSmemBytes<HD, WARPS>(STATES));
+  if (e != cudaSuccess) return e;
+  int blocks = 0;
+  const cudaError_t o = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+      &blocks, attention_prefix_kernel<HD, WARPS, STATES>, 32 * WARPS, PrefixSmemBytes<HD, WARPS>(STATES));
+  PrefixBlocksPerSm(HD, WARPS, STATES) = std::max(1, blocks);
+  return o;
+}
+
+template <int HD, int WARPS>
+cudaError_t PreparePrefix() {
+  for (cudaError_t e : {PreparePrefixStates<HD, WARPS, kAttnSplitStates>(), PreparePrefixStates<HD, WARPS, kAttnGroupStates>(),
+                        PreparePrefixStates<HD, WARPS, kAttnWalkAll>()}) {
+    if (e != cudaSuccess) return e;
+  }
+  return cudaSuccess;
 }
 
 template <int HD, int WARPS>
 cudaError_t LaunchPrefix(const LaunchContext& ctx, const AttnPrefixParams& p, dim3 grid) {
-  return Launch(ctx, attention_prefix_kernel<HD, WARPS>, grid, dim3(32 * WARPS),
-                PrefixSmemBytes<HD, WARPS>(p.walk_all_splits != 0), p);
+  const dim3 block(32 * WARPS);
+  const size_t smem = PrefixSmemBytes<HD, WARPS>(p.states);
+  switch (p.states) {
+    case kAttnSplitStates: return Launch(ctx, attention_prefix_kernel<HD, WARPS, kAttnSplitStates>, grid, block, smem, p);
+    case kAttnGroupStates: return Launch(ctx, attention_prefix_kernel<HD, WARPS, kAttnGroupStates>, grid, block, smem, p);
+    case kAttnWalkAll: return Launch(ctx, attention_prefix_kernel<HD, WARPS, kAttnWalkAll>, grid, block, smem, p);
+    default: return cudaErrorInvalidValue;
+  }
+}
+
+// Units (splits or groups) per block so that the blocks fit one wave: `per_unit` blocks each.
+int UnitStride(int units, int per_unit, int resident) {
+  const int want = std::max(1, resident / per_unit);
+  const int per_block = (units + want - 1) / want;
+  return (units + per_block - 1) / per_block;
 }
 
 template <int HD>
@@ -29,28 +64,36 @@ cudaError_t LaunchForHeadDim(const LaunchContext& ctx, AttnPrefixParams pre, int
                              AttnFinishParams fin) {
   const int group = pre.num_heads / pre.num_kv_heads;
   if (max_kv_len > 0 && pre.kv_len != nullptr) {
-    const bool walk = pre.rows > kAttnSplitRowsMax;
     const int splits = (max_kv_len + kAttnSplit - 1) / kAttnSplit;
-    pre.walk_all_splits = walk ? 1 : 0;
-    pre.max_states = walk ? 1 : splits;
-    const size_t need = size_t(pre.rows) * pre.num_heads * pre.max_states * StateFloats<HD>() * sizeof(float);
-    if (pre.state == nullptr || need > ws_bytes) return cudaErrorInvalidValue;
+    const int groups = (max_kv_len + kAttnGroupKeys - 1) / kAttnGroupKeys;
     const int q_total = pre.rows * group;
     const int warps = q_total <= 16 ? 1 : 4;
     const int q_tiles = (q_total + 16 * warps - 1) / (16 * warps);
-    // Split mode: enough blocks for a few per SM; each walks every gz-th split (its states are
-    // written one by one, so the grid never changes a result).
-    const int blocks_per_split = q_tiles * pre.num_kv_heads;
-    const int per_sm = HD <= 64 ? 4 : 3;  // blocks that fit an SM (shared memory)
-    const int want = std::max(1, per_sm * ctx.num_sms / blocks_per_split);
-    const int per_block = (splits + want - 1) / want;  // splits per block, spread evenly
-    const int gz = walk ? 1 : (splits + per_block - 1) / per_block;
+    const int per_unit = q_tiles * pre.num_kv_heads;  // blocks per split or group
+    // Many rows: one block walks every split. Otherwise blocks own whole groups when there are
+    // enough of them to fill the GPU (8x fewer states than splits), else single splits.
+    int gz = 1;
+    if (pre.rows > kAttnSplitRowsMax) {
+      pre.states = kAttnWalkAll;
+      pre.max_states = 1;
+    } else {
+      const int group_resident = PrefixBlocksPerSm(HD, warps, kAttnGroupStates) * ctx.num_sms;
+      const bool by_group = per_unit * groups >= group_resident;
+      pre.states = by_group ? kAttnGroupStates : kAttnSplitStates;
+      pre.max_states = by_group ? groups : splits;
+      // Split blocks are short (a few chunks each) and bound by latency, not work: their grid aims
+      // at 4 (head_dim 64) or 3 (128) blocks per SM, more than fit at once.
+      gz = by_group ? UnitStride(groups, per_unit, group_resident)
+                    : UnitStride(splits, per_unit, (HD <= 64 ? 4 : 3) * ctx.num_sms);
+    }
+    const size_t need = size_t(pre.rows) * pre.num_heads * pre.max_states * StateFloats<HD>() * sizeof(float);
+    if (pre.state == nullptr || need > ws_bytes) return cudaErrorInvalidValue;
     const dim3 grid(q_tiles, pre.num_kv_heads, gz);
     const cudaError_t e = warps == 1 ? LaunchPrefix<HD, 1>(ctx, pre, grid) : LaunchPrefix<HD, 4>(ctx, pre, grid);
     if (e != cudaSuccess) return e;
     fin.state = pre.state;
     fin.max_states = pre.max_states;
-    fin.walk_all_splits = pre.walk_all_splits;
+    fin.states = pre.states;
     fin.kv_len = pre.kv_len;
   } else {
     fin.state = nullptr;
@@ -61,10 +104,7 @@ cudaError_t LaunchForHeadDim(const LaunchContext& ctx, AttnPrefixParams pre, int
 }  // namespace
 
 cudaError_t PrepareAttentionKernels() {
-  for (cudaError_t e : {PrepareKernel(attention_prefix_kernel<64, 1>, PrefixSmemBytes<64, 1>(true)),
-                        PrepareKernel(attention_prefix_kernel<64, 4>, PrefixSmemBytes<64, 4>(true)),
-                        PrepareKernel(attention_prefix_kernel<128, 1>, PrefixSmemBytes<128, 1>(true)),
-                        PrepareKernel(attention_prefix_kernel<128, 4>, PrefixSmemBytes<128, 4>(true)),
+  for (cudaError_t e : {PreparePrefix<64, 1>(), PreparePrefix<64, 4>(), PreparePrefix<128, 1>(), PreparePrefix<128, 4>(),
                         PrepareKernel(attention_finish_kernel<64>, FinishSmemBytes<64>()),
                         PrepareKernel(attention_finish_kernel<128>, FinishSmemBytes<128>())}) {
     if (e != cudaSuccess) return e;

@@ -9,20 +9,27 @@
 //     (log2 domain: m = running max of scale*log2(e)*q.k, l = sum 2^(s - m), acc = sum 2^(s - m) v
 //     with P rounded to bf16 for the P.V product, every update written with explicit _rn
 //     intrinsics so the compiler cannot contract them differently in different kernels);
-//   - split states are merged left to right by MergeState (an empty running state takes the
-//     other state as is). A block that owns one split (decode, verification) writes its state;
-//     a block that walks every split of its rows (long prefill chunks) merges them as it goes,
-//     with the same function in the same order, so both give the same bits;
+//   - split states are folded left to right into the state of their group (kAttnGroupSplits
+//     splits, 2048 positions), and group states left to right into the prefix state, each fold
+//     by the same merge (an empty running state takes the other state as is). Where the states
+//     live is the launcher's choice and never changes a bit: a block that owns one split writes
+//     its state and the finishing pass folds splits into groups (decode: many small blocks); a
+//     block that owns whole groups folds its splits as it goes and writes group states (tree
+//     verification: 8x fewer states to write and read back); a block that walks every split of
+//     its rows (long prefill chunks) folds both levels itself;
 //   - the tree part (band + visible nodes: about a hundred keys for the target, up to the
-//     window for the draft) is one warp per (row, head) on CUDA cores, in blocks of 128 keys:
-//     scores in lanes, a fixed butterfly for the max and the sum, then P.V over the keys in
-//     order; each block's state is merged after the prefix state, blocks left to right.
+//     window for the draft) is one block per (row, head) on CUDA cores, in blocks of 128 keys:
+//     scores in lanes (q.k as four interleaved partial sums), a fixed butterfly for the max and
+//     the sum, then P.V as four interleaved partial sums over the keys in order; each block's
+//     state is merged after the prefix state, blocks left to right.
 // Masked keys contribute exactly nothing: a chunk with no visible key for a row leaves that row's
 // state untouched, and cache slots past every row's length are zero-filled, never read as data.
 #pragma once
 
 #include <cuda_bf16.h>
 #include <stdint.h>
+
+#include <type_traits>
 
 #include "ptx.cuh"
 
@@ -31,6 +38,17 @@ namespace longspec::cuda {
 constexpr int kAttnChunkKeys = 64;
 constexpr int kAttnSplit = 256;
 constexpr int kAttnChunksPerSplit = kAttnSplit / kAttnChunkKeys;
+constexpr int kAttnGroupSplits = 8;
+constexpr int kAttnGroupKeys = kAttnSplit * kAttnGroupSplits;
+constexpr int kAttnChunksPerGroup = kAttnGroupKeys / kAttnChunkKeys;
+static_assert(32 % kAttnGroupSplits == 0, "the finishing pass folds whole groups per batch of 32 states");
+
+// Where the prefix kernel leaves its states (see the reduction order above).
+enum AttnStates : int {
+  kAttnSplitStates = 0,  // one record per split; the finishing pass folds splits into groups
+  kAttnGroupStates = 1,  // one record per group, folded in the kernel
+  kAttnWalkAll = 2,      // one record per row: the kernel walks and folds every split
+};
 
 // A softmax state of one query head: running max m (log2 units), sum l, unnormalised acc.
 // Workspace record: [m, l, -, -, acc[head_dim]] floats (acc 16-byte aligned).
@@ -58,33 +76,56 @@ struct AttnPrefixParams {
   int rows = 0, num_heads = 0, num_kv_heads = 0;
   float scale_log2 = 0.0f;           // softmax scale * log2(e)
   float* state = nullptr;            // [rows][num_heads][max_states] records of StateFloats<HD>()
-  int max_states = 0;                // splits per (row, head) record block; 1 when walking every split
-  int walk_all_splits = 0;           // 1: one block walks all splits of its rows (state slot 0)
+  int max_states = 0;                // records per (row, head): splits, groups, or 1 (kAttnWalkAll)
+  int states = kAttnSplitStates;     // an AttnStates
 };
 
-template <int HD>
+template <int HD, int WARPS>
 struct AttnSmem {
   static constexpr int kLd = HD + 8;  // padded row: ldmatrix rows land in different banks
   // Chunks in flight: a 64-key chunk of K and V is 18 KB at head_dim 64, 34 KB at 128.
   static constexpr int kStages = HD <= 64 ? 4 : 2;
+  // A running state per thread (its rows' elements of the accumulator), in floats.
+  static constexpr int kRunningFloats = WARPS * 32 * (HD / 8) * 4;
+  // The query tile is read into registers at the first chunk and its space then holds the
+  // running group state: the region is the larger of the two (the query tile alone for
+  // kAttnSplitStates, whose occupancy a few more KB would cut from 3 blocks per SM to 2).
+  static constexpr int kQBytes = 16 * WARPS * kLd * 2;
+  static constexpr int kRegionBytes = kQBytes > kRunningFloats * 4 ? kQBytes : kRunningFloats * 4;
+  static constexpr int kKvBytes = 2 * kStages * kAttnChunkKeys * kLd * 2;
+  __host__ __device__ static constexpr int RegionBytes(int states) {
+    return states == kAttnSplitStates ? kQBytes : kRegionBytes;
+  }
+  // Bytes for a launch in AttnStates `states` (kAttnWalkAll adds the running total).
+  static constexpr size_t Bytes(int states) {
+    return size_t(RegionBytes(states)) + kKvBytes + (states == kAttnWalkAll ? size_t(kRunningFloats) * 4 : 0);
+  }
 };
 
-// Grid: x = query tiles of 16 * WARPS packed queries (query qi = row * group + g, heads of one kv
-// head), y = kv head, z = split stride (1 when walk_all_splits). Block: 32 * WARPS threads. A
-// block walks its chunks through a ring of kStages buffers: all splits (walk_all_splits), or
-// the splits blockIdx.z, blockIdx.z + gridDim.z, ... each written as its own state.
-template <int HD, int WARPS>
+// STATES (an AttnStates, == p.states) is a template parameter so that each kernel holds only its
+// own end-of-split code. Grid: x = query tiles of 16 * WARPS packed queries (query qi = row * group + g, heads of one kv
+// head), y = kv head, z = stride over the units a block owns (1 for kAttnWalkAll). Block:
+// 32 * WARPS threads. A block walks its chunks through a ring of kStages buffers: all splits
+// (kAttnWalkAll), or the splits (kAttnSplitStates) or groups (kAttnGroupStates) blockIdx.z,
+// blockIdx.z + gridDim.z, ..., each written as its own state.
+template <int HD, int WARPS, int STATES>
 __global__ void __launch_bounds__(32 * WARPS) attention_prefix_kernel(const AttnPrefixParams p) {
-  constexpr int kLd = AttnSmem<HD>::kLd;
-  constexpr int kKS = AttnSmem<HD>::kStages;
+  using Smem = AttnSmem<HD, WARPS>;
+  constexpr int kLd = Smem::kLd;
+  constexpr int kKS = Smem::kStages;
   constexpr int kQ = 16 * WARPS;
   constexpr int kNT = kAttnChunkKeys / 8;  // n8 tiles of scores per chunk
   constexpr int kDT = HD / 8;              // n8 tiles of the output
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  __nv_bfloat16* Qs = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [kQ][kLd]
-  __nv_bfloat16* Ks = Qs + kQ * kLd;                                // [kKS][64][kLd]
-  __nv_bfloat16* Vs = Ks + kKS * kAttnChunkKeys * kLd;              // [kKS][64][kLd]
-  float* total = reinterpret_cast<float*>(Vs + kKS * kAttnChunkKeys * kLd);  // [WARPS][32][kDT][4] (walk_all_splits)
+  // Running states kept per thread in shared memory (registers hold the split's): the group's
+  // (kAttnGroupStates, kAttnWalkAll) over the query tile, whose first write comes after every
+  // warp has read its queries (a split ends after the barrier closing its chunk), and the whole
+  // prefix's (kAttnWalkAll) after the K/V ring.
+  __nv_bfloat16* Qs = reinterpret_cast<__nv_bfloat16*>(smem_raw);                     // [kQ][kLd]
+  float* group_buf = reinterpret_cast<float*>(smem_raw);                               // [WARPS][32][kDT][4]
+  __nv_bfloat16* Ks = reinterpret_cast<__nv_bfloat16*>(smem_raw + Smem::RegionBytes(STATES));  // [kKS][64][kLd]
+  __nv_bfloat16* Vs = Ks + kKS * kAttnChunkKeys * kLd;                                 // [kKS][64][kLd]
+  float* total_buf = reinterpret_cast<float*>(Vs + kKS * kAttnChunkKeys * kLd);        // [WARPS][32][kDT][4]
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, t = lane & 3;
@@ -101,16 +142,25 @@ __global__ void __launch_bounds__(32 * WARPS) attention_prefix_kernel(const Attn
     const int qi = q0 + warp * 16 + g + hrow * 8;
     len_mine[hrow] = qi < q_total ? p.kv_len[qi / group] : 0;
   }
-  __shared__ int block_len;
-  if (tid == 0) block_len = 0;
+  __shared__ int block_len, block_min_len;
+  if (tid == 0) {
+    block_len = 0;
+    block_min_len = 0x7fffffff;
+  }
   __syncthreads();
-  for (int qi = q0 + tid; qi < q0 + kQ && qi < q_total; qi += 32 * WARPS) atomicMax(&block_len, p.kv_len[qi / group]);
+  for (int qi = q0 + tid; qi < q0 + kQ && qi < q_total; qi += 32 * WARPS) {
+    atomicMax(&block_len, p.kv_len[qi / group]);
+    atomicMin(&block_min_len, p.kv_len[qi / group]);
+  }
   __syncthreads();
-  const int L = block_len;
+  const int L = block_len, L_min = block_min_len;
   // First key of this block's q-th chunk (>= L: past the end). Walking all splits: every chunk in
-  // order; otherwise the four chunks of split blockIdx.z, then of split blockIdx.z + gridDim.z...
+  // order; otherwise the chunks of split (group) blockIdx.z, then of blockIdx.z + gridDim.z...
   auto chunk_start = [&](int q) -> int {
-    if (p.walk_all_splits) return q * kAttnChunkKeys;
+    if (STATES == kAttnWalkAll) return q * kAttnChunkKeys;
+    if (STATES == kAttnGroupStates) {
+      return (blockIdx.z + (q / kAttnChunksPerGroup) * gridDim.z) * kAttnGroupKeys + (q % kAttnChunksPerGroup) * kAttnChunkKeys;
+    }
     return (blockIdx.z + (q / kAttnChunksPerSplit) * gridDim.z) * kAttnSplit + (q % kAttnChunksPerSplit) * kAttnChunkKeys;
   };
   if (chunk_start(0) >= L) {
@@ -156,8 +206,10 @@ __global__ void __launch_bounds__(32 * WARPS) attention_prefix_kernel(const Attn
 
   uint32_t qf[HD / 16][4];
   float acc[kDT][4];
-  float m_split[2], l_split[2], m_tot[2], l_tot[2];
-  float* my_total = total + (warp * 32 + lane) * kDT * 4;
+  float m_split[2], l_split[2], m_grp[2], l_grp[2], m_tot[2], l_tot[2];
+  // Element i of a thread's running state at [warp][i][lane]: a warp's accesses hit 32 banks.
+  float* my_group = group_buf + warp * 32 * kDT * 4 + lane;
+  float* my_total = total_buf + warp * 32 * kDT * 4 + lane;
   auto reset_split = [&]() {
 #pragma unroll
     for (int j = 0; j < kDT; ++j)
@@ -172,53 +224,81 @@ __global__ void __launch_bounds__(32 * WARPS) attention_prefix_kernel(const Attn
   reset_split();
 #pragma unroll
   for (int hrow = 0; hrow < 2; ++hrow) {
-    m_tot[hrow] = -INFINITY;
-    l_tot[hrow] = 0.0f;
+    m_grp[hrow] = m_tot[hrow] = -INFINITY;
+    l_grp[hrow] = l_tot[hrow] = 0.0f;
   }
-
-  // Writes (or, walking all splits, merges into the running total) this warp's split state.
-  auto end_split = [&](int split_index) {
-    if (p.walk_all_splits) {
+  // Folds a state (m, l, x) into the running state (m_run, l_run, run) of half-row hrow: x is
+  // the split's accumulator (registers) when src is null, else this thread's state in src. An
+  // empty state changes nothing; an empty running state takes the other as is.
+  auto fold_into = [&](float* run, float& m_run, float& l_run, int hrow, float m, float l, const float* src) {
+    if (l == 0.0f) return;
+    if (l_run == 0.0f) {
+      m_run = m;
+      l_run = l;
 #pragma unroll
-      for (int hrow = 0; hrow < 2; ++hrow) {
-        if (l_split[hrow] == 0.0f) continue;  // no visible key in this split
-        if (l_tot[hrow] == 0.0f) {            // first non-empty split: taken as is
-          m_tot[hrow] = m_split[hrow];
-          l_tot[hrow] = l_split[hrow];
+      for (int j = 0; j < kDT; ++j)
 #pragma unroll
-          for (int j = 0; j < kDT; ++j) {
-            my_total[j * 4 + hrow * 2] = acc[j][hrow * 2];
-            my_total[j * 4 + hrow * 2 + 1] = acc[j][hrow * 2 + 1];
-          }
-          continue;
+        for (int e = 0; e < 2; ++e) {
+          const int at = j * 4 + hrow * 2 + e;
+          run[at * 32] = src != nullptr ? src[at * 32] : acc[j][hrow * 2 + e];
         }
-        float mn, a, b;
-        merge_scalars(m_tot[hrow], m_split[hrow], &mn, &a, &b);
-        l_tot[hrow] = __fmaf_rn(l_split[hrow], b, __fmul_rn(l_tot[hrow], a));
-        m_tot[hrow] = mn;
-#pragma unroll
-        for (int j = 0; j < kDT; ++j)
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            float& dst = my_total[j * 4 + hrow * 2 + e];
-            dst = __fmaf_rn(acc[j][hrow * 2 + e], b, __fmul_rn(dst, a));
-          }
-      }
       return;
     }
+    float mn, a, b;
+    merge_scalars(m_run, m, &mn, &a, &b);
+    l_run = __fmaf_rn(l, b, __fmul_rn(l_run, a));
+    m_run = mn;
+#pragma unroll
+    for (int j = 0; j < kDT; ++j)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int at = j * 4 + hrow * 2 + e;
+        const float x = src != nullptr ? src[at * 32] : acc[j][hrow * 2 + e];
+        run[at * 32] = __fmaf_rn(x, b, __fmul_rn(run[at * 32], a));
+      }
+  };
+  // Writes record `index` of this thread's rows: (m, l) and the accumulator (registers when src
+  // is null). An empty state is written as l = 0 (the finishing pass skips it).
+  auto write_state = [&](int index, const float* m, const float* l, const float* src) {
 #pragma unroll
     for (int hrow = 0; hrow < 2; ++hrow) {
       const int qi = q0 + warp * 16 + g + hrow * 8;
       if (qi >= q_total) continue;
       const int row = qi / group, head = kvh * group + qi % group;
-      float* rec = p.state + ((int64_t(row) * p.num_heads + head) * p.max_states + split_index) * StateFloats<HD>();
+      float* rec = p.state + ((int64_t(row) * p.num_heads + head) * p.max_states + index) * StateFloats<HD>();
       if (t == 0) {
-        rec[0] = m_split[hrow];
-        rec[1] = l_split[hrow];
+        rec[0] = m[hrow];
+        rec[1] = l[hrow];
+      }
+      if (src != nullptr && l[hrow] == 0.0f) continue;  // never read
+#pragma unroll
+      for (int j = 0; j < kDT; ++j) {
+        const float2 x = src != nullptr ? make_float2(src[(j * 4 + hrow * 2) * 32], src[(j * 4 + hrow * 2 + 1) * 32])
+                                        : make_float2(acc[j][hrow * 2], acc[j][hrow * 2 + 1]);
+        *reinterpret_cast<float2*>(rec + kStateHeader + j * 8 + 2 * t) = x;
+      }
+    }
+  };
+  // The end of a split (and, at group_end, of its group): the split state is written, or folded
+  // into the group, whose state is written or folded into the total.
+  auto end_split = [&](int split_index, bool group_end) {
+    if constexpr (STATES == kAttnSplitStates) {
+      write_state(split_index, m_split, l_split, nullptr);
+    } else {
+#pragma unroll
+      for (int hrow = 0; hrow < 2; ++hrow) fold_into(my_group, m_grp[hrow], l_grp[hrow], hrow, m_split[hrow], l_split[hrow], nullptr);
+      if (!group_end) return;
+      if constexpr (STATES == kAttnGroupStates) {
+        write_state(split_index / kAttnGroupSplits, m_grp, l_grp, my_group);
+      } else {
+#pragma unroll
+        for (int hrow = 0; hrow < 2; ++hrow) fold_into(my_total, m_tot[hrow], l_tot[hrow], hrow, m_grp[hrow], l_grp[hrow], my_group);
       }
 #pragma unroll
-      for (int j = 0; j < kDT; ++j)
-        *reinterpret_cast<float2*>(rec + kStateHeader + j * 8 + 2 * t) = make_float2(acc[j][hrow * 2], acc[j][hrow * 2 + 1]);
+      for (int hrow = 0; hrow < 2; ++hrow) {
+        m_grp[hrow] = -INFINITY;
+        l_grp[hrow] = 0.0f;
+      }
     }
   };
 
@@ -256,7 +336,11 @@ __global__ void __launch_bounds__(32 * WARPS) attention_prefix_kernel(const Attn
         mma_bf16(s[2 * j2 + 1], qf[kk], b[2], b[3]);
       }
     }
-    // Online softmax per query row (the thread holds rows g and g + 8 of the warp's tile).
+    // Online softmax per query row (the thread holds rows g and g + 8 of the warp's tile). The
+    // max is taken over the raw scores and scaled once (rounding is monotonic, so it is the max
+    // of the scaled scores); p = 2^(s * scale - m) by one fused multiply-add. Keys past a row's
+    // length are masked only in a chunk that holds some (the block's shortest row decides).
+    const bool masked = c0 + kAttnChunkKeys > L_min;
     float alpha[2], m_use[2];
 #pragma unroll
     for (int hrow = 0; hrow < 2; ++hrow) {
@@ -265,11 +349,12 @@ __global__ void __launch_bounds__(32 * WARPS) attention_prefix_kernel(const Attn
       for (int j = 0; j < kNT; ++j)
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-          const int key = c0 + j * 8 + 2 * t + e;
-          float x = __fmul_rn(s[j][hrow * 2 + e], p.scale_log2);
-          x = key < len_mine[hrow] ? x : -INFINITY;
-          s[j][hrow * 2 + e] = x;
-          mc = x > mc ? x : mc;
+          float x = s[j][hrow * 2 + e];
+          if (masked) {
+            x = c0 + j * 8 + 2 * t + e < len_mine[hrow] ? x : -INFINITY;
+            s[j][hrow * 2 + e] = x;
+          }
+          mc = fmaxf(mc, x);  // no NaN here: one instruction, the same max
         }
       mc = fmaxf(mc, __shfl_xor_sync(0xffffffffu, mc, 1));
       mc = fmaxf(mc, __shfl_xor_sync(0xffffffffu, mc, 2));
@@ -277,6 +362,7 @@ __global__ void __launch_bounds__(32 * WARPS) attention_prefix_kernel(const Attn
         alpha[hrow] = 1.0f;
         m_use[hrow] = 0.0f;   // every score is -inf, so every p is 0
       } else {
+        mc = __fmul_rn(mc, p.scale_log2);
         const float mn = m_split[hrow] > mc ? m_split[hrow] : mc;
         alpha[hrow] = ex2(__fsub_rn(m_split[hrow], mn));
         m_split[hrow] = mn;
@@ -291,18 +377,20 @@ __global__ void __launch_bounds__(32 * WARPS) attention_prefix_kernel(const Attn
       for (int j = 0; j < kNT; ++j)
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
-          const float pv = ex2(__fsub_rn(s[j][hrow * 2 + e], m_use[hrow]));
+          const float pv = ex2(__fmaf_rn(s[j][hrow * 2 + e], p.scale_log2, -m_use[hrow]));
           s[j][hrow * 2 + e] = pv;
           sum = __fadd_rn(sum, pv);
         }
       sum = __fadd_rn(sum, __shfl_xor_sync(0xffffffffu, sum, 1));
       sum = __fadd_rn(sum, __shfl_xor_sync(0xffffffffu, sum, 2));
       l_split[hrow] = __fadd_rn(__fmul_rn(l_split[hrow], alpha[hrow]), sum);
+    }
+    // Rescaling by alpha = 1 is the identity: skipped when no row of the warp got a new max.
+    if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
 #pragma unroll
-      for (int j = 0; j < kDT; ++j) {
-        acc[j][hrow * 2] = __fmul_rn(acc[j][hrow * 2], alpha[hrow]);
-        acc[j][hrow * 2 + 1] = __fmul_rn(acc[j][hrow * 2 + 1], alpha[hrow]);
-      }
+      for (int j = 0; j < kDT; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[j][e] = __fmul_rn(acc[j][e], alpha[e >> 1]);
     }
     // P (bf16) as A fragments: score tiles 2i and 2i+1 are the 16 keys of k-step i.
 #pragma unroll
@@ -326,29 +414,12 @@ __global__ void __launch_bounds__(32 * WARPS) attention_prefix_kernel(const Attn
     __syncthreads();  // the buffer is refilled by a later iteration's load
     const int next = c0 + kAttnChunkKeys;
     if (next % kAttnSplit == 0 || next >= L) {
-      end_split(c0 / kAttnSplit);
+      end_split(c0 / kAttnSplit, next % kAttnGroupKeys == 0 || next >= L);
       reset_split();
     }
   }
   pdl_launch_dependents();
-  if (p.walk_all_splits) {
-#pragma unroll
-    for (int hrow = 0; hrow < 2; ++hrow) {
-      const int qi = q0 + warp * 16 + g + hrow * 8;
-      if (qi >= q_total) continue;
-      const int row = qi / group, head = kvh * group + qi % group;
-      float* rec = p.state + (int64_t(row) * p.num_heads + head) * p.max_states * StateFloats<HD>();
-      if (t == 0) {
-        rec[0] = m_tot[hrow];
-        rec[1] = l_tot[hrow];
-      }
-      if (l_tot[hrow] == 0.0f) continue;
-#pragma unroll
-      for (int j = 0; j < kDT; ++j)
-        *reinterpret_cast<float2*>(rec + kStateHeader + j * 8 + 2 * t) =
-            make_float2(my_total[j * 4 + hrow * 2], my_total[j * 4 + hrow * 2 + 1]);
-    }
-  }
+  if constexpr (STATES == kAttnWalkAll) write_state(0, m_tot, l_tot, my_total);
 }
 
 struct AttnFinishParams {
@@ -363,7 +434,7 @@ struct AttnFinishParams {
   // Prefix states (nullptr: no prefix part).
   const float* state = nullptr;
   int max_states = 0;
-  int walk_all_splits = 0;
+  int states = kAttnSplitStates;  // how the prefix kernel left them (AttnStates)
   const int32_t* kv_len = nullptr;
   // Tree part (band_start == nullptr: none).
   const int32_t* band_start = nullptr;
@@ -474,7 +545,13 @@ __global__ void __launch_bounds__(32 * kFinishWarps) attention_finish_kernel(con
 
   if (p.state != nullptr) {
     const int len = p.kv_len[row];
-    const int n_states = p.walk_all_splits ? (len > 0 ? 1 : 0) : (len + kAttnSplit - 1) / kAttnSplit;
+    const int n_states = p.states == kAttnWalkAll     ? (len > 0 ? 1 : 0)
+                         : p.states == kAttnGroupStates ? (len + kAttnGroupKeys - 1) / kAttnGroupKeys
+                                                        : (len + kAttnSplit - 1) / kAttnSplit;
+    // Split states are folded into their group's state first (segments of kAttnGroupSplits lanes
+    // of a batch, each starting empty), and each group's state into the running one; group
+    // states (or the one walked state) straight into the running one.
+    const int seg = p.states == kAttnSplitStates ? kAttnGroupSplits : 32;
     const float4* recs = reinterpret_cast<const float4*>(p.state + (int64_t(row) * p.num_heads + head) * p.max_states * kRec);
     // Batches of 32 states, double-buffered: batch b + 1 is in flight while batch b is merged.
     auto issue_states = [&](int s0) {
@@ -495,39 +572,65 @@ __global__ void __launch_bounds__(32 * kFinishWarps) attention_finish_kernel(con
       __syncthreads();
       const float* batch = staged + ((s0 / kFinishBatch) & 1) * kFinishBatch * kRec;
       // The fold's scalars do not depend on acc: lane s computes state s's merge factors at once
-      // (running max by a scan, then a = 2^(M - mn), b = 2^(m - mn)), so the sequential part
-      // left per state is two multiply-adds. Same values, same order as fold() state by state:
-      // the scan picks, like fold's "M > m ? M : m", the latest of equal maxima.
+      // (the running max of its segment by a scan, then a = 2^(M - mn), b = 2^(m - mn)), so the
+      // sequential part left per state is two multiply-adds. Same values, same order as fold()
+      // state by state: the scan picks, like fold's "M > m ? M : m", the latest of equal maxima.
       const float m_s = lane < cnt ? batch[lane * kRec] : -INFINITY;
       const float l_s = lane < cnt ? batch[lane * kRec + 1] : 0.0f;
       const unsigned live = __ballot_sync(0xffffffffu, l_s != 0.0f);
-      const int first = Lsum == 0.0f && live != 0 ? __ffs(live) - 1 : -1;  // starts an empty state
+      const int pos = lane % seg;  // lane's place in its segment
       float incl = l_s != 0.0f ? m_s : -INFINITY;
 #pragma unroll
       for (int o = 1; o < 32; o <<= 1) {
         const float left = __shfl_up_sync(0xffffffffu, incl, o);
-        if (lane >= o) incl = left > incl ? left : incl;
+        if (pos >= o) incl = left > incl ? left : incl;
       }
-      const float carry = Lsum == 0.0f ? -INFINITY : M;
+      // One segment per batch (seg == 32) continues the running state; segments of split
+      // states start empty.
+      const float carry = seg == 32 && Lsum != 0.0f ? M : -INFINITY;
       incl = carry > incl ? carry : incl;
       float excl = __shfl_up_sync(0xffffffffu, incl, 1);
-      if (lane == 0) excl = carry;
+      if (pos == 0) excl = carry;
       const float a_s = ex2(__fsub_rn(excl, incl)), b_s = ex2(__fsub_rn(m_s, incl));
-      for (int s = 0; s < cnt; ++s) {
-        const float a = __shfl_sync(0xffffffffu, a_s, s), b = __shfl_sync(0xffffffffu, b_s, s);
-        if (!((live >> s) & 1u)) continue;
-        const float* rec = batch + s * kRec;
-        const float l = rec[1];
-        const float x = owner ? rec[kStateHeader + tid] : 0.0f;
-        if (s == first) {
-          Lsum = l;
-          acc = x;
-        } else {
-          Lsum = __fmaf_rn(l, b, __fmul_rn(Lsum, a));
-          acc = __fmaf_rn(x, b, __fmul_rn(acc, a));
+      // The sequential part, unrolled by segment so that the loads of a segment's states and
+      // the group folds' factors overlap the multiply-adds.
+      auto fold_batch = [&](auto seg_tag) {
+        constexpr int kSeg = decltype(seg_tag)::value;
+#pragma unroll
+        for (int gi = 0; gi < 32 / kSeg; ++gi) {
+          float seg_l = kSeg == 32 ? Lsum : 0.0f, seg_acc = kSeg == 32 ? acc : 0.0f;
+#pragma unroll
+          for (int k = 0; k < kSeg; ++k) {
+            const int s = gi * kSeg + k;
+            const float a = __shfl_sync(0xffffffffu, a_s, s), b = __shfl_sync(0xffffffffu, b_s, s);
+            if ((live >> s) & 1u) {  // never past cnt
+              const float* rec = batch + s * kRec;
+              const float l = rec[1];
+              const float x = owner ? rec[kStateHeader + tid] : 0.0f;
+              if (seg_l == 0.0f) {  // the first non-empty state of the segment (or of all)
+                seg_l = l;
+                seg_acc = x;
+              } else {
+                seg_l = __fmaf_rn(l, b, __fmul_rn(seg_l, a));
+                seg_acc = __fmaf_rn(x, b, __fmul_rn(seg_acc, a));
+              }
+            }
+          }
+          const float seg_m = __shfl_sync(0xffffffffu, incl, kSeg == 32 ? 31 : gi * kSeg + kSeg - 1);
+          if (kSeg == 32) {
+            if (seg_l != 0.0f) M = seg_m;
+            Lsum = seg_l;
+            acc = seg_acc;
+          } else {
+            fold(seg_m, seg_l, seg_acc);  // the group's state into the total (nothing if empty)
+          }
         }
+      };
+      if (seg == 32) {
+        fold_batch(std::integral_constant<int, 32>());
+      } else {
+        fold_batch(std::integral_constant<int, kAttnGroupSplits>());
       }
-      if (live != 0) M = __shfl_sync(0xffffffffu, incl, 31);
       __syncthreads();  // the buffer is refilled two batches on
     }
   }
@@ -536,11 +639,12 @@ __global__ void __launch_bounds__(32 * kFinishWarps) attention_finish_kernel(con
     const int cnt = j0 == 0 ? min(kFinishTreeBlock, n) : issue_block(j0);
     cp_async_wait<0>();
     __syncthreads();
-    // Scores: thread j for key j, q.k over d ascending.
+    // Scores: thread j for key j, q.k as four partial sums (element d into sum d % 4, d
+    // ascending; then (0 + 1) + (2 + 3)): four independent chains instead of one.
     float own = -INFINITY;
     if (tid < cnt) {
       const __nv_bfloat16* krow = k_s + tid * kKLd;
-      float dot = 0.0f;
+      float dot[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
       for (int d8 = 0; d8 < HD / 8; ++d8) {
         const uint4 raw = *reinterpret_cast<const uint4*>(krow + d8 * 8);
@@ -551,11 +655,11 @@ __global__ void __launch_bounds__(32 * kFinishWarps) attention_finish_kernel(con
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const float2 f = __bfloat1622float2(kv[e]);
-          dot = __fmaf_rn(qv[2 * e], f.x, dot);
-          dot = __fmaf_rn(qv[2 * e + 1], f.y, dot);
+          dot[(2 * e) % 4] = __fmaf_rn(qv[2 * e], f.x, dot[(2 * e) % 4]);
+          dot[(2 * e + 1) % 4] = __fmaf_rn(qv[2 * e + 1], f.y, dot[(2 * e + 1) % 4]);
         }
       }
-      own = __fmul_rn(dot, p.scale_log2);
+      own = __fmul_rn(__fadd_rn(__fadd_rn(dot[0], dot[1]), __fadd_rn(dot[2], dot[3])), p.scale_log2);
     }
     score_s[tid] = own;
     __syncthreads();
@@ -584,10 +688,21 @@ __global__ void __launch_bounds__(32 * kFinishWarps) attention_finish_kernel(con
       for (int r = 0; r < kRounds; ++r) score_s[r * 32 + lane] = sc[r];
     }
     __syncthreads();
-    // P.V for this thread's element, keys in order.
+    // P.V for this thread's element as four partial sums (key j into sum j % 4, keys in order;
+    // then (0 + 1) + (2 + 3)): four independent chains instead of one. Keys past cnt have p = 0
+    // and are skipped, so a block's sums never depend on what lies past its keys.
     float x = 0.0f;
     if (owner) {
-      for (int j = 0; j < cnt; ++j) x = __fmaf_rn(score_s[j], __bfloat162float(v_s[j * HD + tid]), x);
+      float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      int j = 0;
+      for (; j + 4 <= cnt; j += 4) {
+#pragma unroll
+        for (int u = 0; u < 4; ++u) part[u] = __fmaf_rn(score_s[j + u], __bfloat162float(v_s[(j + u) * HD + tid]), part[u]);
+      }
+#pragma unroll
+      for (int u = 0; u < 3; ++u)
+        if (j + u < cnt) part[u] = __fmaf_rn(score_s[j + u], __bfloat162float(v_s[(j + u) * HD + tid]), part[u]);
+      x = __fadd_rn(__fadd_rn(part[0], part[1]), __fadd_rn(part[2], part[3]));
     }
     fold(mx, sum, x);
     __syncthreads();  // k_s, v_s, slot_s and score_s are refilled by the next block

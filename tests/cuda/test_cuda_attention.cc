@@ -136,11 +136,11 @@ TEST(CudaAttention, PrefixMatchesCpu) {
 
 // Random band + visible lists: band [start, end) with end = committed, a sorted random subset of
 // tree slots (or, for a ring, positions past the window).
-AttnCase TreeCase(std::mt19937& rng, int rows, int hd, int ratio, int ring) {
+AttnCase TreeCase(std::mt19937& rng, int rows, int hd, int ratio, int ring, int nkv = 2) {
   AttnCase c;
   c.rows = rows;
-  c.nkv = 2;
-  c.nh = 2 * ratio;
+  c.nkv = nkv;
+  c.nh = nkv * ratio;
   c.hd = hd;
   c.ring = ring;
   const int committed = 700, tree_base = ring > 0 ? ring : committed, nodes = 70;
@@ -181,8 +181,8 @@ TEST(CudaAttention, TreeMatchesCpuIncludingRing) {
 }
 
 // The target's step: prefix [0, S(t)) + band [S(t), committed) + the row's tree path.
-AttnCase HybridCase(std::mt19937& rng, int rows, int hd, int ratio, int committed) {
-  AttnCase c = TreeCase(rng, rows, hd, ratio, 0);
+AttnCase HybridCase(std::mt19937& rng, int rows, int hd, int ratio, int committed, int nkv = 2) {
+  AttnCase c = TreeCase(rng, rows, hd, ratio, 0, nkv);
   c.capacity = committed + 80;
   c.prefix_len.clear();
   c.band_start.clear();
@@ -216,10 +216,11 @@ TEST(CudaAttention, HybridMatchesCpu) {
   auto gpu = CudaBackendOrDie();
   auto cpu = MakeCpuBackend(2);
   std::mt19937 rng(23);
+  // 17000 keys over 8 KV heads: enough 2048-key groups that blocks own whole groups.
   for (int hd : {64, 128})
-    for (int committed : {0, 5, 40, 97, 1000}) {
+    for (int committed : {0, 5, 40, 97, 1000, 17000}) {
       SCOPED_TRACE("hd " + std::to_string(hd) + " committed " + std::to_string(committed));
-      AttnCase c = HybridCase(rng, 69, hd, 4, committed);
+      AttnCase c = HybridCase(rng, 69, hd, 4, committed, committed > 9000 ? 8 : 2);
       const size_t ws = gpu->AttentionWorkspaceBytes(c.rows, c.nh, hd, c.capacity);
       Side g = Place(*gpu, c, DType::kBF16, ws), h = Place(*cpu, c, DType::kF32, 0);
       gpu->HybridAttention(HybridOf(c, g, ws));
@@ -248,17 +249,19 @@ TEST(CudaAttention, RowsAreBitIdenticalAloneAndInAnyBatch) {
   std::mt19937 rng(24);
   for (int hd : {64, 128}) {
     // 69 rows: one block per split; 200 rows: one block walks every split of its rows. 9000
-    // committed keys: 36 split states, merged by the finishing pass in two batches.
+    // committed keys: 36 split states, merged by the finishing pass in two batches. 17000 keys
+    // over 8 KV heads: 69 rows run as blocks owning whole groups (group states), the lone row
+    // as one block per split (split states folded into groups by the finishing pass).
     for (const auto& [rows, committed] : {std::pair{69, 1500}, std::pair{200, 1500}, std::pair{69, 9000},
-                                         std::pair{200, 9000}}) {
-      AttnCase c = HybridCase(rng, rows, hd, 3, committed);
+                                         std::pair{200, 9000}, std::pair{69, 17000}, std::pair{200, 17000}}) {
+      AttnCase c = HybridCase(rng, rows, hd, 3, committed, committed > 9000 ? 8 : 2);
       const size_t ws = gpu->AttentionWorkspaceBytes(rows, c.nh, hd, c.capacity);
       Side g = Place(*gpu, c, DType::kBF16, ws);
       gpu->HybridAttention(HybridOf(c, g, ws));
       const std::vector<float> all = Download(*gpu, g.out.view);
       for (int r : {0, 1, rows / 2, rows - 1}) {
         AttnCase o = OneRow(c, r);
-        const int bound = committed < 4096 ? 4096 : 16384;  // a graph bucket's bound: extra splits change nothing
+        const int bound = committed < 4096 ? 4096 : committed < 16384 ? 16384 : 32768;  // a graph bucket's bound: extra splits change nothing
         const size_t ws1 = gpu->AttentionWorkspaceBytes(1, o.nh, hd, bound);
         Side s = Place(*gpu, o, DType::kBF16, ws1);
         HybridAttentionParams hp = HybridOf(o, s, ws1);
