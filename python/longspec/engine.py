@@ -104,9 +104,12 @@ class Engine:
     Args:
         target: a Hugging Face checkpoint directory, a ``.gguf`` file, or ``"smollm2"`` (the
             built-in default, SmolLM2-135M-Instruct).
-        draft: a longspec draft checkpoint directory, ``None`` for no draft, ``"auto"`` to use
-            the draft packaged for this exact target when there is one, or ``"oracle"`` (a test
-            mode: the target drafts for itself, so greedy chains accept their full depth).
+        draft: a longspec draft checkpoint directory, a smaller language model of the target's
+            tokenizer (a ``.gguf`` file or a checkpoint directory: the classic two-model draft,
+            with its own KV cache, e.g. Qwen2.5-Coder-0.5B for Qwen2.5-Coder-1.5B), ``None`` for
+            no draft, ``"auto"`` to use the draft packaged for this exact target when there is
+            one, or ``"oracle"`` (a test mode: the target drafts for itself, so greedy chains
+            accept their full depth).
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         num_threads: CPU threads (0 = all cores).
         max_context: cap on prompt + generated tokens (0 = the model's context length).
@@ -163,11 +166,9 @@ class Engine:
             from .drafts import packaged_draft_for
 
             return packaged_draft_for(self.target_path)
-        path = resolve_model_path(draft, "draft")
-        if not os.path.isdir(path):
-            raise ValueError(f"draft must be a draft checkpoint directory (config.json + model.safetensors), "
-                             f"got the file {os.fspath(draft)!r}")
-        return path
+        # A LongSpec draft directory, or a smaller model of the same tokenizer (a .gguf file or a
+        # checkpoint directory): the engine tells them apart by the directory's config.json.
+        return resolve_model_path(draft, "draft")
 
     # ------------------------------------------------------------------------------------
     @property

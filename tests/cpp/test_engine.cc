@@ -322,5 +322,93 @@ TEST_F(EngineTest, DraftThatDoesNotFitIsRejectedNamingTheField) {
   EXPECT_NE(e.status().message().find("hidden_size"), std::string::npos) << e.status().message();
 }
 
+// The classic two-model draft: a smaller model of the same vocabulary with its own KV cache.
+TEST_F(EngineTest, ModelDraftSpeculationEqualsPlain) {
+  const std::string small = dir_.File("small.gguf");
+  ASSERT_TRUE(WriteFile(small, testing::RandomLlamaGguf({kVocab, 16, 24, 1, 2, 1, kCtx}, 7)));
+  SamplingParams sp;
+  sp.ignore_eos = true;
+  sp.max_new_tokens = 40;
+  auto plain_engine = Make();
+  ASSERT_NE(plain_engine, nullptr);
+  auto plain = plain_engine->Generate(Prompt(60, 9), sp);
+  ASSERT_TRUE(plain.ok());
+  EngineConfig cfg;
+  cfg.draft_path = small;
+  auto e = Make(cfg);
+  ASSERT_NE(e, nullptr);
+  ASSERT_TRUE(e->has_draft());
+  EXPECT_EQ(e->draft_info()->hidden_size, 16);
+  for (const std::vector<int>& tree : {std::vector<int>{1, 1, 1}, std::vector<int>{4, 8, 8, 8}, std::vector<int>{2}}) {
+    sp.tree = tree;
+    auto spec = e->Generate(Prompt(60, 9), sp);
+    ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+    EXPECT_EQ(spec->tokens, plain->tokens) << "tree of " << tree.size() << " levels";
+    EXPECT_TRUE(spec->stats.speculative);
+    EXPECT_GT(spec->stats.draft_cache_bytes, 0);
+  }
+  // Plain steps of tree="auto" leave the draft behind; it catches up before its next tree.
+  sp.tree.clear();
+  sp.auto_tree = true;
+  auto autod = e->Generate(Prompt(60, 9), sp);
+  ASSERT_TRUE(autod.ok()) << autod.status().ToString();
+  EXPECT_EQ(autod->tokens, plain->tokens);
+}
+
+// The target drafting for itself as a draft model: every greedy proposal is right, so each
+// round accepts its deepest node, whose K/V the draft computes only then (the leaf path).
+TEST_F(EngineTest, ModelDraftThatIsTheTargetAcceptsFullDepth) {
+  EngineConfig cfg;
+  cfg.draft_path = path_;
+  auto e = Make(cfg);
+  ASSERT_NE(e, nullptr);
+  SamplingParams sp;
+  sp.ignore_eos = true;
+  sp.max_new_tokens = 1 + 6 * 4;
+  sp.speculative = false;
+  auto plain = e->Generate(Prompt(50, 11), sp);
+  sp.speculative = true;
+  sp.tree = {1, 1, 1};
+  auto spec = e->Generate(Prompt(50, 11), sp);
+  ASSERT_TRUE(plain.ok() && spec.ok()) << spec.status().ToString();
+  EXPECT_EQ(spec->tokens, plain->tokens);
+  EXPECT_EQ(spec->stats.rounds, 6);
+  EXPECT_DOUBLE_EQ(spec->stats.mean_accepted, 4.0);
+  sp.tree = {3, 3, 3};
+  auto tree = e->Generate(Prompt(50, 11), sp);
+  ASSERT_TRUE(tree.ok());
+  EXPECT_EQ(tree->tokens, plain->tokens);
+  EXPECT_DOUBLE_EQ(tree->stats.mean_accepted, 4.0);
+  // Sampling: the same lossless rule; a seed gives the same tokens as plain sampling only in
+  // law, so here it only has to run and stop at the budget.
+  sp.temperature = 0.8f;
+  sp.seed = 3;
+  auto sampled = e->Generate(Prompt(50, 11), sp);
+  ASSERT_TRUE(sampled.ok()) << sampled.status().ToString();
+  EXPECT_EQ(static_cast<int>(sampled->tokens.size()), sp.max_new_tokens);
+}
+
+TEST_F(EngineTest, ModelDraftOfAnotherVocabularyOrShorterContextIsRejected) {
+  const std::string other = dir_.File("other_vocab.gguf");
+  ASSERT_TRUE(WriteFile(other, testing::RandomLlamaGguf({kVocab + 1, 16, 24, 1, 2, 1, kCtx}, 7)));
+  EngineConfig cfg;
+  cfg.target_path = path_;
+  cfg.draft_path = other;
+  auto e = Engine::Create(cfg);
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(e.status().message().find("tokenizer"), std::string::npos) << e.status().message();
+  const std::string short_ctx = dir_.File("short.gguf");
+  ASSERT_TRUE(WriteFile(short_ctx, testing::RandomLlamaGguf({kVocab, 16, 24, 1, 2, 1, kCtx / 2}, 7)));
+  cfg.draft_path = short_ctx;
+  e = Engine::Create(cfg);
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(e.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(e.status().message().find("max_context"), std::string::npos) << e.status().message();
+  cfg.max_context = kCtx / 2;  // what the message asks for
+  e = Engine::Create(cfg);
+  EXPECT_TRUE(e.ok()) << e.status().ToString();
+}
+
 }  // namespace
 }  // namespace longspec

@@ -90,7 +90,21 @@ def chi_square_pvalue(counts: np.ndarray, probs: np.ndarray) -> float:
 ])
 def test_speculative_sampling_matches_the_target_distribution(tiny, T, top_p, top_k, tree):
     target, draft = tiny
-    eng = Engine(target, draft=draft, device="cpu", tokenizer=False)
+    check_law(Engine(target, draft=draft, device="cpu", tokenizer=False), T, top_p, top_k, tree)
+
+
+def test_sampling_with_a_draft_model_matches_the_target_distribution(tiny, tmp_path):
+    """The classic two-model draft (another small model of the same vocabulary, its own KV
+    cache) goes through the same acceptance rule: the emitted law must be the target's."""
+    from conftest import make_random_qwen2
+
+    target, _ = tiny
+    small = make_random_qwen2(str(tmp_path / "small"), seed=6, vocab=VOCAB, hidden=16, layers=1, heads=2, kv_heads=1,
+                              inter=32, shard=False)
+    check_law(Engine(target, draft=small, device="cpu", tokenizer=False), 1.0, 0.9, 0, [2, 2, 2])
+
+
+def check_law(eng, T, top_p, top_k, tree):
     prompt = [1, 5, 2, 7]
     joint = exact_joint(eng, prompt, T, top_p, top_k)
     assert abs(joint.sum() - 1.0) < 1e-9

@@ -178,6 +178,38 @@ def test_draft_cache_bytes_do_not_grow_with_context(tmp_path):
     assert target_bytes[0] < target_bytes[1] < target_bytes[2]
 
 
+def test_a_draft_model_of_the_same_tokenizer_is_exact(random_qwen2_dir, tmp_path):
+    """The classic two-model draft: a smaller model of the same vocabulary drafts with its own KV
+    cache (which, unlike the LongSpec draft's ring, grows with the context)."""
+    from conftest import make_random_qwen2
+
+    small = make_random_qwen2(str(tmp_path / "small"), seed=5, vocab=512, hidden=32, layers=1, heads=2, kv_heads=1,
+                              inter=64)
+    eng = Engine(random_qwen2_dir, draft=small, device="cpu", tokenizer=False, prefill_chunk=64)
+    assert eng.has_draft and eng.draft_info["hidden_size"] == 32
+    rng = np.random.default_rng(4)
+    draft_bytes = []
+    for L in (1, 33, 700):
+        ids = rng.integers(0, 512, size=L).tolist()
+        plain = eng.generate(ids, max_new_tokens=48, ignore_eos=True, speculative=False)
+        for tree in ([4, 16, 16, 16, 16], [1] * 6, "auto"):
+            spec = eng.generate(ids, max_new_tokens=48, ignore_eos=True, tree=tree)
+            assert spec.tokens == plain.tokens, f"prompt length {L}, tree {tree}"
+        draft_bytes.append(spec.stats["draft_cache_bytes"])
+    assert draft_bytes[0] > 0
+    # The target drafting for itself as a model: every greedy proposal holds, full depth each round.
+    own = Engine(random_qwen2_dir, draft=random_qwen2_dir, device="cpu", tokenizer=False)
+    ids = list(range(3, 60))
+    out = own.generate(ids, max_new_tokens=1 + 5 * 4, ignore_eos=True, tree=[1, 1, 1])
+    assert out.tokens == own.generate(ids, max_new_tokens=21, ignore_eos=True, speculative=False).tokens
+    assert out.stats["mean_accepted"] == 4.0
+
+
+def test_a_draft_model_of_another_tokenizer_is_rejected(random_qwen2_dir, smollm2_gguf):
+    with pytest.raises(ValueError, match="tokenizer"):
+        Engine(random_qwen2_dir, draft=smollm2_gguf, device="cpu", tokenizer=False)
+
+
 def test_draft_that_does_not_fit_the_target_is_rejected(random_qwen2_dir, smollm2_gguf, smol_draft):
     with pytest.raises(ValueError, match="hidden_size"):
         Engine(random_qwen2_dir, draft=smol_draft, device="cpu", tokenizer=False)

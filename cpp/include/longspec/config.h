@@ -32,7 +32,10 @@ Status ValidateTreeShape(const std::vector<int>& shape, const char* field_name);
 struct EngineConfig {
   // A Hugging Face checkpoint directory (config.json + *.safetensors) or a GGUF v3 file.
   std::string target_path;
-  // A longspec draft checkpoint directory; empty means no draft (plain decoding only).
+  // The draft: a longspec draft checkpoint directory (config.json with "format":
+  // "longspec-draft"), or a smaller language model of the target's tokenizer (a GGUF file or a
+  // Hugging Face checkpoint directory: the classic two-model draft, with its own KV cache);
+  // empty means no draft (plain decoding only).
   std::string draft_path;
   // Test mode: draft with the target itself (proposals are the target's own choices). Excludes
   // draft_path. Greedy chains then accept their full depth every round.

@@ -6,6 +6,7 @@
 
 #include "engine/engine_impl.h"
 #include "speculation/draft_model.h"
+#include "speculation/model_drafter.h"
 #include "speculation/oracle_drafter.h"
 #include "speculation/token_tree.h"
 
@@ -120,10 +121,16 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineConfig& config) {
     // The KV cache is allocated once, at the context limit: nothing grows while serving.
     LONGSPEC_ASSIGN_OR_RETURN(impl->sequence, TargetSequence::Create(*impl->target, impl->context_limit));
     impl->default_tree = config.tree_shape;
-    if (!config.draft_path.empty()) {
+    if (!config.draft_path.empty() && IsLongSpecDraftCheckpoint(config.draft_path)) {
       LONGSPEC_ASSIGN_OR_RETURN(auto draft, DraftModel::Load(config.draft_path, *impl->target, *impl->sequence));
       impl->draft_info = draft->info();
       if (impl->default_tree.empty()) impl->default_tree = draft->config().tree_shape;
+      impl->drafter = std::move(draft);
+    } else if (!config.draft_path.empty()) {
+      // A language model of the target's tokenizer drafting with its own KV cache.
+      LONGSPEC_ASSIGN_OR_RETURN(auto draft, ModelDrafter::Load(config.draft_path, *impl->target, impl->context_limit,
+                                                               prefill_chunk));
+      impl->draft_info = draft->info();
       impl->drafter = std::move(draft);
     } else if (config.oracle_draft) {
       impl->drafter = std::make_unique<OracleDrafter>(*impl->sequence);

@@ -118,21 +118,26 @@ Status TargetSequence::Prefill(const std::vector<int32_t>& tokens, std::vector<f
 }
 
 Status TargetSequence::RunStep(const std::vector<int32_t>& tokens, const std::vector<int32_t>& parents,
-                               StepOutput output) {
+                               StepOutput output, int32_t first_row) {
   const int32_t n = static_cast<int32_t>(tokens.size());
-  if (n > model_.max_step_rows()) {
-    return FailedPreconditionError("a step of " + std::to_string(n) + " rows exceeds the reserved " +
+  if (first_row < 0 || first_row >= n || parents.size() != tokens.size()) {
+    return InvalidArgumentError("a step runs nodes [first_row, n) of a tree of n >= 1 nodes with one parent each");
+  }
+  const int32_t rows = n - first_row;
+  if (rows > model_.max_step_rows()) {
+    return FailedPreconditionError("a step of " + std::to_string(rows) + " rows exceeds the reserved " +
                                    std::to_string(model_.max_step_rows()));
   }
   if (committed() + n > cache_.capacity()) return OutOfRangeError("step does not fit the KV cache");
-  last_plan_ = PlanStep(static_cast<int32_t>(committed()), tokens, parents, model_.rope(), 0, AllRows(n));
+  last_plan_ = PlanStep(static_cast<int32_t>(committed()), tokens, parents, model_.rope(), 0, AllRows(rows), first_row);
   return model_.Execute(*this, last_plan_, output, true);
 }
 
-StatusOr<const float*> TargetSequence::Step(const std::vector<int32_t>& tokens, const std::vector<int32_t>& parents) {
-  LONGSPEC_RETURN_IF_ERROR(RunStep(tokens, parents, StepOutput::kLogits));
+StatusOr<const float*> TargetSequence::Step(const std::vector<int32_t>& tokens, const std::vector<int32_t>& parents,
+                                            int32_t first_row) {
+  LONGSPEC_RETURN_IF_ERROR(RunStep(tokens, parents, StepOutput::kLogits, first_row));
   const int64_t vocab = model_.config().vocab_size;
-  host_logits_.resize(tokens.size() * vocab);
+  host_logits_.resize((tokens.size() - first_row) * vocab);
   Backend& be = model_.backend();
   be.CopyToHost(host_logits_.data(), model_.runner_->logits().data, host_logits_.size() * sizeof(float));
   LONGSPEC_RETURN_IF_ERROR(be.LastError());

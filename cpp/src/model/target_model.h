@@ -87,7 +87,12 @@ class TargetSequence {
   // is given, it receives the logits of the last token.
   Status Prefill(const std::vector<int32_t>& tokens, std::vector<float>* last_logits);
   // Runs one step (<= max_step_rows rows) without committing. Host logits [rows, vocab].
-  StatusOr<const float*> Step(const std::vector<int32_t>& tokens, const std::vector<int32_t>& parents);
+  // first_row > 0 runs only nodes [first_row, tokens.size()) of the tree: the earlier nodes were
+  // run by an earlier Step of the same tree (their K/V are in place) and are only attended to;
+  // the logits are then those of the rows run. A tree grown level by level (a draft model)
+  // runs each node once.
+  StatusOr<const float*> Step(const std::vector<int32_t>& tokens, const std::vector<int32_t>& parents,
+                              int32_t first_row = 0);
   // The same step for greedy decoding: each row's argmax token (host, [rows]); only those ids
   // leave the device, not the logits.
   StatusOr<const int32_t*> StepArgmax(const std::vector<int32_t>& tokens, const std::vector<int32_t>& parents);
@@ -109,7 +114,8 @@ class TargetSequence {
  private:
   friend class TargetModel;
   explicit TargetSequence(TargetModel& model);
-  Status RunStep(const std::vector<int32_t>& tokens, const std::vector<int32_t>& parents, StepOutput output);
+  Status RunStep(const std::vector<int32_t>& tokens, const std::vector<int32_t>& parents, StepOutput output,
+                 int32_t first_row = 0);
 
   TargetModel& model_;
   KvCache cache_;
