@@ -22,7 +22,9 @@ def _tree(text: str) -> list[int] | str:
 
 def _engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", default="smollm2", help="HF checkpoint dir, .gguf file, or 'smollm2' (default)")
-    p.add_argument("--draft", default="auto", help="draft checkpoint dir, 'auto' (packaged, if any) or 'none'")
+    p.add_argument("--draft", default="auto",
+                   help="LongSpec draft checkpoint dir, a smaller model of the same tokenizer (.gguf or checkpoint "
+                        "dir: a classic two-model draft), 'auto' (packaged, if any) or 'none'")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
     p.add_argument("--max-context", type=int, default=0)

@@ -66,6 +66,39 @@ TEST_F(CudaEngineTest, SpeculativeGreedyEqualsPlainGreedyTokenForToken) {
   }
 }
 
+// The classic two-model draft on the GPU: its levels replay the draft model's step graphs with
+// trees that differ from capture to replay (first_row > 0); a smaller random model and the
+// target itself as the draft model (full-depth acceptance: the leaf runs at commit).
+TEST_F(CudaEngineTest, ModelDraftSpeculationEqualsPlainGreedy) {
+  const std::string small = dir_.File("small64.gguf");
+  ASSERT_TRUE(WriteFile(small, RandomLlamaGguf({kShape.vocab, 128, 200, 1, 2, 1, kShape.ctx}, 9)));
+  SamplingParams sp;
+  sp.ignore_eos = true;
+  sp.max_new_tokens = 60;
+  for (const std::string& draft : {small, path_}) {
+    EngineConfig cfg;
+    cfg.device = Device::kCuda;
+    cfg.draft_path = draft;
+    auto e = Make(cfg);
+    ASSERT_NE(e, nullptr);
+    for (int n : {31, 700}) {
+      SCOPED_TRACE("draft " + draft + ", prompt " + std::to_string(n));
+      sp.speculative = false;
+      sp.tree.clear();
+      auto plain = e->Generate(Prompt(n, n + 1), sp);
+      ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+      for (std::vector<int> tree : {std::vector<int>{1, 1, 1}, std::vector<int>{3, 6, 6}, DefaultTreeShape()}) {
+        sp.speculative = true;
+        sp.tree = tree;
+        auto spec = e->Generate(Prompt(n, n + 1), sp);
+        ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+        EXPECT_EQ(spec->tokens, plain->tokens);
+        if (draft == path_) EXPECT_GT(spec->stats.mean_accepted, 2.0);
+      }
+    }
+  }
+}
+
 TEST_F(CudaEngineTest, KvCommitEqualsPlainDecodingBitForBit) {
   auto gpu = CudaBackendOrDie();
   auto model = TargetModel::Load(path_, *gpu, 16, 64);

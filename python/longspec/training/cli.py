@@ -80,7 +80,8 @@ def cmd_train(args) -> int:
 def add_eval_parser(sub) -> None:
     p = sub.add_parser("eval-draft", help="measure tau (tokens per round) of a draft on held-out long documents")
     p.add_argument("--target", required=True)
-    p.add_argument("--draft", required=True, help="draft checkpoint dir (or 'oracle')")
+    p.add_argument("--draft", required=True,
+                   help="LongSpec draft checkpoint dir, a smaller model of the same tokenizer (classic draft), or 'oracle'")
     p.add_argument("--data", required=True, help="data dir with heldout_long.npz")
     p.add_argument("--contexts", type=_ints, default=[1024, 4096, 8192])
     p.add_argument("--trees", default="4,16,16,16,16;1,1,1,1",
