@@ -212,9 +212,41 @@ void BenchAttention(Backend& be, std::vector<AttnShape> only, std::vector<int> c
   // Prefill: a 2048-row chunk (walks all splits) at the end of a 32k prompt.
 }
 
+// SampleRows over a verified tree's logits (69 rows): plain temperature sampling is one Gumbel
+// pass (plus the max); top-k and top-p add radix-select passes over the row.
+void BenchSampling(Backend& be) {
+  std::printf("\n== SampleRows (69 rows; logits fp32, uniform in [-8, 8)) ==\n%-26s %8s %10s %10s\n", "params", "vocab",
+              "us", "GB/s");
+  for (int vocab : {49152, 152064}) {
+    const int rows = 69;
+    auto logits = Must(be.Allocate(size_t(rows) * vocab * 4 + rows * 4));
+    FillRandom(be, logits->data(), size_t(rows) * vocab, DType::kF32, 5);
+    std::vector<float> h(size_t(rows) * vocab);
+    be.CopyToHost(h.data(), logits->data(), h.size() * 4);
+    for (float& x : h) x *= 8.0f;
+    be.CopyToDevice(logits->data(), h.data(), h.size() * 4);
+    int32_t* out = reinterpret_cast<int32_t*>(static_cast<char*>(logits->data()) + h.size() * 4);
+    const View v = MakeView(logits->data(), DType::kF32, rows, vocab);
+    struct Case {
+      const char* name;
+      RowSampling r;
+    };
+    for (const Case& c : {Case{"T=0.8", RowSampling{0.8f, 0, 1.0f, 1, 0}}, Case{"T=0.8 top_k=40", RowSampling{0.8f, 40, 1.0f, 1, 0}},
+                          Case{"T=0.8 top_p=0.9", RowSampling{0.8f, 0, 0.9f, 1, 0}},
+                          Case{"T=0.8 top_k=40 top_p=0.9", RowSampling{0.8f, 40, 0.9f, 1, 0}}}) {
+      const double t = TimeGraph(be, 4, [&](int i) {
+        RowSampling r = c.r;
+        r.stream = i;
+        be.SampleRows(v, r, out);
+      });
+      std::printf("%-26s %8d %10.2f %10.0f\n", c.name, vocab, t * 1e6, double(rows) * vocab * 4 / t / 1e9);
+    }
+  }
+}
+
 }  // namespace
 
-// cuda_ops_bench [all|gemm|attn]            the tables
+// cuda_ops_bench [all|gemm|attn|sample]            the tables
 // cuda_ops_bench gemm N K M                    one GEMM shape (for a profiler)
 // cuda_ops_bench attn HEADS KV_HEADS D CTX ROWS  one attention shape
 int main(int argc, char** argv) {
@@ -250,6 +282,7 @@ int main(int argc, char** argv) {
   } else {
     if (what == "gemm" || what == "all") BenchGemm(be, {}, {1, 8, 16, 69, 2048});
     if (what == "attn" || what == "all") BenchAttention(be, {}, {8192, 32768, 131072}, {1, 69});
+    if (what == "sample" || what == "all") BenchSampling(be);
   }
   const Status st = be.LastError();
   if (!st.ok()) {

@@ -355,6 +355,13 @@ class CudaBackend final : public Backend {
     Check(LaunchGemmArgmax(ctx_, Gemm(x, w, nullptr, 0), static_cast<unsigned long long*>(logits.data), ids),
           "LinearArgmax");
   }
+  void SampleRows(View logits, const RowSampling& sampling, int32_t* out) override {
+    assert(logits.dtype == DType::kF32);
+    Check(LaunchSampleRows(ctx_, logits.ptr<const float>(), logits.stride, static_cast<int>(logits.cols),
+                           static_cast<int>(logits.rows), sampling.temperature, sampling.top_k, sampling.top_p,
+                           sampling.seed, sampling.stream, out),
+          "SampleRows");
+  }
   void Argmax(View logits, int32_t* out) override {
     Check(LaunchArgmax(ctx_, logits.ptr<const float>(), logits.stride, static_cast<int>(logits.cols), out,
                        static_cast<int>(logits.rows)),
@@ -495,6 +502,7 @@ StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
   LONGSPEC_CUDA_TRY(PrepareAttentionKernels());
   LONGSPEC_CUDA_TRY(PrepareElementwiseKernels());
   LONGSPEC_CUDA_TRY(PrepareSpeculationKernels());
+  LONGSPEC_CUDA_TRY(PrepareSamplingKernels());
   cudaStream_t stream = nullptr;
   LONGSPEC_CUDA_TRY(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   auto be = std::make_unique<CudaBackend>(device, stream, prop, EnvFlag("LONGSPEC_PDL", prop.major >= 9));

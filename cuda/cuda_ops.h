@@ -19,6 +19,7 @@ cudaError_t PrepareGemmKernels();
 cudaError_t PrepareAttentionKernels();
 cudaError_t PrepareElementwiseKernels();
 cudaError_t PrepareSpeculationKernels();
+cudaError_t PrepareSamplingKernels();
 
 // ---- GEMM (gemm.cu) ------------------------------------------------------------------------
 // Whether the GEMM runs these shapes: K % 8 == 0, 16-byte aligned rows, and for kSiluMulBf16
@@ -55,6 +56,9 @@ cudaError_t LaunchConvert(const LaunchContext& ctx, const void* x, bool x_bf16, 
                           int64_t out_stride, int n, int rows);
 cudaError_t LaunchGatherRows(const LaunchContext& ctx, const void* x, int64_t x_stride_bytes, const int32_t* rows,
                              void* out, int64_t out_stride_bytes, int64_t row_bytes, int n);
+// out[r] = a draw from row r's processed distribution (sampling.cuh).
+cudaError_t LaunchSampleRows(const LaunchContext& ctx, const float* logits, int64_t stride, int vocab, int rows,
+                             float temperature, int top_k, float top_p, uint64_t seed, uint64_t stream, int32_t* out);
 cudaError_t LaunchArgmax(const LaunchContext& ctx, const float* logits, int64_t stride, int n, int32_t* out, int rows);
 cudaError_t LaunchAttentionMerge(const LaunchContext& ctx, const __nv_bfloat16* a, int64_t a_stride, const float* lse_a,
                                  const __nv_bfloat16* b, int64_t b_stride, const float* lse_b, __nv_bfloat16* out,

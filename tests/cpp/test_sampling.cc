@@ -5,6 +5,7 @@
 #include <random>
 
 #include "backend/backend.h"
+#include "cpu_test_util.h"
 #include "sampling/sampling.h"
 
 namespace longspec {
@@ -118,3 +119,32 @@ TEST(SampleFrom, FrequenciesFollowTheDistribution) {
 
 }  // namespace
 }  // namespace longspec
+
+namespace longspec::testing {
+namespace {
+
+// Backend::SampleRows on the CPU backend: each row a draw of ProcessLogits' law.
+TEST(BackendSampleRows, DrawsFollowTheProcessedLawOnTheCpu) {
+  auto be = MakeCpuBackend(2);
+  for (const SampleRowsCase& c : SampleRowsCases()) ExpectSampleRowsLaw(*be, c.logits, c.sampling, 64, 300, c.name.c_str());
+}
+
+// The chi-square check itself rejects a law that is off by a little: the draws of the right law
+// against a law with 3% of the mass moved between two likely tokens.
+TEST(BackendSampleRows, TheLawCheckHasPower) {
+  const std::vector<double> p = {0.4, 0.3, 0.2, 0.1};
+  Rng rng(3);
+  std::vector<int64_t> counts(4, 0);
+  for (int i = 0; i < 20000; ++i) {
+    const double u = rng.Uniform();
+    ++counts[u < 0.4 ? 0 : u < 0.7 ? 1 : u < 0.9 ? 2 : 3];
+  }
+  EXPECT_LT(ChiSquareTest(counts, p).statistic, ChiSquareTest(counts, p).critical);
+  const ChiSquare off = ChiSquareTest(counts, {0.43, 0.27, 0.2, 0.1});
+  EXPECT_GT(off.statistic, off.critical);
+  EXPECT_EQ(ChiSquareTest({5, 0, 1}, {0.9, 0.0, 0.1}).impossible, 0);
+  EXPECT_EQ(ChiSquareTest({5, 2, 1}, {0.9, 0.0, 0.1}).impossible, 2);
+}
+
+}  // namespace
+}  // namespace longspec::testing

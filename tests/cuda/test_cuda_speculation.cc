@@ -88,10 +88,14 @@ void CheckGrowth(const std::vector<int>& shape, int64_t vocab, uint32_t seed) {
       for (int64_t c = 0; c < vocab; ++c) sum += std::exp(double(row[c]) - mx);
       const double want = double(host.scores[got.parents[i]]) + double(row[got.tokens[i]]) - mx - std::log(sum);
       ASSERT_NEAR(got.scores[i], want, tol * (1 + std::fabs(want))) << "level " << l << " node " << i;
-      if (!cpu_score.count(key)) EXPECT_LT(std::fabs(want - cut), tol * (1 + std::fabs(cut))) << "node " << i;
+      if (!cpu_score.count(key)) {
+        EXPECT_LT(std::fabs(want - cut), tol * (1 + std::fabs(cut))) << "node " << i;
+      }
       if (i > end) {
         ASSERT_LE(got.parents[i - 1], got.parents[i]);
-        if (got.parents[i - 1] == got.parents[i]) EXPECT_GE(got.scores[i - 1], got.scores[i]);
+        if (got.parents[i - 1] == got.parents[i]) {
+          EXPECT_GE(got.scores[i - 1], got.scores[i]);
+        }
       }
     }
     // Later levels grow from the CPU's tree on both sides (any accepted difference stays local).
@@ -221,6 +225,68 @@ TEST(CudaSpeculation, PathCommitMatchesCpuInALinearCacheAndARing) {
     }
   }
   ASSERT_TRUE(gpu->LastError().ok());
+}
+
+// Backend::SampleRows on the GPU: every draw inside the CPU's kept set and the counts following
+// its law, on the small checkable cases and over the real targets' vocabularies (a peaked row:
+// a dozen likely tokens, two of them tied, over a normal tail).
+TEST(CudaSampling, SmallVocabulariesFollowTheProcessedLaw) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  auto gpu = CudaBackendOrDie();
+  for (const SampleRowsCase& c : SampleRowsCases()) ExpectSampleRowsLaw(*gpu, c.logits, c.sampling, 256, 200, c.name.c_str());
+  ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
+}
+
+// One small launch per case and a target-sized one: the run compute-sanitizer checks.
+TEST(CudaSampling, EveryPathOnceForTheSanitizer) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  auto gpu = CudaBackendOrDie();
+  std::vector<SampleRowsCase> cases = SampleRowsCases();
+  std::vector<float> big(152064);
+  for (size_t i = 0; i < big.size(); ++i) big[i] = float((i * 2654435761u) % 1000) / 100.0f;
+  RowSampling both;
+  both.top_k = 40;
+  both.top_p = 0.9f;
+  cases.push_back({"target vocabulary, top_k=40 top_p=0.9", big, both});
+  for (const SampleRowsCase& c : cases) {
+    const int rows = 3;
+    const int64_t vocab = static_cast<int64_t>(c.logits.size());
+    auto mem = std::move(gpu->Allocate(size_t(rows) * vocab * 4 + rows * 4)).value();
+    for (int r = 0; r < rows; ++r) gpu->CopyToDevice(static_cast<float*>(mem->data()) + r * vocab, c.logits.data(), vocab * 4);
+    int32_t* out = reinterpret_cast<int32_t*>(static_cast<float*>(mem->data()) + rows * vocab);
+    gpu->SampleRows(View{mem->data(), DType::kF32, rows, vocab, vocab}, c.sampling, out);
+    std::vector<int32_t> got(rows);
+    gpu->CopyToHost(got.data(), out, rows * 4);
+    for (int32_t t : got) EXPECT_TRUE(t >= 0 && t < vocab) << c.name;
+  }
+  ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
+}
+
+TEST(CudaSampling, TargetVocabulariesFollowTheProcessedLaw) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  auto gpu = CudaBackendOrDie();
+  for (int64_t vocab : {int64_t(49152), int64_t(152064)}) {
+    std::mt19937 rng(static_cast<uint32_t>(vocab));
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> l(vocab);
+    for (float& x : l) x = normal(rng);
+    for (int i = 0; i < 12; ++i) l[(i * 7919 + 13) % vocab] = 6.0f + 0.3f * i;
+    l[vocab - 1] = l[13];  // a tie with the first of them, at the far end of the row
+    auto rs = [](float t, int k, float p) {
+      RowSampling r;
+      r.temperature = t;
+      r.top_k = k;
+      r.top_p = p;
+      r.seed = 11;
+      return r;
+    };
+    const std::string v = " over " + std::to_string(vocab);
+    ExpectSampleRowsLaw(*gpu, l, rs(1.0f, 0, 1.0f), 128, 100, ("T=1" + v).c_str());
+    ExpectSampleRowsLaw(*gpu, l, rs(0.8f, 8, 1.0f), 128, 100, ("top_k=8" + v).c_str());
+    ExpectSampleRowsLaw(*gpu, l, rs(1.2f, 0, 0.9f), 128, 100, ("top_p=0.9" + v).c_str());
+    ExpectSampleRowsLaw(*gpu, l, rs(0.7f, 40, 0.8f), 128, 100, ("top_k=40 top_p=0.8" + v).c_str());
+  }
+  ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
 }
 
 }  // namespace

@@ -152,6 +152,15 @@ enum class LinearPacking { kPlain, kGateUp };
 // A speculation round's draft tree in backend memory, in the node order of
 // speculation/token_tree.h: tokens, parents (-1 for the root, parent < node) and cumulative
 // draft log-probabilities (fp32; the root's is 0).
+// How SampleRows draws: the processing of SamplingParams (temperature > 0) and the stream.
+struct RowSampling {
+  float temperature = 1.0f;
+  int32_t top_k = 0;     // 0 = no top-k cut
+  float top_p = 1.0f;    // nucleus mass in (0, 1]
+  uint64_t seed = 0;
+  uint64_t stream = 0;   // e.g. the round: a new stream per call, the same seed per request
+};
+
 struct DeviceTree {
   int32_t* tokens = nullptr;
   int32_t* parents = nullptr;
@@ -321,6 +330,14 @@ class Backend {
   // out[r] = the first index of row r's maximum (NaN never wins; an all-NaN row gives 0). Greedy
   // decoding and greedy acceptance need only these ids, not the logits on the host.
   virtual void Argmax(View logits, int32_t* out) = 0;
+  // out[r] = a token drawn from row r's processed distribution (sampling/sampling.h
+  // ProcessLogits: softmax(logits / T), top-k, top-p; NaN logits never drawn), each row
+  // independently, from the random stream (seed, stream, r): the same arguments draw the same
+  // tokens on one backend; backends agree in law, not in bits. Drawing a token at every node of
+  // a verified tree and walking it with TreeAcceptGreedy is the lossless sampling rule
+  // (speculation/acceptance.h): trying a node's children in turn, each accepted with its
+  // renormalised probability, emits the same law as one draw from the node's distribution.
+  virtual void SampleRows(View logits, const RowSampling& sampling, int32_t* out) = 0;
 };
 
 // The CPU reference backend (fp32). num_threads 0 = all cores.

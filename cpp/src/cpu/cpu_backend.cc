@@ -246,6 +246,9 @@ class CpuBackend final : public Backend {
     cpu::KvCommitPath(first_layer, num_layers, layer_stride, path, count, committed, max_count);
   }
 
+  void SampleRows(View logits, const RowSampling& sampling, int32_t* out) override {
+    cpu::SampleRows(threads_, logits, sampling, out);
+  }
   void Argmax(View logits, int32_t* out) override {
 #pragma omp parallel for schedule(static) num_threads(threads_) if (Parallel(logits.rows * logits.cols))
     for (int64_t r = 0; r < logits.rows; ++r) {

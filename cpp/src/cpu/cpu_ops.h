@@ -38,5 +38,6 @@ void TreeAcceptGreedy(DeviceTree tree, int32_t num_nodes, const int32_t* argmax,
                       int32_t* count);
 void KvCommitPath(KvLayerView first, int32_t num_layers, int64_t layer_stride, const int32_t* path,
                   const int32_t* count, const int32_t* committed, int32_t max_count);
+void SampleRows(int threads, View logits, const RowSampling& sampling, int32_t* out);
 
 }  // namespace longspec::cpu

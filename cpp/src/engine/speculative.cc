@@ -4,11 +4,11 @@
 // "root", fed as node 0 of the next tree); the draft's ring holds the same committed tokens.
 //
 // Two loops share that contract. With a LongSpec draft the round runs on the backend (the tree
-// grows in backend memory, speculation/device_round.h): one upload (committed length + root) and,
-// for greedy decoding, one read-back (the emitted tokens) per round. Sampling reads the verified
-// logits and the tree back and accepts on the host (the lossless rule, speculation/acceptance.h),
-// then commits on the device. Other drafters (the oracle used by tests) run the host loop, which
-// copies each level's logits out and grows the tree on the host.
+// grows in backend memory, speculation/device_round.h): one upload (committed length + root) and
+// one read-back (the emitted tokens) per round, greedy or sampling (a token drawn per node on the
+// device, Backend::SampleRows, walked like the greedy argmax: the lossless rule of
+// speculation/acceptance.h in law). Other drafters (draft models, the oracle used by tests) run
+// the host loop, which copies each level's logits out and grows the tree on the host.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -78,7 +78,6 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
     bool more = sink.Emit(root) && sink.Flush();
     DraftTree tree;
     std::vector<int32_t> emitted;
-    std::vector<float> host_logits;
     // Tokens committed by plain steps of tree="auto" that the draft has not seen yet: a plain step
     // costs exactly what plain decoding costs, and the draft catches up before its next tree.
     std::vector<int32_t> draft_behind;
@@ -91,7 +90,6 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
       const std::vector<int> level_shape = TruncateShape(round_shape, left - 1);
       Stopwatch round_clock;
       const int32_t nodes = 1 + std::accumulate(level_shape.begin(), level_shape.end(), 0);
-      AcceptResult acc;
       bool captured = false;  // a round that captured a graph says nothing about its arm's cost
 
       if (policy != nullptr && level_shape.empty()) {
@@ -122,26 +120,23 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
         stats.verify_s += verify_clock.Seconds();
 
         Stopwatch other_clock;
-        if (greedy) {
-          backend->TreeAcceptGreedy(dtree, nodes, sequence->device_argmax(), round.path(), round.emitted(),
-                                    round.count());
-        } else {
-          // The lossless rule on the host: the verified logits and the tree come back.
-          host_logits.resize(static_cast<size_t>(nodes) * vocab);
-          backend->CopyToHost(host_logits.data(), sequence->device_logits().data, host_logits.size() * sizeof(float));
-          LONGSPEC_RETURN_IF_ERROR(round.ReadTree(*backend, nodes, &tree));
-          acc = AcceptSampling(tree, host_logits.data(), vocab, params, rng);
-          round.UploadPath(*backend, acc.path);
+        // Greedy walks the target's argmax per node. Sampling draws one token per node from the
+        // node's processed distribution and walks those: the lossless rule (a child accepted with
+        // its renormalised probability, children in turn, else a bonus from what is left) emits
+        // the law of one draw per node (Backend::SampleRows), all without leaving the device.
+        const int32_t* choice = sequence->device_argmax();
+        if (!greedy) {
+          View verified = sequence->device_logits();
+          verified.rows = nodes;
+          backend->SampleRows(verified, RowSampling{params.temperature, params.top_k, params.top_p, params.seed,
+                                                    static_cast<uint64_t>(stats.rounds)},
+                              round.drawn());
+          choice = round.drawn();
         }
+        backend->TreeAcceptGreedy(dtree, nodes, choice, round.path(), round.emitted(), round.count());
         sequence->EnqueueCommitPath(round.path(), round.count(), round.committed(), DeviceRoundState::kMaxPath);
         draft_model->EnqueueCommit();
-        if (greedy) {
-          LONGSPEC_RETURN_IF_ERROR(round.ReadEmitted(*backend, &emitted));
-        } else {
-          emitted.clear();
-          for (size_t i = 1; i < acc.path.size(); ++i) emitted.push_back(tree.tokens[acc.path[i]]);
-          emitted.push_back(acc.bonus);
-        }
+        LONGSPEC_RETURN_IF_ERROR(round.ReadEmitted(*backend, &emitted));
         captured = draft_model->last_tree_captured() || sequence->last_step_captured();
         sequence->AdvanceCommitted(static_cast<int64_t>(emitted.size()));
         draft_model->AdvanceCommitted(static_cast<int64_t>(emitted.size()));
@@ -169,7 +164,8 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
         stats.verify_s += verify_clock.Seconds();
 
         Stopwatch other_clock;
-        acc = greedy ? AcceptGreedy(tree, verify_argmax) : AcceptSampling(tree, verify_logits, vocab, params, rng);
+        const AcceptResult acc =
+            greedy ? AcceptGreedy(tree, verify_argmax) : AcceptSampling(tree, verify_logits, vocab, params, rng);
         LONGSPEC_RETURN_IF_ERROR(sequence->Commit(acc.path));
         LONGSPEC_RETURN_IF_ERROR(drafter->Commit(tree, acc.path));
         emitted.clear();

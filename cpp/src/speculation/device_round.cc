@@ -8,8 +8,8 @@ Status DeviceRoundState::Reserve(Backend& backend, int32_t max_parents, int32_t 
   *moved = false;
   const size_t scratch = backend.TreeExpandScratchBytes(max_parents, max_width);
   if (buf_ != nullptr && scratch <= scratch_bytes_) return Status::OK();
-  // committed + tokens, parents, scores, path, count + emitted; the scratch 64-byte aligned.
-  const size_t words = 1 + 3 * static_cast<size_t>(kMaxNodes) + kMaxPath + 1 + kMaxPath;
+  // committed + tokens, parents, scores, path, count + emitted, drawn; the scratch 64-byte aligned.
+  const size_t words = 1 + 3 * static_cast<size_t>(kMaxNodes) + kMaxPath + 1 + kMaxPath + kMaxNodes;
   const size_t head = (words * sizeof(int32_t) + 63) / 64 * 64;
   LONGSPEC_ASSIGN_OR_RETURN(buf_, backend.Allocate(head + scratch));
   words_ = static_cast<int32_t*>(buf_->data());
@@ -18,6 +18,7 @@ Status DeviceRoundState::Reserve(Backend& backend, int32_t max_parents, int32_t 
   tree_.scores = reinterpret_cast<float*>(tree_.parents + kMaxNodes);
   path_ = reinterpret_cast<int32_t*>(tree_.scores + kMaxNodes);
   count_ = path_ + kMaxPath;
+  drawn_ = count_ + 1 + kMaxPath;
   scratch_ = static_cast<char*>(buf_->data()) + head;
   scratch_bytes_ = scratch;
   // The root's parent and score never change; later nodes are always written before being read.
@@ -42,26 +43,6 @@ Status DeviceRoundState::ReadEmitted(Backend& backend, std::vector<int32_t>* emi
   if (n < 1 || n > kMaxPath) return InternalError("device round: emitted count " + std::to_string(n) + " out of range");
   emitted->assign(staging_.begin() + 1, staging_.begin() + 1 + n);
   return Status::OK();
-}
-
-Status DeviceRoundState::ReadTree(Backend& backend, int32_t nodes, DraftTree* tree) {
-  // tokens, parents and scores are three adjacent arrays of kMaxNodes words.
-  staging_.resize(3 * static_cast<size_t>(kMaxNodes));
-  backend.CopyToHost(staging_.data(), tree_.tokens, staging_.size() * sizeof(int32_t));
-  LONGSPEC_RETURN_IF_ERROR(backend.LastError());
-  const int32_t* tokens = staging_.data();
-  const int32_t* parents = tokens + kMaxNodes;
-  const float* scores = reinterpret_cast<const float*>(parents + kMaxNodes);
-  tree->Reset(tokens[0]);
-  for (int32_t i = 1; i < nodes; ++i) tree->AddNode(parents[i], tokens[i], scores[i]);
-  return Status::OK();
-}
-
-void DeviceRoundState::UploadPath(Backend& backend, const std::vector<int32_t>& path) {
-  staging_.assign(path.begin(), path.end());
-  staging_.resize(kMaxPath + 1, 0);
-  staging_[kMaxPath] = static_cast<int32_t>(path.size());  // path_ + kMaxPath is count_
-  backend.CopyToDevice(path_, staging_.data(), staging_.size() * sizeof(int32_t));
 }
 
 }  // namespace longspec

@@ -2,11 +2,12 @@
 // upload (the committed length and the root token, adjacent) and one read-back (the emitted
 // count and tokens, adjacent):
 //
-//   [committed | tree tokens ... | tree parents | tree scores | path | count | emitted | scratch]
+//   [committed | tree tokens ... | tree parents | tree scores | path | count | emitted | drawn | scratch]
 //
 // The round on the device (engine/speculative.cc): the draft grows the tree level by level
 // into `tree()` (Backend::TreeExpand), the target verifies it (TargetSequence::StepDeviceTree),
-// Backend::TreeAcceptGreedy writes the path and the emitted tokens, and KvCommitPath moves the
+// Backend::TreeAcceptGreedy writes the path and the emitted tokens (from the target's argmax per
+// node, or, sampling, from a token drawn per node by Backend::SampleRows), and KvCommitPath moves the
 // accepted K/V in the target cache and the draft ring. Addresses never change after Reserve
 // grows the buffer, so captured graphs stay valid until then.
 #pragma once
@@ -34,17 +35,13 @@ class DeviceRoundState {
   int32_t* path() const { return path_; }
   int32_t* count() const { return count_; }
   int32_t* emitted() const { return count_ + 1; }
+  int32_t* drawn() const { return drawn_; }  // [kMaxNodes]: a token drawn at each node (sampling)
   void* expand_scratch() const { return scratch_; }
 
   // Enqueues the upload of the round's committed length and root token.
   void BeginRound(Backend& backend, int32_t committed, int32_t root);
   // Waits for the round and reads the emitted tokens (accepted draft tokens, then the bonus).
   Status ReadEmitted(Backend& backend, std::vector<int32_t>* emitted);
-  // Waits for the round and reads its first `nodes` tree nodes back as a host tree (sampling
-  // accepts on the host): tokens, parents and scores in one copy.
-  Status ReadTree(Backend& backend, int32_t nodes, DraftTree* tree);
-  // Enqueues the upload of a host-chosen path (sampling acceptance) as path + count.
-  void UploadPath(Backend& backend, const std::vector<int32_t>& path);
 
  private:
   std::unique_ptr<DeviceBuffer> buf_;
@@ -52,6 +49,7 @@ class DeviceRoundState {
   DeviceTree tree_;
   int32_t* path_ = nullptr;
   int32_t* count_ = nullptr;
+  int32_t* drawn_ = nullptr;
   void* scratch_ = nullptr;
   size_t scratch_bytes_ = 0;
   std::vector<int32_t> staging_;
