@@ -123,6 +123,12 @@ __global__ void __launch_bounds__(kSampleThreads) sample_rows_kernel(const Sampl
   const double dm = m, dinv = p.inv_temperature;
   const float finv = static_cast<float>(p.inv_temperature);
   auto weight = [&](float x) -> double { return x == x && m > -INFINITY ? exp((double(x) - dm) * dinv) : 0.0; };
+  // weight(x) > 0, with the exponential only where it might underflow (an exponent below -700).
+  auto positive = [&](float x) -> bool {
+    if (!(x == x) || m == -INFINITY) return false;
+    const double a = (double(x) - dm) * dinv;
+    return a >= -700.0 || exp(a) > 0.0;
+  };
 
   // Cuts: token i is kept iff w_i > 0 and key_i > cut_key, or key_i == cut_key and i < cut_index.
   uint32_t cut_key = 0;   // 0: every key with positive weight is above (NaN has weight 0)
@@ -137,7 +143,7 @@ __global__ void __launch_bounds__(kSampleThreads) sample_rows_kernel(const Sampl
     unsigned ties = 0;
     for (int i = tid; i < n; i += kSampleThreads) {
       const float x = l[i];
-      ties += logit_key(x) == v && weight(x) > 0.0 && kept_by_k(v, i);
+      ties += logit_key(x) == v && positive(x) && kept_by_k(v, i);
     }
     ties = block_reduce(ties, reinterpret_cast<unsigned*>(fscratch), [](unsigned a, unsigned b) { return a + b; });
     if (need >= ties) return n;
@@ -147,7 +153,7 @@ __global__ void __launch_bounds__(kSampleThreads) sample_rows_kernel(const Sampl
       unsigned c = 0;
       for (int i = tid; i < mid; i += kSampleThreads) {
         const float x = l[i];
-        c += logit_key(x) == v && weight(x) > 0.0 && kept_by_k(v, i);
+        c += logit_key(x) == v && positive(x) && kept_by_k(v, i);
       }
       c = block_reduce(c, reinterpret_cast<unsigned*>(fscratch), [](unsigned a, unsigned b) { return a + b; });
       if (c >= need) hi = mid; else lo = mid;
@@ -159,7 +165,7 @@ __global__ void __launch_bounds__(kSampleThreads) sample_rows_kernel(const Sampl
     // The k-th largest key among positive-weight tokens, digit by digit from the top.
     uint32_t prefix = 0, mask = 0;
     unsigned need = p.top_k;
-    unsigned positive = 0;
+    unsigned n_positive = 0;
     for (int shift = 24; shift >= 0; shift -= 8) {
       for (int d = tid; d < 256; d += kSampleThreads) count_hist[d] = 0;
       __syncthreads();
@@ -168,14 +174,14 @@ __global__ void __launch_bounds__(kSampleThreads) sample_rows_kernel(const Sampl
         const int i = base + tid;
         const float x = i < n ? l[i] : NAN;
         const uint32_t key = logit_key(x);
-        const bool in = (key & mask) == prefix && weight(x) > 0.0;
+        const bool in = (key & mask) == prefix && positive(x);
         warp_count_add(count_hist, (key >> shift) & 255u, in);
         mine += in;
       }
       __syncthreads();
       if (shift == 24) {
-        positive = block_reduce(mine, reinterpret_cast<unsigned*>(fscratch), [](unsigned a, unsigned b) { return a + b; });
-        if (positive <= need) break;  // fewer positive tokens than k: no cut
+        n_positive = block_reduce(mine, reinterpret_cast<unsigned*>(fscratch), [](unsigned a, unsigned b) { return a + b; });
+        if (n_positive <= need) break;  // fewer positive tokens than k: no cut
       }
       if (tid == 0) {
         unsigned cum = 0;
@@ -218,8 +224,9 @@ __global__ void __launch_bounds__(kSampleThreads) sample_rows_kernel(const Sampl
         const int i = base + tid;
         const float x = i < n ? l[i] : NAN;
         const uint32_t key = logit_key(x);
-        const double w = weight(x);
-        warp_mass_add(my_hist, (key >> shift) & 255u, (key & mask) == prefix && kept_by_k(key, i) && w > 0.0, w);
+        const bool in = (key & mask) == prefix && kept_by_k(key, i);  // the weight only for these
+        const double w = in ? weight(x) : 0.0;
+        warp_mass_add(my_hist, (key >> shift) & 255u, in && w > 0.0, w);
       }
       __syncthreads();
       for (int d = tid; d < 256; d += kSampleThreads) {  // warp rows summed in warp order
@@ -264,7 +271,7 @@ __global__ void __launch_bounds__(kSampleThreads) sample_rows_kernel(const Sampl
     const float u = open_uniform(word);
     const float x = l[i];
     const uint32_t key = logit_key(x);
-    const bool kept = weight(x) > 0.0 && kept_by_k(key, i) &&
+    const bool kept = positive(x) && kept_by_k(key, i) &&
                       (p.top_p >= 1.0f ? true : key > cut_key || (key == cut_key && i < cut_index));
     if (!kept) continue;
     const float s = (x - m) * finv - logf(-logf(u));  // accurate logs: -log(u) is tiny near u = 1
