@@ -1,5 +1,5 @@
-"""bench/bench_gpu.py without a GPU: its tables, plot, JSON (against the shared benchmark schema when
-that checkout is beside this one), --contexts parsing, and the speculative / phase-timing rows on a
+"""bench/bench_gpu.py and bench/gpu_report.py without a GPU: the tables, plot, JSON (against the
+shared benchmark schema when that checkout is beside this one), --contexts parsing, and the speculative / phase-timing rows on a
 fake engine (identical_to_plain, LONGSPEC_PHASE_TIMING set only for the phase runs)."""
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 SCHEMA_TOOL = REPO.parent / "shared" / "tools" / "bench_schema.py"
 sys.path.insert(0, str(REPO / "bench"))
 import bench_gpu
+import gpu_report
 
 ROWS = [
     {"model": "smollm2-135m", "context": 8192, "method": "floor", "ms_per_token": 0.104},
@@ -37,7 +38,7 @@ ROWS = [
 
 
 def test_render_has_the_decode_speculative_and_phase_tables():
-    text = bench_gpu.render("NVIDIA H200", "2026-12-01", ROWS, ["a note"])
+    text = gpu_report.render("NVIDIA H200", "2026-12-01", ROWS, ["a note"])
     lines = text.splitlines()
     assert "| smollm2-135m | 8192 | 0.104 (0.00 s) |" not in text  # floor rows carry no prefill
     assert any(l.startswith("| smollm2-135m | 8192 | 0.104 | 90.000 (0.04 s) | - | 1.000 (0.07 s) | 9.62 |")
@@ -51,14 +52,14 @@ def test_render_has_the_decode_speculative_and_phase_tables():
 
 
 def test_render_copes_with_missing_rows():
-    text = bench_gpu.render("c", "2026-12-01", [{"model": "m", "context": 1, "method": "speculative",
+    text = gpu_report.render("c", "2026-12-01", [{"model": "m", "context": 1, "method": "speculative",
                                                 "ms_per_token": 1.0, "tau": 1.5}], [])
     assert "| m | 1 | - | 1.000 | - | 1.50 | - | - | - | - |" in text
-    assert bench_gpu.render("c", "2026-12-01", [], []).count("\n") == 4
+    assert gpu_report.render("c", "2026-12-01", [], []).count("\n") == 4
 
 
 def test_results_json_follows_the_shared_schema(tmp_path):
-    res = bench_gpu.Results(str(tmp_path / "gpu_decode_2026-12-01"), {"card": "NVIDIA H200", "date": "2026-12-01"})
+    res = gpu_report.Results(str(tmp_path / "gpu_decode_2026-12-01"), {"card": "NVIDIA H200", "date": "2026-12-01"})
     for row in ROWS:
         res.add(row)
     res.note("done")
@@ -77,9 +78,9 @@ def test_results_json_follows_the_shared_schema(tmp_path):
 
 def test_plot_draws_a_png(tmp_path):
     pytest.importorskip("matplotlib")
-    path = bench_gpu.plot(ROWS, str(tmp_path / "p.png"), "title")
+    path = gpu_report.plot(ROWS, str(tmp_path / "p.png"), "title")
     assert path and Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert bench_gpu.plot([r for r in ROWS if r["method"] == "floor"], str(tmp_path / "q.png"), "t") is None
+    assert gpu_report.plot([r for r in ROWS if r["method"] == "floor"], str(tmp_path / "q.png"), "t") is None
     assert not (tmp_path / "q.png").exists()
 
 
@@ -116,7 +117,7 @@ def test_speculative_row_compares_with_plain():
     assert row["tree"] == [4, 16] and "first_difference" not in row
     other = [0, 1, 2, 99] + list(range(4, 26))
     row = bench_gpu.speculative_row(FakeEngine(other), [1, 2], 26, base, "auto", plain)
-    assert row["method"] == "speculative" and row["tree"] == "auto" and bench_gpu.row_kind(row) == "speculative_auto"
+    assert row["method"] == "speculative" and row["tree"] == "auto" and gpu_report.row_kind(row) == "speculative_auto"
     assert row["identical_to_plain"] is False and row["first_difference"] == 3
 
 
