@@ -3,21 +3,9 @@
 
 #include "cuda_ops.h"
 #include "sampling.cuh"
+#include "sampling/sampling.h"
 
 namespace longspec::cuda {
-
-namespace {
-
-// splitmix64's finaliser (the CPU backend mixes its streams the same way; the bits of the draws
-// differ anyway: backends agree in law).
-uint64_t Mix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-}  // namespace
 
 cudaError_t PrepareSamplingKernels() { return PrepareKernel(sample_rows_kernel, kSampleSmemBytes); }
 
@@ -32,7 +20,7 @@ cudaError_t LaunchSampleRows(const LaunchContext& ctx, const float* logits, int6
   p.inv_temperature = 1.0 / static_cast<double>(temperature);
   p.top_k = top_k;
   p.top_p = top_p;
-  p.seed = Mix(Mix(seed) ^ Mix(stream + 0x5851F42D4C957F2Dull));
+  p.seed = StreamKey(seed, stream);
   p.out = out;
   return Launch(ctx, sample_rows_kernel, dim3(rows), dim3(kSampleThreads), kSampleSmemBytes, p);
 }

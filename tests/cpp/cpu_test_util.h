@@ -151,6 +151,15 @@ inline void ExpectSampleRowsLaw(Backend& be, const std::vector<float>& logits, R
   }
 }
 
+inline RowSampling Sampling(float temperature, int top_k, float top_p, uint64_t seed) {
+  RowSampling r;
+  r.temperature = temperature;
+  r.top_k = top_k;
+  r.top_p = top_p;
+  r.seed = seed;
+  return r;
+}
+
 struct SampleRowsCase {
   std::string name;
   std::vector<float> logits;
@@ -168,14 +177,7 @@ inline std::vector<SampleRowsCase> SampleRowsCases() {
   std::vector<float> ties = {0.5f, 2.0f, 1.0f, 2.0f, 2.0f, -1.0f, 0.0f, 2.0f, 1.0f};
   std::vector<float> with_nan = base;
   with_nan[2] = std::numeric_limits<float>::quiet_NaN();
-  auto rs = [](float t, int k, float p) {
-    RowSampling r;
-    r.temperature = t;
-    r.top_k = k;
-    r.top_p = p;
-    r.seed = 5;
-    return r;
-  };
+  auto rs = [](float t, int k, float p) { return Sampling(t, k, p, 5); };
   return {{"T=1", base, rs(1.0f, 0, 1.0f)},
           {"T=0.6 top_k=4", base, rs(0.6f, 4, 1.0f)},
           {"T=1.3 top_p=0.75", base, rs(1.3f, 0, 0.75f)},

@@ -272,14 +272,7 @@ TEST(CudaSampling, TargetVocabulariesFollowTheProcessedLaw) {
     for (float& x : l) x = normal(rng);
     for (int i = 0; i < 12; ++i) l[(i * 7919 + 13) % vocab] = 6.0f + 0.3f * i;
     l[vocab - 1] = l[13];  // a tie with the first of them, at the far end of the row
-    auto rs = [](float t, int k, float p) {
-      RowSampling r;
-      r.temperature = t;
-      r.top_k = k;
-      r.top_p = p;
-      r.seed = 11;
-      return r;
-    };
+    auto rs = [](float t, int k, float p) { return Sampling(t, k, p, 11); };
     const std::string v = " over " + std::to_string(vocab);
     ExpectSampleRowsLaw(*gpu, l, rs(1.0f, 0, 1.0f), 128, 100, ("T=1" + v).c_str());
     ExpectSampleRowsLaw(*gpu, l, rs(0.8f, 8, 1.0f), 128, 100, ("top_k=8" + v).c_str());

@@ -88,18 +88,6 @@ void KvCommitPath(KvLayerView first, int32_t num_layers, int64_t layer_stride, c
   }
 }
 
-namespace {
-
-// splitmix64's finaliser: the row's generator seed from (seed, stream, row).
-uint64_t Mix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-}  // namespace
-
 void SampleRows(int threads, View logits, const RowSampling& sampling, int32_t* out) {
   assert(logits.dtype == DType::kF32 && sampling.temperature > 0.0f);
   SamplingParams params;
@@ -108,7 +96,7 @@ void SampleRows(int threads, View logits, const RowSampling& sampling, int32_t* 
   params.top_p = sampling.top_p;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads) if (threads > 1 && logits.rows > 1)
   for (int64_t r = 0; r < logits.rows; ++r) {
-    Rng rng(Mix(Mix(sampling.seed) ^ Mix(sampling.stream + 0x5851F42D4C957F2Dull * static_cast<uint64_t>(r + 1))));
+    Rng rng(StreamKey(StreamKey(sampling.seed, sampling.stream), static_cast<uint64_t>(r)));
     out[r] = SampleFrom(ProcessLogits(logits.row<const float>(r), logits.cols, params), rng);
   }
 }

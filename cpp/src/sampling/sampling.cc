@@ -16,6 +16,12 @@ uint64_t SplitMix64(uint64_t& x) {
 uint64_t Rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 }  // namespace
 
+uint64_t StreamKey(uint64_t seed, uint64_t stream) {
+  uint64_t a = seed, b = stream ^ 0x5851F42D4C957F2Dull;
+  uint64_t c = SplitMix64(a) ^ SplitMix64(b);
+  return SplitMix64(c);
+}
+
 Rng::Rng(uint64_t seed) {
   uint64_t x = seed;
   for (auto& s : s_) s = SplitMix64(x);

@@ -21,6 +21,10 @@ class Rng {
   uint64_t s_[4];
 };
 
+// The key of stream `stream` of seed `seed` (splitmix64 mixing): the streams of one seed get
+// unrelated keys (Backend::SampleRows: one stream per call, one per row on the CPU).
+uint64_t StreamKey(uint64_t seed, uint64_t stream);
+
 // First index of the maximum (NaN never wins).
 int32_t Argmax(const float* logits, int64_t n);
 
