@@ -249,7 +249,7 @@ def test_error_contract_for_out_of_range_and_odd_arguments(eng, random_qwen2_dir
     assert eng.generate(PROMPT, max_new_tokens=3, ignore_eos=True).tokens  # still usable
     a_file = tmp_path / "draft.bin"
     a_file.write_bytes(b"not a draft")
-    with pytest.raises(ValueError, match="draft must be a draft checkpoint directory"):
+    with pytest.raises(ValueError, match="draft model.*neither a checkpoint directory nor a GGUF file"):
         Engine(random_qwen2_dir, draft=str(a_file), tokenizer=False)
     r = subprocess.run([sys.executable, "-m", "longspec", "generate", "--target", random_qwen2_dir, "--tree", ",,,",
                         "x"], capture_output=True, text=True, timeout=600)

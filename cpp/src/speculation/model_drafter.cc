@@ -21,7 +21,7 @@ StatusOr<std::unique_ptr<ModelDrafter>> ModelDrafter::Load(const std::string& pa
                                                            int64_t max_positions, int32_t prefill_chunk) {
   std::unique_ptr<ModelDrafter> d(new ModelDrafter());
   auto model = TargetModel::Load(path, target.backend(), 1, prefill_chunk);
-  if (!model.ok()) return model.status().WithContext("draft model " + path);
+  if (!model.ok()) return model.status().WithContext("draft model");
   d->model_ = std::move(model).value();
   const ModelConfig& dc = d->model_->config();
   const ModelConfig& tc = target.config();
