@@ -260,8 +260,11 @@ def test_ctrl_c_stops_generation_within_a_round_and_leaves_the_engine_usable(smo
     import signal
     import time
 
+    # The child restores Python's own SIGINT handler: a runner started in the background of a
+    # non-interactive shell hands its children SIGINT ignored, and Python then never installs it.
     code = (
-        "import sys, time, longspec\n"
+        "import signal, sys, time, longspec\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "e = longspec.Engine(%r, draft=None, device='cpu')\n"
         "print('ready', flush=True)\n"
         "try:\n"
