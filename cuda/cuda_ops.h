@@ -6,7 +6,7 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
-#include "attention.cuh"
+#include "attention_finish.cuh"
 #include "elementwise.cuh"
 #include "gemm.cuh"
 #include "launch.cuh"

@@ -1,0 +1,313 @@
+// The finishing pass of Hybrid Tree Attention: folds the prefix kernel's states (attention.cuh,
+// whose reduction order it completes), adds the band + tree part and writes output and LSE.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+#include <type_traits>
+
+#include "attention.cuh"
+#include "ptx.cuh"
+
+namespace longspec::cuda {
+
+struct AttnFinishParams {
+  const __nv_bfloat16* q = nullptr;  // as for the prefix
+  int64_t q_stride = 0;
+  const __nv_bfloat16* k = nullptr;
+  const __nv_bfloat16* v = nullptr;
+  int64_t capacity = 0;
+  int ring = 0;
+  int rows = 0, num_heads = 0, num_kv_heads = 0;
+  float scale_log2 = 0.0f;
+  // Prefix states (nullptr: no prefix part).
+  const float* state = nullptr;
+  int max_states = 0;
+  int states = kAttnSplitStates;  // how the prefix kernel left them (AttnStates)
+  const int32_t* kv_len = nullptr;
+  // Tree part (band_start == nullptr: none).
+  const int32_t* band_start = nullptr;
+  const int32_t* band_end = nullptr;
+  const int32_t* visible_offsets = nullptr;
+  const int32_t* visible_slots = nullptr;
+  // Output [rows, num_heads * head_dim] and natural-log LSE [rows * num_heads] (optional).
+  __nv_bfloat16* out = nullptr;
+  int64_t out_stride = 0;
+  float* lse = nullptr;
+};
+
+// One block of kFinishWarps warps per (row, head): grid (num_heads, rows), a thread per output
+// element (head_dim <= 128). Everything it reads comes through shared memory by cp.async, issued
+// early so the latencies overlap: the first block of band/tree K and V rows, then the split states
+// 32 at a time, merged in split order; then the tree part in blocks of kFinishTreeBlock keys (a
+// thread per key for the scores, a thread per output element summing P.V over the keys in
+// order). Each output element's running state is folded by its own thread; the scalars every
+// element shares (running max, sum, merge factors) are computed identically by every thread.
+constexpr int kFinishBatch = 32;
+constexpr int kFinishTreeBlock = 128;
+constexpr int kFinishWarps = 4;
+static_assert(kFinishTreeBlock == 32 * kFinishWarps, "a thread per key of a tree block");
+
+template <int HD>
+constexpr size_t FinishSmemBytes() {
+  return size_t(2 * kFinishBatch) * StateFloats<HD>() * 4 + size_t(kFinishTreeBlock) * (2 * HD + 8) * 2 + HD * 4 +
+         kFinishTreeBlock * 4 * 2;
+}
+
+template <int HD>
+__global__ void __launch_bounds__(32 * kFinishWarps) attention_finish_kernel(const AttnFinishParams p) {
+  constexpr int kRec = StateFloats<HD>();
+  constexpr int kRounds = kFinishTreeBlock / 32;
+  constexpr int kThreads = 32 * kFinishWarps;
+  static_assert(HD <= kThreads, "a thread per output element");
+  constexpr int kKLd = HD + 8;  // padded K rows: a thread per key reads conflict-free
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  float* staged = reinterpret_cast<float*>(smem_raw);                                       // [2][32][kRec]
+  __nv_bfloat16* k_s = reinterpret_cast<__nv_bfloat16*>(staged + 2 * kFinishBatch * kRec);  // [128][kKLd]
+  __nv_bfloat16* v_s = k_s + kFinishTreeBlock * kKLd;                                   // [128][HD]
+  float* qs = reinterpret_cast<float*>(v_s + kFinishTreeBlock * HD);                    // [HD]
+  int* slot_s = reinterpret_cast<int*>(qs + HD);                                        // [128]
+  float* score_s = reinterpret_cast<float*>(slot_s + kFinishTreeBlock);                 // [128]
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const bool owner = tid < HD;  // thread tid owns output element tid
+  const int head = blockIdx.x, row = blockIdx.y;
+  const int group = p.num_heads / p.num_kv_heads, kvh = head / group;
+  pdl_wait();
+
+  // The tree part's keys: band positions (ring-aware), then the visible nodes.
+  int b0 = 0, band = 0, v0 = 0, n = 0;
+  if (p.band_start != nullptr) {
+    b0 = p.band_start[row];
+    const int b1 = p.band_end[row];
+    band = b1 > b0 ? b1 - b0 : 0;
+    v0 = p.visible_offsets[row];
+    n = band + p.visible_offsets[row + 1] - v0;
+  }
+  const __nv_bfloat16* kbase = p.k + int64_t(kvh) * p.capacity * HD;
+  const __nv_bfloat16* vbase = p.v + int64_t(kvh) * p.capacity * HD;
+  // Issues the K and V rows of tree block j0 (slots into slot_s). Returns the block's size.
+  auto issue_block = [&](int j0) {
+    const int cnt = min(kFinishTreeBlock, n - j0);
+    const int j = j0 + tid;
+    int slot = -1;
+    if (j < n) {
+      if (j < band) {
+        const int pos = b0 + j;
+        slot = p.ring > 0 ? pos % p.ring : pos;
+      } else {
+        slot = p.visible_slots[v0 + j - band];
+      }
+    }
+    slot_s[tid] = slot;
+    __syncthreads();
+    for (int i = tid; i < cnt * (HD / 8); i += kThreads) {
+      const int key = i / (HD / 8), piece = i % (HD / 8);
+      const int64_t off = int64_t(slot_s[key]) * HD + piece * 8;
+      cp_async_16(k_s + key * kKLd + piece * 8, kbase + off, true);
+      cp_async_16(v_s + key * HD + piece * 8, vbase + off, true);
+    }
+    cp_async_commit();
+    return cnt;
+  };
+  if (n > 0) {
+    issue_block(0);
+    const __nv_bfloat16* qrow = p.q + int64_t(row) * p.q_stride + int64_t(head) * HD;
+    if (owner) qs[tid] = __bfloat162float(qrow[tid]);
+  }
+
+  float M = -INFINITY, Lsum = 0.0f, acc = 0.0f;
+  // Folds state (m, l, x) into the running one; an empty running state takes it as is.
+  auto fold = [&](float m, float l, float x) {
+    if (l == 0.0f) return;
+    if (Lsum == 0.0f) {
+      M = m;
+      Lsum = l;
+      acc = x;
+      return;
+    }
+    float mn, a, b;
+    merge_scalars(M, m, &mn, &a, &b);
+    Lsum = __fmaf_rn(l, b, __fmul_rn(Lsum, a));
+    M = mn;
+    acc = __fmaf_rn(x, b, __fmul_rn(acc, a));
+  };
+
+  if (p.state != nullptr) {
+    const int len = p.kv_len[row];
+    const int n_states = p.states == kAttnWalkAll     ? (len > 0 ? 1 : 0)
+                         : p.states == kAttnGroupStates ? (len + kAttnGroupKeys - 1) / kAttnGroupKeys
+                                                        : (len + kAttnSplit - 1) / kAttnSplit;
+    // Split states are folded into their group's state first (segments of kAttnGroupSplits lanes
+    // of a batch, each starting empty), and each group's state into the running one; group
+    // states (or the one walked state) straight into the running one.
+    const int seg = p.states == kAttnSplitStates ? kAttnGroupSplits : 32;
+    const float4* recs = reinterpret_cast<const float4*>(p.state + (int64_t(row) * p.num_heads + head) * p.max_states * kRec);
+    // Batches of 32 states, double-buffered: batch b + 1 is in flight while batch b is merged.
+    auto issue_states = [&](int s0) {
+      const int cnt = min(kFinishBatch, n_states - s0);
+      float* dst = staged + ((s0 / kFinishBatch) & 1) * kFinishBatch * kRec;
+      for (int i = tid; i < cnt * kRec / 4; i += kThreads) cp_async_16(dst + 4 * i, recs + s0 * kRec / 4 + i, true);
+      cp_async_commit();
+    };
+    if (n_states > 0) issue_states(0);
+    for (int s0 = 0; s0 < n_states; s0 += kFinishBatch) {
+      const int cnt = min(kFinishBatch, n_states - s0);
+      if (s0 + kFinishBatch < n_states) {
+        issue_states(s0 + kFinishBatch);
+      } else {
+        cp_async_commit();
+      }
+      cp_async_wait<1>();
+      __syncthreads();
+      const float* batch = staged + ((s0 / kFinishBatch) & 1) * kFinishBatch * kRec;
+      // The fold's scalars do not depend on acc: lane s computes state s's merge factors at once
+      // (the running max of its segment by a scan, then a = 2^(M - mn), b = 2^(m - mn)), so the
+      // sequential part left per state is two multiply-adds. Same values, same order as fold()
+      // state by state: the scan picks, like fold's "M > m ? M : m", the latest of equal maxima.
+      const float m_s = lane < cnt ? batch[lane * kRec] : -INFINITY;
+      const float l_s = lane < cnt ? batch[lane * kRec + 1] : 0.0f;
+      const unsigned live = __ballot_sync(0xffffffffu, l_s != 0.0f);
+      const int pos = lane % seg;  // lane's place in its segment
+      float incl = l_s != 0.0f ? m_s : -INFINITY;
+#pragma unroll
+      for (int o = 1; o < 32; o <<= 1) {
+        const float left = __shfl_up_sync(0xffffffffu, incl, o);
+        if (pos >= o) incl = left > incl ? left : incl;
+      }
+      // One segment per batch (seg == 32) continues the running state; segments of split
+      // states start empty.
+      const float carry = seg == 32 && Lsum != 0.0f ? M : -INFINITY;
+      incl = carry > incl ? carry : incl;
+      float excl = __shfl_up_sync(0xffffffffu, incl, 1);
+      if (pos == 0) excl = carry;
+      const float a_s = ex2(__fsub_rn(excl, incl)), b_s = ex2(__fsub_rn(m_s, incl));
+      // The sequential part, unrolled by segment so that the loads of a segment's states and
+      // the group folds' factors overlap the multiply-adds.
+      auto fold_batch = [&](auto seg_tag) {
+        constexpr int kSeg = decltype(seg_tag)::value;
+#pragma unroll
+        for (int gi = 0; gi < 32 / kSeg; ++gi) {
+          float seg_l = kSeg == 32 ? Lsum : 0.0f, seg_acc = kSeg == 32 ? acc : 0.0f;
+#pragma unroll
+          for (int k = 0; k < kSeg; ++k) {
+            const int s = gi * kSeg + k;
+            const float a = __shfl_sync(0xffffffffu, a_s, s), b = __shfl_sync(0xffffffffu, b_s, s);
+            if ((live >> s) & 1u) {  // never past cnt
+              const float* rec = batch + s * kRec;
+              const float l = rec[1];
+              const float x = owner ? rec[kStateHeader + tid] : 0.0f;
+              if (seg_l == 0.0f) {  // the first non-empty state of the segment (or of all)
+                seg_l = l;
+                seg_acc = x;
+              } else {
+                seg_l = __fmaf_rn(l, b, __fmul_rn(seg_l, a));
+                seg_acc = __fmaf_rn(x, b, __fmul_rn(seg_acc, a));
+              }
+            }
+          }
+          const float seg_m = __shfl_sync(0xffffffffu, incl, kSeg == 32 ? 31 : gi * kSeg + kSeg - 1);
+          if (kSeg == 32) {
+            if (seg_l != 0.0f) M = seg_m;
+            Lsum = seg_l;
+            acc = seg_acc;
+          } else {
+            fold(seg_m, seg_l, seg_acc);  // the group's state into the total (nothing if empty)
+          }
+        }
+      };
+      if (seg == 32) {
+        fold_batch(std::integral_constant<int, 32>());
+      } else {
+        fold_batch(std::integral_constant<int, kAttnGroupSplits>());
+      }
+      __syncthreads();  // the buffer is refilled two batches on
+    }
+  }
+
+  for (int j0 = 0; j0 < n; j0 += kFinishTreeBlock) {
+    const int cnt = j0 == 0 ? min(kFinishTreeBlock, n) : issue_block(j0);
+    cp_async_wait<0>();
+    __syncthreads();
+    // Scores: thread j for key j, q.k as four partial sums (element d into sum d % 4, d
+    // ascending; then (0 + 1) + (2 + 3)): four independent chains instead of one.
+    float own = -INFINITY;
+    if (tid < cnt) {
+      const __nv_bfloat16* krow = k_s + tid * kKLd;
+      float dot[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+      for (int d8 = 0; d8 < HD / 8; ++d8) {
+        const uint4 raw = *reinterpret_cast<const uint4*>(krow + d8 * 8);
+        const float4 q0 = *reinterpret_cast<const float4*>(qs + d8 * 8);
+        const float4 q1 = *reinterpret_cast<const float4*>(qs + d8 * 8 + 4);
+        const float qv[8] = {q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w};
+        const __nv_bfloat162* kv = reinterpret_cast<const __nv_bfloat162*>(&raw);
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const float2 f = __bfloat1622float2(kv[e]);
+          dot[(2 * e) % 4] = __fmaf_rn(qv[2 * e], f.x, dot[(2 * e) % 4]);
+          dot[(2 * e + 1) % 4] = __fmaf_rn(qv[2 * e + 1], f.y, dot[(2 * e + 1) % 4]);
+        }
+      }
+      own = __fmul_rn(__fadd_rn(__fadd_rn(dot[0], dot[1]), __fadd_rn(dot[2], dot[3])), p.scale_log2);
+    }
+    score_s[tid] = own;
+    __syncthreads();
+    // Max and sum: each lane folds its keys j = 32 r + lane in r order, then a fixed butterfly.
+    // Every warp computes them (the same bits); warp 0 publishes the probabilities.
+    float sc[kRounds];
+    float mx = -INFINITY;
+#pragma unroll
+    for (int r = 0; r < kRounds; ++r) {
+      sc[r] = score_s[r * 32 + lane];
+      if (r * 32 + lane < cnt) mx = sc[r] > mx ? sc[r] : mx;
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    float sum = 0.0f;
+#pragma unroll
+    for (int r = 0; r < kRounds; ++r) {
+      sc[r] = ex2(__fsub_rn(sc[r], mx));  // -inf -> 0
+      sum = __fadd_rn(sum, sc[r]);
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) sum = __fadd_rn(sum, __shfl_xor_sync(0xffffffffu, sum, o));
+    __syncthreads();  // every warp has read the scores
+    if (warp == 0) {
+#pragma unroll
+      for (int r = 0; r < kRounds; ++r) score_s[r * 32 + lane] = sc[r];
+    }
+    __syncthreads();
+    // P.V for this thread's element as four partial sums (key j into sum j % 4, keys in order;
+    // then (0 + 1) + (2 + 3)): four independent chains instead of one. Keys past cnt have p = 0
+    // and are skipped, so a block's sums never depend on what lies past its keys.
+    float x = 0.0f;
+    if (owner) {
+      float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      int j = 0;
+      for (; j + 4 <= cnt; j += 4) {
+#pragma unroll
+        for (int u = 0; u < 4; ++u) part[u] = __fmaf_rn(score_s[j + u], __bfloat162float(v_s[(j + u) * HD + tid]), part[u]);
+      }
+#pragma unroll
+      for (int u = 0; u < 3; ++u)
+        if (j + u < cnt) part[u] = __fmaf_rn(score_s[j + u], __bfloat162float(v_s[(j + u) * HD + tid]), part[u]);
+      x = __fadd_rn(__fadd_rn(part[0], part[1]), __fadd_rn(part[2], part[3]));
+    }
+    fold(mx, sum, x);
+    __syncthreads();  // k_s, v_s, slot_s and score_s are refilled by the next block
+  }
+  pdl_launch_dependents();
+
+  if (!owner) return;
+  __nv_bfloat16* out = p.out + int64_t(row) * p.out_stride + int64_t(head) * HD + tid;
+  if (Lsum == 0.0f) {
+    *out = __float2bfloat16_rn(0.0f);
+    if (p.lse != nullptr && tid == 0) p.lse[int64_t(row) * p.num_heads + head] = -INFINITY;
+    return;
+  }
+  *out = __float2bfloat16_rn(__fmul_rn(acc, __frcp_rn(Lsum)));
+  if (p.lse != nullptr && tid == 0) p.lse[int64_t(row) * p.num_heads + head] = __fmul_rn(__fadd_rn(M, lg2(Lsum)), kLn2);
+}
+
+}  // namespace longspec::cuda
