@@ -166,23 +166,41 @@ TEST_F(EngineTest, CorruptFileContentsAreDataLossNamingWhatAndWhere) {
   EXPECT_EQ(Engine::Create(cfg).status().code(), StatusCode::kDataLoss);
 }
 
+// Plain and speculative greedy generation over a chain of `depth` levels, long enough for six
+// full rounds, with a drafter whose proposals are the target's own: the same tokens, every
+// round accepting the whole chain.
+struct FullChains {
+  StatusOr<GenerationResult> plain = InternalError("not run"), spec = InternalError("not run");
+  SamplingParams params;
+};
+FullChains RunFullChains(Engine& e, int depth, const std::vector<int32_t>& prompt) {
+  FullChains r;
+  r.params.ignore_eos = true;
+  r.params.max_new_tokens = 1 + 6 * (depth + 1);
+  r.params.tree.assign(depth, 1);
+  r.params.speculative = false;
+  r.plain = e.Generate(prompt, r.params);
+  r.params.speculative = true;
+  r.spec = e.Generate(prompt, r.params);
+  EXPECT_TRUE(r.plain.ok() && r.spec.ok()) << r.spec.status().ToString();
+  if (r.plain.ok() && r.spec.ok()) {
+    EXPECT_EQ(r.spec->tokens, r.plain->tokens);
+    EXPECT_EQ(r.spec->stats.rounds, 6);
+    EXPECT_DOUBLE_EQ(r.spec->stats.mean_accepted, depth + 1.0);
+  }
+  return r;
+}
+
 TEST_F(EngineTest, OracleSpeculationEqualsPlainAndAcceptsFullChains) {
   EngineConfig cfg;
   cfg.oracle_draft = true;
   auto e = Make(cfg);
   ASSERT_NE(e, nullptr);
-  SamplingParams sp;
-  sp.ignore_eos = true;
-  sp.max_new_tokens = 1 + 6 * 5;
-  sp.tree = {1, 1, 1, 1};
-  sp.speculative = false;
-  auto plain = e->Generate(Prompt(50, 5), sp);
-  sp.speculative = true;
-  auto spec = e->Generate(Prompt(50, 5), sp);
-  ASSERT_TRUE(plain.ok() && spec.ok());
-  EXPECT_EQ(spec->tokens, plain->tokens);
-  EXPECT_EQ(spec->stats.rounds, 6);
-  EXPECT_DOUBLE_EQ(spec->stats.mean_accepted, 5.0);
+  FullChains run = RunFullChains(*e, 4, Prompt(50, 5));
+  ASSERT_TRUE(run.plain.ok() && run.spec.ok());
+  auto& plain = run.plain;
+  auto& spec = run.spec;
+  SamplingParams& sp = run.params;
   // The statistics both loops report, computed the same way.
   for (const GenerationResult* r : {&*plain, &*spec}) {
     const GenerationStats& st = r->stats;
@@ -362,18 +380,10 @@ TEST_F(EngineTest, ModelDraftThatIsTheTargetAcceptsFullDepth) {
   cfg.draft_path = path_;
   auto e = Make(cfg);
   ASSERT_NE(e, nullptr);
-  SamplingParams sp;
-  sp.ignore_eos = true;
-  sp.max_new_tokens = 1 + 6 * 4;
-  sp.speculative = false;
-  auto plain = e->Generate(Prompt(50, 11), sp);
-  sp.speculative = true;
-  sp.tree = {1, 1, 1};
-  auto spec = e->Generate(Prompt(50, 11), sp);
-  ASSERT_TRUE(plain.ok() && spec.ok()) << spec.status().ToString();
-  EXPECT_EQ(spec->tokens, plain->tokens);
-  EXPECT_EQ(spec->stats.rounds, 6);
-  EXPECT_DOUBLE_EQ(spec->stats.mean_accepted, 4.0);
+  FullChains run = RunFullChains(*e, 3, Prompt(50, 11));
+  ASSERT_TRUE(run.plain.ok() && run.spec.ok());
+  auto& plain = run.plain;
+  SamplingParams& sp = run.params;
   sp.tree = {3, 3, 3};
   auto tree = e->Generate(Prompt(50, 11), sp);
   ASSERT_TRUE(tree.ok());
