@@ -24,6 +24,11 @@ SHAPES = {
                                intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
                                num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True,
                                rope_theta=1000000.0, rms_norm_eps=1e-6),
+    # SmolLM2-135M: 30 layers, hidden 576, 9 heads / 3 kv heads of 64, tied embeddings.
+    "smollm2-135m-shape": dict(model_type="llama", architectures=["LlamaForCausalLM"], hidden_size=576,
+                               intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+                               num_key_value_heads=3, vocab_size=49152, tie_word_embeddings=True,
+                               rope_theta=100000.0, rms_norm_eps=1e-5),
     # Llama-3-8B: 32 layers, hidden 4096, 32 heads / 8 kv heads of 128, untied.
     "llama3-8b-shape": dict(model_type="llama", architectures=["LlamaForCausalLM"], hidden_size=4096,
                             intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Where a decode step and a speculation round spend their time, kernel by kernel.
+
+Run under Nsight Compute with profiling off at start; the script switches it on (cuProfilerStart)
+only around the steps it wants, from the generation callback, so the 32k-token prefill is not
+profiled:
+
+    ncu --profile-from-start off --metrics gpu__time_duration.sum --csv --print-units base \\
+        python3 bench/gpu/profile_round.py qwen2.5-0.5b-shape 32768 --phase speculative > spec.csv
+    python3 bench/gpu/profile_round.py --digest spec.csv
+
+The model is a random-weight checkpoint of the shape (bench/make_random_checkpoint.py) with a
+random LongSpec draft: kernel times do not depend on weight values. Two phases are profiled in
+separate runs: `--phase plain` (three decode steps) or `--phase speculative` (one round).
+Durations are of kernels run one at a time (Nsight serialises them), so the gaps between launches
+that a graph replay pays are not in them: the sum is a lower bound of the step.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import csv
+import ctypes
+import os
+import sys
+
+
+def profiler(on: bool) -> None:
+    cuda = ctypes.CDLL("libcuda.so.1")
+    ctx = ctypes.c_void_p()
+    cuda.cuCtxGetCurrent(ctypes.byref(ctx))
+    if not ctx.value:  # the engine's thread has not made the primary context current: do it here
+        dev = ctypes.c_int()
+        cuda.cuDeviceGet(ctypes.byref(dev), 0)
+        cuda.cuDevicePrimaryCtxRetain(ctypes.byref(ctx), dev)
+        cuda.cuCtxSetCurrent(ctx)
+    rc = (cuda.cuProfilerStart if on else cuda.cuProfilerStop)()
+    print(f"profiler {'on' if on else 'off'}: {rc}", file=sys.stderr, flush=True)
+
+
+def run(args) -> None:
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from make_random_checkpoint import write
+
+    from longspec import Engine, random_draft
+
+    path = write(args.shape, os.path.join(args.work, args.shape), max_position=args.context + 4096)
+    draft = os.path.join(args.work, f"{args.shape}-random-draft")
+    if not os.path.isfile(os.path.join(draft, "model.safetensors")):
+        random_draft(path, draft, seed=0)
+    eng = Engine(path, draft=draft, device="cuda", tokenizer=False, max_context=args.context + 256)
+    vocab = eng.target_info["vocab_size"]
+    ids = [(i * 7919 + 13) % (vocab - 10) + 5 for i in range(args.context)]
+    tree = [int(w) for w in args.tree.split(",")]
+
+    def profiled(first: int, last: int):
+        """A callback that profiles between its first-th and last-th call (1 = after the prefill)."""
+        calls = [0]
+
+        def cb(new):
+            calls[0] += 1
+            if calls[0] == first:
+                print("== profiling", file=sys.stderr, flush=True)
+                profiler(True)
+            elif calls[0] == last:
+                profiler(False)
+                return False
+            return None
+        return cb
+
+    kw, last = (dict(speculative=False), 4) if args.phase == "plain" else (dict(speculative=True, tree=tree), 2)
+    eng.generate(ids, max_new_tokens=24, ignore_eos=True, **kw)  # captures the graphs
+    eng.generate(ids, max_new_tokens=24, ignore_eos=True, callback=profiled(1, last), **kw)
+
+
+def digest(path: str) -> None:
+    """Kernel table from ncu's CSV: totals by kernel name and launch shape."""
+    phase, rows = os.path.basename(path), collections.defaultdict(list)
+    with open(path) as f:
+        lines = f.read().splitlines()
+    header = None
+    for line in lines:
+        if line.startswith('"ID"'):
+            header = next(csv.reader([line]))
+            continue
+        if header is None or not line.startswith('"'):
+            continue
+        rec = dict(zip(header, next(csv.reader([line]))))
+        if rec.get("Metric Name") != "gpu__time_duration.sum":
+            continue
+        name = rec["Kernel Name"]
+        if name.endswith(")"):  # drop the parameter list, keep the template arguments
+            name = name[:name.rfind("(")]
+        rows[phase].append((name.replace("longspec::cuda::", "")[:110], rec.get("Grid Size", ""), rec.get("Block Size", ""),
+                            float(rec["Metric Value"]) / 1e3))
+    for phase, ks in rows.items():
+        total = sum(k[3] for k in ks)
+        print(f"\n## {phase}: {len(ks)} kernels, {total:.1f} us summed (kernels alone, no launch gaps)")
+        by = collections.defaultdict(lambda: [0, 0.0])
+        for name, grid, block, us in ks:
+            by[(name, grid, block)][0] += 1
+            by[(name, grid, block)][1] += us
+        print(f"{'us':>9} {'share':>6} {'n':>4}  kernel  grid  block")
+        for (name, grid, block), (n, us) in sorted(by.items(), key=lambda kv: -kv[1][1])[:40]:
+            print(f"{us:9.1f} {100 * us / total:5.1f}% {n:4d}  {name}  {grid}  {block}")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("shape", nargs="?")
+    ap.add_argument("context", nargs="?", type=int)
+    ap.add_argument("--phase", choices=("plain", "speculative"), default="speculative")
+    ap.add_argument("--tree", default="4,16,16,16,16")
+    ap.add_argument("--work", default="/tmp/longspec_bench")
+    ap.add_argument("--digest", help="print the kernel table of a CSV written under ncu")
+    a = ap.parse_args()
+    if a.digest:
+        digest(a.digest)
+    else:
+        run(a)

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# On the GPU machine: kernel-by-kernel times of plain decode steps and one speculation round
+# (bench/gpu/profile_round.py under Nsight Compute) for random-weight models of the given shapes.
+# Builds the Python package into /tmp/lsite first when it is not there (carried wheels in .whl/).
+#   OUT=... bash bench/gpu/profile_rounds.sh "qwen2.5-0.5b-shape 32768" "smollm2-135m-shape 8192"
+# Writes $OUT/round_<shape>_<context>_<phase>.csv and prints each digest.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-/tmp/longspec_out}
+mkdir -p "$OUT"
+if [ ! -e /tmp/lsite/longspec ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  PYTHONPATH=/tmp/site CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) LONGSPEC_CUDA=ON LONGSPEC_CUDA_ARCHITECTURES=90a \
+    python3 -m pip install -q --no-build-isolation --no-deps --target /tmp/lsite . > "$OUT/pip_build.log" 2>&1 \
+    || { tail -30 "$OUT/pip_build.log"; exit 1; }
+fi
+export PYTHONPATH=/tmp/lsite:/tmp/site PYTHONUNBUFFERED=1
+for what in "$@"; do
+  set -- $what
+  for phase in plain speculative; do
+    csv="$OUT/round_$1_$2_$phase.csv"
+    timeout 300 ncu --profile-from-start off --metrics gpu__time_duration.sum --csv --print-units base \
+      python3 bench/gpu/profile_round.py "$1" "$2" --phase "$phase" ${TREE:+--tree "$TREE"} > "$csv" 2> "$csv.err"
+    echo "== $1 $2 $phase (exit $?)"
+    python3 bench/gpu/profile_round.py --digest "$csv" | head -45
+  done
+done
