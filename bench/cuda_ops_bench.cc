@@ -88,6 +88,9 @@ void BenchGemm(Backend& be, std::vector<GemmShape> only, std::vector<int> rows) 
   std::vector<GemmShape> shapes = {{"smollm2 qkv 960x576", 960, 576},        {"smollm2 gate_up 3072x576", 3072, 576},
                               {"smollm2 down 576x1536", 576, 1536},     {"smollm2 lm_head 49152x576", 49152, 576},
                               {"qwen1.5b gate_up 17920x1536", 17920, 1536}, {"qwen1.5b down 1536x8960", 1536, 8960},
+                              {"qwen0.5b qkv 1152x896", 1152, 896},     {"qwen0.5b o 896x896", 896, 896},
+                              {"qwen0.5b gate_up 9728x896", 9728, 896}, {"qwen0.5b down 896x4864", 896, 4864},
+                              {"qwen0.5b lm_head 151936x896", 151936, 896},
                               {"llama8b qkv 6144x4096", 6144, 4096},    {"llama8b o 4096x4096", 4096, 4096},
                               {"llama8b gate_up 28672x4096", 28672, 4096}, {"llama8b down 4096x14336", 4096, 14336},
                               {"llama8b lm_head 128256x4096", 128256, 4096}};
@@ -246,7 +249,7 @@ void BenchSampling(Backend& be) {
 
 }  // namespace
 
-// cuda_ops_bench [all|gemm|attn|sample]            the tables
+// cuda_ops_bench [all|gemm|gemm-verify|attn|sample]  the tables (gemm-verify: 1, 16, 69 rows)
 // cuda_ops_bench gemm N K M                    one GEMM shape (for a profiler)
 // cuda_ops_bench attn HEADS KV_HEADS D CTX ROWS  one attention shape
 int main(int argc, char** argv) {
@@ -281,6 +284,7 @@ int main(int argc, char** argv) {
     BenchAttention(be, {{"attn", arg(2), arg(3), arg(4)}}, {arg(5)}, {arg(6)});
   } else {
     if (what == "gemm" || what == "all") BenchGemm(be, {}, {1, 8, 16, 69, 2048});
+    if (what == "gemm-verify") BenchGemm(be, {}, {1, 16, 69});
     if (what == "attn" || what == "all") BenchAttention(be, {}, {8192, 32768, 131072}, {1, 69});
     if (what == "sample" || what == "all") BenchSampling(be);
   }

@@ -1,5 +1,5 @@
-// GEMM launcher: picks the kernel by row count (every kernel sums K in the same order, see
-// gemm.cuh, so the choice never changes a bit).
+// GEMM launcher: picks the kernel by row count and shape (every kernel sums K in the same order,
+// see gemm.cuh, so the choice never changes a bit).
 #include <cuda_runtime.h>
 
 #include "cuda_ops.h"
@@ -18,12 +18,54 @@ using SplitK = GemmSplitK<4>;                  // 32 columns, four warps per n8 
 int SplitKSlices(int m) { return (m + kGemmSplitKRowsMax - 1) / kGemmSplitKRowsMax; }
 int SplitKColumnBlocks(int n) { return GemmPaddedTiles(n) / SplitK::kTiles; }
 
+// Splits of K over blocks for a launch of `tiles` (column block, slice) blocks: the count with the
+// least modelled time, waves of one-block-per-SM times (the rounds a block walks + one for its
+// fixed costs), plus one for storing and re-reading partials when split. 1 for short K (a block
+// of so few rounds is bound by its fixed costs) or when the workspace is too small.
+int SplitKSplits(const LaunchContext& ctx, int tiles, int k) {
+  const int rounds = SplitK::Rounds(k), sms = ctx.num_sms > 0 ? ctx.num_sms : 1;
+  const size_t partial_floats = size_t(tiles) * GemmKChunks(k) * kGemmSplitKRowsMax * SplitK::kCols;
+  if (rounds < 4 || tiles > ctx.splitk_counter_count || partial_floats > ctx.splitk_partial_floats) return 1;
+  int best = 1;
+  double best_cost = double((tiles + sms - 1) / sms) * (rounds + 1);
+  for (int s = 2; s <= rounds && s <= 16; ++s) {
+    const int per = (rounds + s - 1) / s, used = (rounds + per - 1) / per;
+    const double cost = double((tiles * used + sms - 1) / sms) * (per + 1) + 1;
+    if (cost < best_cost) {
+      best = used;
+      best_cost = cost;
+    }
+  }
+  return best;
+}
+
+// Column blocks per block when K is one round: enough that the grid is about one wave of
+// blocks, at least 1.
+int SplitKColumnsPerBlock(const LaunchContext& ctx, int columns, int slices, int k) {
+  if (SplitK::Rounds(k) > 1) return 1;
+  const int sms = ctx.num_sms > 0 ? ctx.num_sms : 1;
+  const int groups = std::max(1, sms / slices);
+  if (columns <= groups) return 1;
+  return (columns + groups - 1) / groups;
+}
+
 template <GemmEpilogue EP>
-cudaError_t LaunchSplitK(const LaunchContext& ctx, const GemmParams& p) {
+cudaError_t LaunchSplitK(const LaunchContext& ctx, const GemmParams& p_in) {
+  GemmParams p = p_in;
   const int rows = p.M < kGemmSplitKRowsMax ? p.M : kGemmSplitKRowsMax;
   const size_t smem = SplitK::SmemBytes(rows, p.K);  // at most SplitK::kSmemMax, whatever K
-  const dim3 grid(SplitKColumnBlocks(p.N), SplitKSlices(p.M));
-  return Launch(ctx, gemm_bf16_splitk_kernel<SplitK, EP>, grid, dim3(SplitK::kThreads), smem, p);
+  const int slices = SplitKSlices(p.M), columns = SplitKColumnBlocks(p.N);
+  p.row_slices = slices;
+  p.columns_per_block = SplitKColumnsPerBlock(ctx, columns, slices, p.K);
+  const int groups = (columns + p.columns_per_block - 1) / p.columns_per_block;
+  const int splits = p.columns_per_block == 1 ? SplitKSplits(ctx, slices * columns, p.K) : 1;
+  const dim3 block(SplitK::kThreads);
+  if (splits > 1) {
+    p.k_partials = ctx.splitk_partials;
+    p.k_counters = ctx.splitk_counters;
+    return Launch(ctx, gemm_bf16_splitk_kernel<SplitK, EP, true>, dim3(slices * groups, 1, splits), block, smem, p);
+  }
+  return Launch(ctx, gemm_bf16_splitk_kernel<SplitK, EP, false>, dim3(slices * groups), block, smem, p);
 }
 
 template <class T, GemmEpilogue EP>
@@ -36,9 +78,15 @@ cudaError_t LaunchTile(const LaunchContext& ctx, const GemmParams& p) {
 template <GemmEpilogue EP>
 cudaError_t LaunchEpilogue(const LaunchContext& ctx, const GemmParams& p) {
   if (p.M <= kGemmSplitKRowsMax) return LaunchSplitK<EP>(ctx, p);
-  // A narrow weight (few column blocks) and up to 128 rows: row slices of split-K blocks in one
-  // wave (one 512-thread block per SM) beat the tile kernel's few thin blocks.
-  if (p.M <= 128 && SplitKColumnBlocks(p.N) * SplitKSlices(p.M) <= ctx.num_sms) return LaunchSplitK<EP>(ctx, p);
+  // Up to 128 rows: row slices of split-K blocks when the weight is narrow (up to two waves of
+  // column blocks, split along K when that fills the GPU better) or K is one round and the weight
+  // not much wider (each block walks several column blocks with x staged once); they beat the
+  // tile kernel's thin blocks. Measured on an H200 at 69 rows: Qwen2.5-0.5B's gate_up (1520 slice
+  // tiles) 28 -> 23 us, but an LM head (7680 and more) 59 -> 90 us: those stay on the tiles.
+  const int slice_tiles = SplitKColumnBlocks(p.N) * SplitKSlices(p.M);
+  if (p.M <= 128 && (slice_tiles <= 2 * ctx.num_sms || (SplitK::Rounds(p.K) == 1 && slice_tiles <= 16 * ctx.num_sms))) {
+    return LaunchSplitK<EP>(ctx, p);
+  }
   if (p.M <= 32) return LaunchTile<TileRows32, EP>(ctx, p);
   if (p.M <= 64) return LaunchTile<TileRows64, EP>(ctx, p);
   if (p.M <= 128) return LaunchTile<TileRows128, EP>(ctx, p);
@@ -47,7 +95,8 @@ cudaError_t LaunchEpilogue(const LaunchContext& ctx, const GemmParams& p) {
 
 template <GemmEpilogue EP>
 cudaError_t PrepareEpilogue() {
-  for (cudaError_t e : {PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP>, SplitK::kSmemMax),
+  for (cudaError_t e : {PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, false>, SplitK::kSmemMax),
+                        PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, true>, SplitK::kSmemMax),
                         PrepareKernel(gemm_bf16_kernel<TileRows32, EP>, TileRows32::kSmemBytes),
                         PrepareKernel(gemm_bf16_kernel<TileRows64, EP>, TileRows64::kSmemBytes),
                         PrepareKernel(gemm_bf16_kernel<TileRows128, EP>, TileRows128::kSmemBytes),

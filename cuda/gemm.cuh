@@ -75,6 +75,11 @@ struct GemmParams {
   void* out = nullptr;               // [M, N] (kSiluMulBf16: [M, N / 2]); unused by kArgmax
   int64_t out_stride = 0;
   unsigned long long* argmax = nullptr;  // [M] packed keys (kArgmax), zeroed before the launch
+  // Split-K kernel launch shape: row slices of 16, consecutive column blocks per block, and for
+  // splits along K over blocks (gridDim.z > 1) the chunk partials and per-tile counters.
+  int row_slices = 1, columns_per_block = 1;
+  float* k_partials = nullptr;
+  unsigned* k_counters = nullptr;
 };
 
 template <int WARPS_M_, int WARPS_N_, int MT_, int WN_, int STAGES_>
@@ -345,31 +350,51 @@ __device__ __forceinline__ void gemm_offset_rows(GemmParams& p, int r0) {
   }
 }
 
-// Grid (column blocks, row slices): slice y computes rows [16 y, 16 y + 16) exactly as a call of
-// those rows alone would (a row's bits never depend on the others), so a verification of up to
-// 128 rows over a narrow weight fills the GPU with slices instead of one thin tile column.
-template <class S, GemmEpilogue EP>
+// Grid: x = (column group, row slice) with the slice fastest, z = K splits. Slice i computes rows
+// [16 i, 16 i + 16) exactly as a call of those rows alone would (a row's bits never depend on
+// the others), so a verification of up to 128 rows over a narrow weight fills the GPU with slices
+// instead of one thin tile column; the slices of a column group run side by side and read its
+// weights together (one DRAM read, the others from L2).
+// A column group is `columns_per_block` consecutive column blocks walked one after another: with
+// K in one round, x is staged once and the next column's W fragments load while the current one
+// multiplies, so a short, wide weight (an LM head over 896 columns of K) streams through a wave
+// of blocks instead of thousands of blocks that each read 57 KB.
+// With SPLIT_K, each z takes a contiguous run of rounds of one column block and stores every
+// chunk's partials in k_partials; the last block of the tile to arrive (a counter per tile) adds
+// them in chunk order: the same additions as one block walking all of K.
+template <class S, GemmEpilogue EP, bool SPLIT_K>
 __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const GemmParams p_call) {
   GemmParams p = p_call;
-  if (blockIdx.y > 0) {
-    gemm_offset_rows<EP>(p, int(blockIdx.y) * kGemmSplitKRowsMax);
-    p.M -= int(blockIdx.y) * kGemmSplitKRowsMax;
+  const int slice = blockIdx.x % p.row_slices, group = blockIdx.x / p.row_slices;
+  if (slice > 0) {
+    gemm_offset_rows<EP>(p, slice * kGemmSplitKRowsMax);
+    p.M -= slice * kGemmSplitKRowsMax;
   }
   if (p.M > kGemmSplitKRowsMax) p.M = kGemmSplitKRowsMax;
   extern __shared__ __align__(16) float partial[];
   constexpr int CW = S::kChunkWarps;
   constexpr int kStageElems = kGemmGroupTiles * 2 * kGemmBlockElems;  // a tile's next 64-k stage
+  constexpr int kTileOutputs = kGemmSplitKRowsMax * S::kCols;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int jt = warp % S::kTiles, cw = warp / S::kTiles;
   const int k_tiles = GemmKTiles(p.K), chunks = GemmKChunks(p.K), rounds = S::Rounds(p.K);
+  const int columns = GemmPaddedTiles(p.N) / S::kTiles;
+  const int col_begin = group * p.columns_per_block, col_end = min(columns, col_begin + p.columns_per_block);
+  int r_begin = 0, r_end = rounds;
+  if constexpr (SPLIT_K) {
+    const int per = (rounds + gridDim.z - 1) / gridDim.z;
+    r_begin = blockIdx.z * per;
+    r_end = min(rounds, r_begin + per);
+  }
+  const int n_rounds = r_end - r_begin, n_items = (col_end - col_begin) * n_rounds;
   const int x_cols = S::XCols(p.K), x_ld = x_cols + 8, x_elems = p.M * x_ld;  // x_elems: one buffer
   __nv_bfloat16* x_s =
       reinterpret_cast<__nv_bfloat16*>(reinterpret_cast<unsigned char*>(partial) + S::PartialBytes(p.M));
   __nv_bfloat16* zero = x_s + S::XBuffers(p.K) * x_elems;
-  const __nv_bfloat16* w_lane = p.w + GemmTileStageOffset(blockIdx.x * S::kTiles + jt, 0, k_tiles) + lane * 8;
 
-  // A lane's B fragments for the four stages of chunk c (zero past the last stage).
-  auto load_chunk = [&](int c, uint4 (&b)[kGemmChunkTiles][2]) {
+  // A lane's B fragments for the four stages of chunk c of column block col (zero past K).
+  auto load_chunk = [&](int col, int c, uint4 (&b)[kGemmChunkTiles][2]) {
+    const __nv_bfloat16* w_lane = p.w + GemmTileStageOffset(col * S::kTiles + jt, 0, k_tiles) + lane * 8;
 #pragma unroll
     for (int i = 0; i < kGemmChunkTiles; ++i) {
       const int kt = c * kGemmChunkTiles + i;
@@ -405,11 +430,11 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
     }
   };
 
-  uint4 b_even[kGemmChunkTiles][2], b_odd[kGemmChunkTiles][2];  // W fragments of even / odd rounds
+  uint4 b_even[kGemmChunkTiles][2], b_odd[kGemmChunkTiles][2];  // W fragments of even / odd items
   // Weights never depend on the previous kernel: start streaming them before waiting for it.
-  if (cw < chunks) load_chunk(cw, b_even);
+  if (n_items > 0 && r_begin * CW + cw < chunks) load_chunk(col_begin, r_begin * CW + cw, b_even);
   pdl_wait();
-  stage_x(0);
+  stage_x(r_begin);
   cp_async_commit();
   if (tid < S::kZeroBytes / 16) reinterpret_cast<uint4*>(zero)[tid] = make_uint4(0, 0, 0, 0);
 
@@ -423,28 +448,67 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
   const int row = warp, cl = lane;
   float total = 0.0f;
 
-  // Round r: multiplies the W fragments `cur` (chunk r * CW + cw) and loads the next round's
-  // into `nxt`.
-  auto run_round = [&](int r, const uint4 (&cur)[kGemmChunkTiles][2], uint4 (&nxt)[kGemmChunkTiles][2]) {
+  // The epilogue of column block col: this thread's total is its output's chunk partials added
+  // in chunk order. Every lane takes part (the argmax and SwiGLU epilogues shuffle).
+  auto finish_column = [&](int col_block) {
+    const int col = col_block * S::kCols + cl;
+    if constexpr (EP == GemmEpilogue::kArgmax) {
+      unsigned long long best = 0;
+      if (row < p.M && col < p.N) {
+        const float v = total + (p.bias ? p.bias[col] : 0.0f);
+        if (v == v) best = argmax_key(v, col);
+      }
+#pragma unroll
+      for (int o = 1; o < 32; o <<= 1) {
+        const unsigned long long other = __shfl_xor_sync(0xffffffffu, best, o);
+        best = other > best ? other : best;
+      }
+      if (lane == 0 && best != 0 && row < p.M) atomicMax(p.argmax + row, best);
+    } else if constexpr (EP == GemmEpilogue::kSiluMulBf16) {
+      // Columns pair as 8 gate then the 8 matching up columns (N % 16 == 0): the up total is 8
+      // lanes on.
+      const float up = __shfl_down_sync(0xffffffffu, total, 8);
+      if (row < p.M && cl % 16 < 8 && col < p.N) {
+        float gv = total, uv = up;
+        if (p.bias) {
+          gv += p.bias[col];
+          uv += p.bias[col + 8];
+        }
+        const float silu = gv / (1.0f + __expf(-gv));
+        const int n_gate = col - cl % 16;
+        static_cast<__nv_bfloat16*>(p.out)[int64_t(row) * p.out_stride + n_gate / 2 + cl % 16] =
+            __float2bfloat16_rn(silu * uv);
+      }
+    } else {
+      if (row < p.M && col < p.N) gemm_store<EP>(p, row, col, total + (p.bias ? p.bias[col] : 0.0f));
+    }
+  };
+
+  // Item i: round r_begin + i % n_rounds of column block col_begin + i / n_rounds. Multiplies the
+  // W fragments `cur` and loads the next item's into `nxt`.
+  auto run_item = [&](int i, const uint4 (&cur)[kGemmChunkTiles][2], uint4 (&nxt)[kGemmChunkTiles][2]) {
+    const int col = col_begin + i / n_rounds, r = r_begin + i % n_rounds;
     const int c = r * CW + cw;
-    if (c + CW < chunks) load_chunk(c + CW, nxt);
+    const bool has_next = i + 1 < n_items;
+    const int next_col = col_begin + (i + 1) / n_rounds, next_r = r_begin + (i + 1) % n_rounds;
+    if (has_next && next_r * CW + cw < chunks) load_chunk(next_col, next_r * CW + cw, nxt);
     cp_async_wait<0>();
-    // Round r's x has landed; every thread is done with round r - 1 (its x buffer, which the next
-    // copy overwrites, and its partials, which this round's overwrite).
+    // Round r's x has landed; every thread is done with the previous item (its x buffer, which
+    // the next copy overwrites, and its partials, which this item's overwrite).
     __syncthreads();
-    if (r + 1 < rounds) stage_x(r + 1);
+    if (has_next && next_r != r) stage_x(next_r);
     cp_async_commit();
     if (c < chunks) {
       const __nv_bfloat16* a_lane = a_off >= 0 ? x_s + (r & 1) * x_elems + a_off : a_zero;
       float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
-      for (int i = 0; i < kGemmChunkTiles; ++i) {
-        if (c * kGemmChunkTiles + i >= k_tiles) break;
+      for (int s = 0; s < kGemmChunkTiles; ++s) {
+        if (c * kGemmChunkTiles + s >= k_tiles) break;
 #pragma unroll
         for (int kk = 0; kk < 4; ++kk) {
           uint32_t a[4];
-          ldmatrix_x4(a, a_lane + i * 64 + kk * 16);
-          const uint4& b = cur[i][kk >> 1];
+          ldmatrix_x4(a, a_lane + s * 64 + kk * 16);
+          const uint4& b = cur[s][kk >> 1];
           mma_bf16(acc, a, (kk & 1) ? b.z : b.x, (kk & 1) ? b.w : b.y);
         }
       }
@@ -452,51 +516,53 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
       if (g < p.M) *reinterpret_cast<float2*>(dst) = make_float2(acc[0], acc[1]);
       if (g + 8 < p.M) *reinterpret_cast<float2*>(dst + 8 * S::kPartialLd) = make_float2(acc[2], acc[3]);
     }
-    __syncthreads();  // the round's partials are in shared memory
-    if (row < p.M) {
-      const int n = chunks - r * CW;  // the last round may hold fewer than CW chunks
+    __syncthreads();  // the item's partials are in shared memory
+    const int n = chunks - r * CW;  // the last round may hold fewer than CW chunks
+    if constexpr (SPLIT_K) {
+      float* tile_partials = p.k_partials + int64_t(blockIdx.x) * chunks * kTileOutputs;
+      if (row < p.M) {
 #pragma unroll
-      for (int j = 0; j < CW; ++j)
-        if (j < n) total += partial[(j * p.M + row) * S::kPartialLd + cl];
+        for (int j = 0; j < CW; ++j)
+          if (j < n) tile_partials[int64_t(r * CW + j) * kTileOutputs + row * S::kCols + cl] = partial[(j * p.M + row) * S::kPartialLd + cl];
+      }
+    } else {
+      if (row < p.M) {
+#pragma unroll
+        for (int j = 0; j < CW; ++j)
+          if (j < n) total += partial[(j * p.M + row) * S::kPartialLd + cl];
+      }
+      if (r == r_end - 1) {  // the column block is complete
+        // The next kernel may start streaming its weights while the last epilogue stores.
+        if (!has_next) pdl_launch_dependents();
+        finish_column(col);
+        total = 0.0f;
+      }
     }
   };
-  for (int r = 0; r < rounds; r += 2) {
-    run_round(r, b_even, b_odd);
-    if (r + 1 < rounds) run_round(r + 1, b_odd, b_even);
+  for (int i = 0; i < n_items; i += 2) {
+    run_item(i, b_even, b_odd);
+    if (i + 1 < n_items) run_item(i + 1, b_odd, b_even);
   }
-  pdl_launch_dependents();
-
-  // The epilogue: this thread's total is its output's chunk partials added in chunk order.
-  const int col = blockIdx.x * S::kCols + cl;
-  if constexpr (EP == GemmEpilogue::kArgmax) {
-    unsigned long long best = 0;
-    if (row < p.M && col < p.N) {
-      const float v = total + (p.bias ? p.bias[col] : 0.0f);
-      if (v == v) best = argmax_key(v, col);
+  if constexpr (SPLIT_K) {
+    pdl_launch_dependents();
+    // Publish this block's partials; the tile's last block adds all of them in chunk order.
+    __shared__ int is_last;
+    const int tile = blockIdx.x;
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) {
+      const unsigned before = atomicAdd(p.k_counters + tile, 1u);
+      is_last = before == gridDim.z - 1;
+      if (is_last) p.k_counters[tile] = 0;  // every block of the tile has arrived: ready for the next launch
     }
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-      const unsigned long long other = __shfl_xor_sync(0xffffffffu, best, o);
-      best = other > best ? other : best;
+    __syncthreads();
+    if (!is_last) return;
+    __threadfence();
+    const float* tile_partials = p.k_partials + int64_t(tile) * chunks * kTileOutputs;
+    if (row < p.M) {
+      for (int c = 0; c < chunks; ++c) total += __ldcg(tile_partials + int64_t(c) * kTileOutputs + row * S::kCols + cl);
     }
-    if (lane == 0 && best != 0) atomicMax(p.argmax + row, best);
-  } else if constexpr (EP == GemmEpilogue::kSiluMulBf16) {
-    // Columns pair as 8 gate then the 8 matching up columns (N % 16 == 0): the up total is 8
-    // lanes on.
-    const float up = __shfl_down_sync(0xffffffffu, total, 8);
-    if (row >= p.M || cl % 16 >= 8 || col >= p.N) return;
-    float gv = total, uv = up;
-    if (p.bias) {
-      gv += p.bias[col];
-      uv += p.bias[col + 8];
-    }
-    const float silu = gv / (1.0f + __expf(-gv));
-    const int n_gate = col - cl % 16;
-    static_cast<__nv_bfloat16*>(p.out)[int64_t(row) * p.out_stride + n_gate / 2 + cl % 16] =
-        __float2bfloat16_rn(silu * uv);
-  } else {
-    if (row >= p.M || col >= p.N) return;
-    gemm_store<EP>(p, row, col, total + (p.bias ? p.bias[col] : 0.0f));
+    finish_column(col_begin);
   }
 }
 

@@ -11,6 +11,12 @@ struct LaunchContext {
   cudaStream_t stream = nullptr;
   bool pdl = true;
   int num_sms = 132;
+  // Split-K over blocks (gemm.cu): each chunk's partial sums, and per output tile a counter of
+  // the blocks that have written theirs (back to zero after every launch). Owned by the backend.
+  float* splitk_partials = nullptr;
+  size_t splitk_partial_floats = 0;
+  unsigned* splitk_counters = nullptr;
+  int splitk_counter_count = 0;
 };
 
 // Loads a kernel and sets its dynamic shared memory limit. Called for every kernel when the

@@ -1,46 +1,11 @@
 // Launchers of the speculation-round kernels (speculation.cuh).
 #include <cuda_runtime.h>
 
+#include <algorithm>
+
 #include "cuda_ops.h"
 
 namespace longspec::cuda {
-
-__global__ void __launch_bounds__(kTreeSelectThreads) tree_select_kernel(const TreeExpandParams p) {
-  __shared__ float cs[kTreeExpandMaxWidth * kTreeExpandMaxWidth];
-  __shared__ int ct[kTreeExpandMaxWidth * kTreeExpandMaxWidth];
-  __shared__ int kept[kTreeExpandMaxWidth * kTreeExpandMaxWidth];
-  pdl_wait();
-  const int n = (p.level_end - p.level_begin) * p.width;
-  for (int i = threadIdx.x; i < n; i += kTreeSelectThreads) {
-    cs[i] = p.cand_score[i];
-    ct[i] = p.cand_token[i];
-  }
-  __syncthreads();
-  // Rank of each candidate in the level order; the best `width` are kept.
-  for (int i = threadIdx.x; i < n; i += kTreeSelectThreads) {
-    const int pi = i / p.width;
-    int rank = 0;
-    for (int j = 0; j < n; ++j) rank += candidate_before(cs[j], j / p.width, ct[j], cs[i], pi, ct[i]) ? 1 : 0;
-    kept[i] = rank < p.width ? 1 : 0;
-  }
-  __syncthreads();
-  // Stored grouped by parent, best first within a parent: position = kept candidates before it
-  // in that order.
-  for (int i = threadIdx.x; i < n; i += kTreeSelectThreads) {
-    if (!kept[i]) continue;
-    const int pi = i / p.width;
-    int pos = 0;
-    for (int j = 0; j < n; ++j) {
-      const int pj = j / p.width;
-      if (kept[j] && (pj < pi || (pj == pi && candidate_before(cs[j], pj, ct[j], cs[i], pi, ct[i])))) ++pos;
-    }
-    const int node = p.level_end + pos;
-    p.tokens[node] = ct[i];
-    p.parents[node] = p.level_begin + pi;
-    p.scores[node] = cs[i];
-  }
-  pdl_launch_dependents();
-}
 
 __global__ void tree_plan_fill_kernel(const int32_t* tree_tokens, const int32_t* tree_parents, int first_row, int rows,
                                       int step_base, const int32_t* visible_offsets, int32_t* visible_slots,
@@ -125,16 +90,23 @@ namespace {
 constexpr int kTopkThreads = 256;
 
 template <int K>
-cudaError_t LaunchTopk(const LaunchContext& ctx, const TreeExpandParams& p) {
-  return Launch(ctx, tree_topk_kernel<K, kTopkThreads>, dim3(p.level_end - p.level_begin), dim3(kTopkThreads), 0, p);
+cudaError_t LaunchExpand(const LaunchContext& ctx, const TreeExpandParams& p) {
+  cudaError_t e = Launch(ctx, tree_topk_partial_kernel<K, kTopkThreads>, dim3(p.level_end - p.level_begin, p.slices),
+                         dim3(kTopkThreads), 0, p);
+  if (e != cudaSuccess) return e;
+  return Launch(ctx, tree_select_kernel<K>, dim3(1), dim3(kTreeSelectThreads), 0, p);
+}
+
+template <int K>
+cudaError_t PrepareExpand() {
+  cudaError_t e = PrepareKernel(tree_topk_partial_kernel<K, kTopkThreads>);
+  return e != cudaSuccess ? e : PrepareKernel(tree_select_kernel<K>);
 }
 
 }  // namespace
 
 cudaError_t PrepareSpeculationKernels() {
-  for (cudaError_t e : {PrepareKernel(tree_topk_kernel<4, kTopkThreads>), PrepareKernel(tree_topk_kernel<8, kTopkThreads>),
-                        PrepareKernel(tree_topk_kernel<16, kTopkThreads>),
-                        PrepareKernel(tree_topk_kernel<32, kTopkThreads>), PrepareKernel(tree_select_kernel),
+  for (cudaError_t e : {PrepareExpand<4>(), PrepareExpand<8>(), PrepareExpand<16>(), PrepareExpand<32>(),
                         PrepareKernel(tree_plan_fill_kernel), PrepareKernel(tree_accept_greedy_kernel),
                         PrepareKernel(kv_commit_path_kernel)}) {
     if (e != cudaSuccess) return e;
@@ -142,7 +114,9 @@ cudaError_t PrepareSpeculationKernels() {
   return cudaSuccess;
 }
 
-size_t TreeExpandScratchBytes(int parents, int width) { return size_t(parents) * width * 8; }
+size_t TreeExpandScratchBytes(int parents, int width) {
+  return size_t(parents) * kTreeExpandMaxSlices * (size_t(width) * 8 + sizeof(float2));
+}
 
 cudaError_t LaunchTreeExpand(const LaunchContext& ctx, TreeExpandParams p, void* scratch) {
   const int parents = p.level_end - p.level_begin;
@@ -150,14 +124,21 @@ cudaError_t LaunchTreeExpand(const LaunchContext& ctx, TreeExpandParams p, void*
       p.width > p.vocab) {
     return cudaErrorInvalidValue;
   }
-  p.cand_score = static_cast<float*>(scratch);
-  p.cand_token = reinterpret_cast<int32_t*>(p.cand_score + parents * p.width);
-  cudaError_t e = p.width <= 4    ? LaunchTopk<4>(ctx, p)
-                  : p.width <= 8  ? LaunchTopk<8>(ctx, p)
-                  : p.width <= 16 ? LaunchTopk<16>(ctx, p)
-                                  : LaunchTopk<32>(ctx, p);
-  if (e != cudaSuccess) return e;
-  return Launch(ctx, tree_select_kernel, dim3(1), dim3(kTreeSelectThreads), 0, p);
+  // Slices: about two blocks per SM over the level, at least 4 logits per thread each.
+  const int min_len = 4 * kTopkThreads;
+  int slices = (2 * ctx.num_sms + parents - 1) / parents;
+  slices = std::max(1, std::min({slices, kTreeExpandMaxSlices, (p.vocab + min_len - 1) / min_len}));
+  p.slice_len = ((p.vocab + slices - 1) / slices + 3) / 4 * 4;
+  p.slices = (p.vocab + p.slice_len - 1) / p.slice_len;
+  p.vectorized = p.stride % 4 == 0 && reinterpret_cast<uintptr_t>(p.logits) % 16 == 0;
+  // Scratch: the (max, sum) pairs first (8-byte aligned), then values, then tokens.
+  p.part_ms = static_cast<float2*>(scratch);
+  p.part_v = reinterpret_cast<float*>(p.part_ms + parents * p.slices);
+  p.part_i = reinterpret_cast<int32_t*>(p.part_v + parents * p.slices * p.width);
+  return p.width <= 4    ? LaunchExpand<4>(ctx, p)
+         : p.width <= 8  ? LaunchExpand<8>(ctx, p)
+         : p.width <= 16 ? LaunchExpand<16>(ctx, p)
+                         : LaunchExpand<32>(ctx, p);
 }
 
 cudaError_t LaunchTreePlanFill(const LaunchContext& ctx, const int32_t* tree_tokens, const int32_t* tree_parents,

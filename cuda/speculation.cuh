@@ -1,8 +1,9 @@
 // Kernels of the speculation round on the device (semantics: backend.h, "speculation on the
 // device"; reference: cpp/src/cpu/cpu_speculation.cc):
-//   tree growth   one block per parent node: log-sum-exp and the top-k of its logits row
-//                 (per-thread sorted lists, merged per warp, then per block), then one block
-//                 ranks all candidates of the level and writes the new nodes;
+//   tree growth   blocks over slices of each parent's logits row: per slice the log-sum-exp
+//                 state and the top-k (per-thread sorted lists, merged per warp, then per
+//                 block); then one block merges each row's slices (a warp per row) and ranks
+//                 all candidates of the level and writes the new nodes;
 //   plan filling  a thread per row walks the row's ancestors;
 //   acceptance    one warp walks the accepted path (children searched 32 at a time);
 //   commit        a block per (kv head, layer) copies the path's K/V rows into place.
@@ -27,9 +28,16 @@ struct TreeExpandParams {
   int32_t* parents = nullptr;
   float* scores = nullptr;
   int level_begin = 0, level_end = 0, width = 0;
-  float* cand_score = nullptr;    // scratch [parents][width]
-  int32_t* cand_token = nullptr;  // scratch [parents][width]
+  // Stage-1 results in the scratch: per (parent row, slice) `width` candidates and (max, sum).
+  float* part_v = nullptr;        // [parents][slices][width]
+  int32_t* part_i = nullptr;      // [parents][slices][width]
+  float2* part_ms = nullptr;      // [parents][slices]
+  int slices = 1, slice_len = 0;  // slice_len: a multiple of 4
+  bool vectorized = false;        // rows 16-byte aligned: float4 loads
 };
+
+// Slices per logits row: at most one per warp lane (the merge gives each lane one slice's list).
+constexpr int kTreeExpandMaxSlices = 32;
 
 // Candidate order inside one logits row: larger value first, equal values by lower index.
 __device__ __forceinline__ bool topk_before(float av, int ai, float bv, int bi) {
@@ -111,21 +119,25 @@ __device__ __forceinline__ void lse_merge(float& m, float& s, float om, float os
   m = mn;
 }
 
+// Stage 1 of a level's growth, grid (parent rows, slices): block (row, slice) scans one slice
+// of its row's logits and writes the slice's best `width` (value, token) in candidate order and
+// its (max, sum of exp(x - max)). Many blocks per row: a row of 152k logits is read by the whole
+// GPU, with four float4 loads in flight per thread, instead of by one block.
 template <int K, int THREADS>
-__global__ void __launch_bounds__(THREADS) tree_topk_kernel(const TreeExpandParams p) {
-  constexpr int kWarps = THREADS / 32;
+__global__ void __launch_bounds__(THREADS) tree_topk_partial_kernel(const TreeExpandParams p) {
+  constexpr int kWarps = THREADS / 32, kUnroll = 4;
   __shared__ float warp_v[kWarps][K];
   __shared__ int warp_i[kWarps][K];
   __shared__ float warp_m[kWarps], warp_s[kWarps];
   pdl_wait();
-  const int row = blockIdx.x, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int row = blockIdx.x, slice = blockIdx.y, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const float* l = p.logits + int64_t(row) * p.stride;
+  const int c0 = slice * p.slice_len, c1 = min(c0 + p.slice_len, p.vocab);
   TopList<K> list;
   list.clear();
   float m = -INFINITY, s = 0.0f;
-  for (int c = tid; c < p.vocab; c += THREADS) {
-    const float x = l[c];
-    if (!(x > -INFINITY)) continue;  // NaN and -inf take no part
+  auto take = [&](float x, int c) {
+    if (!(x > -INFINITY)) return;  // NaN and -inf take no part
     if (x > m) {
       s = s * __expf(m - x) + 1.0f;
       m = x;
@@ -133,6 +145,32 @@ __global__ void __launch_bounds__(THREADS) tree_topk_kernel(const TreeExpandPara
       s += __expf(x - m);
     }
     list.insert(x, c);
+  };
+  // Each thread takes 4 consecutive logits per step, steps in ascending order (the list's tie
+  // order needs ascending indices per thread); c0 is a multiple of 4.
+  const bool vec = p.vectorized;
+  for (int base = c0 + 4 * tid; base < c1; base += 4 * THREADS * kUnroll) {
+    float4 v[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int c = base + u * 4 * THREADS;
+      if (vec && c + 3 < c1) {
+        v[u] = __ldg(reinterpret_cast<const float4*>(l + c));
+      } else {
+        v[u].x = c < c1 ? l[c] : -INFINITY;
+        v[u].y = c + 1 < c1 ? l[c + 1] : -INFINITY;
+        v[u].z = c + 2 < c1 ? l[c + 2] : -INFINITY;
+        v[u].w = c + 3 < c1 ? l[c + 3] : -INFINITY;
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int c = base + u * 4 * THREADS;
+      take(v[u].x, c);
+      take(v[u].y, c + 1);
+      take(v[u].z, c + 2);
+      take(v[u].w, c + 3);
+    }
   }
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) {
@@ -164,12 +202,12 @@ __global__ void __launch_bounds__(THREADS) tree_topk_kernel(const TreeExpandPara
   m = warp_m[0];
   s = warp_s[0];
   for (int w = 1; w < kWarps; ++w) lse_merge(m, s, warp_m[w], warp_s[w]);
-  const float lse = m + __logf(s);
+  const int part = row * p.slices + slice;
   if (lane < p.width) {
-    const float parent_score = p.scores[p.level_begin + row];
-    p.cand_score[row * p.width + lane] = parent_score + (rv - lse);
-    p.cand_token[row * p.width + lane] = ri;
+    p.part_v[part * p.width + lane] = rv;
+    p.part_i[part * p.width + lane] = ri;
   }
+  if (lane == 0) p.part_ms[part] = make_float2(m, s);
   pdl_launch_dependents();
 }
 
@@ -182,8 +220,78 @@ __device__ __forceinline__ bool candidate_before(float as, int ap, int at, float
 
 constexpr int kTreeSelectThreads = 256;
 
+// Stage 2, one block: warp w merges parent rows w, w + 8, ...: lane j takes slice j's list, the
+// warp merge gives the row's best `width`, the slices' (max, sum) fold in a fixed butterfly
+// order; each candidate scores parent score + logit - log-sum-exp. Then every candidate of the
+// level is ranked (higher score, lower parent, lower token) and the best `width` become the new
+// nodes, grouped by parent, best first within a parent.
+template <int K>
+__global__ void __launch_bounds__(kTreeSelectThreads) tree_select_kernel(const TreeExpandParams p) {
+  __shared__ float cs[kTreeExpandMaxWidth * kTreeExpandMaxWidth];
+  __shared__ int ct[kTreeExpandMaxWidth * kTreeExpandMaxWidth];
+  __shared__ int kept[kTreeExpandMaxWidth * kTreeExpandMaxWidth];
+  pdl_wait();
+  const int rows = p.level_end - p.level_begin, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int row = warp; row < rows; row += kTreeSelectThreads / 32) {
+    TopList<K> list;
+    list.clear();
+    float m = -INFINITY, s = 0.0f;
+    if (lane < p.slices) {
+      const int part = row * p.slices + lane;
+#pragma unroll
+      for (int j = 0; j < K; ++j) {
+        if (j < p.width) {
+          list.v[j] = p.part_v[part * p.width + j];
+          list.i[j] = p.part_i[part * p.width + j];
+        }
+      }
+      const float2 ms = p.part_ms[part];
+      m = ms.x;
+      s = ms.y;
+    }
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const float om = __shfl_xor_sync(0xffffffffu, m, o), os = __shfl_xor_sync(0xffffffffu, s, o);
+      lse_merge(m, s, om, os);
+    }
+    float rv;
+    int ri;
+    warp_merge_top<K>(list, lane, &rv, &ri);
+    if (lane < p.width) {
+      const float lse = m + __logf(s);
+      cs[row * p.width + lane] = p.scores[p.level_begin + row] + (rv - lse);
+      ct[row * p.width + lane] = ri;
+    }
+  }
+  __syncthreads();
+  const int n = rows * p.width;
+  // Rank of each candidate in the level order; the best `width` are kept.
+  for (int i = threadIdx.x; i < n; i += kTreeSelectThreads) {
+    const int pi = i / p.width;
+    int rank = 0;
+    for (int j = 0; j < n; ++j) rank += candidate_before(cs[j], j / p.width, ct[j], cs[i], pi, ct[i]) ? 1 : 0;
+    kept[i] = rank < p.width ? 1 : 0;
+  }
+  __syncthreads();
+  // Stored grouped by parent, best first within a parent: position = kept candidates before it
+  // in that order.
+  for (int i = threadIdx.x; i < n; i += kTreeSelectThreads) {
+    if (!kept[i]) continue;
+    const int pi = i / p.width;
+    int pos = 0;
+    for (int j = 0; j < n; ++j) {
+      const int pj = j / p.width;
+      if (kept[j] && (pj < pi || (pj == pi && candidate_before(cs[j], pj, ct[j], cs[i], pi, ct[i])))) ++pos;
+    }
+    const int node = p.level_end + pos;
+    p.tokens[node] = ct[i];
+    p.parents[node] = p.level_begin + pi;
+    p.scores[node] = cs[i];
+  }
+  pdl_launch_dependents();
+}
+
 // Non-template kernels, defined in speculation.cu.
-__global__ void __launch_bounds__(kTreeSelectThreads) tree_select_kernel(const TreeExpandParams p);
 __global__ void tree_plan_fill_kernel(const int32_t* tree_tokens, const int32_t* tree_parents, int first_row, int rows,
                                       int step_base, const int32_t* visible_offsets, int32_t* visible_slots,
                                       int32_t* tokens);

@@ -92,7 +92,7 @@ def digest(path: str) -> None:
         if name.endswith(")"):  # drop the parameter list, keep the template arguments
             name = name[:name.rfind("(")]
         rows[phase].append((name.replace("longspec::cuda::", "")[:110], rec.get("Grid Size", ""), rec.get("Block Size", ""),
-                            float(rec["Metric Value"]) / 1e3))
+                            float(rec["Metric Value"].replace(",", "")) / 1e3))
     for phase, ks in rows.items():
         total = sum(k[3] for k in ks)
         print(f"\n## {phase}: {len(ks)} kernels, {total:.1f} us summed (kernels alone, no launch gaps)")
