@@ -218,9 +218,9 @@ __device__ __forceinline__ bool candidate_before(float as, int ap, int at, float
   return at < bt;
 }
 
-constexpr int kTreeSelectThreads = 256;
+constexpr int kTreeSelectThreads = 512;
 
-// Stage 2, one block: warp w merges parent rows w, w + 8, ...: lane j takes slice j's list, the
+// Stage 2, one block: warp w merges parent rows w, w + 16, ...: lane j takes slice j's list, the
 // warp merge gives the row's best `width`, the slices' (max, sum) fold in a fixed butterfly
 // order; each candidate scores parent score + logit - log-sum-exp. Then every candidate of the
 // level is ranked (higher score, lower parent, lower token) and the best `width` become the new
@@ -265,28 +265,36 @@ __global__ void __launch_bounds__(kTreeSelectThreads) tree_select_kernel(const T
   }
   __syncthreads();
   const int n = rows * p.width;
-  // Rank of each candidate in the level order; the best `width` are kept.
-  for (int i = threadIdx.x; i < n; i += kTreeSelectThreads) {
-    const int pi = i / p.width;
-    int rank = 0;
-    for (int j = 0; j < n; ++j) rank += candidate_before(cs[j], j / p.width, ct[j], cs[i], pi, ct[i]) ? 1 : 0;
-    kept[i] = rank < p.width ? 1 : 0;
+  constexpr int kWarps = kTreeSelectThreads / 32;
+  // Rank of each candidate in the level order (a warp per candidate, its lanes count the others
+  // 32 at a time); the best `width` are kept.
+  for (int i = warp; i < n; i += kWarps) {
+    const float si = cs[i];
+    const int pi = i / p.width, ti = ct[i];
+    int before = 0;
+    for (int j = lane; j < n; j += 32) before += candidate_before(cs[j], j / p.width, ct[j], si, pi, ti) ? 1 : 0;
+    before = __reduce_add_sync(0xffffffffu, before);
+    if (lane == 0) kept[i] = before < p.width ? 1 : 0;
   }
   __syncthreads();
   // Stored grouped by parent, best first within a parent: position = kept candidates before it
   // in that order.
-  for (int i = threadIdx.x; i < n; i += kTreeSelectThreads) {
-    if (!kept[i]) continue;
-    const int pi = i / p.width;
+  for (int i = warp; i < n; i += kWarps) {
+    if (!kept[i]) continue;  // the same for the whole warp
+    const float si = cs[i];
+    const int pi = i / p.width, ti = ct[i];
     int pos = 0;
-    for (int j = 0; j < n; ++j) {
+    for (int j = lane; j < n; j += 32) {
       const int pj = j / p.width;
-      if (kept[j] && (pj < pi || (pj == pi && candidate_before(cs[j], pj, ct[j], cs[i], pi, ct[i])))) ++pos;
+      if (kept[j] && (pj < pi || (pj == pi && candidate_before(cs[j], pj, ct[j], si, pi, ti)))) ++pos;
     }
-    const int node = p.level_end + pos;
-    p.tokens[node] = ct[i];
-    p.parents[node] = p.level_begin + pi;
-    p.scores[node] = cs[i];
+    pos = __reduce_add_sync(0xffffffffu, pos);
+    if (lane == 0) {
+      const int node = p.level_end + pos;
+      p.tokens[node] = ti;
+      p.parents[node] = p.level_begin + pi;
+      p.scores[node] = si;
+    }
   }
   pdl_launch_dependents();
 }
