@@ -63,9 +63,13 @@ cudaError_t LaunchSplitK(const LaunchContext& ctx, const GemmParams& p_in) {
   if (splits > 1) {
     p.k_partials = ctx.splitk_partials;
     p.k_counters = ctx.splitk_counters;
-    return Launch(ctx, gemm_bf16_splitk_kernel<SplitK, EP, true>, dim3(slices * groups, 1, splits), block, smem, p);
+    return Launch(ctx, gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kSplitK>, dim3(slices * groups, 1, splits), block,
+                  smem, p);
   }
-  return Launch(ctx, gemm_bf16_splitk_kernel<SplitK, EP, false>, dim3(slices * groups), block, smem, p);
+  if (p.columns_per_block > 1) {
+    return Launch(ctx, gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kColumns>, dim3(slices * groups), block, smem, p);
+  }
+  return Launch(ctx, gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kOneColumn>, dim3(slices * groups), block, smem, p);
 }
 
 template <class T, GemmEpilogue EP>
@@ -95,8 +99,9 @@ cudaError_t LaunchEpilogue(const LaunchContext& ctx, const GemmParams& p) {
 
 template <GemmEpilogue EP>
 cudaError_t PrepareEpilogue() {
-  for (cudaError_t e : {PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, false>, SplitK::kSmemMax),
-                        PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, true>, SplitK::kSmemMax),
+  for (cudaError_t e : {PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kOneColumn>, SplitK::kSmemMax),
+                        PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kColumns>, SplitK::kSmemMax),
+                        PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kSplitK>, SplitK::kSmemMax),
                         PrepareKernel(gemm_bf16_kernel<TileRows32, EP>, TileRows32::kSmemBytes),
                         PrepareKernel(gemm_bf16_kernel<TileRows64, EP>, TileRows64::kSmemBytes),
                         PrepareKernel(gemm_bf16_kernel<TileRows128, EP>, TileRows128::kSmemBytes),

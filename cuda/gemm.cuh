@@ -359,10 +359,16 @@ __device__ __forceinline__ void gemm_offset_rows(GemmParams& p, int r0) {
 // K in one round, x is staged once and the next column's W fragments load while the current one
 // multiplies, so a short, wide weight (an LM head over 896 columns of K) streams through a wave
 // of blocks instead of thousands of blocks that each read 57 KB.
-// With SPLIT_K, each z takes a contiguous run of rounds of one column block and stores every
+// With kSplitK, each z takes a contiguous run of rounds of one column block and stores every
 // chunk's partials in k_partials; the last block of the tile to arrive (a counter per tile) adds
 // them in chunk order: the same additions as one block walking all of K.
-template <class S, GemmEpilogue EP, bool SPLIT_K>
+enum class SplitKWalk : int {
+  kOneColumn,  // one column block, all of K
+  kColumns,    // K is one round; columns_per_block column blocks one after another
+  kSplitK,     // one column block, a run of rounds (gridDim.z runs)
+};
+
+template <class S, GemmEpilogue EP, SplitKWalk WALK>
 __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const GemmParams p_call) {
   GemmParams p = p_call;
   const int slice = blockIdx.x % p.row_slices, group = blockIdx.x / p.row_slices;
@@ -381,12 +387,13 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
   const int columns = GemmPaddedTiles(p.N) / S::kTiles;
   const int col_begin = group * p.columns_per_block, col_end = min(columns, col_begin + p.columns_per_block);
   int r_begin = 0, r_end = rounds;
-  if constexpr (SPLIT_K) {
+  if constexpr (WALK == SplitKWalk::kSplitK) {
     const int per = (rounds + gridDim.z - 1) / gridDim.z;
     r_begin = blockIdx.z * per;
     r_end = min(rounds, r_begin + per);
   }
-  const int n_rounds = r_end - r_begin, n_items = (col_end - col_begin) * n_rounds;
+  // Items: rounds of one column block, or (kColumns) column blocks of one round.
+  const int n_items = WALK == SplitKWalk::kColumns ? col_end - col_begin : r_end - r_begin;
   const int x_cols = S::XCols(p.K), x_ld = x_cols + 8, x_elems = p.M * x_ld;  // x_elems: one buffer
   __nv_bfloat16* x_s =
       reinterpret_cast<__nv_bfloat16*>(reinterpret_cast<unsigned char*>(partial) + S::PartialBytes(p.M));
@@ -484,13 +491,14 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
     }
   };
 
-  // Item i: round r_begin + i % n_rounds of column block col_begin + i / n_rounds. Multiplies the
-  // W fragments `cur` and loads the next item's into `nxt`.
+  // Item i: column block col_begin + i (kColumns) or round r_begin + i. Multiplies the W
+  // fragments `cur` and loads the next item's into `nxt`.
+  constexpr bool kColumnItems = WALK == SplitKWalk::kColumns;
   auto run_item = [&](int i, const uint4 (&cur)[kGemmChunkTiles][2], uint4 (&nxt)[kGemmChunkTiles][2]) {
-    const int col = col_begin + i / n_rounds, r = r_begin + i % n_rounds;
+    const int col = kColumnItems ? col_begin + i : col_begin, r = kColumnItems ? 0 : r_begin + i;
     const int c = r * CW + cw;
     const bool has_next = i + 1 < n_items;
-    const int next_col = col_begin + (i + 1) / n_rounds, next_r = r_begin + (i + 1) % n_rounds;
+    const int next_col = kColumnItems ? col + 1 : col, next_r = kColumnItems ? 0 : r + 1;
     if (has_next && next_r * CW + cw < chunks) load_chunk(next_col, next_r * CW + cw, nxt);
     cp_async_wait<0>();
     // Round r's x has landed; every thread is done with the previous item (its x buffer, which
@@ -518,7 +526,7 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
     }
     __syncthreads();  // the item's partials are in shared memory
     const int n = chunks - r * CW;  // the last round may hold fewer than CW chunks
-    if constexpr (SPLIT_K) {
+    if constexpr (WALK == SplitKWalk::kSplitK) {
       float* tile_partials = p.k_partials + int64_t(blockIdx.x) * chunks * kTileOutputs;
       if (row < p.M) {
 #pragma unroll
@@ -531,7 +539,7 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
         for (int j = 0; j < CW; ++j)
           if (j < n) total += partial[(j * p.M + row) * S::kPartialLd + cl];
       }
-      if (r == r_end - 1) {  // the column block is complete
+      if (kColumnItems) {  // the column block is complete
         // The next kernel may start streaming its weights while the last epilogue stores.
         if (!has_next) pdl_launch_dependents();
         finish_column(col);
@@ -543,7 +551,10 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
     run_item(i, b_even, b_odd);
     if (i + 1 < n_items) run_item(i + 1, b_odd, b_even);
   }
-  if constexpr (SPLIT_K) {
+  if constexpr (WALK == SplitKWalk::kOneColumn) {
+    pdl_launch_dependents();
+    finish_column(col_begin);
+  } else if constexpr (WALK == SplitKWalk::kSplitK) {
     pdl_launch_dependents();
     // Publish this block's partials; the tile's last block adds all of them in chunk order.
     __shared__ int is_last;
