@@ -150,3 +150,87 @@ def test_distillation_raises_agreement_with_the_target(tiny_target, tmp_path):
     assert m1["agree"] > m0["agree"] + 0.3, (m0, m1)
     log = [json.loads(line) for line in open(tmp_path / "kd2" / "train_log.jsonl")]
     assert all("agree" in r and "ce" in r for r in log)
+
+
+def test_resumed_segments_equal_the_uninterrupted_run(tiny_target, tmp_path):
+    # A run cut into segments (train until a step, checkpoint, a new trainer resumes) draws the same
+    # batches and lags and ends with the same weights, bit for bit, as the run in one piece.
+    cfg = TrainConfig(stage1_steps=12, seq_len=32, batch_size=2, window=8, device="cpu", save_every=0, log_every=3,
+                      lr1=1e-2)
+    packed = _data(128, L=32)
+    whole = DraftTrainer(tiny_target, str(tmp_path / "whole"), cfg)
+    whole.train(packed, None, progress=False)
+    first = DraftTrainer(tiny_target, str(tmp_path / "seg"), cfg)
+    first.train(packed, None, progress=False, until_step=5)
+    assert first.step == 5
+    second = DraftTrainer(tiny_target, str(tmp_path / "seg"), cfg)
+    assert second.try_resume() and second.step == 5
+    second.train(packed, None, progress=False)
+    assert second.step == 12
+    got, want = second.draft.state_dict(), whole.draft.state_dict()
+    assert got.keys() == want.keys()
+    for name in want:
+        assert torch.equal(got[name], want[name]), name
+    logs = [json.loads(line) for line in open(tmp_path / "seg" / "train_log.jsonl")]
+    assert [r["step"] for r in logs] == [3, 6, 9, 12]
+
+
+_DDP_WORKER = """
+import sys
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from longspec.training.train import DraftTrainer, TrainConfig
+
+target, out, data, total, until = sys.argv[1:6]
+dist.init_process_group("gloo")
+cfg = TrainConfig(stage1_steps=int(total), seq_len=32, batch_size=2, window=8, device="cpu", save_every=0,
+                  log_every=2, lr1=1e-2)
+trainer = DraftTrainer(target, out, cfg)
+trainer.try_resume()
+trainer.train(np.load(data), None, progress=False, until_step=int(until) or None)
+torch.save(trainer.draft.state_dict(), f"{out}/weights_rank{dist.get_rank()}.pt")
+dist.destroy_process_group()
+"""
+
+
+def _torchrun(tmp_path, *args):
+    import subprocess
+    import sys
+
+    script = tmp_path / "ddp_worker.py"
+    script.write_text(_DDP_WORKER)
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        str(script), *map(str, args)], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+
+
+def test_data_parallel_training_keeps_replicas_equal_and_resumes_exactly(tiny_target, tmp_path):
+    # Two processes (gloo on the CPU; NCCL on two GPUs), each with its own batches: gradients are
+    # averaged, so both replicas hold the same weights after every step (independent replicas
+    # would drift apart), and a one-process run ends elsewhere. The log counts the global batch. A
+    # run resumed from a checkpoint of the same world size ends where the run in one piece ends.
+    data = tmp_path / "packed.npy"
+    np.save(data, _data(128, L=32))
+    whole, seg = tmp_path / "whole", tmp_path / "seg"
+    _torchrun(tmp_path, tiny_target, whole, data, 8, 0)
+    w0 = torch.load(whole / "weights_rank0.pt")
+    w1 = torch.load(whole / "weights_rank1.pt")
+    for name in w0:
+        assert torch.equal(w0[name], w1[name]), name
+    logs = [json.loads(line) for line in open(whole / "train_log.jsonl")]
+    assert [r["step"] for r in logs] == [2, 4, 6, 8]
+    assert all(r["world_size"] == 2 and r["tokens"] == 2 * 2 * 32 for r in logs)
+    alone_cfg = TrainConfig(stage1_steps=8, seq_len=32, batch_size=2, window=8, device="cpu", save_every=0, lr1=1e-2)
+    alone = DraftTrainer(tiny_target, str(tmp_path / "alone"), alone_cfg)
+    alone.train(np.load(data), None, progress=False)
+    assert any(not torch.equal(alone.draft.state_dict()[n], w0[n]) for n in w0)
+    # In two segments: 3 steps, then a resumed run to the end.
+    _torchrun(tmp_path, tiny_target, seg, data, 8, 3)
+    _torchrun(tmp_path, tiny_target, seg, data, 8, 0)
+    s0 = torch.load(seg / "weights_rank0.pt")
+    for name in w0:
+        assert torch.equal(s0[name], w0[name]), name

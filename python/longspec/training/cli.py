@@ -44,8 +44,23 @@ def add_train_parser(sub) -> None:
     p.add_argument("--save-every", type=int, default=500)
     p.add_argument("--device", default=None)
     p.add_argument("--time-limit", type=float, default=None, help="stop (and checkpoint) after this many seconds")
+    p.add_argument("--until-step", type=int, default=None,
+                   help="stop (and checkpoint) at this step: a segment of the run that a later call resumes")
     p.add_argument("--no-resume", action="store_true")
     p.set_defaults(func=cmd_train)
+
+
+def _init_distributed(cuda: bool) -> bool:
+    """Joins the process group a launcher such as torchrun describes (WORLD_SIZE > 1 in the
+    environment): NCCL between GPUs (NVLink multicast off), gloo on CPUs. False when alone."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        os.environ.setdefault("NCCL_NVLS_ENABLE", "0")
+        dist.init_process_group(backend="nccl" if cuda else "gloo")
+    return True
 
 
 def cmd_train(args) -> int:
@@ -69,11 +84,19 @@ def cmd_train(args) -> int:
     long_docs = _load_npz_list(os.path.join(args.data, "train_long.npz")) if cfg.stage2_steps > 0 else None
     if not 0.0 <= cfg.distill <= 1.0:
         raise SystemExit(f"--distill must be in [0, 1], got {cfg.distill}")
-    trainer = DraftTrainer(args.target, args.out, cfg, init_draft=args.init)
-    if not args.no_resume and trainer.try_resume():
-        print(f"resumed at step {trainer.step}", file=sys.stderr)
-    last = trainer.train(packed, long_docs, time_limit_s=args.time_limit)
-    print(json.dumps({"draft": os.path.join(args.out, "draft"), **last}))
+    group = _init_distributed(cfg.device.startswith("cuda"))
+    try:
+        trainer = DraftTrainer(args.target, args.out, cfg, init_draft=args.init)
+        if not args.no_resume and trainer.try_resume() and trainer.rank == 0:
+            print(f"resumed at step {trainer.step}", file=sys.stderr)
+        last = trainer.train(packed, long_docs, time_limit_s=args.time_limit, until_step=args.until_step)
+        if trainer.rank == 0:
+            print(json.dumps({"draft": os.path.join(args.out, "draft"), **last}))
+    finally:
+        if group:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
     return 0
 
 

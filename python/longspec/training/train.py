@@ -9,6 +9,13 @@ Loss: next-token cross-entropy of the draft's logits through the frozen LM head,
 (distill = 0, the default) or mixed with the cross-entropy against the target's own next-token
 distribution at the same position (distill = a in (0, 1]: loss = (1 - a) * CE(data) + a * CE(target)).
 The second term trains the draft towards what verification accepts: the target's choices.
+
+Data parallel: run under torchrun (or any launcher that initialises torch.distributed before the
+trainer is built) and every process holds the frozen target and a replica of the draft on its own
+device, draws its own batches (random streams seeded by (seed, rank)) and averages gradients with
+DistributedDataParallel; the global batch is world_size times the per-process one. Rank 0 writes
+the log and the checkpoints; the trainer state holds every rank's random streams, so a resumed run
+with the same world size draws the batches the uninterrupted run would have drawn.
 """
 from __future__ import annotations
 
@@ -77,6 +84,15 @@ def anchor_offset_positions(L: int, max_len: int, rng: random.Random, max_anchor
     return positions_with_offset(L, s, o)
 
 
+def distributed() -> tuple[int, int]:
+    """(rank, world size) of the initialised torch.distributed process group; (0, 1) without one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 def lr_at(step: int, total: int, peak: float, warmup_frac: float) -> float:
     """Linear warm-up over warmup_frac of the steps, then cosine decay to 0."""
     warm = max(1, int(total * warmup_frac))
@@ -92,11 +108,17 @@ class DraftTrainer:
     def __init__(self, target_path: str, out_dir: str, cfg: TrainConfig, init_draft: str | None = None):
         self.cfg = cfg
         self.out = out_dir
-        os.makedirs(out_dir, exist_ok=True)
+        self.rank, self.world = distributed()
+        if self.rank == 0:
+            os.makedirs(out_dir, exist_ok=True)
         self.device = torch.device(cfg.device)
+        if self.world > 1 and self.device.type == "cuda":
+            # One GPU per process: the launcher's LOCAL_RANK (torchrun sets it).
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", self.rank)))
+            torch.cuda.set_device(self.device)
         self.amp = self.device.type == "cuda"
         dtype = torch.bfloat16 if self.amp else torch.float32
-        self.target = load_target(target_path, device=cfg.device, dtype=dtype)
+        self.target = load_target(target_path, device=str(self.device), dtype=dtype)
         self.target_path = target_path
         tcfg = self.target.config
         from ..drafts import target_config
@@ -114,6 +136,13 @@ class DraftTrainer:
             self.draft = LongSpecDraft(self.draft_config, inv_freq, scaling)
             self.draft.init_weights(cfg.init_std)
         self.draft.to(self.device)
+        # The module that trains: the draft, or its DDP wrapper (which averages gradients).
+        self.model = self.draft
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.model = DistributedDataParallel(
+                self.draft, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.embed = self.target.get_input_embeddings()
         self.lm_head = self.target.get_output_embeddings()
         decay = [p for n, p in self.draft.named_parameters() if p.dim() >= 2]
@@ -122,10 +151,43 @@ class DraftTrainer:
                                       {"params": no_decay, "weight_decay": 0.0}],
                                      lr=cfg.lr1, betas=tuple(cfg.betas), fused=self.device.type == "cuda")
         self.step = 0
-        self.rng = random.Random(cfg.seed)
-        self.np_rng = np.random.default_rng(cfg.seed)
+        self._seed_streams(cfg.seed)
         self.log_path = os.path.join(out_dir, "train_log.jsonl")
         del tcfg
+
+    def _seed_streams(self, *key: int) -> None:
+        """The batch streams: seeded by the seed alone in one process (as before data parallelism),
+        by (key..., rank) in each of several."""
+        if self.world == 1 and len(key) == 1:
+            self.rng = random.Random(key[0])
+            self.np_rng = np.random.default_rng(key[0])
+        else:
+            self.rng = random.Random(":".join(str(k) for k in (*key, self.rank)))
+            self.np_rng = np.random.default_rng([*key, self.rank])
+
+    def _mean_over_ranks(self, values: list[float]) -> list[float]:
+        if self.world == 1:
+            return values
+        import torch.distributed as dist
+
+        t = torch.tensor(values, dtype=torch.float64, device=self._collective_device())
+        dist.all_reduce(t)
+        return (t / self.world).tolist()
+
+    def _collective_device(self) -> torch.device:
+        import torch.distributed as dist
+
+        return self.device if dist.get_backend() == "nccl" else torch.device("cpu")
+
+    def _any_rank(self, flag: bool) -> bool:
+        """True on every rank when it is true on one (a stop decision all ranks must share)."""
+        if self.world == 1:
+            return flag
+        import torch.distributed as dist
+
+        t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=self._collective_device())
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
 
     # ------------------------------------------------------------------------------------
     @property
@@ -149,7 +211,7 @@ class DraftTrainer:
                 k, v = target_forward(self.target, ids, positions)
             h0 = self.embed(ids)
             mask = cross_lag_mask(ids.shape[1], lag, ids.device)
-            h = self.draft(h0, positions, k, v, mask)
+            h = (self.model if self.draft.training else self.draft)(h0, positions, k, v, mask)
             logits = self.lm_head(h[:, :-1])
             if need_target:
                 with torch.no_grad():
@@ -204,14 +266,17 @@ class DraftTrainer:
 
     # ------------------------------------------------------------------------------------
     def train(self, packed: np.ndarray | None, long_docs: list[np.ndarray] | None, progress: bool = True,
-              time_limit_s: float | None = None) -> dict:
+              time_limit_s: float | None = None, until_step: int | None = None) -> dict:
+        """Trains to the configured total (the schedule's length), or until `until_step` or the time
+        limit: a segment of a longer run that a later call resumes; checkpoints at the end."""
         c = self.cfg
+        stop = self.total_steps if until_step is None else min(self.total_steps, until_step)
         if c.stage1_steps > 0 and packed is None:
             raise ValueError("stage 1 needs packed sequences")
         if c.stage2_steps > 0 and not long_docs:
             raise ValueError("stage 2 needs long documents")
         bar = None
-        if progress:
+        if progress and self.rank == 0:
             try:
                 from tqdm import tqdm
 
@@ -221,8 +286,8 @@ class DraftTrainer:
         start = time.time()
         last = {}
         self.draft.train()
-        while self.step < self.total_steps:
-            if time_limit_s is not None and time.time() - start > time_limit_s:
+        while self.step < stop:
+            if time_limit_s is not None and self._any_rank(time.time() - start > time_limit_s):
                 break
             stage = self.stage_of(self.step)
             ids, pos = self.batch_stage1(packed) if stage == 1 else self.batch_stage2(long_docs)
@@ -238,13 +303,19 @@ class DraftTrainer:
             self.opt.step()
             self.step += 1
             if log_now:
-                last = {"step": self.step, "stage": stage, "loss": float(loss.detach()), "lag": lag,
+                # Loss and metrics averaged over the ranks (each saw its own batch); tokens of the
+                # global batch.
+                keys = sorted(metrics or {})
+                means = self._mean_over_ranks([float(loss.detach())] + [metrics[k] for k in keys])
+                last = {"step": self.step, "stage": stage, "loss": means[0], "lag": lag,
                         "lr": self.opt.param_groups[0]["lr"], "grad_norm": float(gnorm),
-                        "tokens": int(ids.numel()), "elapsed_s": round(time.time() - start, 2)}
-                if metrics:
-                    last.update({k: round(v, 4) for k, v in metrics.items()})
-                with open(self.log_path, "a") as f:
-                    f.write(json.dumps(last) + "\n")
+                        "tokens": int(ids.numel()) * self.world, "elapsed_s": round(time.time() - start, 2)}
+                if self.world > 1:
+                    last["world_size"] = self.world
+                last.update({k: round(v, 4) for k, v in zip(keys, means[1:])})
+                if self.rank == 0:
+                    with open(self.log_path, "a") as f:
+                        f.write(json.dumps(last) + "\n")
                 if bar is not None:
                     bar.set_postfix(loss=f"{last['loss']:.3f}", stage=stage)
             if bar is not None:
@@ -281,16 +352,28 @@ class DraftTrainer:
 
     # ------------------------------------------------------------------------------------
     def save(self, final_dir: str | None = None) -> str:
-        """Writes the draft checkpoint (bf16) under out/draft and the trainer state for resuming."""
+        """Writes the draft checkpoint (bf16) under out/draft and the trainer state for resuming
+        (rank 0 writes; with several ranks every rank must call it: their random streams are
+        gathered)."""
         path = final_dir or os.path.join(self.out, "draft")
+        streams = {"rng": self.rng.getstate(), "np_rng": self.np_rng.bit_generator.state,
+                   "torch_rng": torch.get_rng_state()}
+        if self.world > 1:
+            import torch.distributed as dist
+
+            gathered = [None] * self.world
+            dist.all_gather_object(gathered, streams)
+            if self.rank != 0:
+                return path
+        else:
+            gathered = [streams]
         cfg = dict(self.draft_config)
         cfg["training"] = {"steps": self.step, "config": {k: (list(v) if isinstance(v, tuple) else v)
                                                           for k, v in asdict(self.cfg).items()},
                            "target": os.path.basename(self.target_path)}
         write_draft(path, cfg, self.draft.export_tensors(), dtype="BF16")
         state = {"step": self.step, "draft": self.draft.state_dict(), "opt": self.opt.state_dict(),
-                 "rng": self.rng.getstate(), "np_rng": self.np_rng.bit_generator.state,
-                 "torch_rng": torch.get_rng_state()}
+                 "world_size": self.world, "ranks": gathered, **gathered[0]}
         tmp = os.path.join(self.out, "trainer_state.pt.tmp")
         torch.save(state, tmp)
         os.replace(tmp, os.path.join(self.out, "trainer_state.pt"))
@@ -304,7 +387,18 @@ class DraftTrainer:
         self.draft.load_state_dict(state["draft"])
         self.opt.load_state_dict(state["opt"])
         self.step = int(state["step"])
-        self.rng.setstate(state["rng"])
-        self.np_rng.bit_generator.state = state["np_rng"]
-        torch.set_rng_state(state["torch_rng"])
+        ranks = state.get("ranks") or [state]
+        if len(ranks) == self.world:
+            mine = ranks[self.rank]
+            self.rng.setstate(mine["rng"])
+            self.np_rng.bit_generator.state = mine["np_rng"]
+            torch.set_rng_state(mine["torch_rng"])
+        else:
+            # Saved by another number of processes: fresh streams, keyed by the step as well (the
+            # batches differ from those of an uninterrupted run; the log says so).
+            self._seed_streams(self.cfg.seed, self.step)
+            if self.rank == 0:
+                with open(self.log_path, "a") as f:
+                    f.write(json.dumps({"resumed_at": self.step, "saved_world_size": len(ranks),
+                                        "world_size": self.world, "note": "batch streams re-seeded"}) + "\n")
         return True
