@@ -75,7 +75,7 @@ def main() -> int:
                           probe_dir, flag, "15", other, "0", "--save-every", "0", "--no-resume"] + extra
         t0 = time.time()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        log = [json.loads(l) for l in open(os.path.join(probe_dir, "train_log.jsonl"))]
+        log = [r for r in map(json.loads, open(os.path.join(probe_dir, "train_log.jsonl"))) if "elapsed_s" in r]
         per_step = (log[-1]["elapsed_s"] - log[0]["elapsed_s"]) / (log[-1]["step"] - log[0]["step"])
         steps = max(10, int(a.budget_s / per_step))
         print(f"probe: {per_step * 1000:.0f} ms/step (whole probe {time.time() - t0:.0f} s) -> {steps} steps", flush=True)

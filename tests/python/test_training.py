@@ -234,3 +234,23 @@ def test_data_parallel_training_keeps_replicas_equal_and_resumes_exactly(tiny_ta
     s0 = torch.load(seg / "weights_rank0.pt")
     for name in w0:
         assert torch.equal(s0[name], w0[name]), name
+
+
+def test_heldout_curve_and_kept_checkpoints(tiny_target, tmp_path):
+    # eval_every logs the held-out loss and agreement (the curve that shows when more steps stop
+    # paying); keep_checkpoints keeps every saved draft, each one a draft the engine loads.
+    cfg = TrainConfig(stage1_steps=24, seq_len=32, batch_size=4, window=8, device="cpu", save_every=12, log_every=4,
+                      eval_every=10, keep_checkpoints=True, lr1=1e-2, init_std=0.05)
+    trainer = DraftTrainer(tiny_target, str(tmp_path / "r"), cfg)
+    held = _data(128, n=4, L=32, seed=1)
+    trainer.train(_data(128, L=32), None, progress=False, heldout=held)
+    rows = [json.loads(line) for line in open(tmp_path / "r" / "train_log.jsonl")]
+    curve = [r for r in rows if "heldout_ce" in r]
+    assert [r["step"] for r in curve] == [10, 20, 24]
+    assert curve[-1]["heldout_ce"] == pytest.approx(trainer.evaluate(held), abs=1e-3)
+    assert curve[-1]["heldout_ce"] < curve[0]["heldout_ce"]
+    assert all(0.0 <= r["heldout_agree"] <= 1.0 and r["heldout_tokens"] == held.size for r in curve)
+    kept = sorted(os.listdir(tmp_path / "r" / "checkpoints"))
+    assert kept == ["step_000012", "step_000024"]
+    eng = Engine(tiny_target, draft=str(tmp_path / "r" / "checkpoints" / "step_000012"), device="cpu", tokenizer=False)
+    assert eng.has_draft

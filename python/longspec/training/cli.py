@@ -44,10 +44,25 @@ def add_train_parser(sub) -> None:
     p.add_argument("--save-every", type=int, default=500)
     p.add_argument("--device", default=None)
     p.add_argument("--time-limit", type=float, default=None, help="stop (and checkpoint) after this many seconds")
+    p.add_argument("--eval-every", type=int, default=0,
+                   help="held-out loss and top-1 agreement every this many steps and at the end, in the log")
+    p.add_argument("--eval-seqs", type=int, default=8, help="held-out sequences (from DATA/heldout_long.npz)")
+    p.add_argument("--eval-len", type=int, default=None, help="their length (default: --seq-len)")
+    p.add_argument("--keep-checkpoints", action="store_true",
+                   help="keep the draft of every save in OUT/checkpoints/step_NNNNNN (for tau along the run)")
     p.add_argument("--until-step", type=int, default=None,
                    help="stop (and checkpoint) at this step: a segment of the run that a later call resumes")
     p.add_argument("--no-resume", action="store_true")
     p.set_defaults(func=cmd_train)
+
+
+def heldout_sequences(path: str, count: int, length: int) -> np.ndarray:
+    """The first `length` tokens of the first `count` held-out documents at least that long: a
+    fixed set, the same at every evaluation and in every segment of a run."""
+    docs = [d for d in _load_npz_list(path) if len(d) >= length][:count]
+    if not docs:
+        raise SystemExit(f"--eval-every: no held-out document of {length} tokens in {path}")
+    return np.stack([d[:length] for d in docs])
 
 
 def _init_distributed(cuda: bool) -> bool:
@@ -73,7 +88,7 @@ def cmd_train(args) -> int:
                       lr1=args.lr1, lr2=args.lr2, window=args.window, tree_shape=args.tree,
                       anchor_offsets=not args.no_anchor_offsets, noisy_lag=not args.no_noisy_lag, seed=args.seed,
                       distill=args.distill,
-                      save_every=args.save_every,
+                      save_every=args.save_every, eval_every=args.eval_every, keep_checkpoints=args.keep_checkpoints,
                       device=args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     packed = None
     if cfg.stage1_steps > 0:
@@ -82,6 +97,10 @@ def cmd_train(args) -> int:
         if packed.shape[1] != cfg.seq_len:
             packed = packed[:, :cfg.seq_len]
     long_docs = _load_npz_list(os.path.join(args.data, "train_long.npz")) if cfg.stage2_steps > 0 else None
+    heldout = None
+    if cfg.eval_every > 0:
+        heldout = heldout_sequences(os.path.join(args.data, "heldout_long.npz"), args.eval_seqs,
+                                    args.eval_len or cfg.seq_len)
     if not 0.0 <= cfg.distill <= 1.0:
         raise SystemExit(f"--distill must be in [0, 1], got {cfg.distill}")
     group = _init_distributed(cfg.device.startswith("cuda"))
@@ -89,7 +108,8 @@ def cmd_train(args) -> int:
         trainer = DraftTrainer(args.target, args.out, cfg, init_draft=args.init)
         if not args.no_resume and trainer.try_resume() and trainer.rank == 0:
             print(f"resumed at step {trainer.step}", file=sys.stderr)
-        last = trainer.train(packed, long_docs, time_limit_s=args.time_limit, until_step=args.until_step)
+        last = trainer.train(packed, long_docs, time_limit_s=args.time_limit, until_step=args.until_step,
+                             heldout=heldout)
         if trainer.rank == 0:
             print(json.dumps({"draft": os.path.join(args.out, "draft"), **last}))
     finally:

@@ -61,6 +61,8 @@ class TrainConfig:
     seed: int = 0
     save_every: int = 500
     log_every: int = 10
+    eval_every: int = 0            # held-out loss every this many steps and at the end (0: never)
+    keep_checkpoints: bool = False  # also keep the draft of every save in out/checkpoints/step_NNNNNN
     device: str = "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -266,9 +268,13 @@ class DraftTrainer:
 
     # ------------------------------------------------------------------------------------
     def train(self, packed: np.ndarray | None, long_docs: list[np.ndarray] | None, progress: bool = True,
-              time_limit_s: float | None = None, until_step: int | None = None) -> dict:
+              time_limit_s: float | None = None, until_step: int | None = None,
+              heldout: np.ndarray | None = None) -> dict:
         """Trains to the configured total (the schedule's length), or until `until_step` or the time
-        limit: a segment of a longer run that a later call resumes; checkpoints at the end."""
+        limit: a segment of a longer run that a later call resumes; checkpoints at the end. With
+        `heldout` sequences [n, L] and cfg.eval_every, logs their loss and top-1 agreement with the
+        target (natural positions, lag 1) every eval_every steps and at the end: the curve that
+        shows where more steps stop paying."""
         c = self.cfg
         stop = self.total_steps if until_step is None else min(self.total_steps, until_step)
         if c.stage1_steps > 0 and packed is None:
@@ -320,12 +326,30 @@ class DraftTrainer:
                     bar.set_postfix(loss=f"{last['loss']:.3f}", stage=stage)
             if bar is not None:
                 bar.update(1)
+            if heldout is not None and c.eval_every and self.step % c.eval_every == 0:
+                self.log_heldout(heldout)
             if c.save_every and self.step % c.save_every == 0:
                 self.save()
         if bar is not None:
             bar.close()
+        if heldout is not None and c.eval_every and self.step % c.eval_every != 0:
+            self.log_heldout(heldout)
         self.save()
         return last
+
+    def log_heldout(self, heldout: np.ndarray) -> dict:
+        """One point of the held-out curve, written to the log by rank 0 (the others go on: the
+        evaluation has no collective)."""
+        if self.rank != 0:
+            return {}
+        m: dict = {}
+        t0 = time.time()
+        ce = self.evaluate(heldout, metrics=m)
+        row = {"step": self.step, "heldout_ce": round(ce, 4), "heldout_agree": round(m["agree"], 4),
+               "heldout_tokens": int(heldout.size), "eval_s": round(time.time() - t0, 2)}
+        with open(self.log_path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        return row
 
     @torch.no_grad()
     def evaluate(self, sequences: np.ndarray, positions: str = "natural", lag: int = 1, batch: int = 4,
@@ -372,6 +396,9 @@ class DraftTrainer:
                                                           for k, v in asdict(self.cfg).items()},
                            "target": os.path.basename(self.target_path)}
         write_draft(path, cfg, self.draft.export_tensors(), dtype="BF16")
+        if self.cfg.keep_checkpoints and final_dir is None:
+            write_draft(os.path.join(self.out, "checkpoints", f"step_{self.step:06d}"), cfg, self.draft.export_tensors(),
+                        dtype="BF16")
         state = {"step": self.step, "draft": self.draft.state_dict(), "opt": self.opt.state_dict(),
                  "world_size": self.world, "ranks": gathered, **gathered[0]}
         tmp = os.path.join(self.out, "trainer_state.pt.tmp")
