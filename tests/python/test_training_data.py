@@ -6,6 +6,7 @@ the extractors are pointed at small temp trees.
 from __future__ import annotations
 
 import gzip
+import os
 import importlib.util
 import random
 import sys
@@ -267,3 +268,35 @@ def test_collect_documents_caches_per_source(tmp_path, monkeypatch):
     assert entry["count"] == 2 and entry["total_chars"] == 13 and entry["v"] == 1 and len(entry["jsonl_sha256"]) == 64
     with pytest.raises(ValueError):
         D.collect_documents(["nope"], cache_dir=tmp_path)
+
+
+def test_code_files_keep_sources_and_skip_tests_small_and_minified(tmp_path):
+    body = "func F() int {\n\treturn 1\n}\n" * 300  # ~7.8 KB of ordinary lines
+    files = {
+        "usr/share/gocode/src/x/a.go": body,                        # kept
+        "usr/share/gocode/src/x/a_test.go": body,                   # Go test file
+        "usr/share/gocode/src/x/testdata/b.go": body,               # test data directory
+        "usr/share/cargo/registry/serde/src/lib.rs": body,          # kept
+        "usr/share/javascript/jquery/jquery.js": body,              # kept
+        "usr/share/javascript/jquery/jquery.min.js": body,          # minified by name
+        "usr/share/javascript/x/bundle.js": "var a=1;" * 2000,      # minified by line length
+        "usr/include/small.h": "int x;\n",                          # too small
+        "usr/share/doc/README": body,                               # not a source suffix
+    }
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    got = D.code_files(tmp_path)
+    assert [(rel, lang) for rel, lang, _ in got] == [
+        ("usr/share/cargo/registry/serde/src/lib.rs", "rust"), ("usr/share/gocode/src/x/a.go", "go"),
+        ("usr/share/javascript/jquery/jquery.js", "javascript")]
+    assert all(text == body for _, _, text in got)
+    # extract_code over unpacked trees root/<package>/: documents named package/path, counted.
+    docs, prov = D.extract_code({"go": ("pkg-a",), "rust": ("pkg-b",)}, root=tmp_path.parent / "unpacked")
+    assert docs == [] and prov["packages"]["pkg-a"]["files"] == 0
+    (tmp_path.parent / "unpacked").mkdir(exist_ok=True)
+    os.rename(tmp_path, tmp_path.parent / "unpacked" / "pkg-a")
+    docs, prov = D.extract_code({"go": ("pkg-a",)}, root=tmp_path.parent / "unpacked")
+    assert [d.name for d in docs] == ["pkg-a/usr/share/cargo/registry/serde/src/lib.rs", "pkg-a/usr/share/gocode/src/x/a.go",
+                                      "pkg-a/usr/share/javascript/jquery/jquery.js"]
+    assert {d.source for d in docs} == {"code"} and prov["languages"] == {"go": 1, "javascript": 1, "rust": 1}

@@ -2,7 +2,9 @@
 
 The draft learns to imitate a frozen target on *long* documents, so we need texts of tens of
 thousands of tokens that exist on any Debian machine without a network: the CPython standard
-library, the Python 3.11 documentation sources (one .deb), man pages and GNU info manuals.
+library, the Python 3.11 documentation sources (one .deb), man pages and GNU info manuals; and,
+named in --sources, "code": Go, Rust, C++, JavaScript/TypeScript, Ruby and Perl source files from
+15 Debian library packages (906 files, 19.6 M characters on Debian 12, at most 4 M per package).
 
 Pipeline (small pure steps, testable without real data): collect_documents -> split_documents ->
 tokenize_documents -> pack_sequences / long_documents -> save_token_shards (npz, uint16 when the
@@ -30,9 +32,30 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-ALL_SOURCES = ("stdlib", "pydocs", "man", "info")
+ALL_SOURCES = ("stdlib", "pydocs", "man", "info")  # the default recipe
+# Optional sources (name them in --sources): "code", source files in other languages from Debian
+# packages that ship them (library -dev packages; none of the Go standard library, linux-doc,
+# perl-doc or the Debian Reference, which independent evaluations keep for themselves).
+EXTRA_SOURCES = ("code",)
 LICENCES = {"stdlib": "PSF-2.0", "pydocs": "PSF-2.0", "man": "mixed free licences (per package)",
-            "info": "GFDL / GPL (per package)"}
+            "info": "GFDL / GPL (per package)", "code": "free licences (per package, debian/copyright)"}
+CODE_PACKAGES = {  # language -> Debian 12 packages whose files are source code
+    "go": ("golang-github-spf13-cobra-dev", "golang-google-grpc-dev", "golang-github-prometheus-client-golang-dev",
+           "golang-golang-x-tools-dev"),
+    "rust": ("librust-serde-dev", "librust-regex-dev", "librust-tokio-dev", "librust-syn-dev"),
+    "c++": ("libeigen3-dev", "nlohmann-json3-dev"),
+    "javascript": ("libjs-jquery", "node-acorn", "node-typescript"),
+    "ruby": ("ruby-rack",),
+    "perl": ("libmoose-perl",),
+}
+CODE_SUFFIXES = {".go": "go", ".rs": "rust", ".h": "c++", ".hpp": "c++", ".hh": "c++", ".cc": "c++", ".cpp": "c++",
+                 ".c": "c", ".js": "javascript", ".mjs": "javascript", ".ts": "typescript", ".rb": "ruby", ".pm": "perl",
+                 ".pl": "perl"}
+CODE_SKIP_DIRS = frozenset({"test", "tests", "testdata", "testing", "examples", "benches", "fixtures"})
+CODE_MIN_BYTES = 4096
+CODE_MAX_LINE = 400  # a longer mean line is minified or generated, not code a model reads
+CODE_MAX_CHARS = 1_000_000  # a longer file is a generated bundle (TypeScript's tsserver.js: 9 MB)
+CODE_PACKAGE_MAX_CHARS = 4_000_000  # no package dominates (Eigen's headers alone are 8 M)
 STDLIB_MIN_BYTES = 2048
 STDLIB_SKIP_DIRS = frozenset({"test", "tests", "idlelib", "site-packages", "__pycache__"})
 PYDOCS_PACKAGE = "python3.11-doc"
@@ -45,7 +68,7 @@ LENGTH_BUCKETS = (4096, 8192, 16384, 32768)
 
 @dataclass(frozen=True)
 class Document:
-    source: str  # one of ALL_SOURCES
+    source: str  # one of ALL_SOURCES or EXTRA_SOURCES
     name: str  # stable id inside the source, e.g. "json/decoder.py", "man1/bash.1"
     text: str
 
@@ -247,8 +270,59 @@ def extract_info(root: str | Path = "/usr/share/info"):
     return docs, {"root": str(root), "packages": _dpkg_packages(used)}
 
 
+def code_files(root: str | Path, min_bytes: int = CODE_MIN_BYTES) -> list[tuple[str, str, str]]:
+    """(relative path, language, text) of the source files under an unpacked package: by suffix,
+    no test / example directories or Go *_test.go files, at least min_bytes, not minified or
+    bundled; in path order up to CODE_PACKAGE_MAX_CHARS."""
+    root = Path(root)
+    out, total = [], 0
+    for path in sorted(root.rglob("*")):
+        lang = CODE_SUFFIXES.get(path.suffix)
+        rel = path.relative_to(root)
+        if lang is None or path.is_symlink() or not path.is_file() or CODE_SKIP_DIRS.intersection(rel.parts[:-1]):
+            continue
+        if path.name.endswith("_test.go") or path.name.endswith(".min.js"):
+            continue
+        data = path.read_bytes()
+        if len(data) < min_bytes:
+            continue
+        text = _decode(data)
+        if len(text) > CODE_MAX_CHARS or len(text) / max(1, text.count("\n")) > CODE_MAX_LINE:
+            continue
+        if total + len(text) > CODE_PACKAGE_MAX_CHARS:
+            break
+        total += len(text)
+        out.append((rel.as_posix(), lang, text))
+    return out
+
+
+def extract_code(packages: dict[str, Sequence[str]] | None = None, root: str | Path | None = None):
+    """Source files of CODE_PACKAGES, each package downloaded and unpacked with dpkg -x (or, with
+    root, the unpacked trees root/<package>/ as they are). One document per file, named
+    "<package>/<path>"; a package's files in path order."""
+    packages = CODE_PACKAGES if packages is None else packages
+    docs, prov = [], {"packages": {}, "languages": Counter()}
+    for lang, names in packages.items():
+        for name in names:
+            if root is not None:
+                tree, entry = Path(root) / name, {"root": str(Path(root) / name)}
+                found = code_files(tree)
+            else:
+                with tempfile.TemporaryDirectory(prefix="longspec-code-") as tmp:
+                    deb, entry = _fetch_deb(name, tmp)
+                    subprocess.run(["dpkg", "-x", str(deb), os.path.join(tmp, "x")], check=True)
+                    found = code_files(os.path.join(tmp, "x"))
+            for rel, file_lang, text in found:
+                docs.append(Document("code", f"{name}/{rel}", text))
+                prov["languages"][file_lang] += 1
+            prov["packages"][name] = dict(entry, listed_as=lang, files=len(found))
+    prov["languages"] = dict(sorted(prov["languages"].items()))
+    return docs, prov
+
+
 EXTRACTORS: dict[str, Callable[[], tuple[list[Document], dict]]] = {
-    "stdlib": extract_stdlib, "pydocs": extract_pydocs, "man": extract_man, "info": extract_info}
+    "stdlib": extract_stdlib, "pydocs": extract_pydocs, "man": extract_man, "info": extract_info,
+    "code": extract_code}
 
 
 # ---------- Cache: one JSONL.gz per source + manifest.json, so extraction (minutes for man) runs once.
@@ -281,7 +355,7 @@ def collect_documents(sources: Sequence[str] = ALL_SOURCES, cache_dir: str | Pat
     docs: list[Document] = []
     for source in sources:
         if source not in EXTRACTORS:
-            raise ValueError(f"unknown source {source!r}; choose from {', '.join(ALL_SOURCES)}")
+            raise ValueError(f"unknown source {source!r}; choose from {', '.join(ALL_SOURCES + EXTRA_SOURCES)}")
         path = cache / f"{source}.jsonl.gz"
         if path.is_file() and source in _read_manifest(cache):
             with gzip.open(path, "rt", encoding="utf-8") as f:
@@ -476,7 +550,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "prepare", help="extract, split, tokenise, pack and write npz shards")
     prep.add_argument("--tokenizer-from", required=True, help=".gguf file or directory with tokenizer.json")
     prep.add_argument("--out", required=True)
-    prep.add_argument("--sources", default=",".join(ALL_SOURCES), help="comma-separated subset of the default")
+    prep.add_argument("--sources", default=",".join(ALL_SOURCES),
+                      help=f"comma-separated, of {', '.join(ALL_SOURCES + EXTRA_SOURCES)} (default: the first four)")
     prep.add_argument("--cache-dir", default=None, help="extraction cache (default ~/.cache/longspec/corpus)")
     prep.add_argument("--eos-id", type=int, default=None, help="separator id (default: <|endoftext|> or eos)")
     prep.add_argument("--heldout-fraction", type=float, default=0.05)
