@@ -136,8 +136,8 @@ struct AttnShape {
 void BenchAttention(Backend& be, std::vector<AttnShape> only, std::vector<int> contexts, std::vector<int> row_counts) {
   std::printf("\n== Hybrid attention (prefix splits + band/tree + merge) ==\n%-22s %6s %7s %10s %10s %10s\n", "shape",
               "rows", "ctx", "us", "GB/s KV", "TFLOP/s");
-  std::vector<AttnShape> shapes = {{"smollm2 9/3 d64", 9, 3, 64}, {"qwen1.5b 12/2 d128", 12, 2, 128},
-                                   {"llama8b 32/8 d128", 32, 8, 128}};
+  std::vector<AttnShape> shapes = {{"smollm2 9/3 d64", 9, 3, 64}, {"qwen0.5b 14/2 d64", 14, 2, 64},
+                                   {"qwen1.5b 12/2 d128", 12, 2, 128}, {"llama8b 32/8 d128", 32, 8, 128}};
   if (!only.empty()) shapes = only;
   for (const AttnShape& a : shapes) {
     for (int ctx : contexts) {
