@@ -32,7 +32,8 @@ def join_model(name: str) -> str:
 
 
 def send_in_pieces(path: str, dest: str, piece: int = 15 * 1024 * 1024) -> None:
-    """Copies path into dest whole when it fits one piece, else as NAME.part0, NAME.part1, ..."""
+    """Copies path into dest whole when it fits one piece, else as NAME.part00, NAME.part01, ...
+    (cat NAME.part* > NAME rejoins them)."""
     name = os.path.basename(path)
     with open(path, "rb") as src:
         blob = src.read()
@@ -64,13 +65,13 @@ def main() -> int:
     extra = [x for x in a.rest if x != "--"]
     launcher = [sys.executable, "-m", "longspec"] if a.gpus <= 1 else [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(a.gpus), "-m", "longspec"]
+    flag = "--stage1-steps" if a.stage == 1 else "--stage2-steps"
+    other = "--stage2-steps" if a.stage == 1 else "--stage1-steps"
     steps = a.steps
     if steps == 0:
         # Probe: 12 steps after 3 warm-up steps of the same configuration, in a scratch directory.
         probe_dir = a.run + "_probe"
         shutil.rmtree(probe_dir, ignore_errors=True)
-        flag = "--stage1-steps" if a.stage == 1 else "--stage2-steps"
-        other = "--stage2-steps" if a.stage == 1 else "--stage1-steps"
         cmd = launcher + ["train-draft", "--target", target, "--data", a.data, "--out",
                           probe_dir, flag, "15", other, "0", "--save-every", "0", "--no-resume"] + extra
         t0 = time.time()
@@ -79,8 +80,6 @@ def main() -> int:
         per_step = (log[-1]["elapsed_s"] - log[0]["elapsed_s"]) / (log[-1]["step"] - log[0]["step"])
         steps = max(10, int(a.budget_s / per_step))
         print(f"probe: {per_step * 1000:.0f} ms/step (whole probe {time.time() - t0:.0f} s) -> {steps} steps", flush=True)
-    flag = "--stage1-steps" if a.stage == 1 else "--stage2-steps"
-    other = "--stage2-steps" if a.stage == 1 else "--stage1-steps"
     resume = []
     if a.resume_state:
         os.makedirs(a.run, exist_ok=True)
@@ -101,8 +100,7 @@ def main() -> int:
         dest = os.path.join(out, a.out_name)
         os.makedirs(dest, exist_ok=True)
         shutil.copy(os.path.join(a.run, "draft", "config.json"), os.path.join(dest, "config.json"))
-        # Files come back from the device in pieces of at most 16 MiB: split larger ones
-        # (cat model.safetensors.part* > model.safetensors rejoins them).
+        # Files come back from the device in pieces of at most 16 MiB: split larger ones.
         send_in_pieces(os.path.join(a.run, "draft", "model.safetensors"), dest)
         if a.return_state:
             send_in_pieces(os.path.join(a.run, "trainer_state.pt"), out)

@@ -221,6 +221,10 @@ def test_data_parallel_training_keeps_replicas_equal_and_resumes_exactly(tiny_ta
     w1 = torch.load(whole / "weights_rank1.pt")
     for name in w0:
         assert torch.equal(w0[name], w1[name]), name
+    # The ranks drew different batches (their saved streams differ), so equal replicas mean averaged
+    # gradients, not identical inputs.
+    ranks = torch.load(whole / "trainer_state.pt", weights_only=False)["ranks"]
+    assert len(ranks) == 2 and ranks[0]["np_rng"] != ranks[1]["np_rng"]
     logs = [json.loads(line) for line in open(whole / "train_log.jsonl")]
     assert [r["step"] for r in logs] == [2, 4, 6, 8]
     assert all(r["world_size"] == 2 and r["tokens"] == 2 * 2 * 32 for r in logs)

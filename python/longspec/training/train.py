@@ -319,9 +319,7 @@ class DraftTrainer:
                 if self.world > 1:
                     last["world_size"] = self.world
                 last.update({k: round(v, 4) for k, v in zip(keys, means[1:])})
-                if self.rank == 0:
-                    with open(self.log_path, "a") as f:
-                        f.write(json.dumps(last) + "\n")
+                self._append_log(last)
                 if bar is not None:
                     bar.set_postfix(loss=f"{last['loss']:.3f}", stage=stage)
             if bar is not None:
@@ -337,19 +335,22 @@ class DraftTrainer:
         self.save()
         return last
 
-    def log_heldout(self, heldout: np.ndarray) -> dict:
-        """One point of the held-out curve, written to the log by rank 0 (the others go on: the
+    def _append_log(self, row: dict) -> None:
+        """One JSON line in train_log.jsonl, written by rank 0 only."""
+        if self.rank == 0:
+            with open(self.log_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    def log_heldout(self, heldout: np.ndarray) -> None:
+        """One point of the held-out curve, evaluated and logged by rank 0 (the others go on: the
         evaluation has no collective)."""
         if self.rank != 0:
-            return {}
+            return
         m: dict = {}
         t0 = time.time()
         ce = self.evaluate(heldout, metrics=m)
-        row = {"step": self.step, "heldout_ce": round(ce, 4), "heldout_agree": round(m["agree"], 4),
-               "heldout_tokens": int(heldout.size), "eval_s": round(time.time() - t0, 2)}
-        with open(self.log_path, "a") as f:
-            f.write(json.dumps(row) + "\n")
-        return row
+        self._append_log({"step": self.step, "heldout_ce": round(ce, 4), "heldout_agree": round(m["agree"], 4),
+                          "heldout_tokens": int(heldout.size), "eval_s": round(time.time() - t0, 2)})
 
     @torch.no_grad()
     def evaluate(self, sequences: np.ndarray, positions: str = "natural", lag: int = 1, batch: int = 4,
@@ -395,12 +396,12 @@ class DraftTrainer:
         cfg["training"] = {"steps": self.step, "config": {k: (list(v) if isinstance(v, tuple) else v)
                                                           for k, v in asdict(self.cfg).items()},
                            "target": os.path.basename(self.target_path)}
-        write_draft(path, cfg, self.draft.export_tensors(), dtype="BF16")
+        tensors = self.draft.export_tensors()
+        write_draft(path, cfg, tensors, dtype="BF16")
         if self.cfg.keep_checkpoints and final_dir is None:
-            write_draft(os.path.join(self.out, "checkpoints", f"step_{self.step:06d}"), cfg, self.draft.export_tensors(),
-                        dtype="BF16")
-        state = {"step": self.step, "draft": self.draft.state_dict(), "opt": self.opt.state_dict(),
-                 "world_size": self.world, "ranks": gathered, **gathered[0]}
+            write_draft(os.path.join(self.out, "checkpoints", f"step_{self.step:06d}"), cfg, tensors, dtype="BF16")
+        # "ranks": every rank's random streams, in rank order (their count is the world size).
+        state = {"step": self.step, "draft": self.draft.state_dict(), "opt": self.opt.state_dict(), "ranks": gathered}
         tmp = os.path.join(self.out, "trainer_state.pt.tmp")
         torch.save(state, tmp)
         os.replace(tmp, os.path.join(self.out, "trainer_state.pt"))
@@ -424,8 +425,6 @@ class DraftTrainer:
             # Saved by another number of processes: fresh streams, keyed by the step as well (the
             # batches differ from those of an uninterrupted run; the log says so).
             self._seed_streams(self.cfg.seed, self.step)
-            if self.rank == 0:
-                with open(self.log_path, "a") as f:
-                    f.write(json.dumps({"resumed_at": self.step, "saved_world_size": len(ranks),
-                                        "world_size": self.world, "note": "batch streams re-seeded"}) + "\n")
+            self._append_log({"resumed_at": self.step, "saved_world_size": len(ranks), "world_size": self.world,
+                              "note": "batch streams re-seeded"})
         return True
