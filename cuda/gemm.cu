@@ -8,10 +8,20 @@ namespace longspec::cuda {
 
 namespace {
 
-using TileRows32 = GemmTile<1, 2, 2, 2, 8>;
-using TileRows64 = GemmTile<1, 2, 4, 2, 4>;
-using TileRows128 = GemmTile<1, 2, 8, 2, 4>;   // verification of a default tree (69 rows)
-using TilePrefill = GemmTile<2, 4, 4, 4, 3>;   // 128 x 128, 8 warps
+// Tiles for 17..128 rows (verification of a tree), chosen from bench/gpu/gemm_tiles.cu on an H200
+// (bench/results/logs/gemm_tiles_2026-11-30.txt). A weight's columns decide: a narrow one (under
+// 6144 columns) has too few column blocks to fill the GPU, so it takes thin blocks of 32 columns
+// with a deep pipeline; a wide one takes 64-256 columns per block, which reads x (from L2) fewer
+// times per weight byte. Measured at 69 rows, us: Llama-8B gate_up 229 -> 95, down 137 -> 104,
+// qkv 59 -> 38, LM head 891 -> 370; Qwen2.5-0.5B gate_up 29 -> 16, LM head 250 -> 126.
+using TileNarrow = GemmTile<1, 2, 5, 2, 6>;       // 80 x 32, 2 warps
+using TileWide32 = GemmTile<1, 4, 2, 4, 6>;       // 32 x 128, 4 warps
+using TileWide80 = GemmTile<1, 4, 5, 2, 4>;       // 80 x 64, 4 warps
+using TileWide80Deep = GemmTile<1, 8, 5, 4, 3>;   // 80 x 256, 8 warps (many columns, long K)
+using TileWide128 = GemmTile<1, 4, 8, 2, 4>;      // 128 x 64, 4 warps
+using TileNarrow128 = GemmTile<1, 4, 2, 4, 6>;    // 32 x 128, 4 warps (four row blocks)
+using TilePrefill = GemmTile<2, 4, 4, 4, 3>;      // 128 x 128, 8 warps
+constexpr int kGemmWideColumns = 6144;
 using SplitK = GemmSplitK<4>;                  // 32 columns, four warps per n8 tile, up to 16 rows
 
 // Row slices of 16 rows, one launch (see gemm_bf16_splitk_kernel).
@@ -87,13 +97,21 @@ cudaError_t LaunchEpilogue(const LaunchContext& ctx, const GemmParams& p) {
   // not much wider (each block walks several column blocks with x staged once); they beat the
   // tile kernel's thin blocks. Measured on an H200 at 69 rows: Qwen2.5-0.5B's gate_up (1520 slice
   // tiles) 28 -> 23 us, but an LM head (7680 and more) 59 -> 90 us: those stay on the tiles.
+  // A wide weight with K in one round goes to the tiles since they were widened (Qwen2.5-0.5B's
+  // gate_up at 69 rows: slices 21 us, the 80 x 64 tile 16 us).
   const int slice_tiles = SplitKColumnBlocks(p.N) * SplitKSlices(p.M);
-  if (p.M <= 128 && (slice_tiles <= 2 * ctx.num_sms || (SplitK::Rounds(p.K) == 1 && slice_tiles <= 16 * ctx.num_sms))) {
+  const bool wide = p.N >= kGemmWideColumns;
+  if (p.M <= 128 && (slice_tiles <= 2 * ctx.num_sms ||
+                     (!wide && SplitK::Rounds(p.K) == 1 && slice_tiles <= 16 * ctx.num_sms))) {
     return LaunchSplitK<EP>(ctx, p);
   }
-  if (p.M <= 32) return LaunchTile<TileRows32, EP>(ctx, p);
-  if (p.M <= 64) return LaunchTile<TileRows64, EP>(ctx, p);
-  if (p.M <= 128) return LaunchTile<TileRows128, EP>(ctx, p);
+  if (p.M <= 32) return wide ? LaunchTile<TileWide32, EP>(ctx, p) : LaunchTile<TileNarrow, EP>(ctx, p);
+  if (p.M <= 80) {
+    if (!wide) return LaunchTile<TileNarrow, EP>(ctx, p);
+    if (p.N >= 128 * ctx.num_sms && p.K >= 4096) return LaunchTile<TileWide80Deep, EP>(ctx, p);
+    return LaunchTile<TileWide80, EP>(ctx, p);
+  }
+  if (p.M <= 128) return wide ? LaunchTile<TileWide128, EP>(ctx, p) : LaunchTile<TileNarrow128, EP>(ctx, p);
   return LaunchTile<TilePrefill, EP>(ctx, p);
 }
 
@@ -102,9 +120,12 @@ cudaError_t PrepareEpilogue() {
   for (cudaError_t e : {PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kOneColumn>, SplitK::kSmemMax),
                         PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kColumns>, SplitK::kSmemMax),
                         PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kSplitK>, SplitK::kSmemMax),
-                        PrepareKernel(gemm_bf16_kernel<TileRows32, EP>, TileRows32::kSmemBytes),
-                        PrepareKernel(gemm_bf16_kernel<TileRows64, EP>, TileRows64::kSmemBytes),
-                        PrepareKernel(gemm_bf16_kernel<TileRows128, EP>, TileRows128::kSmemBytes),
+                        PrepareKernel(gemm_bf16_kernel<TileNarrow, EP>, TileNarrow::kSmemBytes),
+                        PrepareKernel(gemm_bf16_kernel<TileWide32, EP>, TileWide32::kSmemBytes),
+                        PrepareKernel(gemm_bf16_kernel<TileWide80, EP>, TileWide80::kSmemBytes),
+                        PrepareKernel(gemm_bf16_kernel<TileWide80Deep, EP>, TileWide80Deep::kSmemBytes),
+                        PrepareKernel(gemm_bf16_kernel<TileWide128, EP>, TileWide128::kSmemBytes),
+                        PrepareKernel(gemm_bf16_kernel<TileNarrow128, EP>, TileNarrow128::kSmemBytes),
                         PrepareKernel(gemm_bf16_kernel<TilePrefill, EP>, TilePrefill::kSmemBytes)}) {
     if (e != cudaSuccess) return e;
   }

@@ -182,14 +182,6 @@ __device__ __forceinline__ void gemm_epilogue(const GemmParams& p, const float (
   }
 }
 
-// B fragment of n8 tile (packed, 1 KB per 64-k stage) for k-step kk (0..3) of the stage.
-__device__ __forceinline__ void load_b_fragment(const __nv_bfloat16* stage_tile, int kk, int lane, uint32_t& b0,
-                                                uint32_t& b1) {
-  const uint2 v = *reinterpret_cast<const uint2*>(stage_tile + (kk >> 1) * kGemmBlockElems + lane * 8 + (kk & 1) * 4);
-  b0 = v.x;
-  b1 = v.y;
-}
-
 template <class T, GemmEpilogue EP>
 __global__ void __launch_bounds__(T::kThreads) gemm_bf16_kernel(const GemmParams p) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -203,16 +195,19 @@ __global__ void __launch_bounds__(T::kThreads) gemm_bf16_kernel(const GemmParams
 
   // Copies with compile-time trip counts and per-thread bases (a few instructions per 16 bytes).
   // x: thread tid copies rows xr0 + i * kXStep at column xc of each stage.
-  constexpr int kXStep = T::kThreads / 8, kXPer = T::kBM * 8 / T::kThreads;
-  static_assert(T::kThreads % 8 == 0 && (T::kBM * 8) % T::kThreads == 0, "x pieces per thread");
+  // When the threads do not divide the tile's pieces (80 rows over 256 threads), the last copy of
+  // some threads falls past the tile and is skipped.
+  constexpr int kXStep = T::kThreads / 8, kXPer = (T::kBM * 8 + T::kThreads - 1) / T::kThreads;
+  constexpr bool kXRagged = (T::kBM * 8) % T::kThreads != 0;
+  static_assert(T::kThreads % 8 == 0, "x pieces per thread");
   const int xr0 = tid / 8, xc = (tid % 8) * 8;
   const __nv_bfloat16* x_thread = p.x + int64_t(m0 + xr0) * p.x_stride + xc;
   const int64_t x_step = int64_t(kXStep) * p.x_stride;
   // W: a stage of a group of four tiles is 256 pieces of 16 bytes; piece tid + i * T lies in
-  // group (i * T) / 256 (T divides 256), at position (tid + i * T) % 256.
+  // group (tid + i * T) / 256, at position (tid + i * T) % 256.
   constexpr int kGroupPieces = kGemmGroupTiles * 2 * kGemmBlockElems / 8;
   constexpr int kWPer = T::kBN * 8 / T::kThreads;
-  static_assert(kGroupPieces % T::kThreads == 0 || T::kThreads % kGroupPieces == 0, "W pieces per thread");
+  static_assert((T::kBN * 8) % T::kThreads == 0, "W pieces per thread");
   static_assert(T::kBN % (kGemmTileRows * kGemmGroupTiles) == 0, "a block holds whole tile groups");
   const int group0 = n0 / (kGemmTileRows * kGemmGroupTiles);
   const int n_groups = GemmPaddedTiles(p.N) / kGemmGroupTiles;
@@ -222,7 +217,7 @@ __global__ void __launch_bounds__(T::kThreads) gemm_bf16_kernel(const GemmParams
     __nv_bfloat16* dst = Ws + size_t(stage) * T::kBN * T::kBK;
 #pragma unroll
     for (int i = 0; i < kWPer; ++i) {
-      const int gi = (i * T::kThreads) / kGroupPieces;
+      const int gi = (tid + i * T::kThreads) / kGroupPieces;
       const int pos = (tid + i * T::kThreads) % kGroupPieces;
       const bool ok = group0 + gi < n_groups;
       const __nv_bfloat16* src = ok ? w_group0 + (int64_t(gi) * k_tiles + kt) * kGroupPieces * 8 + pos * 8 : p.w;
@@ -235,6 +230,7 @@ __global__ void __launch_bounds__(T::kThreads) gemm_bf16_kernel(const GemmParams
     const bool k_ok = k0 + xc < p.K;
 #pragma unroll
     for (int i = 0; i < kXPer; ++i) {
+      if (kXRagged && xr0 + i * kXStep >= T::kBM) break;
       const bool ok = k_ok && m0 + xr0 + i * kXStep < p.M;
       const __nv_bfloat16* src = ok ? x_thread + i * x_step + k0 : p.x;
       cp_async_16(dst + i * kXStep * T::kLd, src, ok);
@@ -271,19 +267,28 @@ __global__ void __launch_bounds__(T::kThreads) gemm_bf16_kernel(const GemmParams
     const __nv_bfloat16* a_st = As + size_t(kt % T::kStages) * T::kBM * T::kLd;
     const __nv_bfloat16* w_st = Ws + size_t(kt % T::kStages) * T::kBN * T::kBK;
 #pragma unroll
-    for (int kk = 0; kk < T::kBK / 16; ++kk) {
-      uint32_t a[T::kMT][4];
+    for (int kb = 0; kb < T::kBK / 32; ++kb) {
+      // A lane's 16 bytes of a tile's 32-k block hold its B fragments of both k-steps: one
+      // conflict-free 16-byte read per lane instead of two 8-byte reads at a 16-byte stride.
+      uint4 b[T::kWN];
 #pragma unroll
-      for (int i = 0; i < T::kMT; ++i) {
-        const int row = wm * 16 * T::kMT + i * 16 + (lane & 15);
-        ldmatrix_x4(a[i], a_st + row * T::kLd + kk * 16 + (lane >> 4) * 8);
-      }
+      for (int j = 0; j < T::kWN; ++j)
+        b[j] = *reinterpret_cast<const uint4*>(w_st + ((wn * T::kWN + j) * 2 + kb) * kGemmBlockElems + lane * 8);
 #pragma unroll
-      for (int j = 0; j < T::kWN; ++j) {
-        uint32_t b0, b1;
-        load_b_fragment(w_st + (wn * T::kWN + j) * 2 * kGemmBlockElems, kk, lane, b0, b1);
+      for (int half = 0; half < 2; ++half) {
+        const int kk = kb * 2 + half;
+        uint32_t a[T::kMT][4];
 #pragma unroll
-        for (int i = 0; i < T::kMT; ++i) mma_bf16(acc[i][j], a[i], b0, b1);
+        for (int i = 0; i < T::kMT; ++i) {
+          const int row = wm * 16 * T::kMT + i * 16 + (lane & 15);
+          ldmatrix_x4(a[i], a_st + row * T::kLd + kk * 16 + (lane >> 4) * 8);
+        }
+#pragma unroll
+        for (int j = 0; j < T::kWN; ++j) {
+          const uint32_t b0 = half ? b[j].z : b[j].x, b1 = half ? b[j].w : b[j].y;
+#pragma unroll
+          for (int i = 0; i < T::kMT; ++i) mma_bf16(acc[i][j], a[i], b0, b1);
+        }
       }
     }
     if (kt % kGemmChunkTiles == kGemmChunkTiles - 1 || kt == k_tiles - 1) {  // a chunk ends

@@ -41,13 +41,16 @@ TEST(CudaLinear, MatchesCpuOverAwkwardShapes) {
   // of the MMA fragments. With K in one round and more column blocks than a wave (N = 5000 at
   // one row, 9000 at 69 rows in five slices), each block walks several column blocks; at 16 rows,
   // K = 4864 over 896 columns (Qwen2.5-0.5B's down_proj) is split along K over three blocks.
+  // More rows over more columns take the tiles: 80 x 32 (N = 5000), 32 x 128 (20 rows over 9000),
+  // 128 x 64 (100 rows over 6200, K not a multiple of 64).
   const LinearCase cases[] = {{1, 8, 1, false},      {1, 576, 960, true},      {3, 72, 24, false},
                               {17, 200, 100, true},  {69, 576, 49, true},      {128, 1024, 260, false},
                               {300, 64, 130, true},  {5, 4096, 96, false},     {33, 136, 17, false},
                               {9, 1032, 70, true},   {16, 1032, 64, false},    {12, 8200, 40, true},
                               {8, 14336, 64, false}, {16, 14336, 100, true},   {13, 24, 33, true},
                               {1, 896, 5000, true},  {69, 576, 9000, false},   {16, 4864, 896, true},
-                              {69, 4864, 896, false}};
+                              {69, 4864, 896, false},  {50, 2056, 5000, true},   {20, 576, 9000, true},
+                              {100, 200, 6200, false}};
   for (const LinearCase& c : cases) {
     SCOPED_TRACE("m=" + std::to_string(c.m) + " k=" + std::to_string(c.k) + " n=" + std::to_string(c.n));
     const std::vector<float> x = Bf16Round(Randn(size_t(c.m) * c.k, rng));
@@ -121,13 +124,14 @@ TEST(CudaLinear, RowsAreBitIdenticalAloneAndInAnyBatch) {
   // warp, the last one short) with a K that is not a multiple of 64; K = 8200: 33 chunks, nine
   // split-K rounds, the last one a single chunk of 8 columns; K = 14336: Llama-8B's down_proj.
   // N = 1000 is narrow (32 column blocks): up to 128 rows run split-K blocks, split along K over
-  // several blocks (partials added by the last one) where that fills the GPU; N = 9000 is wide:
-  // more than 16 rows take the tile kernels.
+  // several blocks (partials added by the last one) where that fills the GPU; N = 5000 is narrow
+  // with more column blocks than two waves: the 32-column tiles; N = 9000 is wide: more than 16
+  // rows take the 64- and 128-column tiles; N = 17000 over K = 4104 the 256-column tile.
   struct Shape {
     int n, k;
   };
   for (const Shape shape : {Shape{1000, 576}, Shape{1000, 2056}, Shape{1000, 8200}, Shape{1000, 14336}, Shape{9000, 576},
-                            Shape{9000, 2056}}) {
+                            Shape{9000, 2056}, Shape{5000, 2056}, Shape{17000, 4104}}) {
     // The SwiGLU weight: 272 rows beside the narrow one, 9008 beside the wide one (columns walked
     // several per block when K is one round).
     const int n = shape.n, k = shape.k, inter = n > 1000 ? 4504 : 136;
@@ -141,7 +145,7 @@ TEST(CudaLinear, RowsAreBitIdenticalAloneAndInAnyBatch) {
     const std::vector<float> h_row = Randn(n, rng);
     const RowOutputs alone = RunRowInBatch(*gpu, **w, **gu, row, h_row, 1, 0, rng);
     // Each row count lands on a different kernel or launch shape (split-K up to 16 rows, in either
-    // half of the MMA's 16 rows; row slices; for N = 9000 the 32, 64 and 128-row tiles; the
+    // half of the MMA's 16 rows; row slices; for N >= 5000 the 32, 80 and 128-row tiles; the
     // 128 x 128 prefill tile over several row blocks); the row sits at a different place in each.
     const std::vector<int> row_counts = k <= 2056 ? std::vector<int>{7, 9, 12, 16, 20, 50, 69, 128, 300}
                                                   : std::vector<int>{9, 12, 16, 20, 69};
