@@ -71,14 +71,16 @@ cudaError_t LaunchForHeadDim(const LaunchContext& ctx, AttnPrefixParams pre, int
     const int q_tiles = (q_total + 16 * warps - 1) / (16 * warps);
     const int per_unit = q_tiles * pre.num_kv_heads;  // blocks per split or group
     // Many rows: one block walks every split. Otherwise blocks own whole groups when there are
-    // enough of them to fill the GPU (8x fewer states than splits), else single splits.
+    // enough of them to fill the GPU (8x fewer states than splits to write and fold), else
+    // single splits. Four-warp blocks (verification) take groups from half a wave on: at 69 rows
+    // of Qwen2.5-0.5B at 32k, 256 group blocks took 60 us where 512 split blocks took 90.
     int gz = 1;
     if (pre.rows > kAttnSplitRowsMax) {
       pre.states = kAttnWalkAll;
       pre.max_states = 1;
     } else {
       const int group_resident = PrefixBlocksPerSm(HD, warps, kAttnGroupStates) * ctx.num_sms;
-      const bool by_group = per_unit * groups >= group_resident;
+      const bool by_group = (warps == 4 ? 2 : 1) * per_unit * groups >= group_resident;
       pre.states = by_group ? kAttnGroupStates : kAttnSplitStates;
       pre.max_states = by_group ? groups : splits;
       // Split blocks are short (a few chunks each) and bound by latency, not work: their grid aims

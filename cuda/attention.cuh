@@ -79,11 +79,19 @@ struct AttnPrefixParams {
   int states = kAttnSplitStates;     // an AttnStates
 };
 
+// Chunks in flight: a 64-key chunk of K and V is 18 KB at head_dim 64, 34 KB at 128. A one-warp
+// block (decode) hides latency with a deep ring; four-warp blocks at head_dim 64 fit three per SM
+// with two stages instead of two with four, which measured faster or the same at every
+// verification shape (bench/gpu/attention_variants.cu: SmolLM2 at 8k 26.3 -> 21.9 us).
 template <int HD, int WARPS>
+constexpr int AttnDefaultStages() {
+  return HD <= 64 && WARPS == 1 ? 4 : 2;
+}
+
+template <int HD, int WARPS, int STAGES = AttnDefaultStages<HD, WARPS>()>
 struct AttnSmem {
   static constexpr int kLd = HD + 8;  // padded row: ldmatrix rows land in different banks
-  // Chunks in flight: a 64-key chunk of K and V is 18 KB at head_dim 64, 34 KB at 128.
-  static constexpr int kStages = HD <= 64 ? 4 : 2;
+  static constexpr int kStages = STAGES;
   // A running state per thread (its rows' elements of the accumulator), in floats.
   static constexpr int kRunningFloats = WARPS * 32 * (HD / 8) * 4;
   // The query tile is read into registers at the first chunk and its space then holds the
@@ -107,9 +115,9 @@ struct AttnSmem {
 // 32 * WARPS threads. A block walks its chunks through a ring of kStages buffers: all splits
 // (kAttnWalkAll), or the splits (kAttnSplitStates) or groups (kAttnGroupStates) blockIdx.z,
 // blockIdx.z + gridDim.z, ..., each written as its own state.
-template <int HD, int WARPS, int STATES>
-__global__ void __launch_bounds__(32 * WARPS) attention_prefix_kernel(const AttnPrefixParams p) {
-  using Smem = AttnSmem<HD, WARPS>;
+template <int HD, int WARPS, int STATES, int STAGES = AttnDefaultStages<HD, WARPS>(), int MIN_BLOCKS = 1>
+__global__ void __launch_bounds__(32 * WARPS, MIN_BLOCKS) attention_prefix_kernel(const AttnPrefixParams p) {
+  using Smem = AttnSmem<HD, WARPS, STAGES>;
   constexpr int kLd = Smem::kLd;
   constexpr int kKS = Smem::kStages;
   constexpr int kQ = 16 * WARPS;

@@ -1,0 +1,217 @@
+// Launch-shape explorer for the prefix kernel of Hybrid Tree Attention at verification row counts:
+// pipeline depth (STAGES), a register cap that admits more blocks per SM (MIN_BLOCKS), and where
+// the states live (one per split, or one per group of 8 splits), each timed as prefix + finishing
+// pass on the same inputs and compared bit for bit with the first variant (the reduction order of
+// attention.cuh makes every variant give the same bits). Not part of the library: it exists to
+// choose the launcher's rules from measurements.
+//
+//   nvcc -O3 -std=c++17 -arch=sm_90a -I cuda bench/gpu/attention_variants.cu -o /tmp/attention_variants
+//   /tmp/attention_variants [rows]        (default: 69)
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "attention_finish.cuh"
+
+using namespace longspec::cuda;
+
+namespace {
+
+#define CHECK(x)                                                                              \
+  do {                                                                                        \
+    cudaError_t e_ = (x);                                                                     \
+    if (e_ != cudaSuccess) {                                                                  \
+      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
+      std::exit(1);                                                                           \
+    }                                                                                         \
+  } while (0)
+
+__global__ void fill_bf16(__nv_bfloat16* p, size_t n, uint32_t seed) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+    uint32_t s = uint32_t(i) * 2654435761u ^ seed;
+    s ^= s >> 13;
+    s *= 0x5bd1e995u;
+    s ^= s >> 15;
+    p[i] = __float2bfloat16((int32_t(s >> 8) - (1 << 23)) / float(1 << 23));
+  }
+}
+
+struct Variant {
+  std::string name;
+  int states;
+  size_t smem;
+  int blocks_per_sm;
+  void (*launch)(const AttnPrefixParams&, dim3, size_t, cudaStream_t);
+};
+
+template <int HD, int STATES, int STAGES, int MINB>
+void LaunchPrefix(const AttnPrefixParams& p, dim3 grid, size_t smem, cudaStream_t s) {
+  attention_prefix_kernel<HD, 4, STATES, STAGES, MINB><<<grid, 128, smem, s>>>(p);
+}
+
+template <int HD, int STATES, int STAGES, int MINB>
+Variant Make() {
+  const size_t smem = AttnSmem<HD, 4, STAGES>::Bytes(STATES);
+  auto k = attention_prefix_kernel<HD, 4, STATES, STAGES, MINB>;
+  CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  int blocks = 0;
+  CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, k, 128, smem));
+  cudaFuncAttributes attr;
+  CHECK(cudaFuncGetAttributes(&attr, k));
+  char name[96];
+  std::snprintf(name, sizeof(name), "%s stages %d minb %d (%d regs, %zu KB, %d/SM)",
+                STATES == kAttnSplitStates ? "split" : "group", STAGES, MINB, attr.numRegs, smem / 1024, blocks);
+  return Variant{name, STATES, smem, std::max(1, blocks), &LaunchPrefix<HD, STATES, STAGES, MINB>};
+}
+
+int UnitStride(int units, int per_unit, int resident) {
+  const int want = std::max(1, resident / per_unit);
+  const int per_block = (units + want - 1) / want;
+  return (units + per_block - 1) / per_block;
+}
+
+template <int HD>
+void RunShape(const char* name, int heads, int kv_heads, int ctx, int rows, const std::vector<Variant>& variants,
+              int sms, cudaStream_t stream) {
+  const int group = heads / kv_heads;
+  const int64_t capacity = ctx;
+  __nv_bfloat16 *q, *k, *v, *out;
+  CHECK(cudaMalloc(&q, size_t(rows) * heads * HD * 2));
+  CHECK(cudaMalloc(&k, size_t(kv_heads) * capacity * HD * 2));
+  CHECK(cudaMalloc(&v, size_t(kv_heads) * capacity * HD * 2));
+  CHECK(cudaMalloc(&out, size_t(rows) * heads * HD * 2));
+  fill_bf16<<<1024, 256>>>(q, size_t(rows) * heads * HD, 1u);
+  fill_bf16<<<1024, 256>>>(k, size_t(kv_heads) * capacity * HD, 2u);
+  fill_bf16<<<1024, 256>>>(v, size_t(kv_heads) * capacity * HD, 3u);
+  // Every row sees the whole context but the last rows, a few keys shorter (a tree's rows share
+  // the committed prefix; lengths differ in the real verification only through the tree part).
+  std::vector<int32_t> lens(rows);
+  for (int r = 0; r < rows; ++r) lens[r] = ctx - (r % 3);
+  int32_t* kv_len;
+  CHECK(cudaMalloc(&kv_len, rows * 4));
+  CHECK(cudaMemcpy(kv_len, lens.data(), rows * 4, cudaMemcpyHostToDevice));
+  const int splits = (ctx + kAttnSplit - 1) / kAttnSplit, groups = (ctx + kAttnGroupKeys - 1) / kAttnGroupKeys;
+  float* state;
+  CHECK(cudaMalloc(&state, size_t(rows) * heads * splits * StateFloats<HD>() * 4));
+  float *lse, *lse_ref;
+  CHECK(cudaMalloc(&lse, size_t(rows) * heads * 4));
+  CHECK(cudaMalloc(&lse_ref, size_t(rows) * heads * 4));
+  __nv_bfloat16* out_ref;
+  CHECK(cudaMalloc(&out_ref, size_t(rows) * heads * HD * 2));
+  const int q_tiles = (rows * group + 63) / 64, per_unit = q_tiles * kv_heads;
+  const double flops = 4.0 * rows * heads * double(ctx) * HD;
+  const double kv_bytes = 2.0 * kv_heads * double(ctx) * HD * 2;
+  const double floor_us = std::max(kv_bytes / 4.42e12, flops / 790e12) * 1e6;
+  std::printf("\n## %s (%d/%d heads, d %d), %d rows, context %d: floor %.1f us\n", name, heads, kv_heads, HD, rows, ctx,
+              floor_us);
+  cudaEvent_t e0, e1;
+  CHECK(cudaEventCreate(&e0));
+  CHECK(cudaEventCreate(&e1));
+  for (size_t vi = 0; vi < variants.size(); ++vi) {
+    const Variant& var = variants[vi];
+    for (double fill : {1.0, 2.0}) {  // grid aimed at one wave of resident blocks, or two
+      AttnPrefixParams p;
+      p.q = q;
+      p.q_stride = int64_t(heads) * HD;
+      p.k = k;
+      p.v = v;
+      p.capacity = capacity;
+      p.kv_len = kv_len;
+      p.rows = rows;
+      p.num_heads = heads;
+      p.num_kv_heads = kv_heads;
+      p.scale_log2 = 1.4426950408889634f / std::sqrt(float(HD));
+      p.state = state;
+      p.states = var.states;
+      const int units = var.states == kAttnGroupStates ? groups : splits;
+      p.max_states = units;
+      const int resident = int(fill * var.blocks_per_sm * sms);
+      const int gz = UnitStride(units, per_unit, resident);
+      const dim3 grid(q_tiles, kv_heads, gz);
+      AttnFinishParams f;
+      f.q = q;
+      f.q_stride = p.q_stride;
+      f.k = k;
+      f.v = v;
+      f.capacity = capacity;
+      f.rows = rows;
+      f.num_heads = heads;
+      f.num_kv_heads = kv_heads;
+      f.scale_log2 = p.scale_log2;
+      f.state = state;
+      f.max_states = units;
+      f.states = var.states;
+      f.kv_len = kv_len;
+      f.out = out;
+      f.out_stride = p.q_stride;
+      f.lse = lse;
+      CHECK(cudaFuncSetAttribute(attention_finish_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 int(FinishSmemBytes<HD>())));
+      auto run = [&]() {
+        var.launch(p, grid, var.smem, stream);
+        attention_finish_kernel<HD><<<dim3(heads, rows), 32 * kFinishWarps, FinishSmemBytes<HD>(), stream>>>(f);
+      };
+      run();
+      CHECK(cudaGetLastError());
+      CHECK(cudaStreamSynchronize(stream));
+      if (vi == 0 && fill == 1.0) {
+        CHECK(cudaMemcpy(out_ref, out, size_t(rows) * heads * HD * 2, cudaMemcpyDeviceToDevice));
+        CHECK(cudaMemcpy(lse_ref, lse, size_t(rows) * heads * 4, cudaMemcpyDeviceToDevice));
+      }
+      std::vector<char> a(size_t(rows) * heads * HD * 2), b(a.size()), la(size_t(rows) * heads * 4), lb(la.size());
+      CHECK(cudaMemcpy(a.data(), out, a.size(), cudaMemcpyDeviceToHost));
+      CHECK(cudaMemcpy(b.data(), out_ref, b.size(), cudaMemcpyDeviceToHost));
+      CHECK(cudaMemcpy(la.data(), lse, la.size(), cudaMemcpyDeviceToHost));
+      CHECK(cudaMemcpy(lb.data(), lse_ref, lb.size(), cudaMemcpyDeviceToHost));
+      const bool same = a == b && la == lb;
+      const int iters = 30;
+      for (int i = 0; i < 3; ++i) run();
+      CHECK(cudaEventRecord(e0, stream));
+      for (int i = 0; i < iters; ++i) run();
+      CHECK(cudaEventRecord(e1, stream));
+      CHECK(cudaEventSynchronize(e1));
+      float ms = 0;
+      CHECK(cudaEventElapsedTime(&ms, e0, e1));
+      const double us = ms * 1e3 / iters;
+      std::printf("%-52s wave x%.0f grid %3dx%dx%-3d %8.2f us  %5.2fx floor  %s\n", var.name.c_str(), fill, grid.x,
+                  grid.y, grid.z, us, us / floor_us, same ? "bits equal" : "BITS DIFFER");
+    }
+  }
+  for (void* ptr : {(void*)q, (void*)k, (void*)v, (void*)out, (void*)kv_len, (void*)state, (void*)lse, (void*)lse_ref,
+                    (void*)out_ref})
+    CHECK(cudaFree(ptr));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int rows = argc > 1 ? std::atoi(argv[1]) : 69;
+  cudaDeviceProp prop;
+  CHECK(cudaGetDeviceProperties(&prop, 0));
+  std::printf("# %s, %d SMs\n", prop.name, prop.multiProcessorCount);
+  cudaStream_t stream;
+  CHECK(cudaStreamCreate(&stream));
+  const int sms = prop.multiProcessorCount;
+  // The first variant of each head dim is today's launcher choice family (default stages).
+  const std::vector<Variant> v64 = {
+      Make<64, kAttnSplitStates, 4, 1>(), Make<64, kAttnGroupStates, 4, 1>(), Make<64, kAttnSplitStates, 2, 1>(),
+      Make<64, kAttnGroupStates, 2, 1>(), Make<64, kAttnSplitStates, 3, 1>(), Make<64, kAttnGroupStates, 3, 1>(),
+  };
+  const std::vector<Variant> v128 = {
+      Make<128, kAttnGroupStates, 2, 1>(), Make<128, kAttnSplitStates, 2, 1>(), Make<128, kAttnGroupStates, 2, 3>(),
+      Make<128, kAttnSplitStates, 2, 3>(), Make<128, kAttnGroupStates, 3, 1>(), Make<128, kAttnSplitStates, 3, 2>(),
+  };
+  RunShape<64>("qwen0.5b", 14, 2, 32768, rows, v64, sms, stream);
+  RunShape<64>("qwen0.5b", 14, 2, 16384, rows, v64, sms, stream);
+  RunShape<64>("smollm2", 9, 3, 8192, rows, v64, sms, stream);
+  RunShape<128>("llama8b", 32, 8, 32768, rows, v128, sms, stream);
+  RunShape<128>("llama8b", 32, 8, 8192, rows, v128, sms, stream);
+  RunShape<128>("llama8b", 32, 8, 131072, rows, v128, sms, stream);
+  RunShape<128>("qwen1.5b", 12, 2, 32768, rows, v128, sms, stream);
+  return 0;
+}
