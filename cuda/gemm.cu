@@ -12,9 +12,12 @@ namespace {
 // (bench/results/logs/gemm_tiles_2026-11-30.txt). A weight's columns decide: a narrow one (under
 // 6144 columns) has too few column blocks to fill the GPU, so it takes thin blocks of 32 columns
 // with a deep pipeline; a wide one takes 64-256 columns per block, which reads x (from L2) fewer
-// times per weight byte. Measured at 69 rows, us: Llama-8B gate_up 229 -> 95, down 137 -> 104,
-// qkv 59 -> 38, LM head 891 -> 370; Qwen2.5-0.5B gate_up 29 -> 16, LM head 250 -> 126.
-using TileNarrow = GemmTile<1, 2, 5, 2, 6>;       // 80 x 32, 2 warps
+// times per weight byte. Measured at 69 rows, us: Llama-8B gate_up 229 -> 95, down 137 -> 100,
+// qkv 59 -> 38, LM head 891 -> 370; Qwen2.5-0.5B gate_up 29 -> 16, LM head 250 -> 126. A thin
+// block's time follows the x rows it stages per k step, padding included, so up to 48 rows take
+// 48-row tiles (Llama-8B down at 32 rows: 104 -> 76 us; logs/gemm_tiles_narrow_2026-11-30.txt).
+using TileNarrow48 = GemmTile<1, 2, 3, 2, 12>;    // 48 x 32, 2 warps
+using TileNarrow = GemmTile<1, 2, 5, 2, 12>;      // 80 x 32, 2 warps
 using TileWide32 = GemmTile<1, 4, 2, 4, 6>;       // 32 x 128, 4 warps
 using TileWide80 = GemmTile<1, 4, 5, 2, 4>;       // 80 x 64, 4 warps
 using TileWide80Deep = GemmTile<1, 8, 5, 4, 3>;   // 80 x 256, 8 warps (many columns, long K)
@@ -105,7 +108,8 @@ cudaError_t LaunchEpilogue(const LaunchContext& ctx, const GemmParams& p) {
                      (!wide && SplitK::Rounds(p.K) == 1 && slice_tiles <= 16 * ctx.num_sms))) {
     return LaunchSplitK<EP>(ctx, p);
   }
-  if (p.M <= 32) return wide ? LaunchTile<TileWide32, EP>(ctx, p) : LaunchTile<TileNarrow, EP>(ctx, p);
+  if (p.M <= 32) return wide ? LaunchTile<TileWide32, EP>(ctx, p) : LaunchTile<TileNarrow48, EP>(ctx, p);
+  if (p.M <= 48 && !wide) return LaunchTile<TileNarrow48, EP>(ctx, p);
   if (p.M <= 80) {
     if (!wide) return LaunchTile<TileNarrow, EP>(ctx, p);
     if (p.N >= 128 * ctx.num_sms && p.K >= 4096) return LaunchTile<TileWide80Deep, EP>(ctx, p);
@@ -120,6 +124,7 @@ cudaError_t PrepareEpilogue() {
   for (cudaError_t e : {PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kOneColumn>, SplitK::kSmemMax),
                         PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kColumns>, SplitK::kSmemMax),
                         PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kSplitK>, SplitK::kSmemMax),
+                        PrepareKernel(gemm_bf16_kernel<TileNarrow48, EP>, TileNarrow48::kSmemBytes),
                         PrepareKernel(gemm_bf16_kernel<TileNarrow, EP>, TileNarrow::kSmemBytes),
                         PrepareKernel(gemm_bf16_kernel<TileWide32, EP>, TileWide32::kSmemBytes),
                         PrepareKernel(gemm_bf16_kernel<TileWide80, EP>, TileWide80::kSmemBytes),

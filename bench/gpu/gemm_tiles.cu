@@ -5,7 +5,7 @@
 // choose the launcher's tile table from measurements.
 //
 //   nvcc -O3 -std=c++17 -arch=sm_90a -I cuda bench/gpu/gemm_tiles.cu -o /tmp/gemm_tiles
-//   /tmp/gemm_tiles [rows...]            (default: 69)
+//   [NARROW=1] /tmp/gemm_tiles [rows...]   (default: 69; NARROW=1: deeper pipelines of the thin tiles)
 #include <cuda_runtime.h>
 
 #include <cstdio>
@@ -82,12 +82,16 @@ int main(int argc, char** argv) {
 
   const Shape shapes[] = {
       {"llama8b qkv", 6144, 4096},     {"llama8b o", 4096, 4096},          {"llama8b gate_up", 28672, 4096},
-      {"llama8b down", 4096, 14336},   {"llama8b lm_head", 128256, 4096},  {"qwen1.5b qkv", 2048, 1536},
+      {"llama8b down", 4096, 14336},   {"llama8b lm_head", 128256, 4096},  {"qwen1.5b qkv", 2048, 1536}, {"qwen1.5b o", 1536, 1536},
       {"qwen1.5b gate_up", 17920, 1536}, {"qwen1.5b down", 1536, 8960},    {"qwen1.5b lm_head", 151936, 1536},
       {"qwen0.5b gate_up", 9728, 896}, {"qwen0.5b lm_head", 151936, 896},  {"smollm2 lm_head", 49152, 576},
   };
-  // The first candidate is today's 65..128-row tile; the others are measured against it.
-  std::vector<Candidate> cands = {
+  const bool narrow = std::getenv("NARROW") != nullptr;  // NARROW=1: pipeline depths of the thin tiles
+  // The first candidate is the reference; the others are measured against it.
+  std::vector<Candidate> cands = narrow ? std::vector<Candidate>{
+      Make<1, 2, 5, 2, 6>(), Make<1, 2, 5, 2, 8>(), Make<1, 2, 5, 2, 10>(), Make<1, 2, 5, 2, 12>(),
+      Make<1, 2, 5, 2, 14>(), Make<1, 4, 5, 2, 8>(), Make<1, 2, 3, 2, 12>(), Make<1, 2, 2, 2, 16>(),
+  } : std::vector<Candidate>{
       Make<1, 2, 8, 2, 4>(), Make<1, 2, 5, 2, 4>(), Make<1, 2, 5, 2, 6>(), Make<1, 4, 5, 2, 4>(),
       Make<1, 4, 5, 2, 6>(), Make<1, 8, 5, 2, 4>(), Make<1, 4, 5, 4, 4>(), Make<1, 8, 5, 4, 3>(),
       Make<1, 4, 8, 2, 4>(), Make<1, 8, 8, 2, 3>(), Make<2, 4, 3, 2, 4>(), Make<2, 4, 4, 2, 4>(),
@@ -100,6 +104,7 @@ int main(int argc, char** argv) {
   CHECK(cudaEventCreate(&e0));
   CHECK(cudaEventCreate(&e1));
   for (const Shape& sh : shapes) {
+    if (narrow && sh.n >= 6144) continue;
     const size_t w_elems = size_t(GemmPaddedTiles(sh.n)) * 8 * GemmKTiles(sh.k) * 64;
     // Enough weight copies to exceed the 50 MB L2 several times over.
     const int copies = int(std::max<size_t>(1, (400u << 20) / (w_elems * 2)));

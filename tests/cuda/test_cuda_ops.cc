@@ -41,7 +41,7 @@ TEST(CudaLinear, MatchesCpuOverAwkwardShapes) {
   // of the MMA fragments. With K in one round and more column blocks than a wave (N = 5000 at
   // one row, 9000 at 69 rows in five slices), each block walks several column blocks; at 16 rows,
   // K = 4864 over 896 columns (Qwen2.5-0.5B's down_proj) is split along K over three blocks.
-  // More rows over more columns take the tiles: 80 x 32 (N = 5000), 32 x 128 (20 rows over 9000),
+  // More rows over more columns take the tiles: 48 x 32 and 80 x 32 (N = 5000), 32 x 128 (20 rows over 9000),
   // 128 x 64 (100 rows over 6200, K not a multiple of 64).
   const LinearCase cases[] = {{1, 8, 1, false},      {1, 576, 960, true},      {3, 72, 24, false},
                               {17, 200, 100, true},  {69, 576, 49, true},      {128, 1024, 260, false},
@@ -50,7 +50,7 @@ TEST(CudaLinear, MatchesCpuOverAwkwardShapes) {
                               {8, 14336, 64, false}, {16, 14336, 100, true},   {13, 24, 33, true},
                               {1, 896, 5000, true},  {69, 576, 9000, false},   {16, 4864, 896, true},
                               {69, 4864, 896, false},  {50, 2056, 5000, true},   {20, 576, 9000, true},
-                              {100, 200, 6200, false}};
+                              {100, 200, 6200, false}, {40, 1032, 5000, false}};
   for (const LinearCase& c : cases) {
     SCOPED_TRACE("m=" + std::to_string(c.m) + " k=" + std::to_string(c.k) + " n=" + std::to_string(c.n));
     const std::vector<float> x = Bf16Round(Randn(size_t(c.m) * c.k, rng));
