@@ -104,8 +104,6 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
     cudaStreamDestroy(stream_);
-    cudaFree(ctx_.splitk_partials);
-    cudaFree(ctx_.splitk_counters);
   }
 
   // The GEMM's split-K workspace: 8 MB of partials and zeroed counters, allocated once, before
@@ -114,9 +112,11 @@ class CudaBackend final : public Backend {
   Status AllocateSplitKWorkspace() {
     constexpr size_t kFloats = size_t(2) << 20;
     constexpr int kCounters = 4096;
-    LONGSPEC_CUDA_TRY(cudaMalloc(&ctx_.splitk_partials, kFloats * sizeof(float)));
-    LONGSPEC_CUDA_TRY(cudaMalloc(&ctx_.splitk_counters, kCounters * sizeof(unsigned)));
-    LONGSPEC_CUDA_TRY(cudaMemset(ctx_.splitk_counters, 0, kCounters * sizeof(unsigned)));
+    LONGSPEC_ASSIGN_OR_RETURN(splitk_partials_, Allocate(kFloats * sizeof(float)));
+    LONGSPEC_ASSIGN_OR_RETURN(splitk_counters_, Allocate(kCounters * sizeof(unsigned)));
+    LONGSPEC_CUDA_TRY(cudaMemset(splitk_counters_->data(), 0, kCounters * sizeof(unsigned)));
+    ctx_.splitk_partials = static_cast<float*>(splitk_partials_->data());
+    ctx_.splitk_counters = static_cast<unsigned*>(splitk_counters_->data());
     ctx_.splitk_partial_floats = kFloats;
     ctx_.splitk_counter_count = kCounters;
     return Status::OK();
@@ -491,6 +491,7 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_;
   std::string device_name_;
   LaunchContext ctx_;
+  std::unique_ptr<DeviceBuffer> splitk_partials_, splitk_counters_;  // ctx_.splitk_* point into them
   Status status_;
   bool graphs_enabled_ = true;
 };

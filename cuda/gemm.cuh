@@ -392,10 +392,13 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
   const int columns = GemmPaddedTiles(p.N) / S::kTiles;
   const int col_begin = group * p.columns_per_block, col_end = min(columns, col_begin + p.columns_per_block);
   int r_begin = 0, r_end = rounds;
+  // kSplitK: this tile's chunk partials in the workspace, and this thread's output among them.
+  float* tile_partials = nullptr;
   if constexpr (WALK == SplitKWalk::kSplitK) {
     const int per = (rounds + gridDim.z - 1) / gridDim.z;
     r_begin = blockIdx.z * per;
     r_end = min(rounds, r_begin + per);
+    tile_partials = p.k_partials + int64_t(blockIdx.x) * chunks * kTileOutputs + warp * S::kCols + lane;
   }
   // Items: rounds of one column block, or (kColumns) column blocks of one round.
   const int n_items = WALK == SplitKWalk::kColumns ? col_end - col_begin : r_end - r_begin;
@@ -532,11 +535,10 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
     __syncthreads();  // the item's partials are in shared memory
     const int n = chunks - r * CW;  // the last round may hold fewer than CW chunks
     if constexpr (WALK == SplitKWalk::kSplitK) {
-      float* tile_partials = p.k_partials + int64_t(blockIdx.x) * chunks * kTileOutputs;
       if (row < p.M) {
 #pragma unroll
         for (int j = 0; j < CW; ++j)
-          if (j < n) tile_partials[int64_t(r * CW + j) * kTileOutputs + row * S::kCols + cl] = partial[(j * p.M + row) * S::kPartialLd + cl];
+          if (j < n) tile_partials[int64_t(r * CW + j) * kTileOutputs] = partial[(j * p.M + row) * S::kPartialLd + cl];
       }
     } else {
       if (row < p.M) {
@@ -574,9 +576,8 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
     __syncthreads();
     if (!is_last) return;
     __threadfence();
-    const float* tile_partials = p.k_partials + int64_t(tile) * chunks * kTileOutputs;
     if (row < p.M) {
-      for (int c = 0; c < chunks; ++c) total += __ldcg(tile_partials + int64_t(c) * kTileOutputs + row * S::kCols + cl);
+      for (int c = 0; c < chunks; ++c) total += __ldcg(tile_partials + int64_t(c) * kTileOutputs);
     }
     finish_column(col_begin);
   }
