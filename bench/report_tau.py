@@ -23,7 +23,13 @@ def main() -> int:
     runs = {}
     for item in a.runs:
         label, path = item.split("=", 1)
-        runs[label] = json.load(open(path))
+        run = json.load(open(path))
+        # A run of both task shapes (eval-draft --task both) becomes one line per task.
+        tasks = sorted({r.get("task", "continuation") for r in run["rows"]})
+        if len(tasks) == 1:
+            runs[label] = run
+        for task in tasks if len(tasks) > 1 else []:
+            runs[f"{label}, {task}"] = {**run, "rows": [r for r in run["rows"] if r.get("task", "continuation") == task]}
     contexts = sorted({r["context"] for run in runs.values() for r in run["rows"]})
     trees = sorted({",".join(map(str, r["tree"])) for run in runs.values() for r in run["rows"]})
     lines = [f"# {a.title or a.name}", ""]

@@ -138,6 +138,10 @@ def add_eval_parser(sub) -> None:
                         "tables inflate tau); names come from data_manifest.json")
     p.add_argument("--include", default="",
                    help="comma-separated name fragments: keep only documents containing one (e.g. 'stdlib/')")
+    p.add_argument("--task", default="continuation", choices=("continuation", "instruction", "both"),
+                   help="continuation: the document's first tokens, raw (LCC-like); instruction: the document "
+                        "and an instruction in one user turn of the chat template (summarise / explain this "
+                        "code); both: each")
     p.add_argument("--out", default=None, help="write the results JSON here")
     p.set_defaults(func=cmd_eval)
 
@@ -158,28 +162,62 @@ def heldout_documents(data_dir: str, exclude: list[str], include: list[str] | No
     return keep
 
 
+# Held-out documents whose names end like source files get the code instruction.
+CODE_SUFFIXES = (".py", ".pyi", ".go", ".rs", ".c", ".h", ".cc", ".cpp", ".hpp", ".js", ".ts", ".rb", ".pl", ".pm",
+                 ".java", ".sh")
+INSTRUCTIONS = {"code": "Explain what this code does, part by part.", "prose": "Summarise this document."}
+
+
+def instruction_for(name: str) -> str:
+    return INSTRUCTIONS["code" if name.lower().endswith(CODE_SUFFIXES) else "prose"]
+
+
+def instruction_prompt(tokenizer, doc: np.ndarray, ctx: int, instruction: str) -> list[int]:
+    """LongBench's instruction shape: one user turn of the chat template holding the start of the
+    document's text, then the instruction; at most `ctx` tokens (the document is cut to fit, the
+    template and the instruction never are)."""
+    n = min(ctx, len(doc))
+    for _ in range(8):
+        text = tokenizer.decode(doc[:n].tolist())
+        ids = tokenizer.apply_chat_template([{"role": "user", "content": f"{text}\n\n{instruction}"}])
+        if len(ids) <= ctx:
+            return ids
+        n -= len(ids) - ctx + 4  # re-encoding the cut text may merge a few tokens differently
+        if n <= 0:
+            break
+    raise ValueError(f"instruction prompt: the chat template and instruction alone exceed {ctx} tokens")
+
+
 def evaluate_tau(engine, docs: list[tuple[str, np.ndarray]], contexts: list[int], trees: list[list[int]],
-                 n_docs: int, new_tokens: int) -> list[dict]:
-    """Greedy speculative generation after the first `ctx` tokens of each held-out document; tau is
-    tokens produced per round, pooled over the documents."""
+                 n_docs: int, new_tokens: int, task: str = "continuation") -> list[dict]:
+    """Greedy speculative generation from each held-out document's prompt of `ctx` tokens (the raw
+    first tokens, or, for task "instruction", the document and an instruction through the chat
+    template: `engine` needs its tokenizer); tau is tokens produced per round, pooled over the
+    documents. Continuations ignore EOS (a document goes on); answers to an instruction stop at it."""
     limit = engine.target_info["max_position"]
     rows = []
     for ctx in contexts:
         ctx = min(ctx, limit - new_tokens)
         usable = [(n, d) for n, d in docs if len(d) >= ctx][:n_docs]
+        if task == "instruction":
+            prompts = [instruction_prompt(engine.tokenizer, d, ctx, instruction_for(n)) for n, d in usable]
+        else:
+            prompts = [d[:ctx].tolist() for _, d in usable]
         for tree in trees:
             per_doc, rounds, produced, spec_time = [], 0, 0, 0.0
-            for name, d in usable:
-                out = engine.generate(d[:ctx].tolist(), max_new_tokens=new_tokens, ignore_eos=True, tree=tree)
+            for (name, _), prompt in zip(usable, prompts):
+                out = engine.generate(prompt, max_new_tokens=new_tokens, ignore_eos=task != "instruction", tree=tree)
                 s = out.stats
                 made = sum(k * n for k, n in enumerate(s["accepted_histogram"]))
                 rounds += s["rounds"]
                 produced += made
                 spec_time += s["decode_s"]
-                per_doc.append({"doc": name, "tau": made / max(1, s["rounds"]), "rounds": s["rounds"]})
+                per_doc.append({"doc": name, "tau": made / max(1, s["rounds"]), "rounds": s["rounds"],
+                                "prompt_tokens": len(prompt), "new_tokens": made})
             if usable:
-                rows.append({"context": ctx, "tree": tree, "docs": len(usable), "tau": produced / max(1, rounds),
-                             "per_doc": per_doc, "rounds": rounds, "decode_s": spec_time})
+                rows.append({"task": task, "context": ctx, "tree": tree, "docs": len(usable),
+                             "tau": produced / max(1, rounds), "per_doc": per_doc, "rounds": rounds,
+                             "decode_s": spec_time})
     return rows
 
 
@@ -189,15 +227,17 @@ def cmd_eval(args) -> int:
     trees = [_ints(t) for t in args.trees.split(";") if t.strip()]
     docs = heldout_documents(args.data, [x for x in args.exclude.split(",") if x],
                              [x for x in args.include.split(",") if x])
-    eng = Engine(args.target, draft=args.draft, device=args.device, num_threads=args.threads, tokenizer=False,
-                 prefill_chunk=512)
+    tasks = ["continuation", "instruction"] if args.task == "both" else [args.task]
+    eng = Engine(args.target, draft=args.draft, device=args.device, num_threads=args.threads,
+                 tokenizer="instruction" in tasks, prefill_chunk=512)
     t0 = time.time()
-    rows = evaluate_tau(eng, docs, args.contexts, trees, args.docs, args.new_tokens)
+    rows = [r for task in tasks for r in evaluate_tau(eng, docs, args.contexts, trees, args.docs, args.new_tokens, task)]
     result = {"target": args.target, "draft": args.draft, "device": eng.device, "rows": rows,
+              "instructions": INSTRUCTIONS if "instruction" in tasks else None,
               "seconds": round(time.time() - t0, 1)}
-    print(f"{'context':>8} {'tree':>20} {'docs':>5} {'tau':>6}")
+    print(f"{'task':>12} {'context':>8} {'tree':>20} {'docs':>5} {'tau':>6}")
     for r in rows:
-        print(f"{r['context']:>8} {','.join(map(str, r['tree'])):>20} {r['docs']:>5} {r['tau']:>6.2f}")
+        print(f"{r['task']:>12} {r['context']:>8} {','.join(map(str, r['tree'])):>20} {r['docs']:>5} {r['tau']:>6.2f}")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=2)
