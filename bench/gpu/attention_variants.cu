@@ -5,7 +5,8 @@
 // attention.cuh makes every variant give the same bits). Not part of the library: it exists to
 // choose the launcher's rules from measurements.
 //
-//   nvcc -O3 -std=c++17 -arch=sm_90a -I cuda bench/gpu/attention_variants.cu -o /tmp/attention_variants
+//   nvcc -O3 -std=c++17 --expt-relaxed-constexpr -arch=sm_90a -I cuda bench/gpu/attention_variants.cu \
+//       -o /tmp/attention_variants
 //   /tmp/attention_variants [rows]        (default: 69)
 #include <cuda_runtime.h>
 
@@ -17,29 +18,11 @@
 #include <vector>
 
 #include "attention_finish.cuh"
+#include "explorer_util.cuh"
 
 using namespace longspec::cuda;
 
 namespace {
-
-#define CHECK(x)                                                                              \
-  do {                                                                                        \
-    cudaError_t e_ = (x);                                                                     \
-    if (e_ != cudaSuccess) {                                                                  \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                           \
-    }                                                                                         \
-  } while (0)
-
-__global__ void fill_bf16(__nv_bfloat16* p, size_t n, uint32_t seed) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
-    uint32_t s = uint32_t(i) * 2654435761u ^ seed;
-    s ^= s >> 13;
-    s *= 0x5bd1e995u;
-    s ^= s >> 15;
-    p[i] = __float2bfloat16((int32_t(s >> 8) - (1 << 23)) / float(1 << 23));
-  }
-}
 
 struct Variant {
   std::string name;
@@ -58,11 +41,11 @@ template <int HD, int STATES, int STAGES, int MINB>
 Variant Make() {
   const size_t smem = AttnSmem<HD, 4, STAGES>::Bytes(STATES);
   auto k = attention_prefix_kernel<HD, 4, STATES, STAGES, MINB>;
-  CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  EXPLORER_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   int blocks = 0;
-  CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, k, 128, smem));
+  EXPLORER_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, k, 128, smem));
   cudaFuncAttributes attr;
-  CHECK(cudaFuncGetAttributes(&attr, k));
+  EXPLORER_CHECK(cudaFuncGetAttributes(&attr, k));
   char name[96];
   std::snprintf(name, sizeof(name), "%s stages %d minb %d (%d regs, %zu KB, %d/SM)",
                 STATES == kAttnSplitStates ? "split" : "group", STAGES, MINB, attr.numRegs, smem / 1024, blocks);
@@ -81,28 +64,28 @@ void RunShape(const char* name, int heads, int kv_heads, int ctx, int rows, cons
   const int group = heads / kv_heads;
   const int64_t capacity = ctx;
   __nv_bfloat16 *q, *k, *v, *out;
-  CHECK(cudaMalloc(&q, size_t(rows) * heads * HD * 2));
-  CHECK(cudaMalloc(&k, size_t(kv_heads) * capacity * HD * 2));
-  CHECK(cudaMalloc(&v, size_t(kv_heads) * capacity * HD * 2));
-  CHECK(cudaMalloc(&out, size_t(rows) * heads * HD * 2));
-  fill_bf16<<<1024, 256>>>(q, size_t(rows) * heads * HD, 1u);
-  fill_bf16<<<1024, 256>>>(k, size_t(kv_heads) * capacity * HD, 2u);
-  fill_bf16<<<1024, 256>>>(v, size_t(kv_heads) * capacity * HD, 3u);
+  EXPLORER_CHECK(cudaMalloc(&q, size_t(rows) * heads * HD * 2));
+  EXPLORER_CHECK(cudaMalloc(&k, size_t(kv_heads) * capacity * HD * 2));
+  EXPLORER_CHECK(cudaMalloc(&v, size_t(kv_heads) * capacity * HD * 2));
+  EXPLORER_CHECK(cudaMalloc(&out, size_t(rows) * heads * HD * 2));
+  explorer_fill_bf16<<<1024, 256>>>(q, size_t(rows) * heads * HD, 1u);
+  explorer_fill_bf16<<<1024, 256>>>(k, size_t(kv_heads) * capacity * HD, 2u);
+  explorer_fill_bf16<<<1024, 256>>>(v, size_t(kv_heads) * capacity * HD, 3u);
   // Every row sees the whole context but the last rows, a few keys shorter (a tree's rows share
   // the committed prefix; lengths differ in the real verification only through the tree part).
   std::vector<int32_t> lens(rows);
   for (int r = 0; r < rows; ++r) lens[r] = ctx - (r % 3);
   int32_t* kv_len;
-  CHECK(cudaMalloc(&kv_len, rows * 4));
-  CHECK(cudaMemcpy(kv_len, lens.data(), rows * 4, cudaMemcpyHostToDevice));
+  EXPLORER_CHECK(cudaMalloc(&kv_len, rows * 4));
+  EXPLORER_CHECK(cudaMemcpy(kv_len, lens.data(), rows * 4, cudaMemcpyHostToDevice));
   const int splits = (ctx + kAttnSplit - 1) / kAttnSplit, groups = (ctx + kAttnGroupKeys - 1) / kAttnGroupKeys;
   float* state;
-  CHECK(cudaMalloc(&state, size_t(rows) * heads * splits * StateFloats<HD>() * 4));
+  EXPLORER_CHECK(cudaMalloc(&state, size_t(rows) * heads * splits * StateFloats<HD>() * 4));
   float *lse, *lse_ref;
-  CHECK(cudaMalloc(&lse, size_t(rows) * heads * 4));
-  CHECK(cudaMalloc(&lse_ref, size_t(rows) * heads * 4));
+  EXPLORER_CHECK(cudaMalloc(&lse, size_t(rows) * heads * 4));
+  EXPLORER_CHECK(cudaMalloc(&lse_ref, size_t(rows) * heads * 4));
   __nv_bfloat16* out_ref;
-  CHECK(cudaMalloc(&out_ref, size_t(rows) * heads * HD * 2));
+  EXPLORER_CHECK(cudaMalloc(&out_ref, size_t(rows) * heads * HD * 2));
   const int q_tiles = (rows * group + 63) / 64, per_unit = q_tiles * kv_heads;
   const double flops = 4.0 * rows * heads * double(ctx) * HD;
   const double kv_bytes = 2.0 * kv_heads * double(ctx) * HD * 2;
@@ -110,8 +93,8 @@ void RunShape(const char* name, int heads, int kv_heads, int ctx, int rows, cons
   std::printf("\n## %s (%d/%d heads, d %d), %d rows, context %d: floor %.1f us\n", name, heads, kv_heads, HD, rows, ctx,
               floor_us);
   cudaEvent_t e0, e1;
-  CHECK(cudaEventCreate(&e0));
-  CHECK(cudaEventCreate(&e1));
+  EXPLORER_CHECK(cudaEventCreate(&e0));
+  EXPLORER_CHECK(cudaEventCreate(&e1));
   for (size_t vi = 0; vi < variants.size(); ++vi) {
     const Variant& var = variants[vi];
     for (double fill : {1.0, 2.0}) {  // grid aimed at one wave of resident blocks, or two
@@ -150,33 +133,33 @@ void RunShape(const char* name, int heads, int kv_heads, int ctx, int rows, cons
       f.out = out;
       f.out_stride = p.q_stride;
       f.lse = lse;
-      CHECK(cudaFuncSetAttribute(attention_finish_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+      EXPLORER_CHECK(cudaFuncSetAttribute(attention_finish_kernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                  int(FinishSmemBytes<HD>())));
       auto run = [&]() {
         var.launch(p, grid, var.smem, stream);
         attention_finish_kernel<HD><<<dim3(heads, rows), 32 * kFinishWarps, FinishSmemBytes<HD>(), stream>>>(f);
       };
       run();
-      CHECK(cudaGetLastError());
-      CHECK(cudaStreamSynchronize(stream));
+      EXPLORER_CHECK(cudaGetLastError());
+      EXPLORER_CHECK(cudaStreamSynchronize(stream));
       if (vi == 0 && fill == 1.0) {
-        CHECK(cudaMemcpy(out_ref, out, size_t(rows) * heads * HD * 2, cudaMemcpyDeviceToDevice));
-        CHECK(cudaMemcpy(lse_ref, lse, size_t(rows) * heads * 4, cudaMemcpyDeviceToDevice));
+        EXPLORER_CHECK(cudaMemcpy(out_ref, out, size_t(rows) * heads * HD * 2, cudaMemcpyDeviceToDevice));
+        EXPLORER_CHECK(cudaMemcpy(lse_ref, lse, size_t(rows) * heads * 4, cudaMemcpyDeviceToDevice));
       }
       std::vector<char> a(size_t(rows) * heads * HD * 2), b(a.size()), la(size_t(rows) * heads * 4), lb(la.size());
-      CHECK(cudaMemcpy(a.data(), out, a.size(), cudaMemcpyDeviceToHost));
-      CHECK(cudaMemcpy(b.data(), out_ref, b.size(), cudaMemcpyDeviceToHost));
-      CHECK(cudaMemcpy(la.data(), lse, la.size(), cudaMemcpyDeviceToHost));
-      CHECK(cudaMemcpy(lb.data(), lse_ref, lb.size(), cudaMemcpyDeviceToHost));
+      EXPLORER_CHECK(cudaMemcpy(a.data(), out, a.size(), cudaMemcpyDeviceToHost));
+      EXPLORER_CHECK(cudaMemcpy(b.data(), out_ref, b.size(), cudaMemcpyDeviceToHost));
+      EXPLORER_CHECK(cudaMemcpy(la.data(), lse, la.size(), cudaMemcpyDeviceToHost));
+      EXPLORER_CHECK(cudaMemcpy(lb.data(), lse_ref, lb.size(), cudaMemcpyDeviceToHost));
       const bool same = a == b && la == lb;
       const int iters = 30;
       for (int i = 0; i < 3; ++i) run();
-      CHECK(cudaEventRecord(e0, stream));
+      EXPLORER_CHECK(cudaEventRecord(e0, stream));
       for (int i = 0; i < iters; ++i) run();
-      CHECK(cudaEventRecord(e1, stream));
-      CHECK(cudaEventSynchronize(e1));
+      EXPLORER_CHECK(cudaEventRecord(e1, stream));
+      EXPLORER_CHECK(cudaEventSynchronize(e1));
       float ms = 0;
-      CHECK(cudaEventElapsedTime(&ms, e0, e1));
+      EXPLORER_CHECK(cudaEventElapsedTime(&ms, e0, e1));
       const double us = ms * 1e3 / iters;
       std::printf("%-52s wave x%.0f grid %3dx%dx%-3d %8.2f us  %5.2fx floor  %s\n", var.name.c_str(), fill, grid.x,
                   grid.y, grid.z, us, us / floor_us, same ? "bits equal" : "BITS DIFFER");
@@ -184,7 +167,7 @@ void RunShape(const char* name, int heads, int kv_heads, int ctx, int rows, cons
   }
   for (void* ptr : {(void*)q, (void*)k, (void*)v, (void*)out, (void*)kv_len, (void*)state, (void*)lse, (void*)lse_ref,
                     (void*)out_ref})
-    CHECK(cudaFree(ptr));
+    EXPLORER_CHECK(cudaFree(ptr));
 }
 
 }  // namespace
@@ -192,10 +175,10 @@ void RunShape(const char* name, int heads, int kv_heads, int ctx, int rows, cons
 int main(int argc, char** argv) {
   const int rows = argc > 1 ? std::atoi(argv[1]) : 69;
   cudaDeviceProp prop;
-  CHECK(cudaGetDeviceProperties(&prop, 0));
+  EXPLORER_CHECK(cudaGetDeviceProperties(&prop, 0));
   std::printf("# %s, %d SMs\n", prop.name, prop.multiProcessorCount);
   cudaStream_t stream;
-  CHECK(cudaStreamCreate(&stream));
+  EXPLORER_CHECK(cudaStreamCreate(&stream));
   const int sms = prop.multiProcessorCount;
   // The first variant of each head dim is today's launcher choice family (default stages).
   const std::vector<Variant> v64 = {

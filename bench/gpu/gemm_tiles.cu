@@ -15,29 +15,11 @@
 #include <vector>
 
 #include "gemm.cuh"
+#include "explorer_util.cuh"
 
 using namespace longspec::cuda;
 
 namespace {
-
-#define CHECK(x)                                                                          \
-  do {                                                                                    \
-    cudaError_t e_ = (x);                                                                 \
-    if (e_ != cudaSuccess) {                                                              \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                       \
-    }                                                                                     \
-  } while (0)
-
-__global__ void fill_bf16(__nv_bfloat16* p, size_t n, uint32_t seed) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
-    uint32_t s = uint32_t(i) * 2654435761u ^ seed;
-    s ^= s >> 13;
-    s *= 0x5bd1e995u;
-    s ^= s >> 15;
-    p[i] = __float2bfloat16((int32_t(s >> 8) - (1 << 23)) / float(1 << 23));
-  }
-}
 
 struct Shape {
   const char* name;
@@ -62,8 +44,8 @@ int LaunchTile(const GemmParams& p, cudaStream_t s) {
 template <int WM, int WNW, int MT, int WN, int ST>
 Candidate Make() {
   using T = GemmTile<WM, WNW, MT, WN, ST>;
-  CHECK(cudaFuncSetAttribute(gemm_bf16_kernel<T, GemmEpilogue::kStoreF32>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             int(T::kSmemBytes)));
+  EXPLORER_CHECK(cudaFuncSetAttribute(gemm_bf16_kernel<T, GemmEpilogue::kStoreF32>,
+                                      cudaFuncAttributeMaxDynamicSharedMemorySize, int(T::kSmemBytes)));
   char name[96];
   std::snprintf(name, sizeof(name), "<%d,%d,%d,%d,%d> %dx%d %dw %zuKB", WM, WNW, MT, WN, ST, T::kBM, T::kBN,
                 WM * WNW, T::kSmemBytes / 1024);
@@ -77,13 +59,14 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) rows_list.push_back(std::atoi(argv[i]));
   if (rows_list.empty()) rows_list.push_back(69);
   cudaDeviceProp prop;
-  CHECK(cudaGetDeviceProperties(&prop, 0));
+  EXPLORER_CHECK(cudaGetDeviceProperties(&prop, 0));
   std::printf("# %s, %d SMs\n", prop.name, prop.multiProcessorCount);
 
   const Shape shapes[] = {
       {"llama8b qkv", 6144, 4096},     {"llama8b o", 4096, 4096},          {"llama8b gate_up", 28672, 4096},
-      {"llama8b down", 4096, 14336},   {"llama8b lm_head", 128256, 4096},  {"qwen1.5b qkv", 2048, 1536}, {"qwen1.5b o", 1536, 1536},
-      {"qwen1.5b gate_up", 17920, 1536}, {"qwen1.5b down", 1536, 8960},    {"qwen1.5b lm_head", 151936, 1536},
+      {"llama8b down", 4096, 14336},   {"llama8b lm_head", 128256, 4096},  {"qwen1.5b qkv", 2048, 1536},
+      {"qwen1.5b o", 1536, 1536},      {"qwen1.5b gate_up", 17920, 1536},  {"qwen1.5b down", 1536, 8960},
+      {"qwen1.5b lm_head", 151936, 1536},
       {"qwen0.5b gate_up", 9728, 896}, {"qwen0.5b lm_head", 151936, 896},  {"smollm2 lm_head", 49152, 576},
   };
   const bool narrow = std::getenv("NARROW") != nullptr;  // NARROW=1: pipeline depths of the thin tiles
@@ -99,26 +82,26 @@ int main(int argc, char** argv) {
   };
 
   cudaStream_t stream;
-  CHECK(cudaStreamCreate(&stream));
+  EXPLORER_CHECK(cudaStreamCreate(&stream));
   cudaEvent_t e0, e1;
-  CHECK(cudaEventCreate(&e0));
-  CHECK(cudaEventCreate(&e1));
+  EXPLORER_CHECK(cudaEventCreate(&e0));
+  EXPLORER_CHECK(cudaEventCreate(&e1));
   for (const Shape& sh : shapes) {
     if (narrow && sh.n >= 6144) continue;
     const size_t w_elems = size_t(GemmPaddedTiles(sh.n)) * 8 * GemmKTiles(sh.k) * 64;
     // Enough weight copies to exceed the 50 MB L2 several times over.
     const int copies = int(std::max<size_t>(1, (400u << 20) / (w_elems * 2)));
     __nv_bfloat16* w = nullptr;
-    CHECK(cudaMalloc(&w, w_elems * 2 * copies));
-    fill_bf16<<<1024, 256>>>(w, w_elems * copies, 7u);
+    EXPLORER_CHECK(cudaMalloc(&w, w_elems * 2 * copies));
+    explorer_fill_bf16<<<1024, 256>>>(w, w_elems * copies, 7u);
     for (int m : rows_list) {
       __nv_bfloat16* x = nullptr;
       float* out = nullptr;
       float* ref = nullptr;
-      CHECK(cudaMalloc(&x, size_t(m) * sh.k * 2));
-      CHECK(cudaMalloc(&out, size_t(m) * sh.n * 4));
-      CHECK(cudaMalloc(&ref, size_t(m) * sh.n * 4));
-      fill_bf16<<<256, 256>>>(x, size_t(m) * sh.k, 11u + m);
+      EXPLORER_CHECK(cudaMalloc(&x, size_t(m) * sh.k * 2));
+      EXPLORER_CHECK(cudaMalloc(&out, size_t(m) * sh.n * 4));
+      EXPLORER_CHECK(cudaMalloc(&ref, size_t(m) * sh.n * 4));
+      explorer_fill_bf16<<<256, 256>>>(x, size_t(m) * sh.k, 11u + m);
       const double bytes = double(sh.n) * sh.k * 2 + double(m) * sh.k * 2 + double(m) * sh.n * 4;
       const double floor_us = bytes / 4.42e12 * 1e6;
       std::printf("\n## %s %dx%d, %d rows: floor %.1f us (bytes / 4.42 TB/s)\n", sh.name, sh.n, sh.k, m, floor_us);
@@ -133,40 +116,40 @@ int main(int argc, char** argv) {
         p.out_stride = sh.n;
         p.out = out;
         p.w = w;
-        CHECK(cudaMemsetAsync(out, 0xff, size_t(m) * sh.n * 4, stream));
+        EXPLORER_CHECK(cudaMemsetAsync(out, 0xff, size_t(m) * sh.n * 4, stream));
         const int blocks = c.launch(p, stream);
-        CHECK(cudaGetLastError());
-        CHECK(cudaStreamSynchronize(stream));
+        EXPLORER_CHECK(cudaGetLastError());
+        EXPLORER_CHECK(cudaStreamSynchronize(stream));
         if (ci == 0) {
-          CHECK(cudaMemcpy(ref, out, size_t(m) * sh.n * 4, cudaMemcpyDeviceToDevice));
+          EXPLORER_CHECK(cudaMemcpy(ref, out, size_t(m) * sh.n * 4, cudaMemcpyDeviceToDevice));
         }
         std::vector<float> a(size_t(m) * sh.n), b(size_t(m) * sh.n);
-        CHECK(cudaMemcpy(a.data(), out, a.size() * 4, cudaMemcpyDeviceToHost));
-        CHECK(cudaMemcpy(b.data(), ref, b.size() * 4, cudaMemcpyDeviceToHost));
+        EXPLORER_CHECK(cudaMemcpy(a.data(), out, a.size() * 4, cudaMemcpyDeviceToHost));
+        EXPLORER_CHECK(cudaMemcpy(b.data(), ref, b.size() * 4, cudaMemcpyDeviceToHost));
         const bool same = std::memcmp(a.data(), b.data(), a.size() * 4) == 0;
         const int iters = 60;
         for (int i = 0; i < 5; ++i) {
           p.w = w + (i % copies) * w_elems;
           c.launch(p, stream);
         }
-        CHECK(cudaEventRecord(e0, stream));
+        EXPLORER_CHECK(cudaEventRecord(e0, stream));
         for (int i = 0; i < iters; ++i) {
           p.w = w + (i % copies) * w_elems;
           c.launch(p, stream);
         }
-        CHECK(cudaEventRecord(e1, stream));
-        CHECK(cudaEventSynchronize(e1));
+        EXPLORER_CHECK(cudaEventRecord(e1, stream));
+        EXPLORER_CHECK(cudaEventSynchronize(e1));
         float ms = 0;
-        CHECK(cudaEventElapsedTime(&ms, e0, e1));
+        EXPLORER_CHECK(cudaEventElapsedTime(&ms, e0, e1));
         const double us = ms * 1e3 / iters;
         std::printf("%-34s blocks %6d  %8.2f us  %5.2fx floor  %s\n", c.name.c_str(), blocks, us, us / floor_us,
                     same ? "bits equal" : "BITS DIFFER");
       }
-      CHECK(cudaFree(x));
-      CHECK(cudaFree(out));
-      CHECK(cudaFree(ref));
+      EXPLORER_CHECK(cudaFree(x));
+      EXPLORER_CHECK(cudaFree(out));
+      EXPLORER_CHECK(cudaFree(ref));
     }
-    CHECK(cudaFree(w));
+    EXPLORER_CHECK(cudaFree(w));
   }
   return 0;
 }
