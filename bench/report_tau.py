@@ -28,7 +28,8 @@ def main() -> int:
         tasks = sorted({r.get("task", "continuation") for r in run["rows"]})
         if len(tasks) == 1:
             runs[label] = run
-        for task in tasks if len(tasks) > 1 else []:
+            continue
+        for task in tasks:
             runs[f"{label}, {task}"] = {**run, "rows": [r for r in run["rows"] if r.get("task", "continuation") == task]}
     contexts = sorted({r["context"] for run in runs.values() for r in run["rows"]})
     trees = sorted({",".join(map(str, r["tree"])) for run in runs.values() for r in run["rows"]})

@@ -18,11 +18,11 @@ namespace {
 // 48-row tiles (Llama-8B down at 32 rows: 104 -> 76 us; logs/gemm_tiles_narrow_2026-11-30.txt).
 using TileNarrow48 = GemmTile<1, 2, 3, 2, 12>;    // 48 x 32, 2 warps
 using TileNarrow = GemmTile<1, 2, 5, 2, 12>;      // 80 x 32, 2 warps
-using TileWide32 = GemmTile<1, 4, 2, 4, 6>;       // 32 x 128, 4 warps
+using Tile32x128 = GemmTile<1, 4, 2, 4, 6>;       // 32 x 128, 4 warps: wide weights up to 32 rows,
+                                                  // narrow ones over 81..128 rows (four row blocks)
 using TileWide80 = GemmTile<1, 4, 5, 2, 4>;       // 80 x 64, 4 warps
 using TileWide80Deep = GemmTile<1, 8, 5, 4, 3>;   // 80 x 256, 8 warps (many columns, long K)
 using TileWide128 = GemmTile<1, 4, 8, 2, 4>;      // 128 x 64, 4 warps
-using TileNarrow128 = GemmTile<1, 4, 2, 4, 6>;    // 32 x 128, 4 warps (four row blocks)
 using TilePrefill = GemmTile<2, 4, 4, 4, 3>;      // 128 x 128, 8 warps
 constexpr int kGemmWideColumns = 6144;
 using SplitK = GemmSplitK<4>;                  // 32 columns, four warps per n8 tile, up to 16 rows
@@ -108,14 +108,17 @@ cudaError_t LaunchEpilogue(const LaunchContext& ctx, const GemmParams& p) {
                      (!wide && SplitK::Rounds(p.K) == 1 && slice_tiles <= 16 * ctx.num_sms))) {
     return LaunchSplitK<EP>(ctx, p);
   }
-  if (p.M <= 32) return wide ? LaunchTile<TileWide32, EP>(ctx, p) : LaunchTile<TileNarrow48, EP>(ctx, p);
-  if (p.M <= 48 && !wide) return LaunchTile<TileNarrow48, EP>(ctx, p);
+  if (p.M <= 128 && !wide) {
+    if (p.M <= 48) return LaunchTile<TileNarrow48, EP>(ctx, p);
+    if (p.M <= 80) return LaunchTile<TileNarrow, EP>(ctx, p);
+    return LaunchTile<Tile32x128, EP>(ctx, p);
+  }
+  if (p.M <= 32) return LaunchTile<Tile32x128, EP>(ctx, p);
   if (p.M <= 80) {
-    if (!wide) return LaunchTile<TileNarrow, EP>(ctx, p);
     if (p.N >= 128 * ctx.num_sms && p.K >= 4096) return LaunchTile<TileWide80Deep, EP>(ctx, p);
     return LaunchTile<TileWide80, EP>(ctx, p);
   }
-  if (p.M <= 128) return wide ? LaunchTile<TileWide128, EP>(ctx, p) : LaunchTile<TileNarrow128, EP>(ctx, p);
+  if (p.M <= 128) return LaunchTile<TileWide128, EP>(ctx, p);
   return LaunchTile<TilePrefill, EP>(ctx, p);
 }
 
@@ -126,11 +129,10 @@ cudaError_t PrepareEpilogue() {
                         PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kSplitK>, SplitK::kSmemMax),
                         PrepareKernel(gemm_bf16_kernel<TileNarrow48, EP>, TileNarrow48::kSmemBytes),
                         PrepareKernel(gemm_bf16_kernel<TileNarrow, EP>, TileNarrow::kSmemBytes),
-                        PrepareKernel(gemm_bf16_kernel<TileWide32, EP>, TileWide32::kSmemBytes),
+                        PrepareKernel(gemm_bf16_kernel<Tile32x128, EP>, Tile32x128::kSmemBytes),
                         PrepareKernel(gemm_bf16_kernel<TileWide80, EP>, TileWide80::kSmemBytes),
                         PrepareKernel(gemm_bf16_kernel<TileWide80Deep, EP>, TileWide80Deep::kSmemBytes),
                         PrepareKernel(gemm_bf16_kernel<TileWide128, EP>, TileWide128::kSmemBytes),
-                        PrepareKernel(gemm_bf16_kernel<TileNarrow128, EP>, TileNarrow128::kSmemBytes),
                         PrepareKernel(gemm_bf16_kernel<TilePrefill, EP>, TilePrefill::kSmemBytes)}) {
     if (e != cudaSuccess) return e;
   }

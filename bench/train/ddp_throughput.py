@@ -24,6 +24,8 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+from gpu_train import train_launcher  # noqa: E402  (a sibling script, not a package)
 
 
 def synthetic_data(path: str, vocab: int, seq_len: int, rows: int, seed: int = 0) -> None:
@@ -34,14 +36,11 @@ def synthetic_data(path: str, vocab: int, seq_len: int, rows: int, seed: int = 0
 
 
 def run(target: str, data: str, out: str, gpus: int, steps: int, batch: int, seq_len: int, extra: list[str]) -> dict:
-    launcher = [sys.executable, "-m", "longspec"] if gpus == 1 else [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(gpus), "-m", "longspec"]
-    cmd = launcher + ["train-draft", "--target", target, "--data", data, "--out", out, "--stage1-steps", str(steps),
+    cmd = train_launcher(gpus) + ["train-draft", "--target", target, "--data", data, "--out", out, "--stage1-steps", str(steps),
                       "--stage2-steps", "0", "--batch-size", str(batch), "--seq-len", str(seq_len),
                       "--save-every", "0", "--no-resume"] + extra
-    env = dict(os.environ, NCCL_NVLS_ENABLE="0")
     t0 = time.time()
-    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     wall = time.time() - t0
     log = [r for r in map(json.loads, open(os.path.join(out, "train_log.jsonl"))) if "elapsed_s" in r]
     first, last = log[1], log[-1]  # log[0] includes start-up and compilation of the first steps

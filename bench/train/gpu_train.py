@@ -31,6 +31,15 @@ def join_model(name: str) -> str:
     return dest
 
 
+def train_launcher(gpus: int) -> list[str]:
+    """The command prefix of `longspec train-draft` on `gpus` GPUs (torchrun, one process per GPU,
+    when more than one; train-draft itself turns NVLink multicast off for NCCL)."""
+    if gpus <= 1:
+        return [sys.executable, "-m", "longspec"]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(gpus), "-m",
+            "longspec"]
+
+
 def send_in_pieces(path: str, dest: str, piece: int = 15 * 1024 * 1024) -> None:
     """Copies path into dest whole when it fits one piece, else as NAME.part00, NAME.part01, ...
     (cat NAME.part* > NAME rejoins them)."""
@@ -63,8 +72,7 @@ def main() -> int:
     a = ap.parse_args()
     target = join_model(a.model)
     extra = [x for x in a.rest if x != "--"]
-    launcher = [sys.executable, "-m", "longspec"] if a.gpus <= 1 else [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(a.gpus), "-m", "longspec"]
+    launcher = train_launcher(a.gpus)
     flag = "--stage1-steps" if a.stage == 1 else "--stage2-steps"
     other = "--stage2-steps" if a.stage == 1 else "--stage1-steps"
     steps = a.steps
