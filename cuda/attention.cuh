@@ -351,18 +351,23 @@ __global__ void __launch_bounds__(32 * WARPS, MIN_BLOCKS) attention_prefix_kerne
     float alpha[2], m_use[2];
 #pragma unroll
     for (int hrow = 0; hrow < 2; ++hrow) {
-      float mc = -INFINITY;
+      if (masked) {
 #pragma unroll
-      for (int j = 0; j < kNT; ++j)
+        for (int j = 0; j < kNT; ++j)
 #pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          float x = s[j][hrow * 2 + e];
-          if (masked) {
-            x = c0 + j * 8 + 2 * t + e < len_mine[hrow] ? x : -INFINITY;
-            s[j][hrow * 2 + e] = x;
-          }
-          mc = fmaxf(mc, x);  // no NaN here: one instruction, the same max
-        }
+          for (int e = 0; e < 2; ++e)
+            if (c0 + j * 8 + 2 * t + e >= len_mine[hrow]) s[j][hrow * 2 + e] = -INFINITY;
+      }
+      // The max as a tree (a max is exact in any order, and there is no NaN here): a chain of
+      // kNT * 2 dependent instructions becomes log2 of that.
+      float mx[kNT];
+#pragma unroll
+      for (int j = 0; j < kNT; ++j) mx[j] = fmaxf(s[j][hrow * 2], s[j][hrow * 2 + 1]);
+#pragma unroll
+      for (int w = kNT / 2; w >= 1; w /= 2)
+#pragma unroll
+        for (int j = 0; j < w; ++j) mx[j] = fmaxf(mx[j], mx[j + w]);
+      float mc = mx[0];
       mc = fmaxf(mc, __shfl_xor_sync(0xffffffffu, mc, 1));
       mc = fmaxf(mc, __shfl_xor_sync(0xffffffffu, mc, 2));
       if (mc == -INFINITY) {  // no visible key in this chunk: the state must not move at all

@@ -19,7 +19,7 @@
     }                                                                                         \
   } while (0)
 
-__global__ inline void explorer_fill_bf16(__nv_bfloat16* p, size_t n, uint32_t seed) {
+static __global__ void explorer_fill_bf16(__nv_bfloat16* p, size_t n, uint32_t seed) {
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
     uint32_t s = uint32_t(i) * 2654435761u ^ seed;
     s ^= s >> 13;

@@ -4,8 +4,9 @@
 // tiling give the same bits, so any difference is a bug). Not part of the library: it exists to
 // choose the launcher's tile table from measurements.
 //
-//   nvcc -O3 -std=c++17 -arch=sm_90a -I cuda bench/gpu/gemm_tiles.cu -o /tmp/gemm_tiles
-//   [NARROW=1] /tmp/gemm_tiles [rows...]   (default: 69; NARROW=1: deeper pipelines of the thin tiles)
+//   nvcc -O3 -std=c++17 -gencode arch=compute_90a,code=sm_90a -I cuda -I bench/gpu bench/gpu/gemm_tiles.cu -o /tmp/gemm_tiles
+//   [NARROW=1 | WGMMA=1] /tmp/gemm_tiles [rows...]   (default: 69; NARROW=1: deeper pipelines of the
+//   thin tiles; WGMMA=1: the warpgroup-MMA candidate (gemm_wgmma_candidate.cuh) beside the wide tiles)
 #include <cuda_runtime.h>
 
 #include <cstdio>
@@ -14,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "gemm.cuh"
+#include "gemm_wgmma_candidate.cuh"
 #include "explorer_util.cuh"
 
 using namespace longspec::cuda;
@@ -52,6 +53,26 @@ Candidate Make() {
   return Candidate{name, &LaunchTile<T>, T::kSmemBytes, T::kBM};
 }
 
+template <class T>
+int LaunchWg(const GemmParams& p, cudaStream_t s) {
+  const dim3 grid((p.N + T::kBN - 1) / T::kBN, (p.M + T::kNX - 1) / T::kNX);
+  gemm_bf16_wgmma_kernel<T, GemmEpilogue::kStoreF32><<<grid, T::kThreads, T::kSmemBytes, s>>>(p);
+  return int(grid.x * grid.y);
+}
+
+template <int NX, int WGS>
+Candidate MakeWg() {
+  using T = GemmWgTile<NX, WGS>;
+  EXPLORER_CHECK(cudaFuncSetAttribute(gemm_bf16_wgmma_kernel<T, GemmEpilogue::kStoreF32>,
+                                      cudaFuncAttributeMaxDynamicSharedMemorySize, int(T::kSmemBytes)));
+  cudaFuncAttributes attr;
+  EXPLORER_CHECK(cudaFuncGetAttributes(&attr, gemm_bf16_wgmma_kernel<T, GemmEpilogue::kStoreF32>));
+  char name[96];
+  std::snprintf(name, sizeof(name), "wgmma %dx%d %dwg %zuKB %dregs", NX, T::kBN, WGS, T::kSmemBytes / 1024,
+                attr.numRegs);
+  return Candidate{name, &LaunchWg<T>, T::kSmemBytes, NX};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -70,8 +91,12 @@ int main(int argc, char** argv) {
       {"qwen0.5b gate_up", 9728, 896}, {"qwen0.5b lm_head", 151936, 896},  {"smollm2 lm_head", 49152, 576},
   };
   const bool narrow = std::getenv("NARROW") != nullptr;  // NARROW=1: pipeline depths of the thin tiles
+  const bool wg = std::getenv("WGMMA") != nullptr;        // WGMMA=1: warpgroup MMA beside the wide tiles
   // The first candidate is the reference; the others are measured against it.
-  std::vector<Candidate> cands = narrow ? std::vector<Candidate>{
+  std::vector<Candidate> cands = wg ? std::vector<Candidate>{
+      Make<1, 8, 5, 4, 3>(), Make<1, 4, 5, 2, 4>(), Make<1, 4, 2, 4, 6>(), MakeWg<80, 1>(), MakeWg<80, 2>(),
+      MakeWg<48, 1>(), MakeWg<48, 2>(),
+  } : narrow ? std::vector<Candidate>{
       Make<1, 2, 5, 2, 6>(), Make<1, 2, 5, 2, 8>(), Make<1, 2, 5, 2, 10>(), Make<1, 2, 5, 2, 12>(),
       Make<1, 2, 5, 2, 14>(), Make<1, 4, 5, 2, 8>(), Make<1, 2, 3, 2, 12>(), Make<1, 2, 2, 2, 16>(),
   } : std::vector<Candidate>{
@@ -88,6 +113,7 @@ int main(int argc, char** argv) {
   EXPLORER_CHECK(cudaEventCreate(&e1));
   for (const Shape& sh : shapes) {
     if (narrow && sh.n >= 6144) continue;
+    if (wg && sh.n < 6144) continue;
     const size_t w_elems = size_t(GemmPaddedTiles(sh.n)) * 8 * GemmKTiles(sh.k) * 64;
     // Enough weight copies to exceed the 50 MB L2 several times over.
     const int copies = int(std::max<size_t>(1, (400u << 20) / (w_elems * 2)));
@@ -95,6 +121,7 @@ int main(int argc, char** argv) {
     EXPLORER_CHECK(cudaMalloc(&w, w_elems * 2 * copies));
     explorer_fill_bf16<<<1024, 256>>>(w, w_elems * copies, 7u);
     for (int m : rows_list) {
+      if (wg && m > 80) continue;
       __nv_bfloat16* x = nullptr;
       float* out = nullptr;
       float* ref = nullptr;
