@@ -26,7 +26,6 @@ namespace {
 
 struct Variant {
   std::string name;
-  int q_tile;  // packed queries per block
   int states;
   size_t smem;
   int blocks_per_sm;
@@ -51,7 +50,7 @@ Variant Make() {
   std::snprintf(name, sizeof(name), "%s stages %d minb %d (%d regs, %d B spill, %zu KB, %d/SM)",
                 STATES == kAttnSplitStates ? "split" : "group", STAGES, MINB, attr.numRegs,
                 int(attr.localSizeBytes), smem / 1024, blocks);
-  return Variant{name, 64, STATES, smem, std::max(1, blocks), &LaunchPrefix<HD, STATES, STAGES, MINB>};
+  return Variant{name, STATES, smem, std::max(1, blocks), &LaunchPrefix<HD, STATES, STAGES, MINB>};
 }
 
 int UnitStride(int units, int per_unit, int resident) {
@@ -88,6 +87,7 @@ void RunShape(const char* name, int heads, int kv_heads, int ctx, int rows, cons
   EXPLORER_CHECK(cudaMalloc(&lse_ref, size_t(rows) * heads * 4));
   __nv_bfloat16* out_ref;
   EXPLORER_CHECK(cudaMalloc(&out_ref, size_t(rows) * heads * HD * 2));
+  const int q_tiles = (rows * group + 63) / 64, per_unit = q_tiles * kv_heads;
   const double flops = 4.0 * rows * heads * double(ctx) * HD;
   const double kv_bytes = 2.0 * kv_heads * double(ctx) * HD * 2;
   const double floor_us = std::max(kv_bytes / 4.42e12, flops / 790e12) * 1e6;
@@ -98,7 +98,6 @@ void RunShape(const char* name, int heads, int kv_heads, int ctx, int rows, cons
   EXPLORER_CHECK(cudaEventCreate(&e1));
   for (size_t vi = 0; vi < variants.size(); ++vi) {
     const Variant& var = variants[vi];
-    const int q_tiles = (rows * group + var.q_tile - 1) / var.q_tile, per_unit = q_tiles * kv_heads;
     for (double fill : {1.0, 2.0}) {  // grid aimed at one wave of resident blocks, or two
       AttnPrefixParams p;
       p.q = q;

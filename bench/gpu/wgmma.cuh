@@ -1,5 +1,6 @@
-// Hopper warpgroup MMA (wgmma, sm_90a): the wrappers the kernels use, with A in registers and B
-// in shared memory behind a matrix descriptor.
+// Hopper warpgroup MMA (wgmma, sm_90a): wrappers with A in registers and B in shared memory behind
+// a matrix descriptor, for the explorers (wgmma_parity.cu, gemm_wgmma_candidate.cuh). Not part of
+// the library until a kernel there uses it; it moves to cuda/ with that kernel.
 //
 // A warpgroup is four consecutive warps; warp w of it supplies rows 16w..16w+15 of the 64-row A
 // in the mma.m16n8k16 A-fragment layout (ptx.cuh), and receives the same rows of D, n8 tile j in
@@ -16,17 +17,17 @@
 // Bits: every wgmma of a k16 step is checked against the mma.sync chain it replaces on the card
 // (bench/gpu/wgmma_parity.cu): kernels that mix the two must agree bit for bit. On an H200 they do,
 // for K-major and MN-major B at N = 64 and 128 over hard inputs (logs/wgmma_parity_2026-11-30.txt).
-// No library kernel uses these yet: the two candidates built on them (a tree-attention prefix and
-// a weights-in-registers GEMM, bench/gpu/) gave equal bits but ran slower than the mma.sync
-// kernels they would replace (bench/results/gpu_kernel_explorations_2026-11-30.md).
+// The two candidates built on them (a tree-attention prefix and a weights-in-registers GEMM) gave
+// equal bits but ran slower than the mma.sync kernels they would replace
+// (bench/results/gpu_kernel_explorations_2026-11-30.md).
 #pragma once
 
 #include <stdint.h>
 
 #include "ptx.cuh"
 
-// wgmma exists only in sm_90a code; the other targets of the build (sm_80) compile these wrappers
-// to a trap, and the launchers pick the warpgroup kernels only on a compute capability 9.0 device.
+// wgmma exists only in sm_90a code: compiled for another target, these wrappers trap (a kernel that
+// uses them must be launched only on a compute capability 9.0 device).
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define LONGSPEC_WGMMA_ASM(...) asm volatile(__VA_ARGS__)
 #else
