@@ -365,6 +365,26 @@ class CudaBackend final : public Backend {
     assert(w.packing == LinearPacking::kGateUp && out.cols * 2 == w.out_features && IsBf16(out));
     Check(LaunchGemm(ctx_, GemmEpilogue::kSiluMulBf16, Gemm(x, w, out.data, out.stride)), "LinearSiluMul");
   }
+  // Up to kGemmSplitKRowsMax rows (decode, small trees) the GEMM normalises its input rows as it
+  // stages them: one launch and no xn round trip. More rows take the standalone norm, which
+  // gives the same bits (rmsnorm.cuh).
+  void NormLinear(View h, const void* norm_weight, float eps, View xn, const LinearWeight& w, View out) override {
+    GemmParams p = NormGemm(h, norm_weight, eps, xn, w, out.data, out.stride);
+    if (!fuse_norm_ || !IsBf16(out) || !GemmCanImplement(p, GemmEpilogue::kStoreBf16)) {
+      return Backend::NormLinear(h, norm_weight, eps, xn, w, out);
+    }
+    assert(w.packing == LinearPacking::kPlain && out.cols == w.out_features);
+    Check(LaunchGemm(ctx_, GemmEpilogue::kStoreBf16, p), "NormLinear");
+  }
+  void NormLinearSiluMul(View h, const void* norm_weight, float eps, View xn, const LinearWeight& w, View out,
+                         View scratch) override {
+    GemmParams p = NormGemm(h, norm_weight, eps, xn, w, out.data, out.stride);
+    if (!fuse_norm_ || !GemmCanImplement(p, GemmEpilogue::kSiluMulBf16)) {
+      return Backend::NormLinearSiluMul(h, norm_weight, eps, xn, w, out, scratch);
+    }
+    assert(w.packing == LinearPacking::kGateUp && out.cols * 2 == w.out_features && IsBf16(out));
+    Check(LaunchGemm(ctx_, GemmEpilogue::kSiluMulBf16, p), "NormLinearSiluMul");
+  }
   void LinearArgmax(View x, const LinearWeight& w, int32_t* ids, View logits) override {
     // The logits buffer ([rows, vocab] fp32) holds the packed keys: the logits are never written.
     assert(logits.cols * 4 >= 8);
@@ -425,6 +445,7 @@ class CudaBackend final : public Backend {
   }
 
   void set_graphs_enabled(bool on) { graphs_enabled_ = on; }
+  void set_fuse_norm(bool on) { fuse_norm_ = on; }
 
  private:
   void Check(cudaError_t e, const char* op) {
@@ -446,6 +467,18 @@ class CudaBackend final : public Backend {
     p.K = static_cast<int>(w.in_features);
     p.out = out;
     p.out_stride = out_stride;
+    return p;
+  }
+  // The GEMM of xn = RmsNorm(h) without xn: the kernel reads h and the norm weight itself.
+  static GemmParams NormGemm(View h, const void* norm_weight, float eps, View xn, const LinearWeight& w, void* out,
+                             int64_t out_stride) {
+    assert(h.dtype == DType::kF32 && h.rows == xn.rows && h.cols == xn.cols);
+    GemmParams p = Gemm(xn, w, out, out_stride);
+    p.x = nullptr;
+    p.x_stride = h.stride;
+    p.norm_x = h.ptr<const float>();
+    p.norm_w = static_cast<const float*>(norm_weight);
+    p.norm_eps = eps;
     return p;
   }
   static AttnPrefixParams Prefix(const AttentionPrefixParams& p) {
@@ -494,6 +527,7 @@ class CudaBackend final : public Backend {
   std::unique_ptr<DeviceBuffer> splitk_partials_, splitk_counters_;  // ctx_.splitk_* point into them
   Status status_;
   bool graphs_enabled_ = true;
+  bool fuse_norm_ = true;  // NormLinear* in one GEMM launch where the rows allow
 };
 
 bool EnvFlag(const char* name, bool fallback) {
@@ -504,8 +538,9 @@ bool EnvFlag(const char* name, bool fallback) {
 
 }  // namespace
 
-// LONGSPEC_CUDA_GRAPHS=0 and LONGSPEC_PDL=0 switch graph capture and programmatic dependent
-// launch off (for measurements and debugging; results are the same bits either way).
+// LONGSPEC_CUDA_GRAPHS=0, LONGSPEC_PDL=0 and LONGSPEC_FUSE_NORM=0 switch graph capture,
+// programmatic dependent launch and the GEMMs' input RMSNorm off (for measurements and
+// debugging; results are the same bits either way).
 StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
   LONGSPEC_CUDA_TRY(cudaSetDevice(device));
   cudaDeviceProp prop;
@@ -524,6 +559,7 @@ StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
   LONGSPEC_CUDA_TRY(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   auto be = std::make_unique<CudaBackend>(device, stream, prop, EnvFlag("LONGSPEC_PDL", prop.major >= 9));
   be->set_graphs_enabled(EnvFlag("LONGSPEC_CUDA_GRAPHS", true));
+  be->set_fuse_norm(EnvFlag("LONGSPEC_FUSE_NORM", true));
   LONGSPEC_RETURN_IF_ERROR(be->AllocateSplitKWorkspace());
   return std::unique_ptr<Backend>(std::move(be));
 }

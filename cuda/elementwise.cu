@@ -180,11 +180,12 @@ cudaError_t LaunchEmbedding(const LaunchContext& ctx, const __nv_bfloat16* table
 
 cudaError_t LaunchRmsNorm(const LaunchContext& ctx, const float* x, int64_t x_stride, const float* w, float eps, int n,
                           void* out, bool out_bf16, int64_t out_stride, int rows) {
+  const dim3 grid((rows + kRmsNormRowsPerBlock - 1) / kRmsNormRowsPerBlock), block(32 * kRmsNormRowsPerBlock);
   if (out_bf16) {
-    return Launch(ctx, rmsnorm_kernel<__nv_bfloat16>, dim3(rows), dim3(256), 0, x, x_stride, w, eps, n,
+    return Launch(ctx, rmsnorm_kernel<__nv_bfloat16>, grid, block, 0, x, x_stride, w, eps, n, rows,
                   static_cast<__nv_bfloat16*>(out), out_stride);
   }
-  return Launch(ctx, rmsnorm_kernel<float>, dim3(rows), dim3(256), 0, x, x_stride, w, eps, n, static_cast<float*>(out),
+  return Launch(ctx, rmsnorm_kernel<float>, grid, block, 0, x, x_stride, w, eps, n, rows, static_cast<float*>(out),
                 out_stride);
 }
 

@@ -1,5 +1,5 @@
 // Row-local kernels: embedding, RMSNorm, RoPE + KV write, KV moves, SwiGLU, residual add, row
-// gathers, conversions and argmax. Each reduces in a fixed order set by the block size (which
+// gathers, conversions and argmax. Each reduces in a fixed order set by the kernel's shape (which
 // never depends on the row count), so a row's bits do not depend on the other rows.
 #pragma once
 
@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "ptx.cuh"
+#include "rmsnorm.cuh"
 
 namespace longspec::cuda {
 
@@ -17,39 +18,52 @@ template <typename T> __device__ __forceinline__ T from_f32(float v);
 template <> __device__ __forceinline__ float from_f32<float>(float v) { return v; }
 template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 
-// Sum over a block of kThreads threads: per-warp butterflies, then warp sums added in warp order.
-template <int kThreads>
-__device__ __forceinline__ float block_sum(float v, float* scratch) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v = __fadd_rn(v, __shfl_xor_sync(0xffffffffu, v, o));
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  if (lane == 0) scratch[warp] = v;
-  __syncthreads();
-  float total = 0.0f;
-#pragma unroll
-  for (int w = 0; w < kThreads / 32; ++w) total = __fadd_rn(total, scratch[w]);
-  __syncthreads();
-  return total;
-}
-
 // out[r] = table[ids[r]] (bf16 table, fp32 residual out). Grid: rows.
 __global__ void embedding_kernel(const __nv_bfloat16* table, int64_t hidden, const int32_t* ids, float* out,
                                  int64_t out_stride);
 
-// out[r] = x[r] * (1 / sqrt(mean(x[r]^2) + eps)) * w. Grid: rows, 256 threads.
+// out[r] = x[r] * (1 / sqrt(mean(x[r]^2) + eps)) * w, a warp per row in the order of
+// rmsnorm.cuh. Grid: ceil(rows / kRmsNormRowsPerBlock), 32 * kRmsNormRowsPerBlock threads.
+constexpr int kRmsNormRowsPerBlock = 8;
 template <typename TOut>
-__global__ void __launch_bounds__(256) rmsnorm_kernel(const float* x, int64_t x_stride, const float* w, float eps, int n,
-                                                      TOut* out, int64_t out_stride) {
-  __shared__ float scratch[8];
+__global__ void __launch_bounds__(32 * kRmsNormRowsPerBlock) rmsnorm_kernel(const float* x, int64_t x_stride, const float* w,
+                                                                            float eps, int n, int rows, TOut* out,
+                                                                            int64_t out_stride) {
   pdl_wait();
-  const int r = blockIdx.x;
-  const float* xr = x + int64_t(r) * x_stride;
-  float ss = 0.0f;
-  for (int i = threadIdx.x; i < n; i += 256) ss = __fmaf_rn(xr[i], xr[i], ss);
-  const float total = block_sum<256>(ss, scratch);
-  const float inv = 1.0f / sqrtf(__fadd_rn(__fdiv_rn(total, static_cast<float>(n)), eps));
-  TOut* o = out + int64_t(r) * out_stride;
-  for (int i = threadIdx.x; i < n; i += 256) o[i] = from_f32<TOut>(__fmul_rn(__fmul_rn(xr[i], inv), w[i]));
+  const int lane = threadIdx.x & 31, r = blockIdx.x * kRmsNormRowsPerBlock + (threadIdx.x >> 5);
+  if (r < rows) {
+    const float* xr = x + int64_t(r) * x_stride;
+    const float inv = rms_inverse(rms_sum_squares(xr, n, lane), n, eps);
+    TOut* o = out + int64_t(r) * out_stride;
+    if (rms_vector_row(xr, n) && rms_vector_row(w, n)) {  // pieces of 4, kRmsBatch in flight per lane
+      const float4 *x4 = reinterpret_cast<const float4*>(xr), *w4 = reinterpret_cast<const float4*>(w);
+      const int n4 = n / 4;
+      for (int p0 = 0; p0 < n4; p0 += 32 * kRmsBatch) {
+        float4 xv[kRmsBatch], wv[kRmsBatch];
+#pragma unroll
+        for (int j = 0; j < kRmsBatch; ++j) {
+          const int p = p0 + 32 * j + lane;
+          if (p < n4) {
+            xv[j] = x4[p];
+            wv[j] = __ldg(w4 + p);
+          }
+        }
+#pragma unroll
+        for (int j = 0; j < kRmsBatch; ++j) {
+          const int p = p0 + 32 * j + lane;
+          if (p < n4) {
+            o[4 * p] = from_f32<TOut>(rms_apply(xv[j].x, inv, wv[j].x));
+            o[4 * p + 1] = from_f32<TOut>(rms_apply(xv[j].y, inv, wv[j].y));
+            o[4 * p + 2] = from_f32<TOut>(rms_apply(xv[j].z, inv, wv[j].z));
+            o[4 * p + 3] = from_f32<TOut>(rms_apply(xv[j].w, inv, wv[j].w));
+          }
+        }
+      }
+    } else {
+#pragma unroll 8
+      for (int i = lane; i < n; i += 32) o[i] = from_f32<TOut>(rms_apply(xr[i], inv, w[i]));
+    }
+  }
   pdl_launch_dependents();
 }
 

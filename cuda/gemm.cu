@@ -62,7 +62,7 @@ int SplitKColumnsPerBlock(const LaunchContext& ctx, int columns, int slices, int
   return (columns + groups - 1) / groups;
 }
 
-template <GemmEpilogue EP>
+template <GemmEpilogue EP, bool NORM = false>
 cudaError_t LaunchSplitK(const LaunchContext& ctx, const GemmParams& p_in) {
   GemmParams p = p_in;
   const int rows = p.M < kGemmSplitKRowsMax ? p.M : kGemmSplitKRowsMax;
@@ -76,13 +76,15 @@ cudaError_t LaunchSplitK(const LaunchContext& ctx, const GemmParams& p_in) {
   if (splits > 1) {
     p.k_partials = ctx.splitk_partials;
     p.k_counters = ctx.splitk_counters;
-    return Launch(ctx, gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kSplitK>, dim3(slices * groups, 1, splits), block,
-                  smem, p);
+    return Launch(ctx, gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kSplitK, NORM>, dim3(slices * groups, 1, splits),
+                  block, smem, p);
   }
   if (p.columns_per_block > 1) {
-    return Launch(ctx, gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kColumns>, dim3(slices * groups), block, smem, p);
+    return Launch(ctx, gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kColumns, NORM>, dim3(slices * groups), block, smem,
+                  p);
   }
-  return Launch(ctx, gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kOneColumn>, dim3(slices * groups), block, smem, p);
+  return Launch(ctx, gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kOneColumn, NORM>, dim3(slices * groups), block, smem,
+                p);
 }
 
 template <class T, GemmEpilogue EP>
@@ -123,6 +125,17 @@ cudaError_t LaunchEpilogue(const LaunchContext& ctx, const GemmParams& p) {
 }
 
 template <GemmEpilogue EP>
+cudaError_t PrepareNormEpilogue() {
+  for (cudaError_t e :
+       {PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kOneColumn, true>, SplitK::kSmemMax),
+        PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kColumns, true>, SplitK::kSmemMax),
+        PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kSplitK, true>, SplitK::kSmemMax)}) {
+    if (e != cudaSuccess) return e;
+  }
+  return cudaSuccess;
+}
+
+template <GemmEpilogue EP>
 cudaError_t PrepareEpilogue() {
   for (cudaError_t e : {PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kOneColumn>, SplitK::kSmemMax),
                         PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kColumns>, SplitK::kSmemMax),
@@ -144,7 +157,8 @@ cudaError_t PrepareEpilogue() {
 cudaError_t PrepareGemmKernels() {
   for (cudaError_t e : {PrepareEpilogue<GemmEpilogue::kStoreBf16>(), PrepareEpilogue<GemmEpilogue::kStoreF32>(),
                         PrepareEpilogue<GemmEpilogue::kAccumulateF32>(), PrepareEpilogue<GemmEpilogue::kSiluMulBf16>(),
-                        PrepareEpilogue<GemmEpilogue::kArgmax>(), PrepareKernel(argmax_keys_to_ids_kernel)}) {
+                        PrepareEpilogue<GemmEpilogue::kArgmax>(), PrepareNormEpilogue<GemmEpilogue::kStoreBf16>(),
+                        PrepareNormEpilogue<GemmEpilogue::kSiluMulBf16>(), PrepareKernel(argmax_keys_to_ids_kernel)}) {
     if (e != cudaSuccess) return e;
   }
   return cudaSuccess;
@@ -152,8 +166,15 @@ cudaError_t PrepareGemmKernels() {
 
 bool GemmCanImplement(const GemmParams& p, GemmEpilogue ep) {
   if (p.K <= 0 || p.K % 8 != 0 || p.N <= 0 || p.M < 0) return false;
-  if (reinterpret_cast<uintptr_t>(p.x) % 16 != 0 || reinterpret_cast<uintptr_t>(p.w) % 16 != 0) return false;
-  if (p.M > 1 && p.x_stride % 8 != 0) return false;
+  if (reinterpret_cast<uintptr_t>(p.w) % 16 != 0) return false;
+  if (p.norm_x != nullptr) {
+    if (p.M > kGemmSplitKRowsMax || (ep != GemmEpilogue::kStoreBf16 && ep != GemmEpilogue::kSiluMulBf16)) return false;
+    if (reinterpret_cast<uintptr_t>(p.norm_x) % 16 != 0 || reinterpret_cast<uintptr_t>(p.norm_w) % 16 != 0) return false;
+    if (p.M > 1 && p.x_stride % 4 != 0) return false;
+  } else {
+    if (reinterpret_cast<uintptr_t>(p.x) % 16 != 0) return false;
+    if (p.M > 1 && p.x_stride % 8 != 0) return false;
+  }
   if (ep == GemmEpilogue::kSiluMulBf16 && p.N % 16 != 0) return false;
   return true;
 }
@@ -161,6 +182,10 @@ bool GemmCanImplement(const GemmParams& p, GemmEpilogue ep) {
 cudaError_t LaunchGemm(const LaunchContext& ctx, GemmEpilogue ep, const GemmParams& p) {
   if (p.M == 0) return cudaSuccess;
   if (!GemmCanImplement(p, ep)) return cudaErrorInvalidValue;
+  if (p.norm_x != nullptr) {  // rows up to kGemmSplitKRowsMax, which always take the split-K kernel
+    return ep == GemmEpilogue::kStoreBf16 ? LaunchSplitK<GemmEpilogue::kStoreBf16, true>(ctx, p)
+                                          : LaunchSplitK<GemmEpilogue::kSiluMulBf16, true>(ctx, p);
+  }
   switch (ep) {
     case GemmEpilogue::kStoreBf16: return LaunchEpilogue<GemmEpilogue::kStoreBf16>(ctx, p);
     case GemmEpilogue::kStoreF32: return LaunchEpilogue<GemmEpilogue::kStoreF32>(ctx, p);

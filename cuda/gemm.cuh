@@ -31,6 +31,10 @@
 // each warp leaves its chunk's partials in shared memory, and one thread per output adds them in
 // chunk order to a running total in a register. Shared memory depends on M, not on K.
 //
+// Input RMSNorm (split-K kernel, NORM): x may instead be computed from fp32 rows as
+// RmsNorm(h) * w while it is staged, with the bits of the standalone RMSNorm (rmsnorm.cuh), so a
+// decode step saves the norm's launch and its pass over memory and a row's bits stay the same.
+//
 // Epilogues: store (bf16 or fp32), accumulate into an fp32 residual, SwiGLU (W rows interleaved
 // as 8 gate rows then the 8 matching up rows; out = silu(gate) * up), and argmax (packed
 // value/index keys folded with atomicMax: a max is exact in any order).
@@ -40,6 +44,7 @@
 #include <stdint.h>
 
 #include "ptx.cuh"
+#include "rmsnorm.cuh"
 
 namespace longspec::cuda {
 
@@ -80,6 +85,11 @@ struct GemmParams {
   int row_slices = 1, columns_per_block = 1;
   float* k_partials = nullptr;
   unsigned* k_counters = nullptr;
+  // Input RMSNorm (split-K kernel with NORM only): x = RmsNorm(norm_x) * norm_w, norm_x [M, K]
+  // fp32 with row stride x_stride (16-byte aligned rows), norm_w [K] fp32; x itself is unused.
+  const float* norm_x = nullptr;
+  const float* norm_w = nullptr;
+  float norm_eps = 0.0f;
 };
 
 template <int WARPS_M_, int WARPS_N_, int MT_, int WN_, int STAGES_>
@@ -345,7 +355,11 @@ struct GemmSplitK {
 // row in the epilogue's element type).
 template <GemmEpilogue EP>
 __device__ __forceinline__ void gemm_offset_rows(GemmParams& p, int r0) {
-  p.x += int64_t(r0) * p.x_stride;
+  if (p.norm_x != nullptr) {
+    p.norm_x += int64_t(r0) * p.x_stride;
+  } else {
+    p.x += int64_t(r0) * p.x_stride;
+  }
   if constexpr (EP == GemmEpilogue::kArgmax) {
     p.argmax += r0;
   } else if constexpr (EP == GemmEpilogue::kStoreBf16 || EP == GemmEpilogue::kSiluMulBf16) {
@@ -373,7 +387,7 @@ enum class SplitKWalk : int {
   kSplitK,     // one column block, a run of rounds (gridDim.z runs)
 };
 
-template <class S, GemmEpilogue EP, SplitKWalk WALK>
+template <class S, GemmEpilogue EP, SplitKWalk WALK, bool NORM = false>
 __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const GemmParams p_call) {
   GemmParams p = p_call;
   const int slice = blockIdx.x % p.row_slices, group = blockIdx.x / p.row_slices;
@@ -430,17 +444,43 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
   constexpr int kXPer = kGemmSplitKRowsMax / kXRowStep;
   static_assert(S::kThreads % kXRowPieces == 0 && kGemmSplitKRowsMax % kXRowStep == 0, "x pieces per thread");
   const int xr0 = tid / kXRowPieces, xc = (tid % kXRowPieces) * 8;
-  const __nv_bfloat16* x_row0 = p.x + int64_t(xr0) * p.x_stride;
+  // NORM: each row's inverse RMS, computed once the previous kernel's rows are visible.
+  __shared__ float row_inv[NORM ? kGemmSplitKRowsMax : 1];
+  // NORM: this thread's 8 norm weights of a round (the same for every row it stages); the first
+  // round's are read before the previous kernel is waited for (they never change).
+  float4 norm_w[2];
+  auto load_norm_w = [&](int r) {
+    const int k = r * S::kRoundK + xc;
+    if (NORM && xc < x_cols && k < p.K) {
+      norm_w[0] = __ldg(reinterpret_cast<const float4*>(p.norm_w + k));
+      norm_w[1] = __ldg(reinterpret_cast<const float4*>(p.norm_w + k) + 1);
+    }
+  };
   auto stage_x = [&](int r) {
     if (xc >= x_cols) return;
     const int k = r * S::kRoundK + xc;
     __nv_bfloat16* dst = x_s + (r & 1) * x_elems + xr0 * x_ld + xc;
+    if (NORM && r != r_begin) load_norm_w(r);
 #pragma unroll
     for (int i = 0; i < kXPer; ++i) {
       const int row = xr0 + i * kXRowStep;
-      if (row < p.M) {
+      if (row >= p.M) continue;
+      if constexpr (NORM) {  // RmsNorm(h) * w in bf16, 8 columns, zero from K on
+        uint4 packed = make_uint4(0, 0, 0, 0);
+        if (k < p.K) {
+          const float4* h = reinterpret_cast<const float4*>(p.norm_x + int64_t(row) * p.x_stride + k);
+          const float4 h0 = h[0], h1 = h[1], w0 = norm_w[0], w1 = norm_w[1];
+          const float inv = row_inv[row];
+          packed = make_uint4(pack_bf16(rms_apply(h0.x, inv, w0.x), rms_apply(h0.y, inv, w0.y)),
+                              pack_bf16(rms_apply(h0.z, inv, w0.z), rms_apply(h0.w, inv, w0.w)),
+                              pack_bf16(rms_apply(h1.x, inv, w1.x), rms_apply(h1.y, inv, w1.y)),
+                              pack_bf16(rms_apply(h1.z, inv, w1.z), rms_apply(h1.w, inv, w1.w)));
+        }
+        *reinterpret_cast<uint4*>(dst + i * kXRowStep * x_ld) = packed;
+      } else {
         const bool ok = k < p.K;
-        cp_async_16(dst + i * kXRowStep * x_ld, ok ? x_row0 + int64_t(i) * kXRowStep * p.x_stride + k : p.x, ok);
+        const __nv_bfloat16* src = p.x + int64_t(row) * p.x_stride + k;
+        cp_async_16(dst + i * kXRowStep * x_ld, ok ? src : p.x, ok);
       }
     }
   };
@@ -448,7 +488,15 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
   uint4 b_even[kGemmChunkTiles][2], b_odd[kGemmChunkTiles][2];  // W fragments of even / odd items
   // Weights never depend on the previous kernel: start streaming them before waiting for it.
   if (n_items > 0 && r_begin * CW + cw < chunks) load_chunk(col_begin, r_begin * CW + cw, b_even);
+  if constexpr (NORM) load_norm_w(r_begin);
   pdl_wait();
+  if constexpr (NORM) {  // warp w: row w's inverse RMS
+    if (warp < p.M) {
+      const float inv = rms_inverse(rms_sum_squares(p.norm_x + int64_t(warp) * p.x_stride, p.K, lane), p.K, p.norm_eps);
+      if (lane == 0) row_inv[warp] = inv;
+    }
+    __syncthreads();
+  }
   stage_x(r_begin);
   cp_async_commit();
   if (tid < S::kZeroBytes / 16) reinterpret_cast<uint4*>(zero)[tid] = make_uint4(0, 0, 0, 0);

@@ -14,6 +14,13 @@ random LongSpec draft: kernel times do not depend on weight values. Two phases a
 separate runs: `--phase plain` (three decode steps) or `--phase speculative` (one round).
 Durations are of kernels run one at a time (Nsight serialises them), so the gaps between launches
 that a graph replay pays are not in them: the sum is a lower bound of the step.
+
+With `--trace` the script runs instead under the CUPTI tracer (bench/gpu/kernel_trace.cc, loaded
+by LD_PRELOAD) and the steps run as they normally do, graph replays and overlaps included:
+
+    LD_PRELOAD=/tmp/libkernel_trace.so KERNEL_TRACE_CSV=plain.trace \
+        python3 bench/gpu/profile_round.py qwen2.5-0.5b-shape 32768 --phase plain --trace
+    python3 bench/gpu/profile_round.py --timeline plain.trace
 """
 from __future__ import annotations
 
@@ -36,6 +43,13 @@ def profiler(on: bool) -> None:
         cuda.cuCtxSetCurrent(ctx)
     rc = (cuda.cuProfilerStart if on else cuda.cuProfilerStop)()
     print(f"profiler {'on' if on else 'off'}: {rc}", file=sys.stderr, flush=True)
+
+
+def tracer(action: str) -> None:
+    """kernel_trace_clear / kernel_trace_flush of the preloaded CUPTI tracer."""
+    lib = ctypes.CDLL(None)
+    getattr(lib, f"kernel_trace_{action}")()
+    print(f"trace {action}", file=sys.stderr, flush=True)
 
 
 def run(args) -> None:
@@ -61,14 +75,16 @@ def run(args) -> None:
             calls[0] += 1
             if calls[0] == first:
                 print("== profiling", file=sys.stderr, flush=True)
-                profiler(True)
+                tracer("clear") if args.trace else profiler(True)
             elif calls[0] == last:
-                profiler(False)
+                tracer("flush") if args.trace else profiler(False)
                 return False
             return None
         return cb
 
     kw, last = (dict(speculative=False), 4) if args.phase == "plain" else (dict(speculative=True, tree=tree), 2)
+    if args.trace:  # the tracer costs nothing per kernel: take more steps
+        last = 12 if args.phase == "plain" else 4
     eng.generate(ids, max_new_tokens=24, ignore_eos=True, **kw)  # captures the graphs
     eng.generate(ids, max_new_tokens=24, ignore_eos=True, callback=profiled(1, last), **kw)
 
@@ -105,6 +121,49 @@ def digest(path: str) -> None:
             print(f"{us:9.1f} {100 * us / total:5.1f}% {n:4d}  {name}  {grid}  {block}")
 
 
+def timeline(path: str) -> None:
+    """Step by step from the tracer's CSV: each graph replay (one correlation id) is a step; its
+    span, its kernels' summed time, and per kernel in launch order the mean time and the gap
+    before it (negative: it started before the previous one ended, as programmatic dependent
+    launch allows)."""
+    steps = collections.defaultdict(list)
+    with open(path) as f:
+        for line in f:
+            start, end, graph, corr, grid, block, name = line.rstrip("\n").split(",", 6)
+            key = (int(graph), int(corr)) if int(graph) else (0, int(start))
+            steps[key].append((int(start), int(end), name.replace("longspec::cuda::", "")[:90], grid))
+    graphs = [sorted(ks) for (g, _), ks in steps.items() if g]
+    if not graphs:
+        print(f"{path}: no graph replays")
+        return
+    sizes = collections.Counter(len(ks) for ks in graphs)
+    n_kernels = sizes.most_common(1)[0][0]
+    same = [ks for ks in graphs if len(ks) == n_kernels]
+    spans = [ks[-1][1] - ks[0][0] for ks in same]
+    busy = [sum(e - s for s, e, _, _ in ks) for ks in same]
+    print(f"## {os.path.basename(path)}: {len(same)} replays of {n_kernels} kernels"
+          f" (other replay sizes: {dict(sizes)})")
+    print(f"step span {sum(spans) / len(spans) / 1e3:.1f} us, kernels summed {sum(busy) / len(busy) / 1e3:.1f} us,"
+          f" {sum(spans) / len(spans) / 1e3 / n_kernels:.2f} us per kernel")
+    by = collections.defaultdict(lambda: [0, 0.0, 0.0])
+    for ks in same:
+        prev_end = None
+        for s, e, name, grid in ks:
+            rec = by[(name, grid)]
+            rec[0] += 1
+            rec[1] += (e - s) / 1e3
+            rec[2] += 0.0 if prev_end is None else (s - prev_end) / 1e3
+            prev_end = e
+    print(f"{'us/step':>8} {'mean us':>8} {'gap us':>7} {'n/step':>6}  kernel  grid")
+    for (name, grid), (n, us, gap) in sorted(by.items(), key=lambda kv: -kv[1][1]):
+        print(f"{us / len(same):8.1f} {us / n:8.2f} {gap / n:7.2f} {n / len(same):6.1f}  {name}  {grid}")
+    # One replay in launch order (the last), for the sequence of kernels of a layer.
+    ks = same[-1]
+    print(f"\n# the last replay in order: start (us from the first), duration, kernel")
+    for s, e, name, grid in ks[:40]:
+        print(f"{(s - ks[0][0]) / 1e3:8.2f} {(e - s) / 1e3:7.2f}  {name}  {grid}")
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("shape", nargs="?")
@@ -113,8 +172,12 @@ if __name__ == "__main__":
     ap.add_argument("--tree", default="4,16,16,16,16")
     ap.add_argument("--work", default="/tmp/longspec_bench")
     ap.add_argument("--digest", help="print the kernel table of a CSV written under ncu")
+    ap.add_argument("--trace", action="store_true", help="run under the CUPTI tracer (LD_PRELOAD), not ncu")
+    ap.add_argument("--timeline", help="print the step timeline of a CSV written by the tracer")
     a = ap.parse_args()
     if a.digest:
         digest(a.digest)
+    elif a.timeline:
+        timeline(a.timeline)
     else:
         run(a)

@@ -251,17 +251,20 @@ TEST(CudaAttention, RowsAreBitIdenticalAloneAndInAnyBatch) {
     // 69 rows: one block per split; 200 rows: one block walks every split of its rows. 9000
     // committed keys: 36 split states, merged by the finishing pass in two batches. 17000 keys
     // over 8 KV heads: 69 rows run as blocks owning whole groups (group states), the lone row
-    // as one block per split (split states folded into groups by the finishing pass).
+    // as one block per split (split states folded into groups by the finishing pass). 40000 keys
+    // over 2 KV heads: the lone row's 157 split states pass through the finishing pass's
+    // double buffer five times.
     for (const auto& [rows, committed] : {std::pair{69, 1500}, std::pair{200, 1500}, std::pair{69, 9000},
-                                         std::pair{200, 9000}, std::pair{69, 17000}, std::pair{200, 17000}}) {
-      AttnCase c = HybridCase(rng, rows, hd, 3, committed, committed > 9000 ? 8 : 2);
+                                         std::pair{200, 9000}, std::pair{69, 17000}, std::pair{200, 17000},
+                                         std::pair{69, 40000}}) {
+      AttnCase c = HybridCase(rng, rows, hd, 3, committed, committed > 9000 && committed < 20000 ? 8 : 2);
       const size_t ws = gpu->AttentionWorkspaceBytes(rows, c.nh, hd, c.capacity);
       Side g = Place(*gpu, c, DType::kBF16, ws);
       gpu->HybridAttention(HybridOf(c, g, ws));
       const std::vector<float> all = Download(*gpu, g.out.view);
       for (int r : {0, 1, rows / 2, rows - 1}) {
         AttnCase o = OneRow(c, r);
-        const int bound = committed < 4096 ? 4096 : committed < 16384 ? 16384 : 32768;  // a graph bucket's bound: extra splits change nothing
+        const int bound = committed < 4096 ? 4096 : committed < 16384 ? 16384 : committed < 32768 ? 32768 : 65536;  // a graph bucket's bound: extra splits change nothing
         const size_t ws1 = gpu->AttentionWorkspaceBytes(1, o.nh, hd, bound);
         Side s = Place(*gpu, o, DType::kBF16, ws1);
         HybridAttentionParams hp = HybridOf(o, s, ws1);

@@ -39,6 +39,17 @@ void Backend::LinearSiluMul(View x, const LinearWeight& w, View out, View scratc
   SiluMul(gu, out);
 }
 
+void Backend::NormLinear(View h, const void* norm_weight, float eps, View xn, const LinearWeight& w, View out) {
+  RmsNorm(h, norm_weight, eps, xn);
+  Linear(xn, w, out);
+}
+
+void Backend::NormLinearSiluMul(View h, const void* norm_weight, float eps, View xn, const LinearWeight& w, View out,
+                                View scratch) {
+  RmsNorm(h, norm_weight, eps, xn);
+  LinearSiluMul(xn, w, out, scratch);
+}
+
 void Backend::LinearArgmax(View x, const LinearWeight& w, int32_t* ids, View logits) {
   View l = logits.Rows(0, x.rows);
   Linear(x, w, l);

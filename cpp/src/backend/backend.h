@@ -286,6 +286,12 @@ class Backend {
   virtual void LinearAdd(View x, const LinearWeight& w, View h, View scratch);
   // out = silu(x Wg^T) * (x Wu^T) for a kGateUp weight; `scratch` is [rows, 2 * inter].
   virtual void LinearSiluMul(View x, const LinearWeight& w, View out, View scratch);
+  // out = Linear(RmsNorm(h)) (h fp32): RmsNorm into xn [rows, in_features], then Linear. A backend
+  // may normalise inside the product and leave xn unwritten; out has the same bits either way.
+  virtual void NormLinear(View h, const void* norm_weight, float eps, View xn, const LinearWeight& w, View out);
+  // out = LinearSiluMul(RmsNorm(h)), as NormLinear.
+  virtual void NormLinearSiluMul(View h, const void* norm_weight, float eps, View xn, const LinearWeight& w, View out,
+                                 View scratch);
   // ids[r] = argmax of row r of x W^T (first index of the maximum; NaN never wins; an all-NaN
   // row gives 0). `logits` is fp32 [rows, out_features] scratch that may be left unwritten.
   virtual void LinearArgmax(View x, const LinearWeight& w, int32_t* ids, View logits);

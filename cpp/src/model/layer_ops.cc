@@ -38,8 +38,7 @@ AttentionTreeParams TreeAttention(const DevicePlan& plan, View q, const KvLayerV
 void SwiGluSublayer(Backend& backend, View h, const void* norm_weight, float eps, const LinearWeight& gate_up,
                     const LinearWeight& down, const SwiGluScratch& s) {
   const int64_t n = h.rows;
-  backend.RmsNorm(h, norm_weight, eps, s.xn.Rows(0, n));
-  backend.LinearSiluMul(s.xn.Rows(0, n), gate_up, s.act.Rows(0, n), s.gate_up.Rows(0, n));
+  backend.NormLinearSiluMul(h, norm_weight, eps, s.xn.Rows(0, n), gate_up, s.act.Rows(0, n), s.gate_up.Rows(0, n));
   backend.LinearAdd(s.act.Rows(0, n), down, h, s.tmp.Rows(0, n));
 }
 

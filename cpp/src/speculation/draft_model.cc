@@ -178,8 +178,7 @@ void DraftModel::ForwardKv(const DevicePlan& plan, int32_t n) {
   const float eps = static_cast<float>(t.rms_eps);
   View h = Buffer(kH, n), xn = Buffer(kXn, n), qkv = Buffer(kQkv, n);
   backend_.Embedding(target_.weights().embedding->data(), t.hidden_size, plan.tokens, h);
-  backend_.RmsNorm(h, w_.self_norm->data(), eps, xn);
-  backend_.Linear(xn, *w_.qkv, qkv);
+  backend_.NormLinear(h, w_.self_norm->data(), eps, xn, *w_.qkv, qkv);
   // Only K (roped) and V: no attention. The same K bits as a level's fused RoPE + KV write.
   View k = qkv.Cols(t.q_dim(), t.kv_dim());
   View v = qkv.Cols(t.q_dim() + t.kv_dim(), t.kv_dim());
@@ -249,14 +248,12 @@ void DraftModel::ForwardLevel(const DevicePlan& plan, int32_t n, int32_t max_cro
 
   backend_.Embedding(target_.weights().embedding->data(), t.hidden_size, plan.tokens, h);
   // Self-attention over the window (ring) and the row's ancestors.
-  backend_.RmsNorm(h, w_.self_norm->data(), eps, xn);
-  backend_.Linear(xn, *w_.qkv, qkv);
+  backend_.NormLinear(h, w_.self_norm->data(), eps, xn, *w_.qkv, qkv);
   backend_.RopeKvWrite(qkv, nh, nkv, hd, plan.cos, plan.sin, plan.slots, cache_.layer(0));
   backend_.AttentionTree(TreeAttention(plan, qkv.Cols(0, t.q_dim()), cache_.layer(0), attn, lse, nh, scale));
   backend_.LinearAdd(attn, *w_.self_o, h, tmp);
   // Cross-attention over the target's last-layer cache.
-  backend_.RmsNorm(h, w_.cross_norm->data(), eps, xn);
-  backend_.Linear(xn, *w_.cross_q, cq);
+  backend_.NormLinear(h, w_.cross_norm->data(), eps, xn, *w_.cross_q, cq);
   backend_.Rope(cq, nh, hd, plan.cos, plan.sin);
   backend_.AttentionPrefix(PrefixAttention(cq, sequence_.cache().layer(t.num_layers - 1), cross_len_, max_cross, attn,
                                            lse, nh, scale, ws, ws_bytes_));
