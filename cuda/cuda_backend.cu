@@ -376,6 +376,27 @@ class CudaBackend final : public Backend {
     assert(w.packing == LinearPacking::kPlain && out.cols == w.out_features);
     Check(LaunchGemm(ctx_, GemmEpilogue::kStoreBf16, p), "NormLinear");
   }
+  void NormLinearRopeKv(View h, const void* norm_weight, float eps, View xn, const LinearWeight& w, View qkv,
+                        int32_t num_heads, int32_t num_kv_heads, int32_t head_dim, const float* cos, const float* sin,
+                        const int32_t* slots, KvLayerView kv) override {
+    GemmParams p = NormGemm(h, norm_weight, eps, xn, w, qkv.data, qkv.stride);
+    p.rope_cos = cos;
+    p.rope_sin = sin;
+    p.kv_slots = slots;
+    p.k_cache = static_cast<bf16*>(kv.k);
+    p.v_cache = static_cast<bf16*>(kv.v);
+    p.kv_capacity = kv.capacity;
+    p.num_q_heads = num_heads;
+    p.num_kv_heads = num_kv_heads;
+    p.head_dim = head_dim;
+    if (!fuse_norm_ || !IsBf16(qkv) || kv.num_kv_heads != num_kv_heads || kv.head_dim != head_dim ||
+        !GemmCanImplement(p, GemmEpilogue::kRopeKvBf16)) {
+      return Backend::NormLinearRopeKv(h, norm_weight, eps, xn, w, qkv, num_heads, num_kv_heads, head_dim, cos, sin,
+                                       slots, kv);
+    }
+    assert(w.packing == LinearPacking::kPlain && qkv.cols == w.out_features);
+    Check(LaunchGemm(ctx_, GemmEpilogue::kRopeKvBf16, p), "NormLinearRopeKv");
+  }
   void NormLinearSiluMul(View h, const void* norm_weight, float eps, View xn, const LinearWeight& w, View out,
                          View scratch) override {
     GemmParams p = NormGemm(h, norm_weight, eps, xn, w, out.data, out.stride);
@@ -527,7 +548,7 @@ class CudaBackend final : public Backend {
   std::unique_ptr<DeviceBuffer> splitk_partials_, splitk_counters_;  // ctx_.splitk_* point into them
   Status status_;
   bool graphs_enabled_ = true;
-  bool fuse_norm_ = true;  // NormLinear* in one GEMM launch where the rows allow
+  bool fuse_norm_ = true;  // NormLinear* (and the RoPE + KV write) in one GEMM launch where the rows allow
 };
 
 bool EnvFlag(const char* name, bool fallback) {
@@ -539,7 +560,8 @@ bool EnvFlag(const char* name, bool fallback) {
 }  // namespace
 
 // LONGSPEC_CUDA_GRAPHS=0, LONGSPEC_PDL=0 and LONGSPEC_FUSE_NORM=0 switch graph capture,
-// programmatic dependent launch and the GEMMs' input RMSNorm off (for measurements and
+// programmatic dependent launch and the GEMMs' input RMSNorm (with the qkv GEMM's RoPE + KV
+// write) off (for measurements and
 // debugging; results are the same bits either way).
 StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
   LONGSPEC_CUDA_TRY(cudaSetDevice(device));

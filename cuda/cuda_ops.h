@@ -24,7 +24,8 @@ cudaError_t PrepareSamplingKernels();
 // ---- GEMM (gemm.cu) ------------------------------------------------------------------------
 // Whether the GEMM runs these shapes: K % 8 == 0, 16-byte aligned rows, and for kSiluMulBf16
 // N % 16 == 0 (gate and up interleaved in blocks of 8 rows). An input RMSNorm (p.norm_x set)
-// runs up to kGemmSplitKRowsMax rows with the kStoreBf16 and kSiluMulBf16 epilogues.
+// runs up to kGemmSplitKRowsMax rows with the kStoreBf16, kSiluMulBf16 and kRopeKvBf16
+// epilogues; kRopeKvBf16 runs only so (whole heads of a head_dim that is a multiple of 32).
 bool GemmCanImplement(const GemmParams& p, GemmEpilogue ep);
 cudaError_t LaunchGemm(const LaunchContext& ctx, GemmEpilogue ep, const GemmParams& p);
 // ids[r] = argmax of row r of x W^T + b (keys: [M] scratch).

@@ -158,7 +158,8 @@ cudaError_t PrepareGemmKernels() {
   for (cudaError_t e : {PrepareEpilogue<GemmEpilogue::kStoreBf16>(), PrepareEpilogue<GemmEpilogue::kStoreF32>(),
                         PrepareEpilogue<GemmEpilogue::kAccumulateF32>(), PrepareEpilogue<GemmEpilogue::kSiluMulBf16>(),
                         PrepareEpilogue<GemmEpilogue::kArgmax>(), PrepareNormEpilogue<GemmEpilogue::kStoreBf16>(),
-                        PrepareNormEpilogue<GemmEpilogue::kSiluMulBf16>(), PrepareKernel(argmax_keys_to_ids_kernel)}) {
+                        PrepareNormEpilogue<GemmEpilogue::kSiluMulBf16>(), PrepareNormEpilogue<GemmEpilogue::kRopeKvBf16>(),
+                        PrepareKernel(argmax_keys_to_ids_kernel)}) {
     if (e != cudaSuccess) return e;
   }
   return cudaSuccess;
@@ -167,8 +168,17 @@ cudaError_t PrepareGemmKernels() {
 bool GemmCanImplement(const GemmParams& p, GemmEpilogue ep) {
   if (p.K <= 0 || p.K % 8 != 0 || p.N <= 0 || p.M < 0) return false;
   if (reinterpret_cast<uintptr_t>(p.w) % 16 != 0) return false;
+  if (ep == GemmEpilogue::kRopeKvBf16) {  // whole heads, rotation pairs 16 columns apart at least
+    if (p.norm_x == nullptr || p.head_dim <= 0 || p.head_dim % 32 != 0 || p.num_q_heads <= 0 || p.num_kv_heads <= 0) {
+      return false;
+    }
+    if (p.N != (p.num_q_heads + 2 * p.num_kv_heads) * p.head_dim) return false;
+  }
   if (p.norm_x != nullptr) {
-    if (p.M > kGemmSplitKRowsMax || (ep != GemmEpilogue::kStoreBf16 && ep != GemmEpilogue::kSiluMulBf16)) return false;
+    if (p.M > kGemmSplitKRowsMax ||
+        (ep != GemmEpilogue::kStoreBf16 && ep != GemmEpilogue::kSiluMulBf16 && ep != GemmEpilogue::kRopeKvBf16)) {
+      return false;
+    }
     if (reinterpret_cast<uintptr_t>(p.norm_x) % 16 != 0 || reinterpret_cast<uintptr_t>(p.norm_w) % 16 != 0) return false;
     if (p.M > 1 && p.x_stride % 4 != 0) return false;
   } else {
@@ -183,8 +193,12 @@ cudaError_t LaunchGemm(const LaunchContext& ctx, GemmEpilogue ep, const GemmPara
   if (p.M == 0) return cudaSuccess;
   if (!GemmCanImplement(p, ep)) return cudaErrorInvalidValue;
   if (p.norm_x != nullptr) {  // rows up to kGemmSplitKRowsMax, which always take the split-K kernel
-    return ep == GemmEpilogue::kStoreBf16 ? LaunchSplitK<GemmEpilogue::kStoreBf16, true>(ctx, p)
-                                          : LaunchSplitK<GemmEpilogue::kSiluMulBf16, true>(ctx, p);
+    switch (ep) {
+      case GemmEpilogue::kStoreBf16: return LaunchSplitK<GemmEpilogue::kStoreBf16, true>(ctx, p);
+      case GemmEpilogue::kSiluMulBf16: return LaunchSplitK<GemmEpilogue::kSiluMulBf16, true>(ctx, p);
+      case GemmEpilogue::kRopeKvBf16: return LaunchSplitK<GemmEpilogue::kRopeKvBf16, true>(ctx, p);
+      default: return cudaErrorInvalidValue;
+    }
   }
   switch (ep) {
     case GemmEpilogue::kStoreBf16: return LaunchEpilogue<GemmEpilogue::kStoreBf16>(ctx, p);
@@ -192,6 +206,7 @@ cudaError_t LaunchGemm(const LaunchContext& ctx, GemmEpilogue ep, const GemmPara
     case GemmEpilogue::kAccumulateF32: return LaunchEpilogue<GemmEpilogue::kAccumulateF32>(ctx, p);
     case GemmEpilogue::kSiluMulBf16: return LaunchEpilogue<GemmEpilogue::kSiluMulBf16>(ctx, p);
     case GemmEpilogue::kArgmax: return LaunchEpilogue<GemmEpilogue::kArgmax>(ctx, p);
+    case GemmEpilogue::kRopeKvBf16: return cudaErrorInvalidValue;  // with an input norm only (above)
   }
   return cudaErrorInvalidValue;
 }

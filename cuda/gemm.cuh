@@ -36,8 +36,11 @@
 // decode step saves the norm's launch and its pass over memory and a row's bits stay the same.
 //
 // Epilogues: store (bf16 or fp32), accumulate into an fp32 residual, SwiGLU (W rows interleaved
-// as 8 gate rows then the 8 matching up rows; out = silu(gate) * up), and argmax (packed
-// value/index keys folded with atomicMax: a max is exact in any order).
+// as 8 gate rows then the 8 matching up rows; out = silu(gate) * up), argmax (packed
+// value/index keys folded with atomicMax: a max is exact in any order), and RoPE + KV write of a
+// fused qkv row (split-K kernel only: a block takes two n8 tiles of a head's first half and the
+// matching two of its second half, so each rotation pair meets in one warp; the output rounded to
+// bf16 is rotated with the arithmetic of the standalone RoPE kernel, same bits).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -48,7 +51,7 @@
 
 namespace longspec::cuda {
 
-enum class GemmEpilogue : int { kStoreBf16, kStoreF32, kAccumulateF32, kSiluMulBf16, kArgmax };
+enum class GemmEpilogue : int { kStoreBf16, kStoreF32, kAccumulateF32, kSiluMulBf16, kArgmax, kRopeKvBf16 };
 
 // Packed weight: 8-row tiles in groups of four (32 rows); for each group and 64-k stage kt the
 // four tiles' 1 KB stages follow each other (4 KB), a group's stages consecutive, so a block of
@@ -90,6 +93,16 @@ struct GemmParams {
   const float* norm_x = nullptr;
   const float* norm_w = nullptr;
   float norm_eps = 0.0f;
+  // kRopeKvBf16: out is the qkv rows [q heads | k heads | v heads] of head_dim each; q and k heads
+  // rotated by rope_cos / rope_sin [M, head_dim / 2], k and v heads also stored at cache slot
+  // kv_slots[r] of k_cache / v_cache [num_kv_heads][kv_capacity][head_dim].
+  const float* rope_cos = nullptr;
+  const float* rope_sin = nullptr;
+  const int32_t* kv_slots = nullptr;
+  __nv_bfloat16* k_cache = nullptr;
+  __nv_bfloat16* v_cache = nullptr;
+  int64_t kv_capacity = 0;
+  int num_q_heads = 0, num_kv_heads = 0, head_dim = 0;
 };
 
 template <int WARPS_M_, int WARPS_N_, int MT_, int WN_, int STAGES_>
@@ -362,7 +375,13 @@ __device__ __forceinline__ void gemm_offset_rows(GemmParams& p, int r0) {
   }
   if constexpr (EP == GemmEpilogue::kArgmax) {
     p.argmax += r0;
-  } else if constexpr (EP == GemmEpilogue::kStoreBf16 || EP == GemmEpilogue::kSiluMulBf16) {
+  } else if constexpr (EP == GemmEpilogue::kStoreBf16 || EP == GemmEpilogue::kSiluMulBf16 ||
+                       EP == GemmEpilogue::kRopeKvBf16) {
+    if constexpr (EP == GemmEpilogue::kRopeKvBf16) {
+      p.rope_cos += int64_t(r0) * (p.head_dim / 2);
+      p.rope_sin += int64_t(r0) * (p.head_dim / 2);
+      p.kv_slots += r0;
+    }
     p.out = static_cast<__nv_bfloat16*>(p.out) + int64_t(r0) * p.out_stride;
   } else {
     p.out = static_cast<float*>(p.out) + int64_t(r0) * p.out_stride;
@@ -421,9 +440,19 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
       reinterpret_cast<__nv_bfloat16*>(reinterpret_cast<unsigned char*>(partial) + S::PartialBytes(p.M));
   __nv_bfloat16* zero = x_s + S::XBuffers(p.K) * x_elems;
 
+  // The packed n8 tile of column block col's warp tile j: the block's four consecutive tiles, or
+  // for kRopeKvBf16 tiles 2q, 2q + 1 of a head's first half and the matching two of its second
+  // half (q: the block's place in its head).
+  auto tile_of = [&](int col, int j) -> int {
+    if constexpr (EP == GemmEpilogue::kRopeKvBf16) {
+      const int head_tiles = p.head_dim / kGemmTileRows, per_head = p.head_dim / S::kCols;
+      return (col / per_head) * head_tiles + 2 * (col % per_head) + (j & 1) + (j >> 1) * (head_tiles / 2);
+    }
+    return col * S::kTiles + j;
+  };
   // A lane's B fragments for the four stages of chunk c of column block col (zero past K).
   auto load_chunk = [&](int col, int c, uint4 (&b)[kGemmChunkTiles][2]) {
-    const __nv_bfloat16* w_lane = p.w + GemmTileStageOffset(col * S::kTiles + jt, 0, k_tiles) + lane * 8;
+    const __nv_bfloat16* w_lane = p.w + GemmTileStageOffset(tile_of(col, jt), 0, k_tiles) + lane * 8;
 #pragma unroll
     for (int i = 0; i < kGemmChunkTiles; ++i) {
       const int kt = c * kGemmChunkTiles + i;
@@ -541,6 +570,28 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
         const int n_gate = col - cl % 16;
         static_cast<__nv_bfloat16*>(p.out)[int64_t(row) * p.out_stride + n_gate / 2 + cl % 16] =
             __float2bfloat16_rn(silu * uv);
+      }
+    } else if constexpr (EP == GemmEpilogue::kRopeKvBf16) {
+      // Lane cl and lane cl ^ 16 hold a rotation pair (dimension i of the first half, i of the
+      // second); every column exists (N is whole heads of a multiple of 32).
+      const int tcol = tile_of(col_block, cl / kGemmTileRows) * kGemmTileRows + cl % kGemmTileRows;
+      const float x = __bfloat162float(__float2bfloat16_rn(total + (p.bias ? p.bias[tcol] : 0.0f)));
+      const float other = __shfl_xor_sync(0xffffffffu, x, 16);
+      if (row < p.M) {
+        const int hd = p.head_dim, half = hd / 2, head = tcol / hd, d = tcol % hd;
+        float y = x;
+        if (head < p.num_q_heads + p.num_kv_heads) {
+          const float c = p.rope_cos[int64_t(row) * half + d % half], sn = p.rope_sin[int64_t(row) * half + d % half];
+          y = d < half ? __fsub_rn(__fmul_rn(x, c), __fmul_rn(other, sn)) : __fadd_rn(__fmul_rn(x, c), __fmul_rn(other, sn));
+        }
+        const __nv_bfloat16 yb = __float2bfloat16_rn(y);
+        static_cast<__nv_bfloat16*>(p.out)[int64_t(row) * p.out_stride + tcol] = yb;
+        if (head >= p.num_q_heads) {
+          const bool is_v = head >= p.num_q_heads + p.num_kv_heads;
+          const int kvh = head - p.num_q_heads - (is_v ? p.num_kv_heads : 0);
+          __nv_bfloat16* cache = is_v ? p.v_cache : p.k_cache;
+          cache[(int64_t(kvh) * p.kv_capacity + p.kv_slots[row]) * hd + d] = yb;
+        }
       }
     } else {
       if (row < p.M && col < p.N) gemm_store<EP>(p, row, col, total + (p.bias ? p.bias[col] : 0.0f));

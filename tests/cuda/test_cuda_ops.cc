@@ -269,6 +269,75 @@ TEST(CudaLinear, InputNormGivesTheBitsOfTheStandaloneNorm) {
   ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
 }
 
+// The qkv GEMM that also rotates its q and k heads and stores k and v into their cache slots (up to
+// 16 rows) gives the bits of the GEMM followed by the standalone RoPE + KV write, in the qkv rows
+// and in the caches, for head_dim 64 and 128, GQA ratios 3, 7, 6, 4 and 2, with and without a
+// bias, over every split-K walk; 17 rows take the composed ops. (Both
+// composed ops are checked against the CPU above and in CudaRowOps.)
+TEST(CudaLinear, RopeKvEpilogueGivesTheBitsOfTheComposedOps) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  auto gpu = CudaBackendOrDie();
+  std::mt19937 rng(15);
+  struct Shape {
+    int nh, nkv, hd, k;
+    bool bias;
+  };
+  // 192 column blocks over K = 1024: several per block; K = 8192 over 16 column blocks: split
+  // along K over blocks, the epilogue in the last block to arrive.
+  for (const Shape sh : {Shape{9, 3, 64, 576, false}, Shape{14, 2, 64, 896, true}, Shape{12, 2, 128, 1536, true},
+                         Shape{32, 8, 128, 4096, false}, Shape{32, 8, 128, 1024, true}, Shape{4, 2, 64, 8192, false}}) {
+    const int n = (sh.nh + 2 * sh.nkv) * sh.hd, k = sh.k, half = sh.hd / 2, capacity = 97;
+    HostTensor W = Tensor(Bf16Round(Randn(size_t(n) * k, rng, 0.05f)), {n, k});
+    HostTensor B = Tensor(Randn(n, rng, 0.1f), {n});
+    auto w = gpu->CreateLinear(W, sh.bias ? &B : nullptr);
+    ASSERT_TRUE(w.ok());
+    std::vector<float> norm_w = Randn(k, rng, 0.3f);
+    for (float& v : norm_w) v += 1.0f;
+    Buf nw = Upload(*gpu, norm_w, 1, k, DType::kF32);
+    for (int m : {1, 7, 16, 17}) {
+      SCOPED_TRACE("heads " + std::to_string(sh.nh) + "/" + std::to_string(sh.nkv) + " hd " + std::to_string(sh.hd) +
+                   " k " + std::to_string(k) + " rows " + std::to_string(m));
+      Buf h = Upload(*gpu, Randn(size_t(m) * k, rng, 2.0f), m, k, DType::kF32);
+      std::vector<float> angles = Randn(size_t(m) * half, rng, 3.0f), cos_h(angles.size()), sin_h(angles.size());
+      for (size_t i = 0; i < angles.size(); ++i) {
+        cos_h[i] = std::cos(angles[i]);
+        sin_h[i] = std::sin(angles[i]);
+      }
+      Buf cos = Upload(*gpu, cos_h, m, half, DType::kF32), sin = Upload(*gpu, sin_h, m, half, DType::kF32);
+      std::vector<int32_t> slots(capacity);
+      std::iota(slots.begin(), slots.end(), 0);
+      std::shuffle(slots.begin(), slots.end(), rng);
+      slots.resize(m);
+      Buf slot_buf = UploadInts(*gpu, slots);
+      const std::vector<float> zeros(size_t(sh.nkv) * capacity * sh.hd, 0.0f);
+      Buf kc = Upload(*gpu, zeros, sh.nkv * capacity, sh.hd, DType::kBF16), vc = Upload(*gpu, zeros, sh.nkv * capacity, sh.hd, DType::kBF16);
+      Buf kc_ref = Upload(*gpu, zeros, sh.nkv * capacity, sh.hd, DType::kBF16);
+      Buf vc_ref = Upload(*gpu, zeros, sh.nkv * capacity, sh.hd, DType::kBF16);
+      auto layer = [&](Buf& kb, Buf& vb) {
+        KvLayerView kv;
+        kv.k = kb.view.data;
+        kv.v = vb.view.data;
+        kv.dtype = DType::kBF16;
+        kv.capacity = capacity;
+        kv.num_kv_heads = sh.nkv;
+        kv.head_dim = sh.hd;
+        return kv;
+      };
+      Buf xn = Alloc(*gpu, m, k, DType::kBF16), qkv = Alloc(*gpu, m, n, DType::kBF16), qkv_ref = Alloc(*gpu, m, n, DType::kBF16);
+      const float* c = cos.view.ptr<float>();
+      const float* s_ = sin.view.ptr<float>();
+      gpu->NormLinearRopeKv(h.view, nw.view.data, 1e-6f, xn.view, **w, qkv.view, sh.nh, sh.nkv, sh.hd, c, s_,
+                            slot_buf.ints(), layer(kc, vc));
+      gpu->NormLinear(h.view, nw.view.data, 1e-6f, xn.view, **w, qkv_ref.view);
+      gpu->RopeKvWrite(qkv_ref.view, sh.nh, sh.nkv, sh.hd, c, s_, slot_buf.ints(), layer(kc_ref, vc_ref));
+      EXPECT_TRUE(SameFloats(Download(*gpu, qkv.view), Download(*gpu, qkv_ref.view)));
+      EXPECT_TRUE(SameFloats(Download(*gpu, kc.view), Download(*gpu, kc_ref.view)));
+      EXPECT_TRUE(SameFloats(Download(*gpu, vc.view), Download(*gpu, vc_ref.view)));
+    }
+  }
+  ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
+}
+
 TEST(CudaLinear, UnsupportedShapesAreClearErrors) {
   LONGSPEC_SKIP_WITHOUT_GPU();
   auto gpu = CudaBackendOrDie();

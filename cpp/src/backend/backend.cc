@@ -44,6 +44,13 @@ void Backend::NormLinear(View h, const void* norm_weight, float eps, View xn, co
   Linear(xn, w, out);
 }
 
+void Backend::NormLinearRopeKv(View h, const void* norm_weight, float eps, View xn, const LinearWeight& w, View qkv,
+                               int32_t num_heads, int32_t num_kv_heads, int32_t head_dim, const float* cos,
+                               const float* sin, const int32_t* slots, KvLayerView kv) {
+  NormLinear(h, norm_weight, eps, xn, w, qkv);
+  RopeKvWrite(qkv, num_heads, num_kv_heads, head_dim, cos, sin, slots, kv);
+}
+
 void Backend::NormLinearSiluMul(View h, const void* norm_weight, float eps, View xn, const LinearWeight& w, View out,
                                 View scratch) {
   RmsNorm(h, norm_weight, eps, xn);

@@ -289,6 +289,11 @@ class Backend {
   // out = Linear(RmsNorm(h)) (h fp32): RmsNorm into xn [rows, in_features], then Linear. A backend
   // may normalise inside the product and leave xn unwritten; out has the same bits either way.
   virtual void NormLinear(View h, const void* norm_weight, float eps, View xn, const LinearWeight& w, View out);
+  // qkv = NormLinear(h) for a fused [q | k | v] weight, then RopeKvWrite of qkv, as one op: a
+  // backend may rotate and store the rows' K/V from the product's epilogue (same bits).
+  virtual void NormLinearRopeKv(View h, const void* norm_weight, float eps, View xn, const LinearWeight& w, View qkv,
+                                int32_t num_heads, int32_t num_kv_heads, int32_t head_dim, const float* cos,
+                                const float* sin, const int32_t* slots, KvLayerView kv);
   // out = LinearSiluMul(RmsNorm(h)), as NormLinear.
   virtual void NormLinearSiluMul(View h, const void* norm_weight, float eps, View xn, const LinearWeight& w, View out,
                                  View scratch);

@@ -97,8 +97,8 @@ void TransformerRunner::Forward(const DevicePlan& plan, KvCache& cache, StepOutp
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const LayerWeights& L = weights_.layers[l];
     const KvLayerView kv = cache.layer(l);
-    backend_.NormLinear(h, L.attn_norm->data(), eps, xn, *L.qkv, qkv);
-    backend_.RopeKvWrite(qkv, nh, nkv, hd, plan.cos, plan.sin, plan.slots, kv);
+    backend_.NormLinearRopeKv(h, L.attn_norm->data(), eps, xn, *L.qkv, qkv, nh, nkv, hd, plan.cos, plan.sin, plan.slots,
+                              kv);
     HybridAttentionParams hp;
     hp.prefix = PrefixAttention(q, kv, plan.prefix_len, kv_bound, attn_p, lse_p_, nh, scale, ws, ws_bytes_);
     hp.tree = TreeAttention(plan, q, kv, attn_t, lse_t_, nh, scale);

@@ -248,8 +248,8 @@ void DraftModel::ForwardLevel(const DevicePlan& plan, int32_t n, int32_t max_cro
 
   backend_.Embedding(target_.weights().embedding->data(), t.hidden_size, plan.tokens, h);
   // Self-attention over the window (ring) and the row's ancestors.
-  backend_.NormLinear(h, w_.self_norm->data(), eps, xn, *w_.qkv, qkv);
-  backend_.RopeKvWrite(qkv, nh, nkv, hd, plan.cos, plan.sin, plan.slots, cache_.layer(0));
+  backend_.NormLinearRopeKv(h, w_.self_norm->data(), eps, xn, *w_.qkv, qkv, nh, nkv, hd, plan.cos, plan.sin, plan.slots,
+                            cache_.layer(0));
   backend_.AttentionTree(TreeAttention(plan, qkv.Cols(0, t.q_dim()), cache_.layer(0), attn, lse, nh, scale));
   backend_.LinearAdd(attn, *w_.self_o, h, tmp);
   // Cross-attention over the target's last-layer cache.
