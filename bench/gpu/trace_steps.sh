@@ -10,16 +10,10 @@ cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/longspec_out}
 PHASES=${PHASES:-plain}
 mkdir -p "$OUT"
-if [ ! -e /tmp/lsite/longspec ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  PYTHONPATH=/tmp/site CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) LONGSPEC_CUDA=ON LONGSPEC_CUDA_ARCHITECTURES=90a \
-    python3 -m pip install -q --no-build-isolation --no-deps --target /tmp/lsite . > "$OUT/pip_build.log" 2>&1 \
-    || { tail -30 "$OUT/pip_build.log"; exit 1; }
-fi
+source bench/gpu/package_site.sh
 cuda=${CUDA_HOME:-/usr/local/cuda}
 g++ -O2 -shared -fPIC -o /tmp/libkernel_trace.so bench/gpu/kernel_trace.cc -I"$cuda/include" \
   -L"$cuda/lib64" -L"$cuda/lib" -lcupti -Wl,-rpath,"$cuda/lib64:$cuda/lib" || exit 1
-export PYTHONPATH=/tmp/lsite:/tmp/site PYTHONUNBUFFERED=1
 for what in "$@"; do
   set -- $what
   for phase in $PHASES; do
