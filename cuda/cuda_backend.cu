@@ -561,8 +561,7 @@ bool EnvFlag(const char* name, bool fallback) {
 
 // LONGSPEC_CUDA_GRAPHS=0, LONGSPEC_PDL=0 and LONGSPEC_FUSE_NORM=0 switch graph capture,
 // programmatic dependent launch and the GEMMs' input RMSNorm (with the qkv GEMM's RoPE + KV
-// write) off (for measurements and
-// debugging; results are the same bits either way).
+// write) off (for measurements and debugging; results are the same bits either way).
 StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
   LONGSPEC_CUDA_TRY(cudaSetDevice(device));
   cudaDeviceProp prop;
