@@ -19,6 +19,18 @@ size_t PrefixSmemBytes(int states) {
 // the kernels are prepared: the launcher sizes its grid to one wave of them.
 int g_prefix_blocks_per_sm[2][2][3] = {};
 int& PrefixBlocksPerSm(int hd, int warps, int states) { return g_prefix_blocks_per_sm[hd == 128][warps == 4][states]; }
+int g_decode_blocks_per_sm[2] = {};
+
+template <int HD>
+cudaError_t PrepareDecode() {
+  const cudaError_t e = PrepareKernel(attention_decode_prefix_kernel<HD>, DecodeSmem<HD>::kBytes);
+  if (e != cudaSuccess) return e;
+  int blocks = 0;
+  const cudaError_t o = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, attention_decode_prefix_kernel<HD>,
+                                                                      32 * kDecodeWarps, DecodeSmem<HD>::kBytes);
+  g_decode_blocks_per_sm[HD == 128] = std::max(1, blocks);
+  return o;
+}
 
 template <int HD, int WARPS, int STATES>
 cudaError_t PreparePrefixStates() {
@@ -90,8 +102,17 @@ cudaError_t LaunchForHeadDim(const LaunchContext& ctx, AttnPrefixParams pre, int
     }
     const size_t need = size_t(pre.rows) * pre.num_heads * pre.max_states * StateFloats<HD>() * sizeof(float);
     if (pre.state == nullptr || need > ws_bytes) return cudaErrorInvalidValue;
-    const dim3 grid(q_tiles, pre.num_kv_heads, gz);
-    const cudaError_t e = warps == 1 ? LaunchPrefix<HD, 1>(ctx, pre, grid) : LaunchPrefix<HD, 4>(ctx, pre, grid);
+    cudaError_t e;
+    if (warps == 1 && pre.states == kAttnSplitStates && ctx.decode_warps) {
+      // Decode: four warps share each split's chunks (same bits as the one-warp kernel), a wave
+      // of blocks at one split each where the splits allow.
+      gz = UnitStride(splits, per_unit, g_decode_blocks_per_sm[HD == 128] * ctx.num_sms);
+      e = Launch(ctx, attention_decode_prefix_kernel<HD>, dim3(1, pre.num_kv_heads, gz), dim3(32 * kDecodeWarps),
+                 DecodeSmem<HD>::kBytes, pre);
+    } else {
+      const dim3 grid(q_tiles, pre.num_kv_heads, gz);
+      e = warps == 1 ? LaunchPrefix<HD, 1>(ctx, pre, grid) : LaunchPrefix<HD, 4>(ctx, pre, grid);
+    }
     if (e != cudaSuccess) return e;
     fin.state = pre.state;
     fin.max_states = pre.max_states;
@@ -107,6 +128,7 @@ cudaError_t LaunchForHeadDim(const LaunchContext& ctx, AttnPrefixParams pre, int
 
 cudaError_t PrepareAttentionKernels() {
   for (cudaError_t e : {PreparePrefix<64, 1>(), PreparePrefix<64, 4>(), PreparePrefix<128, 1>(), PreparePrefix<128, 4>(),
+                        PrepareDecode<64>(), PrepareDecode<128>(),
                         PrepareKernel(attention_finish_kernel<64>, FinishSmemBytes<64>()),
                         PrepareKernel(attention_finish_kernel<128>, FinishSmemBytes<128>())}) {
     if (e != cudaSuccess) return e;

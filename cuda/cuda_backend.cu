@@ -467,6 +467,7 @@ class CudaBackend final : public Backend {
 
   void set_graphs_enabled(bool on) { graphs_enabled_ = on; }
   void set_fuse_norm(bool on) { fuse_norm_ = on; }
+  void set_decode_warps(bool on) { ctx_.decode_warps = on; }
 
  private:
   void Check(cudaError_t e, const char* op) {
@@ -559,9 +560,10 @@ bool EnvFlag(const char* name, bool fallback) {
 
 }  // namespace
 
-// LONGSPEC_CUDA_GRAPHS=0, LONGSPEC_PDL=0 and LONGSPEC_FUSE_NORM=0 switch graph capture,
-// programmatic dependent launch and the GEMMs' input RMSNorm (with the qkv GEMM's RoPE + KV
-// write) off (for measurements and debugging; results are the same bits either way).
+// LONGSPEC_CUDA_GRAPHS=0, LONGSPEC_PDL=0, LONGSPEC_FUSE_NORM=0 and LONGSPEC_DECODE_WARPS=0
+// switch graph capture, programmatic dependent launch, the GEMMs' input RMSNorm (with the qkv
+// GEMM's RoPE + KV write) and the four-warp decode attention off (for measurements and
+// debugging; results are the same bits either way).
 StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
   LONGSPEC_CUDA_TRY(cudaSetDevice(device));
   cudaDeviceProp prop;
@@ -581,6 +583,7 @@ StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
   auto be = std::make_unique<CudaBackend>(device, stream, prop, EnvFlag("LONGSPEC_PDL", prop.major >= 9));
   be->set_graphs_enabled(EnvFlag("LONGSPEC_CUDA_GRAPHS", true));
   be->set_fuse_norm(EnvFlag("LONGSPEC_FUSE_NORM", true));
+  be->set_decode_warps(EnvFlag("LONGSPEC_DECODE_WARPS", true));
   LONGSPEC_RETURN_IF_ERROR(be->AllocateSplitKWorkspace());
   return std::unique_ptr<Backend>(std::move(be));
 }

@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include "attention_decode.cuh"
 #include "attention_finish.cuh"
 #include "elementwise.cuh"
 #include "gemm.cuh"

@@ -10,6 +10,7 @@ namespace longspec::cuda {
 struct LaunchContext {
   cudaStream_t stream = nullptr;
   bool pdl = true;
+  bool decode_warps = true;  // decode attention's prefix on four warps per block (attention_decode.cuh)
   int num_sms = 132;
   // Split-K over blocks (gemm.cu): each chunk's partial sums, and per output tile a counter of
   // the blocks that have written theirs (back to zero after every launch). Owned by the backend.

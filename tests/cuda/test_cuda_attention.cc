@@ -6,6 +6,7 @@
 //   out  |y - ref| <= 2^-7 * max|v| + 2^-8 |ref|
 //   lse  |y - ref| <= 1e-3 (fp32 scores from exact bf16 products, sums in another order)
 #include <algorithm>
+#include <cstdlib>
 #include <utility>
 
 #include "cuda_test_util.h"
@@ -278,6 +279,43 @@ TEST(CudaAttention, RowsAreBitIdenticalAloneAndInAnyBatch) {
     }
   }
   ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
+}
+
+// Decode-sized calls (at most 16 queries per KV head) run the prefix on four warps per block
+// (attention_decode.cuh): the same bits as the one-warp kernel (LONGSPEC_DECODE_WARPS=0), output
+// and LSE, for head_dim 64 and 128, GQA ratios 1, 3 and 7 (two rows: 14 queries), lengths on a
+// chunk boundary and inside a chunk, short and long enough that blocks walk several splits.
+TEST(CudaAttention, DecodeWarpsGiveTheOneWarpKernelsBits) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  auto gpu = CudaBackendOrDie();
+  setenv("LONGSPEC_DECODE_WARPS", "0", 1);
+  auto one_warp = CudaBackendOrDie();
+  unsetenv("LONGSPEC_DECODE_WARPS");
+  std::mt19937 rng(26);
+  for (int hd : {64, 128})
+    for (const auto& [rows, ratio] : {std::pair{1, 1}, std::pair{1, 3}, std::pair{2, 7}})
+      for (int committed : {1, 70, 256, 1000, 9000, 70000}) {
+        if (committed > 9000 && ratio != 1) continue;  // one long case per head_dim: blocks walk 3 splits
+        SCOPED_TRACE("hd " + std::to_string(hd) + " rows " + std::to_string(rows) + " ratio " + std::to_string(ratio) +
+                     " committed " + std::to_string(committed));
+        AttnCase c = HybridCase(rng, rows, hd, ratio, committed, 2);
+        const size_t ws = gpu->AttentionWorkspaceBytes(c.rows, c.nh, hd, c.capacity);
+        Side a = Place(*gpu, c, DType::kBF16, ws), b = Place(*one_warp, c, DType::kBF16, ws);
+        HybridAttentionParams pa = HybridOf(c, a, ws), pb = HybridOf(c, b, ws);
+        gpu->HybridAttention(pa);
+        one_warp->HybridAttention(pb);
+        EXPECT_TRUE(SameFloats(Download(*gpu, a.out.view), Download(*one_warp, b.out.view)));
+        // The prefix alone, with its LSE, over lengths that end inside a chunk (row r: r * 5 short).
+        for (int r = 0; r < rows; ++r) c.prefix_len[r] = std::max(0, committed - 5 * r - (committed > 64 ? 3 : 0));
+        a.plen = UploadInts(*gpu, c.prefix_len);
+        b.plen = UploadInts(*one_warp, c.prefix_len);
+        gpu->AttentionPrefix(PrefixOf(c, a, ws));
+        one_warp->AttentionPrefix(PrefixOf(c, b, ws));
+        EXPECT_TRUE(SameFloats(Download(*gpu, a.out.view), Download(*one_warp, b.out.view)));
+        EXPECT_TRUE(SameFloats(Download(*gpu, a.lse.view), Download(*one_warp, b.lse.view)));
+      }
+  ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
+  ASSERT_TRUE(one_warp->LastError().ok()) << one_warp->LastError().ToString();
 }
 
 TEST(CudaGraphs, ReplayEqualsEagerWithNewValues) {
