@@ -300,3 +300,46 @@ def test_code_files_keep_sources_and_skip_tests_small_and_minified(tmp_path):
     assert [d.name for d in docs] == ["pkg-a/usr/share/cargo/registry/serde/src/lib.rs", "pkg-a/usr/share/gocode/src/x/a.go",
                                       "pkg-a/usr/share/javascript/jquery/jquery.js"]
     assert {d.source for d in docs} == {"code"} and prov["languages"] == {"go": 1, "javascript": 1, "rust": 1}
+
+
+def _write_book(root: Path, pages: dict[str, str]) -> None:
+    for rel, html in pages.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(html)
+
+
+def _page(body: str, next_href: str | None, head_link: bool = True) -> str:
+    link = f'<link rel="next" href="{next_href}" />' if next_href and head_link else ""
+    anchor = f'<a rel="next" href="{next_href}">Next</a>' if next_href and not head_link else ""
+    return (f"<html><head><title>t</title>{link}</head><body><div class=\"navheader\">Prev Home</div>"
+            f"<nav>menu</nav><div role=\"main\">{body}</div>{anchor}<script>var x = 1;</script></body></html>")
+
+
+def test_html_books_follow_the_next_chain_and_keep_prose_and_code(tmp_path):
+    pytest.importorskip("bs4")  # the `train` / `test` extras install it
+    book = tmp_path / "pkg-book" / "usr/share/doc/book"
+    _write_book(book, {
+        "index.html": _page("<h1>The  Book</h1><p>First\n   paragraph with <code>inline</code> code.</p>",
+                            "ch1/one.html"),
+        # an mdBook-style link in the body, a fragment, and code whose indentation must stay
+        "ch1/one.html": _page("<p>Second<br>line</p><pre>fn main() {\n    println!(\"hi\");\n}</pre>",
+                              "../two.html#top", head_link=False),
+        "two.html": _page("<ul><li>a</li><li>b</li></ul><!-- a comment -->", "index.html"),  # a cycle
+        "outside.html": _page("<p>never reached</p>", None),
+    })
+    H = D._sibling_module("html_books")
+    pages = list(H.walk_book(book / "index.html"))
+    assert [rel for rel, _ in pages] == ["index.html", "ch1/one.html", "two.html"]
+    assert pages[0][1] == "The Book\nFirst paragraph with inline code."
+    assert pages[1][1] == 'Second\nline\nfn main() {\n    println!("hi");\n}'
+    assert pages[2][1] == "a\nb"
+    # Pages joined into documents of at least min_chars, in order, named after their first page.
+    assert H.book_documents(book / "index.html", min_chars=60) == [
+        ("index.html", pages[0][1] + "\n\n" + pages[1][1] + "\n"), ("two.html", "a\nb\n")]
+    # A link out of the book's directory ends the chain.
+    _write_book(book, {"two.html": _page("<p>b</p>", "../../../../etc/passwd")})
+    assert [rel for rel, _ in H.walk_book(book / "index.html")] == ["index.html", "ch1/one.html", "two.html"]
+    # extract_books over unpacked trees root/<package>/: documents named package/first page.
+    docs, prov = D.extract_books({"pkg-book": "usr/share/doc/book/index.html"}, root=tmp_path)
+    assert [(d.source, d.name) for d in docs] == [("books", "pkg-book/index.html")]
+    assert prov["packages"]["pkg-book"]["documents"] == 1 and "books" in D.EXTRA_SOURCES

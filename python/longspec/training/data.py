@@ -4,7 +4,9 @@ The draft learns to imitate a frozen target on *long* documents, so we need text
 thousands of tokens that exist on any Debian machine without a network: the CPython standard
 library, the Python 3.11 documentation sources (one .deb), man pages and GNU info manuals; and,
 named in --sources, "code": Go, Rust, C++, JavaScript/TypeScript, Ruby and Perl source files from
-15 Debian library packages (906 files, 19.6 M characters on Debian 12, at most 4 M per package).
+15 Debian library packages (906 files, 19.6 M characters on Debian 12, at most 4 M per package),
+and "books": long prose, five HTML books of Debian documentation packages as text (65 documents,
+13.6 M characters).
 
 Pipeline (small pure steps, testable without real data): collect_documents -> split_documents ->
 tokenize_documents -> pack_sequences / long_documents -> save_token_shards (npz, uint16 when the
@@ -16,6 +18,8 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
+import importlib
+import importlib.util
 import json
 import os
 import platform
@@ -36,9 +40,11 @@ ALL_SOURCES = ("stdlib", "pydocs", "man", "info")  # the default recipe
 # Optional sources (name them in --sources): "code", source files in other languages from Debian
 # packages that ship them (library -dev packages; none of the Go standard library, linux-doc,
 # perl-doc or the Debian Reference, which independent evaluations keep for themselves).
-EXTRA_SOURCES = ("code",)
+# "books": long prose, HTML books of Debian documentation packages as text (html_books.py).
+EXTRA_SOURCES = ("code", "books")
 LICENCES = {"stdlib": "PSF-2.0", "pydocs": "PSF-2.0", "man": "mixed free licences (per package)",
-            "info": "GFDL / GPL (per package)", "code": "free licences (per package, debian/copyright)"}
+            "info": "GFDL / GPL (per package)", "code": "free licences (per package, debian/copyright)",
+            "books": "free licences (per package, see html_books.py)"}
 CODE_PACKAGES = {  # language -> Debian 12 packages whose files are source code
     "go": ("golang-github-spf13-cobra-dev", "golang-google-grpc-dev", "golang-github-prometheus-client-golang-dev",
            "golang-golang-x-tools-dev"),
@@ -320,9 +326,42 @@ def extract_code(packages: dict[str, Sequence[str]] | None = None, root: str | P
     return docs, prov
 
 
+def _sibling_module(name: str):
+    """A module of this package, also when this file was loaded on its own (the tests load the
+    repository's data.py by path, outside the package)."""
+    if __package__:
+        return importlib.import_module(f"{__package__}.{name}")
+    spec = importlib.util.spec_from_file_location(f"longspec_training_{name}", Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def extract_books(books: dict[str, str] | None = None, root: str | Path | None = None):
+    """The HTML books of html_books.BOOKS (package -> first page), each package downloaded and
+    unpacked with dpkg -x (or, with root, the unpacked trees root/<package>/ as they are), as
+    documents of consecutive pages in reading order named "<package>/<first page>"."""
+    html_books = _sibling_module("html_books")
+    books = html_books.BOOKS if books is None else books
+    book_documents = html_books.book_documents
+    docs, prov = [], {"packages": {}}
+    for name, first in books.items():
+        if root is not None:
+            entry, found = {"root": str(Path(root) / name)}, book_documents(Path(root) / name / first)
+        else:
+            with tempfile.TemporaryDirectory(prefix="longspec-books-") as tmp:
+                deb, entry = _fetch_deb(name, tmp)
+                subprocess.run(["dpkg", "-x", str(deb), os.path.join(tmp, "x")], check=True)
+                found = book_documents(Path(tmp) / "x" / first)
+        docs.extend(Document("books", f"{name}/{page}", text) for page, text in found)
+        prov["packages"][name] = dict(entry, first_page=first, documents=len(found),
+                                      chars=sum(len(text) for _, text in found))
+    return docs, prov
+
+
 EXTRACTORS: dict[str, Callable[[], tuple[list[Document], dict]]] = {
     "stdlib": extract_stdlib, "pydocs": extract_pydocs, "man": extract_man, "info": extract_info,
-    "code": extract_code}
+    "code": extract_code, "books": extract_books}
 
 
 # ---------- Cache: one JSONL.gz per source + manifest.json, so extraction (minutes for man) runs once.
