@@ -17,7 +17,7 @@ linux-doc, perl-doc and the Go standard library are not used):
 from __future__ import annotations
 
 import re
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Iterator
 
 # package -> the book's first page inside the unpacked package
