@@ -285,6 +285,8 @@ TEST(CudaAttention, RowsAreBitIdenticalAloneAndInAnyBatch) {
 // (attention_decode.cuh): the same bits as the one-warp kernel (LONGSPEC_DECODE_WARPS=0), output
 // and LSE, for head_dim 64 and 128, GQA ratios 1, 3 and 7 (two rows: 14 queries), lengths on a
 // chunk boundary and inside a chunk, short and long enough that blocks walk several splits.
+// (The switch does pick the other kernel: the CUPTI timelines of both settings name
+// attention_prefix_kernel and attention_decode_prefix_kernel, bench/results/logs/trace_*_one_warp_*.)
 TEST(CudaAttention, DecodeWarpsGiveTheOneWarpKernelsBits) {
   LONGSPEC_SKIP_WITHOUT_GPU();
   auto gpu = CudaBackendOrDie();
