@@ -118,6 +118,7 @@ cudaError_t LaunchForHeadDim(const LaunchContext& ctx, AttnPrefixParams pre, int
     fin.max_states = pre.max_states;
     fin.states = pre.states;
     fin.kv_len = pre.kv_len;
+    fin.group_warps = ctx.finish_group_warps;
   } else {
     fin.state = nullptr;
   }

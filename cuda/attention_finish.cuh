@@ -25,6 +25,10 @@ struct AttnFinishParams {
   const float* state = nullptr;
   int max_states = 0;
   int states = kAttnSplitStates;  // how the prefix kernel left them (AttnStates)
+  // Split states: each warp folds one group of a batch (every element of it), the groups then go
+  // into the running state in order; false: the owner of each element folds all of them in turn.
+  // The same operations on every element in the same order either way (the same bits).
+  bool group_warps = true;
   const int32_t* kv_len = nullptr;
   // Tree part (band_start == nullptr: none).
   const int32_t* band_start = nullptr;
@@ -52,7 +56,7 @@ static_assert(kFinishTreeBlock == 32 * kFinishWarps, "a thread per key of a tree
 template <int HD>
 constexpr size_t FinishSmemBytes() {
   return size_t(2 * kFinishBatch) * StateFloats<HD>() * 4 + size_t(kFinishTreeBlock) * (2 * HD + 8) * 2 + HD * 4 +
-         kFinishTreeBlock * 4 * 2;
+         kFinishTreeBlock * 4 * 2 + size_t(kFinishWarps) * (HD + 2) * 4;
 }
 
 template <int HD>
@@ -69,6 +73,7 @@ __global__ void __launch_bounds__(32 * kFinishWarps) attention_finish_kernel(con
   float* qs = reinterpret_cast<float*>(v_s + kFinishTreeBlock * HD);                    // [HD]
   int* slot_s = reinterpret_cast<int*>(qs + HD);                                        // [128]
   float* score_s = reinterpret_cast<float*>(slot_s + kFinishTreeBlock);                 // [128]
+  float* group_s = score_s + kFinishTreeBlock;  // [kFinishWarps][m, l, HD]: a batch's group states
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const bool owner = tid < HD;  // thread tid owns output element tid
   const int head = blockIdx.x, row = blockIdx.y;
@@ -218,6 +223,49 @@ __global__ void __launch_bounds__(32 * kFinishWarps) attention_finish_kernel(con
       };
       if (seg == 32) {
         fold_batch(std::integral_constant<int, 32>());
+      } else if (p.group_warps) {
+        // The owner of an element would walk the batch's 32 states in one chain; here warp w takes
+        // group w (the same factors: every warp computed the whole scan above) for every element
+        // (lane + 32 e, HD / 32 independent chains per lane), so the chain is a group long.
+        static_assert(32 / kAttnGroupSplits == kFinishWarps, "a warp per group of a batch");
+        constexpr int kPer = HD / 32;
+        float seg_l = 0.0f, seg_acc[kPer];
+#pragma unroll
+        for (int e = 0; e < kPer; ++e) seg_acc[e] = 0.0f;
+#pragma unroll
+        for (int k = 0; k < kAttnGroupSplits; ++k) {
+          const int s = warp * kAttnGroupSplits + k;
+          const float a = __shfl_sync(0xffffffffu, a_s, s), b = __shfl_sync(0xffffffffu, b_s, s);
+          if ((live >> s) & 1u) {
+            const float* rec = batch + s * kRec;
+            const float l = rec[1];
+            if (seg_l == 0.0f) {  // the group's first non-empty state
+              seg_l = l;
+#pragma unroll
+              for (int e = 0; e < kPer; ++e) seg_acc[e] = rec[kStateHeader + lane + 32 * e];
+            } else {
+              seg_l = __fmaf_rn(l, b, __fmul_rn(seg_l, a));
+#pragma unroll
+              for (int e = 0; e < kPer; ++e)
+                seg_acc[e] = __fmaf_rn(rec[kStateHeader + lane + 32 * e], b, __fmul_rn(seg_acc[e], a));
+            }
+          }
+        }
+        const float seg_m = __shfl_sync(0xffffffffu, incl, warp * kAttnGroupSplits + kAttnGroupSplits - 1);
+        float* gs = group_s + warp * (HD + 2);
+        if (lane == 0) {
+          gs[0] = seg_m;
+          gs[1] = seg_l;
+        }
+#pragma unroll
+        for (int e = 0; e < kPer; ++e) gs[2 + lane + 32 * e] = seg_acc[e];
+        __syncthreads();
+        // The groups into the running state in order, by every thread (the scalars stay alike).
+#pragma unroll
+        for (int gi = 0; gi < kFinishWarps; ++gi) {
+          const float* g = group_s + gi * (HD + 2);
+          fold(g[0], g[1], owner ? g[2 + tid] : 0.0f);
+        }
       } else {
         fold_batch(std::integral_constant<int, kAttnGroupSplits>());
       }

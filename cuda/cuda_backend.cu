@@ -468,6 +468,7 @@ class CudaBackend final : public Backend {
   void set_graphs_enabled(bool on) { graphs_enabled_ = on; }
   void set_fuse_norm(bool on) { fuse_norm_ = on; }
   void set_decode_warps(bool on) { ctx_.decode_warps = on; }
+  void set_finish_group_warps(bool on) { ctx_.finish_group_warps = on; }
 
  private:
   void Check(cudaError_t e, const char* op) {
@@ -560,10 +561,10 @@ bool EnvFlag(const char* name, bool fallback) {
 
 }  // namespace
 
-// LONGSPEC_CUDA_GRAPHS=0, LONGSPEC_PDL=0, LONGSPEC_FUSE_NORM=0 and LONGSPEC_DECODE_WARPS=0
-// switch graph capture, programmatic dependent launch, the GEMMs' input RMSNorm (with the qkv
-// GEMM's RoPE + KV write) and the four-warp decode attention off (for measurements and
-// debugging; results are the same bits either way).
+// LONGSPEC_CUDA_GRAPHS=0, LONGSPEC_PDL=0, LONGSPEC_FUSE_NORM=0, LONGSPEC_DECODE_WARPS=0 and
+// LONGSPEC_FINISH_GROUP_WARPS=0 switch graph capture, programmatic dependent launch, the GEMMs'
+// input RMSNorm (with the qkv GEMM's RoPE + KV write), the four-warp decode attention and the
+// finishing pass's group-per-warp fold off (for measurements and debugging; the same bits).
 StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
   LONGSPEC_CUDA_TRY(cudaSetDevice(device));
   cudaDeviceProp prop;
@@ -584,6 +585,7 @@ StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
   be->set_graphs_enabled(EnvFlag("LONGSPEC_CUDA_GRAPHS", true));
   be->set_fuse_norm(EnvFlag("LONGSPEC_FUSE_NORM", true));
   be->set_decode_warps(EnvFlag("LONGSPEC_DECODE_WARPS", true));
+  be->set_finish_group_warps(EnvFlag("LONGSPEC_FINISH_GROUP_WARPS", true));
   LONGSPEC_RETURN_IF_ERROR(be->AllocateSplitKWorkspace());
   return std::unique_ptr<Backend>(std::move(be));
 }

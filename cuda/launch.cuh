@@ -11,6 +11,7 @@ struct LaunchContext {
   cudaStream_t stream = nullptr;
   bool pdl = true;
   bool decode_warps = true;  // decode attention's prefix on four warps per block (attention_decode.cuh)
+  bool finish_group_warps = true;  // the finishing pass folds split groups a warp each (attention_finish.cuh)
   int num_sms = 132;
   // Split-K over blocks (gemm.cu): each chunk's partial sums, and per output tile a counter of
   // the blocks that have written theirs (back to zero after every launch). Owned by the backend.

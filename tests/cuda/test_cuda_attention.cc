@@ -320,6 +320,42 @@ TEST(CudaAttention, DecodeWarpsGiveTheOneWarpKernelsBits) {
   ASSERT_TRUE(one_warp->LastError().ok()) << one_warp->LastError().ToString();
 }
 
+// The finishing pass folds decode-sized calls' split states a group per warp (each warp every
+// element of its group, the groups then in order): the bits of the fold by each element's owner
+// (LONGSPEC_FINISH_GROUP_WARPS=0), output and LSE, for head_dim 64 and 128, GQA ratios 1, 3 and 7,
+// lengths from one split to several batches of 32 states (the last one partial, groups past the
+// length empty), with and without a tree part.
+TEST(CudaAttention, FinishGroupWarpsGiveTheOwnerFoldsBits) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  auto gpu = CudaBackendOrDie();
+  setenv("LONGSPEC_FINISH_GROUP_WARPS", "0", 1);
+  auto owner_fold = CudaBackendOrDie();
+  unsetenv("LONGSPEC_FINISH_GROUP_WARPS");
+  std::mt19937 rng(27);
+  for (int hd : {64, 128})
+    for (const auto& [rows, ratio] : {std::pair{1, 1}, std::pair{1, 3}, std::pair{2, 7}})
+      for (int committed : {1, 300, 2100, 9000, 70000}) {
+        if (committed > 9000 && ratio != 1) continue;
+        SCOPED_TRACE("hd " + std::to_string(hd) + " rows " + std::to_string(rows) + " ratio " + std::to_string(ratio) +
+                     " committed " + std::to_string(committed));
+        AttnCase c = HybridCase(rng, rows, hd, ratio, committed, 2);
+        const size_t ws = gpu->AttentionWorkspaceBytes(c.rows, c.nh, hd, c.capacity);
+        Side a = Place(*gpu, c, DType::kBF16, ws), b = Place(*owner_fold, c, DType::kBF16, ws);
+        gpu->HybridAttention(HybridOf(c, a, ws));
+        owner_fold->HybridAttention(HybridOf(c, b, ws));
+        EXPECT_TRUE(SameFloats(Download(*gpu, a.out.view), Download(*owner_fold, b.out.view)));
+        for (int r = 0; r < rows; ++r) c.prefix_len[r] = std::max(0, committed - 300 * r - 7);
+        a.plen = UploadInts(*gpu, c.prefix_len);
+        b.plen = UploadInts(*owner_fold, c.prefix_len);
+        gpu->AttentionPrefix(PrefixOf(c, a, ws));
+        owner_fold->AttentionPrefix(PrefixOf(c, b, ws));
+        EXPECT_TRUE(SameFloats(Download(*gpu, a.out.view), Download(*owner_fold, b.out.view)));
+        EXPECT_TRUE(SameFloats(Download(*gpu, a.lse.view), Download(*owner_fold, b.lse.view)));
+      }
+  ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
+  ASSERT_TRUE(owner_fold->LastError().ok()) << owner_fold->LastError().ToString();
+}
+
 TEST(CudaGraphs, ReplayEqualsEagerWithNewValues) {
   LONGSPEC_SKIP_WITHOUT_GPU();
   auto gpu = CudaBackendOrDie();
