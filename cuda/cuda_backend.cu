@@ -369,12 +369,11 @@ class CudaBackend final : public Backend {
   // stages them: one launch and no xn round trip. More rows take the standalone norm, which
   // gives the same bits (rmsnorm.cuh).
   void NormLinear(View h, const void* norm_weight, float eps, View xn, const LinearWeight& w, View out) override {
-    GemmParams p = NormGemm(h, norm_weight, eps, xn, w, out.data, out.stride);
-    if (!fuse_norm_ || !IsBf16(out) || !GemmCanImplement(p, GemmEpilogue::kStoreBf16)) {
-      return Backend::NormLinear(h, norm_weight, eps, xn, w, out);
-    }
     assert(w.packing == LinearPacking::kPlain && out.cols == w.out_features);
-    Check(LaunchGemm(ctx_, GemmEpilogue::kStoreBf16, p), "NormLinear");
+    if (!IsBf16(out) || !TryNormGemm(GemmEpilogue::kStoreBf16, NormGemm(h, norm_weight, eps, xn, w, out.data, out.stride),
+                                      "NormLinear")) {
+      Backend::NormLinear(h, norm_weight, eps, xn, w, out);
+    }
   }
   void NormLinearRopeKv(View h, const void* norm_weight, float eps, View xn, const LinearWeight& w, View qkv,
                         int32_t num_heads, int32_t num_kv_heads, int32_t head_dim, const float* cos, const float* sin,
@@ -389,22 +388,19 @@ class CudaBackend final : public Backend {
     p.num_q_heads = num_heads;
     p.num_kv_heads = num_kv_heads;
     p.head_dim = head_dim;
-    if (!fuse_norm_ || !IsBf16(qkv) || kv.num_kv_heads != num_kv_heads || kv.head_dim != head_dim ||
-        !GemmCanImplement(p, GemmEpilogue::kRopeKvBf16)) {
-      return Backend::NormLinearRopeKv(h, norm_weight, eps, xn, w, qkv, num_heads, num_kv_heads, head_dim, cos, sin,
-                                       slots, kv);
-    }
     assert(w.packing == LinearPacking::kPlain && qkv.cols == w.out_features);
-    Check(LaunchGemm(ctx_, GemmEpilogue::kRopeKvBf16, p), "NormLinearRopeKv");
+    if (!IsBf16(qkv) || kv.num_kv_heads != num_kv_heads || kv.head_dim != head_dim ||
+        !TryNormGemm(GemmEpilogue::kRopeKvBf16, p, "NormLinearRopeKv")) {
+      Backend::NormLinearRopeKv(h, norm_weight, eps, xn, w, qkv, num_heads, num_kv_heads, head_dim, cos, sin, slots, kv);
+    }
   }
   void NormLinearSiluMul(View h, const void* norm_weight, float eps, View xn, const LinearWeight& w, View out,
                          View scratch) override {
-    GemmParams p = NormGemm(h, norm_weight, eps, xn, w, out.data, out.stride);
-    if (!fuse_norm_ || !GemmCanImplement(p, GemmEpilogue::kSiluMulBf16)) {
-      return Backend::NormLinearSiluMul(h, norm_weight, eps, xn, w, out, scratch);
-    }
     assert(w.packing == LinearPacking::kGateUp && out.cols * 2 == w.out_features && IsBf16(out));
-    Check(LaunchGemm(ctx_, GemmEpilogue::kSiluMulBf16, p), "NormLinearSiluMul");
+    if (!TryNormGemm(GemmEpilogue::kSiluMulBf16, NormGemm(h, norm_weight, eps, xn, w, out.data, out.stride),
+                     "NormLinearSiluMul")) {
+      Backend::NormLinearSiluMul(h, norm_weight, eps, xn, w, out, scratch);
+    }
   }
   void LinearArgmax(View x, const LinearWeight& w, int32_t* ids, View logits) override {
     // The logits buffer ([rows, vocab] fp32) holds the packed keys: the logits are never written.
@@ -491,6 +487,12 @@ class CudaBackend final : public Backend {
     p.out = out;
     p.out_stride = out_stride;
     return p;
+  }
+  // The fused-norm GEMM when it is on and runs these rows (else false: the caller composes the ops).
+  bool TryNormGemm(GemmEpilogue ep, const GemmParams& p, const char* op) {
+    if (!fuse_norm_ || !GemmCanImplement(p, ep)) return false;
+    Check(LaunchGemm(ctx_, ep, p), op);
+    return true;
   }
   // The GEMM of xn = RmsNorm(h) without xn: the kernel reads h and the norm weight itself.
   static GemmParams NormGemm(View h, const void* norm_weight, float eps, View xn, const LinearWeight& w, void* out,
