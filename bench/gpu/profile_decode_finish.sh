@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# On the GPU machine: the two open questions of 2026-12-01 (bench/results/gpu_decode_finish_2026-12-01.md)
+# in one call of about six minutes.
+#  1. Why decode attention finishing inside its prefix kernel was slower: Nsight Compute on the
+#     fused kernel (the tail's stalls by source line; the build has -lineinfo) and on the
+#     prefix + finishing kernels it replaces, at the 1.5B shape (32k) and SmolLM2 (8k).
+#     Needs bench/gpu/pending/fused_decode_finish.patch applied to the tree before the call
+#     (`git am` here); without it the "fused" runs are the unfused kernels again.
+#  2. Whether the finishing pass's group warps cost the Llama-8B 8-row verify 7.6 -> 8.2 ms: the
+#     CUPTI timeline of one speculation round with the 2,2,2,1 tree, switch on and off.
+#   OUT=... BUILD=/tmp/build_gpu bash bench/gpu/profile_decode_finish.sh
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-/tmp/longspec_out}
+BUILD=${BUILD:-/tmp/build_gpu}
+mkdir -p "$OUT"
+BUILD=$BUILD OUT=$OUT bash tests/run_gpu.sh > "$OUT/build_only.txt" 2>&1 || { tail -20 "$OUT/build_only.txt"; exit 1; }
+for shape in "12 2 128 32768 1" "9 3 64 8192 1"; do
+  for fused in 1 0; do
+    tag="$(echo "$shape" | tr ' ' '_')_fused$fused"
+    LONGSPEC_DECODE_FUSED_FINISH=$fused timeout 150 ncu --clock-control none -k regex:'attention_decode_prefix|attention_finish' \
+      -s 4 -c 2 --section SpeedOfLight --section WarpStateStats --section SourceCounters --section LaunchStats \
+      --section Occupancy "$BUILD/cuda_ops_bench" attn $shape > "$OUT/ncu_attn_$tag.txt" 2>&1
+    echo "== ncu attn $shape fused=$fused (exit $?)"
+    grep -E "attention_|Duration|Registers Per|Achieved Occupancy|Warp Cycles Per Issued|One or More Eligible" \
+      "$OUT/ncu_attn_$tag.txt" | head -16
+  done
+done
+PHASES="speculative" TREE=2,2,2,1 SWITCHES=LONGSPEC_FINISH_GROUP_WARPS BUILD=$BUILD OUT=$OUT \
+  bash bench/gpu/ab_switches.sh "llama3-8b-shape 32768" > "$OUT/ab_verify.log" 2>&1
+for d in "$OUT"/ab_*/; do
+  echo "== $d"
+  head -12 "$d/trace_llama3-8b-shape_32768_speculative.txt" 2>/dev/null
+done
