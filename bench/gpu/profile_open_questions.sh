@@ -9,10 +9,11 @@
 #  2. Whether the finishing pass's group warps cost the Llama-8B 8-row verify 7.6 -> 8.2 ms: the
 #     CUPTI timeline of one speculation round with the 2,2,2,1 tree, switch on and off.
 #  3. What holds the 69-row verify GEMMs at 0.8-1.2 TB/s (Llama-8B o 41.8 us where its weight
-#     bytes take 7.6; the 80 x 32 tile took 31 us at 32 rows as at 69 in the tile exploration, so
-#     the time follows neither rows nor pipeline depth): each of its 128 blocks re-reads all 80
-#     padded x rows from L2 (82 MB of L2 reads per call beside 33.5 MB of weights), so the
-#     question is whether L2 throughput or the two warps per SM limit it.
+#     bytes take 7.6). In the tile exploration (logs/gemm_tiles_narrow_2026-11-30.txt) the 80 x 32
+#     tile took 31 us at 32 rows as at 69 and at 6 to 14 stages alike, so neither rows nor
+#     pipeline depth set it; each of its 128 blocks re-reads all 80 padded x rows from L2 (82 MB
+#     per call beside 33.5 MB of weights), but at 32 rows the 32 x 32 tile (half the x bytes of
+#     the 48 x 32 one) took the same 24 us. So: L2, the weight stream, or the two warps per SM?
 #   OUT=... BUILD=/tmp/build_gpu bash bench/gpu/profile_open_questions.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.."
