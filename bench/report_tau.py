@@ -12,6 +12,38 @@ import json
 import os
 
 
+def depth_acceptance(histogram: list[int]) -> list[float | None]:
+    """From a pooled histogram (entry k: rounds that emitted k tokens, the last one the bonus),
+    the acceptance at each depth d = 1, 2, ...: of the rounds whose first d - 1 draft tokens were
+    accepted, the share that also accepted the d-th (None where no round got that far)."""
+    rounds_reaching = [sum(histogram[k:]) for k in range(len(histogram))]
+    return [rounds_reaching[d + 1] / rounds_reaching[d] if rounds_reaching[d] else None
+            for d in range(1, len(histogram) - 1)]
+
+
+def depth_tables(runs: dict, contexts: list[int], trees: list[str]) -> list[str]:
+    """Markdown lines: the acceptance at each depth, for the rows that carry a histogram (a tree
+    one level deep and w wide gives the share of rounds in which the target's token was among the
+    draft's w best: its top-w recall)."""
+    lines = []
+    for tree in trees:
+        depth = len(tree.split(","))
+        rows = [(label, c, r) for label, run in runs.items() for c in contexts for r in run["rows"]
+                if r["context"] == c and ",".join(map(str, r["tree"])) == tree and r.get("accepted_histogram")]
+        if not rows:
+            continue
+        lines += [f"tree [{tree}]: acceptance at each depth (rounds that accepted the first d - 1 draft tokens "
+                  "and also the d-th), from the pooled histograms", "",
+                  "| draft | context | rounds | " + " | ".join(f"depth {d}" for d in range(1, depth + 1)) + " |",
+                  "| --- | --- | --- | " + " | ".join("---" for _ in range(depth)) + " |"]
+        for label, c, r in rows:
+            acc = depth_acceptance(r["accepted_histogram"])
+            cells = ["-" if a is None else f"{a:.2f}" for a in acc[:depth]]
+            lines.append(f"| {label} | {c} | {r['rounds']} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--name", required=True)
@@ -47,6 +79,7 @@ def main() -> int:
                 cells.append(f"{row[0]['tau']:.2f} ({row[0]['docs']} docs)" if row else "-")
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
+    lines += depth_tables(runs, contexts, trees)
     table = "\n".join(lines)
     print(table)
     os.makedirs(a.out, exist_ok=True)

@@ -63,6 +63,10 @@ def test_evaluate_tau_runs_both_task_shapes(chat_engine):
     for task in ("continuation", "instruction"):
         (row,) = evaluate_tau(chat_engine, docs, [200], [[1, 1, 1]], n_docs=2, new_tokens=12, task=task)
         assert row["task"] == task and row["docs"] == 2 and row["context"] == 200
+        # The pooled histogram counts every round once and every emitted token once.
+        hist = row["accepted_histogram"]
+        assert len(hist) == 5 and sum(hist) == row["rounds"]
+        assert sum(k * n for k, n in enumerate(hist)) == sum(d["new_tokens"] for d in row["per_doc"])
         rows[task] = row
     # Continuations are the documents' first tokens, exactly; instruction prompts fit the same budget
     # but differ from them (they start with the template).

@@ -193,7 +193,9 @@ def evaluate_tau(engine, docs: list[tuple[str, np.ndarray]], contexts: list[int]
     """Greedy speculative generation from each held-out document's prompt of `ctx` tokens (the raw
     first tokens, or, for task "instruction", the document and an instruction through the chat
     template: `engine` needs its tokenizer); tau is tokens produced per round, pooled over the
-    documents. Continuations ignore EOS (a document goes on); answers to an instruction stop at it."""
+    documents. Continuations ignore EOS (a document goes on); answers to an instruction stop at it.
+    Each row also pools the rounds' accepted-length histogram (entry k: rounds that emitted k
+    tokens), from which the acceptance at each depth follows."""
     limit = engine.target_info["max_position"]
     rows = []
     for ctx in contexts:
@@ -205,9 +207,13 @@ def evaluate_tau(engine, docs: list[tuple[str, np.ndarray]], contexts: list[int]
             prompts = [d[:ctx].tolist() for _, d in usable]
         for tree in trees:
             per_doc, rounds, produced, spec_time = [], 0, 0, 0.0
+            histogram = [0] * (len(tree) + 2)  # 0 .. depth + 1 tokens per round
             for (name, _), prompt in zip(usable, prompts):
                 out = engine.generate(prompt, max_new_tokens=new_tokens, ignore_eos=task != "instruction", tree=tree)
                 s = out.stats
+                for k, n in enumerate(s["accepted_histogram"]):
+                    histogram += [0] * (k + 1 - len(histogram))
+                    histogram[k] += n
                 made = sum(k * n for k, n in enumerate(s["accepted_histogram"]))
                 rounds += s["rounds"]
                 produced += made
@@ -217,7 +223,7 @@ def evaluate_tau(engine, docs: list[tuple[str, np.ndarray]], contexts: list[int]
             if usable:
                 rows.append({"task": task, "context": ctx, "tree": tree, "docs": len(usable),
                              "tau": produced / max(1, rounds), "per_doc": per_doc, "rounds": rounds,
-                             "decode_s": spec_time})
+                             "accepted_histogram": histogram, "decode_s": spec_time})
     return rows
 
 
