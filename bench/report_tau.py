@@ -64,7 +64,9 @@ def main() -> int:
         for task in tasks:
             runs[f"{label}, {task}"] = {**run, "rows": [r for r in run["rows"] if r.get("task", "continuation") == task]}
     contexts = sorted({r["context"] for run in runs.values() for r in run["rows"]})
-    trees = sorted({",".join(map(str, r["tree"])) for run in runs.values() for r in run["rows"]})
+    # Shallow trees first, then by widths: [1], [4], [16], [64], [1,1,...], [4,16,...].
+    trees = sorted({",".join(map(str, r["tree"])) for run in runs.values() for r in run["rows"]},
+                   key=lambda t: (len(t.split(",")), [int(x) for x in t.split(",")]))
     lines = [f"# {a.title or a.name}", ""]
     if a.note:
         lines += [a.note, ""]
