@@ -207,7 +207,7 @@ def evaluate_tau(engine, docs: list[tuple[str, np.ndarray]], contexts: list[int]
             prompts = [d[:ctx].tolist() for _, d in usable]
         for tree in trees:
             per_doc, rounds, produced, spec_time = [], 0, 0, 0.0
-            histogram = [0] * (len(tree) + 2)  # 0 .. depth + 1 tokens per round
+            histogram: list[int] = []  # entry k: rounds that emitted k tokens (0 .. depth + 1)
             for (name, _), prompt in zip(usable, prompts):
                 out = engine.generate(prompt, max_new_tokens=new_tokens, ignore_eos=task != "instruction", tree=tree)
                 s = out.stats
