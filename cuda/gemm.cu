@@ -9,15 +9,19 @@ namespace longspec::cuda {
 namespace {
 
 // Tiles for 17..128 rows (verification of a tree), chosen from bench/gpu/gemm_tiles.cu on an H200
-// (bench/results/logs/gemm_tiles_2026-11-30.txt). A weight's columns decide: a narrow one (under
-// 6144 columns) has too few column blocks to fill the GPU, so it takes thin blocks of 32 columns
-// with a deep pipeline; a wide one takes 64-256 columns per block, which reads x (from L2) fewer
-// times per weight byte. Measured at 69 rows, us: Llama-8B gate_up 229 -> 95, down 137 -> 100,
-// qkv 59 -> 38, LM head 891 -> 370; Qwen2.5-0.5B gate_up 29 -> 16, LM head 250 -> 126. A thin
-// block's time follows the x rows it stages per k step, padding included, so up to 48 rows take
-// 48-row tiles (Llama-8B down at 32 rows: 104 -> 76 us; logs/gemm_tiles_narrow_2026-11-30.txt).
-using TileNarrow48 = GemmTile<1, 2, 3, 2, 12>;    // 48 x 32, 2 warps
-using TileNarrow = GemmTile<1, 2, 5, 2, 12>;      // 80 x 32, 2 warps
+// (bench/results/logs/gemm_tiles_2026-11-30.txt, gemm_tiles_deepk_2026-12-01.txt). A weight's
+// columns decide: a narrow one (under 6144 columns) has too few column blocks to fill the GPU, so
+// it takes thin blocks of 32 columns; a wide one takes 64-256 columns per block, which reads x
+// (from L2) fewer times per weight byte. Measured at 69 rows, us: Llama-8B gate_up 229 -> 95, qkv
+// 59 -> 38, LM head 891 -> 370; Qwen2.5-0.5B gate_up 29 -> 16, LM head 250 -> 126.
+// A thin block is bound by the latency of its stage loop (every warp waits at one barrier per
+// stage behind its chain of copies, ldmatrix and MMAs; Nsight Compute: no unit above half busy),
+// not by bytes: so its five warps split the rows (one m16 tile each, a warp past M idle) and a
+// stage is a whole 256-k chunk. Against the 80 x 32 tile of two warps and 64-k stages, on one
+// card in one run: Llama-8B at 69 rows o 38 -> 27 us, down 124 -> 83; at 33 rows o 37 -> 22,
+// down 121 -> 69 (the rows past M cost nothing, so no 48-row tile is needed); Qwen2.5-1.5B down
+// at 69 rows 78 -> 52.
+using TileNarrow = GemmTile<5, 1, 1, 4, 3, 256>;  // 80 x 32, 5 warps, 256-k stages
 using Tile32x128 = GemmTile<1, 4, 2, 4, 6>;       // 32 x 128, 4 warps: wide weights up to 32 rows,
                                                   // narrow ones over 81..128 rows (four row blocks)
 using TileWide80 = GemmTile<1, 4, 5, 2, 4>;       // 80 x 64, 4 warps
@@ -111,7 +115,6 @@ cudaError_t LaunchEpilogue(const LaunchContext& ctx, const GemmParams& p) {
     return LaunchSplitK<EP>(ctx, p);
   }
   if (p.M <= 128 && !wide) {
-    if (p.M <= 48) return LaunchTile<TileNarrow48, EP>(ctx, p);
     if (p.M <= 80) return LaunchTile<TileNarrow, EP>(ctx, p);
     return LaunchTile<Tile32x128, EP>(ctx, p);
   }
@@ -140,7 +143,6 @@ cudaError_t PrepareEpilogue() {
   for (cudaError_t e : {PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kOneColumn>, SplitK::kSmemMax),
                         PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kColumns>, SplitK::kSmemMax),
                         PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kSplitK>, SplitK::kSmemMax),
-                        PrepareKernel(gemm_bf16_kernel<TileNarrow48, EP>, TileNarrow48::kSmemBytes),
                         PrepareKernel(gemm_bf16_kernel<TileNarrow, EP>, TileNarrow::kSmemBytes),
                         PrepareKernel(gemm_bf16_kernel<Tile32x128, EP>, Tile32x128::kSmemBytes),
                         PrepareKernel(gemm_bf16_kernel<TileWide80, EP>, TileWide80::kSmemBytes),

@@ -5,7 +5,7 @@
 // choose the launcher's tile table from measurements.
 //
 //   nvcc -O3 -std=c++17 -gencode arch=compute_90a,code=sm_90a -I cuda -I bench/gpu bench/gpu/gemm_tiles.cu -o /tmp/gemm_tiles
-//   [NARROW=1 | WGMMA=1] /tmp/gemm_tiles [rows...]   (default: 69; NARROW=1: deeper pipelines of the
+//   [NARROW=1 | WGMMA=1 | MSPLIT=1 | DEEPK=1] [SHAPE=..] [ONLY=..] /tmp/gemm_tiles [rows...]   (default: 69; NARROW=1: deeper pipelines of the
 //   thin tiles; WGMMA=1: the warpgroup-MMA candidate (gemm_wgmma_candidate.cuh) beside the wide tiles)
 #include <cuda_runtime.h>
 
@@ -42,13 +42,15 @@ int LaunchTile(const GemmParams& p, cudaStream_t s) {
   return int(grid.x * grid.y);
 }
 
-template <int WM, int WNW, int MT, int WN, int ST>
+template <int WM, int WNW, int MT, int WN, int ST, int BK = 64>
 Candidate Make() {
-  using T = GemmTile<WM, WNW, MT, WN, ST>;
+  using T = GemmTile<WM, WNW, MT, WN, ST, BK>;
   EXPLORER_CHECK(cudaFuncSetAttribute(gemm_bf16_kernel<T, GemmEpilogue::kStoreF32>,
                                       cudaFuncAttributeMaxDynamicSharedMemorySize, int(T::kSmemBytes)));
   char name[96];
-  std::snprintf(name, sizeof(name), "<%d,%d,%d,%d,%d> %dx%d %dw %zuKB", WM, WNW, MT, WN, ST, T::kBM, T::kBN,
+  char bk[16] = "";
+  if (BK != 64) std::snprintf(bk, sizeof(bk), ",k%d", BK);
+  std::snprintf(name, sizeof(name), "<%d,%d,%d,%d,%d%s> %dx%d %dw %zuKB", WM, WNW, MT, WN, ST, bk, T::kBM, T::kBN,
                 WM * WNW, T::kSmemBytes / 1024);
   return Candidate{name, &LaunchTile<T>, T::kSmemBytes, T::kBM};
 }
@@ -89,11 +91,32 @@ int main(int argc, char** argv) {
       {"qwen1.5b o", 1536, 1536},      {"qwen1.5b gate_up", 17920, 1536},  {"qwen1.5b down", 1536, 8960},
       {"qwen1.5b lm_head", 151936, 1536},
       {"qwen0.5b gate_up", 9728, 896}, {"qwen0.5b lm_head", 151936, 896},  {"smollm2 lm_head", 49152, 576},
+      {"awkward", 200, 1000},  // K not a multiple of 64 (a stage's last 64-k parts past K), N not of 32
   };
   const bool narrow = std::getenv("NARROW") != nullptr;  // NARROW=1: pipeline depths of the thin tiles
   const bool wg = std::getenv("WGMMA") != nullptr;        // WGMMA=1: warpgroup MMA beside the wide tiles
+  // MSPLIT=1: tiles whose warps split the rows (one m16 tile each) beside the launcher's tiles
+  // whose warps each hold all rows; every shape.
+  const bool msplit = std::getenv("MSPLIT") != nullptr;
+  // DEEPK=1: stages of 128 and 256 k (one barrier per more bytes) beside the 64-k ones.
+  const bool deepk = std::getenv("DEEPK") != nullptr;
+  // SHAPE=<substring>, ONLY=<substring>: one shape / the candidates whose names contain it (for
+  // Nsight Compute on one kernel); the reference still runs first.
+  const char* shape_only = std::getenv("SHAPE");
+  const char* cand_only = std::getenv("ONLY");
   // The first candidate is the reference; the others are measured against it.
-  std::vector<Candidate> cands = wg ? std::vector<Candidate>{
+  std::vector<Candidate> cands = deepk ? std::vector<Candidate>{
+      Make<1, 2, 5, 2, 12>(), Make<5, 2, 1, 2, 12>(), Make<5, 2, 1, 2, 6, 128>(), Make<5, 2, 1, 2, 4, 128>(),
+      Make<5, 2, 1, 2, 3, 256>(), Make<5, 1, 1, 4, 6>(), Make<5, 1, 1, 4, 6, 128>(), Make<5, 1, 1, 4, 3, 256>(),
+      Make<1, 4, 5, 2, 4>(), Make<1, 4, 5, 2, 4, 128>(), Make<5, 2, 1, 4, 4, 128>(), Make<5, 2, 1, 4, 3, 256>(),
+      Make<1, 8, 5, 4, 3>(), Make<8, 1, 1, 4, 8>(), Make<8, 1, 1, 4, 4, 128>(), Make<8, 2, 1, 2, 4, 128>(),
+      Make<1, 4, 2, 4, 6>(),
+  } : msplit ? std::vector<Candidate>{
+      Make<1, 2, 5, 2, 12>(), Make<5, 1, 1, 4, 12>(), Make<5, 2, 1, 2, 12>(), Make<5, 1, 1, 4, 6>(),
+      Make<5, 1, 1, 8, 6>(), Make<5, 2, 1, 4, 6>(), Make<1, 4, 5, 2, 4>(), Make<1, 8, 5, 4, 3>(),
+      Make<5, 2, 1, 8, 4>(), Make<5, 4, 1, 8, 3>(), Make<5, 4, 1, 4, 4>(), Make<8, 1, 1, 4, 8>(),
+      Make<8, 2, 1, 4, 4>(), Make<1, 4, 8, 2, 4>(), Make<1, 4, 2, 4, 6>(),
+  } : wg ? std::vector<Candidate>{
       Make<1, 8, 5, 4, 3>(), Make<1, 4, 5, 2, 4>(), Make<1, 4, 2, 4, 6>(), MakeWg<80, 1>(), MakeWg<80, 2>(),
       MakeWg<48, 1>(), MakeWg<48, 2>(),
   } : narrow ? std::vector<Candidate>{
@@ -113,6 +136,7 @@ int main(int argc, char** argv) {
   EXPLORER_CHECK(cudaEventCreate(&e1));
   for (const Shape& sh : shapes) {
     if (narrow && sh.n >= 6144) continue;
+    if (shape_only && !std::strstr(sh.name, shape_only)) continue;
     if (wg && sh.n < 6144) continue;
     const size_t w_elems = size_t(GemmPaddedTiles(sh.n)) * 8 * GemmKTiles(sh.k) * 64;
     // Enough weight copies to exceed the 50 MB L2 several times over.
@@ -134,6 +158,7 @@ int main(int argc, char** argv) {
       std::printf("\n## %s %dx%d, %d rows: floor %.1f us (bytes / 4.42 TB/s)\n", sh.name, sh.n, sh.k, m, floor_us);
       for (size_t ci = 0; ci < cands.size(); ++ci) {
         const Candidate& c = cands[ci];
+        if (ci > 0 && cand_only && c.name.find(cand_only) == std::string::npos) continue;
         GemmParams p;
         p.x = x;
         p.x_stride = sh.k;

@@ -42,8 +42,9 @@ TEST(CudaLinear, MatchesCpuOverAwkwardShapes) {
   // of the MMA fragments. With K in one round and more column blocks than a wave (N = 5000 at
   // one row, 9000 at 69 rows in five slices), each block walks several column blocks; at 16 rows,
   // K = 4864 over 896 columns (Qwen2.5-0.5B's down_proj) is split along K over three blocks.
-  // More rows over more columns take the tiles: 48 x 32 and 80 x 32 (N = 5000), 32 x 128 (20 rows
-  // over 9000), 128 x 64 (100 rows over 6200, K not a multiple of 64).
+  // More rows over more columns take the tiles: 80 x 32 with a warp per 16 rows and 256-k stages
+  // (N = 5000: 40 rows leave two warps idle; K = 1032 and 2056 end inside a stage), 32 x 128 (20
+  // rows over 9000), 128 x 64 (100 rows over 6200, K not a multiple of 64).
   const LinearCase cases[] = {{1, 8, 1, false},      {1, 576, 960, true},      {3, 72, 24, false},
                               {17, 200, 100, true},  {69, 576, 49, true},      {128, 1024, 260, false},
                               {300, 64, 130, true},  {5, 4096, 96, false},     {33, 136, 17, false},
