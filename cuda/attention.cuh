@@ -188,7 +188,7 @@ __global__ void __launch_bounds__(32 * WARPS, MIN_BLOCKS) attention_prefix_kerne
   // tid, tid + T, ... of it, i.e. rows row0 + i * kRowStep at a fixed column, so every address is
   // a base plus a compile-time offset (the copy loop is a few instructions per piece).
   constexpr int kPieces = HD / 8, kThreads = 32 * WARPS, kRowStep = kThreads / kPieces;
-  static_assert(kThreads % kPieces == 0, "pieces of a row never straddle threads");
+  static_assert(kThreads % kPieces == 0 && kAttnChunkKeys % kRowStep == 0, "whole rows per thread and chunk");
   const int row0 = tid / kPieces, col0 = (tid % kPieces) * 8;
   const __nv_bfloat16* kthread = p.k + int64_t(kvh) * p.capacity * HD + row0 * HD + col0;
   const __nv_bfloat16* vthread = p.v + int64_t(kvh) * p.capacity * HD + row0 * HD + col0;
@@ -309,6 +309,10 @@ __global__ void __launch_bounds__(32 * WARPS, MIN_BLOCKS) attention_prefix_kerne
     }
   };
 
+  // A warp whose 16 queries all lie past the last one (the last query tile of a verification:
+  // 276 packed queries of Llama-8B's 69 rows leave two of the fifth tile's four warps empty) takes
+  // part in the copies and barriers but computes nothing: its state stays empty.
+  const bool warp_has_rows = q0 + warp * 16 < q_total;
   bool have_q = false;
   for (int q = 0;; ++q) {
     const int c0 = chunk_start(q);
@@ -318,109 +322,111 @@ __global__ void __launch_bounds__(32 * WARPS, MIN_BLOCKS) attention_prefix_kerne
     cp_async_commit();
     cp_async_wait<kKS - 1>();
     __syncthreads();
-    if (!have_q) {
+    if (warp_has_rows) {
+      if (!have_q) {
 #pragma unroll
-      for (int kk = 0; kk < HD / 16; ++kk)
-        ldmatrix_x4(qf[kk], Qs + (warp * 16 + (lane & 15)) * kLd + kk * 16 + (lane >> 4) * 8);
-      have_q = true;
-    }
-    const __nv_bfloat16* kc = Ks + buf * kAttnChunkKeys * kLd;
-    const __nv_bfloat16* vc = Vs + buf * kAttnChunkKeys * kLd;
+        for (int kk = 0; kk < HD / 16; ++kk)
+          ldmatrix_x4(qf[kk], Qs + (warp * 16 + (lane & 15)) * kLd + kk * 16 + (lane >> 4) * 8);
+        have_q = true;
+      }
+      const __nv_bfloat16* kc = Ks + buf * kAttnChunkKeys * kLd;
+      const __nv_bfloat16* vc = Vs + buf * kAttnChunkKeys * kLd;
 
-    // Scores of the chunk: S = Q K^T.
-    float s[kNT][4];
-#pragma unroll
-    for (int j = 0; j < kNT; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) s[j][e] = 0.0f;
-#pragma unroll
-    for (int kk = 0; kk < HD / 16; ++kk) {
-#pragma unroll
-      for (int j2 = 0; j2 < kNT / 2; ++j2) {
-        uint32_t b[4];
-        ldmatrix_x4(b, kc + (j2 * 16 + (lane & 7) + (lane >> 4) * 8) * kLd + kk * 16 + ((lane >> 3) & 1) * 8);
-        mma_bf16(s[2 * j2], qf[kk], b[0], b[1]);
-        mma_bf16(s[2 * j2 + 1], qf[kk], b[2], b[3]);
-      }
-    }
-    // Online softmax per query row (the thread holds rows g and g + 8 of the warp's tile). The
-    // max is taken over the raw scores and scaled once (rounding is monotonic, so it is the max
-    // of the scaled scores); p = 2^(s * scale - m) by one fused multiply-add. Keys past a row's
-    // length are masked only in a chunk that holds some (the block's shortest row decides).
-    const bool masked = c0 + kAttnChunkKeys > L_min;
-    float alpha[2], m_use[2];
-#pragma unroll
-    for (int hrow = 0; hrow < 2; ++hrow) {
-      if (masked) {
-#pragma unroll
-        for (int j = 0; j < kNT; ++j)
-#pragma unroll
-          for (int e = 0; e < 2; ++e)
-            if (c0 + j * 8 + 2 * t + e >= len_mine[hrow]) s[j][hrow * 2 + e] = -INFINITY;
-      }
-      // The max as a tree (a max is exact in any order, and there is no NaN here): a chain of
-      // kNT * 2 dependent instructions becomes log2 of that.
-      float mx[kNT];
-#pragma unroll
-      for (int j = 0; j < kNT; ++j) mx[j] = fmaxf(s[j][hrow * 2], s[j][hrow * 2 + 1]);
-#pragma unroll
-      for (int w = kNT / 2; w >= 1; w /= 2)
-#pragma unroll
-        for (int j = 0; j < w; ++j) mx[j] = fmaxf(mx[j], mx[j + w]);
-      float mc = mx[0];
-      mc = fmaxf(mc, __shfl_xor_sync(0xffffffffu, mc, 1));
-      mc = fmaxf(mc, __shfl_xor_sync(0xffffffffu, mc, 2));
-      if (mc == -INFINITY) {  // no visible key in this chunk: the state must not move at all
-        alpha[hrow] = 1.0f;
-        m_use[hrow] = 0.0f;   // every score is -inf, so every p is 0
-      } else {
-        mc = __fmul_rn(mc, p.scale_log2);
-        const float mn = m_split[hrow] > mc ? m_split[hrow] : mc;
-        alpha[hrow] = ex2(__fsub_rn(m_split[hrow], mn));
-        m_split[hrow] = mn;
-        m_use[hrow] = mn;
-      }
-    }
-    uint32_t pf[kNT / 2][4];
-#pragma unroll
-    for (int hrow = 0; hrow < 2; ++hrow) {
-      float sum = 0.0f;
+      // Scores of the chunk: S = Q K^T.
+      float s[kNT][4];
 #pragma unroll
       for (int j = 0; j < kNT; ++j)
 #pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const float pv = ex2(__fmaf_rn(s[j][hrow * 2 + e], p.scale_log2, -m_use[hrow]));
-          s[j][hrow * 2 + e] = pv;
-          sum = __fadd_rn(sum, pv);
+        for (int e = 0; e < 4; ++e) s[j][e] = 0.0f;
+#pragma unroll
+      for (int kk = 0; kk < HD / 16; ++kk) {
+#pragma unroll
+        for (int j2 = 0; j2 < kNT / 2; ++j2) {
+          uint32_t b[4];
+          ldmatrix_x4(b, kc + (j2 * 16 + (lane & 7) + (lane >> 4) * 8) * kLd + kk * 16 + ((lane >> 3) & 1) * 8);
+          mma_bf16(s[2 * j2], qf[kk], b[0], b[1]);
+          mma_bf16(s[2 * j2 + 1], qf[kk], b[2], b[3]);
         }
-      sum = __fadd_rn(sum, __shfl_xor_sync(0xffffffffu, sum, 1));
-      sum = __fadd_rn(sum, __shfl_xor_sync(0xffffffffu, sum, 2));
-      l_split[hrow] = __fadd_rn(__fmul_rn(l_split[hrow], alpha[hrow]), sum);
-    }
-    // Rescaling by alpha = 1 is the identity: skipped when no row of the warp got a new max.
-    if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
+      }
+      // Online softmax per query row (the thread holds rows g and g + 8 of the warp's tile). The
+      // max is taken over the raw scores and scaled once (rounding is monotonic, so it is the max
+      // of the scaled scores); p = 2^(s * scale - m) by one fused multiply-add. Keys past a row's
+      // length are masked only in a chunk that holds some (the block's shortest row decides).
+      const bool masked = c0 + kAttnChunkKeys > L_min;
+      float alpha[2], m_use[2];
 #pragma unroll
-      for (int j = 0; j < kDT; ++j)
+      for (int hrow = 0; hrow < 2; ++hrow) {
+        if (masked) {
 #pragma unroll
-        for (int e = 0; e < 4; ++e) acc[j][e] = __fmul_rn(acc[j][e], alpha[e >> 1]);
-    }
-    // P (bf16) as A fragments: score tiles 2i and 2i+1 are the 16 keys of k-step i.
+          for (int j = 0; j < kNT; ++j)
 #pragma unroll
-    for (int i = 0; i < kNT / 2; ++i) {
-      pf[i][0] = pack_bf16(s[2 * i][0], s[2 * i][1]);
-      pf[i][1] = pack_bf16(s[2 * i][2], s[2 * i][3]);
-      pf[i][2] = pack_bf16(s[2 * i + 1][0], s[2 * i + 1][1]);
-      pf[i][3] = pack_bf16(s[2 * i + 1][2], s[2 * i + 1][3]);
-    }
-    // acc += P V
+            for (int e = 0; e < 2; ++e)
+              if (c0 + j * 8 + 2 * t + e >= len_mine[hrow]) s[j][hrow * 2 + e] = -INFINITY;
+        }
+        // The max as a tree (a max is exact in any order, and there is no NaN here): a chain of
+        // kNT * 2 dependent instructions becomes log2 of that.
+        float mx[kNT];
 #pragma unroll
-    for (int i = 0; i < kNT / 2; ++i) {
+        for (int j = 0; j < kNT; ++j) mx[j] = fmaxf(s[j][hrow * 2], s[j][hrow * 2 + 1]);
 #pragma unroll
-      for (int d2 = 0; d2 < kDT / 2; ++d2) {
-        uint32_t b[4];
-        ldmatrix_x4_trans(b, vc + (i * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * kLd + d2 * 16 + (lane >> 4) * 8);
-        mma_bf16(acc[2 * d2], pf[i], b[0], b[1]);
-        mma_bf16(acc[2 * d2 + 1], pf[i], b[2], b[3]);
+        for (int w = kNT / 2; w >= 1; w /= 2)
+#pragma unroll
+          for (int j = 0; j < w; ++j) mx[j] = fmaxf(mx[j], mx[j + w]);
+        float mc = mx[0];
+        mc = fmaxf(mc, __shfl_xor_sync(0xffffffffu, mc, 1));
+        mc = fmaxf(mc, __shfl_xor_sync(0xffffffffu, mc, 2));
+        if (mc == -INFINITY) {  // no visible key in this chunk: the state must not move at all
+          alpha[hrow] = 1.0f;
+          m_use[hrow] = 0.0f;   // every score is -inf, so every p is 0
+        } else {
+          mc = __fmul_rn(mc, p.scale_log2);
+          const float mn = m_split[hrow] > mc ? m_split[hrow] : mc;
+          alpha[hrow] = ex2(__fsub_rn(m_split[hrow], mn));
+          m_split[hrow] = mn;
+          m_use[hrow] = mn;
+        }
+      }
+      uint32_t pf[kNT / 2][4];
+#pragma unroll
+      for (int hrow = 0; hrow < 2; ++hrow) {
+        float sum = 0.0f;
+#pragma unroll
+        for (int j = 0; j < kNT; ++j)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const float pv = ex2(__fmaf_rn(s[j][hrow * 2 + e], p.scale_log2, -m_use[hrow]));
+            s[j][hrow * 2 + e] = pv;
+            sum = __fadd_rn(sum, pv);
+          }
+        sum = __fadd_rn(sum, __shfl_xor_sync(0xffffffffu, sum, 1));
+        sum = __fadd_rn(sum, __shfl_xor_sync(0xffffffffu, sum, 2));
+        l_split[hrow] = __fadd_rn(__fmul_rn(l_split[hrow], alpha[hrow]), sum);
+      }
+      // Rescaling by alpha = 1 is the identity: skipped when no row of the warp got a new max.
+      if (__any_sync(0xffffffffu, alpha[0] != 1.0f || alpha[1] != 1.0f)) {
+#pragma unroll
+        for (int j = 0; j < kDT; ++j)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) acc[j][e] = __fmul_rn(acc[j][e], alpha[e >> 1]);
+      }
+      // P (bf16) as A fragments: score tiles 2i and 2i+1 are the 16 keys of k-step i.
+#pragma unroll
+      for (int i = 0; i < kNT / 2; ++i) {
+        pf[i][0] = pack_bf16(s[2 * i][0], s[2 * i][1]);
+        pf[i][1] = pack_bf16(s[2 * i][2], s[2 * i][3]);
+        pf[i][2] = pack_bf16(s[2 * i + 1][0], s[2 * i + 1][1]);
+        pf[i][3] = pack_bf16(s[2 * i + 1][2], s[2 * i + 1][3]);
+      }
+      // acc += P V
+#pragma unroll
+      for (int i = 0; i < kNT / 2; ++i) {
+#pragma unroll
+        for (int d2 = 0; d2 < kDT / 2; ++d2) {
+          uint32_t b[4];
+          ldmatrix_x4_trans(b, vc + (i * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * kLd + d2 * 16 + (lane >> 4) * 8);
+          mma_bf16(acc[2 * d2], pf[i], b[0], b[1]);
+          mma_bf16(acc[2 * d2 + 1], pf[i], b[2], b[3]);
+        }
       }
     }
     __syncthreads();  // the buffer is refilled by a later iteration's load
