@@ -137,12 +137,19 @@ def timeline(path: str) -> None:
         print(f"{path}: no graph replays")
         return
     sizes = collections.Counter(len(ks) for ks in graphs)
-    n_kernels = sizes.most_common(1)[0][0]
-    same = [ks for ks in graphs if len(ks) == n_kernels]
+    # A speculation round replays several graphs (the draft's levels, the verification): one
+    # section per graph size, the most frequent first.
+    for n_kernels, _ in sizes.most_common():
+        print_replays(path, [ks for ks in graphs if len(ks) == n_kernels], dict(sizes))
+
+
+def print_replays(path: str, same: list, sizes: dict) -> None:
+    """Span, kernel table and the last replay in order of replays of one graph (same kernel count)."""
+    n_kernels = len(same[0])
     spans = [ks[-1][1] - ks[0][0] for ks in same]
     busy = [sum(e - s for s, e, _, _ in ks) for ks in same]
     print(f"## {os.path.basename(path)}: {len(same)} replays of {n_kernels} kernels"
-          f" (other replay sizes: {dict(sizes)})")
+          f" (replay sizes: {sizes})")
     print(f"step span {sum(spans) / len(spans) / 1e3:.1f} us, kernels summed {sum(busy) / len(busy) / 1e3:.1f} us,"
           f" {sum(spans) / len(spans) / 1e3 / n_kernels:.2f} us per kernel")
     by = collections.defaultdict(lambda: [0, 0.0, 0.0])
@@ -162,7 +169,7 @@ def timeline(path: str) -> None:
     print(f"\n# the last replay in order: start (us from the first), duration, kernel")
     for s, e, name, grid in ks[:40]:
         print(f"{(s - ks[0][0]) / 1e3:8.2f} {(e - s) / 1e3:7.2f}  {name}  {grid}")
-
+    print()
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
