@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU machine (no network): build the C++ tests and the CUDA micro-benchmark for sm_90a
-# with all cores (GoogleTest from the carried Debian package in .deps/), then run what is asked:
+# with all cores (GoogleTest from the carried Debian package in .deps/, which
+# bench/gpu/fetch_carried.sh puts there), then run what is asked:
 #   bash tests/run_gpu.sh [tests] [sanitize] [bench] [python]
 # Logs go to $OUT (or /tmp/longspec_out); the last lines printed are a summary.
 # After a change to cuda/gemm.cuh run `bench` too: its GEMM table holds the 69-row verify shapes,

@@ -7,7 +7,7 @@
 //
 //   nvcc -O3 -std=c++17 --expt-relaxed-constexpr -arch=sm_90a -I cuda bench/gpu/attention_variants.cu \
 //       -o /tmp/attention_variants
-//   /tmp/attention_variants [rows]        (default: 69)
+//   [FEW=1] /tmp/attention_variants [rows]        (default: 69; FEW=1: launch shapes for 17-32 queries)
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -26,31 +26,33 @@ namespace {
 
 struct Variant {
   std::string name;
+  int warps;
   int states;
   size_t smem;
   int blocks_per_sm;
   void (*launch)(const AttnPrefixParams&, dim3, size_t, cudaStream_t);
 };
 
-template <int HD, int STATES, int STAGES, int MINB>
+template <int HD, int STATES, int STAGES, int MINB, int WARPS>
 void LaunchPrefix(const AttnPrefixParams& p, dim3 grid, size_t smem, cudaStream_t s) {
-  attention_prefix_kernel<HD, 4, STATES, STAGES, MINB><<<grid, 128, smem, s>>>(p);
+  attention_prefix_kernel<HD, WARPS, STATES, STAGES, MINB><<<grid, 32 * WARPS, smem, s>>>(p);
 }
 
-template <int HD, int STATES, int STAGES, int MINB>
+// WARPS: 16 packed queries per warp and block tile (the launcher: 1 up to 16 queries, else 4).
+template <int HD, int STATES, int STAGES, int MINB, int WARPS = 4>
 Variant Make() {
-  const size_t smem = AttnSmem<HD, 4, STAGES>::Bytes(STATES);
-  auto k = attention_prefix_kernel<HD, 4, STATES, STAGES, MINB>;
+  const size_t smem = AttnSmem<HD, WARPS, STAGES>::Bytes(STATES);
+  auto k = attention_prefix_kernel<HD, WARPS, STATES, STAGES, MINB>;
   EXPLORER_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   int blocks = 0;
-  EXPLORER_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, k, 128, smem));
+  EXPLORER_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, k, 32 * WARPS, smem));
   cudaFuncAttributes attr;
   EXPLORER_CHECK(cudaFuncGetAttributes(&attr, k));
   char name[96];
-  std::snprintf(name, sizeof(name), "%s stages %d minb %d (%d regs, %d B spill, %zu KB, %d/SM)",
-                STATES == kAttnSplitStates ? "split" : "group", STAGES, MINB, attr.numRegs,
+  std::snprintf(name, sizeof(name), "%s %dw stages %d minb %d (%d regs, %d B spill, %zu KB, %d/SM)",
+                STATES == kAttnSplitStates ? "split" : "group", WARPS, STAGES, MINB, attr.numRegs,
                 int(attr.localSizeBytes), smem / 1024, blocks);
-  return Variant{name, STATES, smem, std::max(1, blocks), &LaunchPrefix<HD, STATES, STAGES, MINB>};
+  return Variant{name, WARPS, STATES, smem, std::max(1, blocks), &LaunchPrefix<HD, STATES, STAGES, MINB, WARPS>};
 }
 
 int UnitStride(int units, int per_unit, int resident) {
@@ -87,7 +89,6 @@ void RunShape(const char* name, int heads, int kv_heads, int ctx, int rows, cons
   EXPLORER_CHECK(cudaMalloc(&lse_ref, size_t(rows) * heads * 4));
   __nv_bfloat16* out_ref;
   EXPLORER_CHECK(cudaMalloc(&out_ref, size_t(rows) * heads * HD * 2));
-  const int q_tiles = (rows * group + 63) / 64, per_unit = q_tiles * kv_heads;
   const double flops = 4.0 * rows * heads * double(ctx) * HD;
   const double kv_bytes = 2.0 * kv_heads * double(ctx) * HD * 2;
   const double floor_us = std::max(kv_bytes / 4.42e12, flops / 790e12) * 1e6;
@@ -98,6 +99,7 @@ void RunShape(const char* name, int heads, int kv_heads, int ctx, int rows, cons
   EXPLORER_CHECK(cudaEventCreate(&e1));
   for (size_t vi = 0; vi < variants.size(); ++vi) {
     const Variant& var = variants[vi];
+    const int q_tiles = (rows * group + 16 * var.warps - 1) / (16 * var.warps), per_unit = q_tiles * kv_heads;
     for (double fill : {1.0, 2.0}) {  // grid aimed at one wave of resident blocks, or two
       AttnPrefixParams p;
       p.q = q;
@@ -175,6 +177,10 @@ void RunShape(const char* name, int heads, int kv_heads, int ctx, int rows, cons
 
 int main(int argc, char** argv) {
   const int rows = argc > 1 ? std::atoi(argv[1]) : 69;
+  // FEW=1: the launch shapes for a small tree's 17-32 packed queries (8 rows of Llama-8B: one
+  // tile of four warps, two idle, in 136 group blocks): blocks of one, two or four warps, split
+  // or group states.
+  const bool few = std::getenv("FEW") != nullptr;
   cudaDeviceProp prop;
   EXPLORER_CHECK(cudaGetDeviceProperties(&prop, 0));
   std::printf("# %s, %d SMs\n", prop.name, prop.multiProcessorCount);
@@ -189,6 +195,24 @@ int main(int argc, char** argv) {
   const std::vector<Variant> v128 = {
       Make<128, kAttnGroupStates, 2, 1>(), Make<128, kAttnSplitStates, 2, 1>(),
   };
+  if (few) {
+    const std::vector<Variant> f128 = {
+        Make<128, kAttnGroupStates, 2, 1>(),    Make<128, kAttnSplitStates, 2, 1>(),
+        Make<128, kAttnGroupStates, 2, 1, 2>(), Make<128, kAttnSplitStates, 2, 1, 2>(),
+        Make<128, kAttnGroupStates, 4, 1, 1>(), Make<128, kAttnSplitStates, 4, 1, 1>(),
+    };
+    const std::vector<Variant> f64 = {
+        Make<64, kAttnGroupStates, 2, 1>(),    Make<64, kAttnSplitStates, 2, 1>(),
+        Make<64, kAttnGroupStates, 2, 1, 2>(), Make<64, kAttnSplitStates, 2, 1, 2>(),
+        Make<64, kAttnGroupStates, 4, 1, 1>(), Make<64, kAttnSplitStates, 4, 1, 1>(),
+    };
+    RunShape<128>("llama8b", 32, 8, 32768, rows, f128, sms, stream);
+    RunShape<128>("llama8b", 32, 8, 8192, rows, f128, sms, stream);
+    RunShape<128>("qwen1.5b", 12, 2, 32768, rows, f128, sms, stream);
+    RunShape<64>("qwen0.5b", 14, 2, 32768, rows, f64, sms, stream);
+    RunShape<64>("smollm2", 9, 3, 8192, rows, f64, sms, stream);
+    return 0;
+  }
   RunShape<64>("qwen0.5b", 14, 2, 32768, rows, v64, sms, stream);
   RunShape<64>("qwen0.5b", 14, 2, 16384, rows, v64, sms, stream);
   RunShape<64>("smollm2", 9, 3, 8192, rows, v64, sms, stream);

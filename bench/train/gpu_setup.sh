@@ -4,7 +4,7 @@
 # Usage (repo root): bash bench/train/gpu_setup.sh
 set -euo pipefail
 export PYTHONPATH=/tmp/site:/tmp/lsite${PYTHONPATH:+:$PYTHONPATH}
-if [ ! -d /tmp/site/cutlass_library ]; then
+if [ ! -d /tmp/site/scikit_build_core ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 fi
 if ! ls /tmp/lsite/longspec/_C*.so >/dev/null 2>&1; then
