@@ -65,6 +65,24 @@ __device__ __forceinline__ void merge_scalars(float m_run, float m, float* m_out
   *m_out = mn;
 }
 
+// The online-softmax step of a chunk for one query row: mc is the row's max raw score over the
+// chunk (-inf when no key of the chunk is visible to it). Sets the factor alpha that rescales the
+// running sum and accumulator, the max m_use the chunk's probabilities subtract, and the running
+// max m_run. A chunk with no visible key leaves the state exactly as it was (alpha = 1; every
+// score is -inf, so every probability is 0 whatever m_use).
+__device__ __forceinline__ void online_max_step(float mc, float scale_log2, float& m_run, float& alpha, float& m_use) {
+  if (mc == -INFINITY) {
+    alpha = 1.0f;
+    m_use = 0.0f;
+    return;
+  }
+  mc = __fmul_rn(mc, scale_log2);
+  const float mn = m_run > mc ? m_run : mc;
+  alpha = ex2(__fsub_rn(m_run, mn));
+  m_run = mn;
+  m_use = mn;
+}
+
 struct AttnPrefixParams {
   const __nv_bfloat16* q = nullptr;  // [rows, num_heads * head_dim], row stride q_stride
   int64_t q_stride = 0;
@@ -375,16 +393,7 @@ __global__ void __launch_bounds__(32 * WARPS, MIN_BLOCKS) attention_prefix_kerne
         float mc = mx[0];
         mc = fmaxf(mc, __shfl_xor_sync(0xffffffffu, mc, 1));
         mc = fmaxf(mc, __shfl_xor_sync(0xffffffffu, mc, 2));
-        if (mc == -INFINITY) {  // no visible key in this chunk: the state must not move at all
-          alpha[hrow] = 1.0f;
-          m_use[hrow] = 0.0f;   // every score is -inf, so every p is 0
-        } else {
-          mc = __fmul_rn(mc, p.scale_log2);
-          const float mn = m_split[hrow] > mc ? m_split[hrow] : mc;
-          alpha[hrow] = ex2(__fsub_rn(m_split[hrow], mn));
-          m_split[hrow] = mn;
-          m_use[hrow] = mn;
-        }
+        online_max_step(mc, p.scale_log2, m_split[hrow], alpha[hrow], m_use[hrow]);
       }
       uint32_t pf[kNT / 2][4];
 #pragma unroll

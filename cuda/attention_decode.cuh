@@ -216,16 +216,7 @@ __global__ void __launch_bounds__(32 * kDecodeWarps) attention_decode_prefix_ker
       float mc = warp_max[r];
 #pragma unroll
       for (int w = 1; w < kDecodeWarps; ++w) mc = fmaxf(mc, warp_max[w * kDecodeQueries + r]);
-      if (mc == -INFINITY) {  // no visible key in this chunk: the state must not move at all
-        alpha[hrow] = 1.0f;
-        m_use[hrow] = 0.0f;
-      } else {
-        mc = __fmul_rn(mc, p.scale_log2);
-        const float mn = m_split[hrow] > mc ? m_split[hrow] : mc;
-        alpha[hrow] = ex2(__fsub_rn(m_split[hrow], mn));
-        m_split[hrow] = mn;
-        m_use[hrow] = mn;
-      }
+      online_max_step(mc, p.scale_log2, m_split[hrow], alpha[hrow], m_use[hrow]);
       // This warp's probabilities into the chunk's row of P.
 #pragma unroll
       for (int j = 0; j < 2; ++j)

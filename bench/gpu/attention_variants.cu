@@ -55,6 +55,14 @@ Variant Make() {
   return Variant{name, WARPS, STATES, smem, std::max(1, blocks), &LaunchPrefix<HD, STATES, STAGES, MINB, WARPS>};
 }
 
+// For 17-32 packed queries: blocks of four (today's), two or one warps, group or split states.
+template <int HD>
+std::vector<Variant> FewQueryVariants() {
+  return {Make<HD, kAttnGroupStates, 2, 1>(),    Make<HD, kAttnSplitStates, 2, 1>(),
+          Make<HD, kAttnGroupStates, 2, 1, 2>(), Make<HD, kAttnSplitStates, 2, 1, 2>(),
+          Make<HD, kAttnGroupStates, 4, 1, 1>(), Make<HD, kAttnSplitStates, 4, 1, 1>()};
+}
+
 int UnitStride(int units, int per_unit, int resident) {
   const int want = std::max(1, resident / per_unit);
   const int per_block = (units + want - 1) / want;
@@ -196,16 +204,7 @@ int main(int argc, char** argv) {
       Make<128, kAttnGroupStates, 2, 1>(), Make<128, kAttnSplitStates, 2, 1>(),
   };
   if (few) {
-    const std::vector<Variant> f128 = {
-        Make<128, kAttnGroupStates, 2, 1>(),    Make<128, kAttnSplitStates, 2, 1>(),
-        Make<128, kAttnGroupStates, 2, 1, 2>(), Make<128, kAttnSplitStates, 2, 1, 2>(),
-        Make<128, kAttnGroupStates, 4, 1, 1>(), Make<128, kAttnSplitStates, 4, 1, 1>(),
-    };
-    const std::vector<Variant> f64 = {
-        Make<64, kAttnGroupStates, 2, 1>(),    Make<64, kAttnSplitStates, 2, 1>(),
-        Make<64, kAttnGroupStates, 2, 1, 2>(), Make<64, kAttnSplitStates, 2, 1, 2>(),
-        Make<64, kAttnGroupStates, 4, 1, 1>(), Make<64, kAttnSplitStates, 4, 1, 1>(),
-    };
+    const std::vector<Variant> f128 = FewQueryVariants<128>(), f64 = FewQueryVariants<64>();
     RunShape<128>("llama8b", 32, 8, 32768, rows, f128, sms, stream);
     RunShape<128>("llama8b", 32, 8, 8192, rows, f128, sms, stream);
     RunShape<128>("qwen1.5b", 12, 2, 32768, rows, f128, sms, stream);
