@@ -196,22 +196,13 @@ int main(int argc, char** argv) {
   EXPLORER_CHECK(cudaStreamCreate(&stream));
   const int sms = prop.multiProcessorCount;
   // The first variant of each head dim is today's launcher choice family (default stages).
-  const std::vector<Variant> v64 = {
+  const std::vector<Variant> v64 = few ? FewQueryVariants<64>() : std::vector<Variant>{
       Make<64, kAttnGroupStates, 2, 1>(), Make<64, kAttnSplitStates, 2, 1>(), Make<64, kAttnGroupStates, 2, 4>(),
       Make<64, kAttnSplitStates, 2, 4>(), Make<64, kAttnGroupStates, 3, 4>(), Make<64, kAttnSplitStates, 3, 4>(),
   };
-  const std::vector<Variant> v128 = {
+  const std::vector<Variant> v128 = few ? FewQueryVariants<128>() : std::vector<Variant>{
       Make<128, kAttnGroupStates, 2, 1>(), Make<128, kAttnSplitStates, 2, 1>(),
   };
-  if (few) {
-    const std::vector<Variant> f128 = FewQueryVariants<128>(), f64 = FewQueryVariants<64>();
-    RunShape<128>("llama8b", 32, 8, 32768, rows, f128, sms, stream);
-    RunShape<128>("llama8b", 32, 8, 8192, rows, f128, sms, stream);
-    RunShape<128>("qwen1.5b", 12, 2, 32768, rows, f128, sms, stream);
-    RunShape<64>("qwen0.5b", 14, 2, 32768, rows, f64, sms, stream);
-    RunShape<64>("smollm2", 9, 3, 8192, rows, f64, sms, stream);
-    return 0;
-  }
   RunShape<64>("qwen0.5b", 14, 2, 32768, rows, v64, sms, stream);
   RunShape<64>("qwen0.5b", 14, 2, 16384, rows, v64, sms, stream);
   RunShape<64>("smollm2", 9, 3, 8192, rows, v64, sms, stream);
