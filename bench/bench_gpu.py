@@ -71,6 +71,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gpu_report import PHASE_ENV, Results, plot  # noqa: E402  (the script's own folder)
 
 READ_BW = 4.42e12
+PEAK_FLOPS = 790e12  # bf16 matmul measured on the H200 (the FLOPs side of a verification's floor)
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = {
     "smollm2-135m": dict(source="smollm2", contexts=(2048, 4096, 8192), prompt="torch-docs",
@@ -90,6 +91,25 @@ def floor_ms(info: dict, context: int) -> float:
     weights = l * ((q + 2 * kv) * h + h * q + 3 * i * h) + v * h
     kv_bytes = 2 * l * kv * 2 * context
     return (2 * weights + kv_bytes) / READ_BW * 1e3
+
+
+def verify_floor_ms(info: dict, context: int, rows: int) -> float:
+    """A verification of `rows` tree rows: every weight read once or, where more, the Linears'
+    FLOPs at PEAK_FLOPS; each layer's attention at least max(its K/V bytes, its FLOPs)."""
+    h, i, l, v = info["hidden_size"], info["intermediate_size"], info["num_layers"], info["vocab_size"]
+    q, kv = info["num_heads"] * info["head_dim"], info["num_kv_heads"] * info["head_dim"]
+    params = l * ((q + 2 * kv) * h + h * q + 3 * i * h) + v * h
+    linear = max(2 * params / READ_BW, 2 * rows * params / PEAK_FLOPS)
+    attention = l * max(2 * kv * 2 * context / READ_BW, 4 * rows * q * context / PEAK_FLOPS)
+    return (linear + attention) * 1e3
+
+
+def draft_round_floor_ms(info: dict, draft_bytes: int, context: int, levels: int) -> float:
+    """A draft round of `levels` levels: each reads the draft's own weights, the target's LM head
+    (bf16) and the target's last-layer K/V (the draft's cross-attention)."""
+    kv = info["num_kv_heads"] * info["head_dim"]
+    per_level = draft_bytes + 2 * info["vocab_size"] * info["hidden_size"] + 2 * kv * 2 * context
+    return levels * per_level / READ_BW * 1e3
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,8 +288,15 @@ def phase_rows(eng, ids, n: int, base: dict, tree: list[int], trained: bool) -> 
               "draft": "trained" if trained else UNTRAINED, "phase_timing": f"{PHASE_ENV}=1",
               "decode_ms_per_round": round(1e3 * st["decode_s"] / rounds, 4),
               "other_ms_per_round": round(1e3 * st["other_s"] / rounds, 4)}
-    return [{**base, "method": "draft_round", "ms_per_token": round(1e3 * st["draft_s"] / rounds, 4), **common},
-            {**base, "method": "verify_step", "ms_per_token": round(1e3 * st["verify_s"] / rounds, 4), **common}]
+    draft = {**base, "method": "draft_round", "ms_per_token": round(1e3 * st["draft_s"] / rounds, 4), **common}
+    verify = {**base, "method": "verify_step", "ms_per_token": round(1e3 * st["verify_s"] / rounds, 4), **common}
+    info, dinfo = getattr(eng, "target_info", None), getattr(eng, "draft_info", None)
+    if info:
+        verify["floor_ms"] = round(verify_floor_ms(info, base["context"], common["tree_rows"]), 4)
+        if dinfo:
+            draft["floor_ms"] = round(draft_round_floor_ms(info, int(dinfo["parameter_bytes"]), base["context"],
+                                                           len(tree)), 4)
+    return [draft, verify]
 
 
 def resolve_target(name: str, spec: dict, args, contexts) -> tuple[str | None, str | None, bool]:

@@ -47,6 +47,11 @@ def _ms(r: dict | None, prefill: bool = True) -> str:
     return f"{r['ms_per_token']:.3f}" + (f" ({r['prefill_s']:.2f} s)" if prefill and "prefill_s" in r else "")
 
 
+def _phase_ms(r: dict | None) -> str:
+    """A phase's ms per round, with its floor when the row carries one."""
+    return _ms(r, False) + (f" ({r['floor_ms']:.3f})" if r is not None and "floor_ms" in r else "")
+
+
 def _ratio(num: dict | None, den: dict | None, unit: str) -> str:
     return f"{num['ms_per_token'] / den['ms_per_token']:.2f}{unit}" if num and den else "-"
 
@@ -86,14 +91,15 @@ def render(card: str, date: str, rows: list[dict], notes: list[str]) -> str:
         if r["method"] in ("draft_round", "verify_step"):
             phases.setdefault((r["model"], r["context"], tuple(r.get("tree") or ())), {})[r["method"]] = r
     if phases:
-        lines += ["", f"Per speculation round, device-synchronised phases ({PHASE_ENV}=1): ms", "",
+        lines += ["", (f"Per speculation round, device-synchronised phases ({PHASE_ENV}=1): ms, floor in () "
+                       "(bench_gpu.verify_floor_ms, draft_round_floor_ms)"), "",
                   ("| model | context | tree (rows) | draft_round | verify_step | plain step | decode per round "
                    "| draft |"),
                   "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for (model, ctx, tree), m in phases.items():
             any_row = next(iter(m.values()))
             lines.append(f"| {model} | {ctx} | {','.join(map(str, tree))} ({any_row.get('tree_rows', '?')}) | "
-                         f"{_ms(m.get('draft_round'), False)} | {_ms(m.get('verify_step'), False)} | "
+                         f"{_phase_ms(m.get('draft_round'))} | {_phase_ms(m.get('verify_step'))} | "
                          f"{_ms(by.get((model, ctx), {}).get('plain'), False)} | "
                          f"{any_row.get('decode_ms_per_round', float('nan')):.3f} | {any_row.get('draft', '-')} |")
     lines += [""] + [f"note: {x}" for x in notes]

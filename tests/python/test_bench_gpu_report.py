@@ -130,3 +130,31 @@ def test_phase_rows_set_the_variable_only_for_their_runs(monkeypatch):
     assert (draft["method"], draft["ms_per_token"], verify["method"], verify["ms_per_token"]) == \
         ("draft_round", 0.5, "verify_step", 1.5)
     assert draft["tau"] is None and draft["tree_rows"] == 21 and draft["decode_ms_per_round"] == 2.54
+
+
+LLAMA8B = dict(hidden_size=4096, intermediate_size=14336, num_layers=32, vocab_size=128256, num_heads=32,
+               num_kv_heads=8, head_dim=128)
+
+
+def test_verify_and_draft_round_floors_count_bytes_and_flops():
+    # One row reads what a decode step reads; 69 rows at 32k add the attention's FLOPs (47 us a
+    # layer at 790 TFLOP/s, above its 30 us of K/V bytes), the Linears still bound by bytes.
+    assert bench_gpu.verify_floor_ms(LLAMA8B, 32768, 1) == pytest.approx(bench_gpu.floor_ms(LLAMA8B, 32768))
+    attention = 32 * 4 * 69 * 4096 * 32768 / bench_gpu.PEAK_FLOPS * 1e3
+    linear = bench_gpu.floor_ms(LLAMA8B, 0)
+    assert bench_gpu.verify_floor_ms(LLAMA8B, 32768, 69) == pytest.approx(linear + attention)
+    # A level reads the draft (0.50 GB at this shape), the LM head (1.05 GB) and the last layer's
+    # K/V (134 MB at 32k): five levels ~1.91 ms.
+    draft_bytes = 2 * ((4096 + 2 * 1024) * 4096 + 3 * 4096 * 4096 + 3 * 14336 * 4096)
+    assert bench_gpu.draft_round_floor_ms(LLAMA8B, draft_bytes, 32768, 5) == pytest.approx(1.9097, abs=1e-3)
+
+
+def test_phase_rows_carry_floors_when_the_engine_describes_its_models(monkeypatch):
+    monkeypatch.delenv(bench_gpu.PHASE_ENV, raising=False)
+    eng = FakeEngine(range(26))
+    eng.target_info, eng.draft_info = LLAMA8B, {"parameter_bytes": 503316480}
+    draft, verify = bench_gpu.phase_rows(eng, [1], 26, {"model": "llama3-8b-shape", "context": 32768}, [4, 16], False)
+    assert verify["floor_ms"] == round(bench_gpu.verify_floor_ms(LLAMA8B, 32768, 21), 4)
+    assert draft["floor_ms"] == round(bench_gpu.draft_round_floor_ms(LLAMA8B, 503316480, 32768, 2), 4)
+    text = gpu_report.render("c", "2026-12-01", [draft, verify], [])
+    assert f"| 0.500 ({draft['floor_ms']:.3f}) | 1.500 ({verify['floor_ms']:.3f}) |" in text
