@@ -59,7 +59,7 @@ class CudaGraph final : public CapturedGraph {
 
 bool IsBf16(const View& v) { return v.dtype == DType::kBF16; }
 
-// W (bf16, rows row_of[r] of `in`, k columns) in the GEMM's packed fragment layout (gemm.cuh).
+// W (bf16, rows row_of[r] of `in`, k columns) in the GEMM's packed fragment layout (gemm_common.cuh).
 std::vector<uint16_t> PackWeight(const uint16_t* in, const std::vector<int64_t>& row_of, int64_t k) {
   const int64_t n = static_cast<int64_t>(row_of.size());
   const int tiles = GemmPaddedTiles(static_cast<int>(n)), k_tiles = GemmKTiles(static_cast<int>(k));

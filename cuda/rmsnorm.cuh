@@ -1,6 +1,6 @@
 // RMSNorm's arithmetic, shared by the standalone kernel (elementwise.cuh) and the GEMM that
-// normalises its input rows as it stages them (gemm.cuh): both give a row exactly these bits, so
-// a launcher may fuse the norm into the product for some row counts and not for others.
+// normalises its input rows as it stages them (gemm_splitk.cuh): both give a row exactly these
+// bits, so a launcher may fuse the norm into the product for some row counts and not for others.
 //
 // Order: one warp per row. Where the row is 16-byte aligned and n % 4 == 0 (every real model's
 // hidden size), lane l takes the float4 pieces l, l + 32, l + 64, ... (elements 4p .. 4p + 3) and

@@ -4,7 +4,7 @@
 # bench/gpu/fetch_carried.sh puts there), then run what is asked:
 #   bash tests/run_gpu.sh [tests] [sanitize] [bench] [python]
 # Logs go to $OUT (or /tmp/longspec_out); the last lines printed are a summary.
-# After a change to cuda/gemm.cuh run `bench` too: its GEMM table holds the 69-row verify shapes,
+# After a change to cuda/gemm*.cuh run `bench` too: its GEMM table holds the 69-row verify shapes,
 # which the decode timelines do not exercise (a register change there once cost the 8B verify 20%).
 set -uo pipefail
 cd "$(dirname "$0")/.."

@@ -1,6 +1,6 @@
 // Tile-shape explorer for the GEMM's tile kernel at verification row counts (17..128 rows): every
 // candidate GemmTile is timed on the model shapes, back to back in one process, and its output is
-// compared bit for bit with the first candidate's (the reduction order of gemm.cuh makes every
+// compared bit for bit with the first candidate's (the reduction order of gemm_common.cuh makes every
 // tiling give the same bits, so any difference is a bug). Not part of the library: it exists to
 // choose the launcher's tile table from measurements.
 //

@@ -19,7 +19,7 @@
 // ahead, and never touch shared memory; x is staged per chunk in wgmma's no-swizzle core-matrix
 // layout and read by descriptor.
 //
-// Bits: the same reduction order as every other GEMM kernel (gemm.cuh): per output, each 256-k
+// Bits: the same reduction order as every other GEMM kernel (gemm_common.cuh): per output, each 256-k
 // chunk's partial is one chain of k16 steps ascending from a zeroed accumulator, added to the
 // running total in chunk order; a wgmma k16 step gives the bits of the mma.sync step it replaces
 // (bench/gpu/wgmma_parity.cu, checked on the card), so a row computed here equals the same row
