@@ -281,81 +281,65 @@ TEST(CudaAttention, RowsAreBitIdenticalAloneAndInAnyBatch) {
   ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
 }
 
+// A backend switch that picks another kernel for the same reduction order gives the same bits:
+// the hybrid attention and the prefix alone (output and LSE) on a default backend and on one made
+// with `env_switch`=0, for head_dim 64 and 128, GQA ratios 1, 3 and 7 (two rows: 14 queries), over
+// `committed` lengths (past 9000 only at ratio 1: one long case per head_dim), the prefix alone
+// over prefix_len(committed, row).
+void ExpectSwitchKeepsAttentionBits(const char* env_switch, uint32_t seed, std::initializer_list<int> committed_lengths,
+                                    int (*prefix_len)(int committed, int row)) {
+  auto gpu = CudaBackendOrDie();
+  setenv(env_switch, "0", 1);
+  auto other = CudaBackendOrDie();
+  unsetenv(env_switch);
+  std::mt19937 rng(seed);
+  for (int hd : {64, 128})
+    for (const auto& [rows, ratio] : {std::pair{1, 1}, std::pair{1, 3}, std::pair{2, 7}})
+      for (int committed : committed_lengths) {
+        if (committed > 9000 && ratio != 1) continue;
+        SCOPED_TRACE(std::string(env_switch) + " hd " + std::to_string(hd) + " rows " + std::to_string(rows) +
+                     " ratio " + std::to_string(ratio) + " committed " + std::to_string(committed));
+        AttnCase c = HybridCase(rng, rows, hd, ratio, committed, 2);
+        const size_t ws = gpu->AttentionWorkspaceBytes(c.rows, c.nh, hd, c.capacity);
+        Side a = Place(*gpu, c, DType::kBF16, ws), b = Place(*other, c, DType::kBF16, ws);
+        gpu->HybridAttention(HybridOf(c, a, ws));
+        other->HybridAttention(HybridOf(c, b, ws));
+        EXPECT_TRUE(SameFloats(Download(*gpu, a.out.view), Download(*other, b.out.view)));
+        for (int r = 0; r < rows; ++r) c.prefix_len[r] = prefix_len(committed, r);
+        a.plen = UploadInts(*gpu, c.prefix_len);
+        b.plen = UploadInts(*other, c.prefix_len);
+        gpu->AttentionPrefix(PrefixOf(c, a, ws));
+        other->AttentionPrefix(PrefixOf(c, b, ws));
+        EXPECT_TRUE(SameFloats(Download(*gpu, a.out.view), Download(*other, b.out.view)));
+        EXPECT_TRUE(SameFloats(Download(*gpu, a.lse.view), Download(*other, b.lse.view)));
+      }
+  ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
+  ASSERT_TRUE(other->LastError().ok()) << other->LastError().ToString();
+}
+
 // Decode-sized calls (at most 16 queries per KV head) run the prefix on four warps per block
-// (attention_decode.cuh): the same bits as the one-warp kernel (LONGSPEC_DECODE_WARPS=0), output
-// and LSE, for head_dim 64 and 128, GQA ratios 1, 3 and 7 (two rows: 14 queries), lengths on a
-// chunk boundary and inside a chunk, short and long enough that blocks walk several splits.
+// (attention_decode.cuh): the same bits as the one-warp kernel (LONGSPEC_DECODE_WARPS=0), at
+// lengths on a chunk boundary and inside a chunk, short and long enough that blocks walk several
+// splits; the prefix alone over lengths that end inside a chunk (row r: r * 5 short).
 // (The switch does pick the other kernel: the CUPTI timelines of both settings name
 // attention_prefix_kernel and attention_decode_prefix_kernel, bench/results/logs/trace_*_one_warp_*.)
 TEST(CudaAttention, DecodeWarpsGiveTheOneWarpKernelsBits) {
   LONGSPEC_SKIP_WITHOUT_GPU();
-  auto gpu = CudaBackendOrDie();
-  setenv("LONGSPEC_DECODE_WARPS", "0", 1);
-  auto one_warp = CudaBackendOrDie();
-  unsetenv("LONGSPEC_DECODE_WARPS");
-  std::mt19937 rng(26);
-  for (int hd : {64, 128})
-    for (const auto& [rows, ratio] : {std::pair{1, 1}, std::pair{1, 3}, std::pair{2, 7}})
-      for (int committed : {1, 70, 256, 1000, 9000, 70000}) {
-        if (committed > 9000 && ratio != 1) continue;  // one long case per head_dim: blocks walk 3 splits
-        SCOPED_TRACE("hd " + std::to_string(hd) + " rows " + std::to_string(rows) + " ratio " + std::to_string(ratio) +
-                     " committed " + std::to_string(committed));
-        AttnCase c = HybridCase(rng, rows, hd, ratio, committed, 2);
-        const size_t ws = gpu->AttentionWorkspaceBytes(c.rows, c.nh, hd, c.capacity);
-        Side a = Place(*gpu, c, DType::kBF16, ws), b = Place(*one_warp, c, DType::kBF16, ws);
-        HybridAttentionParams pa = HybridOf(c, a, ws), pb = HybridOf(c, b, ws);
-        gpu->HybridAttention(pa);
-        one_warp->HybridAttention(pb);
-        EXPECT_TRUE(SameFloats(Download(*gpu, a.out.view), Download(*one_warp, b.out.view)));
-        // The prefix alone, with its LSE, over lengths that end inside a chunk (row r: r * 5 short).
-        for (int r = 0; r < rows; ++r) c.prefix_len[r] = std::max(0, committed - 5 * r - (committed > 64 ? 3 : 0));
-        a.plen = UploadInts(*gpu, c.prefix_len);
-        b.plen = UploadInts(*one_warp, c.prefix_len);
-        gpu->AttentionPrefix(PrefixOf(c, a, ws));
-        one_warp->AttentionPrefix(PrefixOf(c, b, ws));
-        EXPECT_TRUE(SameFloats(Download(*gpu, a.out.view), Download(*one_warp, b.out.view)));
-        EXPECT_TRUE(SameFloats(Download(*gpu, a.lse.view), Download(*one_warp, b.lse.view)));
-      }
-  ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
-  ASSERT_TRUE(one_warp->LastError().ok()) << one_warp->LastError().ToString();
+  ExpectSwitchKeepsAttentionBits("LONGSPEC_DECODE_WARPS", 26, {1, 70, 256, 1000, 9000, 70000}, [](int committed, int r) {
+    return std::max(0, committed - 5 * r - (committed > 64 ? 3 : 0));
+  });
 }
 
 // The finishing pass folds decode-sized calls' split states a group per warp (each warp every
 // element of its group, the groups then in order): the bits of the fold by each element's owner
-// (LONGSPEC_FINISH_GROUP_WARPS=0), output and LSE, for head_dim 64 and 128, GQA ratios 1, 3 and 7,
-// lengths from one split to several batches of 32 states (the last one partial, groups past the
-// length empty), with and without a tree part. (The switch does change the path: on the H200 the
-// finishing kernel took 4.76 us per layer with it and 5.23 without, SmolLM2 8k,
-// bench/results/logs/trace_*_{group_warps,owner_fold}_2026-12-01.txt.)
+// (LONGSPEC_FINISH_GROUP_WARPS=0), at lengths from one split to several batches of 32 states (the
+// last one partial, groups past the length empty), with and without a tree part. (The switch does
+// change the path: on the H200 the finishing kernel took 4.76 us per layer with it and 5.23
+// without, SmolLM2 8k, bench/results/logs/trace_*_{group_warps,owner_fold}_2026-12-01.txt.)
 TEST(CudaAttention, FinishGroupWarpsGiveTheOwnerFoldsBits) {
   LONGSPEC_SKIP_WITHOUT_GPU();
-  auto gpu = CudaBackendOrDie();
-  setenv("LONGSPEC_FINISH_GROUP_WARPS", "0", 1);
-  auto owner_fold = CudaBackendOrDie();
-  unsetenv("LONGSPEC_FINISH_GROUP_WARPS");
-  std::mt19937 rng(27);
-  for (int hd : {64, 128})
-    for (const auto& [rows, ratio] : {std::pair{1, 1}, std::pair{1, 3}, std::pair{2, 7}})
-      for (int committed : {1, 300, 2100, 9000, 70000}) {
-        if (committed > 9000 && ratio != 1) continue;
-        SCOPED_TRACE("hd " + std::to_string(hd) + " rows " + std::to_string(rows) + " ratio " + std::to_string(ratio) +
-                     " committed " + std::to_string(committed));
-        AttnCase c = HybridCase(rng, rows, hd, ratio, committed, 2);
-        const size_t ws = gpu->AttentionWorkspaceBytes(c.rows, c.nh, hd, c.capacity);
-        Side a = Place(*gpu, c, DType::kBF16, ws), b = Place(*owner_fold, c, DType::kBF16, ws);
-        gpu->HybridAttention(HybridOf(c, a, ws));
-        owner_fold->HybridAttention(HybridOf(c, b, ws));
-        EXPECT_TRUE(SameFloats(Download(*gpu, a.out.view), Download(*owner_fold, b.out.view)));
-        for (int r = 0; r < rows; ++r) c.prefix_len[r] = std::max(0, committed - 300 * r - 7);
-        a.plen = UploadInts(*gpu, c.prefix_len);
-        b.plen = UploadInts(*owner_fold, c.prefix_len);
-        gpu->AttentionPrefix(PrefixOf(c, a, ws));
-        owner_fold->AttentionPrefix(PrefixOf(c, b, ws));
-        EXPECT_TRUE(SameFloats(Download(*gpu, a.out.view), Download(*owner_fold, b.out.view)));
-        EXPECT_TRUE(SameFloats(Download(*gpu, a.lse.view), Download(*owner_fold, b.lse.view)));
-      }
-  ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
-  ASSERT_TRUE(owner_fold->LastError().ok()) << owner_fold->LastError().ToString();
+  ExpectSwitchKeepsAttentionBits("LONGSPEC_FINISH_GROUP_WARPS", 27, {1, 300, 2100, 9000, 70000},
+                                 [](int committed, int r) { return std::max(0, committed - 300 * r - 7); });
 }
 
 TEST(CudaGraphs, ReplayEqualsEagerWithNewValues) {
