@@ -84,31 +84,36 @@ MODELS = {
 UNTRAINED = "random (untrained) draft: timing only, tau meaningless"
 
 
-def floor_ms(info: dict, context: int) -> float:
-    """Bytes a decode step must read: every Linear weight once (bf16) and the K/V of `context`."""
+def linear_params(info: dict) -> int:
+    """Weights of every Linear of the target: qkv, o and the MLP of each layer, and the LM head."""
     h, i, l, v = info["hidden_size"], info["intermediate_size"], info["num_layers"], info["vocab_size"]
     q, kv = info["num_heads"] * info["head_dim"], info["num_kv_heads"] * info["head_dim"]
-    weights = l * ((q + 2 * kv) * h + h * q + 3 * i * h) + v * h
-    kv_bytes = 2 * l * kv * 2 * context
-    return (2 * weights + kv_bytes) / READ_BW * 1e3
+    return l * ((q + 2 * kv) * h + h * q + 3 * i * h) + v * h
+
+
+def layer_kv_bytes(info: dict, context: int) -> int:
+    """One layer's K and V (bf16) at `context` positions."""
+    return 2 * info["num_kv_heads"] * info["head_dim"] * 2 * context
+
+
+def floor_ms(info: dict, context: int) -> float:
+    """Bytes a decode step must read: every Linear weight once (bf16) and the K/V of `context`."""
+    return (2 * linear_params(info) + info["num_layers"] * layer_kv_bytes(info, context)) / READ_BW * 1e3
 
 
 def verify_floor_ms(info: dict, context: int, rows: int) -> float:
     """A verification of `rows` tree rows: every weight read once or, where more, the Linears'
     FLOPs at PEAK_FLOPS; each layer's attention at least max(its K/V bytes, its FLOPs)."""
-    h, i, l, v = info["hidden_size"], info["intermediate_size"], info["num_layers"], info["vocab_size"]
-    q, kv = info["num_heads"] * info["head_dim"], info["num_kv_heads"] * info["head_dim"]
-    params = l * ((q + 2 * kv) * h + h * q + 3 * i * h) + v * h
+    params, q = linear_params(info), info["num_heads"] * info["head_dim"]
     linear = max(2 * params / READ_BW, 2 * rows * params / PEAK_FLOPS)
-    attention = l * max(2 * kv * 2 * context / READ_BW, 4 * rows * q * context / PEAK_FLOPS)
+    attention = info["num_layers"] * max(layer_kv_bytes(info, context) / READ_BW, 4 * rows * q * context / PEAK_FLOPS)
     return (linear + attention) * 1e3
 
 
 def draft_round_floor_ms(info: dict, draft_bytes: int, context: int, levels: int) -> float:
     """A draft round of `levels` levels: each reads the draft's own weights, the target's LM head
     (bf16) and the target's last-layer K/V (the draft's cross-attention)."""
-    kv = info["num_kv_heads"] * info["head_dim"]
-    per_level = draft_bytes + 2 * info["vocab_size"] * info["hidden_size"] + 2 * kv * 2 * context
+    per_level = draft_bytes + 2 * info["vocab_size"] * info["hidden_size"] + layer_kv_bytes(info, context)
     return levels * per_level / READ_BW * 1e3
 
 
