@@ -343,3 +343,11 @@ def test_html_books_follow_the_next_chain_and_keep_prose_and_code(tmp_path):
     docs, prov = D.extract_books({"pkg-book": "usr/share/doc/book/index.html"}, root=tmp_path)
     assert [(d.source, d.name) for d in docs] == [("books", "pkg-book/index.html")]
     assert prov["packages"]["pkg-book"]["documents"] == 1 and "books" in D.EXTRA_SOURCES
+    # A cap on a book's characters ends it at the first page past the cap (the pages before stay).
+    assert H.book_documents(book / "index.html", min_chars=10, max_chars=len(pages[0][1]) + 2) == [
+        ("index.html", pages[0][1] + "\n")]
+    assert H.book_documents(book / "index.html", min_chars=10, max_chars=1) == []
+    # The "manuals" source reads the same way under its own name, and never re-uses a book.
+    docs, _ = D.extract_manuals({"pkg-book": "usr/share/doc/book/index.html"}, root=tmp_path)
+    assert {d.source for d in docs} == {"manuals"} and docs[0].name == "pkg-book/index.html"
+    assert not set(H.MANUALS) & set(H.BOOKS) and "manuals" in D.EXTRA_SOURCES

@@ -41,10 +41,13 @@ ALL_SOURCES = ("stdlib", "pydocs", "man", "info")  # the default recipe
 # packages that ship them (library -dev packages; none of the Go standard library, linux-doc,
 # perl-doc or the Debian Reference, which independent evaluations keep for themselves).
 # "books": long prose, HTML books of Debian documentation packages as text (html_books.py).
-EXTRA_SOURCES = ("code", "books")
+# "manuals": more HTML manuals of Debian documentation packages (html_books.MANUALS), for training,
+# none of them among the books.
+EXTRA_SOURCES = ("code", "books", "manuals")
 LICENCES = {"stdlib": "PSF-2.0", "pydocs": "PSF-2.0", "man": "mixed free licences (per package)",
             "info": "GFDL / GPL (per package)", "code": "free licences (per package, debian/copyright)",
-            "books": "free licences (per package, see html_books.py)"}
+            "books": "free licences (per package, see html_books.py)",
+            "manuals": "free licences (per package, see html_books.MANUALS)"}
 CODE_PACKAGES = {  # language -> Debian 12 packages whose files are source code
     "go": ("golang-github-spf13-cobra-dev", "golang-google-grpc-dev", "golang-github-prometheus-client-golang-dev",
            "golang-golang-x-tools-dev"),
@@ -337,31 +340,42 @@ def _sibling_module(name: str):
     return module
 
 
-def extract_books(books: dict[str, str] | None = None, root: str | Path | None = None):
+def extract_books(books: dict[str, str] | None = None, root: str | Path | None = None, source: str = "books",
+                  max_chars: int | None = None):
     """The HTML books of html_books.BOOKS (package -> first page), each package downloaded and
     unpacked with dpkg -x (or, with root, the unpacked trees root/<package>/ as they are), as
-    documents of consecutive pages in reading order named "<package>/<first page>"."""
+    documents of consecutive pages in reading order named "<package>/<first page>"; at most
+    max_chars characters per package."""
     html_books = _sibling_module("html_books")
     books = html_books.BOOKS if books is None else books
     book_documents = html_books.book_documents
     docs, prov = [], {"packages": {}}
     for name, first in books.items():
         if root is not None:
-            entry, found = {"root": str(Path(root) / name)}, book_documents(Path(root) / name / first)
+            entry = {"root": str(Path(root) / name)}
+            found = book_documents(Path(root) / name / first, max_chars=max_chars)
         else:
             with tempfile.TemporaryDirectory(prefix="longspec-books-") as tmp:
                 deb, entry = _fetch_deb(name, tmp)
                 subprocess.run(["dpkg", "-x", str(deb), os.path.join(tmp, "x")], check=True)
-                found = book_documents(Path(tmp) / "x" / first)
-        docs.extend(Document("books", f"{name}/{page}", text) for page, text in found)
+                found = book_documents(Path(tmp) / "x" / first, max_chars=max_chars)
+        docs.extend(Document(source, f"{name}/{page}", text) for page, text in found)
         prov["packages"][name] = dict(entry, first_page=first, documents=len(found),
                                       chars=sum(len(text) for _, text in found))
     return docs, prov
 
 
+def extract_manuals(manuals: dict[str, str] | None = None, root: str | Path | None = None):
+    """The manuals of html_books.MANUALS, read as books are (extract_books), at most
+    html_books.MANUAL_MAX_CHARS characters each, under the source name "manuals"."""
+    html_books = _sibling_module("html_books")
+    return extract_books(html_books.MANUALS if manuals is None else manuals, root=root, source="manuals",
+                         max_chars=html_books.MANUAL_MAX_CHARS)
+
+
 EXTRACTORS: dict[str, Callable[[], tuple[list[Document], dict]]] = {
     "stdlib": extract_stdlib, "pydocs": extract_pydocs, "man": extract_man, "info": extract_info,
-    "code": extract_code, "books": extract_books}
+    "code": extract_code, "books": extract_books, "manuals": extract_manuals}
 
 
 # ---------- Cache: one JSONL.gz per source + manifest.json, so extraction (minutes for man) runs once.

@@ -28,6 +28,35 @@ BOOKS = {
     "debian-handbook": "usr/share/doc/debian-handbook/html/en-US/index.html",
     "developers-reference": "usr/share/developers-reference/index.html",
 }
+# The "manuals" source: more HTML manuals from Debian documentation packages, for training only.
+# The five BOOKS above stay out of it, so that a draft trained on manuals can still be measured on
+# books it never saw. Sphinx output unless noted; licences from each package's debian/copyright.
+MANUALS = {
+    "cmake-doc": "usr/share/doc/cmake-data/html/index.html",  # BSD-3-Clause
+    "debian-policy": "usr/share/doc/debian-policy/policy.html/index.html",  # GPL-2+
+    "debian-faq": "usr/share/doc/debian/FAQ/index.html",  # GPL-2+ (DocBook)
+    "octave-doc": "usr/share/doc/octave/octave.html/index.html",  # GPL-3+ (Texinfo)
+    "python-celery-doc": "usr/share/doc/python-celery-doc/html/index.html",  # BSD-3-Clause
+    "python-click-doc": "usr/share/doc/python-click-doc/html/index.html",  # BSD-3-Clause
+    "python-cryptography-doc": "usr/share/doc/python-cryptography-doc/html/index.html",  # Apache-2.0 / BSD
+    "python-flask-doc": "usr/share/doc/python-flask-doc/html/index.html",  # BSD-3-Clause
+    "python-jinja2-doc": "usr/share/doc/python-jinja2-doc/html/index.html",  # BSD-3-Clause
+    "python-mpmath-doc": "usr/share/doc/python-mpmath-doc/html/index.html",  # BSD-3-Clause
+    "python-pandas-doc": "usr/share/doc/python-pandas-doc/html/index.html",  # BSD-3-Clause
+    "python-pygments-doc": "usr/share/doc/python-pygments-doc/html/index.html",  # BSD-2-Clause
+    "python-pytest-doc": "usr/share/doc/python-pytest-doc/html/contents.html",  # MIT
+    "python-requests-doc": "usr/share/doc/python-requests-doc/html/index.html",  # Apache-2.0
+    "python-scipy-doc": "usr/share/doc/python-scipy-doc/html/index.html",  # BSD-3-Clause
+    "python-scrapy-doc": "usr/share/doc/python-scrapy-doc/html/index.html",  # BSD-3-Clause
+    "python-setuptools-doc": "usr/share/doc/python-setuptools-doc/html/index.html",  # MIT
+    "python-sqlalchemy-doc": "usr/share/doc/python-sqlalchemy-doc/html/intro.html",  # MIT
+    "python-tornado-doc": "usr/share/doc/python-tornado-doc/html/index.html",  # Apache-2.0
+    "python-werkzeug-doc": "usr/share/doc/python-werkzeug-doc/html/index.html",  # BSD-3-Clause
+    "sphinx-doc": "usr/share/doc/sphinx-doc/html/index.html",  # BSD-2-Clause
+}
+# pandas, SciPy and SQLAlchemy hold 6-7 M characters each, mostly API reference: a manual stops
+# after this many, so that no one package dominates the source.
+MANUAL_MAX_CHARS = 4_000_000
 BOOK_DOC_MIN_CHARS = 200_000  # about 50k tokens: a document long enough for any stage-2 window
 BOOK_MAX_PAGES = 5000  # a guard against a malformed chain
 
@@ -111,14 +140,18 @@ def walk_book(first: Path, max_pages: int = BOOK_MAX_PAGES) -> Iterator[tuple[st
         page = _resolve(top, page, href) if href else None
 
 
-def book_documents(first: Path, min_chars: int = BOOK_DOC_MIN_CHARS) -> list[tuple[str, str]]:
+def book_documents(first: Path, min_chars: int = BOOK_DOC_MIN_CHARS,
+                   max_chars: int | None = None) -> list[tuple[str, str]]:
     """(name, text) of the book's documents: consecutive pages joined (a blank line between) until
     a document holds min_chars characters; the last one takes what is left. Named after their
-    first page."""
-    docs, name, parts, size = [], None, [], 0
+    first page. With max_chars, the book ends at the first page that would pass that total."""
+    docs, name, parts, size, total = [], None, [], 0, 0
     for rel, text in walk_book(first):
         if not text:
             continue
+        total += len(text) + 2
+        if max_chars is not None and total > max_chars:
+            break
         if name is None:
             name = rel
         parts.append(text)
