@@ -55,6 +55,28 @@ def test_cuda_engine_on_a_random_model(tmp_path):
     assert gpu.generate(prompt[:10], max_new_tokens=3, ignore_eos=True).tokens  # still usable
 
 
+def test_gpu_a_larger_tree_than_before_on_the_same_engine(tmp_path):
+    """A request may ask for a larger tree (more rows, more levels) than any earlier request on
+    the engine: the target's step buffers grow, and graphs captured over the old ones must not
+    replay (they once did: an illegal address on the GPU at the second request). Every tree's
+    greedy output equals plain greedy's, twice each, growing and shrinking."""
+    pytest.importorskip("torch")
+    from conftest import make_random_qwen2
+
+    target = make_random_qwen2(str(tmp_path / "t"), seed=5, vocab=1000, hidden=256, layers=2, heads=4, kv_heads=2,
+                               inter=512, max_pos=4096, shard=False)
+    draft = longspec.random_draft(target, tmp_path / "d", seed=2, window=64)
+    eng = longspec.Engine(target, draft=draft, device="cuda", tokenizer=False)
+    prompt = np.random.default_rng(1).integers(0, 1000, 700).tolist()
+    plain = eng.generate(prompt, max_new_tokens=40, ignore_eos=True, speculative=False).tokens
+    for tree in ([1, 1], [4, 16, 16, 16, 16], [8, 32, 32, 32, 32], [4, 16, 16, 16, 16, 16, 16], [2, 2],
+                 [16, 32, 32, 32, 32]):
+        for _ in range(2):
+            out = eng.generate(prompt, max_new_tokens=40, ignore_eos=True, tree=tree)
+            assert out.tokens == plain, tree
+    assert eng.generate(prompt, max_new_tokens=40, ignore_eos=True, speculative=False).tokens == plain
+
+
 def _hf_bf16_cuda(path):
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")

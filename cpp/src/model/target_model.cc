@@ -32,7 +32,12 @@ Status TargetModel::EnsureCapacity(int32_t rows, int64_t max_context) {
   rows = std::max(rows, max_step_rows_);
   max_context = std::max(max_context, max_context_);
   const int32_t all_rows = std::max(rows, prefill_chunk_);
-  LONGSPEC_RETURN_IF_ERROR(runner_->Reserve(all_rows, rows, max_context + kMaxTreeNodes + 1));
+  bool moved = false;
+  LONGSPEC_RETURN_IF_ERROR(runner_->Reserve(all_rows, rows, max_context + kMaxTreeNodes + 1, &moved));
+  // Every captured graph holds the runner's activation and workspace addresses: once they move,
+  // replaying one would read and write freed memory (a request with a larger tree than the
+  // engine's earlier requests did exactly that, on the GPU).
+  if (moved) graphs_.clear();
   max_step_rows_ = rows;
   max_context_ = max_context;
   return Status::OK();

@@ -66,7 +66,8 @@ class TargetModel {
   int32_t prefill_chunk_ = 0;
   int64_t max_context_ = 0;
   // Graphs by (sequence, rows, output, kv bucket). A graph holds the sequence's cache and plan
-  // addresses, which never move (both are allocated once).
+  // addresses, which never move (both are allocated once), and the runner's buffers, which move
+  // when EnsureCapacity grows them (it then drops every graph).
   std::map<std::tuple<const TargetSequence*, int32_t, int, int32_t>, std::unique_ptr<CapturedGraph>> graphs_;
 };
 

@@ -24,7 +24,8 @@ View ViewArena::Get(size_t index, void* base) const {
   return v;
 }
 
-Status TransformerRunner::Reserve(int32_t max_rows, int32_t max_logit_rows, int64_t max_kv_len) {
+Status TransformerRunner::Reserve(int32_t max_rows, int32_t max_logit_rows, int64_t max_kv_len, bool* moved) {
+  *moved = false;
   if (max_rows <= max_rows_ && max_logit_rows <= max_logit_rows_ && max_kv_len <= max_kv_len_) return Status::OK();
   max_rows = std::max(max_rows, max_rows_);
   max_logit_rows = std::max({max_logit_rows, max_logit_rows_, 1});
@@ -47,7 +48,20 @@ Status TransformerRunner::Reserve(int32_t max_rows, int32_t max_logit_rows, int6
   const size_t i_logits = a.Add(max_logit_rows, c.vocab_size, f32);
   const size_t i_lse = a.Add(2 * max_rows, c.num_heads, f32);  // statistics are fp32 whatever the activations
   const size_t i_ids = a.Add(max_logit_rows, 1, DType::kI32);
-  LONGSPEC_ASSIGN_OR_RETURN(act_buf_, backend_.Allocate(a.bytes()));
+  // Both new buffers first: a failed allocation leaves the runner as it was (and usable).
+  LONGSPEC_ASSIGN_OR_RETURN(auto act_buf, backend_.Allocate(a.bytes()));
+  const size_t ws_bytes = backend_.AttentionWorkspaceBytes(max_rows, static_cast<int32_t>(c.num_heads),
+                                                           static_cast<int32_t>(c.head_dim), max_kv_len);
+  std::unique_ptr<DeviceBuffer> ws_buf;
+  if (ws_bytes > 0) {
+    auto ws = backend_.Allocate(ws_bytes);
+    if (!ws.ok()) return ws.status().WithContext("attention workspace");
+    ws_buf = std::move(ws).value();
+  }
+  *moved = true;
+  act_buf_ = std::move(act_buf);
+  ws_buf_ = std::move(ws_buf);
+  ws_bytes_ = ws_bytes;
   void* base = act_buf_->data();
   h_ = a.Get(i_h, base);
   xn_ = a.Get(i_xn, base);
@@ -64,14 +78,6 @@ Status TransformerRunner::Reserve(int32_t max_rows, int32_t max_logit_rows, int6
   lse_p_ = lse.ptr<float>();
   lse_t_ = lse.ptr<float>() + static_cast<size_t>(max_rows) * c.num_heads;
   ids_ = a.Get(i_ids, base).ptr<int32_t>();
-  ws_bytes_ = backend_.AttentionWorkspaceBytes(max_rows, static_cast<int32_t>(c.num_heads),
-                                               static_cast<int32_t>(c.head_dim), max_kv_len);
-  ws_buf_.reset();
-  if (ws_bytes_ > 0) {
-    auto ws = backend_.Allocate(ws_bytes_);
-    if (!ws.ok()) return ws.status().WithContext("attention workspace");
-    ws_buf_ = std::move(ws).value();
-  }
   max_rows_ = max_rows;
   max_logit_rows_ = max_logit_rows;
   max_kv_len_ = max_kv_len;

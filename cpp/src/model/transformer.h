@@ -23,8 +23,9 @@ class TransformerRunner {
       : config_(config), weights_(weights), backend_(backend) {}
 
   // Buffers for steps of up to `max_rows` rows, `max_logit_rows` of which need logits, over a
-  // cache of up to `max_kv_len` positions.
-  Status Reserve(int32_t max_rows, int32_t max_logit_rows, int64_t max_kv_len);
+  // cache of up to `max_kv_len` positions. *moved says whether the buffers were reallocated
+  // (graphs captured over the old ones must not replay).
+  Status Reserve(int32_t max_rows, int32_t max_logit_rows, int64_t max_kv_len, bool* moved);
 
   // Runs all layers over the plan's rows, writing each row's K/V into `cache` at the plan's
   // slots, then the output of the plan's logit rows. kv_bound >= plan.max_prefix_len sizes the
