@@ -131,11 +131,12 @@ struct PlanLayout {
 
 Status DevicePlan::Reserve(Backend& backend, int32_t max_rows, int32_t head_dim) {
   if (max_rows <= max_rows_ && head_dim / 2 == half_) return Status::OK();
+  const PlanLayout at(max_rows, max_rows, head_dim / 2);
+  const size_t words = at.visible_slots + static_cast<size_t>(max_rows) * kMaxVisiblePerRow;
+  // The sizes change only once the buffer exists: a failed allocation keeps the old plan usable.
+  LONGSPEC_ASSIGN_OR_RETURN(buf_, backend.Allocate(words * sizeof(int32_t)));
   max_rows_ = max_rows;
   half_ = head_dim / 2;
-  const PlanLayout at(max_rows, max_rows, half_);
-  const size_t words = at.visible_slots + static_cast<size_t>(max_rows) * kMaxVisiblePerRow;
-  LONGSPEC_ASSIGN_OR_RETURN(buf_, backend.Allocate(words * sizeof(int32_t)));
   staging_.assign(words, 0);
   return Status::OK();
 }

@@ -133,18 +133,24 @@ Status DraftModel::EnsureRows(int32_t rows) {
   a.Add(rows, t.vocab_size, DType::kF32);           // kLogits
   a.Add(rows, t.num_heads, DType::kF32);            // kLse
   a.Add(rows, 1, DType::kI32);                      // kCrossLen
-  LONGSPEC_ASSIGN_OR_RETURN(act_buf_, backend_.Allocate(a.bytes()));
+  // Every new buffer first: a failed allocation leaves the draft as it was (and usable).
+  LONGSPEC_ASSIGN_OR_RETURN(auto act_buf, backend_.Allocate(a.bytes()));
+  const size_t ws_bytes = backend_.AttentionWorkspaceBytes(rows, static_cast<int32_t>(t.num_heads),
+                                                           static_cast<int32_t>(t.head_dim), sequence_.max_positions());
+  std::unique_ptr<DeviceBuffer> ws_buf;
+  if (ws_bytes > 0) {
+    LONGSPEC_ASSIGN_OR_RETURN(ws_buf, backend_.Allocate(ws_bytes));
+  }
+  LONGSPEC_RETURN_IF_ERROR(plan_buf_.Reserve(backend_, rows, static_cast<int32_t>(t.head_dim)));
+  // The captured levels hold the old addresses: they must never replay (whoever grew the rows).
+  graphs_.clear();
+  act_buf_ = std::move(act_buf);
+  ws_buf_ = std::move(ws_buf);
+  ws_bytes_ = ws_bytes;
   views_.clear();
   for (size_t i = 0; i < kNumBuffers; ++i) views_.push_back(a.Get(i, act_buf_->data()));
   lse_ = views_[kLse].ptr<float>();
   cross_len_ = views_[kCrossLen].ptr<int32_t>();
-  ws_bytes_ = backend_.AttentionWorkspaceBytes(rows, static_cast<int32_t>(t.num_heads), static_cast<int32_t>(t.head_dim),
-                                               sequence_.max_positions());
-  ws_buf_.reset();
-  if (ws_bytes_ > 0) {
-    LONGSPEC_ASSIGN_OR_RETURN(ws_buf_, backend_.Allocate(ws_bytes_));
-  }
-  LONGSPEC_RETURN_IF_ERROR(plan_buf_.Reserve(backend_, rows, static_cast<int32_t>(t.head_dim)));
   max_rows_ = rows;
   return Status::OK();
 }
@@ -274,11 +280,10 @@ Status DraftModel::EnsureRound(const std::vector<int>& shape) {
     widest = std::max(widest, shape[l]);
     if (l + 1 < shape.size()) most_parents = std::max(most_parents, shape[l]);
   }
-  const int32_t rows_before = max_rows_;
-  LONGSPEC_RETURN_IF_ERROR(EnsureRows(widest));
+  LONGSPEC_RETURN_IF_ERROR(EnsureRows(widest));  // drops the graphs when it grows
   bool moved = false;
   LONGSPEC_RETURN_IF_ERROR(round_.Reserve(backend_, most_parents, widest, &moved));
-  if (moved || max_rows_ != rows_before) graphs_.clear();  // they hold the old addresses
+  if (moved) graphs_.clear();  // they hold the old addresses
   const int32_t hd = static_cast<int32_t>(target_.config().head_dim);
   if (level_plans_.size() < shape.size() + 1) level_plans_.resize(shape.size() + 1);
   for (DevicePlan& p : level_plans_) {
