@@ -5,8 +5,9 @@ thousands of tokens that exist on any Debian machine without a network: the CPyt
 library, the Python 3.11 documentation sources (one .deb), man pages and GNU info manuals; and,
 named in --sources, "code": Go, Rust, C++, JavaScript/TypeScript, Ruby and Perl source files from
 15 Debian library packages (906 files, 19.6 M characters on Debian 12, at most 4 M per package),
-and "books": long prose, five HTML books of Debian documentation packages as text (65 documents,
-13.6 M characters).
+"books": long prose, five HTML books of Debian documentation packages as text (65 documents,
+13.6 M characters), kept for measuring; and "manuals": 21 more HTML manuals read the same way
+(106 documents, 20.8 M characters), for training.
 
 Pipeline (small pure steps, testable without real data): collect_documents -> split_documents ->
 tokenize_documents -> pack_sequences / long_documents -> save_token_shards (npz, uint16 when the
