@@ -29,6 +29,8 @@ first captures the step graphs of its context buckets); prefill_s beside it.
                     With "tree": "auto" the engine's policy picks each round's shape or a plain
                     step ("plain_rounds" counts those), when the engine accepts it (else a note;
                     --no-auto skips it); the tables and the plot call these rows speculative_auto.
+                    --extra-trees "T1;T2" adds a speculative row per tree, marked tree_sweep: true
+                    (speculative_sweep in the tables: one table of all explicit trees by size).
   verify_step,      ms per round of the target's tree verification / the draft's tree building
   draft_round       (1e3 * verify_s or draft_s / rounds) of one speculative run with
                     LONGSPEC_PHASE_TIMING=1, which makes the engine synchronise the device after
@@ -380,9 +382,12 @@ def bench_model(name: str, spec: dict, contexts: list[int], args, res) -> tuple[
                 res.note(f"{name} @ {ctx}: plain failed: {type(e).__name__}: {str(e)[:300]}")
             if not trained:
                 continue
-            for tree in [args.tree] + (["auto"] if args.auto and res.auto_ok else []):
+            for tree in [args.tree] + args.extra_trees + (["auto"] if args.auto and res.auto_ok else []):
                 try:
-                    res.add(speculative_row(eng, ids, n, base, tree, plain))
+                    row = speculative_row(eng, ids, n, base, tree, plain)
+                    if tree is not args.tree and tree != "auto":
+                        row["tree_sweep"] = True  # beside the --tree row, not instead of it
+                    res.add(row)
                 except Exception as e:  # noqa: BLE001
                     if tree == "auto" and isinstance(e, (TypeError, ValueError)):
                         res.auto_ok = False  # an engine without tree="auto": said once, not retried
@@ -516,6 +521,8 @@ def main() -> int:
     ap.add_argument("--new-tokens", type=int, default=128, help="longspec tokens per run (plain, speculative)")
     ap.add_argument("--hf-new-tokens", type=int, default=16)
     ap.add_argument("--tree", default="4,16,16,16,16", help="the explicit speculation tree (level widths)")
+    ap.add_argument("--extra-trees", default="", help="more explicit trees, ';'-separated, each giving a "
+                    "speculative row with tree_sweep: true (the by-tree-shape table)")
     ap.add_argument("--small-tree", default="2,2,2,1", help="a second tree for the phase timing (empty: none)")
     ap.add_argument("--phase-models", default="llama3-8b-shape", help="comma list (empty: no phase timing)")
     ap.add_argument("--no-auto", dest="auto", action="store_false", help='skip the tree="auto" runs')
@@ -527,6 +534,7 @@ def main() -> int:
         ap.error("--new-tokens and --hf-new-tokens must be at least 2")
     args.tree = [int(w) for w in args.tree.split(",")]
     args.small_tree = [int(w) for w in args.small_tree.split(",") if w]
+    args.extra_trees = [[int(w) for w in t.split(",")] for t in args.extra_trees.split(";") if t.strip()]
     args.phase_models = [m for m in args.phase_models.split(",") if m]
     contexts = parse_contexts(args.contexts)
     models = [m for m in args.models.split(",") if m]
@@ -541,7 +549,8 @@ def main() -> int:
     hf_methods = [m for m in args.hf.split(",") if m]
     os.makedirs(args.out_dir, exist_ok=True)
     header = {"card": card, "date": args.date, "read_bandwidth_tbs": READ_BW / 1e12, "new_tokens": args.new_tokens,
-              "hf_new_tokens": args.hf_new_tokens, "tree": args.tree, "commit": git_commit(),
+              "hf_new_tokens": args.hf_new_tokens, "tree": args.tree, "extra_trees": args.extra_trees,
+              "commit": git_commit(),
               "source": "bench/bench_gpu.py " + " ".join(sys.argv[1:])}
     res = Results(os.path.join(args.out_dir, f"gpu_decode_{args.date}"), header)
     png = os.path.join(args.out_dir, f"gpu_speculative_{args.date}.png")

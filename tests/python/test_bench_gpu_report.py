@@ -51,6 +51,23 @@ def test_render_has_the_decode_speculative_and_phase_tables():
     assert lines[-1] == "note: a note"
 
 
+def test_extra_trees_get_their_own_table_and_leave_the_main_speculative_row_alone():
+    sweep = {"model": "smollm2-135m", "context": 8192, "method": "speculative", "ms_per_token": 0.35, "tau": 3.1,
+             "tree": [16, 32, 32, 32, 32], "identical_to_plain": True, "tree_sweep": True}
+    assert gpu_report.row_kind(sweep) == "speculative_sweep"
+    assert gpu_report.row_kind(ROWS[2]) == "speculative" and gpu_report.row_kind(ROWS[3]) == "speculative_auto"
+    lines = gpu_report.render("c", "2026-12-01", ROWS + [sweep], []).splitlines()
+    # The main table still shows the --tree row, not the last explicit tree.
+    assert any(l.startswith("| smollm2-135m | 8192 | 1.000 | 0.400 (4,16,16,16,16)") for l in lines)
+    at = lines.index("Speculative decoding by tree shape (the --tree row and the --extra-trees rows of one run)")
+    table = [l for l in lines[at:] if l.startswith("| smollm2-135m | 8192 |")]
+    assert table == ["| smollm2-135m | 8192 | 4,16,16,16,16 (69) | 0.400 | 2.50x | 2.90 | yes |",
+                     "| smollm2-135m | 8192 | 16,32,32,32,32 (145) | 0.350 | 2.86x | 3.10 | yes |"]
+    # Without sweep rows there is no such table.
+    assert not any(l.startswith("Speculative decoding by tree shape") for l in
+                   gpu_report.render("c", "2026-12-01", ROWS, []).splitlines())
+
+
 def test_render_copes_with_missing_rows():
     text = gpu_report.render("c", "2026-12-01", [{"model": "m", "context": 1, "method": "speculative",
                                                 "ms_per_token": 1.0, "tau": 1.5}], [])
