@@ -41,7 +41,10 @@ def named(spec: str) -> tuple[str, str]:
 
 
 def gpu_count() -> int:
-    listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout
+    try:
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout
+    except FileNotFoundError:  # no NVIDIA driver: the arms run one after another's GPU 0 (or the CPU)
+        return 1
     return max(1, sum(line.startswith("GPU ") for line in listed.splitlines()))
 
 
@@ -54,7 +57,9 @@ def last_heldout(log_path: str) -> dict | None:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", required=True, help="the target's file name under /tmp/models (joined from parts)")
+    ap.add_argument("--model", required=True, help="the target's file name under /tmp/models (joined from parts), "
+                    "or a path to the target itself")
+    ap.add_argument("--device", default="cuda", help="for training and evaluation (cpu: the driver's own test)")
     ap.add_argument("--runs", required=True, help="directory for the arms' run directories")
     ap.add_argument("--arm", type=named, action="append", required=True, help="NAME=DATA_DIR")
     ap.add_argument("--baseline", type=named, action="append", default=[], help="NAME=DRAFT_DIR, evaluated too")
@@ -63,11 +68,14 @@ def main() -> int:
     ap.add_argument("--trees", default="4,16,16,16,16")
     ap.add_argument("--docs", type=int, default=8)
     ap.add_argument("--new-tokens", type=int, default=64)
+    ap.add_argument("--checkpoint-tau", action="store_true",
+                    help="also evaluate every kept checkpoint of every arm (train-draft --keep-checkpoints "
+                         "saves one each --save-every steps): tau against the step, on the first --eval set")
     ap.add_argument("rest", nargs=argparse.REMAINDER)
     a = ap.parse_args()
     out = os.environ.get("OUT", "/tmp/longspec_out")
     os.makedirs(out, exist_ok=True)
-    target = join_model(a.model)
+    target = a.model if os.path.exists(a.model) else join_model(a.model)
     common = [x for x in a.rest if x != "--"]
 
     procs, commands = {}, {}
@@ -78,7 +86,7 @@ def main() -> int:
         run = os.path.join(a.runs, name)
         shutil.rmtree(run, ignore_errors=True)
         cmd = [sys.executable, "-m", "longspec", "train-draft", "--target", target, "--data", data, "--out", run,
-               "--no-resume"] + common
+               "--no-resume", "--device", a.device] + common
         commands[name] = cmd
         env = dict(os.environ, CUDA_VISIBLE_DEVICES=str(gpu))
         log = open(os.path.join(out, f"{name}_stdout.log"), "w")
@@ -104,24 +112,39 @@ def main() -> int:
                 shutil.copy(os.path.join(run, "draft", f), os.path.join(dest, f))
             drafts[name] = os.path.join(run, "draft")
 
+    def evaluate(draft: str, name: str, set_name: str, spec: str) -> dict | None:
+        """tau of one draft on one evaluation set ({"context/tree": tau}), its JSON kept in $OUT."""
+        data, _, include = spec.partition(":")
+        path = os.path.join(out, f"tau_{name}_{set_name}.json")
+        cmd = [sys.executable, "-m", "longspec", "eval-draft", "--target", target, "--draft", draft,
+               "--data", data, "--contexts", a.contexts, "--trees", a.trees, "--docs", str(a.docs),
+               "--new-tokens", str(a.new_tokens), "--device", a.device, "--out", path]
+        if include:
+            cmd += ["--include", include]
+        t1 = time.time()
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        print(f"eval {name} on {set_name}: exit {done.returncode} in {time.time() - t1:.0f} s\n{done.stdout[-600:]}"
+              f"{done.stderr[-1500:] if done.returncode else ''}", flush=True)
+        if done.returncode != 0:
+            return None
+        return {f"{r['context']}/{','.join(map(str, r['tree']))}": round(r["tau"], 3)
+                for r in json.load(open(path))["rows"]}
+
     summary["tau"] = {}
     for set_name, spec in a.eval:
-        data, _, include = spec.partition(":")
         for name, draft in drafts.items():
-            path = os.path.join(out, f"tau_{name}_{set_name}.json")
-            cmd = [sys.executable, "-m", "longspec", "eval-draft", "--target", target, "--draft", draft,
-                   "--data", data, "--contexts", a.contexts, "--trees", a.trees, "--docs", str(a.docs),
-                   "--new-tokens", str(a.new_tokens), "--device", "cuda", "--out", path]
-            if include:
-                cmd += ["--include", include]
-            t1 = time.time()
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            print(f"eval {name} on {set_name}: exit {done.returncode} in {time.time() - t1:.0f} s\n{done.stdout[-600:]}"
-                  f"{done.stderr[-1500:] if done.returncode else ''}", flush=True)
-            if done.returncode == 0:
-                rows = json.load(open(path))["rows"]
-                summary["tau"].setdefault(set_name, {})[name] = {
-                    f"{r['context']}/{','.join(map(str, r['tree']))}": round(r["tau"], 3) for r in rows}
+            rows = evaluate(draft, name, set_name, spec)
+            if rows is not None:
+                summary["tau"].setdefault(set_name, {})[name] = rows
+    if a.checkpoint_tau and a.eval:
+        set_name, spec = a.eval[0]
+        for name, _ in a.arm:
+            root = os.path.join(a.runs, name, "checkpoints")
+            steps = sorted(os.listdir(root)) if os.path.isdir(root) else []
+            for step_dir in steps:  # step_NNNNNN
+                rows = evaluate(os.path.join(root, step_dir), f"{name}_{step_dir}", set_name, spec)
+                if rows is not None:
+                    summary.setdefault("checkpoint_tau", {}).setdefault(name, {})[int(step_dir[5:])] = rows
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     print(json.dumps(summary["tau"], indent=1))
