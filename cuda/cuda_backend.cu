@@ -422,11 +422,12 @@ class CudaBackend final : public Backend {
   }
 
   // ---- speculation round ------------------------------------------------------------------
-  void TreeExpand(View logits, DeviceTree tree, int32_t level_begin, int32_t level_end, int32_t width,
-                  void* scratch) override {
+  void TreeExpand(View logits, DeviceTree tree, int32_t level_begin, int32_t level_end, int32_t width, void* scratch,
+                  const int32_t* column_tokens) override {
     assert(logits.dtype == DType::kF32);
     TreeExpandParams p;
     p.logits = logits.ptr<const float>();
+    p.column_tokens = column_tokens;
     p.stride = logits.stride;
     p.vocab = static_cast<int>(logits.cols);
     p.tokens = tree.tokens;

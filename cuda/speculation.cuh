@@ -24,6 +24,7 @@ struct TreeExpandParams {
   const float* logits = nullptr;  // [level_end - level_begin, vocab], row stride `stride`
   int64_t stride = 0;
   int vocab = 0;
+  const int32_t* column_tokens = nullptr;  // logit column -> token id (null: the column is the id)
   int32_t* tokens = nullptr;      // the device tree
   int32_t* parents = nullptr;
   float* scores = nullptr;
@@ -291,7 +292,7 @@ __global__ void __launch_bounds__(kTreeSelectThreads) tree_select_kernel(const T
     pos = __reduce_add_sync(0xffffffffu, pos);
     if (lane == 0) {
       const int node = p.level_end + pos;
-      p.tokens[node] = ti;
+      p.tokens[node] = p.column_tokens != nullptr ? p.column_tokens[ti] : ti;
       p.parents[node] = p.level_begin + pi;
       p.scores[node] = si;
     }

@@ -15,10 +15,10 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from ._C import SamplingParams, cuda_available, version  # noqa: E402
 from .engine import Engine, GenerationOutput  # noqa: E402
 from .stats import Stats  # noqa: E402
-from .drafts import random_draft  # noqa: E402
+from .drafts import random_draft, restrict_draft_head  # noqa: E402
 from .models import DEFAULT_TARGET, smollm2_path  # noqa: E402
 
 __version__ = version()
 
-__all__ = ["Engine", "GenerationOutput", "Stats", "SamplingParams", "random_draft", "DEFAULT_TARGET", "smollm2_path", "cuda_available", "version",
+__all__ = ["Engine", "GenerationOutput", "Stats", "SamplingParams", "random_draft", "restrict_draft_head", "DEFAULT_TARGET", "smollm2_path", "cuda_available", "version",
            "__version__"]

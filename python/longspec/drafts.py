@@ -113,6 +113,31 @@ def write_draft(path: str | os.PathLike, config: dict, tensors: dict[str, np.nda
     return str(out)
 
 
+HEAD_TOKENS_FILE = "head_tokens.json"  # cpp/src/speculation/draft_model.h: DraftModel::kHeadTokensFile
+
+
+def restrict_draft_head(draft: str | os.PathLike, out: str | os.PathLike, tokens, note: dict | None = None) -> str:
+    """Copies the LongSpec draft ``draft`` to ``out`` with an LM head over ``tokens`` only (their
+    rows of the target's head, taken from the target file when the engine loads the draft): each
+    draft level then computes len(tokens) logits instead of the whole vocabulary's (FR-Spec's
+    frequency-ranked draft head). The draft can propose only those tokens; verification still
+    runs over the whole vocabulary, so the output is unchanged. Returns ``out``."""
+    import shutil
+
+    ids = sorted({int(t) for t in tokens})
+    if not ids or ids[0] < 0:
+        raise ValueError("tokens must be a non-empty set of non-negative token ids")
+    src, dst = Path(draft), Path(out)
+    if not (src / "config.json").is_file():
+        raise ValueError(f"{src} is not a LongSpec draft directory (no config.json)")
+    if dst.exists():
+        raise FileExistsError(f"{dst} exists; choose a new directory")
+    shutil.copytree(src, dst)
+    with open(dst / HEAD_TOKENS_FILE, "w") as f:
+        json.dump({"tokens": ids, **({"note": note} if note else {})}, f)
+    return str(dst)
+
+
 def random_draft(target: str, path: str | os.PathLike, seed: int = 0, *, window: int = DEFAULT_WINDOW,
                  tree_shape=None, final_norm: bool = False, attention_bias: bool | None = None,
                  std: float = 0.02) -> str:

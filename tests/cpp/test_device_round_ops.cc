@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <numeric>
 #include <random>
 
 #include "backend/backend.h"
@@ -38,7 +40,7 @@ void GrowBoth(Backend& be, const std::vector<int>& shape, int64_t vocab, uint32_
     ExpandLevel(host, logits.data(), vocab, width);
     scratch.resize(be.TreeExpandScratchBytes(end - begin, width));
     View lv{logits.data(), DType::kF32, end - begin, vocab, vocab};
-    be.TreeExpand(lv, dev->view(), begin, end, width, scratch.data());
+    be.TreeExpand(lv, dev->view(), begin, end, width, scratch.data(), nullptr);
   }
 }
 
@@ -53,6 +55,47 @@ TEST(DeviceRoundOps, TreeExpandGrowsTheTreeExpandLevelGrows) {
         ASSERT_EQ(dev.tokens[i], host.tokens[i]) << "node " << i;
         ASSERT_EQ(dev.parents[i], host.parents[i]) << "node " << i;
         ASSERT_NEAR(dev.scores[i], host.scores[i], 1e-5 * (1 + std::fabs(host.scores[i])));
+      }
+    }
+  }
+}
+
+TEST(DeviceRoundOps, TreeExpandOverASubsetEqualsTheWholeVocabularyWithTheRestAtMinusInfinity) {
+  // A draft head over a subset of the vocabulary: logits over the subset's columns, mapped to
+  // token ids, grow the same tree as whole-vocabulary logits that are -inf outside the subset.
+  auto be = MakeCpuBackend(1);
+  const int64_t vocab = 997;
+  for (const auto& shape : std::vector<std::vector<int>>{{4, 16, 16}, {1, 1, 1}, {32, 32}}) {
+    for (int64_t k : {int64_t(32), int64_t(101), int64_t(700)}) {
+      std::mt19937 rng(static_cast<uint32_t>(k));
+      std::vector<int32_t> subset(vocab);
+      std::iota(subset.begin(), subset.end(), 0);
+      std::shuffle(subset.begin(), subset.end(), rng);
+      subset.resize(k);
+      std::sort(subset.begin(), subset.end());
+      DraftTree host;
+      HostTree dev(1 + 32 + 32 * 32);
+      host.Reset(11);
+      dev.tokens[0] = 11;
+      std::vector<unsigned char> scratch;
+      for (int width : shape) {
+        const int32_t begin = host.level_start[host.level_start.size() - 2], end = host.level_start.back();
+        std::vector<float> cols = RandomLogits(static_cast<size_t>(end - begin) * k, rng);
+        cols[0] = cols[1];  // a tie: the lower token must come first either way
+        std::vector<float> whole(static_cast<size_t>(end - begin) * vocab, -std::numeric_limits<float>::infinity());
+        for (int32_t r = 0; r < end - begin; ++r) {
+          for (int64_t j = 0; j < k; ++j) whole[r * vocab + subset[j]] = cols[r * k + j];
+        }
+        ExpandLevel(&host, whole.data(), vocab, width);
+        scratch.resize(be->TreeExpandScratchBytes(end - begin, width));
+        View lv{cols.data(), DType::kF32, end - begin, k, k};
+        be->TreeExpand(lv, dev.view(), begin, end, width, scratch.data(), subset.data());
+      }
+      for (int32_t i = 1; i < host.size(); ++i) {
+        ASSERT_EQ(dev.tokens[i], host.tokens[i]) << "node " << i << " k " << k;
+        ASSERT_EQ(dev.parents[i], host.parents[i]) << "node " << i;
+        ASSERT_NEAR(dev.scores[i], host.scores[i], 1e-5 * (1 + std::fabs(host.scores[i])));
+        ASSERT_TRUE(std::binary_search(subset.begin(), subset.end(), dev.tokens[i]));
       }
     }
   }

@@ -61,11 +61,11 @@ void CheckGrowth(const std::vector<int>& shape, int64_t vocab, uint32_t seed) {
     const std::vector<float> logits = Randn(size_t(end - begin) * vocab, rng, 3.0f);
     std::vector<unsigned char> scratch(cpu->TreeExpandScratchBytes(end - begin, width));
     View lv{const_cast<float*>(logits.data()), DType::kF32, end - begin, vocab, vocab};
-    cpu->TreeExpand(lv, host.view(), begin, end, width, scratch.data());
+    cpu->TreeExpand(lv, host.view(), begin, end, width, scratch.data(), nullptr);
     Buf dl = Upload(*gpu, logits, end - begin, vocab, DType::kF32);
     auto ds = gpu->Allocate(gpu->TreeExpandScratchBytes(end - begin, width));
     ASSERT_TRUE(ds.ok());
-    gpu->TreeExpand(dl.view, dev.view(), begin, end, width, (*ds)->data());
+    gpu->TreeExpand(dl.view, dev.view(), begin, end, width, (*ds)->data(), nullptr);
     TreeBufs got = DownloadTree(*gpu, dev);
     ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
     // CPU scores of every candidate (parent, token) of this level, for the validity check.
@@ -124,7 +124,7 @@ TEST(CudaSpeculation, TreeExpandTiesGoToTheLowerToken) {
   DevTree dev = MakeDevTree(*gpu, host);
   Buf dl = Upload(*gpu, std::vector<float>(vocab, 0.25f), 1, vocab, DType::kF32);
   auto ds = gpu->Allocate(gpu->TreeExpandScratchBytes(1, 8));
-  gpu->TreeExpand(dl.view, dev.view(), 0, 1, 8, (*ds)->data());
+  gpu->TreeExpand(dl.view, dev.view(), 0, 1, 8, (*ds)->data(), nullptr);
   TreeBufs got = DownloadTree(*gpu, dev);
   for (int32_t i = 1; i <= 8; ++i) {
     EXPECT_EQ(got.tokens[i], i - 1);

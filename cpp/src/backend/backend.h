@@ -314,8 +314,11 @@ class Backend {
   // parent ascending and best first inside a parent (speculation/token_tree.h's order).
   // Requires width <= vocab and width <= MaxTreeExpandWidth(); `scratch` holds
   // TreeExpandScratchBytes(level_end - level_begin, width) bytes of backend memory.
+  // `column_tokens` (backend memory, or null): the token id of each logits column, strictly
+  // ascending, for a draft head over a subset of the vocabulary; selection runs on columns (the
+  // ascending ids keep the tie rule) and the nodes store column_tokens[column].
   virtual void TreeExpand(View logits, DeviceTree tree, int32_t level_begin, int32_t level_end, int32_t width,
-                          void* scratch) = 0;
+                          void* scratch, const int32_t* column_tokens) = 0;
   virtual int32_t MaxTreeExpandWidth() const { return kMaxTreeNodes; }
   virtual size_t TreeExpandScratchBytes(int32_t parents, int32_t width) const = 0;
   // Fills the tree-dependent entries of a step over nodes [first_row, first_row + rows) of `tree`:

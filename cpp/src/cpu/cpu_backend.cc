@@ -226,9 +226,9 @@ class CpuBackend final : public Backend {
     for (int64_t r = 0; r < x.rows; ++r) Copy(out.row<float>(r), x.row<const float>(r), x.cols * sizeof(float));
   }
 
-  void TreeExpand(View logits, DeviceTree tree, int32_t level_begin, int32_t level_end, int32_t width,
-                  void* scratch) override {
-    cpu::TreeExpand(logits, tree, level_begin, level_end, width, scratch);
+  void TreeExpand(View logits, DeviceTree tree, int32_t level_begin, int32_t level_end, int32_t width, void* scratch,
+                  const int32_t* column_tokens) override {
+    cpu::TreeExpand(logits, tree, level_begin, level_end, width, scratch, column_tokens);
   }
   size_t TreeExpandScratchBytes(int32_t parents, int32_t width) const override {
     return cpu::TreeExpandScratchBytes(parents, width);

@@ -31,7 +31,8 @@ void AttentionMerge(int threads, const AttentionMergeParams& p);
 
 // Speculation ops (cpu_speculation.cc); semantics in backend.h.
 size_t TreeExpandScratchBytes(int32_t parents, int32_t width);
-void TreeExpand(View logits, DeviceTree tree, int32_t level_begin, int32_t level_end, int32_t width, void* scratch);
+void TreeExpand(View logits, DeviceTree tree, int32_t level_begin, int32_t level_end, int32_t width, void* scratch,
+                const int32_t* column_tokens);
 void TreePlanFill(DeviceTree tree, int32_t first_row, int32_t rows, int32_t step_base, const int32_t* visible_offsets,
                   int32_t* visible_slots, int32_t* tokens);
 void TreeAcceptGreedy(DeviceTree tree, int32_t num_nodes, const int32_t* argmax, int32_t* path, int32_t* emitted,

@@ -16,7 +16,8 @@ size_t TreeExpandScratchBytes(int32_t parents, int32_t width) {
   return static_cast<size_t>(parents) * width * sizeof(TreeCandidate);
 }
 
-void TreeExpand(View logits, DeviceTree tree, int32_t level_begin, int32_t level_end, int32_t width, void* scratch) {
+void TreeExpand(View logits, DeviceTree tree, int32_t level_begin, int32_t level_end, int32_t width, void* scratch,
+                const int32_t* column_tokens) {
   assert(logits.dtype == DType::kF32 && logits.rows >= level_end - level_begin && width >= 1 && width <= logits.cols);
   TreeCandidate* begin = static_cast<TreeCandidate*>(scratch);
   TreeCandidate* end = begin;
@@ -27,7 +28,7 @@ void TreeExpand(View logits, DeviceTree tree, int32_t level_begin, int32_t level
   const int64_t keep = SelectLevel(begin, end, width);
   for (int64_t j = 0; j < keep; ++j) {
     const int32_t id = level_end + static_cast<int32_t>(j);
-    tree.tokens[id] = begin[j].token;
+    tree.tokens[id] = column_tokens != nullptr ? column_tokens[begin[j].token] : begin[j].token;
     tree.parents[id] = begin[j].parent;
     tree.scores[id] = static_cast<float>(begin[j].score);
   }

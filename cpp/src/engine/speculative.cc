@@ -38,6 +38,15 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
                                                              const TokenCallback& on_tokens) {
   // The largest shape a round may run (tree="auto" runs sub-shapes of the default tree).
   const std::vector<int>& shape = params.tree.empty() ? default_tree : params.tree;
+  const int64_t vocab = target->config().vocab_size;
+  auto* draft_model = dynamic_cast<DraftModel*>(drafter.get());
+  // A draft with a head over a subset of the vocabulary proposes only those tokens: no level can
+  // be wider than the subset.
+  const int64_t proposable = draft_model != nullptr ? draft_model->proposal_vocab() : vocab;
+  if (const int widest = *std::max_element(shape.begin(), shape.end()); widest > proposable) {
+    return InvalidArgumentError("tree level width " + std::to_string(widest) + " exceeds the " +
+                                std::to_string(proposable) + " tokens the draft can propose");
+  }
   TreePolicy* policy = nullptr;
   if (params.auto_tree) {
     if (!tree_policy) tree_policy = std::make_unique<TreePolicy>(DefaultTreeArms(default_tree));
@@ -47,10 +56,8 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
   const int32_t tree_rows = 1 + std::accumulate(shape.begin(), shape.end(), 0);
   LONGSPEC_RETURN_IF_ERROR(target->EnsureCapacity(tree_rows, context_limit));
   LONGSPEC_RETURN_IF_ERROR(drafter->EnsureRows(*std::max_element(shape.begin(), shape.end())));
-  const int64_t vocab = target->config().vocab_size;
-  auto* draft_model = dynamic_cast<DraftModel*>(drafter.get());
   const bool on_device = draft_model != nullptr && std::all_of(shape.begin(), shape.end(), [&](int w) {
-    return w <= backend->MaxTreeExpandWidth() && w <= vocab;
+    return w <= backend->MaxTreeExpandWidth() && w <= proposable;
   });
   const int64_t n_prompt = static_cast<int64_t>(prompt.size());
   const int64_t room = context_limit - n_prompt;

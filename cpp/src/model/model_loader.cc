@@ -78,6 +78,34 @@ StatusOr<ModelConfig> ReadModelConfig(const std::string& path) {
   return config;
 }
 
+StatusOr<HostTensor> ReadHeadRows(const std::string& path, const ModelConfig& config, const std::vector<int32_t>& rows,
+                                  DType dtype) {
+  HostTensor head;
+  if (IsDirectory(path)) {
+    LONGSPEC_ASSIGN_OR_RETURN(auto ckpt, SafetensorsCheckpoint::Open(path));
+    LONGSPEC_RETURN_IF_ERROR(
+        CheckpointError(ReadHeadTensor(config, *ckpt, CheckpointNaming::kHuggingFace, dtype, &head), path));
+  } else {
+    LONGSPEC_ASSIGN_OR_RETURN(auto gguf, GgufFile::Open(path));
+    LONGSPEC_RETURN_IF_ERROR(CheckpointError(ReadHeadTensor(config, *gguf, CheckpointNaming::kGguf, dtype, &head), path));
+  }
+  try {
+    HostTensor out({static_cast<int64_t>(rows.size()), config.hidden_size}, dtype);
+    const size_t row_bytes = static_cast<size_t>(config.hidden_size) * DTypeSize(dtype);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      if (rows[i] < 0 || rows[i] >= config.vocab_size) {
+        return InvalidArgumentError("LM head row " + std::to_string(rows[i]) + " is outside the vocabulary of " +
+                                    std::to_string(config.vocab_size));
+      }
+      std::memcpy(static_cast<char*>(out.raw()) + i * row_bytes,
+                  static_cast<const char*>(head.raw()) + static_cast<size_t>(rows[i]) * row_bytes, row_bytes);
+    }
+    return out;
+  } catch (const std::bad_alloc&) {
+    return ResourceExhaustedError("out of memory for " + std::to_string(rows.size()) + " LM head rows");
+  }
+}
+
 StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const std::string& path, Backend& backend) {
   auto model = std::make_unique<LoadedModel>();
   if (IsDirectory(path)) {

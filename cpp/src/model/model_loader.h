@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "backend/backend.h"
 #include "longspec/engine.h"
@@ -21,6 +22,12 @@ struct LoadedModel {
 // `path`: a directory with config.json (+ optional generation_config.json) and
 // model.safetensors / model.safetensors.index.json, or a GGUF file.
 StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const std::string& path, Backend& backend);
+
+// Rows `rows` of the LM head of the checkpoint at `path` (whose config is `config`), in that order,
+// as `dtype` [rows.size(), hidden]: the values its own LM head holds (GGUF dequantised the same
+// way). Rows outside [0, vocab) are an error.
+StatusOr<HostTensor> ReadHeadRows(const std::string& path, const ModelConfig& config, const std::vector<int32_t>& rows,
+                                  DType dtype);
 
 // Reads only the configuration (config.json or GGUF metadata) of a checkpoint.
 StatusOr<ModelConfig> ReadModelConfig(const std::string& path);

@@ -18,6 +18,7 @@ StatusOr<std::unique_ptr<TargetModel>> TargetModel::Load(const std::string& path
                                                          int32_t max_step_rows, int32_t prefill_chunk) {
   std::unique_ptr<TargetModel> t(new TargetModel());
   t->backend_ = &backend;
+  t->path_ = path;
   LONGSPEC_ASSIGN_OR_RETURN(t->model_, LoadModel(path, backend));
   const ModelConfig& c = t->model_->config;
   t->prefill_chunk_ = prefill_chunk;

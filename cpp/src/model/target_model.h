@@ -41,6 +41,8 @@ class TargetModel {
   const TransformerWeights& weights() const { return model_->weights; }
   const RopeTables& rope() const { return rope_; }
   Backend& backend() const { return *backend_; }
+  // The checkpoint it was loaded from (a draft reads rows of its LM head from there).
+  const std::string& path() const { return path_; }
   int32_t max_step_rows() const { return max_step_rows_; }
   int32_t prefill_chunk() const { return prefill_chunk_; }
 
@@ -59,6 +61,7 @@ class TargetModel {
                  const DeviceTree* fill = nullptr);
 
   Backend* backend_ = nullptr;
+  std::string path_;
   std::unique_ptr<LoadedModel> model_;
   std::unique_ptr<TransformerRunner> runner_;
   RopeTables rope_;

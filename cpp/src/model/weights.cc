@@ -187,15 +187,21 @@ StatusOr<TransformerWeights> LoadTransformerWeights(const ModelConfig& c, const 
   }
   LONGSPEC_ASSIGN_OR_RETURN(w.final_norm, table(n.final_norm, {H}, DType::kF32));
   {
-    const std::string& head_name = c.tie_embeddings || src.Find(n.lm_head) == nullptr ? n.embedding : n.lm_head;
-    if (!c.tie_embeddings && src.Find(n.lm_head) == nullptr) {
-      return DataLossError("checkpoint has no tensor \"" + n.lm_head + "\" and does not tie embeddings");
-    }
     HostTensor head;
-    LONGSPEC_RETURN_IF_ERROR(ReadChecked(src, head_name, {c.vocab_size, H}, &head, backend.weight_dtype()));
+    LONGSPEC_RETURN_IF_ERROR(ReadHeadTensor(c, src, naming, backend.weight_dtype(), &head));
     LONGSPEC_ASSIGN_OR_RETURN(w.lm_head, linear(head, nullptr));
   }
   return w;
+}
+
+Status ReadHeadTensor(const ModelConfig& c, const TensorSource& src, CheckpointNaming naming, DType dtype,
+                      HostTensor* head) {
+  const Names n = NamesFor(naming);
+  if (!c.tie_embeddings && src.Find(n.lm_head) == nullptr) {
+    return DataLossError("checkpoint has no tensor \"" + n.lm_head + "\" and does not tie embeddings");
+  }
+  const std::string& name = c.tie_embeddings ? n.embedding : n.lm_head;
+  return ReadChecked(src, name, {c.vocab_size, c.hidden_size}, head, dtype);
 }
 
 }  // namespace longspec

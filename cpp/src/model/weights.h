@@ -50,6 +50,10 @@ Status ReadLinear(const TensorSource& src, const std::string& weight_name, const
 StatusOr<TransformerWeights> LoadTransformerWeights(const ModelConfig& config, const TensorSource& src,
                                                     CheckpointNaming naming, Backend& backend);
 
+// The LM head's weight [vocab, hidden] as `dtype`: the embedding when the model ties them.
+Status ReadHeadTensor(const ModelConfig& config, const TensorSource& src, CheckpointNaming naming, DType dtype,
+                      HostTensor* head);
+
 // Concatenates 2-D tensors (or 1-D) of one dtype along dimension 0.
 HostTensor ConcatRows(const std::vector<const HostTensor*>& parts);
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "loader/safetensors.h"
 #include "model/layer_ops.h"
@@ -98,6 +99,7 @@ StatusOr<std::unique_ptr<DraftModel>> DraftModel::Load(const std::string& dir, c
     return Status::OK();
   }();
   if (!st.ok()) return CheckpointError(st, "draft " + dir);
+  LONGSPEC_RETURN_IF_ERROR(d->LoadHeadSubset(dir));
 
   d->cache_ = KvCache(1, static_cast<int32_t>(t.num_kv_heads), static_cast<int32_t>(t.head_dim), d->config_.window);
   LONGSPEC_RETURN_IF_ERROR(d->cache_.Allocate(backend, d->config_.window + kMaxTreeNodes + 1));
@@ -117,6 +119,38 @@ StatusOr<std::unique_ptr<DraftModel>> DraftModel::Load(const std::string& dir, c
   return d;
 }
 
+Status DraftModel::LoadHeadSubset(const std::string& dir) {
+  const std::string path = dir + "/" + kHeadTokensFile;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return Status::OK();  // the target's whole LM head
+  auto json = Json::ParseFile(path);
+  if (!json.ok()) return json.status().WithContext("draft " + dir);
+  const Json* list = json->Find("tokens");
+  const int64_t vocab = target_.config().vocab_size;
+  if (list == nullptr || !list->is_array() || list->as_array().empty()) {
+    return DataLossError(path + ": expected {\"tokens\": [ascending token ids]}");
+  }
+  std::vector<int32_t> tokens;
+  tokens.reserve(list->as_array().size());
+  for (const Json& x : list->as_array()) {
+    if (!x.is_integer() || x.as_number() < 0 || x.as_number() >= static_cast<double>(vocab)) {
+      return DataLossError(path + ": every token must be an integer in [0, " + std::to_string(vocab) + ")");
+    }
+    const int32_t id = static_cast<int32_t>(x.as_number());
+    // Ascending order keeps TreeExpand's tie rule (the lower token first) the same in columns.
+    if (!tokens.empty() && id <= tokens.back()) return DataLossError(path + ": tokens must be strictly ascending");
+    tokens.push_back(id);
+  }
+  LONGSPEC_ASSIGN_OR_RETURN(HostTensor rows, ReadHeadRows(target_.path(), target_.config(), tokens,
+                                                          backend_.weight_dtype()));
+  LONGSPEC_ASSIGN_OR_RETURN(head_, backend_.CreateLinear(rows, nullptr, LinearPacking::kPlain));
+  LONGSPEC_ASSIGN_OR_RETURN(head_tokens_device_, backend_.Allocate(tokens.size() * sizeof(int32_t)));
+  backend_.CopyToDevice(head_tokens_device_->data(), tokens.data(), tokens.size() * sizeof(int32_t));
+  w_.bytes += head_->bytes();
+  head_tokens_ = std::move(tokens);
+  return backend_.LastError();
+}
+
 Status DraftModel::EnsureRows(int32_t rows) {
   if (rows <= max_rows_) return Status::OK();
   const ModelConfig& t = target_.config();
@@ -130,7 +164,7 @@ Status DraftModel::EnsureRows(int32_t rows) {
   a.Add(rows, t.hidden_size, act);                  // kTmp
   a.Add(rows, 2 * t.intermediate_size, act);        // kGateUp
   a.Add(rows, t.intermediate_size, act);            // kAct
-  a.Add(rows, t.vocab_size, DType::kF32);           // kLogits
+  a.Add(rows, proposal_vocab(), DType::kF32);       // kLogits
   a.Add(rows, t.num_heads, DType::kF32);            // kLse
   a.Add(rows, 1, DType::kI32);                      // kCrossLen
   // Every new buffer first: a failed allocation leaves the draft as it was (and usable).
@@ -234,10 +268,20 @@ StatusOr<const float*> DraftModel::LevelLogits(const DraftTree& tree, int32_t fi
   }
   backend_.CopyToDevice(cross_len_, cross_len.data(), n * sizeof(int32_t));
   ForwardLevel(plan_buf_, n, max_cross);
-  host_logits_.resize(static_cast<size_t>(n) * t.vocab_size);
+  const int64_t cols = proposal_vocab();
+  host_logits_.resize(static_cast<size_t>(n) * cols);
   backend_.CopyToHost(host_logits_.data(), Buffer(kLogits, n).data, host_logits_.size() * sizeof(float));
   LONGSPEC_RETURN_IF_ERROR(backend_.LastError());
-  return static_cast<const float*>(host_logits_.data());
+  if (head_tokens_.empty()) return static_cast<const float*>(host_logits_.data());
+  // A head over a subset: whole-vocabulary rows, -inf outside it (never proposed; its log-softmax
+  // is the subset's own).
+  scattered_logits_.assign(static_cast<size_t>(n) * t.vocab_size, -std::numeric_limits<float>::infinity());
+  for (int32_t r = 0; r < n; ++r) {
+    for (int64_t j = 0; j < cols; ++j) {
+      scattered_logits_[static_cast<size_t>(r) * t.vocab_size + head_tokens_[j]] = host_logits_[r * cols + j];
+    }
+  }
+  return static_cast<const float*>(scattered_logits_.data());
 }
 
 void DraftModel::ForwardLevel(const DevicePlan& plan, int32_t n, int32_t max_cross) {
@@ -271,7 +315,7 @@ void DraftModel::ForwardLevel(const DevicePlan& plan, int32_t n, int32_t max_cro
   } else {
     backend_.Convert(h, xn);
   }
-  backend_.Linear(xn, *target_.weights().lm_head, logits);
+  backend_.Linear(xn, head_ != nullptr ? *head_ : *target_.weights().lm_head, logits);
 }
 
 Status DraftModel::EnsureRound(const std::vector<int>& shape) {
@@ -298,9 +342,10 @@ Status DraftModel::EnsureRound(const std::vector<int>& shape) {
 Status DraftModel::EnqueueTree(const std::vector<int>& shape, int32_t committed, int32_t root) {
   const int32_t levels = static_cast<int32_t>(shape.size());  // 0: only the root's K/V
   for (int w : shape) {
-    if (w > backend_.MaxTreeExpandWidth() || w > target_.config().vocab_size) {
+    if (w > backend_.MaxTreeExpandWidth() || w > proposal_vocab()) {
       return InvalidArgumentError("tree level width " + std::to_string(w) + " exceeds what " + backend_.name() +
-                                  " grows on the device (" + std::to_string(backend_.MaxTreeExpandWidth()) + ")");
+                                  " grows on the device (" + std::to_string(backend_.MaxTreeExpandWidth()) +
+                                  ") or the draft's " + std::to_string(proposal_vocab()) + " proposable tokens");
     }
   }
   LONGSPEC_RETURN_IF_ERROR(EnsureRound(shape));
@@ -327,7 +372,8 @@ Status DraftModel::EnqueueTree(const std::vector<int>& shape, int32_t committed,
       const int32_t rows = starts[l + 1] - starts[l];
       level_plans_[l].FillFromTree(backend_, tree, starts[l], window);
       ForwardLevel(level_plans_[l], rows, bucket);
-      backend_.TreeExpand(Buffer(kLogits, rows), tree, starts[l], starts[l + 1], shape[l], round_.expand_scratch());
+      backend_.TreeExpand(Buffer(kLogits, rows), tree, starts[l], starts[l + 1], shape[l], round_.expand_scratch(),
+                          head_tokens());
     }
     level_plans_[levels].FillFromTree(backend_, tree, starts[levels], window);
     ForwardKv(level_plans_[levels], starts[levels + 1] - starts[levels]);

@@ -39,6 +39,17 @@ class DraftModel final : public Drafter {
 
   const DraftConfig& config() const { return config_; }
   const ModelInfo& info() const { return info_; }
+  // Tokens the draft can propose: the whole vocabulary, or the subset its head_tokens.json lists
+  // (an LM head over only those rows of the target's: a smaller draft LM head, FR-Spec style;
+  // verification still runs over the whole vocabulary, so the output is unchanged).
+  int64_t proposal_vocab() const {
+    return head_tokens_.empty() ? target_.config().vocab_size : static_cast<int64_t>(head_tokens_.size());
+  }
+  // Backend memory holding the subset's ids (logit column -> token), or null for the whole head.
+  const int32_t* head_tokens() const {
+    return head_tokens_device_ != nullptr ? static_cast<const int32_t*>(head_tokens_device_->data()) : nullptr;
+  }
+  static constexpr const char* kHeadTokensFile = "head_tokens.json";
 
   Status Prefill(const std::vector<int32_t>& prompt) override;
   StatusOr<const float*> LevelLogits(const DraftTree& tree, int32_t first_row) override;
@@ -74,6 +85,8 @@ class DraftModel final : public Drafter {
   // Enqueues only the K/V of the plan's `n` rows (embedding, norm, QKV, RoPE) into the ring.
   void ForwardKv(const DevicePlan& plan, int32_t n);
   Status EnsureRound(const std::vector<int>& shape);
+  // Reads head_tokens.json when the draft has one and builds the subset's LM head.
+  Status LoadHeadSubset(const std::string& dir);
   View Buffer(int idx, int64_t rows) const;
 
   const TargetModel& target_;
@@ -90,7 +103,10 @@ class DraftModel final : public Drafter {
   std::vector<View> views_;
   float* lse_ = nullptr;
   int32_t* cross_len_ = nullptr;
-  std::vector<float> host_logits_;
+  std::vector<float> host_logits_, scattered_logits_;
+  std::unique_ptr<LinearWeight> head_;              // the subset head (null: the target's)
+  std::unique_ptr<DeviceBuffer> head_tokens_device_;
+  std::vector<int32_t> head_tokens_;
   // Device round: one plan per level (the last for the leaves' K/V), graphs by (shape, bucket).
   DeviceRoundState round_;
   std::vector<DevicePlan> level_plans_;

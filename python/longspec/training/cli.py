@@ -1,4 +1,4 @@
-"""``longspec train-draft`` and ``longspec eval-draft``."""
+"""``longspec train-draft``, ``longspec eval-draft`` and ``longspec draft-head``."""
 from __future__ import annotations
 
 import argparse
@@ -54,6 +54,44 @@ def add_train_parser(sub) -> None:
                    help="stop (and checkpoint) at this step: a segment of the run that a later call resumes")
     p.add_argument("--no-resume", action="store_true")
     p.set_defaults(func=cmd_train)
+
+
+def add_head_parser(sub) -> None:
+    p = sub.add_parser("draft-head", help="copy a draft with an LM head over only the K most frequent tokens of a "
+                                          "corpus (smaller draft levels; output unchanged)")
+    p.add_argument("--draft", required=True, help="LongSpec draft directory")
+    p.add_argument("--data", required=True, help="a prepared corpus of the target's tokenizer (train_packed.npz)")
+    p.add_argument("--size", type=int, required=True, help="K: how many tokens the draft's head keeps")
+    p.add_argument("--out", required=True, help="new draft directory")
+    p.set_defaults(func=cmd_head)
+
+
+def token_counts(data_dir: str) -> np.ndarray:
+    """How often each token id occurs in the corpus's training rows (train_packed.npz)."""
+    with np.load(os.path.join(data_dir, "train_packed.npz")) as z:
+        packed = z["packed"]
+    return np.bincount(packed.reshape(-1).astype(np.int64))
+
+
+def most_frequent(counts: np.ndarray, k: int) -> np.ndarray:
+    """The k ids with the highest counts (ties: the lower id), ascending."""
+    order = np.argsort(-counts, kind="stable")[:k]
+    return np.sort(order)
+
+
+def cmd_head(args) -> int:
+    from ..drafts import restrict_draft_head
+
+    if args.size < 1:
+        raise SystemExit(f"--size must be at least 1, got {args.size}")
+    counts = token_counts(args.data)
+    keep = most_frequent(counts, args.size)
+    coverage = float(counts[keep].sum() / max(1, counts.sum()))
+    note = {"rule": f"the {args.size} most frequent token ids of {os.path.abspath(args.data)}/train_packed.npz",
+            "corpus_tokens": int(counts.sum()), "corpus_coverage": round(coverage, 5)}
+    out = restrict_draft_head(args.draft, args.out, keep.tolist(), note=note)
+    print(json.dumps({"draft": out, "head_tokens": len(keep), "corpus_coverage": round(coverage, 5)}))
+    return 0
 
 
 def heldout_sequences(path: str, count: int, length: int) -> np.ndarray:
