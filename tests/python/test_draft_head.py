@@ -14,6 +14,7 @@ import pytest
 from longspec import Engine, random_draft, restrict_draft_head
 
 VOCAB = 512  # conftest's random_qwen2_dir
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 
 
 @pytest.fixture(scope="module")
@@ -25,12 +26,13 @@ def _prompt(n=200, seed=0):
     return np.random.default_rng(seed).integers(0, VOCAB, n).tolist()
 
 
-def test_a_head_over_every_token_changes_nothing(random_qwen2_dir, draft, tmp_path):
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_head_over_every_token_changes_nothing(random_qwen2_dir, draft, tmp_path, device):
     # The subset head is built from the target file's rows: over all of them it must grow the very
     # same trees (same rounds and acceptance), not only emit the same tokens.
     whole = restrict_draft_head(draft, tmp_path / "all", range(VOCAB))
-    a = Engine(random_qwen2_dir, draft=draft, device="cpu", tokenizer=False)
-    b = Engine(random_qwen2_dir, draft=whole, device="cpu", tokenizer=False)
+    a = Engine(random_qwen2_dir, draft=draft, device=device, tokenizer=False)
+    b = Engine(random_qwen2_dir, draft=whole, device=device, tokenizer=False)
     for tree in ([4, 16, 16], [2, 2, 2, 2]):
         x = a.generate(_prompt(), max_new_tokens=24, ignore_eos=True, tree=tree)
         y = b.generate(_prompt(), max_new_tokens=24, ignore_eos=True, tree=tree)
@@ -39,10 +41,11 @@ def test_a_head_over_every_token_changes_nothing(random_qwen2_dir, draft, tmp_pa
         assert x.stats["accepted_histogram"] == y.stats["accepted_histogram"]
 
 
-def test_a_subset_head_keeps_greedy_output_and_limits_the_tree(random_qwen2_dir, draft, tmp_path):
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_subset_head_keeps_greedy_output_and_limits_the_tree(random_qwen2_dir, draft, tmp_path, device):
     subset = np.random.default_rng(3).choice(VOCAB, 40, replace=False)
     small = restrict_draft_head(draft, tmp_path / "small", subset.tolist())
-    eng = Engine(random_qwen2_dir, draft=small, device="cpu", tokenizer=False)
+    eng = Engine(random_qwen2_dir, draft=small, device=device, tokenizer=False)
     for seed in range(3):
         plain = eng.generate(_prompt(seed=seed), max_new_tokens=20, ignore_eos=True, speculative=False)
         spec = eng.generate(_prompt(seed=seed), max_new_tokens=20, ignore_eos=True, tree=[4, 16, 16])
