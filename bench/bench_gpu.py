@@ -38,6 +38,9 @@ first captures the step graphs of its context buckets); prefill_s beside it.
                     engine that predates the variable ignores it). For --phase-models (default
                     llama3-8b-shape) at their largest context, trees --tree and --small-tree. The
                     llama3-8b-shape draft is random: tau means nothing there and is left null.
+                    --draft-head K gives the shape models' random drafts a head over K tokens
+                    (`longspec draft-head`); their rows then carry draft_head: K, and the floor
+                    counts that head instead of the target's.
                     Every other row comes from runs without the variable.
   hf_generate,      transformers generate (dynamic cache / static cache + torch.compile) on the
   hf_compile        same file and prompt, --hf-new-tokens (default 16) tokens, after every longspec
@@ -64,6 +67,7 @@ import contextlib
 import datetime as dt
 import gc
 import inspect
+import json
 import os
 import subprocess
 import sys
@@ -112,11 +116,22 @@ def verify_floor_ms(info: dict, context: int, rows: int) -> float:
     return (linear + attention) * 1e3
 
 
-def draft_round_floor_ms(info: dict, draft_bytes: int, context: int, levels: int) -> float:
+def draft_round_floor_ms(info: dict, draft_bytes: int, context: int, levels: int, own_head: bool = False) -> float:
     """A draft round of `levels` levels: each reads the draft's own weights, the target's LM head
-    (bf16) and the target's last-layer K/V (the draft's cross-attention)."""
-    per_level = draft_bytes + 2 * info["vocab_size"] * info["hidden_size"] + layer_kv_bytes(info, context)
+    (bf16) and the target's last-layer K/V (the draft's cross-attention). With own_head (a head
+    over a subset of the vocabulary, head_tokens.json) the head is among the draft's own bytes."""
+    head = 0 if own_head else 2 * info["vocab_size"] * info["hidden_size"]
+    per_level = draft_bytes + head + layer_kv_bytes(info, context)
     return levels * per_level / READ_BW * 1e3
+
+
+def draft_head_size(draft_dir: str | None) -> int | None:
+    """The number of tokens a draft's subset head covers (head_tokens.json), or None: the whole head."""
+    path = os.path.join(draft_dir, "head_tokens.json") if draft_dir else None
+    if path is None or not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return len(json.load(f)["tokens"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,6 +308,7 @@ def phase_rows(eng, ids, n: int, base: dict, tree: list[int], trained: bool) -> 
     common = {"tree": tree, "tree_rows": 1 + sum(tree), "rounds": rounds,
               "tau": round(st["mean_accepted"], 3) if trained else None,
               "draft": "trained" if trained else UNTRAINED, "phase_timing": f"{PHASE_ENV}=1",
+              "draft_head": draft_head_size(getattr(eng, "draft_path", None)),
               "decode_ms_per_round": round(1e3 * st["decode_s"] / rounds, 4),
               "other_ms_per_round": round(1e3 * st["other_s"] / rounds, 4)}
     draft = {**base, "method": "draft_round", "ms_per_token": round(1e3 * st["draft_s"] / rounds, 4), **common}
@@ -302,7 +318,7 @@ def phase_rows(eng, ids, n: int, base: dict, tree: list[int], trained: bool) -> 
         verify["floor_ms"] = round(verify_floor_ms(info, base["context"], common["tree_rows"]), 4)
         if dinfo:
             draft["floor_ms"] = round(draft_round_floor_ms(info, int(dinfo["parameter_bytes"]), base["context"],
-                                                           len(tree)), 4)
+                                                           len(tree), common["draft_head"] is not None), 4)
     return [draft, verify]
 
 
@@ -332,6 +348,14 @@ def resolve_target(name: str, spec: dict, args, contexts) -> tuple[str | None, s
             t = time.time()
             random_draft(path, draft, seed=0)
             print(f"[{name}] random draft written in {time.time() - t:.0f} s", flush=True)
+        if args.draft_head:
+            # Timing only: which ids the head keeps does not change its cost.
+            from longspec import restrict_draft_head
+
+            headed = f"{draft}-head{args.draft_head}"
+            if not os.path.isdir(headed):
+                restrict_draft_head(draft, headed, range(args.draft_head))
+            draft = headed
         return path, draft, False
     if draft is not None:
         draft = getattr(args, spec["source"] + "_draft") or draft
@@ -523,6 +547,9 @@ def main() -> int:
     ap.add_argument("--tree", default="4,16,16,16,16", help="the explicit speculation tree (level widths)")
     ap.add_argument("--extra-trees", default="", help="more explicit trees, ';'-separated, each giving a "
                     "speculative row with tree_sweep: true (the by-tree-shape table)")
+    ap.add_argument("--draft-head", type=int, default=0,
+                    help="give the random drafts of the shape models a head over this many tokens "
+                         "(`longspec draft-head`; 0: the whole vocabulary); phase rows say draft_head")
     ap.add_argument("--small-tree", default="2,2,2,1", help="a second tree for the phase timing (empty: none)")
     ap.add_argument("--phase-models", default="llama3-8b-shape", help="comma list (empty: no phase timing)")
     ap.add_argument("--no-auto", dest="auto", action="store_false", help='skip the tree="auto" runs')

@@ -55,6 +55,11 @@ def _phase_ms(r: dict | None) -> str:
     return _ms(r, False) + (f" ({r['floor_ms']:.3f})" if r is not None and "floor_ms" in r else "")
 
 
+def _head(r: dict) -> str:
+    """', head over N tokens' for a draft with a subset LM head (bench_gpu --draft-head)."""
+    return f", head over {r['draft_head']} tokens" if r.get("draft_head") else ""
+
+
 def _ratio(num: dict | None, den: dict | None, unit: str) -> str:
     return f"{num['ms_per_token'] / den['ms_per_token']:.2f}{unit}" if num and den else "-"
 
@@ -115,7 +120,8 @@ def render(card: str, date: str, rows: list[dict], notes: list[str]) -> str:
             lines.append(f"| {model} | {ctx} | {','.join(map(str, tree))} ({any_row.get('tree_rows', '?')}) | "
                          f"{_phase_ms(m.get('draft_round'))} | {_phase_ms(m.get('verify_step'))} | "
                          f"{_ms(by.get((model, ctx), {}).get('plain'), False)} | "
-                         f"{any_row.get('decode_ms_per_round', float('nan')):.3f} | {any_row.get('draft', '-')} |")
+                         f"{any_row.get('decode_ms_per_round', float('nan')):.3f} | {any_row.get('draft', '-')}"
+                         f"{_head(any_row)} |")
     lines += [""] + [f"note: {x}" for x in notes]
     return "\n".join(lines)
 

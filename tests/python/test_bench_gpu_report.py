@@ -166,6 +166,26 @@ def test_verify_and_draft_round_floors_count_bytes_and_flops():
     assert bench_gpu.draft_round_floor_ms(LLAMA8B, draft_bytes, 32768, 5) == pytest.approx(1.9097, abs=1e-3)
 
 
+def test_a_draft_with_its_own_head_has_a_floor_without_the_targets_head(monkeypatch, tmp_path):
+    # A subset head (head_tokens.json) is part of the draft's own bytes: the floor drops the
+    # target's 1.05 GB head per level, the row and the table say how many tokens the head holds.
+    own = 2 * 32768 * 4096
+    draft_bytes = 2 * ((4096 + 2 * 1024) * 4096 + 3 * 4096 * 4096 + 3 * 14336 * 4096) + own
+    whole = bench_gpu.draft_round_floor_ms(LLAMA8B, draft_bytes - own, 32768, 5)
+    headed = bench_gpu.draft_round_floor_ms(LLAMA8B, draft_bytes, 32768, 5, own_head=True)
+    assert whole - headed == pytest.approx(5 * 2 * (128256 - 32768) * 4096 / bench_gpu.READ_BW * 1e3)
+    (tmp_path / "head_tokens.json").write_text(json.dumps({"tokens": list(range(32768))}))
+    assert bench_gpu.draft_head_size(str(tmp_path)) == 32768 and bench_gpu.draft_head_size(None) is None
+    monkeypatch.delenv(bench_gpu.PHASE_ENV, raising=False)
+    eng = FakeEngine(range(26))
+    eng.target_info, eng.draft_info, eng.draft_path = LLAMA8B, {"parameter_bytes": draft_bytes}, str(tmp_path)
+    draft, _ = bench_gpu.phase_rows(eng, [1], 26, {"model": "llama3-8b-shape", "context": 32768}, [4, 16], False)
+    assert draft["draft_head"] == 32768
+    assert draft["floor_ms"] == round(bench_gpu.draft_round_floor_ms(LLAMA8B, draft_bytes, 32768, 2, True), 4)
+    text = gpu_report.render("c", "2026-12-01", [draft], [])
+    assert "head over 32768 tokens" in text
+
+
 def test_phase_rows_carry_floors_when_the_engine_describes_its_models(monkeypatch):
     monkeypatch.delenv(bench_gpu.PHASE_ENV, raising=False)
     eng = FakeEngine(range(26))
