@@ -97,16 +97,17 @@ class EngineWorker:
                 self._running = job
                 self._changed()
             try:
-                if job.cancelled:
-                    job.emit(SKIPPED)
-                else:
-                    job.emit(DONE, job.run())
+                outcome = (SKIPPED, None) if job.cancelled else (DONE, job.run())
             except BaseException as exc:  # noqa: BLE001 - handed to the request's handler
-                job.emit(ERROR, exc)
-            finally:
-                with self._lock:
-                    self._running = None
-                    self._changed()
+                outcome = (ERROR, exc)
+            # The engine is free before the request's handler hears of its end: a client that
+            # sends its next request as soon as it has the answer must not find its finished job
+            # still counted as running (with another request waiting, that read as a full queue
+            # and answered 503).
+            with self._lock:
+                self._running = None
+                self._changed()
+            job.emit(*outcome)
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Cancels what runs and waits, drops what waits, and ends the thread."""
