@@ -41,9 +41,9 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
   const int64_t vocab = target->config().vocab_size;
   auto* draft_model = dynamic_cast<DraftModel*>(drafter.get());
   // A draft with a head over a subset of the vocabulary proposes only those tokens: no level can
-  // be wider than the subset.
+  // be wider than the subset. (Over the whole vocabulary a wider level keeps every token, as ever.)
   const int64_t proposable = draft_model != nullptr ? draft_model->proposal_vocab() : vocab;
-  if (const int widest = *std::max_element(shape.begin(), shape.end()); widest > proposable) {
+  if (const int widest = *std::max_element(shape.begin(), shape.end()); proposable < vocab && widest > proposable) {
     return InvalidArgumentError("tree level width " + std::to_string(widest) + " exceeds the " +
                                 std::to_string(proposable) + " tokens the draft can propose");
   }
