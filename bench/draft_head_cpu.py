@@ -3,18 +3,16 @@
 decoding, side by side in one run, on the first tokens of held-out documents (greedy, the
 default tree). Used for bench/results/draft_head_subset_cpu_2026-12-01.md:
 
-    python3 bench/draft_head_cpu.py --target SmolLM2-135M-Instruct.Q4_1.gguf --data corpus_books \
+    python3 bench/draft_head_cpu.py --model smollm2-135m --card "AMD EPYC (2 cores)" --target SmolLM2-135M-Instruct.Q4_1.gguf --data corpus_books \
         --include sect.apt-get,ddl-rowsecurity,topics/db/queries,ch10-02-traits \
         --draft full=models/smollm2-135m-instruct-longspec --draft top16k=/tmp/smol_h16k --draft top8k=/tmp/smol_h8k
 """
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
-
-import numpy as np
-
 
 def main() -> int:
     from longspec import Engine
@@ -29,6 +27,8 @@ def main() -> int:
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--model", required=True, help="the row's model name in the shared schema, e.g. smollm2-135m")
+    ap.add_argument("--card", required=True, help='the device, e.g. "AMD EPYC (2 cores)"')
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     docs = heldout_documents(a.data, [], [x for x in a.include.split(",") if x] or None)
@@ -45,7 +45,10 @@ def main() -> int:
             made += sum(k * n for k, n in enumerate(s["accepted_histogram"]))
             decode_s += s["decode_s"]
             draft_s += s["draft_s"]
-        rows.append({"draft": label, "path": os.path.abspath(path), "tau": round(made / rounds, 3), "rounds": rounds,
+        head = os.path.join(path, "head_tokens.json")
+        rows.append({"model": a.model, "context": a.context, "method": "speculative", "draft": label,
+                     "draft_head": len(json.load(open(head))["tokens"]) if os.path.isfile(head) else None,
+                     "tau": round(made / rounds, 3), "rounds": rounds,
                      "draft_ms_per_round": round(1e3 * draft_s / rounds, 2),
                      "ms_per_token": round(1e3 * decode_s / made, 2)})
         print(rows[-1], flush=True)
@@ -55,13 +58,13 @@ def main() -> int:
         out = plain.generate(ids, max_new_tokens=a.new_tokens, ignore_eos=True)
         made += len(out.tokens) - 1  # the first token comes from the prefill
         decode_s += out.stats["decode_s"]
-    rows.append({"draft": None, "method": "plain", "ms_per_token": round(1e3 * decode_s / made, 2)})
+    rows.append({"model": a.model, "context": a.context, "method": "plain", "ms_per_token": round(1e3 * decode_s / made, 2)})
     print(rows[-1])
     if a.out:
         with open(a.out, "w") as f:
-            json.dump({"target": a.target, "documents": len(prompts), "context": a.context, "rows": rows}, f, indent=1)
+            json.dump({"card": a.card, "date": dt.date.today().isoformat(), "device": a.device, "target": a.target,
+                       "documents": len(prompts), "new_tokens": a.new_tokens, "rows": rows}, f, indent=1)
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())
