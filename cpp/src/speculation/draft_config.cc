@@ -32,7 +32,10 @@ StatusOr<DraftConfig> DraftConfig::FromJson(const Json& j) {
   if (const Json* shape = j.Find("tree_shape"); shape != nullptr && !shape->is_null()) {
     if (!shape->is_array()) return InvalidArgumentError("draft config: \"tree_shape\" must be a list of integers");
     for (const Json& w : shape->as_array()) {
-      if (!w.is_integer()) return InvalidArgumentError("draft config: \"tree_shape\" must be a list of integers");
+      // Range first: a width past int's range would make the cast undefined (the fuzzer found 4e16).
+      if (!w.is_integer() || w.as_number() < 0 || w.as_number() > (1 << 20)) {
+        return InvalidArgumentError("draft config: \"tree_shape\" must be a list of integers in [0, 2^20]");
+      }
       c.tree_shape.push_back(static_cast<int>(w.as_number()));
     }
     if (!c.tree_shape.empty()) LONGSPEC_RETURN_IF_ERROR(ValidateTreeShape(c.tree_shape, "draft tree_shape"));
