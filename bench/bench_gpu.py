@@ -38,6 +38,10 @@ first captures the step graphs of its context buckets); prefill_s beside it.
                     engine that predates the variable ignores it). For --phase-models (default
                     llama3-8b-shape) at their largest context, trees --tree and --small-tree. The
                     llama3-8b-shape draft is random: tau means nothing there and is left null.
+                    --draft-variant MODEL:LABEL=DIR (repeatable) adds speculative rows (--tree
+                    and auto) of another draft directory for a real model (e.g. the packaged
+                    draft with a subset head, head_tokens.json), on its own engine after the
+                    packaged draft's rows: draft_variant LABEL, draft_head its head's size.
                     --draft-head K gives the shape models' random drafts a head over K tokens
                     (`longspec draft-head`); their rows then carry draft_head: K, and the floor
                     counts that head instead of the target's.
@@ -388,7 +392,7 @@ def bench_model(name: str, spec: dict, contexts: list[int], args, res) -> tuple[
     eng = Engine(path, draft=draft, device=args.device, tokenizer=False, max_context=max(contexts) + n + 64)
     info = eng.target_info
     print(f"[{name}] engine ready in {time.time() - t:.1f} s (draft: {draft})", flush=True)
-    prompts = []
+    prompts, plains = [], {}
     try:
         for ctx in contexts:
             ids = ids_by_ctx.get(ctx) or prompt_ids(ctx, info["vocab_size"])
@@ -401,6 +405,7 @@ def bench_model(name: str, spec: dict, contexts: list[int], args, res) -> tuple[
                 outs = run_twice(eng, ids, n, speculative=False)
                 row = {**decode_row(base, outs, "plain"), "prompt_tokens": len(ids)}
                 plain = {"row": row, "tokens": list(outs[1].tokens)}
+                plains[ctx] = plain
                 res.add(row)
             except Exception as e:  # noqa: BLE001 - recorded: the row is missing and the note says why
                 res.note(f"{name} @ {ctx}: plain failed: {type(e).__name__}: {str(e)[:300]}")
@@ -430,7 +435,40 @@ def bench_model(name: str, spec: dict, contexts: list[int], args, res) -> tuple[
     finally:
         del eng
         free_memory()
+    for label, vdir in args.draft_variants.get(name, []):
+        bench_draft_variant(name, path, label, vdir, prompts, plains, args, res)
     return path, prompts
+
+
+def bench_draft_variant(name: str, path: str, label: str, draft: str, prompts: list, plains: dict, args,
+                        res) -> None:
+    """Speculative rows (--tree, and auto) of another draft of the same target on its own engine,
+    against the plain rows of the packaged draft's engine (same prompts)."""
+    from longspec import Engine
+
+    if not os.path.isdir(draft):
+        res.note(f"{name}: draft variant {label} ({draft}) not found")
+        return
+    n = args.new_tokens
+    try:
+        eng = Engine(path, draft=draft, device=args.device, tokenizer=False,
+                     max_context=max(c for c, _ in prompts) + n + 64)
+    except Exception as e:  # noqa: BLE001
+        res.note(f"{name}: draft variant {label} failed to load: {type(e).__name__}: {str(e)[:300]}")
+        return
+    try:
+        for ctx, ids in prompts:
+            for tree in [args.tree] + (["auto"] if args.auto and res.auto_ok else []):
+                try:
+                    row = speculative_row(eng, ids, n, {"model": name, "context": ctx}, tree, plains.get(ctx))
+                    row.update(draft_variant=label, draft_head=draft_head_size(draft))
+                    res.add(row)
+                except Exception as e:  # noqa: BLE001
+                    res.note(f"{name} @ {ctx}: draft variant {label} tree={tree} failed: "
+                             f"{type(e).__name__}: {str(e)[:300]}")
+    finally:
+        del eng
+        free_memory()
 
 
 def free_memory() -> None:
@@ -550,6 +588,8 @@ def main() -> int:
     ap.add_argument("--draft-head", type=int, default=0,
                     help="give the random drafts of the shape models a head over this many tokens "
                          "(`longspec draft-head`; 0: the whole vocabulary); phase rows say draft_head")
+    ap.add_argument("--draft-variant", action="append", default=[], metavar="MODEL:LABEL=DIR",
+                    help="speculative rows of another draft directory of a real model (repeatable)")
     ap.add_argument("--small-tree", default="2,2,2,1", help="a second tree for the phase timing (empty: none)")
     ap.add_argument("--phase-models", default="llama3-8b-shape", help="comma list (empty: no phase timing)")
     ap.add_argument("--no-auto", dest="auto", action="store_false", help='skip the tree="auto" runs')
@@ -563,6 +603,13 @@ def main() -> int:
     args.small_tree = [int(w) for w in args.small_tree.split(",") if w]
     args.extra_trees = [[int(w) for w in t.split(",")] for t in args.extra_trees.split(";") if t.strip()]
     args.phase_models = [m for m in args.phase_models.split(",") if m]
+    args.draft_variants = {}
+    for spec in args.draft_variant:
+        model, _, rest = spec.partition(":")
+        label, sep, vdir = rest.partition("=")
+        if not sep or not label or MODELS.get(model, {}).get("source") in (None, "shape"):
+            ap.error(f"--draft-variant {spec!r}: expected MODEL:LABEL=DIR with MODEL a real model")
+        args.draft_variants.setdefault(model, []).append((label, vdir))
     contexts = parse_contexts(args.contexts)
     models = [m for m in args.models.split(",") if m]
     for m in models:

@@ -11,7 +11,10 @@ PHASE_ENV = "LONGSPEC_PHASE_TIMING"
 def row_kind(row: dict) -> str:
     """The row's method, with speculative rows of tree="auto" told apart as speculative_auto and
     those of bench_gpu's --extra-trees as speculative_sweep (the shared schema has one method,
-    speculative, and the tree and tree_sweep fields say which)."""
+    speculative, and the tree and tree_sweep fields say which), and those of --draft-variant as
+    speculative_variant (another draft directory for the same target)."""
+    if row["method"] == "speculative" and row.get("draft_variant"):
+        return "speculative_variant"
     if row["method"] == "speculative" and row.get("tree_sweep"):
         return "speculative_sweep"
     return "speculative_auto" if row["method"] == "speculative" and row.get("tree") == "auto" else row["method"]
@@ -94,7 +97,7 @@ def render(card: str, date: str, rows: list[dict], notes: list[str]) -> str:
             tau = f"{s['tau']:.2f}" if s and s.get("tau") is not None else "-"
             lines.append(f"| {model} | {ctx} | {_ms(plain, False)} | {_ms(s, False)}{tree} | {_ratio(plain, s, 'x')} | "
                          f"{tau} | {same} | {auto} | {_ratio(plain, a, 'x')} | {_ms(m.get('hf_generate'), False)} |")
-    sweep = [r for r in rows if r["method"] == "speculative" and isinstance(r.get("tree"), list)]
+    sweep = [r for r in rows if row_kind(r) in ("speculative", "speculative_sweep") and isinstance(r.get("tree"), list)]
     if any(r.get("tree_sweep") for r in sweep):
         lines += ["", "Speculative decoding by tree shape (the --tree row and the --extra-trees rows of one run)", "",
                   "| model | context | tree (nodes) | ms per token | speed-up over plain | tau | identical to plain |",
@@ -104,6 +107,19 @@ def render(card: str, date: str, rows: list[dict], notes: list[str]) -> str:
             same = {True: "yes", False: "NO"}.get(r.get("identical_to_plain"), "-")
             tau = f"{r['tau']:.2f}" if r.get("tau") is not None else "-"
             lines.append(f"| {r['model']} | {r['context']} | {','.join(map(str, r['tree']))} ({1 + sum(r['tree'])}) | "
+                         f"{_ms(r, False)} | {_ratio(plain, r, 'x')} | {tau} | {same} |")
+    variants = [r for r in rows if row_kind(r) == "speculative_variant"]
+    if variants:
+        lines += ["", "Speculative decoding with other drafts of the same target (--draft-variant), beside the "
+                      "packaged draft's rows of the same run", "",
+                  "| model | context | draft | tree | ms per token | speed-up over plain | tau | identical to plain |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for r in sorted(variants, key=lambda r: (r["model"], r["context"], r["draft_variant"], str(r["tree"]))):
+            plain = by.get((r["model"], r["context"]), {}).get("plain")
+            same = {True: "yes", False: "NO"}.get(r.get("identical_to_plain"), "-")
+            tau = f"{r['tau']:.2f}" if r.get("tau") is not None else "-"
+            tree = ",".join(map(str, r["tree"])) if isinstance(r["tree"], list) else r["tree"]
+            lines.append(f"| {r['model']} | {r['context']} | {r['draft_variant']}{_head(r)} | {tree} | "
                          f"{_ms(r, False)} | {_ratio(plain, r, 'x')} | {tau} | {same} |")
     phases = {}
     for r in rows:

@@ -68,6 +68,20 @@ def test_extra_trees_get_their_own_table_and_leave_the_main_speculative_row_alon
                    gpu_report.render("c", "2026-12-01", ROWS, []).splitlines())
 
 
+def test_draft_variants_get_their_own_table_and_leave_the_packaged_drafts_rows_alone():
+    variant = {"model": "smollm2-135m", "context": 8192, "method": "speculative", "ms_per_token": 0.3, "tau": 2.8,
+               "tree": [4, 16, 16, 16, 16], "identical_to_plain": True, "draft_variant": "head16k",
+               "draft_head": 16384}
+    assert gpu_report.row_kind(variant) == "speculative_variant"
+    lines = gpu_report.render("c", "2026-12-01", ROWS + [variant, {**variant, "tree": "auto", "ms_per_token": 0.25}],
+                              []).splitlines()
+    assert any(l.startswith("| smollm2-135m | 8192 | 1.000 | 0.400 (4,16,16,16,16) | 2.50x | 2.90 |") for l in lines)
+    at = next(i for i, l in enumerate(lines) if l.startswith("Speculative decoding with other drafts"))
+    table = [l for l in lines[at:] if l.startswith("| smollm2-135m | 8192 |")]
+    assert table == ["| smollm2-135m | 8192 | head16k, head over 16384 tokens | 4,16,16,16,16 | 0.300 | 3.33x | 2.80 | yes |",
+                     "| smollm2-135m | 8192 | head16k, head over 16384 tokens | auto | 0.250 | 4.00x | 2.80 | yes |"]
+
+
 def test_render_copes_with_missing_rows():
     text = gpu_report.render("c", "2026-12-01", [{"model": "m", "context": 1, "method": "speculative",
                                                 "ms_per_token": 1.0, "tau": 1.5}], [])
