@@ -13,13 +13,23 @@ import pytest
 
 from longspec import Engine, random_draft, restrict_draft_head
 
-VOCAB = 512  # conftest's random_qwen2_dir
+VOCAB = 512
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 
 
 @pytest.fixture(scope="module")
-def draft(random_qwen2_dir, tmp_path_factory):
-    return random_draft(random_qwen2_dir, tmp_path_factory.mktemp("head_draft") / "d", seed=8, window=32)
+def target_dir(tmp_path_factory):
+    """A random Qwen2 whose head_dim (64) the CUDA backend's attention takes."""
+    pytest.importorskip("torch")
+    from conftest import make_random_qwen2
+
+    return make_random_qwen2(str(tmp_path_factory.mktemp("head_target")), vocab=VOCAB, hidden=256, heads=4,
+                             kv_heads=2, inter=256, shard=False)
+
+
+@pytest.fixture(scope="module")
+def draft(target_dir, tmp_path_factory):
+    return random_draft(target_dir, tmp_path_factory.mktemp("head_draft") / "d", seed=8, window=32)
 
 
 def _prompt(n=200, seed=0):
@@ -27,12 +37,12 @@ def _prompt(n=200, seed=0):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_a_head_over_every_token_changes_nothing(random_qwen2_dir, draft, tmp_path, device):
+def test_a_head_over_every_token_changes_nothing(target_dir, draft, tmp_path, device):
     # The subset head is built from the target file's rows: over all of them it must grow the very
     # same trees (same rounds and acceptance), not only emit the same tokens.
     whole = restrict_draft_head(draft, tmp_path / "all", range(VOCAB))
-    a = Engine(random_qwen2_dir, draft=draft, device=device, tokenizer=False)
-    b = Engine(random_qwen2_dir, draft=whole, device=device, tokenizer=False)
+    a = Engine(target_dir, draft=draft, device=device, tokenizer=False)
+    b = Engine(target_dir, draft=whole, device=device, tokenizer=False)
     for tree in ([4, 16, 16], [2, 2, 2, 2]):
         x = a.generate(_prompt(), max_new_tokens=24, ignore_eos=True, tree=tree)
         y = b.generate(_prompt(), max_new_tokens=24, ignore_eos=True, tree=tree)
@@ -42,10 +52,10 @@ def test_a_head_over_every_token_changes_nothing(random_qwen2_dir, draft, tmp_pa
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_a_subset_head_keeps_greedy_output_and_limits_the_tree(random_qwen2_dir, draft, tmp_path, device):
+def test_a_subset_head_keeps_greedy_output_and_limits_the_tree(target_dir, draft, tmp_path, device):
     subset = np.random.default_rng(3).choice(VOCAB, 40, replace=False)
     small = restrict_draft_head(draft, tmp_path / "small", subset.tolist())
-    eng = Engine(random_qwen2_dir, draft=small, device=device, tokenizer=False)
+    eng = Engine(target_dir, draft=small, device=device, tokenizer=False)
     for seed in range(3):
         plain = eng.generate(_prompt(seed=seed), max_new_tokens=20, ignore_eos=True, speculative=False)
         spec = eng.generate(_prompt(seed=seed), max_new_tokens=20, ignore_eos=True, tree=[4, 16, 16])
@@ -61,11 +71,11 @@ def test_a_subset_head_keeps_greedy_output_and_limits_the_tree(random_qwen2_dir,
     ({"tokens": []}, "ascending token ids"),
     ({"ids": [1, 2]}, "ascending token ids"),
 ])
-def test_a_bad_head_tokens_file_is_one_clear_error(random_qwen2_dir, draft, tmp_path, content, message):
+def test_a_bad_head_tokens_file_is_one_clear_error(target_dir, draft, tmp_path, content, message):
     bad = restrict_draft_head(draft, tmp_path / "bad", [1, 2, 3])
     (tmp_path / "bad" / "head_tokens.json").write_text(json.dumps(content))
     with pytest.raises(Exception, match=message):
-        Engine(random_qwen2_dir, draft=bad, device="cpu", tokenizer=False)
+        Engine(target_dir, draft=bad, device="cpu", tokenizer=False)
 
 
 def test_restrict_draft_head_checks_its_arguments(draft, tmp_path):
@@ -100,10 +110,11 @@ def test_draft_head_cli_keeps_the_most_frequent_tokens(draft, tmp_path):
     assert report["corpus_coverage"] == pytest.approx(counts[kept].sum() / counts.sum(), abs=1e-5)
 
 
-def test_smollm2_draft_with_a_frequency_head_is_exact(smollm2_gguf, tmp_path):
+@pytest.mark.parametrize("device", DEVICES)
+def test_smollm2_draft_with_a_frequency_head_is_exact(smollm2_gguf, tmp_path, device):
     """The real target (a GGUF file, tied embeddings) and the packaged draft with a head over the
     8192 ids a tokenised text uses most (padded with the lowest ids): greedy output unchanged."""
-    eng = Engine(smollm2_gguf, device="cpu")
+    eng = Engine(smollm2_gguf, device=device)
     import inspect
 
     ids = eng.encode(inspect.getsource(np))[:600]
@@ -111,7 +122,7 @@ def test_smollm2_draft_with_a_frequency_head_is_exact(smollm2_gguf, tmp_path):
                          minlength=eng.target_info["vocab_size"])
     keep = np.sort(np.argsort(-counts, kind="stable")[:8192])
     small = restrict_draft_head(eng.draft_path, tmp_path / "smol_head", keep.tolist())
-    eng_small = Engine(smollm2_gguf, draft=small, device="cpu")
+    eng_small = Engine(smollm2_gguf, draft=small, device=device)
     plain = eng.generate(ids, max_new_tokens=32, ignore_eos=True, speculative=False)
     spec = eng_small.generate(ids, max_new_tokens=32, ignore_eos=True, speculative=True)
     assert spec.tokens == plain.tokens

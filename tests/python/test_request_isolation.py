@@ -18,7 +18,7 @@ def test_engine_state_does_not_leak_between_requests(tmp_path, device):
     pytest.importorskip("torch")
     from conftest import make_random_qwen2
 
-    target = make_random_qwen2(str(tmp_path / "t"), seed=7, vocab=1000, hidden=128, layers=2, heads=4, kv_heads=2,
+    target = make_random_qwen2(str(tmp_path / "t"), seed=7, vocab=1000, hidden=256, layers=2, heads=4, kv_heads=2,
                                inter=256, max_pos=4096, shard=False)
     draft = longspec.random_draft(target, tmp_path / "d", seed=3, window=64)
     rng = np.random.default_rng(2)
