@@ -302,6 +302,35 @@ def test_code_files_keep_sources_and_skip_tests_small_and_minified(tmp_path):
     assert {d.source for d in docs} == {"code"} and prov["languages"] == {"go": 1, "javascript": 1, "rust": 1}
 
 
+def test_repos_are_one_document_per_package_with_path_lines(tmp_path, monkeypatch):
+    # Repository-level documents: every source file of a package (Python included, small files
+    # included, tests not), in path order, each after a comment line naming its path; capped.
+    root = tmp_path / "unpacked"
+    files = {
+        "pkg-py/usr/lib/python3/dist-packages/m/b.py": "x = 1\n" * 60,          # 360 bytes: kept
+        "pkg-py/usr/lib/python3/dist-packages/m/a.py": "def f():\n    pass\n" * 20,
+        "pkg-py/usr/lib/python3/dist-packages/m/tests/t.py": "y = 2\n" * 100,    # a test directory
+        "pkg-py/usr/lib/python3/dist-packages/m/tiny.py": "z = 3\n",            # under REPO_MIN_BYTES
+        "pkg-rs/usr/share/cargo/registry/n/src/lib.rs": "fn f() {}\n" * 40,
+    }
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    docs, prov = D.extract_repos({"python": ("pkg-py",), "rust": ("pkg-rs", "pkg-missing")}, root=root)
+    assert [(d.source, d.name) for d in docs] == [("repos", "pkg-py"), ("repos", "pkg-rs")]
+    a, b = files["pkg-py/usr/lib/python3/dist-packages/m/a.py"], files["pkg-py/usr/lib/python3/dist-packages/m/b.py"]
+    assert docs[0].text == (f"# usr/lib/python3/dist-packages/m/a.py\n{a}# usr/lib/python3/dist-packages/m/b.py\n{b}")
+    assert docs[1].text.startswith("// usr/share/cargo/registry/n/src/lib.rs\nfn f() {}\n")
+    assert prov["packages"]["pkg-py"]["files"] == 2 and prov["packages"]["pkg-missing"]["files"] == 0
+    # The `code` source's own reading is unchanged: no Python, no file under CODE_MIN_BYTES.
+    assert D.code_files(root / "pkg-py") == []
+    monkeypatch.setattr(D, "REPO_MAX_CHARS", len(a) + 10)  # the cap stops before the next file
+    docs, _ = D.extract_repos({"python": ("pkg-py",)}, root=root)
+    assert docs[0].text == f"# usr/lib/python3/dist-packages/m/a.py\n{a}"
+    assert "repos" in D.EXTRA_SOURCES and not set(sum(D.REPO_PACKAGES.values(), ())) & set(
+        sum(D.CODE_PACKAGES.values(), ()))
+
+
 def _write_book(root: Path, pages: dict[str, str]) -> None:
     for rel, html in pages.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -6,8 +6,10 @@ library, the Python 3.11 documentation sources (one .deb), man pages and GNU inf
 named in --sources, "code": Go, Rust, C++, JavaScript/TypeScript, Ruby and Perl source files from
 15 Debian library packages (906 files, 19.6 M characters on Debian 12, at most 4 M per package),
 "books": long prose, five HTML books of Debian documentation packages as text (65 documents,
-13.6 M characters), kept for measuring; and "manuals": 21 more HTML manuals read the same way
-(106 documents, 20.8 M characters), for training.
+13.6 M characters), kept for measuring; "manuals": 21 more HTML manuals read the same way
+(106 documents, 20.8 M characters), for training; and "repos": repository-level code, every source
+file of one Debian package concatenated in path order (LCC / RepoBench style), from 20 packages
+that no other source reads, kept for measuring code drafts at 16k-32k tokens.
 
 Pipeline (small pure steps, testable without real data): collect_documents -> split_documents ->
 tokenize_documents -> pack_sequences / long_documents -> save_token_shards (npz, uint16 when the
@@ -44,11 +46,14 @@ ALL_SOURCES = ("stdlib", "pydocs", "man", "info")  # the default recipe
 # "books": long prose, HTML books of Debian documentation packages as text (html_books.py).
 # "manuals": more HTML manuals of Debian documentation packages (html_books.MANUALS), for training,
 # none of them among the books.
-EXTRA_SOURCES = ("code", "books", "manuals")
+# "repos": repository-level code for measuring (extract_repos): one document per package of
+# REPO_PACKAGES, its source files in path order, each after a comment line naming its path.
+EXTRA_SOURCES = ("code", "books", "manuals", "repos")
 LICENCES = {"stdlib": "PSF-2.0", "pydocs": "PSF-2.0", "man": "mixed free licences (per package)",
             "info": "GFDL / GPL (per package)", "code": "free licences (per package, debian/copyright)",
             "books": "free licences (per package, see html_books.py)",
-            "manuals": "free licences (per package, see html_books.MANUALS)"}
+            "manuals": "free licences (per package, see html_books.MANUALS)",
+            "repos": "free licences (per package, debian/copyright)"}
 CODE_PACKAGES = {  # language -> Debian 12 packages whose files are source code
     "go": ("golang-github-spf13-cobra-dev", "golang-google-grpc-dev", "golang-github-prometheus-client-golang-dev",
            "golang-golang-x-tools-dev"),
@@ -66,6 +71,22 @@ CODE_MIN_BYTES = 4096
 CODE_MAX_LINE = 400  # a longer mean line is minified or generated, not code a model reads
 CODE_MAX_CHARS = 1_000_000  # a longer file is a generated bundle (TypeScript's tsserver.js: 9 MB)
 CODE_PACKAGE_MAX_CHARS = 4_000_000  # no package dominates (Eigen's headers alone are 8 M)
+# Packages of whole-repository documents, disjoint from CODE_PACKAGES (no draft trained on their
+# code), none of the reserved ones, each with well over 32k tokens of source on Debian 12.
+REPO_PACKAGES = {
+    "go": ("golang-github-stretchr-testify-dev", "golang-gopkg-yaml.v3-dev", "golang-github-spf13-pflag-dev",
+           "golang-github-google-go-cmp-dev"),
+    "rust": ("librust-nom-dev", "librust-clap-dev", "librust-itertools-dev", "librust-hashbrown-dev"),
+    "c++": ("libfmt-dev", "libspdlog-dev", "libcli11-dev", "librange-v3-dev"),
+    "javascript": ("node-lodash",),
+    "ruby": ("ruby-thor", "ruby-mustermann"),
+    "perl": ("libmojolicious-perl", "libdatetime-perl"),
+    "python": ("python3-jinja2", "python3-urllib3", "python3-docutils"),
+}
+REPO_SUFFIXES = {**CODE_SUFFIXES, ".py": "python"}
+REPO_MIN_BYTES = 256  # a repository's small files are part of its context
+REPO_MAX_CHARS = 600_000  # ~150k tokens: enough for the longest context measured (128k)
+COMMENT_PREFIX = {"python": "#", "ruby": "#", "perl": "#"}  # every other language: "//"
 STDLIB_MIN_BYTES = 2048
 STDLIB_SKIP_DIRS = frozenset({"test", "tests", "idlelib", "site-packages", "__pycache__"})
 PYDOCS_PACKAGE = "python3.11-doc"
@@ -280,14 +301,16 @@ def extract_info(root: str | Path = "/usr/share/info"):
     return docs, {"root": str(root), "packages": _dpkg_packages(used)}
 
 
-def code_files(root: str | Path, min_bytes: int = CODE_MIN_BYTES) -> list[tuple[str, str, str]]:
-    """(relative path, language, text) of the source files under an unpacked package: by suffix,
-    no test / example directories or Go *_test.go files, at least min_bytes, not minified or
-    bundled; in path order up to CODE_PACKAGE_MAX_CHARS."""
+def code_files(root: str | Path, min_bytes: int = CODE_MIN_BYTES, suffixes: dict[str, str] | None = None,
+               max_chars: int = CODE_PACKAGE_MAX_CHARS) -> list[tuple[str, str, str]]:
+    """(relative path, language, text) of the source files under an unpacked package: by suffix
+    (CODE_SUFFIXES unless given), no test / example directories or Go *_test.go files, at least
+    min_bytes, not minified or bundled; in path order up to max_chars in all."""
     root = Path(root)
+    suffixes = CODE_SUFFIXES if suffixes is None else suffixes
     out, total = [], 0
     for path in sorted(root.rglob("*")):
-        lang = CODE_SUFFIXES.get(path.suffix)
+        lang = suffixes.get(path.suffix)
         rel = path.relative_to(root)
         if lang is None or path.is_symlink() or not path.is_file() or CODE_SKIP_DIRS.intersection(rel.parts[:-1]):
             continue
@@ -299,7 +322,7 @@ def code_files(root: str | Path, min_bytes: int = CODE_MIN_BYTES) -> list[tuple[
         text = _decode(data)
         if len(text) > CODE_MAX_CHARS or len(text) / max(1, text.count("\n")) > CODE_MAX_LINE:
             continue
-        if total + len(text) > CODE_PACKAGE_MAX_CHARS:
+        if total + len(text) > max_chars:
             break
         total += len(text)
         out.append((rel.as_posix(), lang, text))
@@ -327,6 +350,39 @@ def extract_code(packages: dict[str, Sequence[str]] | None = None, root: str | P
                 prov["languages"][file_lang] += 1
             prov["packages"][name] = dict(entry, listed_as=lang, files=len(found))
     prov["languages"] = dict(sorted(prov["languages"].items()))
+    return docs, prov
+
+
+def repository_document(files: Sequence[tuple[str, str, str]]) -> str:
+    """One package's files (code_files' triples) as one text: each file after a comment line
+    naming its path ('// path' or '# path'), in the order given."""
+    return "".join(f"{COMMENT_PREFIX.get(lang, '//')} {rel}\n{text}{'' if text.endswith(chr(10)) else chr(10)}"
+                   for rel, lang, text in files)
+
+
+def extract_repos(packages: dict[str, Sequence[str]] | None = None, root: str | Path | None = None):
+    """One document per package of REPO_PACKAGES (named by the package): its source files
+    (REPO_SUFFIXES, at least REPO_MIN_BYTES, up to REPO_MAX_CHARS in all) through
+    repository_document. Each package downloaded and unpacked with dpkg -x, or with root, the
+    unpacked trees root/<package>/ as they are."""
+    packages = REPO_PACKAGES if packages is None else packages
+    docs, prov = [], {"packages": {}}
+    for lang, names in packages.items():
+        for name in names:
+            def read(tree):
+                return code_files(tree, min_bytes=REPO_MIN_BYTES, suffixes=REPO_SUFFIXES, max_chars=REPO_MAX_CHARS)
+
+            if root is not None:
+                entry, found = {"root": str(Path(root) / name)}, read(Path(root) / name)
+            else:
+                with tempfile.TemporaryDirectory(prefix="longspec-repos-") as tmp:
+                    deb, entry = _fetch_deb(name, tmp)
+                    subprocess.run(["dpkg", "-x", str(deb), os.path.join(tmp, "x")], check=True)
+                    found = read(os.path.join(tmp, "x"))
+            if found:
+                docs.append(Document("repos", name, repository_document(found)))
+            prov["packages"][name] = dict(entry, listed_as=lang, files=len(found),
+                                          chars=sum(len(text) for _, _, text in found))
     return docs, prov
 
 
@@ -376,7 +432,7 @@ def extract_manuals(manuals: dict[str, str] | None = None, root: str | Path | No
 
 EXTRACTORS: dict[str, Callable[[], tuple[list[Document], dict]]] = {
     "stdlib": extract_stdlib, "pydocs": extract_pydocs, "man": extract_man, "info": extract_info,
-    "code": extract_code, "books": extract_books, "manuals": extract_manuals}
+    "code": extract_code, "books": extract_books, "manuals": extract_manuals, "repos": extract_repos}
 
 
 # ---------- Cache: one JSONL.gz per source + manifest.json, so extraction (minutes for man) runs once.
