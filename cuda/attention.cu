@@ -87,12 +87,23 @@ cudaError_t LaunchForHeadDim(const LaunchContext& ctx, AttnPrefixParams pre, int
     // single splits. Four-warp blocks (verification) take groups from half a wave on: at 69 rows
     // of Qwen2.5-0.5B at 32k, 256 group blocks took 60 us where 512 split blocks took 90.
     int gz = 1;
-    if (pre.rows > kAttnSplitRowsMax) {
+    // Past kAttnSplitRowsMax rows (prefill chunks, trees of more than 128 nodes) the walkers'
+    // grid is q_tiles x KV heads blocks. For a prefill chunk of a large model that fills the GPU;
+    // for a 145-node tree of SmolLM2 (3 KV heads) it is 21 blocks, each walking the whole cache
+    // alone. With ctx.wide_rows_spread those calls that leave the GPU short of a wave spread the
+    // keys over group blocks instead (the workspace, sized for kAttnSplitRowsMax rows of split
+    // states, holds group states of up to 8x as many rows, never their split states).
+    const size_t row_records = size_t(pre.rows) * pre.num_heads * StateFloats<HD>() * sizeof(float);
+    const bool walk_fills = per_unit >= PrefixBlocksPerSm(HD, warps, kAttnWalkAll) * ctx.num_sms;
+    const bool walk = pre.rows > kAttnSplitRowsMax &&
+                      (!ctx.wide_rows_spread || walk_fills || size_t(groups) * row_records > ws_bytes);
+    if (walk) {
       pre.states = kAttnWalkAll;
       pre.max_states = 1;
     } else {
       const int group_resident = PrefixBlocksPerSm(HD, warps, kAttnGroupStates) * ctx.num_sms;
-      const bool by_group = (warps == 4 ? 2 : 1) * per_unit * groups >= group_resident;
+      const bool by_group = (warps == 4 ? 2 : 1) * per_unit * groups >= group_resident ||
+                            size_t(splits) * row_records > ws_bytes;  // only past kAttnSplitRowsMax rows
       pre.states = by_group ? kAttnGroupStates : kAttnSplitStates;
       pre.max_states = by_group ? groups : splits;
       // Split blocks are short (a few chunks each) and bound by latency, not work: their grid aims

@@ -466,6 +466,7 @@ class CudaBackend final : public Backend {
   void set_fuse_norm(bool on) { fuse_norm_ = on; }
   void set_decode_warps(bool on) { ctx_.decode_warps = on; }
   void set_finish_group_warps(bool on) { ctx_.finish_group_warps = on; }
+  void set_wide_rows_spread(bool on) { ctx_.wide_rows_spread = on; }
 
  private:
   void Check(cudaError_t e, const char* op) {
@@ -567,7 +568,9 @@ bool EnvFlag(const char* name, bool fallback) {
 // LONGSPEC_CUDA_GRAPHS=0, LONGSPEC_PDL=0, LONGSPEC_FUSE_NORM=0, LONGSPEC_DECODE_WARPS=0 and
 // LONGSPEC_FINISH_GROUP_WARPS=0 switch graph capture, programmatic dependent launch, the GEMMs'
 // input RMSNorm (with the qkv GEMM's RoPE + KV write), the four-warp decode attention and the
-// finishing pass's group-per-warp fold off (for measurements and debugging; the same bits).
+// finishing pass's group-per-warp fold off (for measurements and debugging; the same bits);
+// LONGSPEC_WIDE_ROWS_SPREAD=1 switches on the split / group blocks for attention over more than
+// 128 rows that would leave the GPU short of a wave (the same bits; not yet measured).
 StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
   LONGSPEC_CUDA_TRY(cudaSetDevice(device));
   cudaDeviceProp prop;
@@ -589,6 +592,7 @@ StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
   be->set_fuse_norm(EnvFlag("LONGSPEC_FUSE_NORM", true));
   be->set_decode_warps(EnvFlag("LONGSPEC_DECODE_WARPS", true));
   be->set_finish_group_warps(EnvFlag("LONGSPEC_FINISH_GROUP_WARPS", true));
+  be->set_wide_rows_spread(EnvFlag("LONGSPEC_WIDE_ROWS_SPREAD", false));
   LONGSPEC_RETURN_IF_ERROR(be->AllocateSplitKWorkspace());
   return std::unique_ptr<Backend>(std::move(be));
 }

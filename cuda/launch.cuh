@@ -12,6 +12,10 @@ struct LaunchContext {
   bool pdl = true;
   bool decode_warps = true;  // decode attention's prefix on four warps per block (attention_decode.cuh)
   bool finish_group_warps = true;  // the finishing pass folds split groups a warp each (attention_finish.cuh)
+  // Attention over more than kAttnSplitRowsMax rows that would not fill the GPU walking whole
+  // caches per block spreads the keys over blocks as fewer rows do (attention.cu). Off until
+  // measured on a card (LONGSPEC_WIDE_ROWS_SPREAD=1 turns it on).
+  bool wide_rows_spread = false;
   int num_sms = 132;
   // Split-K over blocks (gemm.cu): each chunk's partial sums, and per output tile a counter of
   // the blocks that have written theirs (back to zero after every launch). Owned by the backend.

@@ -342,6 +342,40 @@ TEST(CudaAttention, FinishGroupWarpsGiveTheOwnerFoldsBits) {
                                  [](int committed, int r) { return std::max(0, committed - 300 * r - 7); });
 }
 
+// More than 128 rows on few KV heads: LONGSPEC_WIDE_ROWS_SPREAD=1 spreads the keys over split or
+// group blocks where the default walks each row's whole cache in one block; the same bits (hybrid
+// output, and the prefix alone with its LSE), for trees of 145, 200 and 300 rows over one, three
+// and ten groups of keys (past 128 rows the workspace holds group states, never split states).
+TEST(CudaAttention, WideRowsSpreadGivesTheWalkersBits) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  auto walkers = CudaBackendOrDie();
+  setenv("LONGSPEC_WIDE_ROWS_SPREAD", "1", 1);
+  auto spread = CudaBackendOrDie();
+  unsetenv("LONGSPEC_WIDE_ROWS_SPREAD");
+  std::mt19937 rng(28);
+  for (int hd : {64, 128})
+    for (int rows : {145, 200, 300})
+      for (int committed : {700, 5000, 20000}) {
+        SCOPED_TRACE("hd " + std::to_string(hd) + " rows " + std::to_string(rows) + " committed " +
+                     std::to_string(committed));
+        AttnCase c = HybridCase(rng, rows, hd, 3, committed, 2);
+        const size_t ws = walkers->AttentionWorkspaceBytes(c.rows, c.nh, hd, c.capacity);
+        Side a = Place(*walkers, c, DType::kBF16, ws), b = Place(*spread, c, DType::kBF16, ws);
+        walkers->HybridAttention(HybridOf(c, a, ws));
+        spread->HybridAttention(HybridOf(c, b, ws));
+        EXPECT_TRUE(SameFloats(Download(*walkers, a.out.view), Download(*spread, b.out.view)));
+        for (int r = 0; r < rows; ++r) c.prefix_len[r] = std::max(0, committed - 3 * r - 1);
+        a.plen = UploadInts(*walkers, c.prefix_len);
+        b.plen = UploadInts(*spread, c.prefix_len);
+        walkers->AttentionPrefix(PrefixOf(c, a, ws));
+        spread->AttentionPrefix(PrefixOf(c, b, ws));
+        EXPECT_TRUE(SameFloats(Download(*walkers, a.out.view), Download(*spread, b.out.view)));
+        EXPECT_TRUE(SameFloats(Download(*walkers, a.lse.view), Download(*spread, b.lse.view)));
+      }
+  ASSERT_TRUE(walkers->LastError().ok()) << walkers->LastError().ToString();
+  ASSERT_TRUE(spread->LastError().ok()) << spread->LastError().ToString();
+}
+
 TEST(CudaGraphs, ReplayEqualsEagerWithNewValues) {
   LONGSPEC_SKIP_WITHOUT_GPU();
   auto gpu = CudaBackendOrDie();
