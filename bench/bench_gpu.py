@@ -411,11 +411,13 @@ def bench_model(name: str, spec: dict, contexts: list[int], args, res) -> tuple[
                 res.note(f"{name} @ {ctx}: plain failed: {type(e).__name__}: {str(e)[:300]}")
             if not trained:
                 continue
-            for tree in [args.tree] + args.extra_trees + (["auto"] if args.auto and res.auto_ok else []):
+            sweep = [(t, True) for t in args.extra_trees]  # beside the --tree row, not instead of it
+            auto = [("auto", False)] if args.auto and res.auto_ok else []
+            for tree, swept in [(args.tree, False)] + sweep + auto:
                 try:
                     row = speculative_row(eng, ids, n, base, tree, plain)
-                    if tree is not args.tree and tree != "auto":
-                        row["tree_sweep"] = True  # beside the --tree row, not instead of it
+                    if swept:
+                        row["tree_sweep"] = True
                     res.add(row)
                 except Exception as e:  # noqa: BLE001
                     if tree == "auto" and isinstance(e, (TypeError, ValueError)):
