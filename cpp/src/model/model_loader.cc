@@ -58,37 +58,69 @@ bool IsGgufFile(const std::string& path) {
   return got == 4 && std::memcmp(magic, "GGUF", 4) == 0;
 }
 
-StatusOr<ModelConfig> ReadModelConfig(const std::string& path) {
+namespace {
+
+// A checkpoint opened once: its tensors, their naming and its model configuration (from the
+// directory's config.json and generation_config.json, or the GGUF header; a GGUF file's
+// rope_freqs.weight folded in). The one dispatch on directory-or-GGUF of this file. Without
+// `with_tensors` a directory's safetensors are not opened (tensors stays null there).
+struct OpenedCheckpoint {
+  std::unique_ptr<TensorSource> tensors;
+  CheckpointNaming naming = CheckpointNaming::kHuggingFace;
+  const char* format = "";
+  ModelConfig config;
+};
+
+StatusOr<OpenedCheckpoint> OpenCheckpoint(const std::string& path, bool with_tensors = true) {
+  OpenedCheckpoint out;
   if (IsDirectory(path)) {
     LONGSPEC_ASSIGN_OR_RETURN(Json cfg, Json::ParseFile(path + "/config.json"));
     Json gen;
     const bool has_gen = FileExists(path + "/generation_config.json");
     if (has_gen) {
-      LONGSPEC_ASSIGN_OR_RETURN(gen, Json::ParseFile(path + "/generation_config.json"));
+      auto parsed = Json::ParseFile(path + "/generation_config.json");
+      if (!parsed.ok()) return parsed.status().WithContext(path + "/generation_config.json");
+      gen = std::move(parsed).value();
     }
     auto config = ModelConfig::FromHfConfig(cfg, has_gen ? &gen : nullptr);
     if (!config.ok()) return CheckpointError(config.status(), path + "/config.json");
-    return config;
+    out.config = std::move(config).value();
+    if (with_tensors) {
+      LONGSPEC_ASSIGN_OR_RETURN(out.tensors, SafetensorsCheckpoint::Open(path));
+    }
+    out.format = "safetensors";
+    return out;
   }
-  if (!FileExists(path)) return NotFoundError("no such checkpoint: " + path);
+  if (!FileExists(path)) return NotFoundError("no such checkpoint: " + path + " (expected a directory or a .gguf file)");
   if (!IsGgufFile(path)) return InvalidArgumentError(path + " is neither a checkpoint directory nor a GGUF file");
   LONGSPEC_ASSIGN_OR_RETURN(auto gguf, GgufFile::Open(path));
   auto config = ModelConfig::FromGguf(*gguf);
   if (!config.ok()) return CheckpointError(config.status(), path);
-  return config;
+  out.config = std::move(config).value();
+  if (const TensorInfo* freqs = gguf->Find("rope_freqs.weight"); freqs != nullptr) {
+    HostTensor t;
+    LONGSPEC_RETURN_IF_ERROR(
+        CheckpointError(ReadChecked(*gguf, "rope_freqs.weight", {out.config.head_dim / 2}, &t), path));
+    out.config.rope.freq_factors.assign(t.data(), t.data() + t.numel());
+  }
+  out.tensors = std::move(gguf);
+  out.naming = CheckpointNaming::kGguf;
+  out.format = "gguf";
+  return out;
+}
+
+}  // namespace
+
+StatusOr<ModelConfig> ReadModelConfig(const std::string& path) {
+  LONGSPEC_ASSIGN_OR_RETURN(OpenedCheckpoint ckpt, OpenCheckpoint(path, /*with_tensors=*/false));
+  return std::move(ckpt.config);
 }
 
 StatusOr<HostTensor> ReadHeadRows(const std::string& path, const ModelConfig& config, const std::vector<int32_t>& rows,
                                   DType dtype) {
+  LONGSPEC_ASSIGN_OR_RETURN(OpenedCheckpoint ckpt, OpenCheckpoint(path));
   HostTensor head;
-  if (IsDirectory(path)) {
-    LONGSPEC_ASSIGN_OR_RETURN(auto ckpt, SafetensorsCheckpoint::Open(path));
-    LONGSPEC_RETURN_IF_ERROR(
-        CheckpointError(ReadHeadTensor(config, *ckpt, CheckpointNaming::kHuggingFace, dtype, &head), path));
-  } else {
-    LONGSPEC_ASSIGN_OR_RETURN(auto gguf, GgufFile::Open(path));
-    LONGSPEC_RETURN_IF_ERROR(CheckpointError(ReadHeadTensor(config, *gguf, CheckpointNaming::kGguf, dtype, &head), path));
-  }
+  LONGSPEC_RETURN_IF_ERROR(CheckpointError(ReadHeadTensor(config, *ckpt.tensors, ckpt.naming, dtype, &head), path));
   try {
     HostTensor out({static_cast<int64_t>(rows.size()), config.hidden_size}, dtype);
     const size_t row_bytes = static_cast<size_t>(config.hidden_size) * DTypeSize(dtype);
@@ -107,44 +139,14 @@ StatusOr<HostTensor> ReadHeadRows(const std::string& path, const ModelConfig& co
 }
 
 StatusOr<std::unique_ptr<LoadedModel>> LoadModel(const std::string& path, Backend& backend) {
+  LONGSPEC_ASSIGN_OR_RETURN(OpenedCheckpoint ckpt, OpenCheckpoint(path));
   auto model = std::make_unique<LoadedModel>();
-  if (IsDirectory(path)) {
-    LONGSPEC_ASSIGN_OR_RETURN(Json cfg, Json::ParseFile(path + "/config.json"));
-    Json gen;
-    const bool has_gen = FileExists(path + "/generation_config.json");
-    if (has_gen) {
-      auto parsed = Json::ParseFile(path + "/generation_config.json");
-      if (!parsed.ok()) return parsed.status().WithContext(path + "/generation_config.json");
-      gen = std::move(parsed).value();
-    }
-    auto config = ModelConfig::FromHfConfig(cfg, has_gen ? &gen : nullptr);
-    if (!config.ok()) return CheckpointError(config.status(), path + "/config.json");
-    model->config = std::move(config).value();
-    LONGSPEC_RETURN_IF_ERROR(backend.SupportsHeadDim(model->config.head_dim).WithContext(path));
-    LONGSPEC_ASSIGN_OR_RETURN(auto ckpt, SafetensorsCheckpoint::Open(path));
-    auto weights = LoadTransformerWeights(model->config, *ckpt, CheckpointNaming::kHuggingFace, backend);
-    if (!weights.ok()) return CheckpointError(weights.status(), path);
-    model->weights = std::move(weights).value();
-    model->info = MakeInfo(model->config, "safetensors", model->weights.bytes);
-    return model;
-  }
-  if (!FileExists(path)) return NotFoundError("no such checkpoint: " + path + " (expected a directory or a .gguf file)");
-  if (!IsGgufFile(path)) return InvalidArgumentError(path + " is neither a checkpoint directory nor a GGUF file");
-  LONGSPEC_ASSIGN_OR_RETURN(auto gguf, GgufFile::Open(path));
-  auto config = ModelConfig::FromGguf(*gguf);
-  if (!config.ok()) return CheckpointError(config.status(), path);
-  model->config = std::move(config).value();
+  model->config = std::move(ckpt.config);
   LONGSPEC_RETURN_IF_ERROR(backend.SupportsHeadDim(model->config.head_dim).WithContext(path));
-  if (const TensorInfo* freqs = gguf->Find("rope_freqs.weight"); freqs != nullptr) {
-    HostTensor t;
-    LONGSPEC_RETURN_IF_ERROR(
-        CheckpointError(ReadChecked(*gguf, "rope_freqs.weight", {model->config.head_dim / 2}, &t), path));
-    model->config.rope.freq_factors.assign(t.data(), t.data() + t.numel());
-  }
-  auto weights = LoadTransformerWeights(model->config, *gguf, CheckpointNaming::kGguf, backend);
+  auto weights = LoadTransformerWeights(model->config, *ckpt.tensors, ckpt.naming, backend);
   if (!weights.ok()) return CheckpointError(weights.status(), path);
   model->weights = std::move(weights).value();
-  model->info = MakeInfo(model->config, "gguf", model->weights.bytes);
+  model->info = MakeInfo(model->config, ckpt.format, model->weights.bytes);
   return model;
 }
 
