@@ -138,7 +138,7 @@ def run(engine, *, target: str, contexts: list[int], new_tokens: int, tree=None,
     name = model_name(target, engine.target_path)
     result = {"card": card(engine.device), "date": dt.date.today().isoformat(), "device": engine.device,
               "target": engine.target_path, "draft": engine.draft_path, "new_tokens": new_tokens,
-              "tree": list(tree) if tree else (engine.tree if engine.has_draft else None), "rows": [], "notes": []}
+              "tree": (tree if isinstance(tree, str) else list(tree)) if tree else (engine.tree if engine.has_draft else None), "rows": [], "notes": []}
     if not engine.has_draft:
         result["notes"].append("speculative skipped: the engine has no draft (--draft)")
     hf_model = None

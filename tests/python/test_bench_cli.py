@@ -81,3 +81,11 @@ def test_bench_rejects_bad_contexts(capsys):
     with pytest.raises(SystemExit):
         cli.main(["bench", "--contexts", "1024,lots"])
     assert "contexts must be comma-separated positive integers" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("tree, recorded", [("auto", "auto"), ("2,2", [2, 2])])
+def test_bench_records_the_tree_it_ran(random_qwen2_dir, draft, tmp_path, tree, recorded):
+    out = tmp_path / "bench.json"
+    assert cli.main(_bench(random_qwen2_dir, draft, "--contexts", "32", "--no-hf", "--tree", tree,
+                           "--out", str(out))) == 0
+    assert json.loads(out.read_text())["tree"] == recorded  # "auto" once wrote ["a", "u", "t", "o"]
