@@ -281,11 +281,28 @@ TEST(CudaAttention, RowsAreBitIdenticalAloneAndInAnyBatch) {
   ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
 }
 
+// One case on two backends: the hybrid attention (output), then the prefix alone over
+// prefix_len(committed, row) (output and LSE), bit for bit.
+void ExpectSameAttentionBits(Backend& a_be, Backend& b_be, AttnCase c, int committed,
+                             int (*prefix_len)(int committed, int row)) {
+  const size_t ws = a_be.AttentionWorkspaceBytes(c.rows, c.nh, c.hd, c.capacity);
+  Side a = Place(a_be, c, DType::kBF16, ws), b = Place(b_be, c, DType::kBF16, ws);
+  a_be.HybridAttention(HybridOf(c, a, ws));
+  b_be.HybridAttention(HybridOf(c, b, ws));
+  EXPECT_TRUE(SameFloats(Download(a_be, a.out.view), Download(b_be, b.out.view)));
+  for (int r = 0; r < c.rows; ++r) c.prefix_len[r] = prefix_len(committed, r);
+  a.plen = UploadInts(a_be, c.prefix_len);
+  b.plen = UploadInts(b_be, c.prefix_len);
+  a_be.AttentionPrefix(PrefixOf(c, a, ws));
+  b_be.AttentionPrefix(PrefixOf(c, b, ws));
+  EXPECT_TRUE(SameFloats(Download(a_be, a.out.view), Download(b_be, b.out.view)));
+  EXPECT_TRUE(SameFloats(Download(a_be, a.lse.view), Download(b_be, b.lse.view)));
+}
+
 // A backend switch that picks another kernel for the same reduction order gives the same bits:
-// the hybrid attention and the prefix alone (output and LSE) on a default backend and on one made
-// with `env_switch`=0, for head_dim 64 and 128, GQA ratios 1, 3 and 7 (two rows: 14 queries), over
-// `committed` lengths (past 9000 only at ratio 1: one long case per head_dim), the prefix alone
-// over prefix_len(committed, row).
+// ExpectSameAttentionBits on a default backend and on one made with `env_switch`=0, for head_dim
+// 64 and 128, GQA ratios 1, 3 and 7 (two rows: 14 queries), over `committed` lengths (past 9000
+// only at ratio 1: one long case per head_dim).
 void ExpectSwitchKeepsAttentionBits(const char* env_switch, uint32_t seed, std::initializer_list<int> committed_lengths,
                                     int (*prefix_len)(int committed, int row)) {
   auto gpu = CudaBackendOrDie();
@@ -299,19 +316,7 @@ void ExpectSwitchKeepsAttentionBits(const char* env_switch, uint32_t seed, std::
         if (committed > 9000 && ratio != 1) continue;
         SCOPED_TRACE(std::string(env_switch) + " hd " + std::to_string(hd) + " rows " + std::to_string(rows) +
                      " ratio " + std::to_string(ratio) + " committed " + std::to_string(committed));
-        AttnCase c = HybridCase(rng, rows, hd, ratio, committed, 2);
-        const size_t ws = gpu->AttentionWorkspaceBytes(c.rows, c.nh, hd, c.capacity);
-        Side a = Place(*gpu, c, DType::kBF16, ws), b = Place(*other, c, DType::kBF16, ws);
-        gpu->HybridAttention(HybridOf(c, a, ws));
-        other->HybridAttention(HybridOf(c, b, ws));
-        EXPECT_TRUE(SameFloats(Download(*gpu, a.out.view), Download(*other, b.out.view)));
-        for (int r = 0; r < rows; ++r) c.prefix_len[r] = prefix_len(committed, r);
-        a.plen = UploadInts(*gpu, c.prefix_len);
-        b.plen = UploadInts(*other, c.prefix_len);
-        gpu->AttentionPrefix(PrefixOf(c, a, ws));
-        other->AttentionPrefix(PrefixOf(c, b, ws));
-        EXPECT_TRUE(SameFloats(Download(*gpu, a.out.view), Download(*other, b.out.view)));
-        EXPECT_TRUE(SameFloats(Download(*gpu, a.lse.view), Download(*other, b.lse.view)));
+        ExpectSameAttentionBits(*gpu, *other, HybridCase(rng, rows, hd, ratio, committed, 2), committed, prefix_len);
       }
   ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
   ASSERT_TRUE(other->LastError().ok()) << other->LastError().ToString();
@@ -358,19 +363,8 @@ TEST(CudaAttention, WideRowsSpreadGivesTheWalkersBits) {
       for (int committed : {700, 5000, 20000}) {
         SCOPED_TRACE("hd " + std::to_string(hd) + " rows " + std::to_string(rows) + " committed " +
                      std::to_string(committed));
-        AttnCase c = HybridCase(rng, rows, hd, 3, committed, 2);
-        const size_t ws = walkers->AttentionWorkspaceBytes(c.rows, c.nh, hd, c.capacity);
-        Side a = Place(*walkers, c, DType::kBF16, ws), b = Place(*spread, c, DType::kBF16, ws);
-        walkers->HybridAttention(HybridOf(c, a, ws));
-        spread->HybridAttention(HybridOf(c, b, ws));
-        EXPECT_TRUE(SameFloats(Download(*walkers, a.out.view), Download(*spread, b.out.view)));
-        for (int r = 0; r < rows; ++r) c.prefix_len[r] = std::max(0, committed - 3 * r - 1);
-        a.plen = UploadInts(*walkers, c.prefix_len);
-        b.plen = UploadInts(*spread, c.prefix_len);
-        walkers->AttentionPrefix(PrefixOf(c, a, ws));
-        spread->AttentionPrefix(PrefixOf(c, b, ws));
-        EXPECT_TRUE(SameFloats(Download(*walkers, a.out.view), Download(*spread, b.out.view)));
-        EXPECT_TRUE(SameFloats(Download(*walkers, a.lse.view), Download(*spread, b.lse.view)));
+        ExpectSameAttentionBits(*walkers, *spread, HybridCase(rng, rows, hd, 3, committed, 2), committed,
+                                [](int committed, int r) { return std::max(0, committed - 3 * r - 1); });
       }
   ASSERT_TRUE(walkers->LastError().ok()) << walkers->LastError().ToString();
   ASSERT_TRUE(spread->LastError().ok()) << spread->LastError().ToString();
