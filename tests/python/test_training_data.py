@@ -9,6 +9,7 @@ import gzip
 import os
 import importlib.util
 import random
+import re
 import sys
 from pathlib import Path
 
@@ -380,3 +381,28 @@ def test_html_books_follow_the_next_chain_and_keep_prose_and_code(tmp_path):
     docs, _ = D.extract_manuals({"pkg-book": "usr/share/doc/book/index.html"}, root=tmp_path)
     assert {d.source for d in docs} == {"manuals"} and docs[0].name == "pkg-book/index.html"
     assert not set(H.MANUALS) & set(H.BOOKS) and "manuals" in D.EXTRA_SOURCES
+
+
+def test_second_code_and_manual_sources_add_new_packages_only(tmp_path):
+    # code2 and manuals2 read packages no earlier source reads (so an ablation adding them adds only
+    # new text), none reserved for independent evaluation, and name their documents as their own.
+    H = D._sibling_module("html_books")
+    pkgs = lambda d: set(sum((tuple(v) for v in d.values()), ()))  # noqa: E731
+    assert not pkgs(D.CODE2_PACKAGES) & (pkgs(D.CODE_PACKAGES) | pkgs(D.REPO_PACKAGES))
+    assert not set(H.MANUALS2) & (set(H.MANUALS) | set(H.BOOKS))
+    def reserved(name):  # the Go standard library, linux-doc, perl-doc, the Debian Reference
+        return (name in ("golang-go", "golang-src", "golang-doc", "perl-doc") or re.match(r"golang-1\.\d+", name)
+                or name.startswith(("linux-doc", "debian-reference")))
+
+    every = pkgs(D.CODE2_PACKAGES) | set(H.MANUALS2) | pkgs(D.REPO_PACKAGES)
+    assert not [name for name in every if reserved(name)]
+    assert {"code2", "manuals2"} <= set(D.EXTRA_SOURCES) and {"code2", "manuals2"} <= set(D.EXTRACTORS)
+    tree = tmp_path / "pkg-php" / "usr/share/php/X"
+    tree.mkdir(parents=True)
+    (tree / "Client.php").write_text("<?php\nfunction f() { return 1; }\n" * 200)
+    (tree / "view.lua").write_text("local x = 1\n" * 500)
+    docs, prov = D.extract_code({"php": ("pkg-php",)}, root=tmp_path, source="code2", suffixes=D.CODE2_SUFFIXES)
+    assert [(d.source, d.name) for d in docs] == [("code2", "pkg-php/usr/share/php/X/Client.php"),
+                                                  ("code2", "pkg-php/usr/share/php/X/view.lua")]
+    assert prov["languages"] == {"lua": 1, "php": 1}
+    assert D.extract_code({"php": ("pkg-php",)}, root=tmp_path)[0] == []  # "code" reads neither suffix

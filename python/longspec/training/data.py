@@ -48,12 +48,17 @@ ALL_SOURCES = ("stdlib", "pydocs", "man", "info")  # the default recipe
 # none of them among the books.
 # "repos": repository-level code for measuring (extract_repos): one document per package of
 # REPO_PACKAGES, its source files in path order, each after a comment line naming its path.
-EXTRA_SOURCES = ("code", "books", "manuals", "repos")
+# "code2": more source files for training, read as "code" is, from CODE2_PACKAGES (more
+# languages: Python beyond the standard library, PHP, Lua, Erlang, C); "manuals2": more manuals,
+# read as "manuals" are, from html_books.MANUALS2. Neither overlaps an earlier source.
+EXTRA_SOURCES = ("code", "books", "manuals", "repos", "code2", "manuals2")
 LICENCES = {"stdlib": "PSF-2.0", "pydocs": "PSF-2.0", "man": "mixed free licences (per package)",
             "info": "GFDL / GPL (per package)", "code": "free licences (per package, debian/copyright)",
             "books": "free licences (per package, see html_books.py)",
             "manuals": "free licences (per package, see html_books.MANUALS)",
-            "repos": "free licences (per package, debian/copyright)"}
+            "repos": "free licences (per package, debian/copyright)",
+            "code2": "free licences (per package, debian/copyright)",
+            "manuals2": "free licences (per package, see html_books.MANUALS2)"}
 CODE_PACKAGES = {  # language -> Debian 12 packages whose files are source code
     "go": ("golang-github-spf13-cobra-dev", "golang-google-grpc-dev", "golang-github-prometheus-client-golang-dev",
            "golang-golang-x-tools-dev"),
@@ -84,6 +89,28 @@ REPO_PACKAGES = {
     "python": ("python3-jinja2", "python3-urllib3", "python3-docutils"),
 }
 REPO_SUFFIXES = {**CODE_SUFFIXES, ".py": "python"}
+# More training code, disjoint from CODE_PACKAGES and REPO_PACKAGES (none of the reserved sources).
+CODE2_PACKAGES = {
+    "go": ("golang-github-prometheus-common-dev", "golang-github-hashicorp-hcl-dev", "golang-github-gorilla-websocket-dev",
+           "golang-github-spf13-viper-dev", "golang-github-pelletier-go-toml-dev", "golang-github-urfave-cli-dev",
+           "golang-github-miekg-dns-dev"),
+    "rust": ("librust-futures-util-dev", "librust-hyper-dev", "librust-rayon-dev", "librust-chrono-dev",
+             "librust-num-bigint-dev", "librust-bytes-dev", "librust-url-dev", "librust-toml-dev",
+             "librust-proc-macro2-dev", "librust-crossbeam-channel-dev"),
+    "c++": ("libgtest-dev", "libyaml-cpp-dev", "libtbb-dev", "libmsgpack-dev", "libabsl-dev"),
+    "c": ("libsqlite3-dev", "libcurl4-openssl-dev", "libuv1-dev"),
+    "javascript": ("node-express", "node-yargs", "node-commander", "libjs-bootstrap4"),
+    "ruby": ("ruby-activesupport", "ruby-rspec-core", "ruby-sinatra", "ruby-nokogiri"),
+    "perl": ("libdbi-perl", "libmoo-perl", "libtype-tiny-perl", "libplack-perl", "libtemplate-perl"),
+    "python": ("python3-sqlalchemy", "python3-flask", "python3-werkzeug", "python3-click", "python3-pygments",
+               "python3-tornado", "python3-twisted"),
+    "php": ("php-guzzlehttp-guzzle", "php-symfony-console", "php-twig", "php-phpseclib", "php-league-commonmark",
+            "php-monolog"),
+    "lua": ("lua-penlight",),
+    "erlang": ("erlang-src",),
+}
+CODE2_SUFFIXES = {**REPO_SUFFIXES, ".php": "php", ".lua": "lua", ".erl": "erlang", ".hrl": "erlang"}
+CODE2_PACKAGE_MAX_CHARS = 2_000_000  # many packages, none dominating
 REPO_MIN_BYTES = 256  # a repository's small files are part of its context
 REPO_MAX_CHARS = 600_000  # ~150k tokens: enough for the longest context measured (128k)
 COMMENT_PREFIX = {"python": "#", "ruby": "#", "perl": "#"}  # every other language: "//"
@@ -329,26 +356,39 @@ def code_files(root: str | Path, min_bytes: int = CODE_MIN_BYTES, suffixes: dict
     return out
 
 
-def extract_code(packages: dict[str, Sequence[str]] | None = None, root: str | Path | None = None):
-    """Source files of CODE_PACKAGES, each package downloaded and unpacked with dpkg -x (or, with
-    root, the unpacked trees root/<package>/ as they are). One document per file, named
-    "<package>/<path>"; a package's files in path order."""
-    packages = CODE_PACKAGES if packages is None else packages
-    docs, prov = [], {"packages": {}, "languages": Counter()}
+def _read_packages(packages: dict[str, Sequence[str]], root: str | Path | None, read: Callable[[Path], list]):
+    """(listed language, package, provenance entry, read(unpacked tree)) for every package of
+    {language: packages}: each downloaded and unpacked with dpkg -x into a temporary directory, or
+    with root, the unpacked trees root/<package>/ as they are."""
     for lang, names in packages.items():
         for name in names:
             if root is not None:
-                tree, entry = Path(root) / name, {"root": str(Path(root) / name)}
-                found = code_files(tree)
-            else:
-                with tempfile.TemporaryDirectory(prefix="longspec-code-") as tmp:
-                    deb, entry = _fetch_deb(name, tmp)
-                    subprocess.run(["dpkg", "-x", str(deb), os.path.join(tmp, "x")], check=True)
-                    found = code_files(os.path.join(tmp, "x"))
-            for rel, file_lang, text in found:
-                docs.append(Document("code", f"{name}/{rel}", text))
-                prov["languages"][file_lang] += 1
-            prov["packages"][name] = dict(entry, listed_as=lang, files=len(found))
+                yield lang, name, {"root": str(Path(root) / name)}, read(Path(root) / name)
+                continue
+            with tempfile.TemporaryDirectory(prefix="longspec-pkg-") as tmp:
+                deb, entry = _fetch_deb(name, tmp)
+                subprocess.run(["dpkg", "-x", str(deb), os.path.join(tmp, "x")], check=True)
+                found = read(Path(tmp) / "x")
+            yield lang, name, entry, found
+
+
+def extract_code(packages: dict[str, Sequence[str]] | None = None, root: str | Path | None = None,
+                 source: str = "code", suffixes: dict[str, str] | None = None,
+                 max_chars: int = CODE_PACKAGE_MAX_CHARS):
+    """Source files of CODE_PACKAGES (or `packages`) by `suffixes` (CODE_SUFFIXES), at most
+    max_chars per package (_read_packages). One document per file, named "<package>/<path>"; a
+    package's files in path order; documents of `source`."""
+    packages = CODE_PACKAGES if packages is None else packages
+    docs, prov = [], {"packages": {}, "languages": Counter()}
+
+    def read(tree):
+        return code_files(tree, suffixes=suffixes, max_chars=max_chars)
+
+    for lang, name, entry, found in _read_packages(packages, root, read):
+        for rel, file_lang, text in found:
+            docs.append(Document(source, f"{name}/{rel}", text))
+            prov["languages"][file_lang] += 1
+        prov["packages"][name] = dict(entry, listed_as=lang, files=len(found))
     prov["languages"] = dict(sorted(prov["languages"].items()))
     return docs, prov
 
@@ -363,26 +403,18 @@ def repository_document(files: Sequence[tuple[str, str, str]]) -> str:
 def extract_repos(packages: dict[str, Sequence[str]] | None = None, root: str | Path | None = None):
     """One document per package of REPO_PACKAGES (named by the package): its source files
     (REPO_SUFFIXES, at least REPO_MIN_BYTES, up to REPO_MAX_CHARS in all) through
-    repository_document. Each package downloaded and unpacked with dpkg -x, or with root, the
-    unpacked trees root/<package>/ as they are."""
+    repository_document (packages read by _read_packages)."""
     packages = REPO_PACKAGES if packages is None else packages
     docs, prov = [], {"packages": {}}
-    for lang, names in packages.items():
-        for name in names:
-            def read(tree):
-                return code_files(tree, min_bytes=REPO_MIN_BYTES, suffixes=REPO_SUFFIXES, max_chars=REPO_MAX_CHARS)
 
-            if root is not None:
-                entry, found = {"root": str(Path(root) / name)}, read(Path(root) / name)
-            else:
-                with tempfile.TemporaryDirectory(prefix="longspec-repos-") as tmp:
-                    deb, entry = _fetch_deb(name, tmp)
-                    subprocess.run(["dpkg", "-x", str(deb), os.path.join(tmp, "x")], check=True)
-                    found = read(os.path.join(tmp, "x"))
-            if found:
-                docs.append(Document("repos", name, repository_document(found)))
-            prov["packages"][name] = dict(entry, listed_as=lang, files=len(found),
-                                          chars=sum(len(text) for _, _, text in found))
+    def read(tree):
+        return code_files(tree, min_bytes=REPO_MIN_BYTES, suffixes=REPO_SUFFIXES, max_chars=REPO_MAX_CHARS)
+
+    for lang, name, entry, found in _read_packages(packages, root, read):
+        if found:
+            docs.append(Document("repos", name, repository_document(found)))
+        prov["packages"][name] = dict(entry, listed_as=lang, files=len(found),
+                                      chars=sum(len(text) for _, _, text in found))
     return docs, prov
 
 
@@ -422,17 +454,22 @@ def extract_books(books: dict[str, str] | None = None, root: str | Path | None =
     return docs, prov
 
 
-def extract_manuals(manuals: dict[str, str] | None = None, root: str | Path | None = None):
-    """The manuals of html_books.MANUALS, read as books are (extract_books), at most
-    html_books.MANUAL_MAX_CHARS characters each, under the source name "manuals"."""
+def extract_manuals(manuals: dict[str, str] | None = None, root: str | Path | None = None, source: str = "manuals",
+                    max_chars: int | None = None):
+    """The manuals of html_books.MANUALS (or `manuals`), read as books are (extract_books), at
+    most max_chars (html_books.MANUAL_MAX_CHARS) characters each, as documents of `source`."""
     html_books = _sibling_module("html_books")
-    return extract_books(html_books.MANUALS if manuals is None else manuals, root=root, source="manuals",
-                         max_chars=html_books.MANUAL_MAX_CHARS)
+    return extract_books(html_books.MANUALS if manuals is None else manuals, root=root, source=source,
+                         max_chars=html_books.MANUAL_MAX_CHARS if max_chars is None else max_chars)
 
 
 EXTRACTORS: dict[str, Callable[[], tuple[list[Document], dict]]] = {
     "stdlib": extract_stdlib, "pydocs": extract_pydocs, "man": extract_man, "info": extract_info,
-    "code": extract_code, "books": extract_books, "manuals": extract_manuals, "repos": extract_repos}
+    "code": extract_code, "books": extract_books, "manuals": extract_manuals, "repos": extract_repos,
+    "code2": lambda: extract_code(CODE2_PACKAGES, source="code2", suffixes=CODE2_SUFFIXES,
+                                  max_chars=CODE2_PACKAGE_MAX_CHARS),
+    "manuals2": lambda: extract_manuals(_sibling_module("html_books").MANUALS2, source="manuals2",
+                                        max_chars=_sibling_module("html_books").MANUAL2_MAX_CHARS)}
 
 
 # ---------- Cache: one JSONL.gz per source + manifest.json, so extraction (minutes for man) runs once.

@@ -57,6 +57,37 @@ MANUALS = {
 # pandas, SciPy and SQLAlchemy hold 6-7 M characters each, mostly API reference: a manual stops
 # after this many, so that no one package dominates the source.
 MANUAL_MAX_CHARS = 4_000_000
+# More manuals (the "manuals2" source), none among BOOKS or MANUALS: compilers, science libraries,
+# DNS, accounting, Debian packaging, R. Each stops after MANUAL2_MAX_CHARS (LLVM, SymPy, Astropy and
+# statsmodels would give 4-5 M each, mostly reference). First pages checked on Debian 12: each
+# chain runs 10 to 1300 pages, except R's manual, one page.
+MANUALS2 = {
+    "llvm-14-doc": "usr/share/doc/llvm-14-doc/html/index.html",  # Apache-2.0 with LLVM exception
+    "clang-14-doc": "usr/share/doc/clang-14/html/index.html",  # Apache-2.0 with LLVM exception
+    "python-sympy-doc": "usr/share/doc/python-sympy-doc/html/index.html",  # BSD-3-Clause
+    "python-astropy-doc": "usr/share/doc/python-astropy-doc/html/index.html",  # BSD-3-Clause
+    "python-statsmodels-doc": "usr/share/doc/python-statsmodels-doc/html/index.html",  # BSD-3-Clause
+    "python-dask-doc": "usr/share/doc/python-dask-doc/html/index.html",  # BSD-3-Clause
+    "python-xarray-doc": "usr/share/doc/python-xarray-doc/html/index.html",  # Apache-2.0
+    "python-skimage-doc": "usr/share/doc/python-skimage-doc/html/index.html",  # BSD-3-Clause
+    "python-tables-doc": "usr/share/doc/python-tables-doc/html/index.html",  # BSD-3-Clause
+    "python-rdflib-doc": "usr/share/doc/python-rdflib-doc/html/index.html",  # BSD-3-Clause
+    "python-cherrypy3-doc": "usr/share/doc/python-cherrypy3-doc/html/index.html",  # BSD-3-Clause
+    "python-hypothesis-doc": "usr/share/doc/python-hypothesis-doc/html/index.html",  # MPL-2.0
+    "python-aiohttp-doc": "usr/share/doc/python-aiohttp-doc/html/index.html",  # Apache-2.0
+    "python-psycopg2-doc": "usr/share/doc/python-psycopg2-doc/html/index.html",  # LGPL-3+
+    "python-babel-doc": "usr/share/doc/python-babel-doc/html/index.html",  # BSD-3-Clause
+    "python-mako-doc": "usr/share/doc/python-mako-doc/html/index.html",  # MIT
+    "cython-doc": "usr/share/doc/cython-doc/html/index.html",  # Apache-2.0
+    "mypy-doc": "usr/share/doc/mypy/html/index.html",  # MIT
+    "bind9-doc": "usr/share/doc/bind9-doc/arm/index.html",  # MPL-2.0
+    "gnucash-docs": "usr/share/doc/gnucash-docs/gnucash-guide-en/index.html",  # GFDL-1.1+ (no invariant sections)
+    "aptitude-doc-en": "usr/share/doc/aptitude/html/en/index.html",  # GPL-2+
+    "debmake-doc": "usr/share/doc/debmake-doc/html/index.en.html",  # MIT
+    "maint-guide": "usr/share/doc/maint-guide/html/index.en.html",  # GPL-2+
+    "r-doc-html": "usr/share/R/doc/manual/R-exts.html",  # GPL-2+ (one page)
+}
+MANUAL2_MAX_CHARS = 2_000_000
 BOOK_DOC_MIN_CHARS = 200_000  # about 50k tokens: a document long enough for any stage-2 window
 BOOK_MAX_PAGES = 5000  # a guard against a malformed chain
 
