@@ -89,6 +89,9 @@ REPO_PACKAGES = {
     "python": ("python3-jinja2", "python3-urllib3", "python3-docutils"),
 }
 REPO_SUFFIXES = {**CODE_SUFFIXES, ".py": "python"}
+REPO_MIN_BYTES = 256  # a repository's small files are part of its context
+REPO_MAX_CHARS = 600_000  # ~150k tokens: enough for the longest context measured (128k)
+COMMENT_PREFIX = {"python": "#", "ruby": "#", "perl": "#"}  # every other language: "//"
 # More training code, disjoint from CODE_PACKAGES and REPO_PACKAGES (none of the reserved sources).
 CODE2_PACKAGES = {
     "go": ("golang-github-prometheus-common-dev", "golang-github-hashicorp-hcl-dev", "golang-github-gorilla-websocket-dev",
@@ -111,9 +114,6 @@ CODE2_PACKAGES = {
 }
 CODE2_SUFFIXES = {**REPO_SUFFIXES, ".php": "php", ".lua": "lua", ".erl": "erlang", ".hrl": "erlang"}
 CODE2_PACKAGE_MAX_CHARS = 2_000_000  # many packages, none dominating
-REPO_MIN_BYTES = 256  # a repository's small files are part of its context
-REPO_MAX_CHARS = 600_000  # ~150k tokens: enough for the longest context measured (128k)
-COMMENT_PREFIX = {"python": "#", "ruby": "#", "perl": "#"}  # every other language: "//"
 STDLIB_MIN_BYTES = 2048
 STDLIB_SKIP_DIRS = frozenset({"test", "tests", "idlelib", "site-packages", "__pycache__"})
 PYDOCS_PACKAGE = "python3.11-doc"
