@@ -9,7 +9,9 @@ named in --sources, "code": Go, Rust, C++, JavaScript/TypeScript, Ruby and Perl 
 13.6 M characters), kept for measuring; "manuals": 21 more HTML manuals read the same way
 (106 documents, 20.8 M characters), for training; and "repos": repository-level code, every source
 file of one Debian package concatenated in path order (LCC / RepoBench style), from 20 packages
-that no other source reads, kept for measuring code drafts at 16k-32k tokens.
+that no other source reads, kept for measuring code drafts at 16k-32k tokens; "code2" (53 more
+packages of source, 28 M characters, more languages) and "manuals2" (24 more manuals, 21 M
+characters), for training.
 
 Pipeline (small pure steps, testable without real data): collect_documents -> split_documents ->
 tokenize_documents -> pack_sequences / long_documents -> save_token_shards (npz, uint16 when the
