@@ -3,13 +3,17 @@
 and the memory-bandwidth floor, side by side in one run on one card, batch 1, bf16, greedy.
 
     python bench/bench_gpu.py --out-dir bench/results [--models a,b,...] [--hf generate,compile]
-        [--smollm2 PATH.gguf] [--qwen05 PATH.gguf] [--contexts NAME=C1,C2,...] [--new-tokens 128]
+        [--smollm2 PATH.gguf] [--qwen05 PATH.gguf] [--qwen15 PATH.gguf] [--contexts NAME=C1,C2,...]
+        [--new-tokens 128]
 
 Models, drafts and default contexts (--contexts NAME=C1,C2,... replaces one model's list; repeat it
 for several models):
   smollm2-135m        real GGUF, trained draft models/smollm2-135m-instruct-longspec   2048,4096,8192
   qwen2.5-coder-0.5b  real GGUF, trained draft models/qwen2.5-coder-0.5b-instruct-longspec
                                                                                      8192,16384,32768
+  qwen2.5-coder-1.5b  real GGUF (--qwen15), draft models/qwen2.5-coder-1.5b-instruct-longspec
+                      when it exists (else plain rows, and --draft-variant rows: e.g. the 0.5B
+                      GGUF as a classic two-model draft)                              16384,32768
   qwen2.5-1.5b-shape  random bf16 weights in that shape, no draft                    32768
   llama3-8b-shape     random bf16 weights, random (untrained) draft for timing only  32768
 Cost per step does not depend on weight values, so the shape models time real architectures.
@@ -38,9 +42,10 @@ first captures the step graphs of its context buckets); prefill_s beside it.
                     engine that predates the variable ignores it). For --phase-models (default
                     llama3-8b-shape) at their largest context, trees --tree and --small-tree. The
                     llama3-8b-shape draft is random: tau means nothing there and is left null.
-                    --draft-variant MODEL:LABEL=DIR (repeatable) adds speculative rows (--tree
-                    and auto) of another draft directory for a real model (e.g. the packaged
-                    draft with a subset head, head_tokens.json), on its own engine after the
+                    --draft-variant MODEL:LABEL=DRAFT (repeatable) adds speculative rows (--tree
+                    and auto) of another draft for a real model (a LongSpec draft directory, e.g.
+                    the packaged draft with a subset head, head_tokens.json; or a smaller model of
+                    the same tokenizer, a classic two-model draft), on its own engine after the
                     packaged draft's rows: draft_variant LABEL, draft_head its head's size.
                     --draft-head K gives the shape models' random drafts a head over K tokens
                     (`longspec draft-head`); their rows then carry draft_head: K, and the floor
@@ -88,6 +93,8 @@ MODELS = {
                          draft=os.path.join(REPO, "models", "smollm2-135m-instruct-longspec")),
     "qwen2.5-coder-0.5b": dict(source="qwen05", contexts=(8192, 16384, 32768), prompt="torch-code",
                                draft=os.path.join(REPO, "models", "qwen2.5-coder-0.5b-instruct-longspec")),
+    "qwen2.5-coder-1.5b": dict(source="qwen15", contexts=(16384, 32768), prompt="torch-code",
+                               draft=os.path.join(REPO, "models", "qwen2.5-coder-1.5b-instruct-longspec")),
     "qwen2.5-1.5b-shape": dict(source="shape", contexts=(32768,)),
     "llama3-8b-shape": dict(source="shape", contexts=(32768,), draft="random"),
 }
@@ -444,11 +451,12 @@ def bench_model(name: str, spec: dict, contexts: list[int], args, res) -> tuple[
 
 def bench_draft_variant(name: str, path: str, label: str, draft: str, prompts: list, plains: dict, args,
                         res) -> None:
-    """Speculative rows (--tree, and auto) of another draft of the same target on its own engine,
-    against the plain rows of the packaged draft's engine (same prompts)."""
+    """Speculative rows (--tree, and auto) of another draft of the same target (a LongSpec draft
+    directory or a classic draft model's file) on its own engine, against the plain rows of the
+    packaged draft's engine (same prompts)."""
     from longspec import Engine
 
-    if not os.path.isdir(draft):
+    if not os.path.exists(draft):
         res.note(f"{name}: draft variant {label} ({draft}) not found")
         return
     n = args.new_tokens
@@ -581,6 +589,8 @@ def main() -> int:
     ap.add_argument("--qwen05", default=None)
     ap.add_argument("--smollm2-draft", default=None, help="default: the repository's models/ directory")
     ap.add_argument("--qwen05-draft", default=None, help="default: the repository's models/ directory")
+    ap.add_argument("--qwen15", default=None, help="Qwen2.5-Coder-1.5B-Instruct GGUF")
+    ap.add_argument("--qwen15-draft", default=None, help="default: the repository's models/ directory")
     ap.add_argument("--work", default="/tmp/longspec_bench")
     ap.add_argument("--new-tokens", type=int, default=128, help="longspec tokens per run (plain, speculative)")
     ap.add_argument("--hf-new-tokens", type=int, default=16)
@@ -590,8 +600,9 @@ def main() -> int:
     ap.add_argument("--draft-head", type=int, default=0,
                     help="give the random drafts of the shape models a head over this many tokens "
                          "(`longspec draft-head`; 0: the whole vocabulary); phase rows say draft_head")
-    ap.add_argument("--draft-variant", action="append", default=[], metavar="MODEL:LABEL=DIR",
-                    help="speculative rows of another draft directory of a real model (repeatable)")
+    ap.add_argument("--draft-variant", action="append", default=[], metavar="MODEL:LABEL=DRAFT",
+                    help="speculative rows of another draft of a real model: a draft directory or a classic "
+                         "draft model's file (repeatable)")
     ap.add_argument("--small-tree", default="2,2,2,1", help="a second tree for the phase timing (empty: none)")
     ap.add_argument("--phase-models", default="llama3-8b-shape", help="comma list (empty: no phase timing)")
     ap.add_argument("--no-auto", dest="auto", action="store_false", help='skip the tree="auto" runs')
@@ -610,7 +621,7 @@ def main() -> int:
         model, _, rest = spec.partition(":")
         label, sep, vdir = rest.partition("=")
         if not sep or not label or MODELS.get(model, {}).get("source") in (None, "shape"):
-            ap.error(f"--draft-variant {spec!r}: expected MODEL:LABEL=DIR with MODEL a real model")
+            ap.error(f"--draft-variant {spec!r}: expected MODEL:LABEL=DRAFT with MODEL a real model")
         args.draft_variants.setdefault(model, []).append((label, vdir))
     contexts = parse_contexts(args.contexts)
     models = [m for m in args.models.split(",") if m]
