@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import os
 
+
 def main() -> int:
     from longspec import Engine
     from longspec.training.cli import heldout_documents
@@ -65,6 +66,7 @@ def main() -> int:
             json.dump({"card": a.card, "date": dt.date.today().isoformat(), "device": a.device, "target": a.target,
                        "documents": len(prompts), "new_tokens": a.new_tokens, "rows": rows}, f, indent=1)
     return 0
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

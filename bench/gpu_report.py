@@ -12,7 +12,7 @@ def row_kind(row: dict) -> str:
     """The row's method, with speculative rows of tree="auto" told apart as speculative_auto and
     those of bench_gpu's --extra-trees as speculative_sweep (the shared schema has one method,
     speculative, and the tree and tree_sweep fields say which), and those of --draft-variant as
-    speculative_variant (another draft directory for the same target)."""
+    speculative_variant (another draft of the same target)."""
     if row["method"] == "speculative" and row.get("draft_variant"):
         return "speculative_variant"
     if row["method"] == "speculative" and row.get("tree_sweep"):

@@ -91,8 +91,9 @@ cudaError_t LaunchForHeadDim(const LaunchContext& ctx, AttnPrefixParams pre, int
     // grid is q_tiles x KV heads blocks. For a prefill chunk of a large model that fills the GPU;
     // for a 145-node tree of SmolLM2 (3 KV heads) it is 21 blocks, each walking the whole cache
     // alone. With ctx.wide_rows_spread those calls that leave the GPU short of a wave spread the
-    // keys over group blocks instead (the workspace, sized for kAttnSplitRowsMax rows of split
-    // states, holds group states of up to 8x as many rows, never their split states).
+    // keys over split or group blocks instead, as fewer rows do, where the workspace holds their
+    // states (AttentionWorkspaceBytes sizes split states for kAttnSplitRowsMax rows; a workspace
+    // sized for a longer prefill chunk may hold a wide tree's split states too).
     const size_t row_records = size_t(pre.rows) * pre.num_heads * StateFloats<HD>() * sizeof(float);
     const bool walk_fills = per_unit >= PrefixBlocksPerSm(HD, warps, kAttnWalkAll) * ctx.num_sms;
     const bool walk = pre.rows > kAttnSplitRowsMax &&

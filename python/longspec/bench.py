@@ -136,9 +136,13 @@ def run(engine, *, target: str, contexts: list[int], new_tokens: int, tree=None,
         log=print) -> dict:
     """Measures every method at every context; returns the result document (schema rows)."""
     name = model_name(target, engine.target_path)
+    if tree:
+        ran_tree = tree if isinstance(tree, str) else list(tree)  # "auto" stays a word
+    else:
+        ran_tree = engine.tree if engine.has_draft else None
     result = {"card": card(engine.device), "date": dt.date.today().isoformat(), "device": engine.device,
               "target": engine.target_path, "draft": engine.draft_path, "new_tokens": new_tokens,
-              "tree": (tree if isinstance(tree, str) else list(tree)) if tree else (engine.tree if engine.has_draft else None), "rows": [], "notes": []}
+              "tree": ran_tree, "rows": [], "notes": []}
     if not engine.has_draft:
         result["notes"].append("speculative skipped: the engine has no draft (--draft)")
     hf_model = None
