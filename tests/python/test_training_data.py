@@ -1,4 +1,5 @@
-"""Training-data pipeline (longspec.training.data): split, tokenise, pack, shards, extractors.
+"""Training data: the pipeline (longspec.training.data: split, tokenise, pack, shards, cache) and
+the corpus sources (longspec.training.sources: extractors).
 
 No downloads and no real tokenizer: a character-level fake tokenizer stands in for the HF one, and
 the extractors are pointed at small temp trees.
@@ -6,8 +7,9 @@ the extractors are pointed at small temp trees.
 from __future__ import annotations
 
 import gzip
-import os
+import importlib
 import importlib.util
+import os
 import random
 import re
 import sys
@@ -17,22 +19,25 @@ import numpy as np
 import pytest
 
 
-def _load_data_module():
-    """The repository's source file when present (it is pure Python + numpy and an installed
-    longspec may be an older build), else the installed package."""
-    path = Path(__file__).resolve().parents[2] / "python" / "longspec" / "training" / "data.py"
-    if not path.is_file():
-        from longspec.training import data
+def _load_training_modules():
+    """data, sources and html_books from the repository's source files when present (they are pure
+    Python + numpy, and an installed longspec may be an older build), else the installed package.
+    The source directory is loaded as a package of its own name, so that its modules' relative
+    imports find each other without running longspec/__init__.py (which loads the extension)."""
+    root = Path(__file__).resolve().parents[2] / "python" / "longspec" / "training"
+    if not (root / "data.py").is_file():
+        from longspec.training import data, html_books, sources
 
-        return data
-    spec = importlib.util.spec_from_file_location("longspec_training_data", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
+        return data, sources, html_books
+    spec = importlib.util.spec_from_file_location("longspec_training_src", root / "__init__.py",
+                                                  submodule_search_locations=[str(root)])
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = package  # where its submodules' relative imports look it up
+    spec.loader.exec_module(package)
+    return tuple(importlib.import_module(f"{spec.name}.{name}") for name in ("data", "sources", "html_books"))
 
 
-D = _load_data_module()
+D, S, H = _load_training_modules()
 EOS = 0
 
 
@@ -52,7 +57,7 @@ class CharTokenizer:
 
 def _docs(n: int, seed: int = 0, sources=("stdlib", "man")) -> list:
     rng = random.Random(seed)
-    return [D.Document(sources[i % len(sources)], f"dir{i % 7}/doc{i}.txt",
+    return [S.Document(sources[i % len(sources)], f"dir{i % 7}/doc{i}.txt",
                        "".join(rng.choice("abcdefgh \n") for _ in range(rng.randint(0, 50))))
             for i in range(n)]
 
@@ -83,7 +88,7 @@ def test_split_ignores_order_and_other_sources():
     only_man = [d for d in docs if d.source == "man"]
     assert _keys(D.split_documents(only_man, 0.1)[1]) == {k for k in held if k[0] == "man"}
     # the text is not part of the key: editing a document does not move it across the split
-    edited = [D.Document(d.source, d.name, d.text + "x") for d in docs]
+    edited = [S.Document(d.source, d.name, d.text + "x") for d in docs]
     assert _keys(D.split_documents(edited, 0.1)[1]) == held
 
 
@@ -199,7 +204,7 @@ def test_extract_stdlib_skips_tests_small_and_third_party(tmp_path):
                 "site-packages/numpy/core.py", "unittest/test/test_case.py", "json/README.txt"):
         _write(tmp_path / rel, big)
     _write(tmp_path / "tiny.py", "pass\n")
-    docs, prov = D.extract_stdlib(tmp_path)
+    docs, prov = S.extract_stdlib(tmp_path)
     assert [d.name for d in docs] == ["json/decoder.py", "os.py"]
     assert all(d.source == "stdlib" and d.text == big for d in docs)
     assert prov["root"] == str(tmp_path)
@@ -210,7 +215,7 @@ def test_extract_pydocs_from_unpacked_tree(tmp_path):
     _write(src / "library/json.rst.txt", "json\n====\n")
     _write(src / "index.rst.txt", "index\n")
     _write(src / "library/notes.txt", "not rst\n")
-    docs, _ = D.extract_pydocs(tmp_path)
+    docs, _ = S.extract_pydocs(tmp_path)
     assert [(d.name, d.text) for d in docs] == [("index.rst", "index\n"), ("library/json.rst", "json\n====\n")]
 
 
@@ -225,7 +230,7 @@ def test_extract_info_joins_subfiles_and_drops_tables(tmp_path):
     gz("foo.info-1.gz", "This is foo.info.\n\x1f\nFile: foo.info, Node: Top\n\nFirst \x00\x08[index\x00\x08]part.\n")
     (tmp_path / "bar.info").write_text("Bar manual.\n\x1f\nFile: bar.info, Node: Top\n\nBar text.\n")
     (tmp_path / "dir").write_text("directory\n")
-    docs, _ = D.extract_info(tmp_path)
+    docs, _ = S.extract_info(tmp_path)
     assert [d.name for d in docs] == ["bar", "foo"]
     foo = docs[1].text
     assert foo.index("Preamble") < foo.index("First [index]part.") < foo.index("Second part.")
@@ -243,14 +248,14 @@ def test_extract_man_budget_family_cap_and_dedup(tmp_path):
             f.write(text)  # the fake renderer returns the source: size filter applies to both
     (tmp_path / "man1/alias.1.gz").symlink_to(tmp_path / "man1/alpha.1.gz")
     render = lambda p: gzip.open(p, "rt").read()  # noqa: E731
-    docs, prov = D.extract_man(tmp_path, sections=("1", "7", "8"), max_chars=10**6, family_share=0.005,
+    docs, prov = S.extract_man(tmp_path, sections=("1", "7", "8"), max_chars=10**6, family_share=0.005,
                                render=render)
     names = [d.name for d in docs]
     assert names == sorted(names)
     assert sum(n.startswith("man1/gamma") for n in names) == 1  # family cap: 5000 chars each
     assert ("man1/alpha.1" in names) != ("man7/dup.7" in names)  # identical text kept once
     assert "man8/short.8" not in names and "man1/alias.1" not in names
-    few, _ = D.extract_man(tmp_path, sections=("1",), max_chars=9000, family_share=1.0, render=render)
+    few, _ = S.extract_man(tmp_path, sections=("1",), max_chars=9000, family_share=1.0, render=render)
     assert len(few) == 2  # stops once the character budget is reached
 
 
@@ -259,9 +264,9 @@ def test_collect_documents_caches_per_source(tmp_path, monkeypatch):
 
     def fake_extract():
         calls.append(1)
-        return [D.Document("stdlib", "a.py", "print('é')\n"), D.Document("stdlib", "b.py", "x\n")], {"v": 1}
+        return [S.Document("stdlib", "a.py", "print('é')\n"), S.Document("stdlib", "b.py", "x\n")], {"v": 1}
 
-    monkeypatch.setitem(D.EXTRACTORS, "stdlib", fake_extract)
+    monkeypatch.setitem(S.EXTRACTORS, "stdlib", fake_extract)
     first = D.collect_documents(["stdlib"], cache_dir=tmp_path)
     second = D.collect_documents(["stdlib"], cache_dir=tmp_path)
     assert first == second and len(calls) == 1
@@ -287,17 +292,17 @@ def test_code_files_keep_sources_and_skip_tests_small_and_minified(tmp_path):
     for rel, text in files.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(text)
-    got = D.code_files(tmp_path)
+    got = S.code_files(tmp_path)
     assert [(rel, lang) for rel, lang, _ in got] == [
         ("usr/share/cargo/registry/serde/src/lib.rs", "rust"), ("usr/share/gocode/src/x/a.go", "go"),
         ("usr/share/javascript/jquery/jquery.js", "javascript")]
     assert all(text == body for _, _, text in got)
     # extract_code over unpacked trees root/<package>/: documents named package/path, counted.
-    docs, prov = D.extract_code({"go": ("pkg-a",), "rust": ("pkg-b",)}, root=tmp_path.parent / "unpacked")
+    docs, prov = S.extract_code({"go": ("pkg-a",), "rust": ("pkg-b",)}, root=tmp_path.parent / "unpacked")
     assert docs == [] and prov["packages"]["pkg-a"]["files"] == 0
     (tmp_path.parent / "unpacked").mkdir(exist_ok=True)
     os.rename(tmp_path, tmp_path.parent / "unpacked" / "pkg-a")
-    docs, prov = D.extract_code({"go": ("pkg-a",)}, root=tmp_path.parent / "unpacked")
+    docs, prov = S.extract_code({"go": ("pkg-a",)}, root=tmp_path.parent / "unpacked")
     assert [d.name for d in docs] == ["pkg-a/usr/share/cargo/registry/serde/src/lib.rs", "pkg-a/usr/share/gocode/src/x/a.go",
                                       "pkg-a/usr/share/javascript/jquery/jquery.js"]
     assert {d.source for d in docs} == {"code"} and prov["languages"] == {"go": 1, "javascript": 1, "rust": 1}
@@ -317,19 +322,19 @@ def test_repos_are_one_document_per_package_with_path_lines(tmp_path, monkeypatc
     for rel, text in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
-    docs, prov = D.extract_repos({"python": ("pkg-py",), "rust": ("pkg-rs", "pkg-missing")}, root=root)
+    docs, prov = S.extract_repos({"python": ("pkg-py",), "rust": ("pkg-rs", "pkg-missing")}, root=root)
     assert [(d.source, d.name) for d in docs] == [("repos", "pkg-py"), ("repos", "pkg-rs")]
     a, b = files["pkg-py/usr/lib/python3/dist-packages/m/a.py"], files["pkg-py/usr/lib/python3/dist-packages/m/b.py"]
     assert docs[0].text == (f"# usr/lib/python3/dist-packages/m/a.py\n{a}# usr/lib/python3/dist-packages/m/b.py\n{b}")
     assert docs[1].text.startswith("// usr/share/cargo/registry/n/src/lib.rs\nfn f() {}\n")
     assert prov["packages"]["pkg-py"]["files"] == 2 and prov["packages"]["pkg-missing"]["files"] == 0
     # The `code` source's own reading is unchanged: no Python, no file under CODE_MIN_BYTES.
-    assert D.code_files(root / "pkg-py") == []
-    monkeypatch.setattr(D, "REPO_MAX_CHARS", len(a) + 10)  # the cap stops before the next file
-    docs, _ = D.extract_repos({"python": ("pkg-py",)}, root=root)
+    assert S.code_files(root / "pkg-py") == []
+    monkeypatch.setattr(S, "REPO_MAX_CHARS", len(a) + 10)  # the cap stops before the next file
+    docs, _ = S.extract_repos({"python": ("pkg-py",)}, root=root)
     assert docs[0].text == f"# usr/lib/python3/dist-packages/m/a.py\n{a}"
-    assert "repos" in D.EXTRA_SOURCES and not set(sum(D.REPO_PACKAGES.values(), ())) & set(
-        sum(D.CODE_PACKAGES.values(), ()))
+    assert "repos" in S.EXTRA_SOURCES and not set(sum(S.REPO_PACKAGES.values(), ())) & set(
+        sum(S.CODE_PACKAGES.values(), ()))
 
 
 def _write_book(root: Path, pages: dict[str, str]) -> None:
@@ -357,7 +362,6 @@ def test_html_books_follow_the_next_chain_and_keep_prose_and_code(tmp_path):
         "two.html": _page("<ul><li>a</li><li>b</li></ul><!-- a comment -->", "index.html"),  # a cycle
         "outside.html": _page("<p>never reached</p>", None),
     })
-    H = D._sibling_module("html_books")
     pages = list(H.walk_book(book / "index.html"))
     assert [rel for rel, _ in pages] == ["index.html", "ch1/one.html", "two.html"]
     assert pages[0][1] == "The Book\nFirst paragraph with inline code."
@@ -370,39 +374,38 @@ def test_html_books_follow_the_next_chain_and_keep_prose_and_code(tmp_path):
     _write_book(book, {"two.html": _page("<p>b</p>", "../../../../etc/passwd")})
     assert [rel for rel, _ in H.walk_book(book / "index.html")] == ["index.html", "ch1/one.html", "two.html"]
     # extract_books over unpacked trees root/<package>/: documents named package/first page.
-    docs, prov = D.extract_books({"pkg-book": "usr/share/doc/book/index.html"}, root=tmp_path)
+    docs, prov = S.extract_books({"pkg-book": "usr/share/doc/book/index.html"}, root=tmp_path)
     assert [(d.source, d.name) for d in docs] == [("books", "pkg-book/index.html")]
-    assert prov["packages"]["pkg-book"]["documents"] == 1 and "books" in D.EXTRA_SOURCES
+    assert prov["packages"]["pkg-book"]["documents"] == 1 and "books" in S.EXTRA_SOURCES
     # A cap on a book's characters ends it at the first page past the cap (the pages before stay).
     assert H.book_documents(book / "index.html", min_chars=10, max_chars=len(pages[0][1]) + 2) == [
         ("index.html", pages[0][1] + "\n")]
     assert H.book_documents(book / "index.html", min_chars=10, max_chars=1) == []
     # The "manuals" source reads the same way under its own name, and never re-uses a book.
-    docs, _ = D.extract_manuals({"pkg-book": "usr/share/doc/book/index.html"}, root=tmp_path)
+    docs, _ = S.extract_manuals({"pkg-book": "usr/share/doc/book/index.html"}, root=tmp_path)
     assert {d.source for d in docs} == {"manuals"} and docs[0].name == "pkg-book/index.html"
-    assert not set(H.MANUALS) & set(H.BOOKS) and "manuals" in D.EXTRA_SOURCES
+    assert not set(H.MANUALS) & set(H.BOOKS) and "manuals" in S.EXTRA_SOURCES
 
 
 def test_second_code_and_manual_sources_add_new_packages_only(tmp_path):
     # code2 and manuals2 read packages no earlier source reads (so an ablation adding them adds only
     # new text), none reserved for independent evaluation, and name their documents as their own.
-    H = D._sibling_module("html_books")
     pkgs = lambda d: set(sum((tuple(v) for v in d.values()), ()))  # noqa: E731
-    assert not pkgs(D.CODE2_PACKAGES) & (pkgs(D.CODE_PACKAGES) | pkgs(D.REPO_PACKAGES))
+    assert not pkgs(S.CODE2_PACKAGES) & (pkgs(S.CODE_PACKAGES) | pkgs(S.REPO_PACKAGES))
     assert not set(H.MANUALS2) & (set(H.MANUALS) | set(H.BOOKS))
     def reserved(name):  # the Go standard library, linux-doc, perl-doc, the Debian Reference
         return (name in ("golang-go", "golang-src", "golang-doc", "perl-doc") or re.match(r"golang-1\.\d+", name)
                 or name.startswith(("linux-doc", "debian-reference")))
 
-    every = pkgs(D.CODE2_PACKAGES) | set(H.MANUALS2) | pkgs(D.REPO_PACKAGES)
+    every = pkgs(S.CODE2_PACKAGES) | set(H.MANUALS2) | pkgs(S.REPO_PACKAGES)
     assert not [name for name in every if reserved(name)]
-    assert {"code2", "manuals2"} <= set(D.EXTRA_SOURCES) and {"code2", "manuals2"} <= set(D.EXTRACTORS)
+    assert {"code2", "manuals2"} <= set(S.EXTRA_SOURCES) and {"code2", "manuals2"} <= set(S.EXTRACTORS)
     tree = tmp_path / "pkg-php" / "usr/share/php/X"
     tree.mkdir(parents=True)
     (tree / "Client.php").write_text("<?php\nfunction f() { return 1; }\n" * 200)
     (tree / "view.lua").write_text("local x = 1\n" * 500)
-    docs, prov = D.extract_code({"php": ("pkg-php",)}, root=tmp_path, source="code2", suffixes=D.CODE2_SUFFIXES)
+    docs, prov = S.extract_code({"php": ("pkg-php",)}, root=tmp_path, source="code2", suffixes=S.CODE2_SUFFIXES)
     assert [(d.source, d.name) for d in docs] == [("code2", "pkg-php/usr/share/php/X/Client.php"),
                                                   ("code2", "pkg-php/usr/share/php/X/view.lua")]
     assert prov["languages"] == {"lua": 1, "php": 1}
-    assert D.extract_code({"php": ("pkg-php",)}, root=tmp_path)[0] == []  # "code" reads neither suffix
+    assert S.extract_code({"php": ("pkg-php",)}, root=tmp_path)[0] == []  # "code" reads neither suffix
