@@ -249,8 +249,9 @@ void BenchSampling(Backend& be) {
 
 }  // namespace
 
-// cuda_ops_bench [all|gemm|gemm-verify|attn|attn-wide|sample]  the tables (gemm-verify: 1, 16, 69
-//                                              rows; attn-wide: trees of 69, 145 and 300 rows)
+// cuda_ops_bench [all|gemm|gemm-verify|gemm-wide|attn|attn-wide|sample]  the tables (gemm-verify:
+//                                              1, 16, 69 rows; gemm-wide and attn-wide: trees of
+//                                              69, 145 and 300 rows)
 // cuda_ops_bench gemm N K M                    one GEMM shape (for a profiler)
 // cuda_ops_bench attn HEADS KV_HEADS D CTX ROWS  one attention shape
 int main(int argc, char** argv) {
@@ -286,6 +287,7 @@ int main(int argc, char** argv) {
   } else {
     if (what == "gemm" || what == "all") BenchGemm(be, {}, {1, 8, 16, 69, 2048});
     if (what == "gemm-verify") BenchGemm(be, {}, {1, 16, 69});
+    if (what == "gemm-wide") BenchGemm(be, {}, {69, 145, 300});
     if (what == "attn" || what == "all") BenchAttention(be, {}, {8192, 32768, 131072}, {1, 69});
     if (what == "attn-wide") BenchAttention(be, {}, {8192, 32768}, {69, 145, 300});
     if (what == "sample" || what == "all") BenchSampling(be);

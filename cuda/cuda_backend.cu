@@ -467,6 +467,7 @@ class CudaBackend final : public Backend {
   void set_decode_warps(bool on) { ctx_.decode_warps = on; }
   void set_finish_group_warps(bool on) { ctx_.finish_group_warps = on; }
   void set_wide_rows_spread(bool on) { ctx_.wide_rows_spread = on; }
+  void set_wide_rows_gemm(bool on) { ctx_.wide_rows_gemm = on; }
 
  private:
   void Check(cudaError_t e, const char* op) {
@@ -569,8 +570,9 @@ bool EnvFlag(const char* name, bool fallback) {
 // LONGSPEC_FINISH_GROUP_WARPS=0 switch graph capture, programmatic dependent launch, the GEMMs'
 // input RMSNorm (with the qkv GEMM's RoPE + KV write), the four-warp decode attention and the
 // finishing pass's group-per-warp fold off (for measurements and debugging; the same bits);
-// LONGSPEC_WIDE_ROWS_SPREAD=1 switches on the split / group blocks for attention over more than
-// 128 rows that would leave the GPU short of a wave (the same bits; not yet measured).
+// LONGSPEC_WIDE_ROWS_SPREAD=0 gives attention over more than 128 rows that would leave the GPU
+// short of a wave the walkers back, one block per query tile and KV head (the same bits);
+// LONGSPEC_WIDE_ROWS_GEMM=0 gives GEMMs of 129-320 rows the prefill tile back (the same bits).
 StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
   LONGSPEC_CUDA_TRY(cudaSetDevice(device));
   cudaDeviceProp prop;
@@ -592,7 +594,8 @@ StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
   be->set_fuse_norm(EnvFlag("LONGSPEC_FUSE_NORM", true));
   be->set_decode_warps(EnvFlag("LONGSPEC_DECODE_WARPS", true));
   be->set_finish_group_warps(EnvFlag("LONGSPEC_FINISH_GROUP_WARPS", true));
-  be->set_wide_rows_spread(EnvFlag("LONGSPEC_WIDE_ROWS_SPREAD", false));
+  be->set_wide_rows_spread(EnvFlag("LONGSPEC_WIDE_ROWS_SPREAD", true));
+  be->set_wide_rows_gemm(EnvFlag("LONGSPEC_WIDE_ROWS_GEMM", true));
   LONGSPEC_RETURN_IF_ERROR(be->AllocateSplitKWorkspace());
   return std::unique_ptr<Backend>(std::move(be));
 }

@@ -29,6 +29,7 @@ using TileWide80Deep = GemmTile<1, 8, 5, 4, 3>;   // 80 x 256, 8 warps (many col
 using TileWide128 = GemmTile<1, 4, 8, 2, 4>;      // 128 x 64, 4 warps
 using TilePrefill = GemmTile<2, 4, 4, 4, 3>;      // 128 x 128, 8 warps
 constexpr int kGemmWideColumns = 6144;
+constexpr int kGemmWideRowsMax = 320;  // the largest tree the verify-range rules take
 using SplitK = GemmSplitK<4>;                  // 32 columns, four warps per n8 tile, up to 16 rows
 
 // Row slices of 16 rows, one launch (see gemm_bf16_splitk_kernel).
@@ -108,13 +109,23 @@ cudaError_t LaunchEpilogue(const LaunchContext& ctx, const GemmParams& p) {
   // tiles) 28 -> 23 us, but an LM head (7680 and more) 59 -> 90 us: those stay on the tiles.
   // A wide weight with K in one round goes to the tiles since they were widened (Qwen2.5-0.5B's
   // gate_up at 69 rows: slices 21 us, the 80 x 64 tile 16 us).
+  // Trees of 129..kGemmWideRowsMax nodes follow the same rules (with ctx.wide_rows_gemm) where the
+  // 128 x 128 prefill tile would leave a third of the GPU idle: a 145-row GEMM of SmolLM2 ran on
+  // 10-48 of its blocks, 15-31 us where the verify rules take 5-11 (H200,
+  // bench/results/gpu_wide_trees_2026-12-01.md); Llama-8B's o and down at 300 rows (96 blocks)
+  // stay on it (74 and 241 us there, 94 and 305 on the verify rules).
+  const int prefill_blocks =
+      ((p.N + TilePrefill::kBN - 1) / TilePrefill::kBN) * ((p.M + TilePrefill::kBM - 1) / TilePrefill::kBM);
+  const bool verify_rules = p.M <= 128 || (ctx.wide_rows_gemm && p.M <= kGemmWideRowsMax &&
+                                           3 * prefill_blocks < 2 * ctx.num_sms);
+  const int verify_rows_max = verify_rules ? kGemmWideRowsMax : 128;
   const int slice_tiles = SplitKColumnBlocks(p.N) * SplitKSlices(p.M);
   const bool wide = p.N >= kGemmWideColumns;
-  if (p.M <= 128 && (slice_tiles <= 2 * ctx.num_sms ||
-                     (!wide && SplitK::Rounds(p.K) == 1 && slice_tiles <= 16 * ctx.num_sms))) {
+  if (p.M <= verify_rows_max && (slice_tiles <= 2 * ctx.num_sms ||
+                                 (!wide && SplitK::Rounds(p.K) == 1 && slice_tiles <= 16 * ctx.num_sms))) {
     return LaunchSplitK<EP>(ctx, p);
   }
-  if (p.M <= 128 && !wide) {
+  if (p.M <= verify_rows_max && !wide) {
     if (p.M <= 80) return LaunchTile<TileNarrow, EP>(ctx, p);
     return LaunchTile<Tile32x128, EP>(ctx, p);
   }

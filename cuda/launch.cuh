@@ -13,9 +13,14 @@ struct LaunchContext {
   bool decode_warps = true;  // decode attention's prefix on four warps per block (attention_decode.cuh)
   bool finish_group_warps = true;  // the finishing pass folds split groups a warp each (attention_finish.cuh)
   // Attention over more than kAttnSplitRowsMax rows that would not fill the GPU walking whole
-  // caches per block spreads the keys over blocks as fewer rows do (attention.cu). Off until
-  // measured on a card (LONGSPEC_WIDE_ROWS_SPREAD=1 turns it on).
-  bool wide_rows_spread = false;
+  // caches per block spreads the keys over blocks as fewer rows do (attention.cu): on the H200
+  // a 145-row tree of SmolLM2 at 8k takes 55 us a layer where the walkers took 152
+  // (bench/results/gpu_wide_rows_spread_2026-12-01.md). LONGSPEC_WIDE_ROWS_SPREAD=0 turns it off.
+  bool wide_rows_spread = true;
+  // GEMMs of 129..320 rows (trees of more than 128 nodes) take the verify range's
+  // kernels (row slices of split-K blocks, 32-row tiles) instead of the 128 x 128 prefill tile,
+  // of which such a GEMM fills 10-48 blocks (gemm.cu). LONGSPEC_WIDE_ROWS_GEMM=0 turns it off.
+  bool wide_rows_gemm = true;
   int num_sms = 132;
   // Split-K over blocks (gemm.cu): each chunk's partial sums, and per output tile a counter of
   // the blocks that have written theirs (back to zero after every launch). Owned by the backend.

@@ -1,9 +1,9 @@
 // Kernels of the speculation round on the device (semantics: backend.h, "speculation on the
 // device"; reference: cpp/src/cpu/cpu_speculation.cc):
 //   tree growth   blocks over slices of each parent's logits row: per slice the log-sum-exp
-//                 state and the top-k (per-thread sorted lists, merged per warp, then per
-//                 block); then one block merges each row's slices (a warp per row) and ranks
-//                 all candidates of the level and writes the new nodes;
+//                 state and the top-k (the logits at or above a threshold, sorted in shared
+//                 memory); then one block merges each row's slices (a warp per row), sorts all
+//                 candidates of the level and writes the new nodes;
 //   plan filling  a thread per row walks the row's ancestors;
 //   acceptance    one warp walks the accepted path (children searched 32 at a time);
 //   commit        a block per (kv head, layer) copies the path's K/V rows into place.
@@ -120,37 +120,37 @@ __device__ __forceinline__ void lse_merge(float& m, float& s, float om, float os
   m = mn;
 }
 
-// Stage 1 of a level's growth, grid (parent rows, slices): block (row, slice) scans one slice
-// of its row's logits and writes the slice's best `width` (value, token) in candidate order and
-// its (max, sum of exp(x - max)). Many blocks per row: a row of 152k logits is read by the whole
-// GPU, with four float4 loads in flight per thread, instead of by one block.
-template <int K, int THREADS>
-__global__ void __launch_bounds__(THREADS) tree_topk_partial_kernel(const TreeExpandParams p) {
-  constexpr int kWarps = THREADS / 32, kUnroll = 4;
-  __shared__ float warp_v[kWarps][K];
-  __shared__ int warp_i[kWarps][K];
-  __shared__ float warp_m[kWarps], warp_s[kWarps];
-  pdl_wait();
-  const int row = blockIdx.x, slice = blockIdx.y, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const float* l = p.logits + int64_t(row) * p.stride;
-  const int c0 = slice * p.slice_len, c1 = min(c0 + p.slice_len, p.vocab);
-  TopList<K> list;
-  list.clear();
-  float m = -INFINITY, s = 0.0f;
-  auto take = [&](float x, int c) {
-    if (!(x > -INFINITY)) return;  // NaN and -inf take no part
-    if (x > m) {
-      s = s * __expf(m - x) + 1.0f;
-      m = x;
-    } else {
-      s += __expf(x - m);
+// Sorts order[0, n) (n a power of two, at most the block's threads times a few) by `before`, a
+// strict total order over the entries (padding entries sort last by the caller's rule); every
+// thread of the block calls it, after the entries are written and synchronised.
+template <class Before>
+__device__ __forceinline__ void block_bitonic_sort(int* order, int n, Before before) {
+  for (int k = 2; k <= n; k <<= 1) {
+    for (int j = k >> 1; j > 0; j >>= 1) {
+      for (int t = threadIdx.x; t < n; t += blockDim.x) {
+        const int u = t ^ j;
+        if (u > t) {
+          const int a = order[t], b = order[u];
+          if ((t & k) == 0 ? before(b, a) : before(a, b)) {
+            order[t] = b;
+            order[u] = a;
+          }
+        }
+      }
+      __syncthreads();
     }
-    list.insert(x, c);
-  };
-  // Each thread takes 4 consecutive logits per step, steps in ascending order (the list's tie
-  // order needs ascending indices per thread); c0 is a multiple of 4.
+  }
+}
+
+// Calls take(x, c) for the logits of columns [c0, c1) a thread of the block owns: 4 consecutive
+// ones per step, steps in ascending order (the running log-sum-exp's order, and the tie order of
+// the per-thread lists, depend on it); c0 is a multiple of 4.
+template <int THREADS, class Take>
+__device__ __forceinline__ void for_each_owned_logit(const TreeExpandParams& p, const float* l, int c0, int c1,
+                                                     Take take) {
+  constexpr int kUnroll = 4;
   const bool vec = p.vectorized;
-  for (int base = c0 + 4 * tid; base < c1; base += 4 * THREADS * kUnroll) {
+  for (int base = c0 + 4 * int(threadIdx.x); base < c1; base += 4 * THREADS * kUnroll) {
     float4 v[kUnroll];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
@@ -173,33 +173,142 @@ __global__ void __launch_bounds__(THREADS) tree_topk_partial_kernel(const TreeEx
       take(v[u].w, c + 3);
     }
   }
+}
+
+// Candidates of one slice the filter of tree_topk_partial_kernel keeps in shared memory.
+constexpr int kTopkCandidates = 1024;
+
+// Stage 1 of a level's growth, grid (parent rows, slices): block (row, slice) scans one slice
+// of its row's logits and writes the slice's best `width` (value, token) in candidate order and
+// its (max, sum of exp(x - max)). Many blocks per row: a row of 152k logits is read by the whole
+// GPU, with four float4 loads in flight per thread, instead of by one block.
+// The top-k is a filter, not a merge of per-thread lists of K: the first pass keeps each thread's
+// maximum with the log-sum-exp; the K-th largest of the threads' maxima is a threshold at least K
+// logits reach, so a second pass (from L1/L2) gathers the logits at or above it, typically a few
+// times K, and a bitonic sort in shared memory orders them. Per-thread lists of 32 entries with a
+// handful of logits per thread cost every insertion 32 compare-swaps (Nsight Compute, SmolLM2 at
+// width 32: 106 us per level). A slice of more than kTopkCandidates logits at or above the
+// threshold (ties) takes its best K one at a time instead (the same first `width` in candidate order).
+template <int K, int THREADS>
+__global__ void __launch_bounds__(THREADS) tree_topk_partial_kernel(const TreeExpandParams p) {
+  constexpr int kWarps = THREADS / 32;
+  __shared__ float warp_m[kWarps], warp_s[kWarps], warp_t[kWarps], warp_v[kWarps];
+  __shared__ int warp_i[kWarps];
+  __shared__ float thread_max[THREADS];
+  __shared__ float cand_v[kTopkCandidates];
+  __shared__ int cand_i[kTopkCandidates], order[kTopkCandidates];
+  __shared__ int cand_count;
+  pdl_wait();
+  const int row = blockIdx.x, slice = blockIdx.y, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const float* l = p.logits + int64_t(row) * p.stride;
+  const int c0 = slice * p.slice_len, c1 = min(c0 + p.slice_len, p.vocab);
+  if (tid == 0) cand_count = 0;
+  float m = -INFINITY, s = 0.0f;
+  for_each_owned_logit<THREADS>(p, l, c0, c1, [&](float x, int) {
+    if (!(x > -INFINITY)) return;  // NaN and -inf take no part
+    if (x > m) {
+      s = s * __expf(m - x) + 1.0f;
+      m = x;
+    } else {
+      s += __expf(x - m);
+    }
+  });
+  thread_max[tid] = m;  // the running max is the thread's largest logit
+  __syncthreads();
+  // Threshold: the K-th largest thread maximum, the least maximum with fewer than K above it.
+  int above = 0;
+  for (int u = 0; u < THREADS; ++u) above += thread_max[u] > m ? 1 : 0;
+  float t = above < K ? m : INFINITY;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) t = fminf(t, __shfl_xor_sync(0xffffffffu, t, o));
+  if (lane == 0) warp_t[warp] = t;
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) {
     const float om = __shfl_xor_sync(0xffffffffu, m, o), os = __shfl_xor_sync(0xffffffffu, s, o);
     lse_merge(m, s, om, os);
-  }
-  float rv;
-  int ri;
-  warp_merge_top<K>(list, lane, &rv, &ri);
-  if (lane < K) {
-    warp_v[warp][lane] = rv;
-    warp_i[warp][lane] = ri;
   }
   if (lane == 0) {
     warp_m[warp] = m;
     warp_s[warp] = s;
   }
   __syncthreads();
-  if (warp != 0) return;
-  list.clear();
-  if (lane < kWarps) {
+  float threshold = warp_t[0];
+  for (int w = 1; w < kWarps; ++w) threshold = fminf(threshold, warp_t[w]);
+  for_each_owned_logit<THREADS>(p, l, c0, c1, [&](float x, int c) {
+    if (!(x > -INFINITY) || x < threshold) return;
+    const int at = atomicAdd(&cand_count, 1);
+    if (at < kTopkCandidates) {
+      cand_v[at] = x;
+      cand_i[at] = c;
+    }
+  });
+  __syncthreads();
+  const int found = cand_count;
+  float rv = -INFINITY;
+  int ri = 0x7fffffff;
+  if (found <= kTopkCandidates) {
+    int n = K;
+    while (n < found) n <<= 1;
+    for (int u = tid; u < n; u += THREADS) order[u] = u < found ? u : -1;
+    __syncthreads();
+    block_bitonic_sort(order, n, [&](int a, int b) {
+      if (a < 0) return false;
+      if (b < 0) return true;
+      return topk_before(cand_v[a], cand_i[a], cand_v[b], cand_i[b]);
+    });
+    if (warp != 0) return;
+    if (lane < K && order[lane] >= 0) {
+      rv = cand_v[order[lane]];
+      ri = cand_i[order[lane]];
+    }
+  } else {
+    // Too many ties for the filter: the best one after the last taken, K times over the slice
+    // (a rare path, kept small in registers; the same first `width` in candidate order).
+    float last_v = INFINITY;
+    int last_i = -1;
+    for (int r = 0; r < K; ++r) {
+      float bv = -INFINITY;
+      int bi = 0x7fffffff;
+      for_each_owned_logit<THREADS>(p, l, c0, c1, [&](float x, int c) {
+        if (x > -INFINITY && topk_before(last_v, last_i, x, c) && topk_before(x, c, bv, bi)) {
+          bv = x;
+          bi = c;
+        }
+      });
 #pragma unroll
-    for (int j = 0; j < K; ++j) {
-      list.v[j] = warp_v[lane][j];
-      list.i[j] = warp_i[lane][j];
+      for (int o = 16; o > 0; o >>= 1) {
+        const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+        const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+        if (topk_before(ov, oi, bv, bi)) {
+          bv = ov;
+          bi = oi;
+        }
+      }
+      if (lane == 0) {
+        warp_v[warp] = bv;
+        warp_i[warp] = bi;
+      }
+      __syncthreads();
+      for (int w = 0; w < kWarps; ++w) {
+        if (topk_before(warp_v[w], warp_i[w], bv, bi)) {
+          bv = warp_v[w];
+          bi = warp_i[w];
+        }
+      }
+      if (tid == r) {  // r < K <= 32 <= THREADS
+        cand_v[r] = bv;
+        cand_i[r] = bi;
+      }
+      last_v = bv;
+      last_i = bi;
+      __syncthreads();
+    }
+    if (warp != 0) return;
+    if (lane < K) {
+      rv = cand_v[lane];
+      ri = cand_i[lane];
     }
   }
-  warp_merge_top<K>(list, lane, &rv, &ri);
   m = warp_m[0];
   s = warp_s[0];
   for (int w = 1; w < kWarps; ++w) lse_merge(m, s, warp_m[w], warp_s[w]);
@@ -223,14 +332,16 @@ constexpr int kTreeSelectThreads = 512;
 
 // Stage 2, one block: warp w merges parent rows w, w + 16, ...: lane j takes slice j's list, the
 // warp merge gives the row's best `width`, the slices' (max, sum) fold in a fixed butterfly
-// order; each candidate scores parent score + logit - log-sum-exp. Then every candidate of the
-// level is ranked (higher score, lower parent, lower token) and the best `width` become the new
-// nodes, grouped by parent, best first within a parent.
+// order; each candidate scores parent score + logit - log-sum-exp. Then the level's candidates
+// are sorted (higher score, lower parent, lower token; a bitonic sort in shared memory, where
+// ranking each candidate against all others cost 227 us at 32 x 32 candidates on one SM) and the
+// first `width` become the new nodes, grouped by parent, best first within a parent.
 template <int K>
 __global__ void __launch_bounds__(kTreeSelectThreads) tree_select_kernel(const TreeExpandParams p) {
-  __shared__ float cs[kTreeExpandMaxWidth * kTreeExpandMaxWidth];
-  __shared__ int ct[kTreeExpandMaxWidth * kTreeExpandMaxWidth];
-  __shared__ int kept[kTreeExpandMaxWidth * kTreeExpandMaxWidth];
+  constexpr int kMaxCandidates = kTreeExpandMaxWidth * kTreeExpandMaxWidth;
+  __shared__ float cs[kMaxCandidates];
+  __shared__ int ct[kMaxCandidates];
+  __shared__ int order[kMaxCandidates];
   pdl_wait();
   const int rows = p.level_end - p.level_begin, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   for (int row = warp; row < rows; row += kTreeSelectThreads / 32) {
@@ -264,38 +375,33 @@ __global__ void __launch_bounds__(kTreeSelectThreads) tree_select_kernel(const T
       ct[row * p.width + lane] = ri;
     }
   }
-  __syncthreads();
   const int n = rows * p.width;
-  constexpr int kWarps = kTreeSelectThreads / 32;
-  // Rank of each candidate in the level order (a warp per candidate, its lanes count the others
-  // 32 at a time); the best `width` are kept.
-  for (int i = warp; i < n; i += kWarps) {
-    const float si = cs[i];
-    const int pi = i / p.width, ti = ct[i];
-    int before = 0;
-    for (int j = lane; j < n; j += 32) before += candidate_before(cs[j], j / p.width, ct[j], si, pi, ti) ? 1 : 0;
-    before = __reduce_add_sync(0xffffffffu, before);
-    if (lane == 0) kept[i] = before < p.width ? 1 : 0;
-  }
+  int padded = 1;
+  while (padded < n) padded <<= 1;
+  for (int u = threadIdx.x; u < padded; u += kTreeSelectThreads) order[u] = u < n ? u : -1;
   __syncthreads();
-  // Stored grouped by parent, best first within a parent: position = kept candidates before it
-  // in that order.
-  for (int i = warp; i < n; i += kWarps) {
-    if (!kept[i]) continue;  // the same for the whole warp
-    const float si = cs[i];
-    const int pi = i / p.width, ti = ct[i];
-    int pos = 0;
-    for (int j = lane; j < n; j += 32) {
-      const int pj = j / p.width;
-      if (kept[j] && (pj < pi || (pj == pi && candidate_before(cs[j], pj, ct[j], si, pi, ti)))) ++pos;
-    }
-    pos = __reduce_add_sync(0xffffffffu, pos);
-    if (lane == 0) {
-      const int node = p.level_end + pos;
-      p.tokens[node] = p.column_tokens != nullptr ? p.column_tokens[ti] : ti;
-      p.parents[node] = p.level_begin + pi;
-      p.scores[node] = si;
-    }
+  // (parent, token) is unique within a level, so the order is total; padding sorts last.
+  block_bitonic_sort(order, padded, [&](int a, int b) {
+    if (a < 0) return false;
+    if (b < 0) return true;
+    return candidate_before(cs[a], a / p.width, ct[a], cs[b], b / p.width, ct[b]);
+  });
+  // The kept are order[0, width); stored grouped by parent, best first within a parent:
+  // position = kept candidates of a lower parent + those of the same parent sorted before it.
+  if (warp != 0) return;
+  const int me = lane < p.width ? order[lane] : -1;
+  const int my_parent = me >= 0 ? me / p.width : 0x7fffffff;
+  int pos = 0;
+  for (int r = 0; r < p.width; ++r) {
+    const int other = order[r] / p.width;
+    pos += (other < my_parent || (other == my_parent && r < lane)) ? 1 : 0;
+  }
+  if (me >= 0) {
+    const int node = p.level_end + pos;
+    const int ti = ct[me];
+    p.tokens[node] = p.column_tokens != nullptr ? p.column_tokens[ti] : ti;
+    p.parents[node] = p.level_begin + me / p.width;
+    p.scores[node] = cs[me];
   }
   pdl_launch_dependents();
 }

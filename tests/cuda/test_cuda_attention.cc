@@ -347,16 +347,16 @@ TEST(CudaAttention, FinishGroupWarpsGiveTheOwnerFoldsBits) {
                                  [](int committed, int r) { return std::max(0, committed - 300 * r - 7); });
 }
 
-// More than 128 rows on few KV heads: LONGSPEC_WIDE_ROWS_SPREAD=1 spreads the keys over split or
-// group blocks where the default walks each row's whole cache in one block; the same bits (hybrid
+// More than 128 rows on few KV heads: the default spreads the keys over split or group blocks
+// where LONGSPEC_WIDE_ROWS_SPREAD=0 walks each row's whole cache in one block; the same bits (hybrid
 // output, and the prefix alone with its LSE), for trees of 145, 200 and 300 rows over one, three
 // and ten groups of keys (past 128 rows the workspace holds group states, never split states).
 TEST(CudaAttention, WideRowsSpreadGivesTheWalkersBits) {
   LONGSPEC_SKIP_WITHOUT_GPU();
+  setenv("LONGSPEC_WIDE_ROWS_SPREAD", "0", 1);
   auto walkers = CudaBackendOrDie();
-  setenv("LONGSPEC_WIDE_ROWS_SPREAD", "1", 1);
-  auto spread = CudaBackendOrDie();
   unsetenv("LONGSPEC_WIDE_ROWS_SPREAD");
+  auto spread = CudaBackendOrDie();
   std::mt19937 rng(28);
   for (int hd : {64, 128})
     for (int rows : {145, 200, 300})

@@ -118,18 +118,24 @@ TEST(CudaSpeculation, TreeExpandMatchesCpuOverVocabulariesAndWidths) {
 TEST(CudaSpeculation, TreeExpandTiesGoToTheLowerToken) {
   LONGSPEC_SKIP_WITHOUT_GPU();
   auto gpu = CudaBackendOrDie();
-  // All logits equal: the top-k of the root are tokens 0..k-1 in order.
-  const int64_t vocab = 5000;
-  TreeBufs host(1 + 8);
-  DevTree dev = MakeDevTree(*gpu, host);
-  Buf dl = Upload(*gpu, std::vector<float>(vocab, 0.25f), 1, vocab, DType::kF32);
-  auto ds = gpu->Allocate(gpu->TreeExpandScratchBytes(1, 8));
-  gpu->TreeExpand(dl.view, dev.view(), 0, 1, 8, (*ds)->data(), nullptr);
-  TreeBufs got = DownloadTree(*gpu, dev);
-  for (int32_t i = 1; i <= 8; ++i) {
-    EXPECT_EQ(got.tokens[i], i - 1);
-    EXPECT_EQ(got.parents[i], 0);
-    EXPECT_NEAR(got.scores[i], -std::log(double(vocab)), 1e-5);
+  // All logits equal: the top-k of the root are tokens 0..k-1 in order. At 5000 a slice's ties fit
+  // the shared-memory filter; at 152064 (32 slices of 4752) they overflow it into the lists.
+  for (const int64_t vocab : {int64_t(5000), int64_t(152064)}) {
+    for (const int width : {8, 32}) {
+      SCOPED_TRACE("vocab " + std::to_string(vocab) + " width " + std::to_string(width));
+      TreeBufs host(1 + width);
+      DevTree dev = MakeDevTree(*gpu, host);
+      Buf dl = Upload(*gpu, std::vector<float>(vocab, 0.25f), 1, vocab, DType::kF32);
+      auto ds = gpu->Allocate(gpu->TreeExpandScratchBytes(1, width));
+      gpu->TreeExpand(dl.view, dev.view(), 0, 1, width, (*ds)->data(), nullptr);
+      TreeBufs got = DownloadTree(*gpu, dev);
+      ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
+      for (int32_t i = 1; i <= width; ++i) {
+        EXPECT_EQ(got.tokens[i], i - 1);
+        EXPECT_EQ(got.parents[i], 0);
+        EXPECT_NEAR(got.scores[i], -std::log(double(vocab)), 1e-5);
+      }
+    }
   }
 }
 
