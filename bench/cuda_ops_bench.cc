@@ -128,6 +128,58 @@ void BenchGemm(Backend& be, std::vector<GemmShape> only, std::vector<int> rows) 
   }
 }
 
+// The input-normed GEMMs of a layer (NormLinear for qkv, NormLinearSiluMul for gate_up): RmsNorm
+// fused into the GEMM where the backend does so at these rows, else RmsNorm + the GEMM; run with
+// LONGSPEC_FUSE_NORM_SLICES=0 and =1 to compare.
+void BenchNormGemm(Backend& be, std::vector<int> rows) {
+  std::printf("\n== RmsNorm + Linear (fp32 h in; bf16 weights; M rows) ==\n%-28s %6s %10s\n", "shape", "M", "us");
+  struct NormShape {
+    const char* name;
+    int n, k;
+    bool gate_up;
+  };
+  const std::vector<NormShape> shapes = {{"smollm2 qkv 960x576", 960, 576, false},
+                                         {"smollm2 gate_up 3072x576", 3072, 576, true},
+                                         {"qwen0.5b qkv 1152x896", 1152, 896, false},
+                                         {"qwen0.5b gate_up 9728x896", 9728, 896, true},
+                                         {"qwen1.5b qkv 2048x1536", 2048, 1536, false},
+                                         {"llama8b qkv 6144x4096", 6144, 4096, false}};
+  for (const NormShape& s : shapes) {
+    HostTensor w({s.n, s.k}, DType::kBF16);
+    uint32_t state = 777;
+    uint16_t* wp = static_cast<uint16_t*>(w.raw());
+    for (int64_t i = 0; i < w.numel(); ++i) {
+      state = state * 1664525u + 1013904223u;
+      wp[i] = F32ToBf16(((int32_t(state >> 8) - (1 << 23)) / float(1 << 23)) * 0.05f);
+    }
+    auto lw = be.CreateLinear(w, nullptr, s.gate_up ? LinearPacking::kGateUp : LinearPacking::kPlain);
+    if (!lw.ok()) {
+      std::fprintf(stderr, "%s\n", lw.status().ToString().c_str());
+      return;
+    }
+    auto norm_w = Must(be.Allocate(size_t(s.k) * 4));
+    FillRandom(be, norm_w->data(), s.k, DType::kF32, 3);
+    for (int m : rows) {
+      auto h = Must(be.Allocate(size_t(m) * s.k * 4));
+      auto xn = Must(be.Allocate(size_t(m) * s.k * 2));
+      auto y = Must(be.Allocate(size_t(m) * s.n * 2));
+      auto scratch = Must(be.Allocate(size_t(m) * s.n * 2));
+      FillRandom(be, h->data(), size_t(m) * s.k, DType::kF32, 4);
+      const View hv = MakeView(h->data(), DType::kF32, m, s.k), xv = MakeView(xn->data(), DType::kBF16, m, s.k);
+      const int out_cols = s.gate_up ? s.n / 2 : s.n;
+      const View yv = MakeView(y->data(), DType::kBF16, m, out_cols), sv = MakeView(scratch->data(), DType::kBF16, m, s.n);
+      const double t = TimeGraph(be, 20, [&](int) {
+        if (s.gate_up) {
+          be.NormLinearSiluMul(hv, norm_w->data(), 1e-6f, xv, **lw, yv, sv);
+        } else {
+          be.NormLinear(hv, norm_w->data(), 1e-6f, xv, **lw, yv);
+        }
+      }, 10);
+      std::printf("%-28s %6d %10.2f\n", s.name, m, t * 1e6);
+    }
+  }
+}
+
 struct AttnShape {
   const char* name;
   int nh, nkv, hd;
@@ -249,7 +301,7 @@ void BenchSampling(Backend& be) {
 
 }  // namespace
 
-// cuda_ops_bench [all|gemm|gemm-verify|gemm-wide|attn|attn-wide|sample]  the tables (gemm-verify:
+// cuda_ops_bench [all|gemm|gemm-verify|gemm-wide|norm-gemm|attn|attn-wide|sample]  the tables (gemm-verify:
 //                                              1, 16, 69 rows; gemm-wide and attn-wide: trees of
 //                                              69, 145 and 300 rows)
 // cuda_ops_bench gemm N K M                    one GEMM shape (for a profiler)
@@ -288,6 +340,7 @@ int main(int argc, char** argv) {
     if (what == "gemm" || what == "all") BenchGemm(be, {}, {1, 8, 16, 69, 2048});
     if (what == "gemm-verify") BenchGemm(be, {}, {1, 16, 69});
     if (what == "gemm-wide") BenchGemm(be, {}, {69, 145, 300});
+    if (what == "norm-gemm") BenchNormGemm(be, {16, 33, 69, 128});
     if (what == "attn" || what == "all") BenchAttention(be, {}, {8192, 32768, 131072}, {1, 69});
     if (what == "attn-wide") BenchAttention(be, {}, {8192, 32768}, {69, 145, 300});
     if (what == "sample" || what == "all") BenchSampling(be);

@@ -468,6 +468,7 @@ class CudaBackend final : public Backend {
   void set_finish_group_warps(bool on) { ctx_.finish_group_warps = on; }
   void set_wide_rows_spread(bool on) { ctx_.wide_rows_spread = on; }
   void set_wide_rows_gemm(bool on) { ctx_.wide_rows_gemm = on; }
+  void set_norm_row_slices(bool on) { ctx_.norm_row_slices = on; }
 
  private:
   void Check(cudaError_t e, const char* op) {
@@ -493,7 +494,7 @@ class CudaBackend final : public Backend {
   }
   // The fused-norm GEMM when it is on and runs these rows (else false: the caller composes the ops).
   bool TryNormGemm(GemmEpilogue ep, const GemmParams& p, const char* op) {
-    if (!fuse_norm_ || !GemmCanImplement(p, ep)) return false;
+    if (!fuse_norm_ || !GemmCanImplement(p, ep) || !GemmNormFused(ctx_, p)) return false;
     Check(LaunchGemm(ctx_, ep, p), op);
     return true;
   }
@@ -572,7 +573,8 @@ bool EnvFlag(const char* name, bool fallback) {
 // finishing pass's group-per-warp fold off (for measurements and debugging; the same bits);
 // LONGSPEC_WIDE_ROWS_SPREAD=0 gives attention over more than 128 rows that would leave the GPU
 // short of a wave the walkers back, one block per query tile and KV head (the same bits);
-// LONGSPEC_WIDE_ROWS_GEMM=0 gives GEMMs of 129-320 rows the prefill tile back (the same bits).
+// LONGSPEC_WIDE_ROWS_GEMM=0 gives GEMMs of 129-320 rows the prefill tile back, and
+// LONGSPEC_FUSE_NORM_SLICES=0 keeps the fused input RMSNorm to 16 rows (the same bits).
 StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
   LONGSPEC_CUDA_TRY(cudaSetDevice(device));
   cudaDeviceProp prop;
@@ -596,6 +598,7 @@ StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
   be->set_finish_group_warps(EnvFlag("LONGSPEC_FINISH_GROUP_WARPS", true));
   be->set_wide_rows_spread(EnvFlag("LONGSPEC_WIDE_ROWS_SPREAD", true));
   be->set_wide_rows_gemm(EnvFlag("LONGSPEC_WIDE_ROWS_GEMM", true));
+  be->set_norm_row_slices(EnvFlag("LONGSPEC_FUSE_NORM_SLICES", true));
   LONGSPEC_RETURN_IF_ERROR(be->AllocateSplitKWorkspace());
   return std::unique_ptr<Backend>(std::move(be));
 }

@@ -25,9 +25,15 @@ cudaError_t PrepareSamplingKernels();
 // ---- GEMM (gemm.cu) ------------------------------------------------------------------------
 // Whether the GEMM runs these shapes: K % 8 == 0, 16-byte aligned rows, and for kSiluMulBf16
 // N % 16 == 0 (gate and up interleaved in blocks of 8 rows). An input RMSNorm (p.norm_x set)
-// runs up to kGemmSplitKRowsMax rows with the kStoreBf16, kSiluMulBf16 and kRopeKvBf16
+// runs up to kGemmNormRowsMax rows with the kStoreBf16, kSiluMulBf16 and kRopeKvBf16
 // epilogues; kRopeKvBf16 runs only so (whole heads of a head_dim that is a multiple of 32).
+constexpr int kGemmNormRowsMax = 128;
 bool GemmCanImplement(const GemmParams& p, GemmEpilogue ep);
+// Whether a GEMM of these rows with an input RMSNorm runs as fast as the kernel the launcher would
+// pick without one: the norm lives in the split-K kernel, so up to kGemmSplitKRowsMax rows always,
+// and up to kGemmNormRowsMax (with ctx.norm_row_slices) where row slices of it are the choice
+// anyway. Otherwise a caller composes RmsNorm and the GEMM.
+bool GemmNormFused(const LaunchContext& ctx, const GemmParams& p);
 cudaError_t LaunchGemm(const LaunchContext& ctx, GemmEpilogue ep, const GemmParams& p);
 // ids[r] = argmax of row r of x W^T + b (keys: [M] scratch).
 cudaError_t LaunchGemmArgmax(const LaunchContext& ctx, const GemmParams& p, unsigned long long* keys, int32_t* ids);

@@ -98,34 +98,41 @@ cudaError_t LaunchTile(const LaunchContext& ctx, const GemmParams& p) {
   return Launch(ctx, gemm_bf16_kernel<T, EP>, grid, dim3(T::kThreads), T::kSmemBytes, p);
 }
 
+// Whether the verify range's rules choose the kernel for these rows. Up to 128 rows always.
+// Trees of 129..kGemmWideRowsMax nodes follow the same rules (with ctx.wide_rows_gemm) where the
+// 128 x 128 prefill tile would leave a third of the GPU idle: a 145-row GEMM of SmolLM2 ran on
+// 10-48 of its blocks, 15-31 us where the verify rules take 5-11 (H200,
+// bench/results/gpu_wide_trees_2026-12-01.md); Llama-8B's o and down at 300 rows (96 blocks)
+// stay on it (74 and 241 us there, 94 and 305 on the verify rules).
+bool VerifyRules(const LaunchContext& ctx, const GemmParams& p) {
+  if (p.M <= 128) return true;
+  const int prefill_blocks =
+      ((p.N + TilePrefill::kBN - 1) / TilePrefill::kBN) * ((p.M + TilePrefill::kBM - 1) / TilePrefill::kBM);
+  return ctx.wide_rows_gemm && p.M <= kGemmWideRowsMax && 3 * prefill_blocks < 2 * ctx.num_sms;
+}
+
+// Whether these rows run on the split-K kernel: every call of up to kGemmSplitKRowsMax rows; in
+// the verify range, row slices of split-K blocks when the weight is narrow (up to two waves of
+// column blocks, split along K when that fills the GPU better) or K is one round and the weight
+// not much wider (each block walks several column blocks with x staged once); they beat the
+// tile kernel's thin blocks. Measured on an H200 at 69 rows: Qwen2.5-0.5B's gate_up (1520 slice
+// tiles) 28 -> 23 us, but an LM head (7680 and more) 59 -> 90 us: those stay on the tiles.
+// A wide weight with K in one round goes to the tiles since they were widened (Qwen2.5-0.5B's
+// gate_up at 69 rows: slices 21 us, the 80 x 64 tile 16 us).
+bool SplitKRuns(const LaunchContext& ctx, const GemmParams& p) {
+  if (p.M <= kGemmSplitKRowsMax) return true;
+  if (!VerifyRules(ctx, p)) return false;
+  const int slice_tiles = SplitKColumnBlocks(p.N) * SplitKSlices(p.M);
+  return slice_tiles <= 2 * ctx.num_sms ||
+         (p.N < kGemmWideColumns && SplitK::Rounds(p.K) == 1 && slice_tiles <= 16 * ctx.num_sms);
+}
+
 // The kernel by row count (which one runs never changes a bit, see gemm.cuh).
 template <GemmEpilogue EP>
 cudaError_t LaunchEpilogue(const LaunchContext& ctx, const GemmParams& p) {
-  if (p.M <= kGemmSplitKRowsMax) return LaunchSplitK<EP>(ctx, p);
-  // Up to 128 rows: row slices of split-K blocks when the weight is narrow (up to two waves of
-  // column blocks, split along K when that fills the GPU better) or K is one round and the weight
-  // not much wider (each block walks several column blocks with x staged once); they beat the
-  // tile kernel's thin blocks. Measured on an H200 at 69 rows: Qwen2.5-0.5B's gate_up (1520 slice
-  // tiles) 28 -> 23 us, but an LM head (7680 and more) 59 -> 90 us: those stay on the tiles.
-  // A wide weight with K in one round goes to the tiles since they were widened (Qwen2.5-0.5B's
-  // gate_up at 69 rows: slices 21 us, the 80 x 64 tile 16 us).
-  // Trees of 129..kGemmWideRowsMax nodes follow the same rules (with ctx.wide_rows_gemm) where the
-  // 128 x 128 prefill tile would leave a third of the GPU idle: a 145-row GEMM of SmolLM2 ran on
-  // 10-48 of its blocks, 15-31 us where the verify rules take 5-11 (H200,
-  // bench/results/gpu_wide_trees_2026-12-01.md); Llama-8B's o and down at 300 rows (96 blocks)
-  // stay on it (74 and 241 us there, 94 and 305 on the verify rules).
-  const int prefill_blocks =
-      ((p.N + TilePrefill::kBN - 1) / TilePrefill::kBN) * ((p.M + TilePrefill::kBM - 1) / TilePrefill::kBM);
-  const bool verify_rules = p.M <= 128 || (ctx.wide_rows_gemm && p.M <= kGemmWideRowsMax &&
-                                           3 * prefill_blocks < 2 * ctx.num_sms);
-  const int verify_rows_max = verify_rules ? kGemmWideRowsMax : 128;
-  const int slice_tiles = SplitKColumnBlocks(p.N) * SplitKSlices(p.M);
+  if (SplitKRuns(ctx, p)) return LaunchSplitK<EP>(ctx, p);
   const bool wide = p.N >= kGemmWideColumns;
-  if (p.M <= verify_rows_max && (slice_tiles <= 2 * ctx.num_sms ||
-                                 (!wide && SplitK::Rounds(p.K) == 1 && slice_tiles <= 16 * ctx.num_sms))) {
-    return LaunchSplitK<EP>(ctx, p);
-  }
-  if (p.M <= verify_rows_max && !wide) {
+  if (VerifyRules(ctx, p) && !wide) {
     if (p.M <= 80) return LaunchTile<TileNarrow, EP>(ctx, p);
     return LaunchTile<Tile32x128, EP>(ctx, p);
   }
@@ -188,7 +195,7 @@ bool GemmCanImplement(const GemmParams& p, GemmEpilogue ep) {
     if (p.N != (p.num_q_heads + 2 * p.num_kv_heads) * p.head_dim) return false;
   }
   if (p.norm_x != nullptr) {
-    if (p.M > kGemmSplitKRowsMax ||
+    if (p.M > kGemmNormRowsMax ||
         (ep != GemmEpilogue::kStoreBf16 && ep != GemmEpilogue::kSiluMulBf16 && ep != GemmEpilogue::kRopeKvBf16)) {
       return false;
     }
@@ -202,10 +209,15 @@ bool GemmCanImplement(const GemmParams& p, GemmEpilogue ep) {
   return true;
 }
 
+bool GemmNormFused(const LaunchContext& ctx, const GemmParams& p) {
+  if (p.M <= kGemmSplitKRowsMax) return true;
+  return ctx.norm_row_slices && p.M <= kGemmNormRowsMax && SplitKRuns(ctx, p);
+}
+
 cudaError_t LaunchGemm(const LaunchContext& ctx, GemmEpilogue ep, const GemmParams& p) {
   if (p.M == 0) return cudaSuccess;
   if (!GemmCanImplement(p, ep)) return cudaErrorInvalidValue;
-  if (p.norm_x != nullptr) {  // rows up to kGemmSplitKRowsMax, which always take the split-K kernel
+  if (p.norm_x != nullptr) {  // the split-K kernel, the one that normalises its rows (GemmNormFused)
     switch (ep) {
       case GemmEpilogue::kStoreBf16: return LaunchSplitK<GemmEpilogue::kStoreBf16, true>(ctx, p);
       case GemmEpilogue::kSiluMulBf16: return LaunchSplitK<GemmEpilogue::kSiluMulBf16, true>(ctx, p);

@@ -21,6 +21,11 @@ struct LaunchContext {
   // kernels (row slices of split-K blocks, 32-row tiles) instead of the 128 x 128 prefill tile,
   // of which such a GEMM fills 10-48 blocks (gemm.cu). LONGSPEC_WIDE_ROWS_GEMM=0 turns it off.
   bool wide_rows_gemm = true;
+  // GEMMs with an input RMSNorm (and the qkv GEMM's RoPE + KV write) of 17..128 rows in the
+  // split-K kernel's row slices where those are the launcher's choice anyway, instead of an
+  // RmsNorm launch (and a RopeKvWrite launch) beside the GEMM (gemm.cu, GemmNormFused).
+  // LONGSPEC_FUSE_NORM_SLICES=0 turns it off.
+  bool norm_row_slices = true;
   int num_sms = 132;
   // Split-K over blocks (gemm.cu): each chunk's partial sums, and per output tile a counter of
   // the blocks that have written theirs (back to zero after every launch). Owned by the backend.
