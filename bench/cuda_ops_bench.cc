@@ -77,6 +77,17 @@ double TimeGraph(Backend& be, int reps, Body body, int iters = 20) {
   return t[t.size() / 2];
 }
 
+// A bf16 [n, k] weight of uniform values in (-0.05, 0.05) (zeros can run faster than real data).
+HostTensor RandomWeight(int n, int k, uint32_t state) {
+  HostTensor w({n, k}, DType::kBF16);
+  uint16_t* wp = static_cast<uint16_t*>(w.raw());
+  for (int64_t i = 0; i < w.numel(); ++i) {
+    state = state * 1664525u + 1013904223u;
+    wp[i] = F32ToBf16(((int32_t(state >> 8) - (1 << 23)) / float(1 << 23)) * 0.05f);
+  }
+  return w;
+}
+
 struct GemmShape {
   const char* name;
   int n, k;
@@ -98,14 +109,7 @@ void BenchGemm(Backend& be, std::vector<GemmShape> only, std::vector<int> rows) 
   for (const GemmShape& s : shapes) {
     const size_t wbytes = size_t(s.n) * s.k * 2;
     const int copies = int(std::max<size_t>(1, (size_t(400) << 20) / wbytes));
-    // Random weights (zeros can run faster than real data).
-    HostTensor w({s.n, s.k}, DType::kBF16);
-    uint32_t state = 12345;
-    uint16_t* wp = static_cast<uint16_t*>(w.raw());
-    for (int64_t i = 0; i < w.numel(); ++i) {
-      state = state * 1664525u + 1013904223u;
-      wp[i] = F32ToBf16(((int32_t(state >> 8) - (1 << 23)) / float(1 << 23)) * 0.05f);
-    }
+    const HostTensor w = RandomWeight(s.n, s.k, 12345);
     std::vector<std::unique_ptr<LinearWeight>> ws;
     for (int c = 0; c < std::min(copies, 64); ++c) {
       auto lw = be.CreateLinear(w, nullptr);
@@ -145,13 +149,7 @@ void BenchNormGemm(Backend& be, std::vector<int> rows) {
                                          {"qwen1.5b qkv 2048x1536", 2048, 1536, false},
                                          {"llama8b qkv 6144x4096", 6144, 4096, false}};
   for (const NormShape& s : shapes) {
-    HostTensor w({s.n, s.k}, DType::kBF16);
-    uint32_t state = 777;
-    uint16_t* wp = static_cast<uint16_t*>(w.raw());
-    for (int64_t i = 0; i < w.numel(); ++i) {
-      state = state * 1664525u + 1013904223u;
-      wp[i] = F32ToBf16(((int32_t(state >> 8) - (1 << 23)) / float(1 << 23)) * 0.05f);
-    }
+    const HostTensor w = RandomWeight(s.n, s.k, 777);
     auto lw = be.CreateLinear(w, nullptr, s.gate_up ? LinearPacking::kGateUp : LinearPacking::kPlain);
     if (!lw.ok()) {
       std::fprintf(stderr, "%s\n", lw.status().ToString().c_str());

@@ -84,6 +84,19 @@ struct TopList {
   }
 };
 
+// The warp's first (value, index) in candidate order, in every lane.
+__device__ __forceinline__ void warp_best(float& bv, int& bi) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+    const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+    if (topk_before(ov, oi, bv, bi)) {
+      bv = ov;
+      bi = oi;
+    }
+  }
+}
+
 // Merges the 32 lanes' sorted lists: afterwards lane r holds the warp's r-th best entry in
 // (*rv, *ri) for r < K (indices are distinct across lanes, so exactly one lane pops per round).
 template <int K>
@@ -94,15 +107,7 @@ __device__ __forceinline__ void warp_merge_top(TopList<K>& list, int lane, float
   for (int r = 0; r < K; ++r) {
     float bv = list.v[0];
     int bi = list.i[0];
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-      const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
-      const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-      if (topk_before(ov, oi, bv, bi)) {
-        bv = ov;
-        bi = oi;
-      }
-    }
+    warp_best(bv, bi);
     if (lane == r) {
       *rv = bv;
       *ri = bi;
@@ -275,15 +280,7 @@ __global__ void __launch_bounds__(THREADS) tree_topk_partial_kernel(const TreeEx
           bi = c;
         }
       });
-#pragma unroll
-      for (int o = 16; o > 0; o >>= 1) {
-        const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
-        const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-        if (topk_before(ov, oi, bv, bi)) {
-          bv = ov;
-          bi = oi;
-        }
-      }
+      warp_best(bv, bi);
       if (lane == 0) {
         warp_v[warp] = bv;
         warp_i[warp] = bi;
