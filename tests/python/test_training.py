@@ -138,6 +138,30 @@ def test_distillation_loss_is_the_stated_mixture(tiny_target, tmp_path):
     assert abs(float(kd) - float(ce)) > 1e-3  # the two terms differ: the test can see a wrong mixture
 
 
+def test_distillation_temperature_sharpens_the_target_side_only(tiny_target, tmp_path):
+    # distill_temperature T: the target term is CE(softmax(target logits / T), draft); T = 1 is the
+    # plain distribution, and a small T approaches the cross-entropy against the target's argmax.
+    ids = torch.as_tensor(_data(128, n=2, L=24, seed=4).astype(np.int64))
+    pos = torch.arange(24)[None].expand(2, -1).clone()
+    losses = {}
+    for t in (1.0, 0.5, 1e-4):
+        # A draft far from uniform (init_std), so the terms of different T differ visibly.
+        cfg = TrainConfig(stage1_steps=1, seq_len=24, batch_size=2, window=8, device="cpu", distill=1.0, seed=5,
+                          distill_temperature=t, init_std=0.5)
+        trainer = DraftTrainer(tiny_target, str(tmp_path / f"t{t}"), cfg)
+        with torch.no_grad():
+            losses[t] = float(trainer.loss_on(ids, pos, 2))
+            t_logits = trainer.target(input_ids=ids, position_ids=pos).logits[:, :-1].reshape(-1, 128)
+            h = trainer.draft(trainer.embed(ids), pos, *target_forward(trainer.target, ids, pos),
+                              cross_lag_mask(24, 2, "cpu"))
+            logp = torch.log_softmax(trainer.lm_head(h[:, :-1]).reshape(-1, 128), -1)
+        want = -(torch.softmax(t_logits / t, -1) * logp).sum(-1).mean()
+        assert losses[t] == pytest.approx(float(want), rel=1e-4)
+    hard = torch.nn.functional.nll_loss(logp, t_logits.argmax(-1))
+    assert losses[1e-4] == pytest.approx(float(hard), rel=1e-3)
+    assert abs(losses[0.5] - losses[1.0]) > 1e-2 and abs(losses[1e-4] - losses[1.0]) > 1e-2
+
+
 def test_distillation_raises_agreement_with_the_target(tiny_target, tmp_path):
     cfg = TrainConfig(stage1_steps=50, seq_len=48, batch_size=4, lr1=1e-2, window=16, device="cpu", distill=1.0,
                       save_every=0, log_every=10, init_std=0.05)

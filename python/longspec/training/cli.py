@@ -40,6 +40,9 @@ def add_train_parser(sub) -> None:
     p.add_argument("--distill", type=float, default=0.0,
                    help="weight in [0, 1] of the cross-entropy against the target's own next-token "
                         "distribution (0: data only)")
+    p.add_argument("--distill-temperature", type=float, default=1.0,
+                   help="the target's logits are divided by it in the distillation term (< 1: sharper, "
+                        "towards the target's argmax, which greedy verification accepts)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-every", type=int, default=500)
     p.add_argument("--device", default=None)
@@ -125,7 +128,7 @@ def cmd_train(args) -> int:
                       long_len=args.long_len, batch_size=args.batch_size, long_batch_size=args.long_batch_size,
                       lr1=args.lr1, lr2=args.lr2, window=args.window, tree_shape=args.tree,
                       anchor_offsets=not args.no_anchor_offsets, noisy_lag=not args.no_noisy_lag, seed=args.seed,
-                      distill=args.distill,
+                      distill=args.distill, distill_temperature=args.distill_temperature,
                       save_every=args.save_every, eval_every=args.eval_every, keep_checkpoints=args.keep_checkpoints,
                       device=args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     packed = None
@@ -141,6 +144,8 @@ def cmd_train(args) -> int:
                                     args.eval_len or cfg.seq_len)
     if not 0.0 <= cfg.distill <= 1.0:
         raise SystemExit(f"--distill must be in [0, 1], got {cfg.distill}")
+    if not cfg.distill_temperature > 0.0:
+        raise SystemExit(f"--distill-temperature must be > 0, got {cfg.distill_temperature}")
     group = _init_distributed(cfg.device.startswith("cuda"))
     try:
         trainer = DraftTrainer(args.target, args.out, cfg, init_draft=args.init)

@@ -8,7 +8,10 @@ p ~ U{1..4}, a draft query at index t cross-attends to target keys at indices <=
 Loss: next-token cross-entropy of the draft's logits through the frozen LM head, against the data
 (distill = 0, the default) or mixed with the cross-entropy against the target's own next-token
 distribution at the same position (distill = a in (0, 1]: loss = (1 - a) * CE(data) + a * CE(target)).
-The second term trains the draft towards what verification accepts: the target's choices.
+The second term trains the draft towards what verification accepts: the target's choices. With
+distill_temperature T the target's distribution is softmax(target logits / T): T < 1 sharpens it
+towards the target's argmax, which is what greedy verification accepts (T = 1: the distribution
+itself); the draft's side is not tempered (its ranking is what the tree uses).
 
 Data parallel: run under torchrun (or any launcher that initialises torch.distributed before the
 trainer is built) and every process holds the frozen target and a replica of the draft on its own
@@ -50,6 +53,7 @@ class TrainConfig:
     warmup_frac: float = 0.1
     grad_clip: float = 1.0
     distill: float = 0.0           # weight of the target-distribution term of the loss (0 = data only)
+    distill_temperature: float = 1.0  # the target's logits are divided by it in that term
     anchor_offsets: bool = True    # Anchor-Offset Indices in stage 1 (off = natural positions: the ablation)
     max_anchors: int = 4
     noisy_lag: bool = True
@@ -225,7 +229,8 @@ class DraftTrainer:
         if need_target:
             tlogits = tlogits.float().reshape(-1, tlogits.shape[-1])
             if a > 0.0:
-                kd = -(torch.softmax(tlogits, dim=-1) * logp).sum(-1).mean()
+                t = float(self.cfg.distill_temperature)
+                kd = -(torch.softmax(tlogits if t == 1.0 else tlogits / t, dim=-1) * logp).sum(-1).mean()
                 loss = (1.0 - a) * ce + a * kd
             if metrics is not None:
                 metrics["ce"] = float(ce.detach())
