@@ -11,6 +11,8 @@ draft (and of the baselines named) on the evaluation sets, on the GPU, in the sa
 Arm i trains on GPU i modulo the GPUs present (CUDA_VISIBLE_DEVICES; on one GPU the arms share
 it and each runs slower, at the same budget in steps), with the arm's data directory as --data and
 everything after `--` as the rest of the command (identical for all arms: same steps, seed, init).
+An arm that tests a training option rather than data names it with --arm-args NAME="ARGS"
+(appended to that arm's command only, e.g. --arm-args t05="--distill-temperature 0.5").
 An --eval set is DATA_DIR[:name fragment,...] (eval-draft's --data and --include). Results go to
 $OUT: each arm's draft (config.json + model.safetensors), its training log and exact command, the
 eval JSON per (draft, set), and summary.json with the held-out losses and taus side by side.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -62,6 +65,8 @@ def main() -> int:
     ap.add_argument("--device", default="cuda", help="for training and evaluation (cpu: the driver's own test)")
     ap.add_argument("--runs", required=True, help="directory for the arms' run directories")
     ap.add_argument("--arm", type=named, action="append", required=True, help="NAME=DATA_DIR")
+    ap.add_argument("--arm-args", type=named, action="append", default=[],
+                    help='NAME="ARGS": train-draft arguments for that arm only (the option under test)')
     ap.add_argument("--baseline", type=named, action="append", default=[], help="NAME=DRAFT_DIR, evaluated too")
     ap.add_argument("--eval", type=named, action="append", default=[], help="NAME=DATA_DIR[:include,...]")
     ap.add_argument("--contexts", default="1024,4096,8192")
@@ -77,6 +82,10 @@ def main() -> int:
     os.makedirs(out, exist_ok=True)
     target = a.model if os.path.exists(a.model) else join_model(a.model)
     common = [x for x in a.rest if x != "--"]
+    arm_args = {name: shlex.split(args) for name, args in a.arm_args}
+    unknown = set(arm_args) - {name for name, _ in a.arm}
+    if unknown:
+        ap.error(f"--arm-args for arms that do not exist: {', '.join(sorted(unknown))}")
 
     procs, commands = {}, {}
     gpus = gpu_count()
@@ -86,7 +95,7 @@ def main() -> int:
         run = os.path.join(a.runs, name)
         shutil.rmtree(run, ignore_errors=True)
         cmd = [sys.executable, "-m", "longspec", "train-draft", "--target", target, "--data", data, "--out", run,
-               "--no-resume", "--device", a.device] + common
+               "--no-resume", "--device", a.device] + common + arm_args.get(name, [])
         commands[name] = cmd
         env = dict(os.environ, CUDA_VISIBLE_DEVICES=str(gpu))
         log = open(os.path.join(out, f"{name}_stdout.log"), "w")
@@ -105,7 +114,7 @@ def main() -> int:
             f.write(" ".join(commands[name]) + "\n")
         if os.path.isfile(os.path.join(run, "train_log.jsonl")):
             shutil.copy(os.path.join(run, "train_log.jsonl"), os.path.join(dest, "train_log.jsonl"))
-        summary["arms"][name] = {"exit": codes[name], "data": dict(a.arm)[name],
+        summary["arms"][name] = {"exit": codes[name], "data": dict(a.arm)[name], "arm_args": arm_args.get(name, []),
                                  "last_heldout": last_heldout(os.path.join(run, "train_log.jsonl"))}
         if codes[name] == 0:
             for f in ("config.json", "model.safetensors"):

@@ -34,6 +34,7 @@ def test_ablation_driver_trains_every_arm_with_one_command_and_evaluates_them(tm
     out = tmp_path / "out"
     cmd = [sys.executable, str(REPO / "bench/train/gpu_ablation.py"), "--model", target, "--device", "cpu",
            "--runs", str(tmp_path / "runs"), "--arm", f"a={tmp_path / 'a'}", "--arm", f"b={tmp_path / 'b'}",
+           "--arm-args", "b=--distill 0.5 --distill-temperature 0.5",
            "--eval", f"held={tmp_path / 'a'}", "--contexts", "128", "--trees", "2,2", "--docs", "2",
            "--new-tokens", "6", "--checkpoint-tau", "--",
            "--stage1-steps", "8", "--batch-size", "2", "--seq-len", "32", "--window", "8", "--seed", "0",
@@ -43,10 +44,12 @@ def test_ablation_driver_trains_every_arm_with_one_command_and_evaluates_them(tm
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["arms"]) == {"a", "b"} and all(x["exit"] == 0 for x in summary["arms"].values())
     assert all(x["last_heldout"]["step"] == 8 for x in summary["arms"].values())
-    # The same command for both arms, but for the data and the run directory.
+    # The same command for both arms, but for the data, the run directory and b's own arguments.
     commands = [(out / arm / "command.txt").read_text().split() for arm in "ab"]
     strip = lambda c: [w for w in c if not w.startswith(str(tmp_path))]  # noqa: E731
-    assert strip(commands[0]) == strip(commands[1]) and commands[0] != commands[1]
+    own = ["--distill", "0.5", "--distill-temperature", "0.5"]
+    assert strip(commands[0]) + own == strip(commands[1]) and commands[0] != commands[1]
+    assert summary["arms"]["b"]["arm_args"] == own and summary["arms"]["a"]["arm_args"] == []
     for arm in "ab":
         assert (out / arm / "model.safetensors").is_file() and (out / arm / "train_log.jsonl").is_file()
         tau = summary["tau"]["held"][arm]["128/2,2"]
