@@ -7,15 +7,10 @@
 # there too) on the `repos` set at 16k / 32k, and bench_gpu.py's 1.5B rows.
 # Needs: /tmp/models/parts (qwen15.gguf parts; qwen05.gguf parts optional), /tmp/data/corpus_qwen2,
 # /tmp/data/repos. STEPS1 / STEPS2 / TIME_LIMIT size the run (defaults: about 10 minutes).
-set -uo pipefail
-cd /tmp/src
-export PYTHONPATH=/tmp/lsite:/tmp/site LONGSPEC_CACHE=/tmp/lscache PYTHONUNBUFFERED=1
-log() { echo "[$(date +%T)] $*" >> /tmp/bgout/progress; }
-Q15=/tmp/models/qwen15.gguf
-[ -e "$Q15" ] || python3 /tmp/models/parts.py join /tmp/models/parts qwen15.gguf "$Q15"
-Q05=/tmp/models/qwen05.gguf
-[ -e "$Q05" ] || [ ! -e /tmp/models/parts/qwen05.gguf.sha256 ] || \
-  python3 /tmp/models/parts.py join /tmp/models/parts qwen05.gguf "$Q05"
+source /tmp/src/bench/gpu/device_env.sh
+Q15=$(joined_model qwen15.gguf)
+Q05=/tmp/models/qwen05.gguf  # the classic draft, when its parts travelled too
+[ ! -e /tmp/models/parts/qwen05.gguf.sha256 ] || Q05=$(joined_model qwen05.gguf)
 mkdir -p /tmp/abl_out
 log "qwen 1.5B draft training started"
 OUT=/tmp/abl_out python3 bench/train/gpu_ablation.py --model "$Q15" --runs /tmp/runs \

@@ -7,12 +7,8 @@
 # corpus's held-out code, on the GPU.
 # Needs: /tmp/models/parts (qwen05.gguf parts), /tmp/data/corpus_qwen2 (carried in two calls: it is
 # 56 MB), /tmp/data/repos, the shipped draft in /tmp/src/models/.
-set -uo pipefail
-cd /tmp/src
-export PYTHONPATH=/tmp/lsite:/tmp/site LONGSPEC_CACHE=/tmp/lscache PYTHONUNBUFFERED=1
-log() { echo "[$(date +%T)] $*" >> /tmp/bgout/progress; }
-Q=/tmp/models/qwen05.gguf
-[ -e "$Q" ] || python3 /tmp/models/parts.py join /tmp/models/parts qwen05.gguf "$Q"
+source /tmp/src/bench/gpu/device_env.sh
+Q=$(joined_model qwen05.gguf)
 SHIPPED=models/qwen2.5-coder-0.5b-instruct-longspec
 # The baseline without its subset head, as train-draft writes the new arm (the head changes tau a little).
 mkdir -p /tmp/abl_out /tmp/shipped_fullvocab

@@ -9,11 +9,7 @@
 #      (default sources + manuals) against corpus C (B + manuals2), both arms at once, their
 #      held-out loss measured on the books (prose neither saw), then tau on the books.
 # Needs: /tmp/data/{B,C,books} (data.py prepare outputs), SmolLM2 joined by background_checks.sh.
-set -uo pipefail
-cd /tmp/src
-export PYTHONPATH=/tmp/lsite:/tmp/site LONGSPEC_CACHE=/tmp/lscache PYTHONUNBUFFERED=1
-log() { echo "[$(date +%T)] $*" >> /tmp/bgout/progress; }
-SMOL=/tmp/lscache/models/SmolLM2-135M-Instruct.Q4_1.gguf
+source /tmp/src/bench/gpu/device_env.sh
 SHIPPED=models/smollm2-135m-instruct-longspec
 
 for v in 0 1; do
