@@ -57,6 +57,8 @@ class Stats(dict):
     other_s: _Field[float] = _Field("Acceptance, commit, sampling and bookkeeping.")
     target_cache_bytes: _Field[int] = _Field("K/V memory the target's cache holds for this request.")
     draft_cache_bytes: _Field[int] = _Field("The draft's ring buffer (constant in the context length).")
+    best_n_tokens: _Field[dict] = _Field("With LONGSPEC_BEST_N_PROBE=N1,N2,... (greedy, a LongSpec draft): {N: tokens "
+                                         "the rounds would have emitted verifying only their N best nodes}.")
 
     FIELDS: tuple[str, ...] = ()  # filled in below, in declaration order
 

@@ -178,6 +178,9 @@ py::dict StatsDict(const GenerationStats& s) {
   d["other_s"] = s.other_s;
   d["target_cache_bytes"] = s.target_cache_bytes;
   d["draft_cache_bytes"] = s.draft_cache_bytes;
+  py::dict best_n;
+  for (const auto& [n, tokens] : s.best_n_tokens) best_n[py::int_(n)] = tokens;
+  d["best_n_tokens"] = best_n;
   return d;
 }
 

@@ -55,6 +55,34 @@ TEST(DraftTree, LaterLevelsKeepTheBestCumulativePairsGroupedByParent) {
   EXPECT_NEAR(std::exp(t.scores[5]), 0.36, 1e-6);  // logits are fp32 logs
 }
 
+// The probe of EAGLE-2 style reranking: a round verified on only its N best nodes.
+TEST(TreeAccept, GreedyTokensWithinTheBestNodes) {
+  // Root 0; level 1: 1 (tok 5, -0.5), 2 (tok 6, -1.0); level 2: 3 (tok 7 under 1, -0.9),
+  // 4 (tok 8 under 2, -1.2), 5 (tok 9 under 1, -2.0). The target's choices follow 0 -> 2 -> 4,
+  // then 11 after node 4.
+  const std::vector<int32_t> tokens = {0, 5, 6, 7, 8, 9}, parents = {-1, 0, 0, 1, 2, 1};
+  const std::vector<float> scores = {0.0f, -0.5f, -1.0f, -0.9f, -1.2f, -2.0f};
+  const std::vector<int32_t> argmax = {6, 3, 8, 1, 11, 2};
+  auto tokens_within = [&](int32_t best) {
+    return GreedyTokensWithinBest(tokens.data(), parents.data(), scores.data(), 6, argmax.data(), best);
+  };
+  // Ranked: 0, 1, 3, 2, 4, 5. The whole tree accepts 2 then 4, plus the bonus: 3 tokens.
+  EXPECT_EQ(tokens_within(6), 3);
+  EXPECT_EQ(tokens_within(100), 3);
+  EXPECT_EQ(tokens_within(5), 3);  // node 5 (last) is off the accepted path
+  EXPECT_EQ(tokens_within(4), 2);  // node 4 dropped: 2 accepted, then the bonus
+  EXPECT_EQ(tokens_within(3), 1);  // node 2 dropped: the bonus alone
+  EXPECT_EQ(tokens_within(1), 1);
+  // Equal to what AcceptGreedy emits on the whole tree.
+  DraftTree t;
+  t.tokens = tokens;
+  t.parents = parents;
+  t.scores.assign(scores.begin(), scores.end());
+  t.children = {{1, 2}, {3, 5}, {4}, {}, {}, {}};
+  const AcceptResult whole = AcceptGreedy(t, argmax.data());
+  EXPECT_EQ(static_cast<int32_t>(whole.path.size()), tokens_within(6));  // path with the root = accepted + bonus
+}
+
 TEST(DraftTree, TruncateShape) {
   EXPECT_EQ(TruncateShape({4, 16, 16}, 2), (std::vector<int>{4, 16}));
   EXPECT_EQ(TruncateShape({4, 16, 16}, 9), (std::vector<int>{4, 16, 16}));

@@ -77,3 +77,21 @@ def test_evaluate_tau_runs_both_task_shapes(chat_engine):
     assert rows["continuation"]["tau"] > 3.0
     for d in rows["instruction"]["per_doc"]:
         assert d["new_tokens"] >= 1
+
+
+def test_evaluate_tau_reports_the_best_n_probe(tiny_chat_model_dir, tmp_path, monkeypatch):
+    # With a LongSpec draft (random here) and LONGSPEC_BEST_N_PROBE, each row carries the tau the
+    # rounds would have reached verifying only their N best nodes: the whole tree's N gives tau.
+    import longspec
+    from longspec import Engine
+
+    draft = longspec.random_draft(tiny_chat_model_dir, tmp_path / "draft", seed=3)
+    eng = Engine(tiny_chat_model_dir, draft=draft, device="cpu")
+    doc = np.asarray(eng.encode(TEXT), dtype=np.uint32)
+    monkeypatch.setenv("LONGSPEC_BEST_N_PROBE", "1,7")
+    (row,) = evaluate_tau(eng, [("man/doc.1", doc)], [200], [[2, 2, 2]], n_docs=1, new_tokens=16)
+    assert row["tau_best_n"]["7"] == pytest.approx(row["tau"])
+    assert row["tau_best_n"]["1"] == pytest.approx(1.0)
+    monkeypatch.delenv("LONGSPEC_BEST_N_PROBE")
+    (plain_row,) = evaluate_tau(eng, [("man/doc.1", doc)], [200], [[2, 2, 2]], n_docs=1, new_tokens=16)
+    assert "tau_best_n" not in plain_row and plain_row["tau"] == pytest.approx(row["tau"])

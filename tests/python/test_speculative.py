@@ -250,3 +250,25 @@ def test_auto_tree_is_exact_and_mixes_plain_and_tree_rounds(random_qwen2_dir, qw
     assert auto_eng.generate(ids, max_new_tokens=20, ignore_eos=True).tokens == plain.tokens[:20]
     with pytest.raises(TypeError, match="auto"):
         eng.generate(ids, tree="automatic")
+
+
+def test_best_n_probe_counts_what_a_pruned_tree_would_emit(smol_spec, monkeypatch):
+    # LONGSPEC_BEST_N_PROBE: per N, the tokens the rounds would have emitted verifying only their N
+    # best nodes. N >= the tree's nodes is the round itself; N = 1 (the root) is the bonus alone.
+    ids = smol_spec.encode(_texts()[7])
+    out = smol_spec.generate(ids, max_new_tokens=24, ignore_eos=True, tree=[2, 2, 2])
+    assert out.stats["best_n_tokens"] == {}
+    monkeypatch.setenv("LONGSPEC_BEST_N_PROBE", "1,4,7,1000")
+    probed = smol_spec.generate(ids, max_new_tokens=24, ignore_eos=True, tree=[2, 2, 2])
+    assert probed.tokens == out.tokens  # the probe only reads
+    s = probed.stats
+    made = sum(k * n for k, n in enumerate(s["accepted_histogram"]))
+    best = s["best_n_tokens"]
+    assert sorted(best) == [1, 4, 7, 1000]
+    assert best[1000] == best[7] == made  # 7 nodes: the whole tree
+    assert best[1] == s["rounds"] and best[1] <= best[4] <= best[7]
+    monkeypatch.setenv("LONGSPEC_BEST_N_PROBE", "4,x")
+    with pytest.raises(ValueError, match="LONGSPEC_BEST_N_PROBE"):
+        smol_spec.generate(ids, max_new_tokens=4, tree=[2, 2, 2])
+    monkeypatch.delenv("LONGSPEC_BEST_N_PROBE")
+    assert smol_spec.generate(ids, max_new_tokens=4, ignore_eos=True, tree=[2, 2, 2]).tokens == out.tokens[:4]

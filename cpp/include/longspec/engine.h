@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "longspec/config.h"
@@ -47,6 +48,10 @@ struct GenerationStats {
   double other_s = 0.0;  // acceptance, commit, sampling, bookkeeping
   int64_t target_cache_bytes = 0;  // K/V memory the target cache holds for this request
   int64_t draft_cache_bytes = 0;   // the draft's ring buffer (constant in the context length)
+  // LONGSPEC_BEST_N_PROBE=N1,N2,... (greedy, a LongSpec draft): per N, the tokens the rounds would
+  // have emitted had only the N best tree nodes by cumulative draft score been verified (the
+  // rounds as they ran; for tree-size studies). Empty without the variable.
+  std::vector<std::pair<int32_t, int64_t>> best_n_tokens;
 };
 
 struct GenerationResult {

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <numeric>
+#include <string>
 
 #include "engine/engine_impl.h"
 #include "speculation/acceptance.h"
@@ -29,6 +30,29 @@ namespace {
 bool PhaseTiming() {
   const char* v = std::getenv("LONGSPEC_PHASE_TIMING");
   return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
+}
+
+// LONGSPEC_BEST_N_PROBE=N1,N2,...: the node counts of GenerationStats::best_n_tokens (a clear
+// error for anything but positive integers).
+StatusOr<std::vector<int32_t>> BestNProbe() {
+  std::vector<int32_t> counts;
+  const char* v = std::getenv("LONGSPEC_BEST_N_PROBE");
+  if (v == nullptr || *v == '\0') return counts;
+  const std::string text(v);
+  size_t at = 0;
+  while (at <= text.size()) {
+    const size_t end = std::min(text.find(',', at), text.size());
+    const std::string item = text.substr(at, end - at);
+    char* stop = nullptr;
+    const long n = std::strtol(item.c_str(), &stop, 10);
+    if (item.empty() || *stop != '\0' || n < 1 || n > 100000) {
+      return InvalidArgumentError("LONGSPEC_BEST_N_PROBE: expected positive node counts like 16,32,69, got '" + text +
+                                  "'");
+    }
+    counts.push_back(static_cast<int32_t>(n));
+    at = end + 1;
+  }
+  return counts;
 }
 
 }  // namespace
@@ -70,6 +94,11 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
   Rng rng(params.seed);
   const bool greedy = params.temperature == 0.0f;
   const bool phase_timing = on_device && PhaseTiming();
+  LONGSPEC_ASSIGN_OR_RETURN(const std::vector<int32_t> best_n, BestNProbe());
+  const bool probe_best_n = on_device && greedy && !best_n.empty();
+  for (int32_t n : best_n) stats.best_n_tokens.emplace_back(n, 0);
+  std::vector<int32_t> probe_tokens, probe_parents, probe_argmax;
+  std::vector<float> probe_scores;
 
   sequence->Reset();
   Stopwatch prefill_clock;
@@ -141,6 +170,20 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
           choice = round.drawn();
         }
         backend->TreeAcceptGreedy(dtree, nodes, choice, round.path(), round.emitted(), round.count());
+        if (probe_best_n) {  // the round's tree and the target's choices, read back for the probe
+          probe_tokens.resize(nodes);
+          probe_parents.resize(nodes);
+          probe_scores.resize(nodes);
+          probe_argmax.resize(nodes);
+          backend->CopyToHost(probe_tokens.data(), dtree.tokens, nodes * sizeof(int32_t));
+          backend->CopyToHost(probe_parents.data(), dtree.parents, nodes * sizeof(int32_t));
+          backend->CopyToHost(probe_scores.data(), dtree.scores, nodes * sizeof(float));
+          backend->CopyToHost(probe_argmax.data(), choice, nodes * sizeof(int32_t));
+          for (auto& [n, total] : stats.best_n_tokens) {
+            total += GreedyTokensWithinBest(probe_tokens.data(), probe_parents.data(), probe_scores.data(), nodes,
+                                            probe_argmax.data(), n);
+          }
+        }
         sequence->EnqueueCommitPath(round.path(), round.count(), round.committed(), DeviceRoundState::kMaxPath);
         draft_model->EnqueueCommit();
         LONGSPEC_RETURN_IF_ERROR(round.ReadEmitted(*backend, &emitted));

@@ -1,6 +1,7 @@
 #include "speculation/acceptance.h"
 
 #include <algorithm>
+#include <numeric>
 
 namespace longspec {
 
@@ -22,6 +23,25 @@ AcceptResult AcceptGreedy(const DraftTree& tree, const int32_t* argmax) {
       return r;
     }
     r.path.push_back(next);
+    node = next;
+  }
+}
+
+int32_t GreedyTokensWithinBest(const int32_t* tokens, const int32_t* parents, const float* scores, int32_t nodes,
+                               const int32_t* argmax, int32_t best) {
+  std::vector<int32_t> order(nodes);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return scores[a] > scores[b]; });
+  std::vector<char> kept(nodes, 0);
+  for (int32_t i = 0; i < std::min(best, nodes); ++i) kept[order[i]] = 1;
+  int32_t node = 0, emitted = 1;  // the bonus
+  for (;;) {
+    int32_t next = -1;
+    for (int32_t c = node + 1; c < nodes && next < 0; ++c) {
+      if (kept[c] && parents[c] == node && tokens[c] == argmax[node]) next = c;
+    }
+    if (next < 0) return emitted;
+    ++emitted;
     node = next;
   }
 }

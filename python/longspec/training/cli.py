@@ -181,6 +181,9 @@ def add_eval_parser(sub) -> None:
                         "tables inflate tau); names come from data_manifest.json")
     p.add_argument("--include", default="",
                    help="comma-separated name fragments: keep only documents containing one (e.g. 'stdlib/')")
+    p.add_argument("--best-n", default="",
+                   help="comma-separated node counts N: also the tau each round would have reached verifying "
+                        "only its N best nodes by cumulative draft score (greedy; sets LONGSPEC_BEST_N_PROBE)")
     p.add_argument("--task", default="continuation", choices=("continuation", "instruction", "both"),
                    help="continuation: the document's first tokens, raw (LCC-like); instruction: the document "
                         "and an instruction in one user turn of the chat template (summarise / explain this "
@@ -251,6 +254,7 @@ def evaluate_tau(engine, docs: list[tuple[str, np.ndarray]], contexts: list[int]
         for tree in trees:
             per_doc, rounds, produced, spec_time = [], 0, 0, 0.0
             histogram: list[int] = []  # entry k: rounds that emitted k tokens (0 .. depth + 1)
+            best_n: dict[int, int] = {}  # LONGSPEC_BEST_N_PROBE: tokens had only N nodes been verified
             for (name, _), prompt in zip(usable, prompts):
                 out = engine.generate(prompt, max_new_tokens=new_tokens, ignore_eos=task != "instruction", tree=tree)
                 s = out.stats
@@ -258,15 +262,20 @@ def evaluate_tau(engine, docs: list[tuple[str, np.ndarray]], contexts: list[int]
                     histogram += [0] * (k + 1 - len(histogram))
                     histogram[k] += n
                 made = sum(k * n for k, n in enumerate(s["accepted_histogram"]))
+                for n, tokens in s["best_n_tokens"].items():
+                    best_n[n] = best_n.get(n, 0) + tokens
                 rounds += s["rounds"]
                 produced += made
                 spec_time += s["decode_s"]
                 per_doc.append({"doc": name, "tau": made / max(1, s["rounds"]), "rounds": s["rounds"],
                                 "prompt_tokens": len(prompt), "new_tokens": made})
             if usable:
-                rows.append({"task": task, "context": ctx, "tree": tree, "docs": len(usable),
-                             "tau": produced / max(1, rounds), "per_doc": per_doc, "rounds": rounds,
-                             "accepted_histogram": histogram, "decode_s": spec_time})
+                row = {"task": task, "context": ctx, "tree": tree, "docs": len(usable),
+                       "tau": produced / max(1, rounds), "per_doc": per_doc, "rounds": rounds,
+                       "accepted_histogram": histogram, "decode_s": spec_time}
+                if best_n:  # tau had each round verified only its N best nodes (the rounds as they ran)
+                    row["tau_best_n"] = {str(n): tokens / max(1, rounds) for n, tokens in sorted(best_n.items())}
+                rows.append(row)
     return rows
 
 
@@ -277,6 +286,8 @@ def cmd_eval(args) -> int:
     docs = heldout_documents(args.data, [x for x in args.exclude.split(",") if x],
                              [x for x in args.include.split(",") if x])
     tasks = ["continuation", "instruction"] if args.task == "both" else [args.task]
+    if args.best_n:
+        os.environ["LONGSPEC_BEST_N_PROBE"] = ",".join(str(n) for n in _ints(args.best_n))
     eng = Engine(args.target, draft=args.draft, device=args.device, num_threads=args.threads,
                  tokenizer="instruction" in tasks, prefill_chunk=512)
     t0 = time.time()
@@ -286,7 +297,8 @@ def cmd_eval(args) -> int:
               "seconds": round(time.time() - t0, 1)}
     print(f"{'task':>12} {'context':>8} {'tree':>20} {'docs':>5} {'tau':>6}")
     for r in rows:
-        print(f"{r['task']:>12} {r['context']:>8} {','.join(map(str, r['tree'])):>20} {r['docs']:>5} {r['tau']:>6.2f}")
+        best = "".join(f"  best {n}: {t:.2f}" for n, t in r.get("tau_best_n", {}).items())
+        print(f"{r['task']:>12} {r['context']:>8} {','.join(map(str, r['tree'])):>20} {r['docs']:>5} {r['tau']:>6.2f}{best}")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=2)
