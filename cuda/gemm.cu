@@ -209,11 +209,13 @@ bool GemmCanImplement(const GemmParams& p, GemmEpilogue ep) {
   return true;
 }
 
+// Each column block of a slice normalises its 16 rows itself, reading them whole: past this K that
+// costs more than the separate norm (H200, Qwen2.5-1.5B's qkv, K = 1536, at 33 rows 10.7 -> 12.2 us).
+constexpr int kGemmNormSlicesKMax = 1024;
+
 bool GemmNormFused(const LaunchContext& ctx, const GemmParams& p) {
   if (p.M <= kGemmSplitKRowsMax) return true;
-  // Each column block of a slice normalises its 16 rows itself, reading them whole: past K = 1024
-  // that costs more than the separate norm (H200, Qwen2.5-1.5B's qkv at 33 rows 10.7 -> 12.2 us).
-  return ctx.norm_row_slices && p.M <= kGemmNormRowsMax && p.K <= 1024 && SplitKRuns(ctx, p);
+  return ctx.norm_row_slices && p.M <= kGemmNormRowsMax && p.K <= kGemmNormSlicesKMax && SplitKRuns(ctx, p);
 }
 
 cudaError_t LaunchGemm(const LaunchContext& ctx, GemmEpilogue ep, const GemmParams& p) {

@@ -45,7 +45,7 @@ __device__ __forceinline__ bool topk_before(float av, int ai, float bv, int bi) 
   return av > bv || (av == bv && ai < bi);
 }
 
-// A sorted list of the K best (value, index) a thread has seen; empty entries are (-inf, INT_MAX).
+// A sorted list of K (value, index), best first; empty entries are (-inf, INT_MAX).
 template <int K>
 struct TopList {
   float v[K];
@@ -55,22 +55,6 @@ struct TopList {
     for (int j = 0; j < K; ++j) {
       v[j] = -INFINITY;
       i[j] = 0x7fffffff;
-    }
-  }
-  // Inserts (x, c) where c is larger than every index inserted before (so an equal value goes
-  // after the entries already there); a full list takes only a strictly larger value.
-  __device__ __forceinline__ void insert(float x, int c) {
-    if (!(x > v[K - 1])) return;
-#pragma unroll
-    for (int j = 0; j < K; ++j) {
-      if (x > v[j]) {
-        const float tv = v[j];
-        const int ti = i[j];
-        v[j] = x;
-        i[j] = c;
-        x = tv;
-        c = ti;
-      }
     }
   }
   __device__ __forceinline__ void pop_front() {
@@ -148,8 +132,8 @@ __device__ __forceinline__ void block_bitonic_sort(int* order, int n, Before bef
 }
 
 // Calls take(x, c) for the logits of columns [c0, c1) a thread of the block owns: 4 consecutive
-// ones per step, steps in ascending order (the running log-sum-exp's order, and the tie order of
-// the per-thread lists, depend on it); c0 is a multiple of 4.
+// ones per step, steps in ascending order (the running log-sum-exp's order depends on it); c0 is
+// a multiple of 4.
 template <int THREADS, class Take>
 __device__ __forceinline__ void for_each_owned_logit(const TreeExpandParams& p, const float* l, int c0, int c1,
                                                      Take take) {

@@ -63,16 +63,12 @@ TEST(TreeAccept, GreedyTokensWithinTheBestNodes) {
   const std::vector<int32_t> tokens = {0, 5, 6, 7, 8, 9}, parents = {-1, 0, 0, 1, 2, 1};
   const std::vector<float> scores = {0.0f, -0.5f, -1.0f, -0.9f, -1.2f, -2.0f};
   const std::vector<int32_t> argmax = {6, 3, 8, 1, 11, 2};
-  auto tokens_within = [&](int32_t best) {
-    return GreedyTokensWithinBest(tokens.data(), parents.data(), scores.data(), 6, argmax.data(), best);
-  };
-  // Ranked: 0, 1, 3, 2, 4, 5. The whole tree accepts 2 then 4, plus the bonus: 3 tokens.
-  EXPECT_EQ(tokens_within(6), 3);
-  EXPECT_EQ(tokens_within(100), 3);
-  EXPECT_EQ(tokens_within(5), 3);  // node 5 (last) is off the accepted path
-  EXPECT_EQ(tokens_within(4), 2);  // node 4 dropped: 2 accepted, then the bonus
-  EXPECT_EQ(tokens_within(3), 1);  // node 2 dropped: the bonus alone
-  EXPECT_EQ(tokens_within(1), 1);
+  // Ranked: 0, 1, 3, 2, 4, 5. The whole tree accepts 2 then 4, plus the bonus: 3 tokens; without
+  // node 5 (off the accepted path) the same; without node 4, 2 accepted then the bonus; without
+  // node 2, the bonus alone.
+  const std::vector<int32_t> within =
+      GreedyTokensWithinBest(tokens.data(), parents.data(), scores.data(), 6, argmax.data(), {6, 100, 5, 4, 3, 1});
+  EXPECT_EQ(within, (std::vector<int32_t>{3, 3, 3, 2, 1, 1}));
   // Equal to what AcceptGreedy emits on the whole tree.
   DraftTree t;
   t.tokens = tokens;
@@ -80,7 +76,7 @@ TEST(TreeAccept, GreedyTokensWithinTheBestNodes) {
   t.scores.assign(scores.begin(), scores.end());
   t.children = {{1, 2}, {3, 5}, {4}, {}, {}, {}};
   const AcceptResult whole = AcceptGreedy(t, argmax.data());
-  EXPECT_EQ(static_cast<int32_t>(whole.path.size()), tokens_within(6));  // path with the root = accepted + bonus
+  EXPECT_EQ(static_cast<int32_t>(whole.path.size()), within[0]);  // path with the root = accepted + bonus
 }
 
 TEST(DraftTree, TruncateShape) {

@@ -179,10 +179,9 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
           backend->CopyToHost(probe_parents.data(), dtree.parents, nodes * sizeof(int32_t));
           backend->CopyToHost(probe_scores.data(), dtree.scores, nodes * sizeof(float));
           backend->CopyToHost(probe_argmax.data(), choice, nodes * sizeof(int32_t));
-          for (auto& [n, total] : stats.best_n_tokens) {
-            total += GreedyTokensWithinBest(probe_tokens.data(), probe_parents.data(), probe_scores.data(), nodes,
-                                            probe_argmax.data(), n);
-          }
+          const std::vector<int32_t> within = GreedyTokensWithinBest(
+              probe_tokens.data(), probe_parents.data(), probe_scores.data(), nodes, probe_argmax.data(), best_n);
+          for (size_t i = 0; i < within.size(); ++i) stats.best_n_tokens[i].second += within[i];
         }
         sequence->EnqueueCommitPath(round.path(), round.count(), round.committed(), DeviceRoundState::kMaxPath);
         draft_model->EnqueueCommit();

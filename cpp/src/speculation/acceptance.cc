@@ -27,23 +27,27 @@ AcceptResult AcceptGreedy(const DraftTree& tree, const int32_t* argmax) {
   }
 }
 
-int32_t GreedyTokensWithinBest(const int32_t* tokens, const int32_t* parents, const float* scores, int32_t nodes,
-                               const int32_t* argmax, int32_t best) {
-  std::vector<int32_t> order(nodes);
+std::vector<int32_t> GreedyTokensWithinBest(const int32_t* tokens, const int32_t* parents, const float* scores,
+                                            int32_t nodes, const int32_t* argmax, const std::vector<int32_t>& best) {
+  std::vector<int32_t> order(nodes), rank(nodes);
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return scores[a] > scores[b]; });
-  std::vector<char> kept(nodes, 0);
-  for (int32_t i = 0; i < std::min(best, nodes); ++i) kept[order[i]] = 1;
-  int32_t node = 0, emitted = 1;  // the bonus
-  for (;;) {
-    int32_t next = -1;
-    for (int32_t c = node + 1; c < nodes && next < 0; ++c) {
-      if (kept[c] && parents[c] == node && tokens[c] == argmax[node]) next = c;
+  for (int32_t r = 0; r < nodes; ++r) rank[order[r]] = r;
+  std::vector<int32_t> emitted;
+  for (const int32_t n : best) {
+    int32_t node = 0, count = 1;  // the bonus
+    for (;;) {
+      int32_t next = -1;
+      for (int32_t c = node + 1; c < nodes && next < 0; ++c) {
+        if (rank[c] < n && parents[c] == node && tokens[c] == argmax[node]) next = c;
+      }
+      if (next < 0) break;
+      ++count;
+      node = next;
     }
-    if (next < 0) return emitted;
-    ++emitted;
-    node = next;
+    emitted.push_back(count);
   }
+  return emitted;
 }
 
 int32_t AcceptAtNode(const TokenDistribution& p, const std::vector<int32_t>& child_tokens, Rng& rng, int32_t* bonus) {

@@ -229,8 +229,7 @@ class DraftTrainer:
         if need_target:
             tlogits = tlogits.float().reshape(-1, tlogits.shape[-1])
             if a > 0.0:
-                t = float(self.cfg.distill_temperature)
-                kd = -(torch.softmax(tlogits if t == 1.0 else tlogits / t, dim=-1) * logp).sum(-1).mean()
+                kd = -(torch.softmax(tlogits / float(self.cfg.distill_temperature), dim=-1) * logp).sum(-1).mean()
                 loss = (1.0 - a) * ce + a * kd
             if metrics is not None:
                 metrics["ce"] = float(ce.detach())
