@@ -2,7 +2,7 @@
 // what a decode step pays), with weights and caches rotated over enough copies to defeat the
 // 50 MB L2. Prints time, the bytes or FLOPs it must move, and the achieved rate.
 //
-//   cuda_ops_bench [gemm|attn|all]
+//   cuda_ops_bench [gemm|gemm-verify|gemm-wide|draft-head|norm-gemm|attn|attn-wide|sample|all]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -338,6 +338,13 @@ int main(int argc, char** argv) {
     if (what == "gemm" || what == "all") BenchGemm(be, {}, {1, 8, 16, 69, 2048});
     if (what == "gemm-verify") BenchGemm(be, {}, {1, 16, 69});
     if (what == "gemm-wide") BenchGemm(be, {}, {69, 145, 300});
+    // A draft level's LM head over its subset of the vocabulary (head_tokens.json: 16384 rows for
+    // SmolLM2's draft, 32768 for Qwen's), at the widths of a level; bf16 out here where the draft
+    // writes fp32 logits (the weight read dominates).
+    if (what == "draft-head") {
+      BenchGemm(be, {{"smollm2 draft head 16384x576", 16384, 576}, {"qwen0.5b draft head 32768x896", 32768, 896}},
+                {1, 4, 16, 32});
+    }
     if (what == "norm-gemm") BenchNormGemm(be, {16, 33, 69, 128});
     if (what == "attn" || what == "all") BenchAttention(be, {}, {8192, 32768, 131072}, {1, 69});
     if (what == "attn-wide") BenchAttention(be, {}, {8192, 32768}, {69, 145, 300});

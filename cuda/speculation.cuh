@@ -112,14 +112,14 @@ __device__ __forceinline__ void lse_merge(float& m, float& s, float om, float os
 // Sorts order[0, n) (n a power of two, at most the block's threads times a few) by `before`, a
 // strict total order over the entries (padding entries sort last by the caller's rule); every
 // thread of the block calls it, after the entries are written and synchronised.
-template <class Before>
-__device__ __forceinline__ void block_bitonic_sort(int* order, int n, Before before) {
+template <class T, class Before>
+__device__ __forceinline__ void block_bitonic_sort(T* order, int n, Before before) {
   for (int k = 2; k <= n; k <<= 1) {
     for (int j = k >> 1; j > 0; j >>= 1) {
       for (int t = threadIdx.x; t < n; t += blockDim.x) {
         const int u = t ^ j;
         if (u > t) {
-          const int a = order[t], b = order[u];
+          const T a = order[t], b = order[u];
           if ((t & k) == 0 ? before(b, a) : before(a, b)) {
             order[t] = b;
             order[u] = a;
@@ -302,11 +302,33 @@ __global__ void __launch_bounds__(THREADS) tree_topk_partial_kernel(const TreeEx
   pdl_launch_dependents();
 }
 
-// Candidate order across the level: higher score, then lower parent, then lower token.
-__device__ __forceinline__ bool candidate_before(float as, int ap, int at, float bs, int bp, int bt) {
-  if (as != bs) return as > bs;
-  if (ap != bp) return ap < bp;
-  return at < bt;
+// Candidate order across the level: higher score, then lower parent, then lower token, as one
+// 64-bit key that sorts ascending: the score's bits made order-preserving and inverted (higher
+// first), the parent's row in the level (< kTreeExpandMaxWidth), the token's logit column. A
+// key compares in two instructions where the (score, parent, token) triple behind an index
+// cost a division per side and per compare in every stage of the sort.
+constexpr int kCandidateRowBits = 5, kCandidateColumnBits = 27;
+constexpr uint32_t kCandidateNoColumn = (1u << kCandidateColumnBits) - 1;  // an empty list entry
+static_assert((1 << kCandidateRowBits) >= kTreeExpandMaxWidth, "a level's rows fit the key");
+
+// -0 scores as +0 (they compare equal) and NaN after every number (it compares to none).
+__device__ __forceinline__ unsigned long long candidate_key(float score, int row, int column) {
+  const uint32_t u = score == 0.0f ? 0u : __float_as_uint(score);
+  const uint32_t ascending = score != score ? 0u : (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+  const uint32_t col = column >= 0 && uint32_t(column) < kCandidateNoColumn ? uint32_t(column) : kCandidateNoColumn;
+  return (static_cast<unsigned long long>(~ascending) << 32) |
+         (static_cast<unsigned long long>(row) << kCandidateColumnBits) | col;
+}
+__device__ __forceinline__ float candidate_score(unsigned long long key) {
+  const uint32_t ascending = ~static_cast<uint32_t>(key >> 32);
+  return __uint_as_float((ascending & 0x80000000u) ? (ascending & 0x7fffffffu) : ~ascending);
+}
+__device__ __forceinline__ int candidate_row(unsigned long long key) {
+  return static_cast<int>((key >> kCandidateColumnBits) & ((1u << kCandidateRowBits) - 1));
+}
+__device__ __forceinline__ int candidate_column(unsigned long long key) {
+  const uint32_t col = static_cast<uint32_t>(key) & kCandidateNoColumn;
+  return col == kCandidateNoColumn ? 0x7fffffff : static_cast<int>(col);
 }
 
 constexpr int kTreeSelectThreads = 512;
@@ -314,15 +336,13 @@ constexpr int kTreeSelectThreads = 512;
 // Stage 2, one block: warp w merges parent rows w, w + 16, ...: lane j takes slice j's list, the
 // warp merge gives the row's best `width`, the slices' (max, sum) fold in a fixed butterfly
 // order; each candidate scores parent score + logit - log-sum-exp. Then the level's candidates
-// are sorted (higher score, lower parent, lower token; a bitonic sort in shared memory, where
-// ranking each candidate against all others cost 227 us at 32 x 32 candidates on one SM) and the
-// first `width` become the new nodes, grouped by parent, best first within a parent.
+// are sorted by key (a bitonic sort in shared memory, where ranking each candidate against all
+// others cost 227 us at 32 x 32 candidates on one SM) and the first `width` become the new
+// nodes, grouped by parent, best first within a parent.
 template <int K>
 __global__ void __launch_bounds__(kTreeSelectThreads) tree_select_kernel(const TreeExpandParams p) {
   constexpr int kMaxCandidates = kTreeExpandMaxWidth * kTreeExpandMaxWidth;
-  __shared__ float cs[kMaxCandidates];
-  __shared__ int ct[kMaxCandidates];
-  __shared__ int order[kMaxCandidates];
+  __shared__ unsigned long long keys[kMaxCandidates];
   pdl_wait();
   const int rows = p.level_end - p.level_begin, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   for (int row = warp; row < rows; row += kTreeSelectThreads / 32) {
@@ -352,37 +372,33 @@ __global__ void __launch_bounds__(kTreeSelectThreads) tree_select_kernel(const T
     warp_merge_top<K>(list, lane, &rv, &ri);
     if (lane < p.width) {
       const float lse = m + __logf(s);
-      cs[row * p.width + lane] = p.scores[p.level_begin + row] + (rv - lse);
-      ct[row * p.width + lane] = ri;
+      keys[row * p.width + lane] = candidate_key(p.scores[p.level_begin + row] + (rv - lse), row, ri);
     }
   }
   const int n = rows * p.width;
   int padded = 1;
   while (padded < n) padded <<= 1;
-  for (int u = threadIdx.x; u < padded; u += kTreeSelectThreads) order[u] = u < n ? u : -1;
+  for (int u = n + threadIdx.x; u < padded; u += kTreeSelectThreads) keys[u] = ~0ull;  // padding sorts last
   __syncthreads();
-  // (parent, token) is unique within a level, so the order is total; padding sorts last.
-  block_bitonic_sort(order, padded, [&](int a, int b) {
-    if (a < 0) return false;
-    if (b < 0) return true;
-    return candidate_before(cs[a], a / p.width, ct[a], cs[b], b / p.width, ct[b]);
-  });
-  // The kept are order[0, width); stored grouped by parent, best first within a parent:
+  // (parent, token) is unique within a level, so the keys are distinct and the order total.
+  block_bitonic_sort(keys, padded, [](unsigned long long a, unsigned long long b) { return a < b; });
+  // The kept are keys[0, width); stored grouped by parent, best first within a parent:
   // position = kept candidates of a lower parent + those of the same parent sorted before it.
   if (warp != 0) return;
-  const int me = lane < p.width ? order[lane] : -1;
-  const int my_parent = me >= 0 ? me / p.width : 0x7fffffff;
+  const bool kept = lane < p.width;
+  const unsigned long long me = kept ? keys[lane] : 0ull;
+  const int my_row = kept ? candidate_row(me) : 0x7fffffff;
   int pos = 0;
   for (int r = 0; r < p.width; ++r) {
-    const int other = order[r] / p.width;
-    pos += (other < my_parent || (other == my_parent && r < lane)) ? 1 : 0;
+    const int other = candidate_row(keys[r]);
+    pos += (other < my_row || (other == my_row && r < lane)) ? 1 : 0;
   }
-  if (me >= 0) {
+  if (kept) {
     const int node = p.level_end + pos;
-    const int ti = ct[me];
+    const int ti = candidate_column(me);
     p.tokens[node] = p.column_tokens != nullptr ? p.column_tokens[ti] : ti;
-    p.parents[node] = p.level_begin + me / p.width;
-    p.scores[node] = cs[me];
+    p.parents[node] = p.level_begin + my_row;
+    p.scores[node] = candidate_score(me);
   }
   pdl_launch_dependents();
 }

@@ -60,6 +60,31 @@ TEST(DeviceRoundOps, TreeExpandGrowsTheTreeExpandLevelGrows) {
   }
 }
 
+// The tie rule across parents (backend.h: higher score, then lower parent, then lower token), on
+// a level whose best candidates tie across two parents; the CUDA test of the same name checks
+// the device against these nodes.
+TEST(DeviceRoundOps, TreeExpandTiesAcrossParentsGoToTheLowerParentThenToken) {
+  auto be = MakeCpuBackend(1);
+  for (const int64_t vocab : {int64_t(5), int64_t(3000)}) {
+    for (const int width : {3, 4, 5}) {
+      HostTree tree(4 + width);
+      for (int32_t i = 1; i < 4; ++i) tree.parents[i] = 0;
+      tree.scores[1] = tree.scores[2] = -0.5f;
+      tree.scores[3] = -2.0f;
+      std::vector<float> logits(3 * vocab, -30.0f);
+      for (int r = 0; r < 3; ++r) logits[r * vocab + 1] = logits[r * vocab + 3] = 1.5f;
+      std::vector<unsigned char> scratch(be->TreeExpandScratchBytes(3, width));
+      View lv{logits.data(), DType::kF32, 3, vocab, vocab};
+      be->TreeExpand(lv, tree.view(), 1, 4, width, scratch.data(), nullptr);
+      const int32_t want_parent[] = {1, 1, 2, 2, 3}, want_token[] = {1, 3, 1, 3, 1};
+      for (int32_t j = 0; j < width; ++j) {
+        EXPECT_EQ(tree.parents[4 + j], want_parent[j]) << "vocab " << vocab << " width " << width << " node " << 4 + j;
+        EXPECT_EQ(tree.tokens[4 + j], want_token[j]) << "vocab " << vocab << " width " << width << " node " << 4 + j;
+      }
+    }
+  }
+}
+
 TEST(DeviceRoundOps, TreeExpandOverASubsetEqualsTheWholeVocabularyWithTheRestAtMinusInfinity) {
   // A draft head over a subset of the vocabulary: logits over the subset's columns, mapped to
   // token ids, grow the same tree as whole-vocabulary logits that are -inf outside the subset.

@@ -115,6 +115,39 @@ TEST(CudaSpeculation, TreeExpandMatchesCpuOverVocabulariesAndWidths) {
   CheckGrowth({2, 32, 1, 17}, 77, 6);
 }
 
+// Equal scores across parents: the lower parent first, then the lower token (the level's sort
+// key packs score, parent row and column; this is the part of it a random level never reaches).
+TEST(CudaSpeculation, TreeExpandTiesAcrossParentsGoToTheLowerParentThenToken) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  auto gpu = CudaBackendOrDie();
+  for (const int64_t vocab : {int64_t(5), int64_t(3000)}) {
+    for (const int width : {3, 4, 5}) {
+      SCOPED_TRACE("vocab " + std::to_string(vocab) + " width " + std::to_string(width));
+      // Root, then three level-1 nodes scored -0.5, -0.5 and -2; each of their rows has two likely
+      // tokens (1 and 3) of equal logits. The best of the next level tie across the first two
+      // parents: (1, 1), (1, 3), (2, 1), (2, 3), then parent 3's (3, 1), in that order.
+      TreeBufs host(4 + width);
+      for (int32_t i = 1; i < 4; ++i) host.parents[i] = 0;
+      host.scores[1] = host.scores[2] = -0.5f;
+      host.scores[3] = -2.0f;
+      DevTree dev = MakeDevTree(*gpu, host);
+      std::vector<float> logits(3 * vocab, -30.0f);
+      for (int r = 0; r < 3; ++r) logits[r * vocab + 1] = logits[r * vocab + 3] = 1.5f;
+      Buf dl = Upload(*gpu, logits, 3, vocab, DType::kF32);
+      auto ds = gpu->Allocate(gpu->TreeExpandScratchBytes(3, width));
+      gpu->TreeExpand(dl.view, dev.view(), 1, 4, width, (*ds)->data(), nullptr);
+      TreeBufs got = DownloadTree(*gpu, dev);
+      ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
+      const int32_t want_parent[] = {1, 1, 2, 2, 3}, want_token[] = {1, 3, 1, 3, 1};
+      for (int32_t j = 0; j < width; ++j) {
+        EXPECT_EQ(got.parents[4 + j], want_parent[j]) << "node " << 4 + j;
+        EXPECT_EQ(got.tokens[4 + j], want_token[j]) << "node " << 4 + j;
+      }
+      EXPECT_EQ(got.scores[4], got.scores[6]);  // the tie itself
+    }
+  }
+}
+
 TEST(CudaSpeculation, TreeExpandTiesGoToTheLowerToken) {
   LONGSPEC_SKIP_WITHOUT_GPU();
   auto gpu = CudaBackendOrDie();
