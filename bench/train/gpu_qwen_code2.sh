@@ -20,5 +20,5 @@ OUT=/tmp/abl_out python3 bench/train/gpu_ablation.py --model "$Q" --runs /tmp/ru
   --contexts 16384,32704 --docs 12 --trees 4,16,16,16,16 -- \
   --init $SHIPPED --stage1-steps 2600 --stage2-steps 500 --batch-size 8 --seq-len 1024 \
   --long-len 16384 --long-batch-size 1 --lr1 1.5e-4 --lr2 5e-5 --window 512 --seed 7 --distill 1.0 \
-  --eval-every 500 --eval-seqs 8 --eval-len 4096 --save-every 1000 --time-limit 400 > /tmp/abl_out/driver.log 2>&1
+  --eval-every 500 --eval-seqs 8 --eval-len 4096 --save-every 1000 --time-limit "${TIME_LIMIT:-400}" > /tmp/abl_out/driver.log 2>&1
 log "qwen code2 training exit $?"
