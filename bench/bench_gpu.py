@@ -34,7 +34,8 @@ first captures the step graphs of its context buckets); prefill_s beside it.
                     step ("plain_rounds" counts those), when the engine accepts it (else a note;
                     --no-auto skips it); the tables and the plot call these rows speculative_auto.
                     --extra-trees "T1;T2" adds a speculative row per tree, marked tree_sweep: true
-                    (speculative_sweep in the tables: one table of all explicit trees by size).
+                    (speculative_sweep in the tables: one table of all explicit trees by size);
+                    "T@N" grows tree T and verifies its best N nodes ("verify_nodes": N).
   verify_step,      ms per round of the target's tree verification / the draft's tree building
   draft_round       (1e3 * verify_s or draft_s / rounds) of one speculative run with
                     LONGSPEC_PHASE_TIMING=1, which makes the engine synchronise the device after
@@ -285,16 +286,20 @@ def decode_row(base: dict, outs, method: str) -> dict:
             "new_tokens": len(out.tokens), "warm_up_ms_per_token": round(step_ms(warm.stats), 4)}
 
 
-def speculative_row(eng, ids, n: int, base: dict, tree, plain: dict | None) -> dict:
-    """A speculative row (an explicit tree, or tree="auto"), checked against plain."""
+def speculative_row(eng, ids, n: int, base: dict, tree, plain: dict | None, verify_nodes: int | None = None) -> dict:
+    """A speculative row (an explicit tree, or tree="auto"; verify_nodes: only the grown tree's
+    best N nodes verified), checked against plain."""
     auto = tree == "auto"
-    outs = run_twice(eng, ids, n, tree=tree) if auto else run_twice(eng, ids, n, speculative=True, tree=tree)
+    pruned = {"verify_nodes": verify_nodes} if verify_nodes else {}
+    outs = run_twice(eng, ids, n, tree=tree) if auto else run_twice(eng, ids, n, speculative=True, tree=tree, **pruned)
     st = outs[1].stats
     if not auto and not st["speculative"]:
         raise RuntimeError(f"tree={tree} decoded plainly")
     row = decode_row(base, outs, "speculative")
     row.update(tau=round(st["mean_accepted"], 3) if st["speculative"] else None, tree=tree, rounds=st["rounds"],
                accepted_histogram=list(st["accepted_histogram"]))
+    if verify_nodes:
+        row["verify_nodes"] = verify_nodes
     if auto:
         row["plain_rounds"] = st.get("plain_rounds")
     if plain is not None:
@@ -418,11 +423,12 @@ def bench_model(name: str, spec: dict, contexts: list[int], args, res) -> tuple[
                 res.note(f"{name} @ {ctx}: plain failed: {type(e).__name__}: {str(e)[:300]}")
             if not trained:
                 continue
-            sweep = [(t, True) for t in args.extra_trees]  # beside the --tree row, not instead of it
-            auto = [("auto", False)] if args.auto and res.auto_ok else []
-            for tree, swept in [(args.tree, False)] + sweep + auto:
+            # beside the --tree row, not instead of it
+            sweep = [(t, v, True) for t, v in args.extra_trees]
+            auto = [("auto", None, False)] if args.auto and res.auto_ok else []
+            for tree, verify, swept in [(args.tree, None, False)] + sweep + auto:
                 try:
-                    row = speculative_row(eng, ids, n, base, tree, plain)
+                    row = speculative_row(eng, ids, n, base, tree, plain, verify)
                     if swept:
                         row["tree_sweep"] = True
                     res.add(row)
@@ -596,7 +602,8 @@ def main() -> int:
     ap.add_argument("--hf-new-tokens", type=int, default=16)
     ap.add_argument("--tree", default="4,16,16,16,16", help="the explicit speculation tree (level widths)")
     ap.add_argument("--extra-trees", default="", help="more explicit trees, ';'-separated, each giving a "
-                    "speculative row with tree_sweep: true (the by-tree-shape table)")
+                    "speculative row with tree_sweep: true (the by-tree-shape table); W1,W2,...@N verifies "
+                    "only the grown tree's best N nodes (verify_nodes)")
     ap.add_argument("--draft-head", type=int, default=0,
                     help="give the random drafts of the shape models a head over this many tokens "
                          "(`longspec draft-head`; 0: the whole vocabulary); phase rows say draft_head")
@@ -614,7 +621,9 @@ def main() -> int:
         ap.error("--new-tokens and --hf-new-tokens must be at least 2")
     args.tree = [int(w) for w in args.tree.split(",")]
     args.small_tree = [int(w) for w in args.small_tree.split(",") if w]
-    args.extra_trees = [[int(w) for w in t.split(",")] for t in args.extra_trees.split(";") if t.strip()]
+    from longspec.engine import parse_tree_spec
+
+    args.extra_trees = [parse_tree_spec(t) for t in args.extra_trees.split(";") if t.strip()]
     args.phase_models = [m for m in args.phase_models.split(",") if m]
     args.draft_variants = {}
     for spec in args.draft_variant:

@@ -102,11 +102,13 @@ def render(card: str, date: str, rows: list[dict], notes: list[str]) -> str:
         lines += ["", "Speculative decoding by tree shape (the --tree row and the --extra-trees rows of one run)", "",
                   "| model | context | tree (nodes) | ms per token | speed-up over plain | tau | identical to plain |",
                   "| --- | --- | --- | --- | --- | --- | --- |"]
-        for r in sorted(sweep, key=lambda r: (r["model"], r["context"], 1 + sum(r["tree"]))):
+        for r in sorted(sweep, key=lambda r: (r["model"], r["context"], 1 + sum(r["tree"]), r.get("verify_nodes") or 0)):
             plain = by.get((r["model"], r["context"]), {}).get("plain")
             same = {True: "yes", False: "NO"}.get(r.get("identical_to_plain"), "-")
             tau = f"{r['tau']:.2f}" if r.get("tau") is not None else "-"
-            lines.append(f"| {r['model']} | {r['context']} | {','.join(map(str, r['tree']))} ({1 + sum(r['tree'])}) | "
+            # W1,W2,...@N: the grown tree of which the best N nodes were verified (verify_nodes)
+            shape = ",".join(map(str, r["tree"])) + (f"@{r['verify_nodes']}" if r.get("verify_nodes") else "")
+            lines.append(f"| {r['model']} | {r['context']} | {shape} ({1 + sum(r['tree'])}) | "
                          f"{_ms(r, False)} | {_ratio(plain, r, 'x')} | {tau} | {same} |")
     variants = [r for r in rows if row_kind(r) == "speculative_variant"]
     if variants:

@@ -462,6 +462,11 @@ class CudaBackend final : public Backend {
           "KvCommitPath");
   }
 
+  void MapTreePath(const int32_t* node_map, const int32_t* path, const int32_t* count, int32_t max_count,
+                   int32_t* out) override {
+    Check(LaunchMapTreePath(ctx_, node_map, path, count, max_count, out), "MapTreePath");
+  }
+
   void set_graphs_enabled(bool on) { graphs_enabled_ = on; }
   void set_fuse_norm(bool on) { fuse_norm_ = on; }
   void set_decode_warps(bool on) { ctx_.decode_warps = on; }

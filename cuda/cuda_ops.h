@@ -84,6 +84,8 @@ cudaError_t LaunchTreePlanFill(const LaunchContext& ctx, const int32_t* tree_tok
 cudaError_t LaunchTreeAcceptGreedy(const LaunchContext& ctx, const int32_t* tokens, const int32_t* parents,
                                    int num_nodes, const int32_t* argmax, int32_t* path, int32_t* emitted,
                                    int32_t* count);
+cudaError_t LaunchMapTreePath(const LaunchContext& ctx, const int32_t* node_map, const int32_t* path, const int32_t* count,
+                              int max_count, int32_t* out);
 // max_count: the most path entries (sizes shared memory: max_count * 2 * head_dim bf16).
 cudaError_t LaunchKvCommitPath(const LaunchContext& ctx, __nv_bfloat16* k0, __nv_bfloat16* v0, int64_t layer_stride_elems,
                                int num_layers, int num_kv_heads, int64_t capacity, int head_dim, int ring,

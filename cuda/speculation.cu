@@ -55,6 +55,15 @@ __global__ void tree_accept_greedy_kernel(const int32_t* tokens, const int32_t* 
   pdl_launch_dependents();
 }
 
+// One warp: out[i] = node_map[path[i]] for the path's entries.
+__global__ void map_tree_path_kernel(const int32_t* node_map, const int32_t* path, const int32_t* count, int max_count,
+                                     int32_t* out) {
+  pdl_wait();
+  const int n = min(*count, max_count);
+  for (int i = threadIdx.x; i < n; i += blockDim.x) out[i] = node_map[path[i]];
+  pdl_launch_dependents();
+}
+
 // Grid (kv heads, layers): every source row of the path is read before any destination row is
 // written, so the moves never see an overwritten source.
 __global__ void kv_commit_path_kernel(__nv_bfloat16* k0, __nv_bfloat16* v0, int64_t layer_stride_elems,
@@ -108,7 +117,7 @@ cudaError_t PrepareExpand() {
 cudaError_t PrepareSpeculationKernels() {
   for (cudaError_t e : {PrepareExpand<4>(), PrepareExpand<8>(), PrepareExpand<16>(), PrepareExpand<32>(),
                         PrepareKernel(tree_plan_fill_kernel), PrepareKernel(tree_accept_greedy_kernel),
-                        PrepareKernel(kv_commit_path_kernel)}) {
+                        PrepareKernel(kv_commit_path_kernel), PrepareKernel(map_tree_path_kernel)}) {
     if (e != cudaSuccess) return e;
   }
   return cudaSuccess;
@@ -155,6 +164,12 @@ cudaError_t LaunchTreeAcceptGreedy(const LaunchContext& ctx, const int32_t* toke
   if (num_nodes <= 0) return cudaErrorInvalidValue;
   return Launch(ctx, tree_accept_greedy_kernel, dim3(1), dim3(32), 0, tokens, parents, num_nodes, argmax, path, emitted,
                 count);
+}
+
+cudaError_t LaunchMapTreePath(const LaunchContext& ctx, const int32_t* node_map, const int32_t* path, const int32_t* count,
+                              int max_count, int32_t* out) {
+  if (max_count < 0) return cudaErrorInvalidValue;
+  return Launch(ctx, map_tree_path_kernel, dim3(1), dim3(32), 0, node_map, path, count, max_count, out);
 }
 
 cudaError_t LaunchKvCommitPath(const LaunchContext& ctx, __nv_bfloat16* k0, __nv_bfloat16* v0, int64_t layer_stride_elems,

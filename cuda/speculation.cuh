@@ -6,6 +6,7 @@
 //                 candidates of the level and writes the new nodes;
 //   plan filling  a thread per row walks the row's ancestors;
 //   acceptance    one warp walks the accepted path (children searched 32 at a time);
+//   path mapping  one warp maps a pruned round's path to the grown tree's nodes;
 //   commit        a block per (kv head, layer) copies the path's K/V rows into place.
 // The tree is small (<= a few hundred nodes) and each kernel is one pass over its data.
 #pragma once
@@ -409,6 +410,8 @@ __global__ void tree_plan_fill_kernel(const int32_t* tree_tokens, const int32_t*
                                       int32_t* tokens);
 __global__ void tree_accept_greedy_kernel(const int32_t* tokens, const int32_t* parents, int num_nodes,
                                           const int32_t* argmax, int32_t* path, int32_t* emitted, int32_t* count);
+__global__ void map_tree_path_kernel(const int32_t* node_map, const int32_t* path, const int32_t* count, int max_count,
+                                     int32_t* out);
 __global__ void kv_commit_path_kernel(__nv_bfloat16* k0, __nv_bfloat16* v0, int64_t layer_stride_elems,
                                       int64_t capacity, int head_dim, int ring, const int32_t* path,
                                       const int32_t* count, const int32_t* committed);

@@ -58,6 +58,8 @@ def cmd_generate(args) -> int:
                   top_k=args.top_k, seed=args.seed, speculative=args.speculative, stop=args.stop)
     if args.tree:
         kwargs["tree"] = args.tree
+    if args.verify_nodes is not None:
+        kwargs["verify_nodes"] = args.verify_nodes
     prompt = args.prompt if args.prompt is not None else sys.stdin.read()
     if args.chat:
         prompt = eng.tokenizer.apply_chat_template([{"role": "user", "content": prompt}])
@@ -189,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--stop", action="append", default=None, metavar="TEXT",
                    help="stop where this text appears (not printed); repeat for several")
     _decoding_args(g, "tree shape, e.g. 4,16,16,16,16 or the chain 1,1,1")
+    g.add_argument("--verify-nodes", type=int, default=None, metavar="N",
+                   help="verify only the root and the N best nodes of each grown tree (with --tree, e.g. "
+                        "--tree 16,32,32,32,32 --verify-nodes 69)")
     g.add_argument("--stats-json", action="store_true")
     g.set_defaults(func=cmd_generate)
     s = sub.add_parser("serve", help="an OpenAI-compatible HTTP server (needs the [serve] extra)",

@@ -67,6 +67,26 @@ def _check_tree(value) -> list[int]:
     return [_check_int(f"tree[{i}]", w, lo=1, hi=_INT32_MAX) for i, w in enumerate(value)]
 
 
+def parse_tree_spec(text: str) -> tuple[list[int], int | None]:
+    """A tree as the command lines write it: level widths, optionally ``@N`` for ``verify_nodes``
+    ("16,32,32,32,32@69": grow that tree, verify its best 69 nodes). Raises ValueError."""
+    widths, at, keep = text.strip().partition("@")
+    try:
+        shape = [int(w) for w in widths.split(",")]
+        verify = int(keep) if at else None
+    except ValueError:
+        raise ValueError(f"tree must be comma-separated widths, optionally @N, e.g. 16,32,32,32,32@69; got {text!r}") from None
+    if not shape or any(w < 1 for w in shape) or (verify is not None and verify < 1):
+        raise ValueError(f"tree widths and @N must be positive, got {text!r}")
+    return shape, verify
+
+
+def format_tree_spec(shape: Sequence[int], verify_nodes: int | None = None) -> str:
+    """The inverse of parse_tree_spec."""
+    text = ",".join(str(w) for w in shape)
+    return f"{text}@{verify_nodes}" if verify_nodes else text
+
+
 def device_is_gpu(engine) -> bool:
     return engine._engine.device != "cpu"
 
@@ -241,7 +261,8 @@ class Engine:
                  top_k: int = 0, seed: int = 0, *, stop: str | Sequence[str] | None = None,
                  stop_token_ids: Sequence[int] | None = None, ignore_eos: bool = False, speculative: bool | None = None,
                  tree: Sequence[int] | None = None, callback: Callable[[list[int]], bool | None] | None = None,
-                 text_callback: Callable[[str], bool | None] | None = None) -> GenerationOutput:
+                 text_callback: Callable[[str], bool | None] | None = None,
+                 verify_nodes: int | None = None) -> GenerationOutput:
         """Generates after ``prompt`` (text or token ids).
 
         ``temperature=0`` is greedy. ``speculative=True`` / ``False`` forces the choice (an engine
@@ -249,7 +270,10 @@ class Engine:
         ``tree`` is given and otherwise as ``speculative_default`` says (plain on the CPU,
         ``tree="auto"`` on a GPU). ``tree``: a list of level widths, or ``"auto"`` (each round's
         shape, or a plain step, chosen from measured costs and this request's tau). Either way the output follows the target's own distribution
-        (token-identical for greedy). ``stop``: a string or list of strings; generation ends
+        (token-identical for greedy). ``verify_nodes=N`` (with a list ``tree``): grow the tree,
+        verify only the root and its N nodes of highest cumulative draft probability (a subtree:
+        deep where the draft is sure, wide where it is not; EAGLE-2's reranking), e.g.
+        ``tree=[16, 32, 32, 32, 32], verify_nodes=69``. ``stop``: a string or list of strings; generation ends
         where one first appears in the text, ``out.text`` excludes it and ``finish_reason`` is
         "stop". ``callback(new_token_ids)`` is called as tokens are produced;
         ``text_callback(new_text)`` with the text that became final (stop strings never appear in
@@ -262,7 +286,7 @@ class Engine:
         # Types are checked here, values by the engine when it starts (SamplingParams::Validate).
         params = _C.SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
                                    seed=seed, stop_token_ids=stop_token_ids, ignore_eos=ignore_eos,
-                                   speculative=speculative, tree=tree)
+                                   speculative=speculative, tree=tree, verify_nodes=verify_nodes)
         if callback is not None and not callable(callback):
             raise TypeError("callback must be callable or None")
         if text_callback is not None and not callable(text_callback):

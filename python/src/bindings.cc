@@ -137,6 +137,8 @@ void SetSamplingField(SamplingParams& sp, const std::string& name, py::handle v)
       if (tree.empty()) Raise(InvalidArgumentError(std::string("tree must be ") + wanted + ", got []"));
       sp.tree = std::move(tree);
     }
+  } else if (name == "verify_nodes") {
+    sp.verify_nodes = v.is_none() ? 0 : ToInt<int>(v, name);
   } else {
     throw py::type_error("SamplingParams has no field '" + name + "'");
   }
@@ -346,7 +348,7 @@ PYBIND11_MODULE(_C, m) {
         py::object self = py::cast(sp);
         std::string out = "SamplingParams(";
         const char* names[] = {"max_new_tokens", "temperature", "top_p", "top_k", "seed", "stop_token_ids",
-                               "ignore_eos", "speculative", "tree"};
+                               "ignore_eos", "speculative", "tree", "verify_nodes"};
         for (const char* name : names) {
           if (out.back() != '(') out += ", ";
           out += std::string(name) + "=" + std::string(py::repr(self.attr(name)));
@@ -380,7 +382,15 @@ PYBIND11_MODULE(_C, m) {
                       if (s.tree.empty()) return py::none();
                       return py::cast(s.tree);
                     },
-                    setter("tree"), "Speculation tree shape (level widths) for this call; None = the engine's default.");
+                    setter("tree"), "Speculation tree shape (level widths) for this call; None = the engine's default.")
+      .def_property("verify_nodes",
+                    [](const SamplingParams& s) -> py::object {
+                      if (s.verify_nodes == 0) return py::none();
+                      return py::int_(s.verify_nodes);
+                    },
+                    setter("verify_nodes"),
+                    "Verify only the best N nodes of each grown tree by cumulative draft probability (a "
+                    "subtree, EAGLE-2 style reranking); None = every node (default).");
 
   py::class_<PyEngine>(m, "Engine")
       .def(py::init<const std::string&, const std::string&, const std::string&, int, int64_t, const std::vector<int>&, int,

@@ -60,6 +60,16 @@ TEST(DeviceRoundOps, TreeExpandGrowsTheTreeExpandLevelGrows) {
   }
 }
 
+TEST(DeviceRoundOps, MapTreePathMapsTheCountedEntries) {
+  auto be = MakeCpuBackend(1);
+  const std::vector<int32_t> node_map = {0, 2, 3, 7, 9};
+  const std::vector<int32_t> path = {0, 1, 3, 4};
+  std::vector<int32_t> out(6, -5);
+  const int32_t count = 3;
+  be->MapTreePath(node_map.data(), path.data(), &count, 6, out.data());
+  EXPECT_EQ(out, (std::vector<int32_t>{0, 2, 7, -5, -5, -5}));  // entries past *count untouched
+}
+
 // The tie rule across parents (backend.h: higher score, then lower parent, then lower token), on
 // a level whose best candidates tie across two parents; the CUDA test of the same name checks
 // the device against these nodes.

@@ -86,6 +86,15 @@ TEST_F(EngineTest, BadRequestsAreErrorsAndLeaveTheEngineUsable) {
   bad = sp;
   bad.tree = {4, 0};
   EXPECT_EQ(e->Generate(Prompt(9, 2), bad).status().code(), StatusCode::kInvalidArgument);
+  bad = sp;
+  bad.verify_nodes = -1;
+  EXPECT_NE(e->Generate(Prompt(9, 2), bad).status().message().find("verify_nodes"), std::string::npos);
+  bad.verify_nodes = kMaxTreeNodes + 1;
+  EXPECT_NE(e->Generate(Prompt(9, 2), bad).status().message().find("verify_nodes"), std::string::npos);
+  bad = sp;
+  bad.verify_nodes = 8;
+  bad.auto_tree = true;
+  EXPECT_NE(e->Generate(Prompt(9, 2), bad).status().message().find("verify_nodes"), std::string::npos);
 
   auto again = e->Generate(Prompt(9, 2), sp);
   ASSERT_TRUE(again.ok());
@@ -365,6 +374,16 @@ TEST_F(EngineTest, ModelDraftSpeculationEqualsPlain) {
     EXPECT_TRUE(spec->stats.speculative);
     EXPECT_GT(spec->stats.draft_cache_bytes, 0);
   }
+  // verify_nodes: the model draft grows the tree, the target verifies its best subtree, and the
+  // draft commits the accepted path in its own tree's numbers.
+  sp.tree = {4, 8, 8, 8};
+  for (int keep : {1, 5, 12, 27, 28}) {
+    sp.verify_nodes = keep;
+    auto pruned = e->Generate(Prompt(60, 9), sp);
+    ASSERT_TRUE(pruned.ok()) << pruned.status().ToString();
+    EXPECT_EQ(pruned->tokens, plain->tokens) << "verify_nodes " << keep;
+  }
+  sp.verify_nodes = 0;
   // Plain steps of tree="auto" leave the draft behind; it catches up before its next tree.
   sp.tree.clear();
   sp.auto_tree = true;

@@ -79,6 +79,48 @@ TEST(TreeAccept, GreedyTokensWithinTheBestNodes) {
   EXPECT_EQ(static_cast<int32_t>(whole.path.size()), within[0]);  // path with the root = accepted + bonus
 }
 
+// verify_nodes: the root and the best `keep` nodes, always a subtree, in node order.
+TEST(DraftTree, BestSubtreeKeepsTheRootAndTheBestNodesClosedUnderParents) {
+  // The tree of GreedyTokensWithinTheBestNodes: ranked 1 (-0.5), 3 (-0.9), 2 (-1.0), 4 (-1.2), 5 (-2.0).
+  const std::vector<int32_t> parents = {-1, 0, 0, 1, 2, 1};
+  const std::vector<double> scores = {0.0, -0.5, -1.0, -0.9, -1.2, -2.0};
+  EXPECT_EQ(BestSubtree(parents, scores, 0), (std::vector<int32_t>{0}));
+  EXPECT_EQ(BestSubtree(parents, scores, 1), (std::vector<int32_t>{0, 1}));
+  EXPECT_EQ(BestSubtree(parents, scores, 2), (std::vector<int32_t>{0, 1, 3}));
+  EXPECT_EQ(BestSubtree(parents, scores, 3), (std::vector<int32_t>{0, 1, 2, 3}));
+  EXPECT_EQ(BestSubtree(parents, scores, 5), (std::vector<int32_t>{0, 1, 2, 3, 4, 5}));
+  EXPECT_EQ(BestSubtree(parents, scores, 99), (std::vector<int32_t>{0, 1, 2, 3, 4, 5}));
+  // Equal scores go to the lower node: a child scoring as its parent (probability 1) comes after it.
+  const std::vector<int32_t> chain = {-1, 0, 1, 0};
+  EXPECT_EQ(BestSubtree(chain, {0.0, -0.5, -0.5, -0.5}, 2), (std::vector<int32_t>{0, 1, 2}));
+  // A NaN score ranks last, and a node whose parent is not kept is passed over for the next.
+  EXPECT_EQ(BestSubtree(parents, {0.0, NAN, -1.0, -0.1, -1.2, -0.2}, 2), (std::vector<int32_t>{0, 2, 4}));
+}
+
+TEST(DraftTree, SubtreeRenumbersInNodeOrderAndKeepsChildOrder) {
+  DraftTree t;
+  t.Reset(0);
+  std::vector<float> l1 = LogitsOf({0.0, 0.6, 0.4, 0.0});
+  ExpandLevel(&t, l1.data(), 4, 2);
+  std::vector<float> l2 = LogitsOf({0.5, 0.0, 0.0, 0.5});
+  std::vector<float> l2b = LogitsOf({0.0, 0.1, 0.0, 0.9});
+  l2.insert(l2.end(), l2b.begin(), l2b.end());
+  ExpandLevel(&t, l2.data(), 4, 3);  // nodes 3 (1,0) .30, 4 (1,3) .30, 5 (2,3) .36
+  const std::vector<int32_t> kept = BestSubtree(t.parents, t.scores, 3);  // 1 (.6), 2 (.4), 5 (.36)
+  ASSERT_EQ(kept, (std::vector<int32_t>{0, 1, 2, 5}));
+  const DraftTree s = Subtree(t, kept);
+  EXPECT_EQ(s.tokens, (std::vector<int32_t>{0, 1, 2, 3}));
+  EXPECT_EQ(s.parents, (std::vector<int32_t>{-1, 0, 0, 2}));
+  EXPECT_EQ(s.depths, (std::vector<int32_t>{0, 1, 1, 2}));
+  EXPECT_EQ(s.children[0], (std::vector<int32_t>{1, 2}));
+  EXPECT_EQ(s.children[2], (std::vector<int32_t>{3}));
+  EXPECT_EQ(s.level_start, (std::vector<int32_t>{0, 1, 3, 4}));
+  EXPECT_DOUBLE_EQ(s.scores[3], t.scores[5]);
+  const DraftTree root_only = Subtree(t, {0});
+  EXPECT_EQ(root_only.size(), 1);
+  EXPECT_EQ(root_only.level_start, (std::vector<int32_t>{0, 1}));
+}
+
 TEST(DraftTree, TruncateShape) {
   EXPECT_EQ(TruncateShape({4, 16, 16}, 2), (std::vector<int>{4, 16}));
   EXPECT_EQ(TruncateShape({4, 16, 16}, 9), (std::vector<int>{4, 16, 16}));

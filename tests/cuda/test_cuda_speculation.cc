@@ -266,6 +266,32 @@ TEST(CudaSpeculation, PathCommitMatchesCpuInALinearCacheAndARing) {
   ASSERT_TRUE(gpu->LastError().ok());
 }
 
+TEST(CudaSpeculation, MapTreePathMatchesCpu) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  auto cpu = MakeCpuBackend(1);
+  auto gpu = CudaBackendOrDie();
+  std::mt19937 rng(12);
+  for (const int32_t count : {1, 2, 7, kMaxTreeDepth + 2}) {
+    std::vector<int32_t> node_map(kMaxTreeNodes + 1), path(kMaxTreeDepth + 2);
+    for (int32_t& m : node_map) m = int32_t(rng() % (kMaxTreeNodes + 1));
+    for (int32_t& p : path) p = int32_t(rng() % (kMaxTreeNodes + 1));
+    std::vector<int32_t> want(kMaxTreeDepth + 2, -7);
+    cpu->MapTreePath(node_map.data(), path.data(), &count, kMaxTreeDepth + 2, want.data());
+    std::vector<int32_t> ints = node_map;
+    ints.insert(ints.end(), path.begin(), path.end());
+    ints.push_back(count);
+    ints.resize(ints.size() + kMaxTreeDepth + 2, -7);
+    Buf d = UploadInts(*gpu, ints);
+    const int32_t* map_d = d.ints();
+    const int32_t* path_d = map_d + node_map.size();
+    const int32_t* count_d = path_d + path.size();
+    int32_t* out_d = d.ints() + node_map.size() + path.size() + 1;
+    gpu->MapTreePath(map_d, path_d, count_d, kMaxTreeDepth + 2, out_d);
+    EXPECT_EQ(DownloadInts(*gpu, out_d, kMaxTreeDepth + 2), want) << "count " << count;
+  }
+  ASSERT_TRUE(gpu->LastError().ok());
+}
+
 // Backend::SampleRows on the GPU: every draw inside the CPU's kept set and the counts following
 // its law, on the small checkable cases and over the real targets' vocabularies (a peaked row:
 // a dozen likely tokens, two of them tied, over a normal tail).

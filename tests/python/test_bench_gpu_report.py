@@ -129,8 +129,9 @@ class FakeEngine:
     def __init__(self, tokens):
         self.tokens, self.env = tokens, []
 
-    def generate(self, ids, max_new_tokens, ignore_eos, speculative=None, tree=None):
+    def generate(self, ids, max_new_tokens, ignore_eos, speculative=None, tree=None, verify_nodes=None):
         self.env.append(os.environ.get(bench_gpu.PHASE_ENV))
+        self.verify_nodes = verify_nodes
         spec = speculative is not False
         stats = {"decode_s": 0.0254, "new_tokens": max_new_tokens, "prefill_s": 0.5, "speculative": spec,
                  "rounds": 10 if spec else 0, "mean_accepted": 2.6 if spec else 0.0,
@@ -146,6 +147,11 @@ def test_speculative_row_compares_with_plain():
     assert row["method"] == "speculative" and row["ms_per_token"] == 1.016 and row["tau"] == 2.6
     assert row["identical_to_plain"] is True and row["speedup_vs_plain"] == round(0.5 / 1.016, 3)
     assert row["tree"] == [4, 16] and "first_difference" not in row
+    eng = FakeEngine(range(26))
+    row = bench_gpu.speculative_row(eng, [1, 2], 26, base, [16, 32], plain, 20)  # --extra-trees 16,32@20
+    assert eng.verify_nodes == 20 and row["verify_nodes"] == 20 and row["tree"] == [16, 32]
+    row["tree_sweep"] = True
+    assert "| m | 100 | 16,32@20 (49) |" in gpu_report.render("card", "date", [row], [])
     other = [0, 1, 2, 99] + list(range(4, 26))
     row = bench_gpu.speculative_row(FakeEngine(other), [1, 2], 26, base, "auto", plain)
     assert row["method"] == "speculative" and row["tree"] == "auto" and gpu_report.row_kind(row) == "speculative_auto"

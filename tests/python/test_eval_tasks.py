@@ -95,3 +95,26 @@ def test_evaluate_tau_reports_the_best_n_probe(tiny_chat_model_dir, tmp_path, mo
     monkeypatch.delenv("LONGSPEC_BEST_N_PROBE")
     (plain_row,) = evaluate_tau(eng, [("man/doc.1", doc)], [200], [[2, 2, 2]], n_docs=1, new_tokens=16)
     assert "tau_best_n" not in plain_row and plain_row["tau"] == pytest.approx(row["tau"])
+
+
+def test_tree_specs_with_verify_nodes_parse_and_evaluate(tiny_chat_model_dir, tmp_path):
+    # "W1,W2,...@N" (eval-draft --trees, bench_gpu.py --extra-trees): grow the tree, verify its best
+    # N nodes; the row says so, and N covering the whole tree is the tree itself.
+    import longspec
+    from longspec import Engine
+    from longspec.engine import format_tree_spec, parse_tree_spec
+
+    assert parse_tree_spec("16,32,32,32,32@69") == ([16, 32, 32, 32, 32], 69)
+    assert parse_tree_spec(" 4,16 ") == ([4, 16], None)
+    assert format_tree_spec([16, 32], 40) == "16,32@40" and format_tree_spec([4, 16]) == "4,16"
+    for bad in ("", "4,x", "4,16@", "4,16@0", "0,4", "4@16@2"):
+        with pytest.raises(ValueError, match="tree"):
+            parse_tree_spec(bad)
+    draft = longspec.random_draft(tiny_chat_model_dir, tmp_path / "draft", seed=3)
+    eng = Engine(tiny_chat_model_dir, draft=draft, device="cpu")
+    doc = np.asarray(eng.encode(TEXT), dtype=np.uint32)
+    whole, pruned, all_kept = evaluate_tau(eng, [("man/doc.1", doc)], [200], [[2, 2, 2], ([2, 2, 2], 2), ([2, 2, 2], 6)],
+                                           n_docs=1, new_tokens=16)
+    assert whole["verify_nodes"] is None and pruned["verify_nodes"] == 2
+    assert pruned["tree"] == [2, 2, 2] and 1.0 <= pruned["tau"] <= 3.0  # at most root + 2 nodes deep
+    assert all_kept["tau"] == pytest.approx(whole["tau"]) and all_kept["rounds"] == whole["rounds"]

@@ -211,6 +211,32 @@ def test_gpu_speculative_equals_plain_on_smollm2_with_its_draft():
     assert min(taus) > 1.0
 
 
+def test_gpu_verify_nodes_equals_plain_and_the_probe_on_smollm2():
+    """verify_nodes on the GPU (the round reads its grown tree back, verifies the best subtree, maps
+    the accepted path back for the draft's commit): plain greedy's tokens; and where the probe says
+    every round of the whole tree accepted within its best N + 1 nodes, the very same rounds."""
+    eng = longspec.Engine(_smollm2(), device="cuda")
+    tree, candidates = [4, 16, 16, 16, 16], [20, 30, 40, 50, 60, 64, 67]
+    same_rounds = 0
+    for ids in _many_prompts(eng.tokenizer, 6, [2000, 7000]):
+        plain = eng.generate(ids, max_new_tokens=128, ignore_eos=True, speculative=False)
+        for grown, n in ((tree, 20), ([16, 32, 32, 32, 32], 69)):
+            assert eng.generate(ids, max_new_tokens=128, ignore_eos=True, tree=grown, verify_nodes=n).tokens == plain.tokens
+        os.environ["LONGSPEC_BEST_N_PROBE"] = ",".join(str(n + 1) for n in candidates)
+        try:
+            full = eng.generate(ids, max_new_tokens=128, ignore_eos=True, tree=tree)
+        finally:
+            del os.environ["LONGSPEC_BEST_N_PROBE"]
+        made = sum(k * c for k, c in enumerate(full.stats["accepted_histogram"]))
+        within = [n for n in candidates if full.stats["best_n_tokens"][n + 1] == made]
+        if within:
+            pruned = eng.generate(ids, max_new_tokens=128, ignore_eos=True, tree=tree, verify_nodes=within[0])
+            assert pruned.tokens == plain.tokens
+            assert pruned.stats["accepted_histogram"] == full.stats["accepted_histogram"]
+            same_rounds += 1
+    assert same_rounds >= 1, "no prompt had every accepted path within the best 68 nodes"
+
+
 def test_gpu_speculative_equals_plain_on_qwen_coder_at_16k():
     path = _qwen05()
     draft = os.path.join(os.path.dirname(__file__), "..", "..", "models", "qwen2.5-coder-0.5b-instruct-longspec")

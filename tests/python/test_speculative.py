@@ -92,6 +92,50 @@ def test_packaged_trained_draft_is_picked_up_and_exact(smollm2_gguf):
     assert sum(taus) / len(taus) > 1.8, taus
 
 
+def test_verify_nodes_verifies_the_best_subtree_and_the_draft_commits_in_its_own_numbers(smollm2_gguf, monkeypatch):
+    """verify_nodes=N: grow the tree, verify its root and N best nodes. Greedy output stays plain's.
+    Where the probe says every round of the whole tree accepted within its best N + 1 nodes (root
+    included), the pruned run must be the same rounds exactly: the same tree grows each round only
+    if the draft committed the accepted path in its grown tree's numbers (a commit in verify-tree
+    numbers moves the wrong K/V into the draft's window and the later rounds differ)."""
+    eng = Engine(smollm2_gguf, device="cpu", tokenizer=True)  # the packaged, trained draft
+    tree = [4, 16, 16, 16, 16]  # 69 nodes
+    candidates = [20, 30, 40, 50, 60, 64, 67]  # 67: one node pruned
+    found = []
+    for text in _texts()[7:]:  # the long prompts, until one has such an N
+        ids = eng.encode(text)
+        monkeypatch.setenv("LONGSPEC_BEST_N_PROBE", ",".join(str(n + 1) for n in candidates))
+        full = eng.generate(ids, max_new_tokens=40, ignore_eos=True, tree=tree)
+        monkeypatch.delenv("LONGSPEC_BEST_N_PROBE")
+        made = sum(k * c for k, c in enumerate(full.stats["accepted_histogram"]))
+        found.append((full.stats["best_n_tokens"], made))
+        within = [n for n in candidates if full.stats["best_n_tokens"][n + 1] == made]
+        if within:
+            break
+    assert within, f"no prompt and N hold every accepted path (best N + 1 tokens vs made): {found}"
+    keep = within[0]
+    plain = eng.generate(ids, max_new_tokens=40, ignore_eos=True, speculative=False)
+    assert full.tokens == plain.tokens
+    pruned = eng.generate(ids, max_new_tokens=40, ignore_eos=True, tree=tree, verify_nodes=keep)
+    assert pruned.tokens == plain.tokens
+    assert pruned.stats["rounds"] == full.stats["rounds"]
+    assert pruned.stats["accepted_histogram"] == full.stats["accepted_histogram"]
+    # Smaller N: fewer tokens a round at most, still exact; wider growth verified at the same size.
+    for n, grown in ((3, tree), (69, [16, 32, 32, 32, 32])):
+        out = eng.generate(ids, max_new_tokens=40, ignore_eos=True, tree=grown, verify_nodes=n)
+        assert out.tokens == plain.tokens, (n, grown)
+        assert out.stats["speculative"] and out.stats["mean_accepted"] <= 1 + len(grown)
+    sampled = eng.generate(ids, max_new_tokens=12, temperature=0.8, seed=5, tree=tree, verify_nodes=10, ignore_eos=True)
+    assert len(sampled.tokens) == 12
+    with pytest.raises(ValueError, match="verify_nodes"):
+        eng.generate(ids, max_new_tokens=4, tree="auto", verify_nodes=10)
+    with pytest.raises(ValueError, match="verify_nodes"):
+        eng.generate(ids, max_new_tokens=4, tree=tree, verify_nodes=-2)
+    with pytest.raises(TypeError, match="verify_nodes"):
+        eng.generate(ids, max_new_tokens=4, tree=tree, verify_nodes="10")
+    assert eng.generate(ids, max_new_tokens=8, ignore_eos=True, tree=tree).tokens == plain.tokens[:8]
+
+
 def test_speculative_stats(smol_spec):
     out = smol_spec.generate("Hello", max_new_tokens=20, ignore_eos=True, speculative=True)
     s = out.stats

@@ -72,6 +72,11 @@ struct SamplingParams {
   // costs and the tau of this request (speculation/tree_policy.h), among sub-shapes of its
   // default tree. Excludes `tree`.
   bool auto_tree = false;
+  // Grow the tree, verify its best: each round verifies only the root and the `verify_nodes`
+  // nodes of highest cumulative draft log-probability (EAGLE-2 style reranking; equal scores go
+  // to the lower node, so the kept nodes always form a subtree and a round may go deep where the
+  // draft is sure and wide where it is not). 0 = every node grown. Excludes auto_tree.
+  int verify_nodes = 0;
 
   Status Validate() const;
 };

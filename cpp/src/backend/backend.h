@@ -339,6 +339,11 @@ class Backend {
   // K/V start layer_stride bytes apart from `first_layer`. *count <= max_count.
   virtual void KvCommitPath(KvLayerView first_layer, int32_t num_layers, int64_t layer_stride, const int32_t* path,
                             const int32_t* count, const int32_t* committed, int32_t max_count) = 0;
+  // out[i] = node_map[path[i]] for i < *count: a pruned round's accepted path (verify-tree nodes)
+  // as the grown tree's nodes, for the draft's commit (speculation/device_round.h).
+  // *count <= max_count.
+  virtual void MapTreePath(const int32_t* node_map, const int32_t* path, const int32_t* count, int32_t max_count,
+                           int32_t* out) = 0;
 
   // ---- sampling ---------------------------------------------------------------------------
   // out[r] = the first index of row r's maximum (NaN never wins; an all-NaN row gives 0). Greedy

@@ -246,6 +246,11 @@ class CpuBackend final : public Backend {
     cpu::KvCommitPath(first_layer, num_layers, layer_stride, path, count, committed, max_count);
   }
 
+  void MapTreePath(const int32_t* node_map, const int32_t* path, const int32_t* count, int32_t max_count,
+                   int32_t* out) override {
+    cpu::MapTreePath(node_map, path, count, max_count, out);
+  }
+
   void SampleRows(View logits, const RowSampling& sampling, int32_t* out) override {
     cpu::SampleRows(threads_, logits, sampling, out);
   }

@@ -39,6 +39,7 @@ void TreeAcceptGreedy(DeviceTree tree, int32_t num_nodes, const int32_t* argmax,
                       int32_t* count);
 void KvCommitPath(KvLayerView first, int32_t num_layers, int64_t layer_stride, const int32_t* path,
                   const int32_t* count, const int32_t* committed, int32_t max_count);
+void MapTreePath(const int32_t* node_map, const int32_t* path, const int32_t* count, int32_t max_count, int32_t* out);
 void SampleRows(int threads, View logits, const RowSampling& sampling, int32_t* out);
 
 }  // namespace longspec::cpu

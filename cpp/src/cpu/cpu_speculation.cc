@@ -65,6 +65,13 @@ void TreeAcceptGreedy(DeviceTree tree, int32_t num_nodes, const int32_t* argmax,
   *count = n + 1;
 }
 
+void MapTreePath(const int32_t* node_map, const int32_t* path, const int32_t* count, int32_t max_count, int32_t* out) {
+  const int32_t n = *count;
+  assert(n >= 0 && n <= max_count);
+  (void)max_count;
+  for (int32_t i = 0; i < n; ++i) out[i] = node_map[path[i]];
+}
+
 void KvCommitPath(KvLayerView first, int32_t num_layers, int64_t layer_stride, const int32_t* path,
                   const int32_t* count, const int32_t* committed, int32_t max_count) {
   const int32_t n = *count, c = *committed;

@@ -68,6 +68,13 @@ Status SamplingParams::Validate() const {
     if (t < 0) return InvalidArgumentError("stop_token_ids must be >= 0, got " + std::to_string(t));
   }
   if (auto_tree && !tree.empty()) return InvalidArgumentError("tree: \"auto\" and an explicit shape exclude each other");
+  if (verify_nodes < 0 || verify_nodes > kMaxTreeNodes) {
+    return InvalidArgumentError("verify_nodes must be in [0, " + std::to_string(kMaxTreeNodes) + "], got " +
+                                std::to_string(verify_nodes));
+  }
+  if (verify_nodes > 0 && auto_tree) {
+    return InvalidArgumentError("verify_nodes needs a fixed tree: tree=\"auto\" chooses its own shapes");
+  }
   if (!tree.empty()) return ValidateTreeShape(tree, "tree");
   return Status::OK();
 }

@@ -99,6 +99,10 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
   for (int32_t n : best_n) stats.best_n_tokens.emplace_back(n, 0);
   std::vector<int32_t> probe_tokens, probe_parents, probe_argmax;
   std::vector<float> probe_scores;
+  // verify_nodes: the verified subtree's parents (device round), or the subtree itself and its
+  // nodes in the grown tree (host round).
+  std::vector<int32_t> verify_parents, kept, grown_path;
+  DraftTree pruned;
 
   sequence->Reset();
   Stopwatch prefill_clock;
@@ -145,13 +149,18 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
         const int32_t committed = static_cast<int32_t>(sequence->committed());
         Stopwatch draft_clock;
         LONGSPEC_RETURN_IF_ERROR(draft_model->EnqueueTree(level_shape, committed, root));
+        // verify_nodes: the round waits for its tree here, once, and verifies its best subtree.
+        const bool prune = params.verify_nodes > 0 && params.verify_nodes < nodes - 1;
+        if (prune) LONGSPEC_RETURN_IF_ERROR(round.Prune(*backend, nodes, params.verify_nodes, &verify_parents));
         if (phase_timing) backend->Synchronize();
         stats.draft_s += draft_clock.Seconds();
 
         Stopwatch verify_clock;
-        const DeviceTree dtree = round.tree();
-        LONGSPEC_RETURN_IF_ERROR(
-            sequence->StepDeviceTree(level_shape, dtree, greedy ? StepOutput::kArgmax : StepOutput::kLogits));
+        const DeviceTree dtree = prune ? round.verify_tree() : round.tree();
+        const int32_t rows = prune ? static_cast<int32_t>(verify_parents.size()) : nodes;
+        const StepOutput output = greedy ? StepOutput::kArgmax : StepOutput::kLogits;
+        LONGSPEC_RETURN_IF_ERROR(prune ? sequence->StepDeviceTreeOfParents(verify_parents, dtree, output)
+                                       : sequence->StepDeviceTree(level_shape, dtree, output));
         if (phase_timing) backend->Synchronize();
         stats.verify_s += verify_clock.Seconds();
 
@@ -163,28 +172,34 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
         const int32_t* choice = sequence->device_argmax();
         if (!greedy) {
           View verified = sequence->device_logits();
-          verified.rows = nodes;
+          verified.rows = rows;
           backend->SampleRows(verified, RowSampling{params.temperature, params.top_k, params.top_p, params.seed,
                                                     static_cast<uint64_t>(stats.rounds)},
                               round.drawn());
           choice = round.drawn();
         }
-        backend->TreeAcceptGreedy(dtree, nodes, choice, round.path(), round.emitted(), round.count());
+        backend->TreeAcceptGreedy(dtree, rows, choice, round.path(), round.emitted(), round.count());
         if (probe_best_n) {  // the round's tree and the target's choices, read back for the probe
-          probe_tokens.resize(nodes);
-          probe_parents.resize(nodes);
-          probe_scores.resize(nodes);
-          probe_argmax.resize(nodes);
-          backend->CopyToHost(probe_tokens.data(), dtree.tokens, nodes * sizeof(int32_t));
-          backend->CopyToHost(probe_parents.data(), dtree.parents, nodes * sizeof(int32_t));
-          backend->CopyToHost(probe_scores.data(), dtree.scores, nodes * sizeof(float));
-          backend->CopyToHost(probe_argmax.data(), choice, nodes * sizeof(int32_t));
+          probe_tokens.resize(rows);
+          probe_parents.resize(rows);
+          probe_scores.resize(rows);
+          probe_argmax.resize(rows);
+          backend->CopyToHost(probe_tokens.data(), dtree.tokens, rows * sizeof(int32_t));
+          backend->CopyToHost(probe_parents.data(), dtree.parents, rows * sizeof(int32_t));
+          backend->CopyToHost(probe_scores.data(), dtree.scores, rows * sizeof(float));
+          backend->CopyToHost(probe_argmax.data(), choice, rows * sizeof(int32_t));
           const std::vector<int32_t> within = GreedyTokensWithinBest(
-              probe_tokens.data(), probe_parents.data(), probe_scores.data(), nodes, probe_argmax.data(), best_n);
+              probe_tokens.data(), probe_parents.data(), probe_scores.data(), rows, probe_argmax.data(), best_n);
           for (size_t i = 0; i < within.size(); ++i) stats.best_n_tokens[i].second += within[i];
         }
         sequence->EnqueueCommitPath(round.path(), round.count(), round.committed(), DeviceRoundState::kMaxPath);
-        draft_model->EnqueueCommit();
+        if (prune) {  // the draft's ring holds every grown node: its commit takes their numbers
+          backend->MapTreePath(round.node_map(), round.path(), round.count(), DeviceRoundState::kMaxPath,
+                               round.grown_path());
+          draft_model->EnqueueCommit(round.grown_path());
+        } else {
+          draft_model->EnqueueCommit();
+        }
         LONGSPEC_RETURN_IF_ERROR(round.ReadEmitted(*backend, &emitted));
         captured = draft_model->last_tree_captured() || sequence->last_step_captured();
         sequence->AdvanceCommitted(static_cast<int64_t>(emitted.size()));
@@ -198,6 +213,13 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
         Stopwatch draft_clock;
         tree.Reset(root);
         LONGSPEC_RETURN_IF_ERROR(BuildTree(*drafter, level_shape, vocab, &tree));
+        // verify_nodes: the target verifies the best subtree; the drafter commits in its own numbers.
+        const bool prune = params.verify_nodes > 0 && params.verify_nodes < tree.size() - 1;
+        if (prune) {
+          kept = BestSubtree(tree.parents, tree.scores, params.verify_nodes);
+          pruned = Subtree(tree, kept);
+        }
+        const DraftTree& verified = prune ? pruned : tree;
         stats.draft_s += draft_clock.Seconds();
 
         // Greedy verification only needs each node's argmax; sampling needs the distributions.
@@ -205,20 +227,24 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
         const int32_t* verify_argmax = nullptr;
         const float* verify_logits = nullptr;
         if (greedy) {
-          LONGSPEC_ASSIGN_OR_RETURN(verify_argmax, sequence->StepArgmax(tree.tokens, tree.parents));
+          LONGSPEC_ASSIGN_OR_RETURN(verify_argmax, sequence->StepArgmax(verified.tokens, verified.parents));
         } else {
-          LONGSPEC_ASSIGN_OR_RETURN(verify_logits, sequence->Step(tree.tokens, tree.parents));
+          LONGSPEC_ASSIGN_OR_RETURN(verify_logits, sequence->Step(verified.tokens, verified.parents));
         }
         captured = sequence->last_step_captured();
         stats.verify_s += verify_clock.Seconds();
 
         Stopwatch other_clock;
-        const AcceptResult acc =
-            greedy ? AcceptGreedy(tree, verify_argmax) : AcceptSampling(tree, verify_logits, vocab, params, rng);
+        const AcceptResult acc = greedy ? AcceptGreedy(verified, verify_argmax)
+                                        : AcceptSampling(verified, verify_logits, vocab, params, rng);
         LONGSPEC_RETURN_IF_ERROR(sequence->Commit(acc.path));
-        LONGSPEC_RETURN_IF_ERROR(drafter->Commit(tree, acc.path));
+        grown_path = acc.path;
+        if (prune) {
+          for (int32_t& node : grown_path) node = kept[node];
+        }
+        LONGSPEC_RETURN_IF_ERROR(drafter->Commit(tree, grown_path));
         emitted.clear();
-        for (size_t i = 1; i < acc.path.size(); ++i) emitted.push_back(tree.tokens[acc.path[i]]);
+        for (size_t i = 1; i < acc.path.size(); ++i) emitted.push_back(verified.tokens[acc.path[i]]);
         emitted.push_back(acc.bonus);
         stats.other_s += other_clock.Seconds();
       }

@@ -190,7 +190,10 @@ Status TargetSequence::Commit(const std::vector<int32_t>& path) {
 }
 
 Status TargetSequence::StepDeviceTree(const std::vector<int>& shape, DeviceTree tree, StepOutput output) {
-  const std::vector<int32_t> parents = ShapeParents(shape);
+  return StepDeviceTreeOfParents(ShapeParents(shape), tree, output);
+}
+
+Status TargetSequence::StepDeviceTreeOfParents(const std::vector<int32_t>& parents, DeviceTree tree, StepOutput output) {
   const int32_t n = static_cast<int32_t>(parents.size());
   if (n > model_.max_step_rows()) {
     return FailedPreconditionError("a step of " + std::to_string(n) + " rows exceeds the reserved " +

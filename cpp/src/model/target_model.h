@@ -106,6 +106,9 @@ class TargetSequence {
   // memory at the committed end, without committing; the rows' argmax ids (kArgmax) or logits
   // (kLogits) stay in backend memory (device_argmax(), device_logits()).
   Status StepDeviceTree(const std::vector<int>& shape, DeviceTree tree, StepOutput output);
+  // The same for a tree whose node parents the host knows (a pruned round's verify tree): the
+  // plan follows `parents` (node order, root first with -1).
+  Status StepDeviceTreeOfParents(const std::vector<int32_t>& parents, DeviceTree tree, StepOutput output);
   const int32_t* device_argmax() const;
   View device_logits() const;
   // Enqueues the commit of the last step's nodes path[0..*count) at committed length *committed

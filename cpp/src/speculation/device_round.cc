@@ -8,8 +8,10 @@ Status DeviceRoundState::Reserve(Backend& backend, int32_t max_parents, int32_t 
   *moved = false;
   const size_t scratch = backend.TreeExpandScratchBytes(max_parents, max_width);
   if (buf_ != nullptr && scratch <= scratch_bytes_) return Status::OK();
-  // committed + tokens, parents, scores, path, count + emitted, drawn; the scratch 64-byte aligned.
-  const size_t words = 1 + 3 * static_cast<size_t>(kMaxNodes) + kMaxPath + 1 + kMaxPath + kMaxNodes;
+  // committed + tokens, parents, scores, path, count + emitted, drawn, the verify tree's tokens,
+  // parents, scores and node map, the grown path; the scratch 64-byte aligned.
+  const size_t words = 1 + 3 * static_cast<size_t>(kMaxNodes) + kMaxPath + 1 + kMaxPath + kMaxNodes +
+                       4 * static_cast<size_t>(kMaxNodes) + kMaxPath;
   const size_t head = (words * sizeof(int32_t) + 63) / 64 * 64;
   LONGSPEC_ASSIGN_OR_RETURN(buf_, backend.Allocate(head + scratch));
   words_ = static_cast<int32_t*>(buf_->data());
@@ -19,6 +21,11 @@ Status DeviceRoundState::Reserve(Backend& backend, int32_t max_parents, int32_t 
   path_ = reinterpret_cast<int32_t*>(tree_.scores + kMaxNodes);
   count_ = path_ + kMaxPath;
   drawn_ = count_ + 1 + kMaxPath;
+  verify_tree_.tokens = drawn_ + kMaxNodes;
+  verify_tree_.parents = verify_tree_.tokens + kMaxNodes;
+  verify_tree_.scores = reinterpret_cast<float*>(verify_tree_.parents + kMaxNodes);
+  node_map_ = reinterpret_cast<int32_t*>(verify_tree_.scores + kMaxNodes);
+  grown_path_ = node_map_ + kMaxNodes;
   scratch_ = static_cast<char*>(buf_->data()) + head;
   scratch_bytes_ = scratch;
   // The root's parent and score never change; later nodes are always written before being read.
@@ -33,6 +40,40 @@ Status DeviceRoundState::Reserve(Backend& backend, int32_t max_parents, int32_t 
 void DeviceRoundState::BeginRound(Backend& backend, int32_t committed, int32_t root) {
   const int32_t words[2] = {committed, root};  // words_[0] and tree_.tokens[0] are adjacent
   backend.CopyToDevice(words_, words, sizeof(words));
+}
+
+Status DeviceRoundState::Prune(Backend& backend, int32_t nodes, int32_t keep, std::vector<int32_t>* parents) {
+  if (nodes < 1 || nodes > kMaxNodes) return InvalidArgumentError("prune: " + std::to_string(nodes) + " nodes");
+  // The grown tree's tokens, parents and scores lie kMaxNodes words apart: one read.
+  prune_staging_.resize(4 * static_cast<size_t>(kMaxNodes));
+  int32_t* host = prune_staging_.data();
+  backend.CopyToHost(host, tree_.tokens, 3 * static_cast<size_t>(kMaxNodes) * sizeof(int32_t));
+  LONGSPEC_RETURN_IF_ERROR(backend.LastError());
+  const int32_t* tokens = host;
+  const int32_t* grown_parents = host + kMaxNodes;
+  const float* scores = reinterpret_cast<const float*>(host + 2 * kMaxNodes);
+  prune_parents_.assign(grown_parents, grown_parents + nodes);
+  prune_scores_.assign(scores, scores + nodes);
+  const std::vector<int32_t> kept = BestSubtree(prune_parents_, prune_scores_, keep);
+  // The verify tree's tokens, parents, scores and node map, also kMaxNodes words apart.
+  std::vector<int32_t>& out = prune_out_;
+  out.assign(4 * static_cast<size_t>(kMaxNodes), 0);
+  std::vector<int32_t>& renumbered = prune_renumbered_;
+  renumbered.assign(nodes, -1);
+  parents->assign(kept.size(), -1);
+  for (size_t i = 0; i < kept.size(); ++i) {
+    const int32_t g = kept[i];
+    renumbered[g] = static_cast<int32_t>(i);
+    const int32_t p = g == 0 ? -1 : renumbered[grown_parents[g]];
+    if (g != 0 && p < 0) return InternalError("prune: node " + std::to_string(g) + " kept without its parent");
+    (*parents)[i] = p;
+    out[i] = tokens[g];
+    out[kMaxNodes + i] = p;
+    std::memcpy(&out[2 * static_cast<size_t>(kMaxNodes) + i], &scores[g], sizeof(float));
+    out[3 * static_cast<size_t>(kMaxNodes) + i] = g;
+  }
+  backend.CopyToDevice(verify_tree_.tokens, out.data(), out.size() * sizeof(int32_t));
+  return backend.LastError();
 }
 
 Status DeviceRoundState::ReadEmitted(Backend& backend, std::vector<int32_t>* emitted) {

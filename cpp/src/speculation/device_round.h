@@ -2,7 +2,8 @@
 // upload (the committed length and the root token, adjacent) and one read-back (the emitted
 // count and tokens, adjacent):
 //
-//   [committed | tree tokens ... | tree parents | tree scores | path | count | emitted | drawn | scratch]
+//   [committed | tree tokens ... | tree parents | tree scores | path | count | emitted | drawn |
+//    verify tree tokens | parents | scores | node map | grown path | scratch]
 //
 // The round on the device (engine/speculative.cc): the draft grows the tree level by level
 // into `tree()` (Backend::TreeExpand), the target verifies it (TargetSequence::StepDeviceTree),
@@ -10,6 +11,11 @@
 // node, or, sampling, from a token drawn per node by Backend::SampleRows), and KvCommitPath moves the
 // accepted K/V in the target cache and the draft ring. Addresses never change after Reserve
 // grows the buffer, so captured graphs stay valid until then.
+//
+// A pruned round (SamplingParams::verify_nodes) reads the grown tree back once, keeps its root and
+// best nodes (BestSubtree) as `verify_tree()`, numbered anew, with `node_map()` from those numbers
+// to the grown tree's: the target verifies, accepts and commits in verify-tree numbers, and the
+// draft's commit takes the path mapped back (`grown_path()`), since its ring holds every grown node.
 #pragma once
 
 #include <memory>
@@ -37,6 +43,14 @@ class DeviceRoundState {
   int32_t* emitted() const { return count_ + 1; }
   int32_t* drawn() const { return drawn_; }  // [kMaxNodes]: a token drawn at each node (sampling)
   void* expand_scratch() const { return scratch_; }
+  DeviceTree verify_tree() const { return verify_tree_; }
+  const int32_t* node_map() const { return node_map_; }
+  int32_t* grown_path() const { return grown_path_; }  // [kMaxPath]
+
+  // After the growth of a tree of `nodes` nodes was enqueued: waits for it, keeps the root and its
+  // `keep` best nodes, writes them as verify_tree() and node_map() and returns the verify tree's
+  // parents (for the target's plan) in *parents.
+  Status Prune(Backend& backend, int32_t nodes, int32_t keep, std::vector<int32_t>* parents);
 
   // Enqueues the upload of the round's committed length and root token.
   void BeginRound(Backend& backend, int32_t committed, int32_t root);
@@ -50,9 +64,15 @@ class DeviceRoundState {
   int32_t* path_ = nullptr;
   int32_t* count_ = nullptr;
   int32_t* drawn_ = nullptr;
+  DeviceTree verify_tree_;
+  int32_t* node_map_ = nullptr;
+  int32_t* grown_path_ = nullptr;
   void* scratch_ = nullptr;
   size_t scratch_bytes_ = 0;
   std::vector<int32_t> staging_;
+  // Host staging of Prune, kept between rounds.
+  std::vector<int32_t> prune_staging_, prune_parents_, prune_out_, prune_renumbered_;
+  std::vector<double> prune_scores_;
 };
 
 }  // namespace longspec

@@ -396,8 +396,8 @@ Status DraftModel::EnqueueTree(const std::vector<int>& shape, int32_t committed,
   return Status::OK();
 }
 
-void DraftModel::EnqueueCommit() {
-  backend_.KvCommitPath(cache_.layer(0), 1, cache_.layer_stride_bytes(), round_.path(), round_.count(),
+void DraftModel::EnqueueCommit(const int32_t* path) {
+  backend_.KvCommitPath(cache_.layer(0), 1, cache_.layer_stride_bytes(), path != nullptr ? path : round_.path(), round_.count(),
                         round_.committed(), DeviceRoundState::kMaxPath);
 }
 

@@ -68,8 +68,9 @@ class DraftModel final : public Drafter {
   // (shape, cross-attention bucket) when the backend has graphs.
   Status EnqueueTree(const std::vector<int>& shape, int32_t committed, int32_t root);
   // Enqueues the move of the accepted path (round().path(), count(), committed()) into the ring;
-  // the host then calls AdvanceCommitted with the count it read back.
-  void EnqueueCommit();
+  // the host then calls AdvanceCommitted with the count it read back. A pruned round passes its
+  // path as grown nodes (round().grown_path()).
+  void EnqueueCommit(const int32_t* path = nullptr);
   void AdvanceCommitted(int64_t n) { cache_.set_committed(cache_.committed() + n); }
   // Whether the last EnqueueTree captured a new graph (its time is not a steady-state round's).
   bool last_tree_captured() const { return last_tree_captured_; }

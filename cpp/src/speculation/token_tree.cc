@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cmath>
+#include <limits>
 #include <vector>
 
 #include "backend/tree_level_selection.h"
@@ -41,6 +43,49 @@ void ExpandLevel(DraftTree* tree, const float* logits, int64_t vocab, int32_t wi
   const int64_t keep = SelectLevel(cands.data(), end, width);
   for (int64_t j = 0; j < keep; ++j) tree->AddNode(cands[j].parent, cands[j].token, cands[j].score);
   tree->level_start.push_back(tree->size());
+}
+
+std::vector<int32_t> BestSubtree(const std::vector<int32_t>& parents, const std::vector<double>& scores, int32_t keep) {
+  const int32_t n = static_cast<int32_t>(parents.size());
+  std::vector<int32_t> order;
+  for (int32_t i = 1; i < n; ++i) order.push_back(i);
+  // NaN ranks last (it compares to nothing), so the order is a strict weak one.
+  auto key = [&](int32_t i) { return std::isnan(scores[i]) ? -std::numeric_limits<double>::infinity() : scores[i]; };
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return key(a) > key(b); });
+  std::vector<char> taken(n, 0);
+  if (n > 0) taken[0] = 1;
+  int32_t count = 0;
+  for (int32_t i : order) {
+    if (count >= keep) break;
+    if (parents[i] >= 0 && taken[parents[i]]) {
+      taken[i] = 1;
+      ++count;
+    }
+  }
+  std::vector<int32_t> kept;
+  for (int32_t i = 0; i < n; ++i) {
+    if (taken[i]) kept.push_back(i);
+  }
+  return kept;
+}
+
+DraftTree Subtree(const DraftTree& tree, const std::vector<int32_t>& kept) {
+  DraftTree out;
+  out.Reset(tree.tokens[0]);
+  std::vector<int32_t> renumbered(tree.size(), -1);
+  renumbered[0] = 0;
+  for (size_t i = 1; i < kept.size(); ++i) {
+    const int32_t node = kept[i];
+    assert(renumbered[tree.parents[node]] >= 0);
+    renumbered[node] = out.AddNode(renumbered[tree.parents[node]], tree.tokens[node], tree.scores[node]);
+  }
+  // Levels: the nodes are in node order, hence in depth order.
+  out.level_start = {0};
+  for (int32_t i = 1; i < out.size(); ++i) {
+    if (out.depths[i] != out.depths[i - 1]) out.level_start.push_back(i);
+  }
+  out.level_start.push_back(out.size());
+  return out;
 }
 
 std::vector<int> TruncateShape(const std::vector<int>& shape, int64_t max_depth) {

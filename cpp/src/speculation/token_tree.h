@@ -33,6 +33,16 @@ struct DraftTree {
 // the level keeps the best `width` by cumulative score (ties: lower parent, then lower token).
 void ExpandLevel(DraftTree* tree, const float* logits, int64_t vocab, int32_t width);
 
+// The root and the `keep` other nodes of highest cumulative score (equal scores: the lower node),
+// in node order: a subtree, since a node never scores above its parent and ranks after it on a
+// tie (a node whose parent is not kept, which only NaN scores can cause, is passed over for the
+// next). Every node when keep >= size - 1.
+std::vector<int32_t> BestSubtree(const std::vector<int32_t>& parents, const std::vector<double>& scores, int32_t keep);
+
+// The nodes `kept` of `tree` (root first, in node order, closed under parents: BestSubtree's
+// result) as a tree of their own: node i is tree's node kept[i]; children keep their order.
+DraftTree Subtree(const DraftTree& tree, const std::vector<int32_t>& kept);
+
 // Tree shape truncated to at most `max_depth` levels (at least one level when max_depth >= 1).
 std::vector<int> TruncateShape(const std::vector<int>& shape, int64_t max_depth);
 

@@ -171,7 +171,8 @@ def add_eval_parser(sub) -> None:
     p.add_argument("--data", required=True, help="data dir with heldout_long.npz")
     p.add_argument("--contexts", type=_ints, default=[1024, 4096, 8192])
     p.add_argument("--trees", default="4,16,16,16,16;1,1,1,1",
-                   help="tree shapes separated by ';' (each comma-separated widths)")
+                   help="tree shapes separated by ';' (each comma-separated widths, optionally @N: grow the "
+                        "tree, verify its best N nodes, e.g. 16,32,32,32,32@69)")
     p.add_argument("--docs", type=int, default=4, help="documents per context length")
     p.add_argument("--new-tokens", type=int, default=128)
     p.add_argument("--device", default="auto")
@@ -234,8 +235,9 @@ def instruction_prompt(tokenizer, doc: np.ndarray, ctx: int, instruction: str) -
     raise ValueError(f"instruction prompt: the chat template and instruction alone exceed {ctx} tokens")
 
 
-def evaluate_tau(engine, docs: list[tuple[str, np.ndarray]], contexts: list[int], trees: list[list[int]],
-                 n_docs: int, new_tokens: int, task: str = "continuation") -> list[dict]:
+def evaluate_tau(engine, docs: list[tuple[str, np.ndarray]], contexts: list[int],
+                 trees: list[list[int] | tuple[list[int], int | None]], n_docs: int, new_tokens: int,
+                 task: str = "continuation") -> list[dict]:
     """Greedy speculative generation from each held-out document's prompt of `ctx` tokens (the raw
     first tokens, or, for task "instruction", the document and an instruction through the chat
     template: `engine` needs its tokenizer); tau is tokens produced per round, pooled over the
@@ -251,12 +253,14 @@ def evaluate_tau(engine, docs: list[tuple[str, np.ndarray]], contexts: list[int]
             prompts = [instruction_prompt(engine.tokenizer, d, ctx, instruction_for(n)) for n, d in usable]
         else:
             prompts = [d[:ctx].tolist() for _, d in usable]
-        for tree in trees:
+        for spec in trees:
+            tree, verify_nodes = spec if isinstance(spec, tuple) else (spec, None)
             per_doc, rounds, produced, spec_time = [], 0, 0, 0.0
             histogram: list[int] = []  # entry k: rounds that emitted k tokens (0 .. depth + 1)
             best_n: dict[int, int] = {}  # LONGSPEC_BEST_N_PROBE: tokens had only N nodes been verified
             for (name, _), prompt in zip(usable, prompts):
-                out = engine.generate(prompt, max_new_tokens=new_tokens, ignore_eos=task != "instruction", tree=tree)
+                out = engine.generate(prompt, max_new_tokens=new_tokens, ignore_eos=task != "instruction", tree=tree,
+                                      verify_nodes=verify_nodes)
                 s = out.stats
                 for k, n in enumerate(s["accepted_histogram"]):
                     histogram += [0] * (k + 1 - len(histogram))
@@ -270,7 +274,7 @@ def evaluate_tau(engine, docs: list[tuple[str, np.ndarray]], contexts: list[int]
                 per_doc.append({"doc": name, "tau": made / max(1, s["rounds"]), "rounds": s["rounds"],
                                 "prompt_tokens": len(prompt), "new_tokens": made})
             if usable:
-                row = {"task": task, "context": ctx, "tree": tree, "docs": len(usable),
+                row = {"task": task, "context": ctx, "tree": tree, "verify_nodes": verify_nodes, "docs": len(usable),
                        "tau": produced / max(1, rounds), "per_doc": per_doc, "rounds": rounds,
                        "accepted_histogram": histogram, "decode_s": spec_time}
                 if best_n:  # tau had each round verified only its N best nodes (the rounds as they ran)
@@ -280,9 +284,9 @@ def evaluate_tau(engine, docs: list[tuple[str, np.ndarray]], contexts: list[int]
 
 
 def cmd_eval(args) -> int:
-    from ..engine import Engine
+    from ..engine import Engine, format_tree_spec, parse_tree_spec
 
-    trees = [_ints(t) for t in args.trees.split(";") if t.strip()]
+    trees = [parse_tree_spec(t) for t in args.trees.split(";") if t.strip()]
     docs = heldout_documents(args.data, [x for x in args.exclude.split(",") if x],
                              [x for x in args.include.split(",") if x])
     tasks = ["continuation", "instruction"] if args.task == "both" else [args.task]
@@ -298,7 +302,8 @@ def cmd_eval(args) -> int:
     print(f"{'task':>12} {'context':>8} {'tree':>20} {'docs':>5} {'tau':>6}")
     for r in rows:
         best = "".join(f"  best {n}: {t:.2f}" for n, t in r.get("tau_best_n", {}).items())
-        print(f"{r['task']:>12} {r['context']:>8} {','.join(map(str, r['tree'])):>20} {r['docs']:>5} {r['tau']:>6.2f}{best}")
+        tree = format_tree_spec(r["tree"], r.get("verify_nodes"))
+        print(f"{r['task']:>12} {r['context']:>8} {tree:>20} {r['docs']:>5} {r['tau']:>6.2f}{best}")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=2)
