@@ -273,13 +273,15 @@ class Engine:
         (token-identical for greedy). ``verify_nodes=N`` (with a list ``tree``): grow the tree,
         verify only the root and its N nodes of highest cumulative draft probability (a subtree:
         deep where the draft is sure, wide where it is not; EAGLE-2's reranking), e.g.
-        ``tree=[16, 32, 32, 32, 32], verify_nodes=69``. ``stop``: a string or list of strings; generation ends
+        ``tree=[16, 32, 32, 32, 32], verify_nodes=69`` (without ``tree``: the engine's own tree). ``stop``: a string or list of strings; generation ends
         where one first appears in the text, ``out.text`` excludes it and ``finish_reason`` is
         "stop". ``callback(new_token_ids)`` is called as tokens are produced;
         ``text_callback(new_text)`` with the text that became final (stop strings never appear in
         it). Either returning False stops generation.
         """
         ids = self._prompt_ids(prompt)
+        if verify_nodes is not None and tree is None:
+            tree = self.tree  # pruning asks for speculation, and needs a fixed tree: the engine's own
         speculative = self.speculates(speculative, tree)
         if speculative and tree is None:
             tree = self._default_call_tree

@@ -125,6 +125,9 @@ def test_verify_nodes_verifies_the_best_subtree_and_the_draft_commits_in_its_own
         out = eng.generate(ids, max_new_tokens=40, ignore_eos=True, tree=grown, verify_nodes=n)
         assert out.tokens == plain.tokens, (n, grown)
         assert out.stats["speculative"] and out.stats["mean_accepted"] <= 1 + len(grown)
+    # verify_nodes alone asks for speculation with the engine's own tree (plain is the CPU default).
+    alone = eng.generate(ids, max_new_tokens=16, ignore_eos=True, verify_nodes=30)
+    assert alone.stats["speculative"] and alone.tokens == plain.tokens[:16]
     sampled = eng.generate(ids, max_new_tokens=12, temperature=0.8, seed=5, tree=tree, verify_nodes=10, ignore_eos=True)
     assert len(sampled.tokens) == 12
     with pytest.raises(ValueError, match="verify_nodes"):
