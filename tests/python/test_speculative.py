@@ -299,6 +299,19 @@ def test_auto_tree_is_exact_and_mixes_plain_and_tree_rounds(random_qwen2_dir, qw
         eng.generate(ids, tree="automatic")
 
 
+def test_auto_tree_prior_weight_from_the_environment(random_qwen2_dir, qwen_draft, monkeypatch):
+    # LONGSPEC_AUTO_TAU_PRIOR_ROUNDS (for measuring the policy on a device) is read when an engine's
+    # policy is made: a bad value is one clear error, a good one keeps the output exact.
+    ids = list(range(3, 60))
+    monkeypatch.setenv("LONGSPEC_AUTO_TAU_PRIOR_ROUNDS", "many")
+    eng = Engine(random_qwen2_dir, draft=qwen_draft, device="cpu", tokenizer=False)
+    with pytest.raises(ValueError, match="LONGSPEC_AUTO_TAU_PRIOR_ROUNDS"):
+        eng.generate(ids, max_new_tokens=8, tree="auto")
+    monkeypatch.setenv("LONGSPEC_AUTO_TAU_PRIOR_ROUNDS", "32")
+    plain = eng.generate(ids, max_new_tokens=24, ignore_eos=True, speculative=False)
+    assert eng.generate(ids, max_new_tokens=24, ignore_eos=True, tree="auto").tokens == plain.tokens
+
+
 def test_best_n_probe_counts_what_a_pruned_tree_would_emit(smol_spec, monkeypatch):
     # LONGSPEC_BEST_N_PROBE: per N, the tokens the rounds would have emitted verifying only their N
     # best nodes. N >= the tree's nodes is the round itself; N = 1 (the root) is the bonus alone.

@@ -55,6 +55,24 @@ StatusOr<std::vector<int32_t>> BestNProbe() {
   return counts;
 }
 
+// LONGSPEC_AUTO_TAU_PRIOR_ROUNDS=R: the weight, in rounds, of earlier requests' tau in tree="auto"
+// (TreePolicy::Options::tau_prior_rounds, default 8), for measuring the policy on a device: its
+// simulator favoured 32 with the H200's costs (bench/gpu/pending/README.md). Read when the
+// engine's policy is created.
+StatusOr<TreePolicy::Options> PolicyOptionsFromEnv() {
+  TreePolicy::Options options;
+  const char* v = std::getenv("LONGSPEC_AUTO_TAU_PRIOR_ROUNDS");
+  if (v == nullptr || *v == '\0') return options;
+  char* stop = nullptr;
+  const double rounds = std::strtod(v, &stop);
+  if (*stop != '\0' || !(rounds >= 0.0 && rounds <= 1e6)) {
+    return InvalidArgumentError(std::string("LONGSPEC_AUTO_TAU_PRIOR_ROUNDS: expected a number of rounds in [0, 1e6], got '") +
+                                v + "'");
+  }
+  options.tau_prior_rounds = rounds;
+  return options;
+}
+
 }  // namespace
 
 StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<int32_t>& prompt,
@@ -73,7 +91,10 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
   }
   TreePolicy* policy = nullptr;
   if (params.auto_tree) {
-    if (!tree_policy) tree_policy = std::make_unique<TreePolicy>(DefaultTreeArms(default_tree));
+    if (!tree_policy) {
+      LONGSPEC_ASSIGN_OR_RETURN(const TreePolicy::Options options, PolicyOptionsFromEnv());
+      tree_policy = std::make_unique<TreePolicy>(DefaultTreeArms(default_tree), options);
+    }
     tree_policy->BeginRequest();
     policy = tree_policy.get();
   }
