@@ -93,8 +93,13 @@ TEST(DraftTree, BestSubtreeKeepsTheRootAndTheBestNodesClosedUnderParents) {
   // Equal scores go to the lower node: a child scoring as its parent (probability 1) comes after it.
   const std::vector<int32_t> chain = {-1, 0, 1, 0};
   EXPECT_EQ(BestSubtree(chain, {0.0, -0.5, -0.5, -0.5}, 2), (std::vector<int32_t>{0, 1, 2}));
-  // A NaN score ranks last, and a node whose parent is not kept is passed over for the next.
-  EXPECT_EQ(BestSubtree(parents, {0.0, NAN, -1.0, -0.1, -1.2, -0.2}, 2), (std::vector<int32_t>{0, 2, 4}));
+  // A NaN score ranks last, and a node joins only after its parent: 3 and 5 outscore 2 and 4 but
+  // wait for their NaN parent 1, which joins after every number.
+  const std::vector<double> nan_parent = {0.0, NAN, -1.0, -0.1, -1.2, -0.2};
+  EXPECT_EQ(BestSubtree(parents, nan_parent, 2), (std::vector<int32_t>{0, 2, 4}));
+  EXPECT_EQ(SubtreeRanks(parents, nan_parent), (std::vector<int32_t>{0, 3, 1, 4, 2, 5}));
+  EXPECT_EQ(SubtreeRanks(parents, scores), (std::vector<int32_t>{0, 1, 3, 2, 4, 5}));
+  EXPECT_EQ(SubtreeParents(parents, {0, 1, 2, 3, 5}), (std::vector<int32_t>{-1, 0, 0, 1, 1}));
 }
 
 TEST(DraftTree, SubtreeRenumbersInNodeOrderAndKeepsChildOrder) {

@@ -1,7 +1,6 @@
 #include "speculation/acceptance.h"
 
 #include <algorithm>
-#include <numeric>
 
 namespace longspec {
 
@@ -29,10 +28,9 @@ AcceptResult AcceptGreedy(const DraftTree& tree, const int32_t* argmax) {
 
 std::vector<int32_t> GreedyTokensWithinBest(const int32_t* tokens, const int32_t* parents, const float* scores,
                                             int32_t nodes, const int32_t* argmax, const std::vector<int32_t>& best) {
-  std::vector<int32_t> order(nodes), rank(nodes);
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return scores[a] > scores[b]; });
-  for (int32_t r = 0; r < nodes; ++r) rank[order[r]] = r;
+  // The root counts among the N: the best N nodes are the root and BestSubtree's N - 1.
+  const std::vector<int32_t> rank =
+      SubtreeRanks(std::vector<int32_t>(parents, parents + nodes), std::vector<double>(scores, scores + nodes));
   std::vector<int32_t> emitted;
   for (const int32_t n : best) {
     int32_t node = 0, count = 1;  // the bonus

@@ -32,8 +32,8 @@ struct AcceptResult {
 AcceptResult AcceptGreedy(const DraftTree& tree, const int32_t* argmax);
 
 // For tree-size studies (EAGLE-2 style reranking): per count N of `best`, the tokens (accepted +
-// bonus) a greedy round would have emitted had only its N nodes of highest cumulative draft score
-// been verified (ties to the lower index, so a node's ancestors rank before it). `tokens`,
+// bonus) a greedy round would have emitted had only its N best nodes, root included, been
+// verified (SubtreeRanks' order: what verify_nodes = N - 1 verifies). `tokens`,
 // `parents` (-1 for the root) and `scores` describe `nodes` nodes in tree order, `argmax` the
 // target's choice per node.
 std::vector<int32_t> GreedyTokensWithinBest(const int32_t* tokens, const int32_t* parents, const float* scores,

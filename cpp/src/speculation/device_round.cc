@@ -45,7 +45,7 @@ void DeviceRoundState::BeginRound(Backend& backend, int32_t committed, int32_t r
 Status DeviceRoundState::Prune(Backend& backend, int32_t nodes, int32_t keep, std::vector<int32_t>* parents) {
   if (nodes < 1 || nodes > kMaxNodes) return InvalidArgumentError("prune: " + std::to_string(nodes) + " nodes");
   // The grown tree's tokens, parents and scores lie kMaxNodes words apart: one read.
-  prune_staging_.resize(4 * static_cast<size_t>(kMaxNodes));
+  prune_staging_.resize(3 * static_cast<size_t>(kMaxNodes));
   int32_t* host = prune_staging_.data();
   backend.CopyToHost(host, tree_.tokens, 3 * static_cast<size_t>(kMaxNodes) * sizeof(int32_t));
   LONGSPEC_RETURN_IF_ERROR(backend.LastError());
@@ -55,20 +55,14 @@ Status DeviceRoundState::Prune(Backend& backend, int32_t nodes, int32_t keep, st
   prune_parents_.assign(grown_parents, grown_parents + nodes);
   prune_scores_.assign(scores, scores + nodes);
   const std::vector<int32_t> kept = BestSubtree(prune_parents_, prune_scores_, keep);
+  *parents = SubtreeParents(prune_parents_, kept);
   // The verify tree's tokens, parents, scores and node map, also kMaxNodes words apart.
   std::vector<int32_t>& out = prune_out_;
   out.assign(4 * static_cast<size_t>(kMaxNodes), 0);
-  std::vector<int32_t>& renumbered = prune_renumbered_;
-  renumbered.assign(nodes, -1);
-  parents->assign(kept.size(), -1);
   for (size_t i = 0; i < kept.size(); ++i) {
     const int32_t g = kept[i];
-    renumbered[g] = static_cast<int32_t>(i);
-    const int32_t p = g == 0 ? -1 : renumbered[grown_parents[g]];
-    if (g != 0 && p < 0) return InternalError("prune: node " + std::to_string(g) + " kept without its parent");
-    (*parents)[i] = p;
     out[i] = tokens[g];
-    out[kMaxNodes + i] = p;
+    out[kMaxNodes + i] = (*parents)[i];
     std::memcpy(&out[2 * static_cast<size_t>(kMaxNodes) + i], &scores[g], sizeof(float));
     out[3 * static_cast<size_t>(kMaxNodes) + i] = g;
   }

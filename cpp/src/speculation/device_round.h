@@ -71,7 +71,7 @@ class DeviceRoundState {
   size_t scratch_bytes_ = 0;
   std::vector<int32_t> staging_;
   // Host staging of Prune, kept between rounds.
-  std::vector<int32_t> prune_staging_, prune_parents_, prune_out_, prune_renumbered_;
+  std::vector<int32_t> prune_staging_, prune_parents_, prune_out_;
   std::vector<double> prune_scores_;
 };
 

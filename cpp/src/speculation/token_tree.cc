@@ -4,6 +4,7 @@
 #include <cassert>
 #include <cmath>
 #include <limits>
+#include <queue>
 #include <vector>
 
 #include "backend/tree_level_selection.h"
@@ -45,40 +46,51 @@ void ExpandLevel(DraftTree* tree, const float* logits, int64_t vocab, int32_t wi
   tree->level_start.push_back(tree->size());
 }
 
-std::vector<int32_t> BestSubtree(const std::vector<int32_t>& parents, const std::vector<double>& scores, int32_t keep) {
+std::vector<int32_t> SubtreeRanks(const std::vector<int32_t>& parents, const std::vector<double>& scores) {
   const int32_t n = static_cast<int32_t>(parents.size());
-  std::vector<int32_t> order;
-  for (int32_t i = 1; i < n; ++i) order.push_back(i);
-  // NaN ranks last (it compares to nothing), so the order is a strict weak one.
+  std::vector<std::vector<int32_t>> children(n);
+  for (int32_t i = 1; i < n; ++i) children[parents[i]].push_back(i);
   auto key = [&](int32_t i) { return std::isnan(scores[i]) ? -std::numeric_limits<double>::infinity() : scores[i]; };
-  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return key(a) > key(b); });
-  std::vector<char> taken(n, 0);
-  if (n > 0) taken[0] = 1;
-  int32_t count = 0;
-  for (int32_t i : order) {
-    if (count >= keep) break;
-    if (parents[i] >= 0 && taken[parents[i]]) {
-      taken[i] = 1;
-      ++count;
-    }
+  // The frontier's best on top: higher key, then lower node.
+  auto after = [&](int32_t a, int32_t b) { return key(a) != key(b) ? key(a) < key(b) : a > b; };
+  std::priority_queue<int32_t, std::vector<int32_t>, decltype(after)> frontier(after);
+  std::vector<int32_t> rank(n, -1);
+  if (n > 0) frontier.push(0);
+  for (int32_t r = 0; !frontier.empty(); ++r) {
+    const int32_t node = frontier.top();
+    frontier.pop();
+    rank[node] = r;
+    for (int32_t c : children[node]) frontier.push(c);
   }
+  return rank;
+}
+
+std::vector<int32_t> BestSubtree(const std::vector<int32_t>& parents, const std::vector<double>& scores, int32_t keep) {
+  const std::vector<int32_t> rank = SubtreeRanks(parents, scores);
   std::vector<int32_t> kept;
-  for (int32_t i = 0; i < n; ++i) {
-    if (taken[i]) kept.push_back(i);
+  for (int32_t i = 0; i < static_cast<int32_t>(rank.size()); ++i) {
+    if (rank[i] <= keep) kept.push_back(i);
   }
   return kept;
 }
 
+std::vector<int32_t> SubtreeParents(const std::vector<int32_t>& parents, const std::vector<int32_t>& kept) {
+  std::vector<int32_t> renumbered(parents.size(), -1), out(kept.size(), -1);
+  for (size_t i = 0; i < kept.size(); ++i) {
+    renumbered[kept[i]] = static_cast<int32_t>(i);
+    if (i > 0) {
+      out[i] = renumbered[parents[kept[i]]];
+      assert(out[i] >= 0 && "a kept node's parent is kept before it");
+    }
+  }
+  return out;
+}
+
 DraftTree Subtree(const DraftTree& tree, const std::vector<int32_t>& kept) {
+  const std::vector<int32_t> parents = SubtreeParents(tree.parents, kept);
   DraftTree out;
   out.Reset(tree.tokens[0]);
-  std::vector<int32_t> renumbered(tree.size(), -1);
-  renumbered[0] = 0;
-  for (size_t i = 1; i < kept.size(); ++i) {
-    const int32_t node = kept[i];
-    assert(renumbered[tree.parents[node]] >= 0);
-    renumbered[node] = out.AddNode(renumbered[tree.parents[node]], tree.tokens[node], tree.scores[node]);
-  }
+  for (size_t i = 1; i < kept.size(); ++i) out.AddNode(parents[i], tree.tokens[kept[i]], tree.scores[kept[i]]);
   // Levels: the nodes are in node order, hence in depth order.
   out.level_start = {0};
   for (int32_t i = 1; i < out.size(); ++i) {

@@ -33,14 +33,23 @@ struct DraftTree {
 // the level keeps the best `width` by cumulative score (ties: lower parent, then lower token).
 void ExpandLevel(DraftTree* tree, const float* logits, int64_t vocab, int32_t width);
 
-// The root and the `keep` other nodes of highest cumulative score (equal scores: the lower node),
-// in node order: a subtree, since a node never scores above its parent and ranks after it on a
-// tie (a node whose parent is not kept, which only NaN scores can cause, is passed over for the
-// next). Every node when keep >= size - 1.
+// The order in which a tree's nodes join its best subtrees (verify_nodes, and the best-N probe):
+// rank[0] = 0 for the root, then repeatedly the node of highest cumulative score among those whose
+// parent has joined (equal scores: the lower node; NaN after every number). A node never scores
+// above its parent, so this is the nodes sorted by score; the rule keeps every prefix a subtree
+// whatever the scores. `parents[i] < i` (node order), -1 for the root.
+std::vector<int32_t> SubtreeRanks(const std::vector<int32_t>& parents, const std::vector<double>& scores);
+
+// The root and the `keep` best other nodes (SubtreeRanks up to keep), in node order. Every node
+// when keep >= size - 1.
 std::vector<int32_t> BestSubtree(const std::vector<int32_t>& parents, const std::vector<double>& scores, int32_t keep);
 
-// The nodes `kept` of `tree` (root first, in node order, closed under parents: BestSubtree's
-// result) as a tree of their own: node i is tree's node kept[i]; children keep their order.
+// The parents of the subtree `kept` (root first, in node order, closed under parents:
+// BestSubtree's result) in its own numbering, where node i is node kept[i] of the tree.
+std::vector<int32_t> SubtreeParents(const std::vector<int32_t>& parents, const std::vector<int32_t>& kept);
+
+// The nodes `kept` of `tree` as a tree of their own: node i is tree's node kept[i]; children keep
+// their order.
 DraftTree Subtree(const DraftTree& tree, const std::vector<int32_t>& kept);
 
 // Tree shape truncated to at most `max_depth` levels (at least one level when max_depth >= 1).
