@@ -9,7 +9,9 @@
 // Use: LD_PRELOAD=/tmp/libkernel_trace.so KERNEL_TRACE_CSV=/tmp/trace.csv python3 ...
 // The process calls kernel_trace_clear() where the interesting part starts and kernel_trace_flush()
 // where it ends (ctypes); the CSV
-// holds one line per kernel: start_ns,end_ns,graph_id,correlation_id,grid,block,name.
+// holds one line per kernel: start_ns,end_ns,graph_id,correlation_id,grid,block,name; and one
+// per memory copy (name "memcpy <kind> <bytes> B", grid and block "0x0x0"), so that a round's
+// read-backs and uploads show between its kernels.
 #include <cupti.h>
 #include <cxxabi.h>
 
@@ -65,6 +67,14 @@ void CUPTIAPI BufferCompleted(CUcontext, uint32_t, uint8_t* buffer, size_t, size
   CUpti_Activity* record = nullptr;
   std::lock_guard<std::mutex> lock(g_mutex);
   while (cuptiActivityGetNextRecord(buffer, valid, &record) == CUPTI_SUCCESS) {
+    if (record->kind == CUPTI_ACTIVITY_KIND_MEMCPY) {
+      const auto* m = reinterpret_cast<const CUpti_ActivityMemcpy6*>(record);
+      static const char* const kKinds[] = {"?", "HtoD", "DtoH", "HtoA", "AtoH", "AtoA", "AtoD", "DtoA", "DtoD", "HtoH"};
+      const char* kind = m->copyKind < sizeof(kKinds) / sizeof(kKinds[0]) ? kKinds[m->copyKind] : "?";
+      g_records.push_back({m->start, m->end, m->graphId, m->correlationId, {0, 0, 0}, {0, 0, 0},
+                           std::string("memcpy ") + kind + " " + std::to_string(m->bytes) + " B"});
+      continue;
+    }
     if (record->kind != CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL && record->kind != CUPTI_ACTIVITY_KIND_KERNEL) continue;
     const auto* k = reinterpret_cast<const CUpti_ActivityKernel10*>(record);
     g_records.push_back({k->start, k->end, k->graphId, k->correlationId, {k->gridX, k->gridY, k->gridZ},
@@ -75,7 +85,8 @@ void CUPTIAPI BufferCompleted(CUcontext, uint32_t, uint8_t* buffer, size_t, size
 
 __attribute__((constructor)) void Start() {
   if (cuptiActivityRegisterCallbacks(BufferRequested, BufferCompleted) != CUPTI_SUCCESS ||
-      cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL) != CUPTI_SUCCESS) {
+      cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL) != CUPTI_SUCCESS ||
+      cuptiActivityEnable(CUPTI_ACTIVITY_KIND_MEMCPY) != CUPTI_SUCCESS) {
     std::fprintf(stderr, "kernel_trace: CUPTI activity tracing could not start\n");
   }
 }

@@ -171,6 +171,39 @@ def print_replays(path: str, same: list, sizes: dict) -> None:
         print(f"{(s - ks[0][0]) / 1e3:8.2f} {(e - s) / 1e3:7.2f}  {name}  {grid}")
     print()
 
+def round_timeline(path: str) -> None:
+    """Everything a traced stretch ran, in time order: each graph replay as one segment, each
+    kernel or copy outside a graph as its own, with the idle time before it. A speculation round
+    replays several graphs and runs kernels and copies between them; the idle gaps are where the
+    device waits for the host (launch latency, read-backs, host-side planning)."""
+    recs = []
+    with open(path) as f:
+        for line in f:
+            start, end, graph, corr, _grid, _block, name = line.rstrip("\n").split(",", 6)
+            recs.append((int(start), int(end), int(graph), int(corr), name.replace("longspec::cuda::", "")[:70]))
+    if not recs:
+        print(f"{path}: empty")
+        return
+    recs.sort()
+    segments = []  # [start, end, n, label]
+    for start, end, graph, corr, name in recs:
+        if graph and segments and segments[-1][4] == (graph, corr):
+            seg = segments[-1]
+            seg[1], seg[2] = max(seg[1], end), seg[2] + 1
+            continue
+        segments.append([start, end, 1, f"graph {graph}: {name}" if graph else name, (graph, corr) if graph else None])
+    t0, busy, idle, prev_end = segments[0][0], 0, 0, None
+    print(f"## {os.path.basename(path)}: {len(recs)} records in {len(segments)} segments")
+    print(f"{'at us':>9} {'idle us':>8} {'span us':>8} {'n':>4}  segment (graph replay: its first kernel)")
+    for start, end, n, label, _ in segments:
+        gap = 0 if prev_end is None else max(0, start - prev_end)
+        idle += gap
+        busy += end - max(start, prev_end or start)
+        prev_end = max(end, prev_end or end)
+        print(f"{(start - t0) / 1e3:9.1f} {gap / 1e3:8.1f} {(end - start) / 1e3:8.1f} {n:4d}  {label}")
+    print(f"total {(prev_end - t0) / 1e3:.1f} us: busy {busy / 1e3:.1f}, idle {idle / 1e3:.1f}")
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("shape", nargs="?")
@@ -181,10 +214,13 @@ if __name__ == "__main__":
     ap.add_argument("--digest", help="print the kernel table of a CSV written under ncu")
     ap.add_argument("--trace", action="store_true", help="run under the CUPTI tracer (LD_PRELOAD), not ncu")
     ap.add_argument("--timeline", help="print the step timeline of a CSV written by the tracer")
+    ap.add_argument("--rounds", help="print a traced CSV in time order: graph replays, kernels and copies between them, idle gaps")
     a = ap.parse_args()
     if a.digest:
         digest(a.digest)
     elif a.timeline:
         timeline(a.timeline)
+    elif a.rounds:
+        round_timeline(a.rounds)
     else:
         run(a)

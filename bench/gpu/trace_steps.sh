@@ -4,7 +4,9 @@
 # the CUPTI tracer bench/gpu/kernel_trace.cc. Builds the Python package into /tmp/lsite first when
 # it is not there (carried wheels in .whl/).
 #   OUT=... bash bench/gpu/trace_steps.sh "qwen2.5-0.5b-shape 32768" "smollm2-135m-shape 8192"
-# Writes $OUT/trace_<shape>_<context>_<phase>.txt (the timeline digest).
+# Writes $OUT/trace_<shape>_<context>_<phase>.txt (the timeline digest per graph) and
+# $OUT/rounds_<shape>_<context>_<phase>.txt (everything in time order with the idle gaps: where a
+# round waits for the host).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/longspec_out}
@@ -23,6 +25,7 @@ for what in "$@"; do
       python3 bench/gpu/profile_round.py "$1" "$2" --phase "$phase" --trace ${TREE:+--tree "$TREE"} 2> "$csv.err"
     echo "== $1 $2 $phase (exit $?)"
     python3 bench/gpu/profile_round.py --timeline "$csv" > "$OUT/trace_$1_$2_$phase.txt"
+    python3 bench/gpu/profile_round.py --rounds "$csv" > "$OUT/rounds_$1_$2_$phase.txt"
     head -30 "$OUT/trace_$1_$2_$phase.txt"
   done
 done
