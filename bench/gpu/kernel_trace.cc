@@ -11,7 +11,9 @@
 // where it ends (ctypes); the CSV
 // holds one line per kernel: start_ns,end_ns,graph_id,correlation_id,grid,block,name; and one
 // per memory copy (name "memcpy <kind> <bytes> B", grid and block "0x0x0"), so that a round's
-// read-backs and uploads show between its kernels.
+// read-backs and uploads show between its kernels; and one per runtime API call that takes the
+// host more than 2 us (name "api <function>", grid and block "host"), so that what the host was
+// doing while the device waited shows on the same clock (graph launches, pageable copies).
 #include <cupti.h>
 #include <cxxabi.h>
 
@@ -75,6 +77,16 @@ void CUPTIAPI BufferCompleted(CUcontext, uint32_t, uint8_t* buffer, size_t, size
                            std::string("memcpy ") + kind + " " + std::to_string(m->bytes) + " B"});
       continue;
     }
+    if (record->kind == CUPTI_ACTIVITY_KIND_RUNTIME) {
+      const auto* a = reinterpret_cast<const CUpti_ActivityAPI*>(record);
+      if (a->end - a->start < 2000) continue;  // the many short calls would bury the slow ones
+      const char* name = nullptr;
+      if (cuptiGetCallbackName(CUPTI_CB_DOMAIN_RUNTIME_API, a->cbid, &name) != CUPTI_SUCCESS || name == nullptr) {
+        name = "?";
+      }
+      g_records.push_back({a->start, a->end, 0, a->correlationId, {-1, 0, 0}, {-1, 0, 0}, std::string("api ") + name});
+      continue;
+    }
     if (record->kind != CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL && record->kind != CUPTI_ACTIVITY_KIND_KERNEL) continue;
     const auto* k = reinterpret_cast<const CUpti_ActivityKernel10*>(record);
     g_records.push_back({k->start, k->end, k->graphId, k->correlationId, {k->gridX, k->gridY, k->gridZ},
@@ -86,7 +98,8 @@ void CUPTIAPI BufferCompleted(CUcontext, uint32_t, uint8_t* buffer, size_t, size
 __attribute__((constructor)) void Start() {
   if (cuptiActivityRegisterCallbacks(BufferRequested, BufferCompleted) != CUPTI_SUCCESS ||
       cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL) != CUPTI_SUCCESS ||
-      cuptiActivityEnable(CUPTI_ACTIVITY_KIND_MEMCPY) != CUPTI_SUCCESS) {
+      cuptiActivityEnable(CUPTI_ACTIVITY_KIND_MEMCPY) != CUPTI_SUCCESS ||
+      cuptiActivityEnable(CUPTI_ACTIVITY_KIND_RUNTIME) != CUPTI_SUCCESS) {
     std::fprintf(stderr, "kernel_trace: CUPTI activity tracing could not start\n");
   }
 }
@@ -108,6 +121,11 @@ extern "C" int kernel_trace_flush() {
   FILE* f = std::fopen(path ? path : "kernel_trace.csv", "a");
   if (f == nullptr) return -1;
   for (const KernelRecord& r : g_records) {
+    if (r.grid[0] < 0) {  // a host API call
+      std::fprintf(f, "%llu,%llu,0,%u,host,host,%s\n", static_cast<unsigned long long>(r.start),
+                   static_cast<unsigned long long>(r.end), r.correlation_id, r.name.c_str());
+      continue;
+    }
     std::fprintf(f, "%llu,%llu,%u,%u,%dx%dx%d,%dx%dx%d,%s\n", static_cast<unsigned long long>(r.start),
                  static_cast<unsigned long long>(r.end), r.graph_id, r.correlation_id, r.grid[0], r.grid[1], r.grid[2],
                  r.block[0], r.block[1], r.block[2], r.name.c_str());

@@ -58,10 +58,13 @@ def run(args) -> None:
 
     from longspec import Engine, random_draft
 
-    path = write(args.shape, os.path.join(args.work, args.shape), max_position=args.context + 4096)
-    draft = os.path.join(args.work, f"{args.shape}-random-draft")
-    if not os.path.isfile(os.path.join(draft, "model.safetensors")):
-        random_draft(path, draft, seed=0)
+    if args.model:  # a real model file and its draft (a GGUF's own tokenizer is not needed)
+        path, draft = args.model, args.draft
+    else:
+        path = write(args.shape, os.path.join(args.work, args.shape), max_position=args.context + 4096)
+        draft = os.path.join(args.work, f"{args.shape}-random-draft")
+        if not os.path.isfile(os.path.join(draft, "model.safetensors")):
+            random_draft(path, draft, seed=0)
     eng = Engine(path, draft=draft, device="cuda", tokenizer=False, max_context=args.context + 256)
     vocab = eng.target_info["vocab_size"]
     ids = [(i * 7919 + 13) % (vocab - 10) + 5 for i in range(args.context)]
@@ -86,6 +89,13 @@ def run(args) -> None:
     if args.trace:  # the tracer costs nothing per kernel: take more steps
         last = 12 if args.phase == "plain" else 4
     eng.generate(ids, max_new_tokens=24, ignore_eos=True, **kw)  # captures the graphs
+    if args.trace and args.whole:
+        # As bench_gpu.py runs: no callback (one would make every step wait for the host), the
+        # whole generation traced, prefill included.
+        tracer("clear")
+        eng.generate(ids, max_new_tokens=24, ignore_eos=True, **kw)
+        tracer("flush")
+        return
     eng.generate(ids, max_new_tokens=24, ignore_eos=True, callback=profiled(1, last), **kw)
 
 
@@ -130,6 +140,8 @@ def timeline(path: str) -> None:
     with open(path) as f:
         for line in f:
             start, end, graph, corr, grid, block, name = line.rstrip("\n").split(",", 6)
+            if grid == "host":
+                continue
             key = (int(graph), int(corr)) if int(graph) else (0, int(start))
             steps[key].append((int(start), int(end), name.replace("longspec::cuda::", "")[:90], grid))
     graphs = [sorted(ks) for (g, _), ks in steps.items() if g]
@@ -176,10 +188,13 @@ def round_timeline(path: str) -> None:
     kernel or copy outside a graph as its own, with the idle time before it. A speculation round
     replays several graphs and runs kernels and copies between them; the idle gaps are where the
     device waits for the host (launch latency, read-backs, host-side planning)."""
-    recs = []
+    recs, host = [], []
     with open(path) as f:
         for line in f:
-            start, end, graph, corr, _grid, _block, name = line.rstrip("\n").split(",", 6)
+            start, end, graph, corr, grid, _block, name = line.rstrip("\n").split(",", 6)
+            if grid == "host":
+                host.append((int(start), int(end), name))
+                continue
             recs.append((int(start), int(end), int(graph), int(corr), name.replace("longspec::cuda::", "")[:70]))
     if not recs:
         print(f"{path}: empty")
@@ -192,10 +207,24 @@ def round_timeline(path: str) -> None:
             seg[1], seg[2] = max(seg[1], end), seg[2] + 1
             continue
         segments.append([start, end, 1, f"graph {graph}: {name}" if graph else name, (graph, corr) if graph else None])
+    # A whole generation's trace (--whole) begins with the prefill, which runs outside graphs:
+    # start at the first graph replay.
+    first = next((i for i, seg in enumerate(segments) if seg[4] is not None), 0)
+    if first > 0:
+        segments = segments[first:]
+        print(f"(the {first} segments before the first graph replay, the prefill, left out)")
     t0, busy, idle, prev_end = segments[0][0], 0, 0, None
-    print(f"## {os.path.basename(path)}: {len(recs)} records in {len(segments)} segments")
+    print(f"## {os.path.basename(path)}: {len(recs)} records, {len(segments)} segments from the first graph replay")
     print(f"{'at us':>9} {'idle us':>8} {'span us':>8} {'n':>4}  segment (graph replay: its first kernel)")
+    host.sort()
+    host_i = 0
     for start, end, n, label, _ in segments:
+        # Host API calls (over 2 us) that began before this segment, on the same clock, indented.
+        while host_i < len(host) and host[host_i][0] < start:
+            hs, he, hname = host[host_i]
+            if hs >= t0:
+                print(f"{(hs - t0) / 1e3:9.1f} {'host':>8} {(he - hs) / 1e3:8.1f} {'':4}    {hname}")
+            host_i += 1
         gap = 0 if prev_end is None else max(0, start - prev_end)
         idle += gap
         busy += end - max(start, prev_end or start)
@@ -211,6 +240,10 @@ if __name__ == "__main__":
     ap.add_argument("--phase", choices=("plain", "speculative"), default="speculative")
     ap.add_argument("--tree", default="4,16,16,16,16")
     ap.add_argument("--work", default="/tmp/longspec_bench")
+    ap.add_argument("--model", help="a real model file instead of the shape's random checkpoint (with --draft)")
+    ap.add_argument("--draft", help="the draft directory for --model")
+    ap.add_argument("--whole", action="store_true",
+                    help="with --trace: trace a whole generation without a callback (as the benchmark runs)")
     ap.add_argument("--digest", help="print the kernel table of a CSV written under ncu")
     ap.add_argument("--trace", action="store_true", help="run under the CUPTI tracer (LD_PRELOAD), not ncu")
     ap.add_argument("--timeline", help="print the step timeline of a CSV written by the tracer")
