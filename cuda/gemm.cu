@@ -189,9 +189,11 @@ bool GemmCanImplement(const GemmParams& p, GemmEpilogue ep) {
   if (p.K <= 0 || p.K % 8 != 0 || p.N <= 0 || p.M < 0) return false;
   if (reinterpret_cast<uintptr_t>(p.w) % 16 != 0) return false;
   if (ep == GemmEpilogue::kRopeKvBf16) {  // whole heads, rotation pairs 16 columns apart at least
-    if (p.norm_x == nullptr || p.head_dim <= 0 || p.head_dim % 32 != 0 || p.num_q_heads <= 0 || p.num_kv_heads <= 0) {
+    if (p.norm_x == nullptr || p.head_dim <= 0 || p.head_dim % 32 != 0 || p.num_q_heads <= 0 || p.num_kv_heads < 0) {
       return false;
     }
+    // No K/V heads: a query projection, rotated and stored, nothing cached.
+    if (p.num_kv_heads > 0 && (p.kv_slots == nullptr || p.k_cache == nullptr || p.v_cache == nullptr)) return false;
     if (p.N != (p.num_q_heads + 2 * p.num_kv_heads) * p.head_dim) return false;
   }
   if (p.norm_x != nullptr) {

@@ -79,7 +79,8 @@ struct GemmParams {
   float norm_eps = 0.0f;
   // kRopeKvBf16: out is the qkv rows [q heads | k heads | v heads] of head_dim each; q and k heads
   // rotated by rope_cos / rope_sin [M, head_dim / 2], k and v heads also stored at cache slot
-  // kv_slots[r] of k_cache / v_cache [num_kv_heads][kv_capacity][head_dim].
+  // kv_slots[r] of k_cache / v_cache [num_kv_heads][kv_capacity][head_dim]. num_kv_heads 0: the
+  // rows are num_q_heads rotated heads, no cache (the caches and slots may be null).
   const float* rope_cos = nullptr;
   const float* rope_sin = nullptr;
   const int32_t* kv_slots = nullptr;

@@ -70,7 +70,7 @@ __device__ __forceinline__ void gemm_offset_rows(GemmParams& p, int r0) {
     if constexpr (EP == GemmEpilogue::kRopeKvBf16) {
       p.rope_cos += int64_t(r0) * (p.head_dim / 2);
       p.rope_sin += int64_t(r0) * (p.head_dim / 2);
-      p.kv_slots += r0;
+      if (p.kv_slots != nullptr) p.kv_slots += r0;
     }
     p.out = static_cast<__nv_bfloat16*>(p.out) + int64_t(r0) * p.out_stride;
   } else {

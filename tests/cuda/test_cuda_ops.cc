@@ -348,6 +348,55 @@ TEST(CudaLinear, RopeKvEpilogueGivesTheBitsOfTheComposedOps) {
   ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
 }
 
+// The same epilogue without K/V heads (the draft's cross-attention query): NormLinear then Rope.
+TEST(CudaLinear, RopeEpilogueWithoutKvGivesTheBitsOfTheComposedOps) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  auto gpu = CudaBackendOrDie();
+  std::mt19937 rng(16);
+  struct Shape {
+    int nh, hd, k;
+    bool bias;
+  };
+  for (const Shape sh : {Shape{9, 64, 576, true}, Shape{14, 64, 896, false}, Shape{12, 128, 1536, true},
+                         Shape{32, 128, 4096, false}, Shape{2, 64, 8192, true}}) {
+    const int n = sh.nh * sh.hd, k = sh.k, half = sh.hd / 2;
+    HostTensor W = Tensor(Bf16Round(Randn(size_t(n) * k, rng, 0.05f)), {n, k});
+    HostTensor B = Tensor(Randn(n, rng, 0.1f), {n});
+    auto w = gpu->CreateLinear(W, sh.bias ? &B : nullptr);
+    ASSERT_TRUE(w.ok());
+    std::vector<float> norm_w = Randn(k, rng, 0.3f);
+    for (float& v : norm_w) v += 1.0f;
+    Buf nw = Upload(*gpu, norm_w, 1, k, DType::kF32);
+    for (int m : {1, 4, 16, 17, 69}) {
+      SCOPED_TRACE("heads " + std::to_string(sh.nh) + " hd " + std::to_string(sh.hd) + " k " + std::to_string(k) +
+                   " rows " + std::to_string(m));
+      Buf h = Upload(*gpu, Randn(size_t(m) * k, rng, 2.0f), m, k, DType::kF32);
+      std::vector<float> angles = Randn(size_t(m) * half, rng, 3.0f), cos_h(angles.size()), sin_h(angles.size());
+      for (size_t i = 0; i < angles.size(); ++i) {
+        cos_h[i] = std::cos(angles[i]);
+        sin_h[i] = std::sin(angles[i]);
+      }
+      Buf cos = Upload(*gpu, cos_h, m, half, DType::kF32), sin = Upload(*gpu, sin_h, m, half, DType::kF32);
+      const std::vector<float> xn_zeros(size_t(m) * k, 0.0f);
+      Buf xn = Upload(*gpu, xn_zeros, m, k, DType::kBF16);
+      Buf q = Alloc(*gpu, m, n, DType::kBF16), q_ref = Alloc(*gpu, m, n, DType::kBF16);
+      gpu->NormLinearRope(h.view, nw.view.data, 1e-6f, xn.view, **w, q.view, sh.nh, sh.hd, cos.view.ptr<float>(),
+                          sin.view.ptr<float>());
+      // Up to 16 rows the fused kernel ran (xn never written).
+      EXPECT_TRUE(m > 16 || SameFloats(Download(*gpu, xn.view), xn_zeros));
+      gpu->NormLinear(h.view, nw.view.data, 1e-6f, xn.view, **w, q_ref.view);
+      gpu->Rope(q_ref.view, sh.nh, sh.hd, cos.view.ptr<float>(), sin.view.ptr<float>());
+      const std::vector<float> fused = Download(*gpu, q.view), composed = Download(*gpu, q_ref.view);
+      EXPECT_TRUE(SameFloats(fused, composed));
+      // The rotation happened: the unrotated product differs somewhere.
+      Buf plain = Alloc(*gpu, m, n, DType::kBF16);
+      gpu->NormLinear(h.view, nw.view.data, 1e-6f, xn.view, **w, plain.view);
+      EXPECT_FALSE(SameFloats(fused, Download(*gpu, plain.view)));
+    }
+  }
+  ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
+}
+
 TEST(CudaLinear, UnsupportedShapesAreClearErrors) {
   LONGSPEC_SKIP_WITHOUT_GPU();
   auto gpu = CudaBackendOrDie();

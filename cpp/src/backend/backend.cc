@@ -51,6 +51,12 @@ void Backend::NormLinearRopeKv(View h, const void* norm_weight, float eps, View 
   RopeKvWrite(qkv, num_heads, num_kv_heads, head_dim, cos, sin, slots, kv);
 }
 
+void Backend::NormLinearRope(View h, const void* norm_weight, float eps, View xn, const LinearWeight& w, View out,
+                             int32_t num_heads, int32_t head_dim, const float* cos, const float* sin) {
+  NormLinear(h, norm_weight, eps, xn, w, out);
+  Rope(out, num_heads, head_dim, cos, sin);
+}
+
 void Backend::NormLinearSiluMul(View h, const void* norm_weight, float eps, View xn, const LinearWeight& w, View out,
                                 View scratch) {
   RmsNorm(h, norm_weight, eps, xn);

@@ -294,6 +294,10 @@ class Backend {
   virtual void NormLinearRopeKv(View h, const void* norm_weight, float eps, View xn, const LinearWeight& w, View qkv,
                                 int32_t num_heads, int32_t num_kv_heads, int32_t head_dim, const float* cos,
                                 const float* sin, const int32_t* slots, KvLayerView kv);
+  // out = NormLinear(h), then Rope of its num_heads heads (a query projection without K/V: the
+  // draft's cross-attention), as one op where the backend can rotate in the product's epilogue.
+  virtual void NormLinearRope(View h, const void* norm_weight, float eps, View xn, const LinearWeight& w, View out,
+                              int32_t num_heads, int32_t head_dim, const float* cos, const float* sin);
   // out = LinearSiluMul(RmsNorm(h)), as NormLinear.
   virtual void NormLinearSiluMul(View h, const void* norm_weight, float eps, View xn, const LinearWeight& w, View out,
                                  View scratch);
