@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "util/env.h"
 #include "common.cuh"
 #include "cuda_backend.h"
 #include "cuda_ops.h"
@@ -394,6 +395,20 @@ class CudaBackend final : public Backend {
       Backend::NormLinearRopeKv(h, norm_weight, eps, xn, w, qkv, num_heads, num_kv_heads, head_dim, cos, sin, slots, kv);
     }
   }
+  // The qkv epilogue with no K/V heads: every head rotated, nothing stored in a cache.
+  void NormLinearRope(View h, const void* norm_weight, float eps, View xn, const LinearWeight& w, View out,
+                      int32_t num_heads, int32_t head_dim, const float* cos, const float* sin) override {
+    GemmParams p = NormGemm(h, norm_weight, eps, xn, w, out.data, out.stride);
+    p.rope_cos = cos;
+    p.rope_sin = sin;
+    p.num_q_heads = num_heads;
+    p.num_kv_heads = 0;
+    p.head_dim = head_dim;
+    assert(w.packing == LinearPacking::kPlain && out.cols == w.out_features);
+    if (!IsBf16(out) || !TryNormGemm(GemmEpilogue::kRopeKvBf16, p, "NormLinearRope")) {
+      Backend::NormLinearRope(h, norm_weight, eps, xn, w, out, num_heads, head_dim, cos, sin);
+    }
+  }
   void NormLinearSiluMul(View h, const void* norm_weight, float eps, View xn, const LinearWeight& w, View out,
                          View scratch) override {
     assert(w.packing == LinearPacking::kGateUp && out.cols * 2 == w.out_features && IsBf16(out));
@@ -563,12 +578,6 @@ class CudaBackend final : public Backend {
   bool graphs_enabled_ = true;
   bool fuse_norm_ = true;  // NormLinear* (and the RoPE + KV write) in one GEMM launch where the rows allow
 };
-
-bool EnvFlag(const char* name, bool fallback) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') return fallback;
-  return !(std::strcmp(v, "0") == 0 || std::strcmp(v, "false") == 0 || std::strcmp(v, "off") == 0);
-}
 
 }  // namespace
 

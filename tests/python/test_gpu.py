@@ -77,6 +77,32 @@ def test_gpu_a_larger_tree_than_before_on_the_same_engine(tmp_path):
     assert eng.generate(prompt, max_new_tokens=40, ignore_eos=True, speculative=False).tokens == plain
 
 
+def test_gpu_round_graph_pieces_change_no_bit(tmp_path, monkeypatch):
+    """The device round launches the draft as one graph per level and the verification in
+    pieces of layers (2, then 4, ... ; 7 layers: [0, 2) and [2, 7)), each launched while the
+    previous ones run. Every setting of the two switches gives the same tokens (plain greedy's)
+    and the same rounds, over trees deep and shallow."""
+    pytest.importorskip("torch")
+    from conftest import make_random_qwen2
+
+    target = make_random_qwen2(str(tmp_path / "t"), seed=8, vocab=1000, hidden=256, layers=7, heads=4, kv_heads=2,
+                               inter=512, max_pos=4096, shard=False)
+    draft = longspec.random_draft(target, tmp_path / "d", seed=4, window=64)
+    prompt = np.random.default_rng(3).integers(0, 1000, 900).tolist()
+    results = {}
+    for levels, pieces in (("1", "1"), ("0", "0"), ("1", "0"), ("0", "1")):
+        monkeypatch.setenv("LONGSPEC_DRAFT_LEVEL_GRAPHS", levels)
+        monkeypatch.setenv("LONGSPEC_VERIFY_GRAPH_PIECES", pieces)
+        eng = longspec.Engine(target, draft=draft, device="cuda", tokenizer=False)
+        plain = eng.generate(prompt, max_new_tokens=48, ignore_eos=True, speculative=False).tokens
+        for tree in ([4, 4, 4, 2], [1], [4, 16, 16, 16, 16]):
+            for _ in range(2):  # the second replays the graphs the first captured
+                out = eng.generate(prompt, max_new_tokens=48, ignore_eos=True, tree=tree)
+                assert out.tokens == plain, (levels, pieces, tree)
+                results.setdefault(tuple(tree), set()).add(tuple(out.stats["accepted_histogram"]))
+    assert all(len(histograms) == 1 for histograms in results.values()), results
+
+
 def _hf_bf16_cuda(path):
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <vector>
 
 #include "longspec/config.h"
 
@@ -11,6 +12,24 @@ namespace {
 
 // Steps of at most this many rows are captured (decode and verification; not prefill chunks).
 constexpr int32_t kMaxGraphRows = kMaxTreeNodes + 1;
+
+// Layer boundaries of a verification's graphs: pieces of 2, 4, 8, ... layers (the last takes
+// what is left once less than twice its size remains). Launching a graph takes the host time in
+// proportion to its kernels, and the device starts none of them before the launch returns: in
+// one graph a speculation round's verification waited for the host to launch all of it (H200,
+// bench/results/gpu_round_host_gaps_2026-12-01.md). In pieces, the device starts after the
+// first few layers' launch, and each next piece is launched while the previous ones run (a
+// layer runs for several times as long as its launch).
+std::vector<int64_t> PieceBounds(int64_t num_layers, bool pieces) {
+  std::vector<int64_t> bounds{0};
+  int64_t size = 2;
+  while (bounds.back() < num_layers) {
+    const int64_t left = num_layers - bounds.back();
+    bounds.push_back(!pieces || left < 2 * size ? num_layers : bounds.back() + size);
+    size *= 2;
+  }
+  return bounds;
+}
 
 }  // namespace
 
@@ -57,17 +76,21 @@ Status TargetModel::Execute(TargetSequence& seq, const StepPlan& plan, StepOutpu
   // The bucket bounds the attention launch; never past the cache (the workspace is sized for it).
   const int32_t bucket = static_cast<int32_t>(
       std::min<int64_t>(KvBucket(static_cast<int64_t>(plan.committed) + plan.num_rows), seq.cache_.capacity()));
-  const auto key = std::make_tuple(static_cast<const TargetSequence*>(&seq), plan.num_rows, static_cast<int>(output),
-                                   bucket);
-  auto it = graphs_.find(key);
-  if (it == graphs_.end()) {
-    LONGSPEC_RETURN_IF_ERROR(be.BeginCapture());
-    runner_->Forward(seq.device_plan_, seq.cache_, output, bucket);
-    LONGSPEC_ASSIGN_OR_RETURN(auto graph, be.EndCapture());
-    it = graphs_.emplace(key, std::move(graph)).first;
-    seq.last_step_captured_ = true;
+  // Plain decode steps are one graph: the host launches the next step while this one runs.
+  const std::vector<int64_t> bounds = PieceBounds(config().num_layers, fill != nullptr && verify_pieces_);
+  for (size_t i = 0; i + 1 < bounds.size(); ++i) {
+    const auto key = std::make_tuple(static_cast<const TargetSequence*>(&seq), plan.num_rows, static_cast<int>(output),
+                                     bucket, bounds[i], bounds[i + 1]);
+    auto it = graphs_.find(key);
+    if (it == graphs_.end()) {
+      LONGSPEC_RETURN_IF_ERROR(be.BeginCapture());
+      runner_->Forward(seq.device_plan_, seq.cache_, output, bucket, bounds[i], bounds[i + 1]);
+      LONGSPEC_ASSIGN_OR_RETURN(auto graph, be.EndCapture());
+      it = graphs_.emplace(key, std::move(graph)).first;
+      seq.last_step_captured_ = true;
+    }
+    be.Replay(*it->second);
   }
-  be.Replay(*it->second);
   return Status::OK();
 }
 

@@ -24,6 +24,7 @@
 #include "model/model_loader.h"
 #include "model/step_plan.h"
 #include "model/transformer.h"
+#include "util/env.h"
 
 namespace longspec {
 
@@ -68,10 +69,13 @@ class TargetModel {
   int32_t max_step_rows_ = 0;
   int32_t prefill_chunk_ = 0;
   int64_t max_context_ = 0;
-  // Graphs by (sequence, rows, output, kv bucket). A graph holds the sequence's cache and plan
-  // addresses, which never move (both are allocated once), and the runner's buffers, which move
-  // when EnsureCapacity grows them (it then drops every graph).
-  std::map<std::tuple<const TargetSequence*, int32_t, int, int32_t>, std::unique_ptr<CapturedGraph>> graphs_;
+  // LONGSPEC_VERIFY_GRAPH_PIECES=0: a device tree's verification as one graph instead of pieces.
+  bool verify_pieces_ = EnvFlag("LONGSPEC_VERIFY_GRAPH_PIECES", true);
+  // Graphs by (sequence, rows, output, kv bucket, layers [begin, end) of the piece). A graph holds the
+  // sequence's cache and plan addresses, which never move (both are allocated once), and the
+  // runner's buffers, which move when EnsureCapacity grows them (it then drops every graph).
+  std::map<std::tuple<const TargetSequence*, int32_t, int, int32_t, int64_t, int64_t>, std::unique_ptr<CapturedGraph>>
+      graphs_;
 };
 
 class TargetSequence {

@@ -84,8 +84,10 @@ Status TransformerRunner::Reserve(int32_t max_rows, int32_t max_logit_rows, int6
   return Status::OK();
 }
 
-void TransformerRunner::Forward(const DevicePlan& plan, KvCache& cache, StepOutput output, int32_t kv_bound) {
+void TransformerRunner::Forward(const DevicePlan& plan, KvCache& cache, StepOutput output, int32_t kv_bound,
+                                int64_t layer_begin, int64_t layer_end) {
   const ModelConfig& c = config_;
+  if (layer_end < 0) layer_end = c.num_layers;
   const int32_t n = plan.num_rows;
   const int32_t nh = static_cast<int32_t>(c.num_heads);
   const int32_t nkv = static_cast<int32_t>(c.num_kv_heads);
@@ -99,8 +101,8 @@ void TransformerRunner::Forward(const DevicePlan& plan, KvCache& cache, StepOutp
   const SwiGluScratch mlp{xn, gu_.Rows(0, n), act_.Rows(0, n), tmp};
   View q = qkv.Cols(0, c.q_dim());
 
-  backend_.Embedding(weights_.embedding->data(), c.hidden_size, plan.tokens, h);
-  for (int64_t l = 0; l < c.num_layers; ++l) {
+  if (layer_begin == 0) backend_.Embedding(weights_.embedding->data(), c.hidden_size, plan.tokens, h);
+  for (int64_t l = layer_begin; l < layer_end; ++l) {
     const LayerWeights& L = weights_.layers[l];
     const KvLayerView kv = cache.layer(l);
     backend_.NormLinearRopeKv(h, L.attn_norm->data(), eps, xn, *L.qkv, qkv, nh, nkv, hd, plan.cos, plan.sin, plan.slots,
@@ -114,7 +116,7 @@ void TransformerRunner::Forward(const DevicePlan& plan, KvCache& cache, StepOutp
     SwiGluSublayer(backend_, h, L.mlp_norm->data(), eps, *L.gate_up, *L.down, mlp);
   }
   const int32_t n_logit = plan.num_logit_rows;
-  if (output == StepOutput::kNone || n_logit == 0) return;
+  if (layer_end < c.num_layers || output == StepOutput::kNone || n_logit == 0) return;
   View head = head_.Rows(0, n_logit), head_n = head_n_.Rows(0, n_logit);
   backend_.GatherRows(h, plan.logit_rows, head);
   backend_.RmsNorm(head, weights_.final_norm->data(), eps, head_n);

@@ -29,8 +29,11 @@ class TransformerRunner {
 
   // Runs all layers over the plan's rows, writing each row's K/V into `cache` at the plan's
   // slots, then the output of the plan's logit rows. kv_bound >= plan.max_prefix_len sizes the
-  // attention launch (a captured graph passes its bucket's bound).
-  void Forward(const DevicePlan& plan, KvCache& cache, StepOutput output, int32_t kv_bound);
+  // attention launch (a captured graph passes its bucket's bound). A piece of the step, layers
+  // [layer_begin, layer_end): the embedding comes with layer 0 and the output with the last
+  // layer; pieces run in order give the whole step's work, kernel for kernel.
+  void Forward(const DevicePlan& plan, KvCache& cache, StepOutput output, int32_t kv_bound, int64_t layer_begin = 0,
+               int64_t layer_end = -1);
 
   View logits() const { return logits_; }          // [max_logit_rows, vocab] fp32
   const int32_t* argmax() const { return ids_; }   // [max_logit_rows], backend memory

@@ -303,8 +303,7 @@ void DraftModel::ForwardLevel(const DevicePlan& plan, int32_t n, int32_t max_cro
   backend_.AttentionTree(TreeAttention(plan, qkv.Cols(0, t.q_dim()), cache_.layer(0), attn, lse, nh, scale));
   backend_.LinearAdd(attn, *w_.self_o, h, tmp);
   // Cross-attention over the target's last-layer cache.
-  backend_.NormLinear(h, w_.cross_norm->data(), eps, xn, *w_.cross_q, cq);
-  backend_.Rope(cq, nh, hd, plan.cos, plan.sin);
+  backend_.NormLinearRope(h, w_.cross_norm->data(), eps, xn, *w_.cross_q, cq, nh, hd, plan.cos, plan.sin);
   backend_.AttentionPrefix(PrefixAttention(cq, sequence_.cache().layer(t.num_layers - 1), cross_len_, max_cross, attn,
                                            lse, nh, scale, ws, ws_bytes_));
   backend_.LinearAdd(attn, *w_.cross_o, h, tmp);
@@ -353,47 +352,66 @@ Status DraftModel::EnqueueTree(const std::vector<int>& shape, int32_t committed,
   const std::vector<int32_t> starts = ShapeLevelStarts(shape);
   const std::vector<int32_t> parents = ShapeParents(shape);
   const int32_t window = config_.window;
-  // Plans of every level (the last one: the leaves, K/V only), from the shape alone; the
+  // Plan of level l (the last one: the leaves, K/V only), from the shape alone; the
   // tree-dependent entries are filled on the device from the tree as it grows.
-  for (int32_t l = 0; l <= levels; ++l) {
+  auto upload_plan = [&](int32_t l) {
     const int32_t end = starts[l + 1], rows = end - starts[l];
     StepPlan plan = PlanStep(committed, std::vector<int32_t>(end, 0),
                              std::vector<int32_t>(parents.begin(), parents.begin() + end), target_.rope(), window,
                              AllRows(rows), starts[l]);
     level_plans_[l].Upload(backend_, plan);
-  }
+  };
   // Every node sits at a position >= committed, so cross-attention sees all committed target keys.
   cross_staging_.assign(max_rows_, committed);
   backend_.CopyToDevice(cross_len_, cross_staging_.data(), cross_staging_.size() * sizeof(int32_t));
   const int32_t bucket = static_cast<int32_t>(std::min<int64_t>(KvBucket(committed), sequence_.max_positions()));
   const DeviceTree tree = round_.tree();
-  auto enqueue = [&]() {
-    for (int32_t l = 0; l < levels; ++l) {
-      const int32_t rows = starts[l + 1] - starts[l];
-      level_plans_[l].FillFromTree(backend_, tree, starts[l], window);
-      ForwardLevel(level_plans_[l], rows, bucket);
-      backend_.TreeExpand(Buffer(kLogits, rows), tree, starts[l], starts[l + 1], shape[l], round_.expand_scratch(),
-                          head_tokens());
+  auto enqueue_level = [&](int32_t l) {
+    const int32_t rows = starts[l + 1] - starts[l];
+    level_plans_[l].FillFromTree(backend_, tree, starts[l], window);
+    if (l == levels) {
+      ForwardKv(level_plans_[l], rows);
+      return;
     }
-    level_plans_[levels].FillFromTree(backend_, tree, starts[levels], window);
-    ForwardKv(level_plans_[levels], starts[levels + 1] - starts[levels]);
+    ForwardLevel(level_plans_[l], rows, bucket);
+    backend_.TreeExpand(Buffer(kLogits, rows), tree, starts[l], starts[l + 1], shape[l], round_.expand_scratch(),
+                        head_tokens());
   };
   last_tree_captured_ = false;
   if (!backend_.SupportsGraphs()) {
-    enqueue();
+    for (int32_t l = 0; l <= levels; ++l) {
+      upload_plan(l);
+      enqueue_level(l);
+    }
     return Status::OK();
   }
-  auto key = std::make_pair(shape, bucket);
-  auto it = graphs_.find(key);
-  if (it == graphs_.end()) {
-    LONGSPEC_RETURN_IF_ERROR(backend_.BeginCapture());
-    enqueue();
-    LONGSPEC_ASSIGN_OR_RETURN(auto graph, backend_.EndCapture());
-    it = graphs_.emplace(std::move(key), std::move(graph)).first;
-    last_tree_captured_ = true;
+  // Replays the graph of `key`, capturing it from `enqueue` first when there is none.
+  auto replay = [&](GraphKey key, auto&& enqueue) -> Status {
+    auto it = graphs_.find(key);
+    if (it == graphs_.end()) {
+      LONGSPEC_RETURN_IF_ERROR(backend_.BeginCapture());
+      enqueue();
+      LONGSPEC_ASSIGN_OR_RETURN(auto graph, backend_.EndCapture());
+      it = graphs_.emplace(std::move(key), std::move(graph)).first;
+      last_tree_captured_ = true;
+    }
+    backend_.Replay(*it->second);
+    return Status::OK();
+  };
+  if (level_graphs_) {
+    // A graph per level, each launched once its plan is up: the device starts on the root's
+    // level while the host plans and launches the next ones (a graph's launch takes the host
+    // time in proportion to its kernels, which one graph of every level made the device wait for).
+    for (int32_t l = 0; l <= levels; ++l) {
+      upload_plan(l);
+      LONGSPEC_RETURN_IF_ERROR(replay(GraphKey{shape, bucket, l}, [&]() { enqueue_level(l); }));
+    }
+    return Status::OK();
   }
-  backend_.Replay(*it->second);
-  return Status::OK();
+  for (int32_t l = 0; l <= levels; ++l) upload_plan(l);
+  return replay(GraphKey{shape, bucket, -1}, [&]() {
+    for (int32_t l = 0; l <= levels; ++l) enqueue_level(l);
+  });
 }
 
 void DraftModel::EnqueueCommit(const int32_t* path) {

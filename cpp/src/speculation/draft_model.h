@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "speculation/device_round.h"
 #include "speculation/draft_config.h"
 #include "speculation/drafter.h"
+#include "util/env.h"
 
 namespace longspec {
 
@@ -65,7 +67,8 @@ class DraftModel final : public Drafter {
   // token) and the growth of a tree of `shape` from that root: each level's nodes run through the draft
   // (their K/V land in the ring's tree slots), then Backend::TreeExpand adds the next level; the
   // last level's K/V are computed too, so that commit is a move. Replays a captured graph per
-  // (shape, cross-attention bucket) when the backend has graphs.
+  // level (shape, cross-attention bucket, level) when the backend has graphs, each launched
+  // once its level's plan is uploaded.
   Status EnqueueTree(const std::vector<int>& shape, int32_t committed, int32_t root);
   // Enqueues the move of the accepted path (round().path(), count(), committed()) into the ring;
   // the host then calls AdvanceCommitted with the count it read back. A pruned round passes its
@@ -113,7 +116,11 @@ class DraftModel final : public Drafter {
   std::vector<DevicePlan> level_plans_;
   std::vector<int32_t> cross_staging_;
   bool last_tree_captured_ = false;
-  std::map<std::pair<std::vector<int>, int32_t>, std::unique_ptr<CapturedGraph>> graphs_;
+  // LONGSPEC_DRAFT_LEVEL_GRAPHS=0: one graph for the whole tree instead of one per level.
+  bool level_graphs_ = EnvFlag("LONGSPEC_DRAFT_LEVEL_GRAPHS", true);
+  // (shape, cross-attention bucket, level; -1: every level in one graph).
+  using GraphKey = std::tuple<std::vector<int>, int32_t, int32_t>;
+  std::map<GraphKey, std::unique_ptr<CapturedGraph>> graphs_;
 };
 
 }  // namespace longspec
