@@ -31,6 +31,24 @@ HostTensor Tensor(const std::vector<float>& v, std::vector<int64_t> shape) {
   return t;
 }
 
+// Random RoPE rows: cos and sin [rows, half] of random angles, fp32 on the device.
+std::pair<Buf, Buf> RandomRotations(Backend& gpu, int rows, int half, std::mt19937& rng) {
+  const std::vector<float> angles = Randn(size_t(rows) * half, rng, 3.0f);
+  std::vector<float> cos_h(angles.size()), sin_h(angles.size());
+  for (size_t i = 0; i < angles.size(); ++i) {
+    cos_h[i] = std::cos(angles[i]);
+    sin_h[i] = std::sin(angles[i]);
+  }
+  return {Upload(gpu, cos_h, rows, half, DType::kF32), Upload(gpu, sin_h, rows, half, DType::kF32)};
+}
+
+// RMSNorm weights around 1, fp32 on the device.
+Buf RandomNormWeights(Backend& gpu, int k, std::mt19937& rng) {
+  std::vector<float> w = Randn(k, rng, 0.3f);
+  for (float& v : w) v += 1.0f;
+  return Upload(gpu, w, 1, k, DType::kF32);
+}
+
 TEST(CudaLinear, MatchesCpuOverAwkwardShapes) {
   LONGSPEC_SKIP_WITHOUT_GPU();
   auto gpu = CudaBackendOrDie();
@@ -297,19 +315,12 @@ TEST(CudaLinear, RopeKvEpilogueGivesTheBitsOfTheComposedOps) {
     HostTensor B = Tensor(Randn(n, rng, 0.1f), {n});
     auto w = gpu->CreateLinear(W, sh.bias ? &B : nullptr);
     ASSERT_TRUE(w.ok());
-    std::vector<float> norm_w = Randn(k, rng, 0.3f);
-    for (float& v : norm_w) v += 1.0f;
-    Buf nw = Upload(*gpu, norm_w, 1, k, DType::kF32);
+    Buf nw = RandomNormWeights(*gpu, k, rng);
     for (int m : {1, 7, 16, 17, 69}) {
       SCOPED_TRACE("heads " + std::to_string(sh.nh) + "/" + std::to_string(sh.nkv) + " hd " + std::to_string(sh.hd) +
                    " k " + std::to_string(k) + " rows " + std::to_string(m));
       Buf h = Upload(*gpu, Randn(size_t(m) * k, rng, 2.0f), m, k, DType::kF32);
-      std::vector<float> angles = Randn(size_t(m) * half, rng, 3.0f), cos_h(angles.size()), sin_h(angles.size());
-      for (size_t i = 0; i < angles.size(); ++i) {
-        cos_h[i] = std::cos(angles[i]);
-        sin_h[i] = std::sin(angles[i]);
-      }
-      Buf cos = Upload(*gpu, cos_h, m, half, DType::kF32), sin = Upload(*gpu, sin_h, m, half, DType::kF32);
+      auto [cos, sin] = RandomRotations(*gpu, m, half, rng);
       std::vector<int32_t> slots(capacity);
       std::iota(slots.begin(), slots.end(), 0);
       std::shuffle(slots.begin(), slots.end(), rng);
@@ -364,19 +375,12 @@ TEST(CudaLinear, RopeEpilogueWithoutKvGivesTheBitsOfTheComposedOps) {
     HostTensor B = Tensor(Randn(n, rng, 0.1f), {n});
     auto w = gpu->CreateLinear(W, sh.bias ? &B : nullptr);
     ASSERT_TRUE(w.ok());
-    std::vector<float> norm_w = Randn(k, rng, 0.3f);
-    for (float& v : norm_w) v += 1.0f;
-    Buf nw = Upload(*gpu, norm_w, 1, k, DType::kF32);
+    Buf nw = RandomNormWeights(*gpu, k, rng);
     for (int m : {1, 4, 16, 17, 69}) {
       SCOPED_TRACE("heads " + std::to_string(sh.nh) + " hd " + std::to_string(sh.hd) + " k " + std::to_string(k) +
                    " rows " + std::to_string(m));
       Buf h = Upload(*gpu, Randn(size_t(m) * k, rng, 2.0f), m, k, DType::kF32);
-      std::vector<float> angles = Randn(size_t(m) * half, rng, 3.0f), cos_h(angles.size()), sin_h(angles.size());
-      for (size_t i = 0; i < angles.size(); ++i) {
-        cos_h[i] = std::cos(angles[i]);
-        sin_h[i] = std::sin(angles[i]);
-      }
-      Buf cos = Upload(*gpu, cos_h, m, half, DType::kF32), sin = Upload(*gpu, sin_h, m, half, DType::kF32);
+      auto [cos, sin] = RandomRotations(*gpu, m, half, rng);
       const std::vector<float> xn_zeros(size_t(m) * k, 0.0f);
       Buf xn = Upload(*gpu, xn_zeros, m, k, DType::kBF16);
       Buf q = Alloc(*gpu, m, n, DType::kBF16), q_ref = Alloc(*gpu, m, n, DType::kBF16);
