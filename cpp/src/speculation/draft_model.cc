@@ -400,8 +400,8 @@ Status DraftModel::EnqueueTree(const std::vector<int>& shape, int32_t committed,
   };
   if (level_graphs_) {
     // A graph per level, each launched once its plan is up: the device starts on the root's
-    // level while the host plans and launches the next ones (a graph's launch takes the host
-    // time in proportion to its kernels, which one graph of every level made the device wait for).
+    // level while the host plans and launches the next ones, where one graph of every level
+    // waited for all of them (bench/results/gpu_round_pieces_2026-12-01.md).
     for (int32_t l = 0; l <= levels; ++l) {
       upload_plan(l);
       LONGSPEC_RETURN_IF_ERROR(replay(GraphKey{shape, bucket, l}, [&]() { enqueue_level(l); }));
