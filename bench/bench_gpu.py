@@ -577,12 +577,35 @@ def parse_contexts(specs: list[str]) -> dict[str, list[int]]:
     return out
 
 
-def git_commit() -> str | None:
+def _git(*args: str, env: dict | None = None) -> str | None:
+    """git's output (stripped; "" when it printed nothing), None when git failed or is absent."""
     try:
-        return subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=10, check=False).stdout.strip() or None
+        out = subprocess.run(["git", "-C", REPO, *args], capture_output=True, text=True, timeout=30, check=False,
+                             env=env)
+        return out.stdout.strip() if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def source_tree() -> str | None:
+    """Git's tree hash of the files as they are (tracked and untracked, ignored ones not), from a
+    scratch index: `git log --format='%h %T' | grep HASH` finds the commit that had them."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, GIT_INDEX_FILE=os.path.join(tmp, "index"))
+        if _git("add", "-A", ".", env=env) is None:
+            return None
+        return _git("write-tree", env=env) or None
+
+
+def git_commit(tree: str | None) -> str | None:
+    """HEAD, or HEAD + "+modified" when the files are not HEAD's: a copy of the tree whose .git
+    lags behind (the GPU machine's) must not name a commit it does not hold."""
+    head = _git("rev-parse", "--short", "HEAD") or None
+    if head is None or tree is None:
+        return head
+    return head if _git("rev-parse", "HEAD^{tree}") == tree else head + "+modified"
 
 
 def main() -> int:
@@ -644,9 +667,10 @@ def main() -> int:
     card = card_name(args.device)
     hf_methods = [m for m in args.hf.split(",") if m]
     os.makedirs(args.out_dir, exist_ok=True)
+    tree = source_tree()
     header = {"card": card, "date": args.date, "read_bandwidth_tbs": READ_BW / 1e12, "new_tokens": args.new_tokens,
               "hf_new_tokens": args.hf_new_tokens, "tree": args.tree, "extra_trees": args.extra_trees,
-              "commit": git_commit(),
+              "commit": git_commit(tree), "source_tree": tree,
               "source": "bench/bench_gpu.py " + " ".join(sys.argv[1:])}
     res = Results(os.path.join(args.out_dir, f"gpu_decode_{args.date}"), header)
     png = os.path.join(args.out_dir, f"gpu_speculative_{args.date}.png")

@@ -248,3 +248,33 @@ def test_bench_gpu_runs_end_to_end_on_the_cpu_with_a_sweep_and_a_draft_variant(s
     # The target drafting for itself: every round accepts its whole depth (2 + the bonus token)
     # but the last, which the 5 tokens after the prefill's cut short.
     assert variants["classic"]["tau"] == 2.5 and variants["classic"]["rounds"] == 2
+
+
+def test_commit_names_head_only_when_the_files_are_heads(tmp_path, monkeypatch):
+    """The JSON's commit: HEAD when the files are HEAD's, HEAD+modified otherwise (the GPU machine's
+    copy of the tree once carried a stale .git and named a commit it did not run); source_tree,
+    git's tree hash of the files as they are, finds the commit that had them."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None:
+        pytest.skip("no git")
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+    git("init", "-q")
+    (tmp_path / "a.txt").write_text("one\n")
+    git("add", "a.txt")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
+    monkeypatch.setattr(bench_gpu, "REPO", str(tmp_path))
+    tree = bench_gpu.source_tree()
+    assert tree == git("rev-parse", "HEAD^{tree}")
+    assert bench_gpu.git_commit(tree) == git("rev-parse", "--short", "HEAD")
+    (tmp_path / "a.txt").write_text("two\n")
+    changed = bench_gpu.source_tree()
+    assert changed != tree
+    assert bench_gpu.git_commit(changed) == git("rev-parse", "--short", "HEAD") + "+modified"
+    # The real index is untouched: the scratch index is the only one written.
+    assert git("status", "--porcelain") == "M a.txt"

@@ -39,3 +39,36 @@ def test_every_graph_of_a_round_gets_its_own_section_most_frequent_first(tmp_pat
     assert spans[0].startswith("step span 2.5 us") and spans[1].startswith("step span 14.0 us")
     assert "eager_kernel" not in out
     assert out.index("draft_kernel_0") < out.index("verify_kernel_0")
+
+
+def test_rounds_digest_orders_segments_with_their_idle_gaps_and_host_calls(tmp_path, capsys):
+    """--rounds: everything in time order from the first graph replay (the prefill's eager kernels
+    before it left out), each graph replay one segment, copies and eager kernels their own, the
+    idle time before each, and host API calls (grid "host") on the same clock, not counted as
+    device time; --timeline ignores the host rows."""
+    rows = [
+        "0,5000,0,1,64x1x1,128x1x1,prefill_kernel",  # before the first graph: left out
+        "10000,11000,7,50,1x1x1,32x1x1,longspec::cuda::level_a",
+        "11500,12000,7,50,1x1x1,32x1x1,longspec::cuda::level_b",  # same replay: one segment of 2
+        "12500,15000,0,51,host,host,api cudaGraphLaunch_v10000",
+        "15000,15800,0,52,0x0x0,0x0x0,memcpy HtoD 1172 B",  # 3 us idle before it
+        "16000,20000,8,53,8x1x1,128x1x1,longspec::cuda::verify",
+        "20000,21000,7,54,1x1x1,32x1x1,longspec::cuda::level_a",  # a second replay of graph 7
+    ]
+    path = tmp_path / "whole.trace"
+    path.write_text("\n".join(rows) + "\n")
+    profile_round.round_timeline(str(path))
+    out = capsys.readouterr().out
+    assert "prefill_kernel" not in out and "the 1 segments before the first graph replay" in out
+    lines = out.splitlines()
+    segs = [line for line in lines if "graph 7" in line or "graph 8" in line or "memcpy" in line]
+    assert len(segs) == 4  # graph 7 (2 kernels), the copy, graph 8, graph 7 again
+    assert segs[0].split()[3] == "2" and "graph 7: level_a" in segs[0]
+    host = [line for line in lines if "api cudaGraphLaunch" in line]
+    assert len(host) == 1 and host[0].split()[1] == "host" and host[0].split()[2] == "2.5"
+    memcpy = next(line for line in lines if "memcpy" in line)
+    assert memcpy.split()[1] == "3.0"  # idle since graph 7 ended at 12.0 us
+    # 11 us from the first replay's start to the last end: busy 2.0 + 0.8 + 4.0 + 1.0, idle 3.0 + 0.2.
+    assert lines[-1] == "total 11.0 us: busy 7.8, idle 3.2"
+    profile_round.timeline(str(path))
+    assert "cudaGraphLaunch" not in capsys.readouterr().out
