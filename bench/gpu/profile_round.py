@@ -131,19 +131,28 @@ def digest(path: str) -> None:
             print(f"{us:9.1f} {100 * us / total:5.1f}% {n:4d}  {name}  {grid}  {block}")
 
 
+def read_trace(path: str) -> tuple[list, list]:
+    """The tracer's CSV: the device's records (start, end, graph, correlation, grid, name; kernels
+    and copies) and the host's API calls (start, end, name), in file order."""
+    device, host = [], []
+    with open(path) as f:
+        for line in f:
+            start, end, graph, corr, grid, _block, name = line.rstrip("\n").split(",", 6)
+            if grid == "host":
+                host.append((int(start), int(end), name))
+            else:
+                device.append((int(start), int(end), int(graph), int(corr), grid, name.replace("longspec::cuda::", "")))
+    return device, host
+
+
 def timeline(path: str) -> None:
     """Step by step from the tracer's CSV: each graph replay (one correlation id) is a step; its
     span, its kernels' summed time, and per kernel in launch order the mean time and the gap
     before it (negative: it started before the previous one ended, as programmatic dependent
     launch allows)."""
     steps = collections.defaultdict(list)
-    with open(path) as f:
-        for line in f:
-            start, end, graph, corr, grid, block, name = line.rstrip("\n").split(",", 6)
-            if grid == "host":
-                continue
-            key = (int(graph), int(corr)) if int(graph) else (0, int(start))
-            steps[key].append((int(start), int(end), name.replace("longspec::cuda::", "")[:90], grid))
+    for start, end, graph, corr, grid, name in read_trace(path)[0]:
+        steps[(graph, corr) if graph else (0, start)].append((start, end, name[:90], grid))
     graphs = [sorted(ks) for (g, _), ks in steps.items() if g]
     if not graphs:
         print(f"{path}: no graph replays")
@@ -183,24 +192,18 @@ def print_replays(path: str, same: list, sizes: dict) -> None:
         print(f"{(s - ks[0][0]) / 1e3:8.2f} {(e - s) / 1e3:7.2f}  {name}  {grid}")
     print()
 
+
 def round_timeline(path: str) -> None:
     """Everything a traced stretch ran, in time order: each graph replay as one segment, each
     kernel or copy outside a graph as its own, with the idle time before it. A speculation round
     replays several graphs and runs kernels and copies between them; the idle gaps are where the
     device waits for the host (launch latency, read-backs, host-side planning)."""
-    recs, host = [], []
-    with open(path) as f:
-        for line in f:
-            start, end, graph, corr, grid, _block, name = line.rstrip("\n").split(",", 6)
-            if grid == "host":
-                host.append((int(start), int(end), name))
-                continue
-            recs.append((int(start), int(end), int(graph), int(corr), name.replace("longspec::cuda::", "")[:70]))
-    if not recs:
+    device, host = read_trace(path)
+    if not device:
         print(f"{path}: empty")
         return
-    recs.sort()
-    segments = []  # [start, end, n, label]
+    recs = sorted((start, end, graph, corr, name[:70]) for start, end, graph, corr, _grid, name in device)
+    segments = []  # [start, end, records, label, (graph, correlation) of a replay or None]
     for start, end, graph, corr, name in recs:
         if graph and segments and segments[-1][4] == (graph, corr):
             seg = segments[-1]

@@ -11,7 +11,6 @@
 // the host loop, which copies each level's logits out and grows the tree on the host.
 #include <algorithm>
 #include <cstdlib>
-#include <cstring>
 #include <numeric>
 #include <string>
 
@@ -19,6 +18,7 @@
 #include "speculation/acceptance.h"
 #include "speculation/draft_model.h"
 #include "speculation/token_tree.h"
+#include "util/env.h"
 
 namespace longspec {
 
@@ -27,10 +27,7 @@ namespace {
 // LONGSPEC_PHASE_TIMING=1: wait for the device after the draft and after the verification, so
 // that stats.draft_s and stats.verify_s measure device time (otherwise the device round only
 // enqueues them and the wait lands in other_s). For measurements; it costs two syncs per round.
-bool PhaseTiming() {
-  const char* v = std::getenv("LONGSPEC_PHASE_TIMING");
-  return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
-}
+bool PhaseTiming() { return EnvFlag("LONGSPEC_PHASE_TIMING", false); }
 
 // LONGSPEC_BEST_N_PROBE=N1,N2,...: the node counts of GenerationStats::best_n_tokens (a clear
 // error for anything but positive integers).
