@@ -133,6 +133,10 @@ cudaError_t LaunchForHeadDim(const LaunchContext& ctx, AttnPrefixParams pre, int
     fin.group_warps = ctx.finish_group_warps;
   } else {
     fin.state = nullptr;
+    if (ctx.tree_blocks_parallel && fin.band_start != nullptr) {
+      return Launch(ctx, attention_tree_blocks_kernel<HD>, dim3(fin.num_heads, fin.rows),
+                    dim3(kFinishTreeBlock * TreeBlockGroups<HD>()), TreeBlocksSmem<HD>::kBytes, fin);
+    }
   }
   return Launch(ctx, attention_finish_kernel<HD>, dim3(fin.num_heads, fin.rows), dim3(32 * kFinishWarps), FinishSmemBytes<HD>(), fin);
 }
@@ -143,7 +147,9 @@ cudaError_t PrepareAttentionKernels() {
   for (cudaError_t e : {PreparePrefix<64, 1>(), PreparePrefix<64, 4>(), PreparePrefix<128, 1>(), PreparePrefix<128, 4>(),
                         PrepareDecode<64>(), PrepareDecode<128>(),
                         PrepareKernel(attention_finish_kernel<64>, FinishSmemBytes<64>()),
-                        PrepareKernel(attention_finish_kernel<128>, FinishSmemBytes<128>())}) {
+                        PrepareKernel(attention_finish_kernel<128>, FinishSmemBytes<128>()),
+                        PrepareKernel(attention_tree_blocks_kernel<64>, TreeBlocksSmem<64>::kBytes),
+                        PrepareKernel(attention_tree_blocks_kernel<128>, TreeBlocksSmem<128>::kBytes)}) {
     if (e != cudaSuccess) return e;
   }
   return cudaSuccess;

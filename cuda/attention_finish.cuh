@@ -59,10 +59,169 @@ constexpr size_t FinishSmemBytes() {
          kFinishTreeBlock * 4 * 2 + size_t(kFinishWarps) * (HD + 2) * 4;
 }
 
+// The band + tree keys of one row: band positions [b0, b0 + band) (ring-aware), then the row's
+// visible nodes from v0: n keys in all.
+struct TreeKeys {
+  int b0 = 0, band = 0, v0 = 0, n = 0;
+};
+__device__ __forceinline__ TreeKeys tree_keys_of(const AttnFinishParams& p, int row) {
+  TreeKeys k;
+  if (p.band_start != nullptr) {
+    k.b0 = p.band_start[row];
+    const int b1 = p.band_end[row];
+    k.band = b1 > k.b0 ? b1 - k.b0 : 0;
+    k.v0 = p.visible_offsets[row];
+    k.n = k.band + p.visible_offsets[row + 1] - k.v0;
+  }
+  return k;
+}
+
+// Issues the K and V rows of the tree block at key j0 into k_s / v_s (slots through slot_s), by
+// the kFinishTreeBlock threads of a group (t: the thread's index in it). Every thread of the
+// block calls it (one barrier). Returns the block's size (<= 0: no keys).
+template <int HD>
+__device__ __forceinline__ int issue_tree_block(const AttnFinishParams& p, const TreeKeys& tk, const __nv_bfloat16* kbase,
+                                                const __nv_bfloat16* vbase, int j0, int t, int* slot_s,
+                                                __nv_bfloat16* k_s, __nv_bfloat16* v_s) {
+  constexpr int kKLd = HD + 8;
+  const int cnt = min(kFinishTreeBlock, tk.n - j0);
+  const int j = j0 + t;
+  int slot = -1;
+  if (j < tk.n) {
+    if (j < tk.band) {
+      const int pos = tk.b0 + j;
+      slot = p.ring > 0 ? pos % p.ring : pos;
+    } else {
+      slot = p.visible_slots[tk.v0 + j - tk.band];
+    }
+  }
+  slot_s[t] = slot;
+  __syncthreads();
+  for (int i = t; i < cnt * (HD / 8); i += kFinishTreeBlock) {
+    const int key = i / (HD / 8), piece = i % (HD / 8);
+    const int64_t off = int64_t(slot_s[key]) * HD + piece * 8;
+    cp_async_16(k_s + key * kKLd + piece * 8, kbase + off, true);
+    cp_async_16(v_s + key * HD + piece * 8, vbase + off, true);
+  }
+  cp_async_commit();
+  return cnt;
+}
+
+// The softmax state of one tree block of cnt keys (already in k_s / v_s), by the
+// kFinishTreeBlock threads of a group (t: the thread's index in it; the group's first HD threads
+// own an output element each): (*mx, *sum) in every thread, and the return value, the owner's
+// element of P.V (0 elsewhere). Every thread of the block calls it (three barriers).
+template <int HD>
+__device__ __forceinline__ float tree_block_state(const __nv_bfloat16* k_s, const __nv_bfloat16* v_s, const float* qs,
+                                                  float* score_s, int cnt, int t, float scale_log2, float* mx_out,
+                                                  float* sum_out) {
+  constexpr int kKLd = HD + 8;
+  constexpr int kRounds = kFinishTreeBlock / 32;
+  const int lane = t & 31;
+  // Scores: thread j for key j, q.k as four partial sums (element d into sum d % 4, d
+  // ascending; then (0 + 1) + (2 + 3)): four independent chains instead of one.
+  float own = -INFINITY;
+  if (t < cnt) {
+    const __nv_bfloat16* krow = k_s + t * kKLd;
+    float dot[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+    for (int d8 = 0; d8 < HD / 8; ++d8) {
+      const uint4 raw = *reinterpret_cast<const uint4*>(krow + d8 * 8);
+      const float4 q0 = *reinterpret_cast<const float4*>(qs + d8 * 8);
+      const float4 q1 = *reinterpret_cast<const float4*>(qs + d8 * 8 + 4);
+      const float qv[8] = {q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w};
+      const __nv_bfloat162* kv = reinterpret_cast<const __nv_bfloat162*>(&raw);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const float2 f = __bfloat1622float2(kv[e]);
+        dot[(2 * e) % 4] = __fmaf_rn(qv[2 * e], f.x, dot[(2 * e) % 4]);
+        dot[(2 * e + 1) % 4] = __fmaf_rn(qv[2 * e + 1], f.y, dot[(2 * e + 1) % 4]);
+      }
+    }
+    own = __fmul_rn(__fadd_rn(__fadd_rn(dot[0], dot[1]), __fadd_rn(dot[2], dot[3])), scale_log2);
+  }
+  score_s[t] = own;
+  __syncthreads();
+  // Max and sum: each lane folds its keys j = 32 r + lane in r order, then a fixed butterfly.
+  // Every warp computes them (the same bits); the group's first warp publishes the probabilities.
+  float sc[kRounds];
+  float mx = -INFINITY;
+#pragma unroll
+  for (int r = 0; r < kRounds; ++r) {
+    sc[r] = score_s[r * 32 + lane];
+    if (r * 32 + lane < cnt) mx = sc[r] > mx ? sc[r] : mx;
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+  float sum = 0.0f;
+#pragma unroll
+  for (int r = 0; r < kRounds; ++r) {
+    sc[r] = ex2(__fsub_rn(sc[r], mx));  // -inf -> 0
+    sum = __fadd_rn(sum, sc[r]);
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) sum = __fadd_rn(sum, __shfl_xor_sync(0xffffffffu, sum, o));
+  __syncthreads();  // every warp has read the scores
+  if (t < 32) {
+#pragma unroll
+    for (int r = 0; r < kRounds; ++r) score_s[r * 32 + lane] = sc[r];
+  }
+  __syncthreads();
+  // P.V for this thread's element as four partial sums (key j into sum j % 4, keys in order;
+  // then (0 + 1) + (2 + 3)): four independent chains instead of one. Keys past cnt have p = 0
+  // and are skipped, so a block's sums never depend on what lies past its keys.
+  float x = 0.0f;
+  if (t < HD) {
+    float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    int j = 0;
+    for (; j + 4 <= cnt; j += 4) {
+#pragma unroll
+      for (int u = 0; u < 4; ++u) part[u] = __fmaf_rn(score_s[j + u], __bfloat162float(v_s[(j + u) * HD + t]), part[u]);
+    }
+#pragma unroll
+    for (int u = 0; u < 3; ++u)
+      if (j + u < cnt) part[u] = __fmaf_rn(score_s[j + u], __bfloat162float(v_s[(j + u) * HD + t]), part[u]);
+    x = __fadd_rn(__fadd_rn(part[0], part[1]), __fadd_rn(part[2], part[3]));
+  }
+  *mx_out = mx;
+  *sum_out = sum;
+  return x;
+}
+
+// Folds state (m, l, x) into the running state (M, L, acc) of an output element; an empty
+// running state takes it as is, an empty state changes nothing.
+__device__ __forceinline__ void fold_state(float& M, float& L, float& acc, float m, float l, float x) {
+  if (l == 0.0f) return;
+  if (L == 0.0f) {
+    M = m;
+    L = l;
+    acc = x;
+    return;
+  }
+  float mn, a, b;
+  merge_scalars(M, m, &mn, &a, &b);
+  L = __fmaf_rn(l, b, __fmul_rn(L, a));
+  M = mn;
+  acc = __fmaf_rn(x, b, __fmul_rn(acc, a));
+}
+
+// Output element t of (row, head) from the running state, and (t == 0) the natural-log LSE.
+template <int HD>
+__device__ __forceinline__ void write_attention_output(const AttnFinishParams& p, int row, int head, int t, float M,
+                                                       float L, float acc) {
+  __nv_bfloat16* out = p.out + int64_t(row) * p.out_stride + int64_t(head) * HD + t;
+  if (L == 0.0f) {
+    *out = __float2bfloat16_rn(0.0f);
+    if (p.lse != nullptr && t == 0) p.lse[int64_t(row) * p.num_heads + head] = -INFINITY;
+    return;
+  }
+  *out = __float2bfloat16_rn(__fmul_rn(acc, __frcp_rn(L)));
+  if (p.lse != nullptr && t == 0) p.lse[int64_t(row) * p.num_heads + head] = __fmul_rn(__fadd_rn(M, lg2(L)), kLn2);
+}
+
 template <int HD>
 __global__ void __launch_bounds__(32 * kFinishWarps) attention_finish_kernel(const AttnFinishParams p) {
   constexpr int kRec = StateFloats<HD>();
-  constexpr int kRounds = kFinishTreeBlock / 32;
   constexpr int kThreads = 32 * kFinishWarps;
   static_assert(HD <= kThreads, "a thread per output element");
   constexpr int kKLd = HD + 8;  // padded K rows: a thread per key reads conflict-free
@@ -80,63 +239,18 @@ __global__ void __launch_bounds__(32 * kFinishWarps) attention_finish_kernel(con
   const int group = p.num_heads / p.num_kv_heads, kvh = head / group;
   pdl_wait();
 
-  // The tree part's keys: band positions (ring-aware), then the visible nodes.
-  int b0 = 0, band = 0, v0 = 0, n = 0;
-  if (p.band_start != nullptr) {
-    b0 = p.band_start[row];
-    const int b1 = p.band_end[row];
-    band = b1 > b0 ? b1 - b0 : 0;
-    v0 = p.visible_offsets[row];
-    n = band + p.visible_offsets[row + 1] - v0;
-  }
+  const TreeKeys tk = tree_keys_of(p, row);
+  const int n = tk.n;
   const __nv_bfloat16* kbase = p.k + int64_t(kvh) * p.capacity * HD;
   const __nv_bfloat16* vbase = p.v + int64_t(kvh) * p.capacity * HD;
-  // Issues the K and V rows of tree block j0 (slots into slot_s). Returns the block's size.
-  auto issue_block = [&](int j0) {
-    const int cnt = min(kFinishTreeBlock, n - j0);
-    const int j = j0 + tid;
-    int slot = -1;
-    if (j < n) {
-      if (j < band) {
-        const int pos = b0 + j;
-        slot = p.ring > 0 ? pos % p.ring : pos;
-      } else {
-        slot = p.visible_slots[v0 + j - band];
-      }
-    }
-    slot_s[tid] = slot;
-    __syncthreads();
-    for (int i = tid; i < cnt * (HD / 8); i += kThreads) {
-      const int key = i / (HD / 8), piece = i % (HD / 8);
-      const int64_t off = int64_t(slot_s[key]) * HD + piece * 8;
-      cp_async_16(k_s + key * kKLd + piece * 8, kbase + off, true);
-      cp_async_16(v_s + key * HD + piece * 8, vbase + off, true);
-    }
-    cp_async_commit();
-    return cnt;
-  };
   if (n > 0) {
-    issue_block(0);
+    issue_tree_block<HD>(p, tk, kbase, vbase, 0, tid, slot_s, k_s, v_s);
     const __nv_bfloat16* qrow = p.q + int64_t(row) * p.q_stride + int64_t(head) * HD;
     if (owner) qs[tid] = __bfloat162float(qrow[tid]);
   }
 
   float M = -INFINITY, Lsum = 0.0f, acc = 0.0f;
-  // Folds state (m, l, x) into the running one; an empty running state takes it as is.
-  auto fold = [&](float m, float l, float x) {
-    if (l == 0.0f) return;
-    if (Lsum == 0.0f) {
-      M = m;
-      Lsum = l;
-      acc = x;
-      return;
-    }
-    float mn, a, b;
-    merge_scalars(M, m, &mn, &a, &b);
-    Lsum = __fmaf_rn(l, b, __fmul_rn(Lsum, a));
-    M = mn;
-    acc = __fmaf_rn(x, b, __fmul_rn(acc, a));
-  };
+  auto fold = [&](float m, float l, float x) { fold_state(M, Lsum, acc, m, l, x); };
 
   if (p.state != nullptr) {
     const int len = p.kv_len[row];
@@ -274,88 +388,16 @@ __global__ void __launch_bounds__(32 * kFinishWarps) attention_finish_kernel(con
   }
 
   for (int j0 = 0; j0 < n; j0 += kFinishTreeBlock) {
-    const int cnt = j0 == 0 ? min(kFinishTreeBlock, n) : issue_block(j0);
+    const int cnt = j0 == 0 ? min(kFinishTreeBlock, n) : issue_tree_block<HD>(p, tk, kbase, vbase, j0, tid, slot_s, k_s, v_s);
     cp_async_wait<0>();
     __syncthreads();
-    // Scores: thread j for key j, q.k as four partial sums (element d into sum d % 4, d
-    // ascending; then (0 + 1) + (2 + 3)): four independent chains instead of one.
-    float own = -INFINITY;
-    if (tid < cnt) {
-      const __nv_bfloat16* krow = k_s + tid * kKLd;
-      float dot[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-      for (int d8 = 0; d8 < HD / 8; ++d8) {
-        const uint4 raw = *reinterpret_cast<const uint4*>(krow + d8 * 8);
-        const float4 q0 = *reinterpret_cast<const float4*>(qs + d8 * 8);
-        const float4 q1 = *reinterpret_cast<const float4*>(qs + d8 * 8 + 4);
-        const float qv[8] = {q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w};
-        const __nv_bfloat162* kv = reinterpret_cast<const __nv_bfloat162*>(&raw);
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const float2 f = __bfloat1622float2(kv[e]);
-          dot[(2 * e) % 4] = __fmaf_rn(qv[2 * e], f.x, dot[(2 * e) % 4]);
-          dot[(2 * e + 1) % 4] = __fmaf_rn(qv[2 * e + 1], f.y, dot[(2 * e + 1) % 4]);
-        }
-      }
-      own = __fmul_rn(__fadd_rn(__fadd_rn(dot[0], dot[1]), __fadd_rn(dot[2], dot[3])), p.scale_log2);
-    }
-    score_s[tid] = own;
-    __syncthreads();
-    // Max and sum: each lane folds its keys j = 32 r + lane in r order, then a fixed butterfly.
-    // Every warp computes them (the same bits); warp 0 publishes the probabilities.
-    float sc[kRounds];
-    float mx = -INFINITY;
-#pragma unroll
-    for (int r = 0; r < kRounds; ++r) {
-      sc[r] = score_s[r * 32 + lane];
-      if (r * 32 + lane < cnt) mx = sc[r] > mx ? sc[r] : mx;
-    }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-    float sum = 0.0f;
-#pragma unroll
-    for (int r = 0; r < kRounds; ++r) {
-      sc[r] = ex2(__fsub_rn(sc[r], mx));  // -inf -> 0
-      sum = __fadd_rn(sum, sc[r]);
-    }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) sum = __fadd_rn(sum, __shfl_xor_sync(0xffffffffu, sum, o));
-    __syncthreads();  // every warp has read the scores
-    if (warp == 0) {
-#pragma unroll
-      for (int r = 0; r < kRounds; ++r) score_s[r * 32 + lane] = sc[r];
-    }
-    __syncthreads();
-    // P.V for this thread's element as four partial sums (key j into sum j % 4, keys in order;
-    // then (0 + 1) + (2 + 3)): four independent chains instead of one. Keys past cnt have p = 0
-    // and are skipped, so a block's sums never depend on what lies past its keys.
-    float x = 0.0f;
-    if (owner) {
-      float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-      int j = 0;
-      for (; j + 4 <= cnt; j += 4) {
-#pragma unroll
-        for (int u = 0; u < 4; ++u) part[u] = __fmaf_rn(score_s[j + u], __bfloat162float(v_s[(j + u) * HD + tid]), part[u]);
-      }
-#pragma unroll
-      for (int u = 0; u < 3; ++u)
-        if (j + u < cnt) part[u] = __fmaf_rn(score_s[j + u], __bfloat162float(v_s[(j + u) * HD + tid]), part[u]);
-      x = __fadd_rn(__fadd_rn(part[0], part[1]), __fadd_rn(part[2], part[3]));
-    }
+    float mx, sum;
+    const float x = tree_block_state<HD>(k_s, v_s, qs, score_s, cnt, tid, p.scale_log2, &mx, &sum);
     fold(mx, sum, x);
     __syncthreads();  // k_s, v_s, slot_s and score_s are refilled by the next block
   }
   pdl_launch_dependents();
-
-  if (!owner) return;
-  __nv_bfloat16* out = p.out + int64_t(row) * p.out_stride + int64_t(head) * HD + tid;
-  if (Lsum == 0.0f) {
-    *out = __float2bfloat16_rn(0.0f);
-    if (p.lse != nullptr && tid == 0) p.lse[int64_t(row) * p.num_heads + head] = -INFINITY;
-    return;
-  }
-  *out = __float2bfloat16_rn(__fmul_rn(acc, __frcp_rn(Lsum)));
-  if (p.lse != nullptr && tid == 0) p.lse[int64_t(row) * p.num_heads + head] = __fmul_rn(__fadd_rn(M, lg2(Lsum)), kLn2);
+  if (owner) write_attention_output<HD>(p, row, head, tid, M, Lsum, acc);
 }
 
 }  // namespace longspec::cuda

@@ -8,6 +8,7 @@
 
 #include "attention_decode.cuh"
 #include "attention_finish.cuh"
+#include "attention_tree.cuh"
 #include "elementwise.cuh"
 #include "gemm.cuh"
 #include "launch.cuh"
@@ -45,7 +46,8 @@ constexpr int kAttnSplitRowsMax = 128;
 bool AttentionHeadDimSupported(int head_dim);
 size_t AttentionWorkspaceBytes(int64_t rows, int num_heads, int head_dim, int64_t max_kv_len);
 // Prefix states for rows with kv_len <= max_kv_len (0 skips the launch), then the finishing
-// pass (prefix states, the tree part when f.band_start is set, output and LSE).
+// pass (prefix states, the tree part when f.band_start is set, output and LSE); with no prefix,
+// the tree part's blocks side by side (attention_tree.cuh) unless ctx.tree_blocks_parallel is off.
 cudaError_t LaunchAttention(const LaunchContext& ctx, int head_dim, AttnPrefixParams prefix, int max_kv_len,
                             size_t workspace_bytes, AttnFinishParams finish);
 

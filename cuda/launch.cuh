@@ -12,6 +12,10 @@ struct LaunchContext {
   bool pdl = true;
   bool decode_warps = true;  // decode attention's prefix on four warps per block (attention_decode.cuh)
   bool finish_group_warps = true;  // the finishing pass folds split groups a warp each (attention_finish.cuh)
+  // Attention over a band + tree alone (the draft's window) computes its blocks of keys side by
+  // side (attention_tree.cuh), not one after the other in the finishing kernel.
+  // LONGSPEC_TREE_BLOCKS_PARALLEL=0 turns it off.
+  bool tree_blocks_parallel = true;
   // Attention over more than kAttnSplitRowsMax rows that would not fill the GPU walking whole
   // caches per block spreads the keys over blocks as fewer rows do (attention.cu): on the H200
   // a 145-row tree of SmolLM2 at 8k takes 55 us a layer where the walkers took 152
@@ -33,6 +37,11 @@ struct LaunchContext {
   size_t splitk_partial_floats = 0;
   unsigned* splitk_counters = nullptr;
   int splitk_counter_count = 0;
+  // Tree growth's stage-1 blocks that are done (speculation.cuh), zero between launches; owned
+  // by the backend. With fused_tree_select the last of them runs stage 2
+  // (LONGSPEC_FUSED_TREE_SELECT=0: stage 2 is its own kernel).
+  unsigned* tree_expand_done = nullptr;
+  bool fused_tree_select = true;
 };
 
 // Loads a kernel and sets its dynamic shared memory limit. Called for every kernel when the

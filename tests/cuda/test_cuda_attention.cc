@@ -7,6 +7,7 @@
 //   lse  |y - ref| <= 1e-3 (fp32 scores from exact bf16 products, sums in another order)
 #include <algorithm>
 #include <cstdlib>
+#include <iterator>
 #include <utility>
 
 #include "cuda_test_util.h"
@@ -368,6 +369,57 @@ TEST(CudaAttention, WideRowsSpreadGivesTheWalkersBits) {
       }
   ASSERT_TRUE(walkers->LastError().ok()) << walkers->LastError().ToString();
   ASSERT_TRUE(spread->LastError().ok()) << spread->LastError().ToString();
+}
+
+// The band + tree part alone (the draft's window over its ring, then its tree) computes its
+// blocks of 128 keys side by side (attention_tree.cuh): the finishing kernel's bits
+// (LONGSPEC_TREE_BLOCKS_PARALLEL=0), output and LSE, for bands of 0 to 1024 keys around block
+// boundaries, rings of 512 and 1024 (bands that wrap), 0 to 70 visible nodes, and more blocks
+// than a CTA's groups (several rounds); and the CPU within tolerance.
+TEST(CudaAttention, TreeBlocksSideBySideGiveTheFinishingKernelsBits) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  setenv("LONGSPEC_TREE_BLOCKS_PARALLEL", "0", 1);
+  auto serial = CudaBackendOrDie();
+  unsetenv("LONGSPEC_TREE_BLOCKS_PARALLEL");
+  auto parallel = CudaBackendOrDie();
+  auto cpu = MakeCpuBackend(2);
+  std::mt19937 rng(29);
+  const int bands[] = {0, 1, 127, 128, 129, 300, 511, 512, 1024};
+  for (int hd : {64, 128})
+    for (int ring : {512, 1024})
+      for (int rows : {1, 4, 13}) {
+        SCOPED_TRACE("hd " + std::to_string(hd) + " ring " + std::to_string(ring) + " rows " + std::to_string(rows));
+        AttnCase c;
+        c.rows = rows;
+        c.nkv = 3;
+        c.nh = 9;
+        c.hd = hd;
+        c.ring = ring;
+        const int committed = 3000 + int(rng() % 500), nodes = 70;
+        c.capacity = ring + nodes;
+        for (int r = 0; r < rows; ++r) {
+          int band = bands[(r + rng()) % std::size(bands)];
+          band = std::min(band, ring);
+          c.band_start.push_back(committed - band);
+          c.band_end.push_back(committed);
+          const int visible = r == 0 ? 0 : std::vector<int>{1, 5, 70}[rng() % 3];
+          for (int i = 0; i < visible; ++i) c.slots.push_back(ring + int(rng() % nodes));
+          c.offsets.push_back(static_cast<int32_t>(c.slots.size()));
+          c.prefix_len.push_back(0);
+        }
+        c.Random(rng);
+        Side a = Place(*serial, c, DType::kBF16, 0), b = Place(*parallel, c, DType::kBF16, 0);
+        Side h = Place(*cpu, c, DType::kF32, 0);
+        serial->AttentionTree(TreeOf(c, a));
+        parallel->AttentionTree(TreeOf(c, b));
+        cpu->AttentionTree(TreeOf(c, h));
+        EXPECT_TRUE(SameFloats(Download(*serial, a.out2.view), Download(*parallel, b.out2.view)));
+        EXPECT_TRUE(SameFloats(Download(*serial, a.lse2.view), Download(*parallel, b.lse2.view)));
+        ExpectClose(*parallel, *cpu, b.out2.view, h.out2.view, b.lse2.view.ptr<float>(), h.lse2.view.ptr<float>(),
+                    size_t(rows) * c.nh, MaxAbs(c.kv));
+      }
+  ASSERT_TRUE(serial->LastError().ok()) << serial->LastError().ToString();
+  ASSERT_TRUE(parallel->LastError().ok()) << parallel->LastError().ToString();
 }
 
 TEST(CudaGraphs, ReplayEqualsEagerWithNewValues) {
