@@ -364,6 +364,14 @@ class CudaBackend final : public Backend {
     assert(h.dtype == DType::kF32 && h.cols == w.out_features);
     Check(LaunchGemm(ctx_, GemmEpilogue::kAccumulateF32, Gemm(x, w, h.data, h.stride)), "LinearAdd");
   }
+  void LinearAddConvert(View x, const LinearWeight& w, View h, View scratch, View h_out) override {
+    assert(h.dtype == DType::kF32 && h.cols == w.out_features && h_out.rows == h.rows && h_out.cols == h.cols);
+    if (!IsBf16(h_out)) return Backend::LinearAddConvert(x, w, h, scratch, h_out);
+    GemmParams p = Gemm(x, w, h.data, h.stride);
+    p.out_copy = h_out.ptr<bf16>();
+    p.out_copy_stride = h_out.stride;
+    Check(LaunchGemm(ctx_, GemmEpilogue::kAccumulateF32, p), "LinearAddConvert");
+  }
   void LinearSiluMul(View x, const LinearWeight& w, View out, View) override {
     assert(w.packing == LinearPacking::kGateUp && out.cols * 2 == w.out_features && IsBf16(out));
     Check(LaunchGemm(ctx_, GemmEpilogue::kSiluMulBf16, Gemm(x, w, out.data, out.stride)), "LinearSiluMul");

@@ -66,6 +66,9 @@ struct GemmParams {
   int M = 0, N = 0, K = 0;
   void* out = nullptr;               // [M, N] (kSiluMulBf16: [M, N / 2]); unused by kArgmax
   int64_t out_stride = 0;
+  // kAccumulateF32 only (or null): each updated output also stored here rounded to bf16 [M, N].
+  __nv_bfloat16* out_copy = nullptr;
+  int64_t out_copy_stride = 0;
   unsigned long long* argmax = nullptr;  // [M] packed keys (kArgmax), zeroed before the launch
   // Split-K kernel launch shape: row slices of 16, consecutive column blocks per block, and for
   // splits along K over blocks (gridDim.z > 1) the chunk partials and per-tile counters.
@@ -106,7 +109,9 @@ __device__ __forceinline__ void gemm_store(const GemmParams& p, int row, int col
   } else if constexpr (EP == GemmEpilogue::kStoreF32) {
     static_cast<float*>(p.out)[int64_t(row) * p.out_stride + col] = v;
   } else {
-    static_cast<float*>(p.out)[int64_t(row) * p.out_stride + col] += v;
+    float& o = static_cast<float*>(p.out)[int64_t(row) * p.out_stride + col];
+    o += v;
+    if (p.out_copy != nullptr) p.out_copy[int64_t(row) * p.out_copy_stride + col] = __float2bfloat16_rn(o);
   }
 }
 

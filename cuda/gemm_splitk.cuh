@@ -75,6 +75,7 @@ __device__ __forceinline__ void gemm_offset_rows(GemmParams& p, int r0) {
     p.out = static_cast<__nv_bfloat16*>(p.out) + int64_t(r0) * p.out_stride;
   } else {
     p.out = static_cast<float*>(p.out) + int64_t(r0) * p.out_stride;
+    if (p.out_copy != nullptr) p.out_copy += int64_t(r0) * p.out_copy_stride;
   }
 }
 

@@ -224,6 +224,41 @@ TEST(CudaLinear, FusedEpiloguesMatchTheComposedOps) {
   ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
 }
 
+// LinearAddConvert (the residual update that also stores the new residual in bf16) gives the bits
+// of LinearAdd then Convert, for row counts on every GEMM path (split-K up to 16 rows, split
+// along K over blocks, row slices, the 32-row and prefill tiles), K of one round and of several,
+// and an output row stride past N; the fp32 residual too.
+TEST(CudaLinear, AddConvertEpilogueGivesTheBitsOfTheComposedOps) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  auto gpu = CudaBackendOrDie();
+  std::mt19937 rng(17);
+  struct Shape {
+    int n, k;
+  };
+  for (const Shape shape : {Shape{576, 1536}, Shape{1000, 576}, Shape{1000, 8200}, Shape{9000, 2056}}) {
+    const int n = shape.n, k = shape.k;
+    HostTensor W = Tensor(Bf16Round(Randn(size_t(n) * k, rng, 0.05f)), {n, k});
+    HostTensor B = Tensor(Randn(n, rng, 0.1f), {n});
+    auto w = gpu->CreateLinear(W, &B);
+    ASSERT_TRUE(w.ok());
+    for (int m : {1, 5, 16, 17, 69, 300}) {
+      SCOPED_TRACE("n " + std::to_string(n) + " k " + std::to_string(k) + " rows " + std::to_string(m));
+      const std::vector<float> x = Bf16Round(Randn(size_t(m) * k, rng));
+      const std::vector<float> h = Randn(size_t(m) * n, rng);
+      Buf xg = Upload(*gpu, x, m, k, DType::kBF16);
+      Buf h_a = Upload(*gpu, h, m, n, DType::kF32), h_b = Upload(*gpu, h, m, n, DType::kF32);
+      Buf out_a = Alloc(*gpu, m, n + 24, DType::kBF16), out_b = Alloc(*gpu, m, n + 24, DType::kBF16);
+      const View oa = out_a.view.Cols(0, n), ob = out_b.view.Cols(0, n);
+      gpu->LinearAdd(xg.view, **w, h_a.view, View());
+      gpu->Convert(h_a.view, oa);
+      gpu->LinearAddConvert(xg.view, **w, h_b.view, View(), ob);
+      EXPECT_TRUE(SameFloats(Download(*gpu, h_a.view), Download(*gpu, h_b.view)));
+      EXPECT_TRUE(SameFloats(Download(*gpu, oa), Download(*gpu, ob)));
+    }
+  }
+  ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
+}
+
 // The GEMM that normalises its own input rows (up to 16 rows) gives the bits of the standalone
 // RMSNorm followed by the GEMM, for the plain and SwiGLU epilogues, over K that are one round,
 // several rounds and split along K over blocks, rows with a stride past K, and row counts on both

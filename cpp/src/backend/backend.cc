@@ -32,6 +32,11 @@ void Backend::LinearAdd(View x, const LinearWeight& w, View h, View scratch) {
   Add(h, y);
 }
 
+void Backend::LinearAddConvert(View x, const LinearWeight& w, View h, View scratch, View h_out) {
+  LinearAdd(x, w, h, scratch);
+  Convert(h, h_out);
+}
+
 void Backend::LinearSiluMul(View x, const LinearWeight& w, View out, View scratch) {
   assert(w.packing == LinearPacking::kGateUp);
   View gu = scratch.Rows(0, x.rows).Cols(0, w.out_features);

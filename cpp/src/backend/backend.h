@@ -284,6 +284,9 @@ class Backend {
   virtual void HybridAttention(const HybridAttentionParams& p);
   // h += x W^T (+ b); `scratch` is [rows, out_features] of x's dtype.
   virtual void LinearAdd(View x, const LinearWeight& w, View h, View scratch);
+  // LinearAdd, then Convert(h, h_out): one op where the product's epilogue can store the updated
+  // residual in both dtypes (the draft's last residual update before its LM head).
+  virtual void LinearAddConvert(View x, const LinearWeight& w, View h, View scratch, View h_out);
   // out = silu(x Wg^T) * (x Wu^T) for a kGateUp weight; `scratch` is [rows, 2 * inter].
   virtual void LinearSiluMul(View x, const LinearWeight& w, View out, View scratch);
   // out = Linear(RmsNorm(h)) (h fp32): RmsNorm into xn [rows, in_features], then Linear. A backend

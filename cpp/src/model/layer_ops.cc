@@ -36,10 +36,14 @@ AttentionTreeParams TreeAttention(const DevicePlan& plan, View q, const KvLayerV
 }
 
 void SwiGluSublayer(Backend& backend, View h, const void* norm_weight, float eps, const LinearWeight& gate_up,
-                    const LinearWeight& down, const SwiGluScratch& s) {
+                    const LinearWeight& down, const SwiGluScratch& s, View h_out) {
   const int64_t n = h.rows;
   backend.NormLinearSiluMul(h, norm_weight, eps, s.xn.Rows(0, n), gate_up, s.act.Rows(0, n), s.gate_up.Rows(0, n));
-  backend.LinearAdd(s.act.Rows(0, n), down, h, s.tmp.Rows(0, n));
+  if (h_out.data != nullptr) {
+    backend.LinearAddConvert(s.act.Rows(0, n), down, h, s.tmp.Rows(0, n), h_out);
+  } else {
+    backend.LinearAdd(s.act.Rows(0, n), down, h, s.tmp.Rows(0, n));
+  }
 }
 
 }  // namespace longspec

@@ -25,8 +25,9 @@ struct SwiGluScratch {
   View tmp;      // [rows, hidden] (used by the composed LinearAdd)
 };
 
-// h += down(silu(gate(x)) * up(x)) with x = RMSNorm(h) * norm_weight.
+// h += down(silu(gate(x)) * up(x)) with x = RMSNorm(h) * norm_weight; with h_out (h's rows and
+// columns), also h_out = the updated h in h_out's dtype (Backend::LinearAddConvert).
 void SwiGluSublayer(Backend& backend, View h, const void* norm_weight, float eps, const LinearWeight& gate_up,
-                    const LinearWeight& down, const SwiGluScratch& s);
+                    const LinearWeight& down, const SwiGluScratch& s, View h_out = View());
 
 }  // namespace longspec
