@@ -386,19 +386,25 @@ class CudaBackend final : public Backend {
       Backend::NormLinear(h, norm_weight, eps, xn, w, out);
     }
   }
+  // The RoPE epilogue's rotation and head layout on a GEMM's parameters.
+  static GemmParams WithRope(GemmParams p, const float* cos, const float* sin, int32_t num_heads, int32_t num_kv_heads,
+                             int32_t head_dim) {
+    p.rope_cos = cos;
+    p.rope_sin = sin;
+    p.num_q_heads = num_heads;
+    p.num_kv_heads = num_kv_heads;
+    p.head_dim = head_dim;
+    return p;
+  }
   void NormLinearRopeKv(View h, const void* norm_weight, float eps, View xn, const LinearWeight& w, View qkv,
                         int32_t num_heads, int32_t num_kv_heads, int32_t head_dim, const float* cos, const float* sin,
                         const int32_t* slots, KvLayerView kv) override {
-    GemmParams p = NormGemm(h, norm_weight, eps, xn, w, qkv.data, qkv.stride);
-    p.rope_cos = cos;
-    p.rope_sin = sin;
+    GemmParams p = WithRope(NormGemm(h, norm_weight, eps, xn, w, qkv.data, qkv.stride), cos, sin, num_heads,
+                            num_kv_heads, head_dim);
     p.kv_slots = slots;
     p.k_cache = static_cast<bf16*>(kv.k);
     p.v_cache = static_cast<bf16*>(kv.v);
     p.kv_capacity = kv.capacity;
-    p.num_q_heads = num_heads;
-    p.num_kv_heads = num_kv_heads;
-    p.head_dim = head_dim;
     assert(w.packing == LinearPacking::kPlain && qkv.cols == w.out_features);
     if (!IsBf16(qkv) || kv.num_kv_heads != num_kv_heads || kv.head_dim != head_dim ||
         !TryNormGemm(GemmEpilogue::kRopeKvBf16, p, "NormLinearRopeKv")) {
@@ -408,12 +414,8 @@ class CudaBackend final : public Backend {
   // The qkv epilogue with no K/V heads: every head rotated, nothing stored in a cache.
   void NormLinearRope(View h, const void* norm_weight, float eps, View xn, const LinearWeight& w, View out,
                       int32_t num_heads, int32_t head_dim, const float* cos, const float* sin) override {
-    GemmParams p = NormGemm(h, norm_weight, eps, xn, w, out.data, out.stride);
-    p.rope_cos = cos;
-    p.rope_sin = sin;
-    p.num_q_heads = num_heads;
-    p.num_kv_heads = 0;
-    p.head_dim = head_dim;
+    const GemmParams p = WithRope(NormGemm(h, norm_weight, eps, xn, w, out.data, out.stride), cos, sin, num_heads, 0,
+                                  head_dim);
     assert(w.packing == LinearPacking::kPlain && out.cols == w.out_features);
     if (!IsBf16(out) || !TryNormGemm(GemmEpilogue::kRopeKvBf16, p, "NormLinearRope")) {
       Backend::NormLinearRope(h, norm_weight, eps, xn, w, out, num_heads, head_dim, cos, sin);

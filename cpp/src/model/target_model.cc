@@ -43,6 +43,8 @@ StatusOr<std::unique_ptr<TargetModel>> TargetModel::Load(const std::string& path
   t->prefill_chunk_ = prefill_chunk;
   t->runner_ = std::make_unique<TransformerRunner>(c, t->model_->weights, backend);
   t->rope_ = RopeTables(c.rope, c.head_dim);
+  t->whole_bounds_ = PieceBounds(c.num_layers, false);
+  t->piece_bounds_ = PieceBounds(c.num_layers, t->verify_pieces_);
   LONGSPEC_RETURN_IF_ERROR(t->EnsureCapacity(max_step_rows, 0));
   return t;
 }
@@ -77,7 +79,7 @@ Status TargetModel::Execute(TargetSequence& seq, const StepPlan& plan, StepOutpu
   const int32_t bucket = static_cast<int32_t>(
       std::min<int64_t>(KvBucket(static_cast<int64_t>(plan.committed) + plan.num_rows), seq.cache_.capacity()));
   // Plain decode steps are one graph: the host launches the next step while this one runs.
-  const std::vector<int64_t> bounds = PieceBounds(config().num_layers, fill != nullptr && verify_pieces_);
+  const std::vector<int64_t>& bounds = fill != nullptr ? piece_bounds_ : whole_bounds_;
   for (size_t i = 0; i + 1 < bounds.size(); ++i) {
     const auto key = std::make_tuple(static_cast<const TargetSequence*>(&seq), plan.num_rows, static_cast<int>(output),
                                      bucket, bounds[i], bounds[i + 1]);

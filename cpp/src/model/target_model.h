@@ -71,6 +71,8 @@ class TargetModel {
   int64_t max_context_ = 0;
   // LONGSPEC_VERIFY_GRAPH_PIECES=0: a device tree's verification as one graph instead of pieces.
   bool verify_pieces_ = EnvFlag("LONGSPEC_VERIFY_GRAPH_PIECES", true);
+  // Layer bounds of a step's graphs: one graph, or a verification's pieces (set at load).
+  std::vector<int64_t> whole_bounds_, piece_bounds_;
   // Graphs by (sequence, rows, output, kv bucket, layers [begin, end) of the piece). A graph holds the
   // sequence's cache and plan addresses, which never move (both are allocated once), and the
   // runner's buffers, which move when EnsureCapacity grows them (it then drops every graph).
