@@ -114,12 +114,10 @@ class CudaBackend final : public Backend {
     constexpr size_t kFloats = size_t(2) << 20;
     constexpr int kCounters = 4096;
     LONGSPEC_ASSIGN_OR_RETURN(splitk_partials_, Allocate(kFloats * sizeof(float)));
-    // The split-K counters, then the tree growth's counter of finished stage-1 blocks.
-    LONGSPEC_ASSIGN_OR_RETURN(splitk_counters_, Allocate((kCounters + 1) * sizeof(unsigned)));
-    LONGSPEC_CUDA_TRY(cudaMemset(splitk_counters_->data(), 0, (kCounters + 1) * sizeof(unsigned)));
+    LONGSPEC_ASSIGN_OR_RETURN(splitk_counters_, Allocate(kCounters * sizeof(unsigned)));
+    LONGSPEC_CUDA_TRY(cudaMemset(splitk_counters_->data(), 0, kCounters * sizeof(unsigned)));
     ctx_.splitk_partials = static_cast<float*>(splitk_partials_->data());
     ctx_.splitk_counters = static_cast<unsigned*>(splitk_counters_->data());
-    ctx_.tree_expand_done = ctx_.splitk_counters + kCounters;
     ctx_.splitk_partial_floats = kFloats;
     ctx_.splitk_counter_count = kCounters;
     return Status::OK();
@@ -499,7 +497,6 @@ class CudaBackend final : public Backend {
   void set_decode_warps(bool on) { ctx_.decode_warps = on; }
   void set_finish_group_warps(bool on) { ctx_.finish_group_warps = on; }
   void set_tree_blocks_parallel(bool on) { ctx_.tree_blocks_parallel = on; }
-  void set_fused_tree_select(bool on) { ctx_.fused_tree_select = on; }
   void set_wide_rows_spread(bool on) { ctx_.wide_rows_spread = on; }
   void set_wide_rows_gemm(bool on) { ctx_.wide_rows_gemm = on; }
   void set_norm_row_slices(bool on) { ctx_.norm_row_slices = on; }
@@ -625,7 +622,6 @@ StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
   be->set_decode_warps(EnvFlag("LONGSPEC_DECODE_WARPS", true));
   be->set_finish_group_warps(EnvFlag("LONGSPEC_FINISH_GROUP_WARPS", true));
   be->set_tree_blocks_parallel(EnvFlag("LONGSPEC_TREE_BLOCKS_PARALLEL", true));
-  be->set_fused_tree_select(EnvFlag("LONGSPEC_FUSED_TREE_SELECT", true));
   be->set_wide_rows_spread(EnvFlag("LONGSPEC_WIDE_ROWS_SPREAD", true));
   be->set_wide_rows_gemm(EnvFlag("LONGSPEC_WIDE_ROWS_GEMM", true));
   be->set_norm_row_slices(EnvFlag("LONGSPEC_FUSE_NORM_SLICES", true));

@@ -37,11 +37,6 @@ struct LaunchContext {
   size_t splitk_partial_floats = 0;
   unsigned* splitk_counters = nullptr;
   int splitk_counter_count = 0;
-  // Tree growth's stage-1 blocks that are done (speculation.cuh), zero between launches; owned
-  // by the backend. With fused_tree_select the last of them runs stage 2
-  // (LONGSPEC_FUSED_TREE_SELECT=0: stage 2 is its own kernel).
-  unsigned* tree_expand_done = nullptr;
-  bool fused_tree_select = true;
 };
 
 // Loads a kernel and sets its dynamic shared memory limit. Called for every kernel when the

@@ -99,13 +99,10 @@ namespace {
 constexpr int kTopkThreads = 256;
 
 template <int K>
-cudaError_t LaunchExpand(const LaunchContext& ctx, TreeExpandParams p) {
-  // Stage 2 in stage 1's last block saves a launch and its wait, ~2-3 us of a draft level
-  // (LONGSPEC_FUSED_TREE_SELECT=0: its own kernel).
-  p.done = ctx.fused_tree_select ? ctx.tree_expand_done : nullptr;
+cudaError_t LaunchExpand(const LaunchContext& ctx, const TreeExpandParams& p) {
   cudaError_t e = Launch(ctx, tree_topk_partial_kernel<K, kTopkThreads>, dim3(p.level_end - p.level_begin, p.slices),
                          dim3(kTopkThreads), 0, p);
-  if (e != cudaSuccess || p.done != nullptr) return e;
+  if (e != cudaSuccess) return e;
   return Launch(ctx, tree_select_kernel<K>, dim3(1), dim3(kTreeSelectThreads), 0, p);
 }
 

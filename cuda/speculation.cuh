@@ -36,9 +36,6 @@ struct TreeExpandParams {
   float2* part_ms = nullptr;      // [parents][slices]
   int slices = 1, slice_len = 0;  // slice_len: a multiple of 4
   bool vectorized = false;        // rows 16-byte aligned: float4 loads
-  // Stage 2 in stage 1's last block (null: its own kernel): the stage-1 blocks that are done,
-  // zero between launches (the last block resets it).
-  unsigned* done = nullptr;
 };
 
 // Slices per logits row: at most one per warp lane (the merge gives each lane one slice's list).
@@ -168,116 +165,6 @@ __device__ __forceinline__ void for_each_owned_logit(const TreeExpandParams& p, 
   }
 }
 
-// Candidate order across the level: higher score, then lower parent, then lower token, as one
-// 64-bit key that sorts ascending: the score's bits made order-preserving and inverted (higher
-// first), the parent's row in the level (< kTreeExpandMaxWidth), the token's logit column. A
-// key compares in two instructions where the (score, parent, token) triple behind an index
-// cost a division per side and per compare in every stage of the sort.
-constexpr int kCandidateRowBits = 5, kCandidateColumnBits = 27;
-constexpr uint32_t kCandidateNoColumn = (1u << kCandidateColumnBits) - 1;  // an empty list entry
-static_assert((1 << kCandidateRowBits) >= kTreeExpandMaxWidth, "a level's rows fit the key");
-
-// -0 scores as +0 (they compare equal) and NaN after every number (it compares to none).
-__device__ __forceinline__ unsigned long long candidate_key(float score, int row, int column) {
-  const uint32_t u = score == 0.0f ? 0u : __float_as_uint(score);
-  const uint32_t ascending = score != score ? 0u : (u & 0x80000000u) ? ~u : (u | 0x80000000u);
-  const uint32_t col = column >= 0 && uint32_t(column) < kCandidateNoColumn ? uint32_t(column) : kCandidateNoColumn;
-  return (static_cast<unsigned long long>(~ascending) << 32) |
-         (static_cast<unsigned long long>(row) << kCandidateColumnBits) | col;
-}
-__device__ __forceinline__ float candidate_score(unsigned long long key) {
-  const uint32_t ascending = ~static_cast<uint32_t>(key >> 32);
-  return __uint_as_float((ascending & 0x80000000u) ? (ascending & 0x7fffffffu) : ~ascending);
-}
-__device__ __forceinline__ int candidate_row(unsigned long long key) {
-  return static_cast<int>((key >> kCandidateColumnBits) & ((1u << kCandidateRowBits) - 1));
-}
-__device__ __forceinline__ int candidate_column(unsigned long long key) {
-  const uint32_t col = static_cast<uint32_t>(key) & kCandidateNoColumn;
-  return col == kCandidateNoColumn ? 0x7fffffff : static_cast<int>(col);
-}
-
-constexpr int kTreeSelectThreads = 512;
-
-// Stage 2 (every thread of the block calls it; any block size of whole warps): warp w merges
-// parent rows w, w + warps, ...: lane j takes slice j's list, the warp merge gives the row's best
-// `width`, the slices' (max, sum) fold in a fixed butterfly order; each candidate scores parent
-// score + logit - log-sum-exp. Then the level's candidates are sorted by key (a bitonic sort in
-// shared memory, where ranking each candidate against all others cost 227 us at 32 x 32
-// candidates on one SM) and the first `width` become the new nodes, grouped by parent, best
-// first within a parent. Stage 1's results are read from L2 (__ldcg): in stage 1's last block
-// they were written by other blocks of the same grid.
-template <int K>
-__device__ __forceinline__ void tree_select_level(const TreeExpandParams& p, unsigned long long* keys) {
-  const int rows = p.level_end - p.level_begin, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int warps = blockDim.x / 32;
-  for (int row = warp; row < rows; row += warps) {
-    TopList<K> list;
-    list.clear();
-    float m = -INFINITY, s = 0.0f;
-    if (lane < p.slices) {
-      const int part = row * p.slices + lane;
-#pragma unroll
-      for (int j = 0; j < K; ++j) {
-        if (j < p.width) {
-          list.v[j] = __ldcg(p.part_v + part * p.width + j);
-          list.i[j] = __ldcg(p.part_i + part * p.width + j);
-        }
-      }
-      const float2 ms = __ldcg(p.part_ms + part);
-      m = ms.x;
-      s = ms.y;
-    }
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-      const float om = __shfl_xor_sync(0xffffffffu, m, o), os = __shfl_xor_sync(0xffffffffu, s, o);
-      lse_merge(m, s, om, os);
-    }
-    float rv;
-    int ri;
-    warp_merge_top<K>(list, lane, &rv, &ri);
-    if (lane < p.width) {
-      const float lse = m + __logf(s);
-      keys[row * p.width + lane] = candidate_key(p.scores[p.level_begin + row] + (rv - lse), row, ri);
-    }
-  }
-  const int n = rows * p.width;
-  int padded = 1;
-  while (padded < n) padded <<= 1;
-  for (int u = n + threadIdx.x; u < padded; u += blockDim.x) keys[u] = ~0ull;  // padding sorts last
-  __syncthreads();
-  // (parent, token) is unique within a level, so the keys are distinct and the order total.
-  block_bitonic_sort(keys, padded, [](unsigned long long a, unsigned long long b) { return a < b; });
-  // The kept are keys[0, width); stored grouped by parent, best first within a parent:
-  // position = kept candidates of a lower parent + those of the same parent sorted before it.
-  if (warp != 0) return;
-  const bool kept = lane < p.width;
-  const unsigned long long me = kept ? keys[lane] : 0ull;
-  const int my_row = kept ? candidate_row(me) : 0x7fffffff;
-  int pos = 0;
-  for (int r = 0; r < p.width; ++r) {
-    const int other = candidate_row(keys[r]);
-    pos += (other < my_row || (other == my_row && r < lane)) ? 1 : 0;
-  }
-  if (kept) {
-    const int node = p.level_end + pos;
-    const int ti = candidate_column(me);
-    p.tokens[node] = p.column_tokens != nullptr ? p.column_tokens[ti] : ti;
-    p.parents[node] = p.level_begin + my_row;
-    p.scores[node] = candidate_score(me);
-  }
-}
-
-// Stage 2 as its own kernel, one block (when stage 1 does not run it).
-template <int K>
-__global__ void __launch_bounds__(kTreeSelectThreads) tree_select_kernel(const TreeExpandParams p) {
-  constexpr int kMaxCandidates = kTreeExpandMaxWidth * kTreeExpandMaxWidth;
-  __shared__ unsigned long long keys[kMaxCandidates];
-  pdl_wait();
-  tree_select_level<K>(p, keys);
-  pdl_launch_dependents();
-}
-
 // Candidates of one slice the filter of tree_topk_partial_kernel keeps in shared memory.
 constexpr int kTopkCandidates = 1024;
 
@@ -359,7 +246,8 @@ __global__ void __launch_bounds__(THREADS) tree_topk_partial_kernel(const TreeEx
       if (b < 0) return true;
       return topk_before(cand_v[a], cand_i[a], cand_v[b], cand_i[b]);
     });
-    if (warp == 0 && lane < K && order[lane] >= 0) {
+    if (warp != 0) return;
+    if (lane < K && order[lane] >= 0) {
       rv = cand_v[order[lane]];
       ri = cand_i[order[lane]];
     }
@@ -397,41 +285,122 @@ __global__ void __launch_bounds__(THREADS) tree_topk_partial_kernel(const TreeEx
       last_i = bi;
       __syncthreads();
     }
-    if (warp == 0 && lane < K) {
+    if (warp != 0) return;
+    if (lane < K) {
       rv = cand_v[lane];
       ri = cand_i[lane];
     }
   }
-  if (warp == 0) {
-    m = warp_m[0];
-    s = warp_s[0];
-    for (int w = 1; w < kWarps; ++w) lse_merge(m, s, warp_m[w], warp_s[w]);
-    const int part = row * p.slices + slice;
-    if (lane < p.width) {
-      p.part_v[part * p.width + lane] = rv;
-      p.part_i[part * p.width + lane] = ri;
+  m = warp_m[0];
+  s = warp_s[0];
+  for (int w = 1; w < kWarps; ++w) lse_merge(m, s, warp_m[w], warp_s[w]);
+  const int part = row * p.slices + slice;
+  if (lane < p.width) {
+    p.part_v[part * p.width + lane] = rv;
+    p.part_i[part * p.width + lane] = ri;
+  }
+  if (lane == 0) p.part_ms[part] = make_float2(m, s);
+  pdl_launch_dependents();
+}
+
+// Candidate order across the level: higher score, then lower parent, then lower token, as one
+// 64-bit key that sorts ascending: the score's bits made order-preserving and inverted (higher
+// first), the parent's row in the level (< kTreeExpandMaxWidth), the token's logit column. A
+// key compares in two instructions where the (score, parent, token) triple behind an index
+// cost a division per side and per compare in every stage of the sort.
+constexpr int kCandidateRowBits = 5, kCandidateColumnBits = 27;
+constexpr uint32_t kCandidateNoColumn = (1u << kCandidateColumnBits) - 1;  // an empty list entry
+static_assert((1 << kCandidateRowBits) >= kTreeExpandMaxWidth, "a level's rows fit the key");
+
+// -0 scores as +0 (they compare equal) and NaN after every number (it compares to none).
+__device__ __forceinline__ unsigned long long candidate_key(float score, int row, int column) {
+  const uint32_t u = score == 0.0f ? 0u : __float_as_uint(score);
+  const uint32_t ascending = score != score ? 0u : (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+  const uint32_t col = column >= 0 && uint32_t(column) < kCandidateNoColumn ? uint32_t(column) : kCandidateNoColumn;
+  return (static_cast<unsigned long long>(~ascending) << 32) |
+         (static_cast<unsigned long long>(row) << kCandidateColumnBits) | col;
+}
+__device__ __forceinline__ float candidate_score(unsigned long long key) {
+  const uint32_t ascending = ~static_cast<uint32_t>(key >> 32);
+  return __uint_as_float((ascending & 0x80000000u) ? (ascending & 0x7fffffffu) : ~ascending);
+}
+__device__ __forceinline__ int candidate_row(unsigned long long key) {
+  return static_cast<int>((key >> kCandidateColumnBits) & ((1u << kCandidateRowBits) - 1));
+}
+__device__ __forceinline__ int candidate_column(unsigned long long key) {
+  const uint32_t col = static_cast<uint32_t>(key) & kCandidateNoColumn;
+  return col == kCandidateNoColumn ? 0x7fffffff : static_cast<int>(col);
+}
+
+constexpr int kTreeSelectThreads = 512;
+
+// Stage 2, one block: warp w merges parent rows w, w + 16, ...: lane j takes slice j's list, the
+// warp merge gives the row's best `width`, the slices' (max, sum) fold in a fixed butterfly
+// order; each candidate scores parent score + logit - log-sum-exp. Then the level's candidates
+// are sorted by key (a bitonic sort in shared memory, where ranking each candidate against all
+// others cost 227 us at 32 x 32 candidates on one SM) and the first `width` become the new
+// nodes, grouped by parent, best first within a parent.
+template <int K>
+__global__ void __launch_bounds__(kTreeSelectThreads) tree_select_kernel(const TreeExpandParams p) {
+  constexpr int kMaxCandidates = kTreeExpandMaxWidth * kTreeExpandMaxWidth;
+  __shared__ unsigned long long keys[kMaxCandidates];
+  pdl_wait();
+  const int rows = p.level_end - p.level_begin, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int row = warp; row < rows; row += kTreeSelectThreads / 32) {
+    TopList<K> list;
+    list.clear();
+    float m = -INFINITY, s = 0.0f;
+    if (lane < p.slices) {
+      const int part = row * p.slices + lane;
+#pragma unroll
+      for (int j = 0; j < K; ++j) {
+        if (j < p.width) {
+          list.v[j] = p.part_v[part * p.width + j];
+          list.i[j] = p.part_i[part * p.width + j];
+        }
+      }
+      const float2 ms = p.part_ms[part];
+      m = ms.x;
+      s = ms.y;
     }
-    if (lane == 0) p.part_ms[part] = make_float2(m, s);
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const float om = __shfl_xor_sync(0xffffffffu, m, o), os = __shfl_xor_sync(0xffffffffu, s, o);
+      lse_merge(m, s, om, os);
+    }
+    float rv;
+    int ri;
+    warp_merge_top<K>(list, lane, &rv, &ri);
+    if (lane < p.width) {
+      const float lse = m + __logf(s);
+      keys[row * p.width + lane] = candidate_key(p.scores[p.level_begin + row] + (rv - lse), row, ri);
+    }
   }
-  if (p.done == nullptr) {
-    pdl_launch_dependents();
-    return;
-  }
-  // Stage 2 in the last block to finish: each block's results are visible device-wide before it
-  // counts itself (fence, then the atomic), and the last one reads them after its count.
-  __shared__ unsigned long long keys[kTreeExpandMaxWidth * kTreeExpandMaxWidth];
-  __shared__ bool last;
-  __threadfence();
+  const int n = rows * p.width;
+  int padded = 1;
+  while (padded < n) padded <<= 1;
+  for (int u = n + threadIdx.x; u < padded; u += kTreeSelectThreads) keys[u] = ~0ull;  // padding sorts last
   __syncthreads();
-  if (tid == 0) last = atomicAdd(p.done, 1u) == gridDim.x * gridDim.y - 1;
-  __syncthreads();
-  if (!last) {
-    pdl_launch_dependents();
-    return;
+  // (parent, token) is unique within a level, so the keys are distinct and the order total.
+  block_bitonic_sort(keys, padded, [](unsigned long long a, unsigned long long b) { return a < b; });
+  // The kept are keys[0, width); stored grouped by parent, best first within a parent:
+  // position = kept candidates of a lower parent + those of the same parent sorted before it.
+  if (warp != 0) return;
+  const bool kept = lane < p.width;
+  const unsigned long long me = kept ? keys[lane] : 0ull;
+  const int my_row = kept ? candidate_row(me) : 0x7fffffff;
+  int pos = 0;
+  for (int r = 0; r < p.width; ++r) {
+    const int other = candidate_row(keys[r]);
+    pos += (other < my_row || (other == my_row && r < lane)) ? 1 : 0;
   }
-  __threadfence();
-  if (tid == 0) *p.done = 0;  // every block has counted: ready for the next launch
-  tree_select_level<K>(p, keys);
+  if (kept) {
+    const int node = p.level_end + pos;
+    const int ti = candidate_column(me);
+    p.tokens[node] = p.column_tokens != nullptr ? p.column_tokens[ti] : ti;
+    p.parents[node] = p.level_begin + my_row;
+    p.scores[node] = candidate_score(me);
+  }
   pdl_launch_dependents();
 }
 

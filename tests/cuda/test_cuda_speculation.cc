@@ -2,8 +2,6 @@
 // fresh random inputs: tree growth over vocabularies of 1 000 to 152 064 tokens and every width
 // class, plan filling, greedy acceptance, and the path commit into a linear cache and a ring.
 #include <algorithm>
-#include <cmath>
-#include <cstring>
 #include <map>
 #include <set>
 
@@ -170,65 +168,6 @@ TEST(CudaSpeculation, TreeExpandTiesGoToTheLowerToken) {
         EXPECT_EQ(got.parents[i], 0);
         EXPECT_NEAR(got.scores[i], -std::log(double(vocab)), 1e-5);
       }
-    }
-  }
-}
-
-// Stage 2 of the tree growth in stage 1's last block (the default) against its own kernel
-// (LONGSPEC_FUSED_TREE_SELECT=0): the same nodes, tokens and score bits, level after level on one
-// backend each (the finished-block counter must be back at zero for every next launch), over
-// vocabularies and widths, a column subset, and logits with so many ties that slices overflow
-// the filter.
-TEST(CudaSpeculation, FusedSelectGivesTheSelectKernelsBits) {
-  LONGSPEC_SKIP_WITHOUT_GPU();
-  setenv("LONGSPEC_FUSED_TREE_SELECT", "0", 1);
-  auto apart = CudaBackendOrDie();
-  unsetenv("LONGSPEC_FUSED_TREE_SELECT");
-  auto fused = CudaBackendOrDie();
-  std::mt19937 rng(31);
-  struct Case {
-    std::vector<int> shape;
-    int64_t vocab;
-    bool ties, subset;
-  };
-  for (const Case& c : {Case{{4, 4, 4, 2}, 49152, false, false}, Case{{4, 16, 16, 16, 16}, 152064, false, false},
-                        Case{{1, 1, 1}, 77, false, false}, Case{{3, 5, 7, 9, 32}, 1001, false, true},
-                        Case{{4, 4, 4}, 49152, true, false}, Case{{32, 32}, 128256, true, true}}) {
-    SCOPED_TRACE("vocab " + std::to_string(c.vocab) + " levels " + std::to_string(c.shape.size()) +
-                 (c.ties ? " ties" : "") + (c.subset ? " subset" : ""));
-    const std::vector<int32_t> starts = ShapeLevelStarts(c.shape);
-    TreeBufs host(starts.back());
-    host.tokens[0] = 7;
-    DevTree a = MakeDevTree(*apart, host), b = MakeDevTree(*fused, host);
-    std::vector<int32_t> columns;
-    if (c.subset) {
-      for (int64_t i = 0; i < c.vocab; ++i) columns.push_back(int32_t(3 * i + 1));  // ascending ids
-    }
-    Buf ca = UploadInts(*apart, columns), cb = UploadInts(*fused, columns);
-    for (size_t l = 0; l < c.shape.size(); ++l) {
-      const int32_t begin = starts[l], end = starts[l + 1], width = c.shape[l];
-      std::vector<float> logits = Randn(size_t(end - begin) * c.vocab, rng, 3.0f);
-      if (c.ties) {
-        // Half of a row at its max: 768 ties a slice at 49152 (the filter holds them), ~2000 at
-        // 128256 (past the filter's 1024: the one-at-a-time path).
-        for (float& x : logits) x = std::min(std::round(x / 3.0f), 0.0f);
-      }
-      Buf la = Upload(*apart, logits, end - begin, c.vocab, DType::kF32);
-      Buf lb = Upload(*fused, logits, end - begin, c.vocab, DType::kF32);
-      auto sa = apart->Allocate(apart->TreeExpandScratchBytes(end - begin, width));
-      auto sb = fused->Allocate(fused->TreeExpandScratchBytes(end - begin, width));
-      ASSERT_TRUE(sa.ok() && sb.ok());
-      apart->TreeExpand(la.view, a.view(), begin, end, width, (*sa)->data(), c.subset ? ca.ints() : nullptr);
-      fused->TreeExpand(lb.view, b.view(), begin, end, width, (*sb)->data(), c.subset ? cb.ints() : nullptr);
-      const TreeBufs ga = DownloadTree(*apart, a), gb = DownloadTree(*fused, b);
-      ASSERT_TRUE(apart->LastError().ok()) << apart->LastError().ToString();
-      ASSERT_TRUE(fused->LastError().ok()) << fused->LastError().ToString();
-      for (int32_t i = end; i < end + width; ++i) {
-        ASSERT_EQ(ga.tokens[i], gb.tokens[i]) << "level " << l << " node " << i;
-        ASSERT_EQ(ga.parents[i], gb.parents[i]) << "level " << l << " node " << i;
-        ASSERT_EQ(std::memcmp(&ga.scores[i], &gb.scores[i], 4), 0) << "level " << l << " node " << i;
-      }
-      ASSERT_GE(gb.parents[end + width - 1], begin);  // the level was written at all
     }
   }
 }
