@@ -497,6 +497,7 @@ class CudaBackend final : public Backend {
   void set_decode_warps(bool on) { ctx_.decode_warps = on; }
   void set_finish_group_warps(bool on) { ctx_.finish_group_warps = on; }
   void set_tree_blocks_parallel(bool on) { ctx_.tree_blocks_parallel = on; }
+  void set_rank_tree_select(bool on) { ctx_.rank_tree_select = on; }
   void set_wide_rows_spread(bool on) { ctx_.wide_rows_spread = on; }
   void set_wide_rows_gemm(bool on) { ctx_.wide_rows_gemm = on; }
   void set_norm_row_slices(bool on) { ctx_.norm_row_slices = on; }
@@ -622,6 +623,7 @@ StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
   be->set_decode_warps(EnvFlag("LONGSPEC_DECODE_WARPS", true));
   be->set_finish_group_warps(EnvFlag("LONGSPEC_FINISH_GROUP_WARPS", true));
   be->set_tree_blocks_parallel(EnvFlag("LONGSPEC_TREE_BLOCKS_PARALLEL", true));
+  be->set_rank_tree_select(EnvFlag("LONGSPEC_RANK_TREE_SELECT", true));
   be->set_wide_rows_spread(EnvFlag("LONGSPEC_WIDE_ROWS_SPREAD", true));
   be->set_wide_rows_gemm(EnvFlag("LONGSPEC_WIDE_ROWS_GEMM", true));
   be->set_norm_row_slices(EnvFlag("LONGSPEC_FUSE_NORM_SLICES", true));

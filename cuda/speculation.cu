@@ -140,6 +140,7 @@ cudaError_t LaunchTreeExpand(const LaunchContext& ctx, TreeExpandParams p, void*
   p.slice_len = ((p.vocab + slices - 1) / slices + 3) / 4 * 4;
   p.slices = (p.vocab + p.slice_len - 1) / p.slice_len;
   p.vectorized = p.stride % 4 == 0 && reinterpret_cast<uintptr_t>(p.logits) % 16 == 0;
+  p.rank_select = ctx.rank_tree_select;
   // Scratch: the (max, sum) pairs first (8-byte aligned), then values, then tokens.
   p.part_ms = static_cast<float2*>(scratch);
   p.part_v = reinterpret_cast<float*>(p.part_ms + parents * p.slices);

@@ -2,6 +2,8 @@
 // fresh random inputs: tree growth over vocabularies of 1 000 to 152 064 tokens and every width
 // class, plan filling, greedy acceptance, and the path commit into a linear cache and a ring.
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <map>
 #include <set>
 
@@ -168,6 +170,75 @@ TEST(CudaSpeculation, TreeExpandTiesGoToTheLowerToken) {
         EXPECT_EQ(got.parents[i], 0);
         EXPECT_NEAR(got.scores[i], -std::log(double(vocab)), 1e-5);
       }
+    }
+  }
+}
+
+// Small candidate sets ordered by rank (the default) against merges and bitonic sorts
+// (LONGSPEC_RANK_TREE_SELECT=0), in both stages of the tree growth: the same nodes, tokens and
+// score bits, level after level, over vocabularies and widths (levels past the rank path's size
+// included), a column subset, logits with so many ties that slices overflow the filter, and rows
+// with fewer finite logits than the width (their lists end in empty entries).
+TEST(CudaSpeculation, RankSelectGivesTheSortsBits) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  setenv("LONGSPEC_RANK_TREE_SELECT", "0", 1);
+  auto sorts = CudaBackendOrDie();
+  unsetenv("LONGSPEC_RANK_TREE_SELECT");
+  auto ranks = CudaBackendOrDie();
+  std::mt19937 rng(31);
+  enum Logits { kRandom, kTies, kFewFinite };
+  struct Case {
+    std::vector<int> shape;
+    int64_t vocab;
+    Logits logits;
+    bool subset;
+  };
+  for (const Case& c : {Case{{6, 6, 6}, 16384, kRandom, true}, Case{{4, 4, 4, 2}, 49152, kRandom, false},
+                        Case{{4, 16, 16, 16, 16}, 152064, kRandom, false}, Case{{1, 1, 1}, 77, kRandom, false},
+                        Case{{3, 5, 7, 9, 32}, 1001, kRandom, true}, Case{{32, 32, 32}, 128256, kRandom, false},
+                        Case{{4, 4, 4}, 49152, kTies, false}, Case{{32, 32}, 128256, kTies, true},
+                        Case{{4, 8, 8}, 100, kFewFinite, false}}) {
+    SCOPED_TRACE("vocab " + std::to_string(c.vocab) + " levels " + std::to_string(c.shape.size()) + " logits " +
+                 std::to_string(int(c.logits)) + (c.subset ? " subset" : ""));
+    const std::vector<int32_t> starts = ShapeLevelStarts(c.shape);
+    TreeBufs host(starts.back());
+    host.tokens[0] = 7;
+    DevTree a = MakeDevTree(*sorts, host), b = MakeDevTree(*ranks, host);
+    std::vector<int32_t> columns;
+    if (c.subset) {
+      for (int64_t i = 0; i < c.vocab; ++i) columns.push_back(int32_t(3 * i + 1));  // ascending ids
+    }
+    Buf ca = UploadInts(*sorts, columns), cb = UploadInts(*ranks, columns);
+    for (size_t l = 0; l < c.shape.size(); ++l) {
+      const int32_t begin = starts[l], end = starts[l + 1], width = c.shape[l];
+      std::vector<float> logits = Randn(size_t(end - begin) * c.vocab, rng, 3.0f);
+      for (int32_t r = 0; r < end - begin; ++r) {
+        for (int64_t j = 0; j < c.vocab; ++j) {
+          float& x = logits[size_t(r) * c.vocab + j];
+          // Ties: half of a row at its max (768 a slice at 49152, within the filter; ~2000 at
+          // 128256, past it). Few finite (past the root): row r keeps its first 2 (r + 1) logits,
+          // so with width 8 the first rows' lists end in empty entries (each level still has more
+          // than 8 candidates).
+          if (c.logits == kTies) x = std::min(std::round(x / 3.0f), 0.0f);
+          if (c.logits == kFewFinite && l > 0 && j >= 2 * (r + 1)) x = -INFINITY;
+        }
+      }
+      Buf la = Upload(*sorts, logits, end - begin, c.vocab, DType::kF32);
+      Buf lb = Upload(*ranks, logits, end - begin, c.vocab, DType::kF32);
+      auto sa = sorts->Allocate(sorts->TreeExpandScratchBytes(end - begin, width));
+      auto sb = ranks->Allocate(ranks->TreeExpandScratchBytes(end - begin, width));
+      ASSERT_TRUE(sa.ok() && sb.ok());
+      sorts->TreeExpand(la.view, a.view(), begin, end, width, (*sa)->data(), c.subset ? ca.ints() : nullptr);
+      ranks->TreeExpand(lb.view, b.view(), begin, end, width, (*sb)->data(), c.subset ? cb.ints() : nullptr);
+      const TreeBufs ga = DownloadTree(*sorts, a), gb = DownloadTree(*ranks, b);
+      ASSERT_TRUE(sorts->LastError().ok()) << sorts->LastError().ToString();
+      ASSERT_TRUE(ranks->LastError().ok()) << ranks->LastError().ToString();
+      for (int32_t i = end; i < end + width; ++i) {
+        ASSERT_EQ(ga.tokens[i], gb.tokens[i]) << "level " << l << " node " << i;
+        ASSERT_EQ(ga.parents[i], gb.parents[i]) << "level " << l << " node " << i;
+        ASSERT_EQ(std::memcmp(&ga.scores[i], &gb.scores[i], 4), 0) << "level " << l << " node " << i;
+      }
+      ASSERT_GE(gb.parents[end + width - 1], begin);  // the level was written at all
     }
   }
 }
