@@ -307,9 +307,7 @@ void ExpectSameAttentionBits(Backend& a_be, Backend& b_be, AttnCase c, int commi
 void ExpectSwitchKeepsAttentionBits(const char* env_switch, uint32_t seed, std::initializer_list<int> committed_lengths,
                                     int (*prefix_len)(int committed, int row)) {
   auto gpu = CudaBackendOrDie();
-  setenv(env_switch, "0", 1);
-  auto other = CudaBackendOrDie();
-  unsetenv(env_switch);
+  auto other = CudaBackendWithSwitchOff(env_switch);
   std::mt19937 rng(seed);
   for (int hd : {64, 128})
     for (const auto& [rows, ratio] : {std::pair{1, 1}, std::pair{1, 3}, std::pair{2, 7}})
@@ -354,9 +352,7 @@ TEST(CudaAttention, FinishGroupWarpsGiveTheOwnerFoldsBits) {
 // and ten groups of keys (past 128 rows the workspace holds group states, never split states).
 TEST(CudaAttention, WideRowsSpreadGivesTheWalkersBits) {
   LONGSPEC_SKIP_WITHOUT_GPU();
-  setenv("LONGSPEC_WIDE_ROWS_SPREAD", "0", 1);
-  auto walkers = CudaBackendOrDie();
-  unsetenv("LONGSPEC_WIDE_ROWS_SPREAD");
+  auto walkers = CudaBackendWithSwitchOff("LONGSPEC_WIDE_ROWS_SPREAD");
   auto spread = CudaBackendOrDie();
   std::mt19937 rng(28);
   for (int hd : {64, 128})
@@ -378,9 +374,7 @@ TEST(CudaAttention, WideRowsSpreadGivesTheWalkersBits) {
 // than a CTA's groups (several rounds); and the CPU within tolerance.
 TEST(CudaAttention, TreeBlocksSideBySideGiveTheFinishingKernelsBits) {
   LONGSPEC_SKIP_WITHOUT_GPU();
-  setenv("LONGSPEC_TREE_BLOCKS_PARALLEL", "0", 1);
-  auto serial = CudaBackendOrDie();
-  unsetenv("LONGSPEC_TREE_BLOCKS_PARALLEL");
+  auto serial = CudaBackendWithSwitchOff("LONGSPEC_TREE_BLOCKS_PARALLEL");
   auto parallel = CudaBackendOrDie();
   auto cpu = MakeCpuBackend(2);
   std::mt19937 rng(29);

@@ -181,9 +181,7 @@ TEST(CudaSpeculation, TreeExpandTiesGoToTheLowerToken) {
 // with fewer finite logits than the width (their lists end in empty entries).
 TEST(CudaSpeculation, RankSelectGivesTheSortsBits) {
   LONGSPEC_SKIP_WITHOUT_GPU();
-  setenv("LONGSPEC_RANK_TREE_SELECT", "0", 1);
-  auto sorts = CudaBackendOrDie();
-  unsetenv("LONGSPEC_RANK_TREE_SELECT");
+  auto sorts = CudaBackendWithSwitchOff("LONGSPEC_RANK_TREE_SELECT");
   auto ranks = CudaBackendOrDie();
   std::mt19937 rng(31);
   enum Logits { kRandom, kTies, kFewFinite };
