@@ -16,8 +16,9 @@ struct LaunchContext {
   // side (attention_tree.cuh), not one after the other in the finishing kernel.
   // LONGSPEC_TREE_BLOCKS_PARALLEL=0 turns it off.
   bool tree_blocks_parallel = true;
-  // Tree growth orders small candidate sets by rank instead of merges and bitonic sorts
-  // (speculation.cuh). LONGSPEC_RANK_TREE_SELECT=0 turns it off.
+  // Tree growth's stage 1 orders a slice's candidates by rank instead of a bitonic sort
+  // (speculation.cuh): 8.2 -> 5.6 us a level of 6 rows on the H200
+  // (bench/results/gpu_rank_select_2026-12-01.md). LONGSPEC_RANK_TREE_SELECT=0 turns it off.
   bool rank_tree_select = true;
   // Attention over more than kAttnSplitRowsMax rows that would not fill the GPU walking whole
   // caches per block spreads the keys over blocks as fewer rows do (attention.cu): on the H200

@@ -36,9 +36,10 @@ struct TreeExpandParams {
   float2* part_ms = nullptr;      // [parents][slices]
   int slices = 1, slice_len = 0;  // slice_len: a multiple of 4
   bool vectorized = false;        // rows 16-byte aligned: float4 loads
-  // Orders small candidate sets by rank (each entry counts those before it: one pass, one
-  // barrier) instead of merges and bitonic sorts (a barrier per stage): the same entries in the
-  // same order. False: the sorts always (LONGSPEC_RANK_TREE_SELECT=0).
+  // Stage 1 orders a slice's filtered candidates by rank when they fit the block (a thread each
+  // counts those before it: one pass, one barrier) instead of a bitonic sort (a barrier per
+  // stage): the same first K in the same order. False: the sort always
+  // (LONGSPEC_RANK_TREE_SELECT=0).
   bool rank_select = true;
 };
 
@@ -355,37 +356,33 @@ __device__ __forceinline__ int candidate_column(unsigned long long key) {
 }
 
 constexpr int kTreeSelectThreads = 512;
-// Slice-list entries of a level (parents x slices x width) up to which stage 2 ranks them in
-// shared memory (rank_select); SmolLM2's [6,6,6] has 6 x 16 x 6 = 576.
-constexpr int kRankSelectEntries = 2048;
 
-// Stage 2, one block. Each parent row's best `width` from its slices' lists, and its slices'
-// (max, sum) folded in a fixed butterfly order into the row's log-sum-exp; each candidate scores
-// parent score + logit - log-sum-exp; the level's candidates in key order, and the first `width`
-// become the new nodes, grouped by parent, best first within a parent. Two ways to the same
-// entries in the same order:
-//   - by rank (small levels, p.rank_select): every list entry counts the entries of its row
-//     before it, every candidate key the keys before it (a pass and a barrier each);
-//   - by merge and sort: warp w merges rows w, w + 16, ... (lane j takes slice j's list, K rounds
-//     of a warp-wide best), then a bitonic sort of the level's keys in shared memory (where
-//     ranking each candidate against all others cost 227 us at 32 x 32 candidates on one SM).
-// Equal entries (the empty ones of a row, all alike) take their order from their position; the
-// two ways keep the same values either way.
+// Stage 2, one block: warp w merges parent rows w, w + 16, ...: lane j takes slice j's list, the
+// warp merge gives the row's best `width`, the slices' (max, sum) fold in a fixed butterfly
+// order; each candidate scores parent score + logit - log-sum-exp. Then the level's candidates
+// are sorted by key (a bitonic sort in shared memory, where ranking each candidate against all
+// others cost 227 us at 32 x 32 candidates on one SM) and the first `width` become the new
+// nodes, grouped by parent, best first within a parent.
 template <int K>
 __global__ void __launch_bounds__(kTreeSelectThreads) tree_select_kernel(const TreeExpandParams p) {
   constexpr int kMaxCandidates = kTreeExpandMaxWidth * kTreeExpandMaxWidth;
   __shared__ unsigned long long keys[kMaxCandidates];
-  __shared__ unsigned long long kept_by_rank[kTreeExpandMaxWidth];
-  __shared__ float list_v[kRankSelectEntries], row_lse[kTreeExpandMaxWidth];
-  __shared__ int list_i[kRankSelectEntries];
   pdl_wait();
   const int rows = p.level_end - p.level_begin, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int n = rows * p.width, per_row = p.slices * p.width, entries = rows * per_row;
-  // A row's log-sum-exp from its slices' (max, sum): lane j takes slice j, then the butterfly.
-  auto row_log_sum_exp = [&](int row) {
+  for (int row = warp; row < rows; row += kTreeSelectThreads / 32) {
+    TopList<K> list;
+    list.clear();
     float m = -INFINITY, s = 0.0f;
     if (lane < p.slices) {
-      const float2 ms = p.part_ms[row * p.slices + lane];
+      const int part = row * p.slices + lane;
+#pragma unroll
+      for (int j = 0; j < K; ++j) {
+        if (j < p.width) {
+          list.v[j] = p.part_v[part * p.width + j];
+          list.i[j] = p.part_i[part * p.width + j];
+        }
+      }
+      const float2 ms = p.part_ms[part];
       m = ms.x;
       s = ms.y;
     }
@@ -394,75 +391,30 @@ __global__ void __launch_bounds__(kTreeSelectThreads) tree_select_kernel(const T
       const float om = __shfl_xor_sync(0xffffffffu, m, o), os = __shfl_xor_sync(0xffffffffu, s, o);
       lse_merge(m, s, om, os);
     }
-    return m + __logf(s);
-  };
-  const unsigned long long* kept_keys = keys;  // the level's first `width` keys, in key order
-  if (p.rank_select && entries <= kRankSelectEntries && n <= kTreeSelectThreads) {
-    for (int e = threadIdx.x; e < entries; e += kTreeSelectThreads) {
-      list_v[e] = p.part_v[e];  // entry (row * slices + slice) * width + j
-      list_i[e] = p.part_i[e];
+    float rv;
+    int ri;
+    warp_merge_top<K>(list, lane, &rv, &ri);
+    if (lane < p.width) {
+      const float lse = m + __logf(s);
+      keys[row * p.width + lane] = candidate_key(p.scores[p.level_begin + row] + (rv - lse), row, ri);
     }
-    for (int row = warp; row < rows; row += kTreeSelectThreads / 32) {
-      const float lse = row_log_sum_exp(row);
-      if (lane == 0) row_lse[row] = lse;
-    }
-    __syncthreads();
-    for (int e = threadIdx.x; e < entries; e += kTreeSelectThreads) {
-      const int row = e / per_row, first = row * per_row;
-      const float v = list_v[e];
-      const int c = list_i[e];
-      int place = 0;
-      for (int u = first; u < first + per_row; ++u) {
-        const float uv = list_v[u];
-        const int uc = list_i[u];
-        place += (topk_before(uv, uc, v, c) || (uv == v && uc == c && u < e)) ? 1 : 0;
-      }
-      if (place < p.width) keys[row * p.width + place] = candidate_key(p.scores[p.level_begin + row] + (v - row_lse[row]), row, c);
-    }
-    __syncthreads();
-    if (int(threadIdx.x) < n) {
-      const unsigned long long me = keys[threadIdx.x];
-      int place = 0;
-      for (int u = 0; u < n; ++u) place += (keys[u] < me || (keys[u] == me && u < int(threadIdx.x))) ? 1 : 0;
-      if (place < p.width) kept_by_rank[place] = me;
-    }
-    __syncthreads();
-    kept_keys = kept_by_rank;
-  } else {
-    for (int row = warp; row < rows; row += kTreeSelectThreads / 32) {
-      TopList<K> list;
-      list.clear();
-      if (lane < p.slices) {
-        const int part = row * p.slices + lane;
-#pragma unroll
-        for (int j = 0; j < K; ++j) {
-          if (j < p.width) {
-            list.v[j] = p.part_v[part * p.width + j];
-            list.i[j] = p.part_i[part * p.width + j];
-          }
-        }
-      }
-      const float lse = row_log_sum_exp(row);
-      float rv;
-      int ri;
-      warp_merge_top<K>(list, lane, &rv, &ri);
-      if (lane < p.width) keys[row * p.width + lane] = candidate_key(p.scores[p.level_begin + row] + (rv - lse), row, ri);
-    }
-    int padded = 1;
-    while (padded < n) padded <<= 1;
-    for (int u = n + threadIdx.x; u < padded; u += kTreeSelectThreads) keys[u] = ~0ull;  // padding sorts last
-    __syncthreads();
-    block_bitonic_sort(keys, padded, [](unsigned long long a, unsigned long long b) { return a < b; });
   }
-  // Stored grouped by parent, best first within a parent: position = kept candidates of a lower
-  // parent + those of the same parent before it in key order.
+  const int n = rows * p.width;
+  int padded = 1;
+  while (padded < n) padded <<= 1;
+  for (int u = n + threadIdx.x; u < padded; u += kTreeSelectThreads) keys[u] = ~0ull;  // padding sorts last
+  __syncthreads();
+  // (parent, token) is unique within a level, so the keys are distinct and the order total.
+  block_bitonic_sort(keys, padded, [](unsigned long long a, unsigned long long b) { return a < b; });
+  // The kept are keys[0, width); stored grouped by parent, best first within a parent:
+  // position = kept candidates of a lower parent + those of the same parent sorted before it.
   if (warp != 0) return;
   const bool kept = lane < p.width;
-  const unsigned long long me = kept ? kept_keys[lane] : 0ull;
+  const unsigned long long me = kept ? keys[lane] : 0ull;
   const int my_row = kept ? candidate_row(me) : 0x7fffffff;
   int pos = 0;
   for (int r = 0; r < p.width; ++r) {
-    const int other = candidate_row(kept_keys[r]);
+    const int other = candidate_row(keys[r]);
     pos += (other < my_row || (other == my_row && r < lane)) ? 1 : 0;
   }
   if (kept) {

@@ -174,11 +174,11 @@ TEST(CudaSpeculation, TreeExpandTiesGoToTheLowerToken) {
   }
 }
 
-// Small candidate sets ordered by rank (the default) against merges and bitonic sorts
-// (LONGSPEC_RANK_TREE_SELECT=0), in both stages of the tree growth: the same nodes, tokens and
-// score bits, level after level, over vocabularies and widths (levels past the rank path's size
-// included), a column subset, logits with so many ties that slices overflow the filter, and rows
-// with fewer finite logits than the width (their lists end in empty entries).
+// A slice's candidates ordered by rank in the tree growth's stage 1 (the default) against the
+// bitonic sort (LONGSPEC_RANK_TREE_SELECT=0): the same nodes, tokens and score bits, level after
+// level, over vocabularies and widths, a column subset, logits with so many ties that slices
+// overflow the filter or the block (the sort then), and rows with fewer finite logits than the
+// width (their lists end in empty entries).
 TEST(CudaSpeculation, RankSelectGivesTheSortsBits) {
   LONGSPEC_SKIP_WITHOUT_GPU();
   auto sorts = CudaBackendWithSwitchOff("LONGSPEC_RANK_TREE_SELECT");
