@@ -31,6 +31,14 @@ HostTensor Tensor(const std::vector<float>& v, std::vector<int64_t> shape) {
   return t;
 }
 
+// A random weight [n, k] (values bf16-exact, scale 0.05) and bias [n] (scale 0.1), drawn in that order.
+struct WeightAndBias {
+  HostTensor w, b;
+};
+WeightAndBias RandomWeightAndBias(int n, int k, std::mt19937& rng) {
+  return {Tensor(Bf16Round(Randn(size_t(n) * k, rng, 0.05f)), {n, k}), Tensor(Randn(n, rng, 0.1f), {n})};
+}
+
 // Random RoPE rows: cos and sin [rows, half] of random angles, fp32 on the device.
 std::pair<Buf, Buf> RandomRotations(Backend& gpu, int rows, int half, std::mt19937& rng) {
   const std::vector<float> angles = Randn(size_t(rows) * half, rng, 3.0f);
@@ -155,8 +163,7 @@ TEST(CudaLinear, RowsAreBitIdenticalAloneAndInAnyBatch) {
     // The SwiGLU weight: 272 rows beside the narrow one, 9008 beside the wide one (columns walked
     // several per block when K is one round).
     const int n = shape.n, k = shape.k, inter = n > 1000 ? 4504 : 136;
-    HostTensor W = Tensor(Bf16Round(Randn(size_t(n) * k, rng, 0.05f)), {n, k});
-    HostTensor B = Tensor(Randn(n, rng, 0.1f), {n});
+    auto [W, B] = RandomWeightAndBias(n, k, rng);
     HostTensor GU = Tensor(Bf16Round(Randn(size_t(2 * inter) * k, rng, 0.05f)), {2 * inter, k});
     auto w = gpu->CreateLinear(W, &B);
     auto gu = gpu->CreateLinear(GU, nullptr, LinearPacking::kGateUp);
@@ -204,8 +211,7 @@ TEST(CudaLinear, FusedEpiloguesMatchTheComposedOps) {
   gpu->LinearSiluMul(xg.view, **gu_g, act_g.view, View());
   EXPECT_LE(WorstRatio(Download(*gpu, act_g.view), Download(*cpu, act_c.view), 2e-3, 2.0 * kBf16Rel), 1.0);
   // Residual accumulation: h += x W^T + b.
-  HostTensor W = Tensor(Bf16Round(Randn(size_t(n) * k, rng, 0.05f)), {n, k});
-  HostTensor B = Tensor(Randn(n, rng, 0.1f), {n});
+  auto [W, B] = RandomWeightAndBias(n, k, rng);
   auto w_c = cpu->CreateLinear(W, &B);
   auto w_g = gpu->CreateLinear(W, &B);
   const std::vector<float> h = Randn(size_t(m) * n, rng);
@@ -237,8 +243,7 @@ TEST(CudaLinear, AddConvertEpilogueGivesTheBitsOfTheComposedOps) {
   };
   for (const Shape shape : {Shape{576, 1536}, Shape{1000, 576}, Shape{1000, 8200}, Shape{9000, 2056}}) {
     const int n = shape.n, k = shape.k;
-    HostTensor W = Tensor(Bf16Round(Randn(size_t(n) * k, rng, 0.05f)), {n, k});
-    HostTensor B = Tensor(Randn(n, rng, 0.1f), {n});
+    auto [W, B] = RandomWeightAndBias(n, k, rng);
     auto w = gpu->CreateLinear(W, &B);
     ASSERT_TRUE(w.ok());
     for (int m : {1, 5, 16, 17, 69, 300}) {
@@ -273,8 +278,7 @@ TEST(CudaLinear, InputNormGivesTheBitsOfTheStandaloneNorm) {
   };
   for (const Shape shape : {Shape{1000, 576}, Shape{1152, 896}, Shape{1000, 2056}, Shape{3000, 4104}}) {
     const int n = shape.n, k = shape.k, inter = 136, ld = k + 4;
-    HostTensor W = Tensor(Bf16Round(Randn(size_t(n) * k, rng, 0.05f)), {n, k});
-    HostTensor B = Tensor(Randn(n, rng, 0.1f), {n});
+    auto [W, B] = RandomWeightAndBias(n, k, rng);
     HostTensor GU = Tensor(Bf16Round(Randn(size_t(2 * inter) * k, rng, 0.05f)), {2 * inter, k});
     auto w = gpu->CreateLinear(W, &B);
     auto gu = gpu->CreateLinear(GU, nullptr, LinearPacking::kGateUp);
@@ -346,8 +350,7 @@ TEST(CudaLinear, RopeKvEpilogueGivesTheBitsOfTheComposedOps) {
   for (const Shape sh : {Shape{9, 3, 64, 576, false}, Shape{14, 2, 64, 896, true}, Shape{12, 2, 128, 1536, true},
                          Shape{32, 8, 128, 4096, false}, Shape{32, 8, 128, 1024, true}, Shape{4, 2, 64, 8192, false}}) {
     const int n = (sh.nh + 2 * sh.nkv) * sh.hd, k = sh.k, half = sh.hd / 2, capacity = 97;
-    HostTensor W = Tensor(Bf16Round(Randn(size_t(n) * k, rng, 0.05f)), {n, k});
-    HostTensor B = Tensor(Randn(n, rng, 0.1f), {n});
+    auto [W, B] = RandomWeightAndBias(n, k, rng);
     auto w = gpu->CreateLinear(W, sh.bias ? &B : nullptr);
     ASSERT_TRUE(w.ok());
     Buf nw = RandomNormWeights(*gpu, k, rng);
@@ -406,8 +409,7 @@ TEST(CudaLinear, RopeEpilogueWithoutKvGivesTheBitsOfTheComposedOps) {
   for (const Shape sh : {Shape{9, 64, 576, true}, Shape{14, 64, 896, false}, Shape{12, 128, 1536, true},
                          Shape{32, 128, 4096, false}, Shape{2, 64, 8192, true}}) {
     const int n = sh.nh * sh.hd, k = sh.k, half = sh.hd / 2;
-    HostTensor W = Tensor(Bf16Round(Randn(size_t(n) * k, rng, 0.05f)), {n, k});
-    HostTensor B = Tensor(Randn(n, rng, 0.1f), {n});
+    auto [W, B] = RandomWeightAndBias(n, k, rng);
     auto w = gpu->CreateLinear(W, sh.bias ? &B : nullptr);
     ASSERT_TRUE(w.ok());
     Buf nw = RandomNormWeights(*gpu, k, rng);
