@@ -52,6 +52,22 @@ cudaError_t PreparePrefix() {
   return cudaSuccess;
 }
 
+// Whether each head dim's tree-blocks kernel (attention_tree.cuh) fits the device's shared memory
+// per block: 181 KB at head_dim 64, 208 KB at 128 (an H100 / H200 offers 227 KB, an A100 163, an
+// RTX 40 series 99). Where it does not, the finishing kernel computes the tree part (the same bits).
+bool g_tree_blocks_ready[2] = {};
+
+template <int HD>
+cudaError_t PrepareTreeBlocks() {
+  int device = 0, optin = 0;
+  cudaError_t e = cudaGetDevice(&device);
+  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+  if (e != cudaSuccess) return e;
+  g_tree_blocks_ready[HD == 128] = size_t(optin) >= TreeBlocksSmem<HD>::kBytes;
+  return g_tree_blocks_ready[HD == 128] ? PrepareKernel(attention_tree_blocks_kernel<HD>, TreeBlocksSmem<HD>::kBytes)
+                                        : cudaSuccess;
+}
+
 template <int HD, int WARPS>
 cudaError_t LaunchPrefix(const LaunchContext& ctx, const AttnPrefixParams& p, dim3 grid) {
   const dim3 block(32 * WARPS);
@@ -133,7 +149,7 @@ cudaError_t LaunchForHeadDim(const LaunchContext& ctx, AttnPrefixParams pre, int
     fin.group_warps = ctx.finish_group_warps;
   } else {
     fin.state = nullptr;
-    if (ctx.tree_blocks_parallel && fin.band_start != nullptr) {
+    if (ctx.tree_blocks_parallel && fin.band_start != nullptr && g_tree_blocks_ready[HD == 128]) {
       return Launch(ctx, attention_tree_blocks_kernel<HD>, dim3(fin.num_heads, fin.rows),
                     dim3(kFinishTreeBlock * TreeBlockGroups<HD>()), TreeBlocksSmem<HD>::kBytes, fin);
     }
@@ -148,8 +164,7 @@ cudaError_t PrepareAttentionKernels() {
                         PrepareDecode<64>(), PrepareDecode<128>(),
                         PrepareKernel(attention_finish_kernel<64>, FinishSmemBytes<64>()),
                         PrepareKernel(attention_finish_kernel<128>, FinishSmemBytes<128>()),
-                        PrepareKernel(attention_tree_blocks_kernel<64>, TreeBlocksSmem<64>::kBytes),
-                        PrepareKernel(attention_tree_blocks_kernel<128>, TreeBlocksSmem<128>::kBytes)}) {
+                        PrepareTreeBlocks<64>(), PrepareTreeBlocks<128>()}) {
     if (e != cudaSuccess) return e;
   }
   return cudaSuccess;
