@@ -52,20 +52,13 @@ cudaError_t PreparePrefix() {
   return cudaSuccess;
 }
 
-// Whether each head dim's tree-blocks kernel (attention_tree.cuh) fits the device's shared memory
-// per block: 181 KB at head_dim 64, 208 KB at 128 (an H100 / H200 offers 227 KB, an A100 163, an
-// RTX 40 series 99). Where it does not, the finishing kernel computes the tree part (the same bits).
-bool g_tree_blocks_ready[2] = {};
-
+// The tree-blocks kernel (attention_tree.cuh: 181 KB at head_dim 64, 208 KB at 128) only where it
+// fits the device's shared memory per block; elsewhere the finishing kernel computes the tree part
+// (the same bits).
 template <int HD>
-cudaError_t PrepareTreeBlocks() {
-  int device = 0, optin = 0;
-  cudaError_t e = cudaGetDevice(&device);
-  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
-  if (e != cudaSuccess) return e;
-  g_tree_blocks_ready[HD == 128] = size_t(optin) >= TreeBlocksSmem<HD>::kBytes;
-  return g_tree_blocks_ready[HD == 128] ? PrepareKernel(attention_tree_blocks_kernel<HD>, TreeBlocksSmem<HD>::kBytes)
-                                        : cudaSuccess;
+cudaError_t PrepareTreeBlocks(size_t max_smem) {
+  return TreeBlocksSmem<HD>::kBytes <= max_smem ? PrepareKernel(attention_tree_blocks_kernel<HD>, TreeBlocksSmem<HD>::kBytes)
+                                                : cudaSuccess;
 }
 
 template <int HD, int WARPS>
@@ -149,7 +142,7 @@ cudaError_t LaunchForHeadDim(const LaunchContext& ctx, AttnPrefixParams pre, int
     fin.group_warps = ctx.finish_group_warps;
   } else {
     fin.state = nullptr;
-    if (ctx.tree_blocks_parallel && fin.band_start != nullptr && g_tree_blocks_ready[HD == 128]) {
+    if (ctx.tree_blocks_parallel && fin.band_start != nullptr && TreeBlocksSmem<HD>::kBytes <= ctx.max_smem_per_block) {
       return Launch(ctx, attention_tree_blocks_kernel<HD>, dim3(fin.num_heads, fin.rows),
                     dim3(kFinishTreeBlock * TreeBlockGroups<HD>()), TreeBlocksSmem<HD>::kBytes, fin);
     }
@@ -159,12 +152,21 @@ cudaError_t LaunchForHeadDim(const LaunchContext& ctx, AttnPrefixParams pre, int
 
 }  // namespace
 
-cudaError_t PrepareAttentionKernels() {
+size_t AttentionSharedMemoryRequired() {
+  size_t most = std::max({DecodeSmem<64>::kBytes, DecodeSmem<128>::kBytes, FinishSmemBytes<64>(), FinishSmemBytes<128>()});
+  for (int states : {kAttnSplitStates, kAttnGroupStates, kAttnWalkAll}) {
+    most = std::max({most, PrefixSmemBytes<64, 1>(states), PrefixSmemBytes<64, 4>(states), PrefixSmemBytes<128, 1>(states),
+                     PrefixSmemBytes<128, 4>(states)});
+  }
+  return most;
+}
+
+cudaError_t PrepareAttentionKernels(size_t max_smem) {
   for (cudaError_t e : {PreparePrefix<64, 1>(), PreparePrefix<64, 4>(), PreparePrefix<128, 1>(), PreparePrefix<128, 4>(),
                         PrepareDecode<64>(), PrepareDecode<128>(),
                         PrepareKernel(attention_finish_kernel<64>, FinishSmemBytes<64>()),
                         PrepareKernel(attention_finish_kernel<128>, FinishSmemBytes<128>()),
-                        PrepareTreeBlocks<64>(), PrepareTreeBlocks<128>()}) {
+                        PrepareTreeBlocks<64>(max_smem), PrepareTreeBlocks<128>(max_smem)}) {
     if (e != cudaSuccess) return e;
   }
   return cudaSuccess;

@@ -497,6 +497,7 @@ class CudaBackend final : public Backend {
   void set_decode_warps(bool on) { ctx_.decode_warps = on; }
   void set_finish_group_warps(bool on) { ctx_.finish_group_warps = on; }
   void set_tree_blocks_parallel(bool on) { ctx_.tree_blocks_parallel = on; }
+  void set_max_smem_per_block(size_t bytes) { ctx_.max_smem_per_block = bytes; }
   void set_rank_tree_select(bool on) { ctx_.rank_tree_select = on; }
   void set_wide_rows_spread(bool on) { ctx_.wide_rows_spread = on; }
   void set_wide_rows_gemm(bool on) { ctx_.wide_rows_gemm = on; }
@@ -599,8 +600,11 @@ class CudaBackend final : public Backend {
 // finishing pass's group-per-warp fold off (for measurements and debugging; the same bits);
 // LONGSPEC_WIDE_ROWS_SPREAD=0 gives attention over more than 128 rows that would leave the GPU
 // short of a wave the walkers back, one block per query tile and KV head (the same bits);
-// LONGSPEC_WIDE_ROWS_GEMM=0 gives GEMMs of 129-320 rows the prefill tile back, and
-// LONGSPEC_FUSE_NORM_SLICES=0 keeps the fused input RMSNorm to 16 rows (the same bits).
+// LONGSPEC_WIDE_ROWS_GEMM=0 gives GEMMs of 129-320 rows the prefill tile back,
+// LONGSPEC_FUSE_NORM_SLICES=0 keeps the fused input RMSNorm to 16 rows, LONGSPEC_TREE_BLOCKS_PARALLEL=0
+// gives the draft's window attention back to the finishing kernel and LONGSPEC_RANK_TREE_SELECT=0
+// the tree growth's first stage to its sort (the same bits). LONGSPEC_SMEM_LIMIT_KB=N runs the
+// backend as on a device with N KiB of shared memory per block (its fallbacks, or its error).
 StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
   LONGSPEC_CUDA_TRY(cudaSetDevice(device));
   cudaDeviceProp prop;
@@ -609,15 +613,31 @@ StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
     return UnimplementedError(std::string("the CUDA backend needs compute capability 8.0 or newer; ") + prop.name +
                               " has " + std::to_string(prop.major) + "." + std::to_string(prop.minor));
   }
+  // Shared memory per block: the device's opt-in limit, or less for tests of the fallbacks
+  // (LONGSPEC_SMEM_LIMIT_KB). Kernels with a fallback that need more are left out; without one
+  // the device cannot run the engine, said once here.
+  double limit_kb = double(prop.sharedMemPerBlockOptin) / 1024.0;
+  if (!EnvNumber("LONGSPEC_SMEM_LIMIT_KB", &limit_kb) || !(limit_kb > 0.0)) {
+    return InvalidArgumentError(std::string("LONGSPEC_SMEM_LIMIT_KB: expected a positive number of KiB, got '") +
+                                std::getenv("LONGSPEC_SMEM_LIMIT_KB") + "'");
+  }
+  const size_t max_smem = std::min<size_t>(prop.sharedMemPerBlockOptin, size_t(limit_kb * 1024.0));
+  const size_t needed = std::max(GemmSharedMemoryRequired(), AttentionSharedMemoryRequired());
+  if (needed > max_smem) {
+    return UnimplementedError(std::string("the CUDA backend needs ") + std::to_string(needed / 1024) +
+                              " KiB of shared memory per block; " + prop.name + " offers " +
+                              std::to_string(max_smem / 1024) + " KiB (an A100 or H100 class GPU is needed)");
+  }
   // Every kernel loaded and configured now, never while a graph is being captured.
-  LONGSPEC_CUDA_TRY(PrepareGemmKernels());
-  LONGSPEC_CUDA_TRY(PrepareAttentionKernels());
+  LONGSPEC_CUDA_TRY(PrepareGemmKernels(max_smem));
+  LONGSPEC_CUDA_TRY(PrepareAttentionKernels(max_smem));
   LONGSPEC_CUDA_TRY(PrepareElementwiseKernels());
   LONGSPEC_CUDA_TRY(PrepareSpeculationKernels());
   LONGSPEC_CUDA_TRY(PrepareSamplingKernels());
   cudaStream_t stream = nullptr;
   LONGSPEC_CUDA_TRY(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   auto be = std::make_unique<CudaBackend>(device, stream, prop, EnvFlag("LONGSPEC_PDL", prop.major >= 9));
+  be->set_max_smem_per_block(max_smem);
   be->set_graphs_enabled(EnvFlag("LONGSPEC_CUDA_GRAPHS", true));
   be->set_fuse_norm(EnvFlag("LONGSPEC_FUSE_NORM", true));
   be->set_decode_warps(EnvFlag("LONGSPEC_DECODE_WARPS", true));

@@ -16,9 +16,14 @@
 
 namespace longspec::cuda {
 
-// Loads every kernel and sets its shared memory limit (once, before any graph capture).
-cudaError_t PrepareGemmKernels();
-cudaError_t PrepareAttentionKernels();
+// Loads every kernel and sets its shared memory limit (once, before any graph capture); a kernel
+// with a fallback is left out where it needs more than max_smem bytes per block (the launchers
+// check LaunchContext::max_smem_per_block). The *SharedMemoryRequired functions give the most
+// a kernel without a fallback needs.
+cudaError_t PrepareGemmKernels(size_t max_smem);
+cudaError_t PrepareAttentionKernels(size_t max_smem);
+size_t GemmSharedMemoryRequired();
+size_t AttentionSharedMemoryRequired();
 cudaError_t PrepareElementwiseKernels();
 cudaError_t PrepareSpeculationKernels();
 cudaError_t PrepareSamplingKernels();

@@ -2,6 +2,8 @@
 // see gemm.cuh, so the choice never changes a bit).
 #include <cuda_runtime.h>
 
+#include <algorithm>
+
 #include "cuda_ops.h"
 
 namespace longspec::cuda {
@@ -133,7 +135,7 @@ cudaError_t LaunchEpilogue(const LaunchContext& ctx, const GemmParams& p) {
   if (SplitKRuns(ctx, p)) return LaunchSplitK<EP>(ctx, p);
   const bool wide = p.N >= kGemmWideColumns;
   if (VerifyRules(ctx, p) && !wide) {
-    if (p.M <= 80) return LaunchTile<TileNarrow, EP>(ctx, p);
+    if (p.M <= 80 && TileNarrow::kSmemBytes <= ctx.max_smem_per_block) return LaunchTile<TileNarrow, EP>(ctx, p);
     return LaunchTile<Tile32x128, EP>(ctx, p);
   }
   if (p.M <= 32) return LaunchTile<Tile32x128, EP>(ctx, p);
@@ -156,12 +158,15 @@ cudaError_t PrepareNormEpilogue() {
   return cudaSuccess;
 }
 
+// TileNarrow (172 KB) only where it fits: elsewhere its rows take Tile32x128 (LaunchEpilogue).
 template <GemmEpilogue EP>
-cudaError_t PrepareEpilogue() {
+cudaError_t PrepareEpilogue(size_t max_smem) {
   for (cudaError_t e : {PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kOneColumn>, SplitK::kSmemMax),
                         PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kColumns>, SplitK::kSmemMax),
                         PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kSplitK>, SplitK::kSmemMax),
-                        PrepareKernel(gemm_bf16_kernel<TileNarrow, EP>, TileNarrow::kSmemBytes),
+                        TileNarrow::kSmemBytes <= max_smem
+                            ? PrepareKernel(gemm_bf16_kernel<TileNarrow, EP>, TileNarrow::kSmemBytes)
+                            : cudaSuccess,
                         PrepareKernel(gemm_bf16_kernel<Tile32x128, EP>, Tile32x128::kSmemBytes),
                         PrepareKernel(gemm_bf16_kernel<TileWide80, EP>, TileWide80::kSmemBytes),
                         PrepareKernel(gemm_bf16_kernel<TileWide80Deep, EP>, TileWide80Deep::kSmemBytes),
@@ -174,10 +179,16 @@ cudaError_t PrepareEpilogue() {
 
 }  // namespace
 
-cudaError_t PrepareGemmKernels() {
-  for (cudaError_t e : {PrepareEpilogue<GemmEpilogue::kStoreBf16>(), PrepareEpilogue<GemmEpilogue::kStoreF32>(),
-                        PrepareEpilogue<GemmEpilogue::kAccumulateF32>(), PrepareEpilogue<GemmEpilogue::kSiluMulBf16>(),
-                        PrepareEpilogue<GemmEpilogue::kArgmax>(), PrepareNormEpilogue<GemmEpilogue::kStoreBf16>(),
+size_t GemmSharedMemoryRequired() {
+  return std::max({SplitK::kSmemMax, Tile32x128::kSmemBytes, TileWide80::kSmemBytes, TileWide80Deep::kSmemBytes,
+                   TileWide128::kSmemBytes, TilePrefill::kSmemBytes});
+}
+
+cudaError_t PrepareGemmKernels(size_t max_smem) {
+  for (cudaError_t e : {PrepareEpilogue<GemmEpilogue::kStoreBf16>(max_smem), PrepareEpilogue<GemmEpilogue::kStoreF32>(max_smem),
+                        PrepareEpilogue<GemmEpilogue::kAccumulateF32>(max_smem),
+                        PrepareEpilogue<GemmEpilogue::kSiluMulBf16>(max_smem), PrepareEpilogue<GemmEpilogue::kArgmax>(max_smem),
+                        PrepareNormEpilogue<GemmEpilogue::kStoreBf16>(),
                         PrepareNormEpilogue<GemmEpilogue::kSiluMulBf16>(), PrepareNormEpilogue<GemmEpilogue::kRopeKvBf16>(),
                         PrepareKernel(argmax_keys_to_ids_kernel)}) {
     if (e != cudaSuccess) return e;

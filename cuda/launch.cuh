@@ -35,6 +35,10 @@ struct LaunchContext {
   // LONGSPEC_FUSE_NORM_SLICES=0 turns it off.
   bool norm_row_slices = true;
   int num_sms = 132;
+  // The device's shared memory per block (opt-in; an H100 / H200 offers 227 KB, an A100 163).
+  // A kernel that needs more is neither loaded nor launched: its launcher takes a smaller kernel
+  // of the same reduction order (the same bits).
+  size_t max_smem_per_block = 227 * 1024;
   // Split-K over blocks (gemm.cu): each chunk's partial sums, and per output tile a counter of
   // the blocks that have written theirs (back to zero after every launch). Owned by the backend.
   float* splitk_partials = nullptr;

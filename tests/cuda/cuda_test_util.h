@@ -26,14 +26,17 @@ inline std::unique_ptr<Backend> CudaBackendOrDie() {
   return be.ok() ? std::move(be).value() : nullptr;
 }
 
-// A CUDA backend made with the environment switch `name` (a LONGSPEC_* variable) at 0: the path
-// the switch turns off, to compare with a default backend's.
-inline std::unique_ptr<Backend> CudaBackendWithSwitchOff(const char* name) {
-  setenv(name, "0", 1);
+// A CUDA backend made with the environment variable `name` (a LONGSPEC_* setting) at `value`.
+inline std::unique_ptr<Backend> CudaBackendWithEnv(const char* name, const char* value) {
+  setenv(name, value, 1);
   auto be = CudaBackendOrDie();
   unsetenv(name);
   return be;
 }
+
+// A CUDA backend with the switch `name` at 0: the path the switch turns off, to compare with a
+// default backend's.
+inline std::unique_ptr<Backend> CudaBackendWithSwitchOff(const char* name) { return CudaBackendWithEnv(name, "0"); }
 
 inline std::vector<float> Randn(size_t n, std::mt19937& rng, float scale = 1.0f) {
   std::normal_distribution<float> d(0.0f, scale);

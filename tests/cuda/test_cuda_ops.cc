@@ -438,6 +438,41 @@ TEST(CudaLinear, RopeEpilogueWithoutKvGivesTheBitsOfTheComposedOps) {
   ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
 }
 
+// A device with an A100's 163 KiB of shared memory per block (LONGSPEC_SMEM_LIMIT_KB) runs the
+// narrow verification rows on the 32 x 128 tile instead of the 80 x 32 one (172 KiB): the same
+// bits. With 99 KiB (an RTX 40's) the backend is a clear error, as is a limit that is no number.
+TEST(CudaLinear, SmallSharedMemoryTakesSmallerTilesWithTheSameBits) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  auto gpu = CudaBackendOrDie();
+  auto small = CudaBackendWithEnv("LONGSPEC_SMEM_LIMIT_KB", "163");
+  std::mt19937 rng(18);
+  const int n = 1000, k = 2056;
+  auto [W, B] = RandomWeightAndBias(n, k, rng);
+  auto w = gpu->CreateLinear(W, &B);
+  auto ws = small->CreateLinear(W, &B);
+  ASSERT_TRUE(w.ok() && ws.ok());
+  for (int m : {17, 33, 69, 80}) {
+    SCOPED_TRACE("rows " + std::to_string(m));
+    const std::vector<float> x = Bf16Round(Randn(size_t(m) * k, rng));
+    Buf xg = Upload(*gpu, x, m, k, DType::kBF16), xs = Upload(*small, x, m, k, DType::kBF16);
+    Buf yg = Alloc(*gpu, m, n, DType::kF32), ys = Alloc(*small, m, n, DType::kF32);
+    gpu->Linear(xg.view, **w, yg.view);
+    small->Linear(xs.view, **ws, ys.view);
+    EXPECT_TRUE(SameFloats(Download(*gpu, yg.view), Download(*small, ys.view)));
+  }
+  ASSERT_TRUE(small->LastError().ok()) << small->LastError().ToString();
+  for (const auto& [value, code] : {std::pair{"99", StatusCode::kUnimplemented}, std::pair{"lots", StatusCode::kInvalidArgument}}) {
+    setenv("LONGSPEC_SMEM_LIMIT_KB", value, 1);
+    auto refused = cuda::MakeCudaBackend(0);
+    unsetenv("LONGSPEC_SMEM_LIMIT_KB");
+    ASSERT_FALSE(refused.ok()) << value;
+    EXPECT_EQ(refused.status().code(), code) << refused.status().ToString();
+    const std::string msg = refused.status().message();
+    EXPECT_TRUE(msg.find("shared memory") != std::string::npos || msg.find("LONGSPEC_SMEM_LIMIT_KB") != std::string::npos)
+        << msg;
+  }
+}
+
 TEST(CudaLinear, UnsupportedShapesAreClearErrors) {
   LONGSPEC_SKIP_WITHOUT_GPU();
   auto gpu = CudaBackendOrDie();

@@ -58,13 +58,10 @@ StatusOr<std::vector<int32_t>> BestNProbe() {
 // engine's policy is created.
 StatusOr<TreePolicy::Options> PolicyOptionsFromEnv() {
   TreePolicy::Options options;
-  const char* v = std::getenv("LONGSPEC_AUTO_TAU_PRIOR_ROUNDS");
-  if (v == nullptr || *v == '\0') return options;
-  char* stop = nullptr;
-  const double rounds = std::strtod(v, &stop);
-  if (*stop != '\0' || !(rounds >= 0.0 && rounds <= 1e6)) {
+  double rounds = options.tau_prior_rounds;
+  if (!EnvNumber("LONGSPEC_AUTO_TAU_PRIOR_ROUNDS", &rounds) || !(rounds >= 0.0 && rounds <= 1e6)) {
     return InvalidArgumentError(std::string("LONGSPEC_AUTO_TAU_PRIOR_ROUNDS: expected a number of rounds in [0, 1e6], got '") +
-                                v + "'");
+                                std::getenv("LONGSPEC_AUTO_TAU_PRIOR_ROUNDS") + "'");
   }
   options.tau_prior_rounds = rounds;
   return options;

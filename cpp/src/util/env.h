@@ -14,4 +14,16 @@ inline bool EnvFlag(const char* name, bool fallback) {
   return !(std::strcmp(v, "0") == 0 || std::strcmp(v, "false") == 0 || std::strcmp(v, "off") == 0);
 }
 
+// Unset or empty: true, *out untouched; a number (the whole value): true, *out set; anything
+// else: false (the caller says which variable and what it expected).
+inline bool EnvNumber(const char* name, double* out) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return true;
+  char* stop = nullptr;
+  const double x = std::strtod(v, &stop);
+  if (*stop != '\0') return false;
+  *out = x;
+  return true;
+}
+
 }  // namespace longspec
