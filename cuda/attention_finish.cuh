@@ -78,13 +78,13 @@ __device__ __forceinline__ TreeKeys tree_keys_of(const AttnFinishParams& p, int 
 
 // Issues the K and V rows of the tree block at key j0 into k_s / v_s (slots through slot_s), by
 // the kFinishTreeBlock threads of a group (t: the thread's index in it). Every thread of the
-// block calls it (one barrier). Returns the block's size (<= 0: no keys).
+// block calls it (one barrier). Returns the block's size (0 past the last key).
 template <int HD>
 __device__ __forceinline__ int issue_tree_block(const AttnFinishParams& p, const TreeKeys& tk, const __nv_bfloat16* kbase,
                                                 const __nv_bfloat16* vbase, int j0, int t, int* slot_s,
                                                 __nv_bfloat16* k_s, __nv_bfloat16* v_s) {
   constexpr int kKLd = HD + 8;
-  const int cnt = min(kFinishTreeBlock, tk.n - j0);
+  const int cnt = max(0, min(kFinishTreeBlock, tk.n - j0));
   const int j = j0 + t;
   int slot = -1;
   if (j < tk.n) {

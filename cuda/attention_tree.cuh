@@ -68,7 +68,7 @@ __global__ void __launch_bounds__(kFinishTreeBlock * TreeBlockGroups<HD>()) atte
     cp_async_wait<0>();
     __syncthreads();
     float mx, sum;
-    const float x = tree_block_state<HD>(k_s, v_s, qs, score_s, cnt > 0 ? cnt : 0, t, p.scale_log2, &mx, &sum);
+    const float x = tree_block_state<HD>(k_s, v_s, qs, score_s, cnt, t, p.scale_log2, &mx, &sum);
     float* st = state_of(grp);
     if (t == 0) {
       st[0] = mx;

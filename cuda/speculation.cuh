@@ -241,34 +241,32 @@ __global__ void __launch_bounds__(THREADS) tree_topk_partial_kernel(const TreeEx
   const int found = cand_count;
   float rv = -INFINITY;
   int ri = 0x7fffffff;
-  if (found <= kTopkCandidates && p.rank_select && found <= THREADS) {
-    // A thread per candidate: its place among the others (columns are distinct, so places are
-    // too); the first K places are the bitonic sort's first K.
-    if (tid < found) {
-      const float v = cand_v[tid];
-      const int c = cand_i[tid];
-      int place = 0;
-      for (int u = 0; u < found; ++u) place += topk_before(cand_v[u], cand_i[u], v, c) ? 1 : 0;
-      if (place < K) order[place] = tid;
-    } else if (tid < K) {
-      order[tid] = -1;  // fewer candidates than K
+  if (found <= kTopkCandidates) {
+    // order[0, K): the candidates in candidate order (-1 past the last one).
+    if (p.rank_select && found <= THREADS) {
+      // A thread per candidate: its place among the others (columns are distinct, so places are
+      // too); the first K places are the bitonic sort's first K.
+      if (tid < found) {
+        const float v = cand_v[tid];
+        const int c = cand_i[tid];
+        int place = 0;
+        for (int u = 0; u < found; ++u) place += topk_before(cand_v[u], cand_i[u], v, c) ? 1 : 0;
+        if (place < K) order[place] = tid;
+      } else if (tid < K) {
+        order[tid] = -1;  // fewer candidates than K
+      }
+      __syncthreads();
+    } else {
+      int n = K;
+      while (n < found) n <<= 1;
+      for (int u = tid; u < n; u += THREADS) order[u] = u < found ? u : -1;
+      __syncthreads();
+      block_bitonic_sort(order, n, [&](int a, int b) {
+        if (a < 0) return false;
+        if (b < 0) return true;
+        return topk_before(cand_v[a], cand_i[a], cand_v[b], cand_i[b]);
+      });
     }
-    __syncthreads();
-    if (warp != 0) return;
-    if (lane < K && order[lane] >= 0) {
-      rv = cand_v[order[lane]];
-      ri = cand_i[order[lane]];
-    }
-  } else if (found <= kTopkCandidates) {
-    int n = K;
-    while (n < found) n <<= 1;
-    for (int u = tid; u < n; u += THREADS) order[u] = u < found ? u : -1;
-    __syncthreads();
-    block_bitonic_sort(order, n, [&](int a, int b) {
-      if (a < 0) return false;
-      if (b < 0) return true;
-      return topk_before(cand_v[a], cand_i[a], cand_v[b], cand_i[b]);
-    });
     if (warp != 0) return;
     if (lane < K && order[lane] >= 0) {
       rv = cand_v[order[lane]];
