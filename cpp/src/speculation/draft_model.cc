@@ -309,12 +309,8 @@ void DraftModel::ForwardLevel(const DevicePlan& plan, int32_t n, int32_t max_cro
   backend_.LinearAdd(attn, *w_.cross_o, h, tmp);
   // The LM head reads activations: the final norm when the draft has one, else the residual as
   // is, converted by the MLP's residual update itself (one launch fewer on the GPU).
-  if (config_.final_norm) {
-    SwiGluSublayer(backend_, h, w_.mlp_norm->data(), eps, *w_.gate_up, *w_.down, mlp);
-    backend_.RmsNorm(h, w_.final_norm->data(), eps, xn);
-  } else {
-    SwiGluSublayer(backend_, h, w_.mlp_norm->data(), eps, *w_.gate_up, *w_.down, mlp, xn);
-  }
+  SwiGluSublayer(backend_, h, w_.mlp_norm->data(), eps, *w_.gate_up, *w_.down, mlp, config_.final_norm ? View() : xn);
+  if (config_.final_norm) backend_.RmsNorm(h, w_.final_norm->data(), eps, xn);
   backend_.Linear(xn, head_ != nullptr ? *head_ : *target_.weights().lm_head, logits);
 }
 
