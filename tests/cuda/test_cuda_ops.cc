@@ -440,13 +440,14 @@ TEST(CudaLinear, RopeEpilogueWithoutKvGivesTheBitsOfTheComposedOps) {
 
 // A device with an A100's 163 KiB of shared memory per block (LONGSPEC_SMEM_LIMIT_KB) runs the
 // narrow verification rows on the 32 x 128 tile instead of the 80 x 32 one (172 KiB): the same
-// bits. With 99 KiB (an RTX 40's) the backend is a clear error, as is a limit that is no number.
+// bits (N = 5000 over K = 2056: more split-K slice tiles than two waves, so 17-80 rows take the
+// tiles, not the split-K kernel). With 99 KiB (an RTX 40's) the backend is a clear error, as is a limit that is no number.
 TEST(CudaLinear, SmallSharedMemoryTakesSmallerTilesWithTheSameBits) {
   LONGSPEC_SKIP_WITHOUT_GPU();
   auto gpu = CudaBackendOrDie();
   auto small = CudaBackendWithEnv("LONGSPEC_SMEM_LIMIT_KB", "163");
   std::mt19937 rng(18);
-  const int n = 1000, k = 2056;
+  const int n = 5000, k = 2056;
   auto [W, B] = RandomWeightAndBias(n, k, rng);
   auto w = gpu->CreateLinear(W, &B);
   auto ws = small->CreateLinear(W, &B);
