@@ -31,13 +31,4 @@ for setting in on off; do
   rm -f "$csv"
 done
 log "level timelines done"
-if [ -e /tmp/models/parts/qwen05.gguf.sha256 ]; then
-  Q=$(joined_model qwen05.gguf)
-  timeout 600 python3 bench/bench_gpu.py --out-dir /tmp/bgout/bench_qwen05 --models qwen2.5-coder-0.5b \
-    --qwen05 "$Q" --contexts qwen2.5-coder-0.5b=16384,32768 --work /tmp/longspec_bench --hf= --tree 4,4 \
-    --extra-trees "4,4,4,2" --phase-models= --no-plot > /tmp/bgout/bench_qwen05.log 2>&1
-  log "bench qwen05 exit $?"
-  LONGSPEC_QWEN05_GGUF="$Q" timeout 400 python3 -m pytest -q -s -m gpu -p no:cacheprovider \
-    tests/python/test_gpu.py -k "qwen_coder_at_16k or track_the_cpu" > /tmp/bgout/pytest_qwen.log 2>&1
-  log "pytest qwen exit $?: $(tail -1 /tmp/bgout/pytest_qwen.log)"
-fi
+qwen05_checks bench_qwen05 4,4 "4,4,4,2"

@@ -17,13 +17,4 @@ if [ -z "${SKIP_SMOL:-}" ]; then
     --no-plot > /tmp/bgout/bench_small_smollm2.log 2>&1
   log "small trees smollm2 exit $?"
 fi
-if [ -e /tmp/models/parts/qwen05.gguf.sha256 ]; then
-  Q=$(joined_model qwen05.gguf)
-  timeout 600 python3 bench/bench_gpu.py --out-dir /tmp/bgout/bench_small_qwen05 --models qwen2.5-coder-0.5b \
-    --qwen05 "$Q" --contexts qwen2.5-coder-0.5b=16384,32768 --work /tmp/longspec_bench --hf= --tree 4,4,4,2 \
-    --extra-trees "$TREES" --phase-models= --no-plot > /tmp/bgout/bench_small_qwen05.log 2>&1
-  log "small trees qwen05 exit $?"
-  LONGSPEC_QWEN05_GGUF="$Q" timeout 400 python3 -m pytest -q -s -m gpu -p no:cacheprovider \
-    tests/python/test_gpu.py -k "qwen_coder_at_16k or track_the_cpu" > /tmp/bgout/pytest_qwen.log 2>&1
-  log "pytest qwen exit $?: $(tail -1 /tmp/bgout/pytest_qwen.log)"
-fi
+qwen05_checks bench_small_qwen05 4,4,4,2 "$TREES"
