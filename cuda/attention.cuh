@@ -6,7 +6,7 @@
 // Reduction order (fixed by key positions alone, so a row's bits never depend on the other rows,
 // on the tiling or on the grid):
 //   - keys come in chunks of kAttnChunk = 64 positions counted from 0; inside a split of
-//     kAttnSplit = 256 positions the chunks are folded left to right by the online-softmax update
+//     kAttnSplit = 256 positions (by default) the chunks are folded left to right by the online-softmax update
 //     (log2 domain: m = running max of scale*log2(e)*q.k, l = sum 2^(s - m), acc = sum 2^(s - m) v
 //     with P rounded to bf16 for the P.V product, every update written with explicit _rn
 //     intrinsics so the compiler cannot contract them differently in different kernels);
@@ -35,7 +35,14 @@
 namespace longspec::cuda {
 
 constexpr int kAttnChunkKeys = 64;
-constexpr int kAttnSplit = 256;
+// A build may set another split length (LONGSPEC_ATTN_SPLIT_KEYS in the environment of CMake,
+// third_party/cuda.cmake) to measure a different reduction order: every kernel of that build
+// follows it, so the build is exact within itself. 256 unless set.
+#ifndef LONGSPEC_ATTN_SPLIT_KEYS
+#define LONGSPEC_ATTN_SPLIT_KEYS 256
+#endif
+constexpr int kAttnSplit = LONGSPEC_ATTN_SPLIT_KEYS;
+static_assert(kAttnSplit % kAttnChunkKeys == 0 && kAttnSplit >= kAttnChunkKeys, "whole chunks per split");
 constexpr int kAttnChunksPerSplit = kAttnSplit / kAttnChunkKeys;
 constexpr int kAttnGroupSplits = 8;
 constexpr int kAttnGroupKeys = kAttnSplit * kAttnGroupSplits;

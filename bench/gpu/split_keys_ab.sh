@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# On the GPU machine, as bench/gpu/background_checks.sh's train.sh (after its SmolLM2 bench with
+# the default build, attention splits of 256 keys): a second build with LONGSPEC_ATTN_SPLIT_KEYS
+# (default 128; every attention kernel follows it, so that build is exact within itself), its C++
+# GPU tests, the SmolLM2 bench with it, a second bench with the default build (the two default
+# runs bracket the variant), CUPTI timelines of both, and Qwen-Coder with both when its parts are
+# here. The why: a decode step's attention at 8k has 32 splits a KV head (96 blocks for SmolLM2,
+# one a SM, DRAM at 17%: bench/results/gpu_ncu_verify_kernels_2026-12-01.md); shorter splits give
+# twice the blocks and half the chain each, for twice the states to fold.
+#   SMOL_BENCH_ARGS="--hf= --tree 6,6,6 ..." [SPLIT_KEYS=128] bash /tmp/src/bench/gpu/split_keys_ab.sh
+source /tmp/src/bench/gpu/device_env.sh
+: "${SMOL_BENCH_ARGS:?the SmolLM2 bench options of the chain}"
+keys=${SPLIT_KEYS:-128}
+site=/tmp/lsite$keys
+# A copy of the tree without its build/ (scikit-build-core keeps its CMake build there, configured
+# for the default splits).
+src=/tmp/src_split$keys
+rm -rf "$src" && cp -r /tmp/src "$src" && rm -rf "$src/build"
+LONGSPEC_ATTN_SPLIT_KEYS=$keys CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) LONGSPEC_CUDA=ON LONGSPEC_CUDA_ARCHITECTURES=90a \
+  PYTHONPATH=/tmp/site python3 -m pip install -q --no-build-isolation --no-deps --no-cache-dir --target "$site" "$src" \
+  > "/tmp/bgout/build_split$keys.log" 2>&1
+log "package with splits of $keys keys built: exit $?"
+LONGSPEC_ATTN_SPLIT_KEYS=$keys BUILD=/tmp/build_split$keys OUT=/tmp/bgout/cpp_split$keys bash tests/run_gpu.sh tests \
+  > "/tmp/bgout/cpp_split$keys.txt" 2>&1
+log "C++ GPU tests, splits of $keys keys: $(grep -E 'PASSED|FAILED|exit' "/tmp/bgout/cpp_split$keys.txt" | tr '\n' ' ')"
+bench_smol() {  # NAME PYTHONPATH
+  # shellcheck disable=SC2086 # SMOL_BENCH_ARGS is a list of options
+  PYTHONPATH=$2 timeout 600 python3 bench/bench_gpu.py --out-dir "/tmp/bgout/$1" --models smollm2-135m --smollm2 "$SMOL" \
+    --work /tmp/longspec_bench $SMOL_BENCH_ARGS > "/tmp/bgout/$1.log" 2>&1
+  log "$1 exit $?"
+}
+bench_smol "bench_smollm2_split$keys" "$site:/tmp/site"
+bench_smol bench_smollm2_split256_again /tmp/lsite:/tmp/site
+cuda=${CUDA_HOME:-/usr/local/cuda}
+g++ -O2 -shared -fPIC -o /tmp/libkernel_trace.so bench/gpu/kernel_trace.cc -I"$cuda/include" \
+  -L"$cuda/lib64" -L"$cuda/lib" -lcupti -Wl,-rpath,"$cuda/lib64:$cuda/lib"
+for variant in "256:/tmp/lsite" "$keys:$site"; do
+  name=split${variant%%:*}
+  csv=/tmp/bgout/trace_$name.csv
+  PYTHONPATH=${variant#*:}:/tmp/site LD_PRELOAD=/tmp/libkernel_trace.so KERNEL_TRACE_CSV="$csv" timeout 300 \
+    python3 bench/gpu/profile_round.py smollm2-135m-shape 8000 --model "$SMOL" --draft models/smollm2-135m-instruct-longspec \
+    --tree "${TRACE_TREE:-6,6,6}" --trace --whole 2> "$csv.err"
+  python3 bench/gpu/profile_round.py --timeline "$csv" > "/tmp/bgout/timeline_$name.txt"
+  rm -f "$csv"
+done
+log "timelines done"
+if [ -e /tmp/models/parts/qwen05.gguf.sha256 ]; then
+  q=$(joined_model qwen05.gguf)
+  for variant in "256:/tmp/lsite" "$keys:$site"; do
+    PYTHONPATH=${variant#*:}:/tmp/site timeout 600 python3 bench/bench_gpu.py --out-dir "/tmp/bgout/bench_qwen05_split${variant%%:*}" \
+      --models qwen2.5-coder-0.5b --qwen05 "$q" --contexts qwen2.5-coder-0.5b=16384,32768 --work /tmp/longspec_bench \
+      --hf= --tree 4,4 --phase-models= --no-plot > "/tmp/bgout/bench_qwen05_split${variant%%:*}.log" 2>&1
+    log "bench qwen05 splits of ${variant%%:*} keys exit $?"
+  done
+fi
