@@ -48,8 +48,8 @@ if(LONGSPEC_CUDA_ENABLED)
   # LONGSPEC_ATTN_SPLIT_KEYS (environment): the attention splits' length in keys (cuda/attention.cuh,
   # 256 when unset), for a build that measures another reduction order (bench/gpu/split_keys_ab.sh).
   if(DEFINED ENV{LONGSPEC_ATTN_SPLIT_KEYS} AND NOT "$ENV{LONGSPEC_ATTN_SPLIT_KEYS}" STREQUAL "")
-    if(NOT "$ENV{LONGSPEC_ATTN_SPLIT_KEYS}" MATCHES "^(128|256|512)$")
-      message(FATAL_ERROR "LONGSPEC_ATTN_SPLIT_KEYS must be 128, 256 or 512 (got '$ENV{LONGSPEC_ATTN_SPLIT_KEYS}')")
+    if(NOT "$ENV{LONGSPEC_ATTN_SPLIT_KEYS}" MATCHES "^(64|128|256|512)$")
+      message(FATAL_ERROR "LONGSPEC_ATTN_SPLIT_KEYS must be 64, 128, 256 or 512 (got '$ENV{LONGSPEC_ATTN_SPLIT_KEYS}')")
     endif()
     target_compile_definitions(longspec PRIVATE LONGSPEC_ATTN_SPLIT_KEYS=$ENV{LONGSPEC_ATTN_SPLIT_KEYS})
     message(STATUS "longspec: attention splits of $ENV{LONGSPEC_ATTN_SPLIT_KEYS} keys")
