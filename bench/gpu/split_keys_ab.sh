@@ -23,6 +23,15 @@ log "package with splits of $keys keys built: exit $?"
 LONGSPEC_ATTN_SPLIT_KEYS=$keys BUILD=/tmp/build_split$keys OUT=/tmp/bgout/cpp_split$keys bash tests/run_gpu.sh tests \
   > "/tmp/bgout/cpp_split$keys.txt" 2>&1
 log "C++ GPU tests, splits of $keys keys: $(grep -E 'PASSED|FAILED|exit' "/tmp/bgout/cpp_split$keys.txt" | tr '\n' ' ')"
+# The attention alone in both builds: SmolLM2's heads at 8k (a decode row, a 19-row tree) and
+# Llama-8B's at 32k (a decode row, the 69-node tree).
+for b in "256:/tmp/build_gpu" "$keys:/tmp/build_split$keys"; do
+  for shape in "9 3 64 8192 1" "9 3 64 8192 19" "32 8 128 32768 1" "32 8 128 32768 69"; do
+    # shellcheck disable=SC2086 # the shape is a list of arguments
+    "${b#*:}/cuda_ops_bench" attn $shape 2>&1 | grep -E "^attn" | sed "s/^/splits of ${b%%:*}: /"
+  done
+done > /tmp/bgout/attn_split_keys.txt
+log "attention alone in both builds: exit $?"
 bench_smol() {  # NAME PYTHONPATH
   # shellcheck disable=SC2086 # SMOL_BENCH_ARGS is a list of options
   PYTHONPATH=$2 timeout 600 python3 bench/bench_gpu.py --out-dir "/tmp/bgout/$1" --models smollm2-135m --smollm2 "$SMOL" \
