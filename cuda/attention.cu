@@ -53,12 +53,17 @@ cudaError_t PreparePrefix() {
 }
 
 // The tree-blocks kernel (attention_tree.cuh: 177 KiB at head_dim 64, 203 KiB at 128) only where it
-// fits the device's shared memory per block; elsewhere the finishing kernel computes the tree part
-// (the same bits).
+// fits the device's shared memory per block: elsewhere it is neither loaded nor launched, and the
+// finishing kernel computes the tree part (the same bits).
+template <int HD>
+bool TreeBlocksFit(size_t max_smem) {
+  return TreeBlocksSmem<HD>::kBytes <= max_smem;
+}
+
 template <int HD>
 cudaError_t PrepareTreeBlocks(size_t max_smem) {
-  return TreeBlocksSmem<HD>::kBytes <= max_smem ? PrepareKernel(attention_tree_blocks_kernel<HD>, TreeBlocksSmem<HD>::kBytes)
-                                                : cudaSuccess;
+  return TreeBlocksFit<HD>(max_smem) ? PrepareKernel(attention_tree_blocks_kernel<HD>, TreeBlocksSmem<HD>::kBytes)
+                                     : cudaSuccess;
 }
 
 template <int HD, int WARPS>
@@ -142,7 +147,7 @@ cudaError_t LaunchForHeadDim(const LaunchContext& ctx, AttnPrefixParams pre, int
     fin.group_warps = ctx.finish_group_warps;
   } else {
     fin.state = nullptr;
-    if (ctx.tree_blocks_parallel && fin.band_start != nullptr && TreeBlocksSmem<HD>::kBytes <= ctx.max_smem_per_block) {
+    if (ctx.tree_blocks_parallel && fin.band_start != nullptr && TreeBlocksFit<HD>(ctx.max_smem_per_block)) {
       return Launch(ctx, attention_tree_blocks_kernel<HD>, dim3(fin.num_heads, fin.rows),
                     dim3(kFinishTreeBlock * TreeBlockGroups<HD>()), TreeBlocksSmem<HD>::kBytes, fin);
     }

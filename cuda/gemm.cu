@@ -34,6 +34,10 @@ constexpr int kGemmWideColumns = 6144;
 constexpr int kGemmWideRowsMax = 320;  // the largest tree the verify-range rules take
 using SplitK = GemmSplitK<4>;                  // 32 columns, four warps per n8 tile, up to 16 rows
 
+// TileNarrow (172 KB) only where the device's shared memory per block holds it: elsewhere it is
+// neither loaded (PrepareEpilogue) nor launched, and its rows take Tile32x128 (LaunchEpilogue).
+bool NarrowTileFits(size_t max_smem) { return TileNarrow::kSmemBytes <= max_smem; }
+
 // Row slices of 16 rows, one launch (see gemm_bf16_splitk_kernel).
 int SplitKSlices(int m) { return (m + kGemmSplitKRowsMax - 1) / kGemmSplitKRowsMax; }
 int SplitKColumnBlocks(int n) { return GemmPaddedTiles(n) / SplitK::kTiles; }
@@ -135,7 +139,7 @@ cudaError_t LaunchEpilogue(const LaunchContext& ctx, const GemmParams& p) {
   if (SplitKRuns(ctx, p)) return LaunchSplitK<EP>(ctx, p);
   const bool wide = p.N >= kGemmWideColumns;
   if (VerifyRules(ctx, p) && !wide) {
-    if (p.M <= 80 && TileNarrow::kSmemBytes <= ctx.max_smem_per_block) return LaunchTile<TileNarrow, EP>(ctx, p);
+    if (p.M <= 80 && NarrowTileFits(ctx.max_smem_per_block)) return LaunchTile<TileNarrow, EP>(ctx, p);
     return LaunchTile<Tile32x128, EP>(ctx, p);
   }
   if (p.M <= 32) return LaunchTile<Tile32x128, EP>(ctx, p);
@@ -158,13 +162,12 @@ cudaError_t PrepareNormEpilogue() {
   return cudaSuccess;
 }
 
-// TileNarrow (172 KB) only where it fits: elsewhere its rows take Tile32x128 (LaunchEpilogue).
 template <GemmEpilogue EP>
 cudaError_t PrepareEpilogue(size_t max_smem) {
   for (cudaError_t e : {PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kOneColumn>, SplitK::kSmemMax),
                         PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kColumns>, SplitK::kSmemMax),
                         PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kSplitK>, SplitK::kSmemMax),
-                        TileNarrow::kSmemBytes <= max_smem
+                        NarrowTileFits(max_smem)
                             ? PrepareKernel(gemm_bf16_kernel<TileNarrow, EP>, TileNarrow::kSmemBytes)
                             : cudaSuccess,
                         PrepareKernel(gemm_bf16_kernel<Tile32x128, EP>, Tile32x128::kSmemBytes),

@@ -242,7 +242,7 @@ __global__ void __launch_bounds__(THREADS) tree_topk_partial_kernel(const TreeEx
   float rv = -INFINITY;
   int ri = 0x7fffffff;
   if (found <= kTopkCandidates) {
-    // order[0, K): the candidates in candidate order (-1 past the last one).
+    // order[0, K): the indices of the K best candidates, best first (-1 past the last one).
     if (p.rank_select && found <= THREADS) {
       // A thread per candidate: its place among the others (columns are distinct, so places are
       // too); the first K places are the bitonic sort's first K.
