@@ -136,18 +136,6 @@ __global__ void __launch_bounds__(kThreads) chain_kernel(Chain chain) {
   }
 }
 
-// Uniform values in (-scale, scale) from a hash of the index (explorer_fill_bf16's, scaled): a
-// weight of k columns takes scale sqrt(3 / k), so activations keep their size along the chain.
-__global__ void fill_scaled(__nv_bfloat16* p, size_t n, uint32_t seed, float scale) {
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
-    uint32_t s = uint32_t(i) * 2654435761u ^ seed;
-    s ^= s >> 13;
-    s *= 0x5bd1e995u;
-    s ^= s >> 15;
-    p[i] = __float2bfloat16(scale * ((int32_t(s >> 8) - (1 << 23)) / float(1 << 23)));
-  }
-}
-
 double Elapsed(cudaEvent_t a, cudaEvent_t b) {
   float ms = 0.0f;
   EXPLORER_CHECK(cudaEventElapsedTime(&ms, a, b));
@@ -180,7 +168,8 @@ int main(int argc, char** argv) {
       g.n = dims[j + 1];
       __nv_bfloat16* w = nullptr;
       EXPLORER_CHECK(cudaMalloc(&w, size_t(g.n) * g.k * 2));
-      fill_scaled<<<256, 256>>>(w, size_t(g.n) * g.k, 1000u + 4u * l + j, std::sqrt(3.0f / g.k));
+      // Uniform in (-s, s) with s = sqrt(3 / k): activations keep their size along the chain.
+      explorer_fill_bf16<<<256, 256>>>(w, size_t(g.n) * g.k, 1000u + 4u * l + j, std::sqrt(3.0f / g.k));
       g.w = w;
       g.x = acts + act_at;
       act_at += g.k;
