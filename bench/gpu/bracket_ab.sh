@@ -10,13 +10,5 @@
 : "${SWITCH:?name the switch to turn off}"
 SWITCHES=$SWITCH bash /tmp/src/bench/gpu/draft_level_ab.sh
 source /tmp/src/bench/gpu/device_env.sh
-if [ -e /tmp/models/qwen05.gguf ]; then
-  env "$SWITCH=0" timeout 600 python3 bench/bench_gpu.py --out-dir "/tmp/bgout/bench_qwen05_${SWITCH}0" \
-    --models qwen2.5-coder-0.5b --qwen05 /tmp/models/qwen05.gguf --contexts qwen2.5-coder-0.5b=16384,32768 \
-    --work /tmp/longspec_bench --hf= --tree 4,4 --phase-models= --no-plot > "/tmp/bgout/bench_qwen05_${SWITCH}0.log" 2>&1
-  log "bench qwen05 $SWITCH=0 exit $?"
-fi
-# shellcheck disable=SC2086 # SMOL_BENCH_ARGS is a list of options
-timeout 600 python3 bench/bench_gpu.py --out-dir /tmp/bgout/bench_smollm2_on2 --models smollm2-135m \
-  --smollm2 "$SMOL" --work /tmp/longspec_bench $SMOL_BENCH_ARGS > /tmp/bgout/bench_smollm2_on2.log 2>&1
-log "bench smollm2 on (second) exit $?"
+bench_qwen05 "bench_qwen05_${SWITCH}0" 4,4 "" "$SWITCH=0"
+bench_smol bench_smollm2_on2

@@ -14,18 +14,53 @@ joined_model() {
   [ -e "$dest" ] || python3 /tmp/models/parts.py join /tmp/models/parts "$1" "$dest" >&2
   echo "$dest"
 }
-# qwen05_checks NAME TREE EXTRA_TREES: when the Qwen2.5-Coder-0.5B GGUF's parts are here,
-# bench_gpu.py on it at 16k and 32k (TREE and the ';'-separated EXTRA_TREES, into /tmp/bgout/NAME)
-# and its GPU tests (speculative == plain at 16k, logits against the CPU engine).
+# bench_smol NAME [VAR=VALUE ...]: bench_gpu.py on SmolLM2 with the chain's SMOL_BENCH_ARGS and
+# the given environment, into /tmp/bgout/NAME (and NAME.log).
+bench_smol() {
+  local name=$1
+  shift
+  # shellcheck disable=SC2086 # SMOL_BENCH_ARGS is a list of options
+  env "$@" timeout 600 python3 bench/bench_gpu.py --out-dir "/tmp/bgout/$name" --models smollm2-135m --smollm2 "$SMOL" \
+    --work /tmp/longspec_bench ${SMOL_BENCH_ARGS:-} > "/tmp/bgout/$name.log" 2>&1
+  log "$name exit $?"
+}
+# bench_qwen05 NAME TREE EXTRA_TREES [VAR=VALUE ...]: when the Qwen2.5-Coder-0.5B GGUF's parts are
+# here, bench_gpu.py on it at 16k and 32k (TREE and the ';'-separated EXTRA_TREES, none if empty)
+# with the given environment, into /tmp/bgout/NAME.
+bench_qwen05() {
+  [ -e /tmp/models/parts/qwen05.gguf.sha256 ] || return 0
+  local name=$1 tree=$2 extra=$3 q
+  shift 3
+  q=$(joined_model qwen05.gguf)
+  local extra_args=()
+  [ -n "$extra" ] && extra_args=(--extra-trees "$extra")
+  env "$@" timeout 600 python3 bench/bench_gpu.py --out-dir "/tmp/bgout/$name" --models qwen2.5-coder-0.5b --qwen05 "$q" \
+    --contexts qwen2.5-coder-0.5b=16384,32768 --work /tmp/longspec_bench --hf= --tree "$tree" "${extra_args[@]}" \
+    --phase-models= --no-plot > "/tmp/bgout/$name.log" 2>&1
+  log "$name exit $?"
+}
+# qwen05_checks NAME TREE EXTRA_TREES: bench_qwen05, then Qwen-Coder's GPU tests (speculative ==
+# plain at 16k, logits against the CPU engine), when its parts are here.
 qwen05_checks() {
   [ -e /tmp/models/parts/qwen05.gguf.sha256 ] || return 0
-  local q
-  q=$(joined_model qwen05.gguf)
-  timeout 600 python3 bench/bench_gpu.py --out-dir "/tmp/bgout/$1" --models qwen2.5-coder-0.5b \
-    --qwen05 "$q" --contexts qwen2.5-coder-0.5b=16384,32768 --work /tmp/longspec_bench --hf= --tree "$2" \
-    --extra-trees "$3" --phase-models= --no-plot > "/tmp/bgout/$1.log" 2>&1
-  log "$1 exit $?"
-  LONGSPEC_QWEN05_GGUF="$q" timeout 400 python3 -m pytest -q -s -m gpu -p no:cacheprovider \
+  bench_qwen05 "$1" "$2" "$3"
+  LONGSPEC_QWEN05_GGUF="$(joined_model qwen05.gguf)" timeout 400 python3 -m pytest -q -s -m gpu -p no:cacheprovider \
     tests/python/test_gpu.py -k "qwen_coder_at_16k or track_the_cpu" > /tmp/bgout/pytest_qwen.log 2>&1
   log "pytest qwen exit $?: $(tail -1 /tmp/bgout/pytest_qwen.log)"
+}
+# smol_timeline NAME [VAR=VALUE ...]: the CUPTI timeline of a whole real SmolLM2 generation at ~8k
+# (tree TRACE_TREE, default 6,6,6) with the given environment: /tmp/bgout/timeline_NAME.txt (kernel
+# by kernel per replayed segment) and rounds_NAME.txt (the rounds' segments).
+smol_timeline() {
+  local name=$1 cuda=${CUDA_HOME:-/usr/local/cuda}
+  shift
+  [ -e /tmp/libkernel_trace.so ] || g++ -O2 -shared -fPIC -o /tmp/libkernel_trace.so bench/gpu/kernel_trace.cc \
+    -I"$cuda/include" -L"$cuda/lib64" -L"$cuda/lib" -lcupti -Wl,-rpath,"$cuda/lib64:$cuda/lib"
+  local csv=/tmp/bgout/trace_$name.csv
+  env "$@" LD_PRELOAD=/tmp/libkernel_trace.so KERNEL_TRACE_CSV="$csv" timeout 300 python3 bench/gpu/profile_round.py \
+    smollm2-135m-shape 8000 --model "$SMOL" --draft models/smollm2-135m-instruct-longspec --tree "${TRACE_TREE:-6,6,6}" \
+    --trace --whole 2> "$csv.err"
+  python3 bench/gpu/profile_round.py --timeline "$csv" > "/tmp/bgout/timeline_$name.txt"
+  python3 bench/gpu/profile_round.py --rounds "$csv" > "/tmp/bgout/rounds_$name.txt"
+  rm -f "$csv"
 }

@@ -32,33 +32,10 @@ for b in "256:/tmp/build_gpu" "$keys:/tmp/build_split$keys"; do
   done
 done > /tmp/bgout/attn_split_keys.txt
 log "attention alone in both builds: exit $?"
-bench_smol() {  # NAME PYTHONPATH
-  # shellcheck disable=SC2086 # SMOL_BENCH_ARGS is a list of options
-  PYTHONPATH=$2 timeout 600 python3 bench/bench_gpu.py --out-dir "/tmp/bgout/$1" --models smollm2-135m --smollm2 "$SMOL" \
-    --work /tmp/longspec_bench $SMOL_BENCH_ARGS > "/tmp/bgout/$1.log" 2>&1
-  log "$1 exit $?"
-}
-bench_smol "bench_smollm2_split$keys" "$site:/tmp/site"
-bench_smol bench_smollm2_split256_again /tmp/lsite:/tmp/site
-cuda=${CUDA_HOME:-/usr/local/cuda}
-g++ -O2 -shared -fPIC -o /tmp/libkernel_trace.so bench/gpu/kernel_trace.cc -I"$cuda/include" \
-  -L"$cuda/lib64" -L"$cuda/lib" -lcupti -Wl,-rpath,"$cuda/lib64:$cuda/lib"
-for variant in "256:/tmp/lsite" "$keys:$site"; do
-  name=split${variant%%:*}
-  csv=/tmp/bgout/trace_$name.csv
-  PYTHONPATH=${variant#*:}:/tmp/site LD_PRELOAD=/tmp/libkernel_trace.so KERNEL_TRACE_CSV="$csv" timeout 300 \
-    python3 bench/gpu/profile_round.py smollm2-135m-shape 8000 --model "$SMOL" --draft models/smollm2-135m-instruct-longspec \
-    --tree "${TRACE_TREE:-6,6,6}" --trace --whole 2> "$csv.err"
-  python3 bench/gpu/profile_round.py --timeline "$csv" > "/tmp/bgout/timeline_$name.txt"
-  rm -f "$csv"
-done
+bench_smol "bench_smollm2_split$keys" "PYTHONPATH=$site:/tmp/site"
+bench_smol bench_smollm2_split256_again
+smol_timeline split256
+smol_timeline "split$keys" "PYTHONPATH=$site:/tmp/site"
 log "timelines done"
-if [ -e /tmp/models/parts/qwen05.gguf.sha256 ]; then
-  q=$(joined_model qwen05.gguf)
-  for variant in "256:/tmp/lsite" "$keys:$site"; do
-    PYTHONPATH=${variant#*:}:/tmp/site timeout 600 python3 bench/bench_gpu.py --out-dir "/tmp/bgout/bench_qwen05_split${variant%%:*}" \
-      --models qwen2.5-coder-0.5b --qwen05 "$q" --contexts qwen2.5-coder-0.5b=16384,32768 --work /tmp/longspec_bench \
-      --hf= --tree 4,4 --phase-models= --no-plot > "/tmp/bgout/bench_qwen05_split${variant%%:*}.log" 2>&1
-    log "bench qwen05 splits of ${variant%%:*} keys exit $?"
-  done
-fi
+bench_qwen05 bench_qwen05_split256 4,4 ""
+bench_qwen05 "bench_qwen05_split$keys" 4,4 "" "PYTHONPATH=$site:/tmp/site"
