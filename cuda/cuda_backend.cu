@@ -433,6 +433,22 @@ class CudaBackend final : public Backend {
     Check(LaunchGemmArgmax(ctx_, Gemm(x, w, nullptr, 0), static_cast<unsigned long long*>(logits.data), ids),
           "LinearArgmax");
   }
+  // The final norm of the gathered rows inside the argmax product (the split-K kernel reads each
+  // row of h through the row list): two launches and a pass over the rows fewer a step.
+  void GatherNormLinearArgmax(View h, const int32_t* rows, const void* norm_weight, float eps, View head, View head_n,
+                              const LinearWeight& w, int32_t* ids, View logits) override {
+    GemmParams p = NormGemm(head, norm_weight, eps, head_n, w, nullptr, 0);
+    p.norm_x = h.ptr<const float>();
+    p.x_stride = h.stride;
+    p.norm_rows = rows;
+    if (!fuse_norm_ || h.dtype != DType::kF32 || !GemmCanImplement(p, GemmEpilogue::kArgmax) ||
+        !GemmNormFused(ctx_, p)) {
+      Backend::GatherNormLinearArgmax(h, rows, norm_weight, eps, head, head_n, w, ids, logits);
+      return;
+    }
+    assert(logits.cols * 4 >= 8);
+    Check(LaunchGemmArgmax(ctx_, p, static_cast<unsigned long long*>(logits.data), ids), "GatherNormLinearArgmax");
+  }
   void SampleRows(View logits, const RowSampling& sampling, int32_t* out) override {
     assert(logits.dtype == DType::kF32);
     Check(LaunchSampleRows(ctx_, logits.ptr<const float>(), logits.stride, static_cast<int>(logits.cols),

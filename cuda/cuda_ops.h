@@ -31,8 +31,9 @@ cudaError_t PrepareSamplingKernels();
 // ---- GEMM (gemm.cu) ------------------------------------------------------------------------
 // Whether the GEMM runs these shapes: K % 8 == 0, 16-byte aligned rows, and for kSiluMulBf16
 // N % 16 == 0 (gate and up interleaved in blocks of 8 rows). An input RMSNorm (p.norm_x set)
-// runs up to kGemmNormRowsMax rows with the kStoreBf16, kSiluMulBf16 and kRopeKvBf16
-// epilogues; kRopeKvBf16 runs only so (whole heads of a head_dim that is a multiple of 32).
+// runs up to kGemmNormRowsMax rows with the kStoreBf16, kSiluMulBf16, kRopeKvBf16 and kArgmax
+// epilogues (p.norm_rows: which rows of norm_x); kRopeKvBf16 runs only so (whole heads of a
+// head_dim that is a multiple of 32).
 constexpr int kGemmNormRowsMax = 128;
 bool GemmCanImplement(const GemmParams& p, GemmEpilogue ep);
 // Whether a GEMM of these rows with an input RMSNorm runs as fast as the kernel the launcher would

@@ -193,6 +193,7 @@ cudaError_t PrepareGemmKernels(size_t max_smem) {
                         PrepareEpilogue<GemmEpilogue::kSiluMulBf16>(max_smem), PrepareEpilogue<GemmEpilogue::kArgmax>(max_smem),
                         PrepareNormEpilogue<GemmEpilogue::kStoreBf16>(),
                         PrepareNormEpilogue<GemmEpilogue::kSiluMulBf16>(), PrepareNormEpilogue<GemmEpilogue::kRopeKvBf16>(),
+                        PrepareNormEpilogue<GemmEpilogue::kArgmax>(),
                         PrepareKernel(argmax_keys_to_ids_kernel)}) {
     if (e != cudaSuccess) return e;
   }
@@ -212,12 +213,14 @@ bool GemmCanImplement(const GemmParams& p, GemmEpilogue ep) {
   }
   if (p.norm_x != nullptr) {
     if (p.M > kGemmNormRowsMax ||
-        (ep != GemmEpilogue::kStoreBf16 && ep != GemmEpilogue::kSiluMulBf16 && ep != GemmEpilogue::kRopeKvBf16)) {
+        (ep != GemmEpilogue::kStoreBf16 && ep != GemmEpilogue::kSiluMulBf16 && ep != GemmEpilogue::kRopeKvBf16 &&
+         ep != GemmEpilogue::kArgmax)) {
       return false;
     }
     if (reinterpret_cast<uintptr_t>(p.norm_x) % 16 != 0 || reinterpret_cast<uintptr_t>(p.norm_w) % 16 != 0) return false;
     if (p.M > 1 && p.x_stride % 4 != 0) return false;
   } else {
+    if (p.norm_rows != nullptr) return false;  // a row list only says which rows to normalise
     if (reinterpret_cast<uintptr_t>(p.x) % 16 != 0) return false;
     if (p.M > 1 && p.x_stride % 8 != 0) return false;
   }
@@ -242,6 +245,7 @@ cudaError_t LaunchGemm(const LaunchContext& ctx, GemmEpilogue ep, const GemmPara
       case GemmEpilogue::kStoreBf16: return LaunchSplitK<GemmEpilogue::kStoreBf16, true>(ctx, p);
       case GemmEpilogue::kSiluMulBf16: return LaunchSplitK<GemmEpilogue::kSiluMulBf16, true>(ctx, p);
       case GemmEpilogue::kRopeKvBf16: return LaunchSplitK<GemmEpilogue::kRopeKvBf16, true>(ctx, p);
+      case GemmEpilogue::kArgmax: return LaunchSplitK<GemmEpilogue::kArgmax, true>(ctx, p);
       default: return cudaErrorInvalidValue;
     }
   }

@@ -80,6 +80,9 @@ struct GemmParams {
   const float* norm_x = nullptr;
   const float* norm_w = nullptr;
   float norm_eps = 0.0f;
+  // With norm_x: call row r normalises norm_x row norm_rows[r] (a gather of the rows a step's
+  // logits come from, folded into the LM head); nullptr: row r.
+  const int32_t* norm_rows = nullptr;
   // kRopeKvBf16: out is the qkv rows [q heads | k heads | v heads] of head_dim each; q and k heads
   // rotated by rope_cos / rope_sin [M, head_dim / 2], k and v heads also stored at cache slot
   // kv_slots[r] of k_cache / v_cache [num_kv_heads][kv_capacity][head_dim]. num_kv_heads 0: the

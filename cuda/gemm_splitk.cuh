@@ -58,7 +58,9 @@ struct GemmSplitK {
 // row in the epilogue's element type).
 template <GemmEpilogue EP>
 __device__ __forceinline__ void gemm_offset_rows(GemmParams& p, int r0) {
-  if (p.norm_x != nullptr) {
+  if (p.norm_rows != nullptr) {
+    p.norm_rows += r0;
+  } else if (p.norm_x != nullptr) {
     p.norm_x += int64_t(r0) * p.x_stride;
   } else {
     p.x += int64_t(r0) * p.x_stride;
@@ -77,6 +79,11 @@ __device__ __forceinline__ void gemm_offset_rows(GemmParams& p, int r0) {
     p.out = static_cast<float*>(p.out) + int64_t(r0) * p.out_stride;
     if (p.out_copy != nullptr) p.out_copy += int64_t(r0) * p.out_copy_stride;
   }
+}
+
+// NORM: the fp32 row that call row r normalises.
+__device__ __forceinline__ const float* gemm_norm_row(const GemmParams& p, int r) {
+  return p.norm_x + int64_t(p.norm_rows != nullptr ? p.norm_rows[r] : r) * p.x_stride;
 }
 
 // Grid: x = (column group, row slice) with the slice fastest, z = K splits. Slice i computes rows
@@ -166,6 +173,7 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
   const int xr0 = tid / kXRowPieces, xc = (tid % kXRowPieces) * 8;
   // NORM: each row's inverse RMS, computed once the previous kernel's rows are visible.
   __shared__ float row_inv[NORM ? kGemmSplitKRowsMax : 1];
+  __shared__ const float* norm_row_s[NORM ? kGemmSplitKRowsMax : 1];  // and where each row is
   // NORM: this thread's 8 norm weights of a round (the same for every row it stages); the first
   // round's are read before the previous kernel is waited for (they never change).
   float4 norm_w[2];
@@ -188,7 +196,7 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
       if constexpr (NORM) {  // RmsNorm(h) * w in bf16, 8 columns, zero from K on
         uint4 packed = make_uint4(0, 0, 0, 0);
         if (k < p.K) {
-          const float4* h = reinterpret_cast<const float4*>(p.norm_x + int64_t(row) * p.x_stride + k);
+          const float4* h = reinterpret_cast<const float4*>(norm_row_s[row] + k);
           const float4 h0 = h[0], h1 = h[1], w0 = norm_w[0], w1 = norm_w[1];
           const float inv = row_inv[row];
           packed = make_uint4(pack_bf16(rms_apply(h0.x, inv, w0.x), rms_apply(h0.y, inv, w0.y)),
@@ -212,8 +220,12 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
   pdl_wait();
   if constexpr (NORM) {  // warp w: row w's inverse RMS
     if (warp < p.M) {
-      const float inv = rms_inverse(rms_sum_squares(p.norm_x + int64_t(warp) * p.x_stride, p.K, lane), p.K, p.norm_eps);
-      if (lane == 0) row_inv[warp] = inv;
+      const float* h = gemm_norm_row(p, warp);
+      const float inv = rms_inverse(rms_sum_squares(h, p.K, lane), p.K, p.norm_eps);
+      if (lane == 0) {
+        row_inv[warp] = inv;
+        norm_row_s[warp] = h;
+      }
     }
     __syncthreads();
   }

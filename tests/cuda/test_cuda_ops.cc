@@ -332,6 +332,77 @@ TEST(CudaLinear, InputNormGivesTheBitsOfTheStandaloneNorm) {
   ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
 }
 
+// The LM head of a step's logit rows (gather, final norm, argmax product as one op) gives the ids
+// of the composed ops, for row lists that repeat and reorder rows, over the split-K walks (K in one
+// round with one or several column blocks a block, several rounds, split along K over blocks) and
+// row slices (17 and 19 rows); up to 16 rows the product normalised the rows itself (head_n never
+// written). Each id is a maximum of the CPU's logits up to the GEMM's rounding bound.
+TEST(CudaLinear, GatheredNormArgmaxGivesTheIdsOfTheComposedOps) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  auto gpu = CudaBackendOrDie();
+  auto cpu = MakeCpuBackend(2);
+  std::mt19937 rng(21);
+  struct Shape {
+    int n, k;
+  };
+  for (const Shape shape : {Shape{1000, 576}, Shape{49152, 576}, Shape{5000, 2056}, Shape{896, 4864}}) {
+    const int n = shape.n, k = shape.k, ld = k + 4;
+    auto [W, B] = RandomWeightAndBias(n, k, rng);
+    auto w = gpu->CreateLinear(W, &B);
+    auto w_cpu = cpu->CreateLinear(W, &B);
+    ASSERT_TRUE(w.ok() && w_cpu.ok());
+    std::vector<float> norm_w = Randn(k, rng, 0.3f);
+    for (float& v : norm_w) v += 1.0f;
+    Buf nw = Upload(*gpu, norm_w, 1, k, DType::kF32), nw_cpu = Upload(*cpu, norm_w, 1, k, DType::kF32);
+    const float eps = 1e-5f;
+    for (int m : {1, 3, 16, 17, 19}) {
+      SCOPED_TRACE("n " + std::to_string(n) + " k " + std::to_string(k) + " rows " + std::to_string(m));
+      const int h_rows = m + 5;
+      const std::vector<float> h_host = Randn(size_t(h_rows) * ld, rng, 2.0f);
+      std::vector<int32_t> rows(m);
+      for (int32_t& r : rows) r = static_cast<int32_t>(rng() % h_rows);
+      if (m > 1) rows[1] = rows[0];  // a row wanted twice
+      Buf h = Upload(*gpu, h_host, h_rows, ld, DType::kF32), row_list = UploadInts(*gpu, rows);
+      const View hv = h.view.Cols(0, k);
+      const std::vector<float> zeros(size_t(m) * k, 0.0f);
+      Buf head = Upload(*gpu, zeros, m, k, DType::kF32), head_n = Upload(*gpu, zeros, m, k, DType::kBF16);
+      Buf keys = Alloc(*gpu, m, n, DType::kF32), ids = Alloc(*gpu, 1, m, DType::kI32);
+      gpu->GatherNormLinearArgmax(hv, row_list.ints(), nw.view.data, eps, head.view, head_n.view, **w, ids.ints(),
+                                  keys.view);
+      EXPECT_TRUE(m > 16 || SameFloats(Download(*gpu, head_n.view), zeros));
+      Buf head_ref = Alloc(*gpu, m, k, DType::kF32), head_n_ref = Alloc(*gpu, m, k, DType::kBF16);
+      Buf ids_ref = Alloc(*gpu, 1, m, DType::kI32);
+      gpu->GatherRows(hv, row_list.ints(), head_ref.view);
+      gpu->RmsNorm(head_ref.view, nw.view.data, eps, head_n_ref.view);
+      gpu->LinearArgmax(head_n_ref.view, **w, ids_ref.ints(), keys.view);
+      const std::vector<int32_t> got = DownloadInts(*gpu, ids.ints(), m);
+      EXPECT_EQ(got, DownloadInts(*gpu, ids_ref.ints(), m));
+      if (m != 3 && m != 17) continue;  // the host-side bound costs m * n * k
+      Buf h_cpu = Upload(*cpu, h_host, h_rows, ld, DType::kF32), rows_cpu = UploadInts(*cpu, rows);
+      Buf head_cpu = Alloc(*cpu, m, k, DType::kF32), head_n_cpu = Alloc(*cpu, m, k, DType::kF32);
+      Buf logits_cpu = Alloc(*cpu, m, n, DType::kF32);
+      cpu->GatherRows(h_cpu.view.Cols(0, k), rows_cpu.ints(), head_cpu.view);
+      cpu->RmsNorm(head_cpu.view, nw_cpu.view.data, eps, head_n_cpu.view);
+      cpu->Linear(head_n_cpu.view, **w_cpu, logits_cpu.view);
+      const std::vector<float> xr = Download(*cpu, head_n_cpu.view), ref = Download(*cpu, logits_cpu.view);
+      for (int r = 0; r < m; ++r) {
+        ASSERT_GE(got[r], 0);
+        ASSERT_LT(got[r], n);
+        const float* row = ref.data() + size_t(r) * n;
+        const int best = static_cast<int>(std::max_element(row, row + n) - row);
+        auto bound = [&](int j) {  // how far the GPU's logit j may be from the CPU's (the input in bf16)
+          double mag = std::fabs(B.data()[j]);
+          for (int kk = 0; kk < k; ++kk) mag += std::fabs(double(xr[size_t(r) * k + kk]) * W.data()[size_t(j) * k + kk]);
+          return kBf16Rel * mag * (1 + kBf16Rel) + 2e-5 * mag + 1e-6;
+        };
+        // The id's logit may trail the maximum by both logits' bounds, no more.
+        EXPECT_LE(row[best] - row[got[r]], bound(best) + bound(got[r])) << "row " << r;
+      }
+    }
+  }
+  ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
+}
+
 // The qkv GEMM that also rotates its q and k heads and stores k and v into their cache slots (up to
 // 16 rows) gives the bits of the GEMM followed by the standalone RoPE + KV write, in the qkv rows
 // and in the caches, for head_dim 64 and 128, GQA ratios 3, 7, 6, 4 and 2, with and without a

@@ -74,4 +74,11 @@ void Backend::LinearArgmax(View x, const LinearWeight& w, int32_t* ids, View log
   Argmax(l, ids);
 }
 
+void Backend::GatherNormLinearArgmax(View h, const int32_t* rows, const void* norm_weight, float eps, View head,
+                                     View head_n, const LinearWeight& w, int32_t* ids, View logits) {
+  GatherRows(h, rows, head);
+  RmsNorm(head, norm_weight, eps, head_n);
+  LinearArgmax(head_n, w, ids, logits);
+}
+
 }  // namespace longspec

@@ -307,6 +307,12 @@ class Backend {
   // ids[r] = argmax of row r of x W^T (first index of the maximum; NaN never wins; an all-NaN
   // row gives 0). `logits` is fp32 [rows, out_features] scratch that may be left unwritten.
   virtual void LinearArgmax(View x, const LinearWeight& w, int32_t* ids, View logits);
+  // The LM head of a step's logit rows as one op: GatherRows(h, rows, head), RmsNorm(head) into
+  // head_n, then LinearArgmax(head_n) (h fp32; head and head_n [n, in_features], n = the rows
+  // wanted). A backend may normalise the gathered rows inside the product and leave head and
+  // head_n unwritten; the ids are the same either way.
+  virtual void GatherNormLinearArgmax(View h, const int32_t* rows, const void* norm_weight, float eps, View head,
+                                      View head_n, const LinearWeight& w, int32_t* ids, View logits);
 
   // ---- speculation on the device -------------------------------------------------------------
   // A round (draft levels -> verify -> accept -> commit) runs without the host: the tree lives in

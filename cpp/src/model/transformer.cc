@@ -118,13 +118,14 @@ void TransformerRunner::Forward(const DevicePlan& plan, KvCache& cache, StepOutp
   const int32_t n_logit = plan.num_logit_rows;
   if (layer_end < c.num_layers || output == StepOutput::kNone || n_logit == 0) return;
   View head = head_.Rows(0, n_logit), head_n = head_n_.Rows(0, n_logit);
+  if (output == StepOutput::kArgmax) {
+    backend_.GatherNormLinearArgmax(h, plan.logit_rows, weights_.final_norm->data(), eps, head, head_n,
+                                    *weights_.lm_head, ids_, logits_.Rows(0, n_logit));
+    return;
+  }
   backend_.GatherRows(h, plan.logit_rows, head);
   backend_.RmsNorm(head, weights_.final_norm->data(), eps, head_n);
-  if (output == StepOutput::kArgmax) {
-    backend_.LinearArgmax(head_n, *weights_.lm_head, ids_, logits_.Rows(0, n_logit));
-  } else {
-    backend_.Linear(head_n, *weights_.lm_head, logits_.Rows(0, n_logit));
-  }
+  backend_.Linear(head_n, *weights_.lm_head, logits_.Rows(0, n_logit));
 }
 
 }  // namespace longspec
