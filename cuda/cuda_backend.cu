@@ -110,16 +110,23 @@ class CudaBackend final : public Backend {
   // The GEMM's split-K workspace: 8 MB of partials and zeroed counters, allocated once, before
   // any capture. A launch splits K only when its partials fit (2 KB per chunk and tile: Qwen2.5-
   // 0.5B's down projection at 16 rows, 28 tiles of 19 chunks, needs 1.1 MB).
+  // And the argmax product's keys, zeroed once: every launch's ids pass leaves them zero again, so
+  // a step's LM head needs no memset (a graph node that no launch overlaps).
   Status AllocateSplitKWorkspace() {
     constexpr size_t kFloats = size_t(2) << 20;
     constexpr int kCounters = 4096;
+    constexpr int kArgmaxKeys = 4096;
     LONGSPEC_ASSIGN_OR_RETURN(splitk_partials_, Allocate(kFloats * sizeof(float)));
     LONGSPEC_ASSIGN_OR_RETURN(splitk_counters_, Allocate(kCounters * sizeof(unsigned)));
     LONGSPEC_CUDA_TRY(cudaMemset(splitk_counters_->data(), 0, kCounters * sizeof(unsigned)));
+    LONGSPEC_ASSIGN_OR_RETURN(argmax_keys_, Allocate(kArgmaxKeys * sizeof(unsigned long long)));
+    LONGSPEC_CUDA_TRY(cudaMemset(argmax_keys_->data(), 0, kArgmaxKeys * sizeof(unsigned long long)));
     ctx_.splitk_partials = static_cast<float*>(splitk_partials_->data());
     ctx_.splitk_counters = static_cast<unsigned*>(splitk_counters_->data());
     ctx_.splitk_partial_floats = kFloats;
     ctx_.splitk_counter_count = kCounters;
+    ctx_.argmax_keys = static_cast<unsigned long long*>(argmax_keys_->data());
+    ctx_.argmax_key_count = kArgmaxKeys;
     return Status::OK();
   }
 
@@ -603,6 +610,7 @@ class CudaBackend final : public Backend {
   std::string device_name_;
   LaunchContext ctx_;
   std::unique_ptr<DeviceBuffer> splitk_partials_, splitk_counters_;  // ctx_.splitk_* point into them
+  std::unique_ptr<DeviceBuffer> argmax_keys_;                         // ctx_.argmax_keys
   Status status_;
   bool graphs_enabled_ = true;
   bool fuse_norm_ = true;  // NormLinear* (and the RoPE + KV write) in one GEMM launch where the rows allow

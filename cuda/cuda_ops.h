@@ -42,7 +42,7 @@ bool GemmCanImplement(const GemmParams& p, GemmEpilogue ep);
 // anyway. Otherwise a caller composes RmsNorm and the GEMM.
 bool GemmNormFused(const LaunchContext& ctx, const GemmParams& p);
 cudaError_t LaunchGemm(const LaunchContext& ctx, GemmEpilogue ep, const GemmParams& p);
-// ids[r] = argmax of row r of x W^T + b (keys: [M] scratch).
+// ids[r] = argmax of row r of x W^T + b (keys: [M] scratch, unused where ctx.argmax_keys holds M).
 cudaError_t LaunchGemmArgmax(const LaunchContext& ctx, const GemmParams& p, unsigned long long* keys, int32_t* ids);
 
 // ---- attention (attention.cu) --------------------------------------------------------------

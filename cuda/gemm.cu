@@ -260,26 +260,38 @@ cudaError_t LaunchGemm(const LaunchContext& ctx, GemmEpilogue ep, const GemmPara
   return cudaErrorInvalidValue;
 }
 
-__global__ void argmax_keys_to_ids_kernel(const unsigned long long* keys, int32_t* ids, int rows) {
+// ids from the packed keys, and the keys back to zero for the next launch.
+__global__ void argmax_keys_to_ids_kernel(unsigned long long* keys, int32_t* ids, int rows) {
   pdl_wait();
   const int r = blockIdx.x * blockDim.x + threadIdx.x;
   if (r < rows) {
     const unsigned long long k = keys[r];
     ids[r] = k == 0 ? 0 : static_cast<int32_t>(0xffffffffu - static_cast<uint32_t>(k));
+    keys[r] = 0;
   }
   pdl_launch_dependents();
 }
 
 cudaError_t LaunchGemmArgmax(const LaunchContext& ctx, const GemmParams& p, unsigned long long* keys, int32_t* ids) {
   if (p.M == 0) return cudaSuccess;
-  cudaError_t e = cudaMemsetAsync(keys, 0, sizeof(unsigned long long) * p.M, ctx.stream);
-  if (e != cudaSuccess) return e;
+  cudaError_t e = cudaSuccess;
+  // The backend's keys are zero already (the ids pass of the launch before left them so); a
+  // caller's scratch is zeroed here.
+  if (ctx.argmax_keys != nullptr && p.M <= ctx.argmax_key_count) {
+    keys = ctx.argmax_keys;
+  } else {
+    e = cudaMemsetAsync(keys, 0, sizeof(unsigned long long) * p.M, ctx.stream);
+    if (e != cudaSuccess) return e;
+  }
   GemmParams q = p;
   q.argmax = keys;
   e = LaunchGemm(ctx, GemmEpilogue::kArgmax, q);
-  if (e != cudaSuccess) return e;
-  return Launch(ctx, argmax_keys_to_ids_kernel, dim3((p.M + 127) / 128), dim3(128), 0,
-                static_cast<const unsigned long long*>(keys), ids, p.M);
+  if (e != cudaSuccess) {
+    // Keys that a launch may have touched go back to zero (the next launch relies on it).
+    cudaMemsetAsync(keys, 0, sizeof(unsigned long long) * p.M, ctx.stream);
+    return e;
+  }
+  return Launch(ctx, argmax_keys_to_ids_kernel, dim3((p.M + 127) / 128), dim3(128), 0, keys, ids, p.M);
 }
 
 }  // namespace longspec::cuda

@@ -10,6 +10,6 @@
 namespace longspec::cuda {
 
 // Folds packed argmax keys into token ids (an all-NaN row, key 0, gives 0).
-__global__ void argmax_keys_to_ids_kernel(const unsigned long long* keys, int32_t* ids, int rows);
+__global__ void argmax_keys_to_ids_kernel(unsigned long long* keys, int32_t* ids, int rows);
 
 }  // namespace longspec::cuda

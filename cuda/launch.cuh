@@ -45,6 +45,11 @@ struct LaunchContext {
   size_t splitk_partial_floats = 0;
   unsigned* splitk_counters = nullptr;
   int splitk_counter_count = 0;
+  // The argmax product's packed keys (gemm.cu, LaunchGemmArgmax), zero between launches: the
+  // pass that turns them into ids zeroes them. Owned by the backend; null: the caller's scratch,
+  // zeroed before each launch.
+  unsigned long long* argmax_keys = nullptr;
+  int argmax_key_count = 0;
 };
 
 // Loads a kernel and sets its dynamic shared memory limit. Called for every kernel when the

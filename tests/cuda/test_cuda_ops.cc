@@ -403,6 +403,32 @@ TEST(CudaLinear, GatheredNormArgmaxGivesTheIdsOfTheComposedOps) {
   ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
 }
 
+// The argmax product's keys live in the backend between launches (no memset a step): a launch
+// whose logits are all smaller than the previous launch's still finds its own maxima, on the
+// split-K kernel at 1, 3 and 19 rows (two row slices).
+TEST(CudaLinear, ArgmaxKeysStartFromZeroOnEveryLaunch) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  auto gpu = CudaBackendOrDie();
+  std::mt19937 rng(22);
+  const int n = 3000, k = 576;
+  auto [W, B] = RandomWeightAndBias(n, k, rng);
+  auto w = gpu->CreateLinear(W, nullptr);
+  ASSERT_TRUE(w.ok());
+  for (int m : {1, 3, 19}) {
+    SCOPED_TRACE("rows " + std::to_string(m));
+    Buf keys = Alloc(*gpu, m, n, DType::kF32), ids = Alloc(*gpu, 1, m, DType::kI32);
+    Buf logits = Alloc(*gpu, m, n, DType::kF32), ids_ref = Alloc(*gpu, 1, m, DType::kI32);
+    for (float scale : {8.0f, 0.01f}) {  // large logits first, then small ones
+      Buf x = Upload(*gpu, Bf16Round(Randn(size_t(m) * k, rng, scale)), m, k, DType::kBF16);
+      gpu->LinearArgmax(x.view, **w, ids.ints(), keys.view);
+      gpu->Linear(x.view, **w, logits.view);
+      gpu->Argmax(logits.view, ids_ref.ints());
+      EXPECT_EQ(DownloadInts(*gpu, ids.ints(), m), DownloadInts(*gpu, ids_ref.ints(), m)) << "scale " << scale;
+    }
+  }
+  ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
+}
+
 // The qkv GEMM that also rotates its q and k heads and stores k and v into their cache slots (up to
 // 16 rows) gives the bits of the GEMM followed by the standalone RoPE + KV write, in the qkv rows
 // and in the caches, for head_dim 64 and 128, GQA ratios 3, 7, 6, 4 and 2, with and without a
