@@ -167,6 +167,9 @@ __global__ void __launch_bounds__(32 * WARPS, MIN_BLOCKS) attention_prefix_kerne
   const int q0 = blockIdx.x * kQ;
 
   pdl_wait();
+  // The finishing kernel may launch now: what it reads before its own wait (q and the rows' K/V)
+  // was written by the kernel this one just waited for (attention_finish.cuh).
+  pdl_launch_dependents();
   // Lengths of this thread's two query rows, and the block's longest row.
   int len_mine[2];
 #pragma unroll
@@ -195,10 +198,7 @@ __global__ void __launch_bounds__(32 * WARPS, MIN_BLOCKS) attention_prefix_kerne
     }
     return (blockIdx.z + (q / kAttnChunksPerSplit) * gridDim.z) * kAttnSplit + (q % kAttnChunksPerSplit) * kAttnChunkKeys;
   };
-  if (chunk_start(0) >= L) {
-    pdl_launch_dependents();
-    return;
-  }
+  if (chunk_start(0) >= L) return;
 
   // Queries of the tile into shared memory (zero rows past the last query).
   for (int c = tid; c < kQ * (HD / 8); c += 32 * WARPS) {
@@ -452,7 +452,6 @@ __global__ void __launch_bounds__(32 * WARPS, MIN_BLOCKS) attention_prefix_kerne
       reset_split();
     }
   }
-  pdl_launch_dependents();
   if constexpr (STATES == kAttnWalkAll) write_state(0, m_tot, l_tot, my_total);
 }
 

@@ -70,6 +70,9 @@ __global__ void __launch_bounds__(32 * kDecodeWarps) attention_decode_prefix_ker
   const int q_total = p.rows * group;  // <= 16
 
   pdl_wait();
+  // The finishing kernel may launch now: what it reads before its own wait (q and the rows' K/V)
+  // was written by the kernel this one just waited for (attention_finish.cuh).
+  pdl_launch_dependents();
   int len_mine[2];
 #pragma unroll
   for (int hrow = 0; hrow < 2; ++hrow) {
@@ -91,10 +94,7 @@ __global__ void __launch_bounds__(32 * kDecodeWarps) attention_decode_prefix_ker
   auto chunk_start = [&](int q) -> int {
     return (blockIdx.z + (q / kAttnChunksPerSplit) * gridDim.z) * kAttnSplit + (q % kAttnChunksPerSplit) * kAttnChunkKeys;
   };
-  if (chunk_start(0) >= L) {
-    pdl_launch_dependents();
-    return;
-  }
+  if (chunk_start(0) >= L) return;
 
   // Queries into shared memory (zero rows past the last), travelling with the first chunk.
   for (int c = tid; c < kDecodeQueries * (HD / 8); c += kThreads) {
@@ -271,7 +271,6 @@ __global__ void __launch_bounds__(32 * kDecodeWarps) attention_decode_prefix_ker
       reset_split();
     }
   }
-  pdl_launch_dependents();
 }
 
 }  // namespace longspec::cuda

@@ -237,7 +237,14 @@ __global__ void __launch_bounds__(32 * kFinishWarps) attention_finish_kernel(con
   const bool owner = tid < HD;  // thread tid owns output element tid
   const int head = blockIdx.x, row = blockIdx.y;
   const int group = p.num_heads / p.num_kv_heads, kvh = head / group;
-  pdl_wait();
+  // After a prefix kernel (p.state set), which lets this kernel launch once each of its blocks has
+  // waited for the kernel before it (the qkv product that wrote q and the rows' K/V), the first
+  // block of band + tree keys -- every key of a target row (at most kMaxVisiblePerRow) -- is
+  // scored while the prefix kernel still runs; only its split states are waited for. Its state
+  // joins the running one at the same point as before (after the prefix states), so the same bits.
+  // Without a prefix the kernel before may be the qkv product itself: wait first.
+  const bool early_tree = p.state != nullptr;
+  if (!early_tree) pdl_wait();
 
   const TreeKeys tk = tree_keys_of(p, row);
   const int n = tk.n;
@@ -246,7 +253,18 @@ __global__ void __launch_bounds__(32 * kFinishWarps) attention_finish_kernel(con
   if (n > 0) {
     issue_tree_block<HD>(p, tk, kbase, vbase, 0, tid, slot_s, k_s, v_s);
     const __nv_bfloat16* qrow = p.q + int64_t(row) * p.q_stride + int64_t(head) * HD;
-    if (owner) qs[tid] = __bfloat162float(qrow[tid]);
+    if (owner) qs[tid] = __bfloat162float(__ldcg(qrow + tid));  // L2: written by a kernel not waited for
+  }
+  // The first tree block's state, computed before the wait (early_tree) or in the loop below.
+  float mx0 = -INFINITY, sum0 = 0.0f, x0 = 0.0f;
+  if (early_tree) {
+    if (n > 0) {
+      cp_async_wait<0>();
+      __syncthreads();
+      x0 = tree_block_state<HD>(k_s, v_s, qs, score_s, min(kFinishTreeBlock, n), tid, p.scale_log2, &mx0, &sum0);
+      __syncthreads();  // k_s, v_s, slot_s and score_s are refilled by the next block
+    }
+    pdl_wait();
   }
 
   float M = -INFINITY, Lsum = 0.0f, acc = 0.0f;
@@ -388,6 +406,10 @@ __global__ void __launch_bounds__(32 * kFinishWarps) attention_finish_kernel(con
   }
 
   for (int j0 = 0; j0 < n; j0 += kFinishTreeBlock) {
+    if (j0 == 0 && early_tree) {
+      fold(mx0, sum0, x0);
+      continue;
+    }
     const int cnt = j0 == 0 ? min(kFinishTreeBlock, n) : issue_tree_block<HD>(p, tk, kbase, vbase, j0, tid, slot_s, k_s, v_s);
     cp_async_wait<0>();
     __syncthreads();

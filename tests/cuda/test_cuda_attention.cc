@@ -346,6 +346,97 @@ TEST(CudaAttention, FinishGroupWarpsGiveTheOwnerFoldsBits) {
                                  [](int committed, int r) { return std::max(0, committed - 300 * r - 7); });
 }
 
+// After a prefix kernel, the finishing kernel scores its band + tree keys before it waits (it may
+// start while the prefix kernel runs): what it reads then -- q and the rows' own K/V -- comes from
+// the qkv product two launches back. A chain of rows (qkv product with RoPE and the K/V write,
+// then hybrid attention), repeated with fresh inputs into the same slots, gives the bits of the
+// same chain with programmatic dependent launch off (every launch waits for the whole one
+// before): 1 row (the decode prefix kernel) and 19 rows (the four-warp one), head_dim 64 and 128.
+TEST(CudaAttention, TreePartStartedEarlySeesTheQkvProductsRows) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  auto pdl = CudaBackendOrDie();
+  auto serial = CudaBackendWithSwitchOff("LONGSPEC_PDL");
+  std::mt19937 rng(29);
+  const int committed = 9000, hidden = 256, nkv = 2, nh = 6;
+  for (int hd : {64, 128})
+    for (int rows : {1, 19}) {
+      SCOPED_TRACE("hd " + std::to_string(hd) + " rows " + std::to_string(rows));
+      AttnCase c;
+      c.rows = rows;
+      c.nh = nh;
+      c.nkv = nkv;
+      c.hd = hd;
+      c.capacity = committed + rows;
+      c.q = std::vector<float>(size_t(rows) * nh * hd, 0.0f);  // replaced by the qkv product's
+      c.kv = Bf16Round(Randn(size_t(2) * nkv * c.capacity * hd, rng));
+      std::vector<int32_t> own_slots;
+      for (int r = 0; r < rows; ++r) {  // a chain: row r at position committed + r, its own slot too
+        const int t = committed + r, split = (t - 32) / 64 * 64;
+        c.prefix_len.push_back(split);
+        c.band_start.push_back(split);
+        c.band_end.push_back(committed);
+        for (int d = 0; d <= r; ++d) c.slots.push_back(committed + d);
+        c.offsets.push_back(static_cast<int32_t>(c.slots.size()));
+        own_slots.push_back(committed + r);
+      }
+      const int n = (nh + 2 * nkv) * hd;
+      const HostTensor W = [&] {
+        HostTensor t({n, hidden});
+        const std::vector<float> v = Bf16Round(Randn(size_t(n) * hidden, rng, 0.05f));
+        std::copy(v.begin(), v.end(), t.data());
+        return t;
+      }();
+      std::vector<float> norm_w = Randn(hidden, rng, 0.3f);
+      for (float& v : norm_w) v += 1.0f;
+      std::vector<float> cos_h(size_t(rows) * hd / 2), sin_h(cos_h.size());
+      for (size_t i = 0; i < cos_h.size(); ++i) {
+        const float a = 0.01f * float(i % 97);
+        cos_h[i] = std::cos(a);
+        sin_h[i] = std::sin(a);
+      }
+      struct Chain {
+        Backend* be;
+        std::unique_ptr<LinearWeight> w;
+        Side side;
+        Buf nw, cos, sin, slots, xn, qkv;
+        size_t ws;
+      };
+      std::vector<Chain> chains;
+      for (Backend* be : {pdl.get(), serial.get()}) {
+        Chain ch;
+        ch.be = be;
+        auto w = be->CreateLinear(W, nullptr);
+        ASSERT_TRUE(w.ok());
+        ch.w = std::move(*w);
+        ch.ws = be->AttentionWorkspaceBytes(rows, nh, hd, c.capacity);
+        ch.side = Place(*be, c, DType::kBF16, ch.ws);
+        ch.nw = Upload(*be, norm_w, 1, hidden, DType::kF32);
+        ch.cos = Upload(*be, cos_h, rows, hd / 2, DType::kF32);
+        ch.sin = Upload(*be, sin_h, rows, hd / 2, DType::kF32);
+        ch.slots = UploadInts(*be, own_slots);
+        ch.xn = Alloc(*be, rows, hidden, DType::kBF16);
+        ch.qkv = Alloc(*be, rows, n, DType::kBF16);
+        chains.push_back(std::move(ch));
+      }
+      for (int iter = 0; iter < 6; ++iter) {
+        const std::vector<float> h = Randn(size_t(rows) * hidden, rng, 2.0f);
+        std::vector<std::vector<float>> outs;
+        for (Chain& ch : chains) {
+          Backend& be = *ch.be;
+          Buf hb = Upload(be, h, rows, hidden, DType::kF32);
+          be.NormLinearRopeKv(hb.view, ch.nw.view.data, 1e-5f, ch.xn.view, *ch.w, ch.qkv.view, nh, nkv, hd,
+                              ch.cos.view.ptr<float>(), ch.sin.view.ptr<float>(), ch.slots.ints(), ch.side.layer);
+          HybridAttentionParams hp = HybridOf(c, ch.side, ch.ws);
+          hp.prefix.q = hp.tree.q = ch.qkv.view.Cols(0, int64_t(nh) * hd);
+          be.HybridAttention(hp);
+          outs.push_back(Download(be, ch.side.out.view));
+          ASSERT_TRUE(be.LastError().ok()) << be.LastError().ToString();
+        }
+        EXPECT_TRUE(SameFloats(outs[0], outs[1])) << "iteration " << iter;
+      }
+    }
+}
+
 // More than 128 rows on few KV heads: the default spreads the keys over split or group blocks
 // where LONGSPEC_WIDE_ROWS_SPREAD=0 walks each row's whole cache in one block; the same bits (hybrid
 // output, and the prefix alone with its LSE), for trees of 145, 200 and 300 rows over one, three
