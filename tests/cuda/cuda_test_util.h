@@ -45,6 +45,13 @@ inline std::vector<float> Randn(size_t n, std::mt19937& rng, float scale = 1.0f)
   return v;
 }
 
+// RMSNorm weights around 1 (the same draws as Randn(n, rng, 0.3) plus 1).
+inline std::vector<float> RandomNormWeightsHost(size_t n, std::mt19937& rng) {
+  std::vector<float> w = Randn(n, rng, 0.3f);
+  for (float& v : w) v += 1.0f;
+  return w;
+}
+
 // Values as bf16 would hold them.
 inline std::vector<float> Bf16Round(std::vector<float> v) {
   for (float& x : v) x = Bf16ToF32(F32ToBf16(x));

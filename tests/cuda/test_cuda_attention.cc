@@ -386,8 +386,7 @@ TEST(CudaAttention, TreePartStartedEarlySeesTheQkvProductsRows) {
         std::copy(v.begin(), v.end(), t.data());
         return t;
       }();
-      std::vector<float> norm_w = Randn(hidden, rng, 0.3f);
-      for (float& v : norm_w) v += 1.0f;
+      const std::vector<float> norm_w = RandomNormWeightsHost(hidden, rng);
       std::vector<float> cos_h(size_t(rows) * hd / 2), sin_h(cos_h.size());
       for (size_t i = 0; i < cos_h.size(); ++i) {
         const float a = 0.01f * float(i % 97);

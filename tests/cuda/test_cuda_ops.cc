@@ -52,9 +52,7 @@ std::pair<Buf, Buf> RandomRotations(Backend& gpu, int rows, int half, std::mt199
 
 // RMSNorm weights around 1, fp32 on the device.
 Buf RandomNormWeights(Backend& gpu, int k, std::mt19937& rng) {
-  std::vector<float> w = Randn(k, rng, 0.3f);
-  for (float& v : w) v += 1.0f;
-  return Upload(gpu, w, 1, k, DType::kF32);
+  return Upload(gpu, RandomNormWeightsHost(k, rng), 1, k, DType::kF32);
 }
 
 TEST(CudaLinear, MatchesCpuOverAwkwardShapes) {
@@ -284,8 +282,7 @@ TEST(CudaLinear, InputNormGivesTheBitsOfTheStandaloneNorm) {
     auto gu = gpu->CreateLinear(GU, nullptr, LinearPacking::kGateUp);
     auto w_cpu = cpu->CreateLinear(W, &B);
     ASSERT_TRUE(w.ok() && gu.ok() && w_cpu.ok());
-    std::vector<float> norm_w = Randn(k, rng, 0.3f);
-    for (float& v : norm_w) v += 1.0f;
+    const std::vector<float> norm_w = RandomNormWeightsHost(k, rng);
     Buf nw = Upload(*gpu, norm_w, 1, k, DType::kF32);
     Buf nw_cpu = Upload(*cpu, norm_w, 1, k, DType::kF32);
     const float eps = 1e-6f;
@@ -351,8 +348,7 @@ TEST(CudaLinear, GatheredNormArgmaxGivesTheIdsOfTheComposedOps) {
     auto w = gpu->CreateLinear(W, &B);
     auto w_cpu = cpu->CreateLinear(W, &B);
     ASSERT_TRUE(w.ok() && w_cpu.ok());
-    std::vector<float> norm_w = Randn(k, rng, 0.3f);
-    for (float& v : norm_w) v += 1.0f;
+    const std::vector<float> norm_w = RandomNormWeightsHost(k, rng);
     Buf nw = Upload(*gpu, norm_w, 1, k, DType::kF32), nw_cpu = Upload(*cpu, norm_w, 1, k, DType::kF32);
     const float eps = 1e-5f;
     for (int m : {1, 3, 16, 17, 19}) {
