@@ -3,12 +3,14 @@
 // State between rounds: the target has committed every emitted token but the last one (the
 // "root", fed as node 0 of the next tree); the draft's ring holds the same committed tokens.
 //
-// Two loops share that contract. With a LongSpec draft the round runs on the backend (the tree
-// grows in backend memory, speculation/device_round.h): one upload (committed length + root) and
-// one read-back (the emitted tokens) per round, greedy or sampling (a token drawn per node on the
-// device, Backend::SampleRows, walked like the greedy argmax: the lossless rule of
-// speculation/acceptance.h in law). Other drafters (draft models, the oracle used by tests) run
-// the host loop, which copies each level's logits out and grows the tree on the host.
+// Two loops share that contract. With a drafter that grows its tree in backend memory (a
+// DeviceDrafter: the LongSpec draft, a classic draft model) the round runs on the backend
+// (speculation/device_round.h): one upload (committed length + root) and one read-back (the
+// emitted tokens) per round, greedy or sampling (a token drawn per node on the device,
+// Backend::SampleRows, walked like the greedy argmax: the lossless rule of
+// speculation/acceptance.h in law). Other drafters (the oracle used by tests), and trees wider
+// than the backend grows, run the host loop, which copies each level's logits out and grows the
+// tree on the host.
 #include <algorithm>
 #include <cstdlib>
 #include <numeric>
@@ -16,7 +18,7 @@
 
 #include "engine/engine_impl.h"
 #include "speculation/acceptance.h"
-#include "speculation/draft_model.h"
+#include "speculation/drafter.h"
 #include "speculation/token_tree.h"
 #include "util/env.h"
 
@@ -75,10 +77,12 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
   // The largest shape a round may run (tree="auto" runs sub-shapes of the default tree).
   const std::vector<int>& shape = params.tree.empty() ? default_tree : params.tree;
   const int64_t vocab = target->config().vocab_size;
-  auto* draft_model = dynamic_cast<DraftModel*>(drafter.get());
+  // Drafters that grow their tree in backend memory (the LongSpec draft, a draft model) run the
+  // round on the device; others the host loop.
+  auto* device_drafter = dynamic_cast<DeviceDrafter*>(drafter.get());
   // A draft with a head over a subset of the vocabulary proposes only those tokens: no level can
   // be wider than the subset. (Over the whole vocabulary a wider level keeps every token, as ever.)
-  const int64_t proposable = draft_model != nullptr ? draft_model->proposal_vocab() : vocab;
+  const int64_t proposable = device_drafter != nullptr ? device_drafter->proposal_vocab() : vocab;
   if (const int widest = *std::max_element(shape.begin(), shape.end()); proposable < vocab && widest > proposable) {
     return InvalidArgumentError("tree level width " + std::to_string(widest) + " exceeds the " +
                                 std::to_string(proposable) + " tokens the draft can propose");
@@ -95,7 +99,7 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
   const int32_t tree_rows = 1 + std::accumulate(shape.begin(), shape.end(), 0);
   LONGSPEC_RETURN_IF_ERROR(target->EnsureCapacity(tree_rows, context_limit));
   LONGSPEC_RETURN_IF_ERROR(drafter->EnsureRows(*std::max_element(shape.begin(), shape.end())));
-  const bool on_device = draft_model != nullptr && std::all_of(shape.begin(), shape.end(), [&](int w) {
+  const bool on_device = device_drafter != nullptr && std::all_of(shape.begin(), shape.end(), [&](int w) {
     return w <= backend->MaxTreeExpandWidth() && w <= proposable;
   });
   const int64_t n_prompt = static_cast<int64_t>(prompt.size());
@@ -160,10 +164,10 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
           LONGSPEC_RETURN_IF_ERROR(drafter->CatchUp(draft_behind));
           draft_behind.clear();
         }
-        DeviceRoundState& round = draft_model->round();
+        DeviceRoundState& round = device_drafter->round();
         const int32_t committed = static_cast<int32_t>(sequence->committed());
         Stopwatch draft_clock;
-        LONGSPEC_RETURN_IF_ERROR(draft_model->EnqueueTree(level_shape, committed, root));
+        LONGSPEC_RETURN_IF_ERROR(device_drafter->EnqueueTree(level_shape, committed, root));
         // verify_nodes: the round waits for its tree here, once, and verifies its best subtree.
         const bool prune = params.verify_nodes > 0 && params.verify_nodes < nodes - 1;
         if (prune) LONGSPEC_RETURN_IF_ERROR(round.Prune(*backend, nodes, params.verify_nodes, &verify_parents));
@@ -211,14 +215,14 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
         if (prune) {  // the draft's ring holds every grown node: its commit takes their numbers
           backend->MapTreePath(round.node_map(), round.path(), round.count(), DeviceRoundState::kMaxPath,
                                round.grown_path());
-          draft_model->EnqueueCommit(round.grown_path());
+          device_drafter->EnqueueCommit(round.grown_path());
         } else {
-          draft_model->EnqueueCommit();
+          device_drafter->EnqueueCommit(nullptr);
         }
         LONGSPEC_RETURN_IF_ERROR(round.ReadEmitted(*backend, &emitted));
-        captured = draft_model->last_tree_captured() || sequence->last_step_captured();
+        captured = device_drafter->last_tree_captured() || sequence->last_step_captured();
         sequence->AdvanceCommitted(static_cast<int64_t>(emitted.size()));
-        draft_model->AdvanceCommitted(static_cast<int64_t>(emitted.size()));
+        device_drafter->AdvanceCommitted(static_cast<int64_t>(emitted.size()));
         stats.other_s += other_clock.Seconds();
       } else {
         if (!draft_behind.empty()) {

@@ -230,6 +230,24 @@ Status TargetSequence::StepDeviceTreeOfParents(const std::vector<int32_t>& paren
   return model_.Execute(*this, last_plan_, output, true, &tree);
 }
 
+Status TargetSequence::StepDeviceLevel(const std::vector<int32_t>& parents, int32_t first_row, DeviceTree tree,
+                                       StepOutput output) {
+  const int32_t n = static_cast<int32_t>(parents.size());
+  if (first_row < 0 || first_row >= n) {
+    return InvalidArgumentError("tree level from node " + std::to_string(first_row) + " of a tree of " +
+                                std::to_string(n) + " nodes");
+  }
+  const int32_t rows = n - first_row;
+  if (rows > model_.max_step_rows()) {
+    return FailedPreconditionError("a step of " + std::to_string(rows) + " rows exceeds the reserved " +
+                                   std::to_string(model_.max_step_rows()));
+  }
+  if (committed() + n > cache_.capacity()) return OutOfRangeError("tree does not fit the KV cache");
+  last_plan_ = PlanStep(static_cast<int32_t>(committed()), std::vector<int32_t>(n, 0), parents, model_.rope(), 0,
+                        AllRows(rows), first_row);
+  return model_.Execute(*this, last_plan_, output, true, &tree);
+}
+
 const int32_t* TargetSequence::device_argmax() const { return model_.runner_->argmax(); }
 View TargetSequence::device_logits() const { return model_.runner_->logits(); }
 

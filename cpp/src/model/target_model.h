@@ -115,6 +115,11 @@ class TargetSequence {
   // The same for a tree whose node parents the host knows (a pruned round's verify tree): the
   // plan follows `parents` (node order, root first with -1).
   Status StepDeviceTreeOfParents(const std::vector<int32_t>& parents, DeviceTree tree, StepOutput output);
+  // One level of a tree grown in backend memory (a draft model's device round): runs nodes
+  // [first_row, parents.size()) of the tree whose node parents are `parents` (root first with
+  // -1; the earlier nodes ran in earlier calls for the same tree and are only attended to). Their
+  // logits (kLogits) stay in device_logits(), rows in node order; kNone writes only their K/V.
+  Status StepDeviceLevel(const std::vector<int32_t>& parents, int32_t first_row, DeviceTree tree, StepOutput output);
   const int32_t* device_argmax() const;
   View device_logits() const;
   // Enqueues the commit of the last step's nodes path[0..*count) at committed length *committed

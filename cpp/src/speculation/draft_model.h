@@ -31,7 +31,7 @@ struct DraftWeights {
   int64_t bytes = 0;
 };
 
-class DraftModel final : public Drafter {
+class DraftModel final : public DeviceDrafter {
  public:
   // Loads `dir` and checks it fits `target`; the draft shares the target's embedding, LM head,
   // norm eps and RoPE, and cross-attends to `sequence`'s last-layer KV cache, so both must
@@ -44,7 +44,7 @@ class DraftModel final : public Drafter {
   // Tokens the draft can propose: the whole vocabulary, or the subset its head_tokens.json lists
   // (an LM head over only those rows of the target's: a smaller draft LM head, FR-Spec style;
   // verification still runs over the whole vocabulary, so the output is unchanged).
-  int64_t proposal_vocab() const {
+  int64_t proposal_vocab() const override {
     return head_tokens_.empty() ? target_.config().vocab_size : static_cast<int64_t>(head_tokens_.size());
   }
   // Backend memory holding the subset's ids (logit column -> token), or null for the whole head.
@@ -60,23 +60,15 @@ class DraftModel final : public Drafter {
   int64_t cache_bytes() const override { return cache_.allocated_bytes(); }
   Status EnsureRows(int32_t rows) override;
 
-  // ---- the round on the device (speculation/device_round.h) ---------------------------------
-  // The round's device state (tree, path, emitted tokens) of this sequence.
-  DeviceRoundState& round() { return round_; }
-  // Enqueues the round's start (committed length `committed`, the target's too, and the root
-  // token) and the growth of a tree of `shape` from that root: each level's nodes run through the draft
-  // (their K/V land in the ring's tree slots), then Backend::TreeExpand adds the next level; the
-  // last level's K/V are computed too, so that commit is a move. Replays a captured graph per
-  // level (shape, cross-attention bucket, level) when the backend has graphs, each launched
-  // once its level's plan is uploaded.
-  Status EnqueueTree(const std::vector<int>& shape, int32_t committed, int32_t root);
-  // Enqueues the move of the accepted path (round().path(), count(), committed()) into the ring;
-  // the host then calls AdvanceCommitted with the count it read back. A pruned round passes its
-  // path as grown nodes (round().grown_path()).
-  void EnqueueCommit(const int32_t* path = nullptr);
-  void AdvanceCommitted(int64_t n) { cache_.set_committed(cache_.committed() + n); }
-  // Whether the last EnqueueTree captured a new graph (its time is not a steady-state round's).
-  bool last_tree_captured() const { return last_tree_captured_; }
+  // ---- the round on the device (DeviceDrafter) ------------------------------------------------
+  DeviceRoundState& round() override { return round_; }
+  // The nodes' K/V land in the ring's tree slots. Replays a captured graph per level (shape,
+  // cross-attention bucket, level) when the backend has graphs, each launched once its level's
+  // plan is uploaded.
+  Status EnqueueTree(const std::vector<int>& shape, int32_t committed, int32_t root) override;
+  void EnqueueCommit(const int32_t* path) override;
+  void AdvanceCommitted(int64_t n) override { cache_.set_committed(cache_.committed() + n); }
+  bool last_tree_captured() const override { return last_tree_captured_; }
 
  private:
   DraftModel(const TargetModel& target, TargetSequence& sequence)

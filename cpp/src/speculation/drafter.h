@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "longspec/status.h"
+#include "speculation/device_round.h"
 #include "speculation/token_tree.h"
 
 namespace longspec {
@@ -26,6 +27,28 @@ class Drafter {
   virtual int64_t cache_bytes() const = 0;
   // Largest number of rows LevelLogits may be asked for at once.
   virtual Status EnsureRows(int32_t rows) = 0;
+};
+
+// A drafter that also grows its tree in backend memory: the round on the device
+// (speculation/device_round.h, engine/speculative.cc), no host copy of any level's logits.
+class DeviceDrafter : public Drafter {
+ public:
+  // The round's device state (tree, path, emitted tokens) of this sequence.
+  virtual DeviceRoundState& round() = 0;
+  // Enqueues the round's start (committed length `committed`, the target's too, and the root
+  // token) and the growth of a tree of `shape` from that root: each level's nodes run through the
+  // draft, then Backend::TreeExpand adds the next level; the last level's K/V are computed too,
+  // so that the commit is a move.
+  virtual Status EnqueueTree(const std::vector<int>& shape, int32_t committed, int32_t root) = 0;
+  // Enqueues the move of the accepted path (round().path(), count(), committed()) into the
+  // draft's cache; the host then calls AdvanceCommitted with the count it read back. A pruned
+  // round passes its path as grown nodes (round().grown_path()); null: round().path().
+  virtual void EnqueueCommit(const int32_t* path) = 0;
+  virtual void AdvanceCommitted(int64_t n) = 0;
+  // Whether the last EnqueueTree captured a new graph (its time is not a steady-state round's).
+  virtual bool last_tree_captured() const = 0;
+  // Tokens a tree level can propose (no level is wider).
+  virtual int64_t proposal_vocab() const = 0;
 };
 
 // Grows `tree` (already Reset to the root) to `shape` using `drafter`.

@@ -90,6 +90,56 @@ Status ModelDrafter::CatchUp(const std::vector<int32_t>& tokens) {
 
 int64_t ModelDrafter::cache_bytes() const { return sequence_->cache().allocated_bytes(); }
 
+Status ModelDrafter::EnqueueTree(const std::vector<int>& shape, int32_t committed, int32_t root) {
+  if (committed != sequence_->committed()) {
+    return FailedPreconditionError("draft model: a round at " + std::to_string(committed) + " committed tokens, the draft has " +
+                                   std::to_string(sequence_->committed()));
+  }
+  Backend& backend = model_->backend();
+  int32_t widest = 1, most_parents = 1;
+  for (size_t l = 0; l < shape.size(); ++l) {
+    if (shape[l] <= 0 || shape[l] > backend.MaxTreeExpandWidth()) {
+      return InvalidArgumentError("tree level width " + std::to_string(shape[l]) + " outside [1, " +
+                                  std::to_string(backend.MaxTreeExpandWidth()) + "] on " + backend.name());
+    }
+    widest = std::max(widest, shape[l]);
+    if (l + 1 < shape.size()) most_parents = std::max(most_parents, shape[l]);
+  }
+  LONGSPEC_RETURN_IF_ERROR(EnsureRows(widest));
+  bool moved = false;  // nothing captured holds the round's addresses: expansion runs outside graphs
+  LONGSPEC_RETURN_IF_ERROR(round_.Reserve(backend, most_parents, widest, &moved));
+  round_.BeginRound(backend, committed, root);
+  run_nodes_ = 0;
+  last_tree_captured_ = false;
+  const std::vector<int32_t> starts = ShapeLevelStarts(shape);
+  const std::vector<int32_t> parents = ShapeParents(shape);
+  const int32_t levels = static_cast<int32_t>(shape.size());
+  const DeviceTree tree = round_.tree();
+  for (int32_t l = 0; l <= levels; ++l) {
+    const int32_t begin = starts[l], end = starts[l + 1];
+    const bool leaves = l == levels;
+    const std::vector<int32_t> level_parents(parents.begin(), parents.begin() + end);
+    LONGSPEC_RETURN_IF_ERROR(
+        sequence_->StepDeviceLevel(level_parents, begin, tree, leaves ? StepOutput::kNone : StepOutput::kLogits));
+    last_tree_captured_ = last_tree_captured_ || sequence_->last_step_captured();
+    if (leaves) break;
+    View logits = sequence_->device_logits();
+    logits.rows = end - begin;
+    backend.TreeExpand(logits, tree, begin, end, shape[l], round_.expand_scratch(), nullptr);
+  }
+  return Status::OK();
+}
+
+void ModelDrafter::EnqueueCommit(const int32_t* path) {
+  sequence_->EnqueueCommitPath(path != nullptr ? path : round_.path(), round_.count(), round_.committed(),
+                               DeviceRoundState::kMaxPath);
+}
+
+void ModelDrafter::AdvanceCommitted(int64_t n) {
+  sequence_->AdvanceCommitted(n);
+  run_nodes_ = 0;
+}
+
 Status ModelDrafter::EnsureRows(int32_t rows) { return model_->EnsureCapacity(std::max(rows, 1), max_positions_); }
 
 }  // namespace longspec

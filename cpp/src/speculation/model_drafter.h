@@ -14,7 +14,7 @@
 
 namespace longspec {
 
-class ModelDrafter final : public Drafter {
+class ModelDrafter final : public DeviceDrafter {
  public:
   // Loads `path` (anything TargetModel::Load accepts) on `target`'s backend with a KV cache for
   // `max_positions` positions. InvalidArgument when its vocabulary is not the target's or its
@@ -31,6 +31,18 @@ class ModelDrafter final : public Drafter {
   int64_t cache_bytes() const override;
   Status EnsureRows(int32_t rows) override;
 
+  // ---- the round on the device (DeviceDrafter) ------------------------------------------------
+  // Each level runs through the draft model as a step of the tree's plan (TargetSequence::
+  // StepDeviceLevel: its K/V land in the draft cache's tree slots, its logits stay on the device),
+  // then Backend::TreeExpand over the whole vocabulary adds the next level; the leaves' K/V are
+  // computed too, so that the commit is a move in every layer of the draft's cache.
+  DeviceRoundState& round() override { return round_; }
+  Status EnqueueTree(const std::vector<int>& shape, int32_t committed, int32_t root) override;
+  void EnqueueCommit(const int32_t* path) override;
+  void AdvanceCommitted(int64_t n) override;
+  bool last_tree_captured() const override { return last_tree_captured_; }
+  int64_t proposal_vocab() const override { return model_->config().vocab_size; }
+
  private:
   ModelDrafter() = default;
 
@@ -39,6 +51,8 @@ class ModelDrafter final : public Drafter {
   int64_t max_positions_ = 0;
   // Nodes [0, run_nodes_) of the current tree have been run (their K/V sit in the tree slots).
   int32_t run_nodes_ = 0;
+  DeviceRoundState round_;
+  bool last_tree_captured_ = false;
 };
 
 // Whether `path` names a LongSpec draft checkpoint (a directory whose config.json says
