@@ -222,7 +222,7 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
         LONGSPEC_RETURN_IF_ERROR(round.ReadEmitted(*backend, &emitted));
         captured = device_drafter->last_tree_captured() || sequence->last_step_captured();
         sequence->AdvanceCommitted(static_cast<int64_t>(emitted.size()));
-        device_drafter->AdvanceCommitted(static_cast<int64_t>(emitted.size()));
+        LONGSPEC_RETURN_IF_ERROR(device_drafter->AdvanceCommitted(emitted));
         stats.other_s += other_clock.Seconds();
       } else {
         if (!draft_behind.empty()) {

@@ -62,12 +62,16 @@ class DraftModel final : public DeviceDrafter {
 
   // ---- the round on the device (DeviceDrafter) ------------------------------------------------
   DeviceRoundState& round() override { return round_; }
-  // The nodes' K/V land in the ring's tree slots. Replays a captured graph per level (shape,
-  // cross-attention bucket, level) when the backend has graphs, each launched once its level's
-  // plan is uploaded.
+  // The nodes' K/V land in the ring's tree slots, the leaves' too (K/V alone are cheap: no
+  // attention, MLP or LM head), so that the commit is a move. Replays a captured graph per level
+  // (shape, cross-attention bucket, level) when the backend has graphs, each launched once its
+  // level's plan is uploaded.
   Status EnqueueTree(const std::vector<int>& shape, int32_t committed, int32_t root) override;
   void EnqueueCommit(const int32_t* path) override;
-  void AdvanceCommitted(int64_t n) override { cache_.set_committed(cache_.committed() + n); }
+  Status AdvanceCommitted(const std::vector<int32_t>& emitted) override {
+    cache_.set_committed(cache_.committed() + static_cast<int64_t>(emitted.size()));
+    return Status::OK();
+  }
   bool last_tree_captured() const override { return last_tree_captured_; }
 
  private:

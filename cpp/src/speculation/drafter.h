@@ -37,14 +37,15 @@ class DeviceDrafter : public Drafter {
   virtual DeviceRoundState& round() = 0;
   // Enqueues the round's start (committed length `committed`, the target's too, and the root
   // token) and the growth of a tree of `shape` from that root: each level's nodes run through the
-  // draft, then Backend::TreeExpand adds the next level; the last level's K/V are computed too,
-  // so that the commit is a move.
+  // draft, then Backend::TreeExpand adds the next level.
   virtual Status EnqueueTree(const std::vector<int>& shape, int32_t committed, int32_t root) = 0;
   // Enqueues the move of the accepted path (round().path(), count(), committed()) into the
-  // draft's cache; the host then calls AdvanceCommitted with the count it read back. A pruned
+  // draft's cache; the host then calls AdvanceCommitted with the tokens it read back. A pruned
   // round passes its path as grown nodes (round().grown_path()); null: round().path().
   virtual void EnqueueCommit(const int32_t* path) = 0;
-  virtual void AdvanceCommitted(int64_t n) = 0;
+  // The round's emitted tokens (its accepted draft tokens, then the bonus): all but the bonus are
+  // now committed, the root before them too.
+  virtual Status AdvanceCommitted(const std::vector<int32_t>& emitted) = 0;
   // Whether the last EnqueueTree captured a new graph (its time is not a steady-state round's).
   virtual bool last_tree_captured() const = 0;
   // Tokens a tree level can propose (no level is wider).

@@ -114,15 +114,17 @@ Status ModelDrafter::EnqueueTree(const std::vector<int>& shape, int32_t committe
   const std::vector<int32_t> starts = ShapeLevelStarts(shape);
   const std::vector<int32_t> parents = ShapeParents(shape);
   const int32_t levels = static_cast<int32_t>(shape.size());
+  round_levels_ = levels;
+  round_root_ = root;
   const DeviceTree tree = round_.tree();
-  for (int32_t l = 0; l <= levels; ++l) {
+  if (levels == 0) {  // the root alone: it is the leaf, committed as one if accepted
+    return Status::OK();
+  }
+  for (int32_t l = 0; l < levels; ++l) {
     const int32_t begin = starts[l], end = starts[l + 1];
-    const bool leaves = l == levels;
     const std::vector<int32_t> level_parents(parents.begin(), parents.begin() + end);
-    LONGSPEC_RETURN_IF_ERROR(
-        sequence_->StepDeviceLevel(level_parents, begin, tree, leaves ? StepOutput::kNone : StepOutput::kLogits));
+    LONGSPEC_RETURN_IF_ERROR(sequence_->StepDeviceLevel(level_parents, begin, tree, StepOutput::kLogits));
     last_tree_captured_ = last_tree_captured_ || sequence_->last_step_captured();
-    if (leaves) break;
     View logits = sequence_->device_logits();
     logits.rows = end - begin;
     backend.TreeExpand(logits, tree, begin, end, shape[l], round_.expand_scratch(), nullptr);
@@ -135,9 +137,19 @@ void ModelDrafter::EnqueueCommit(const int32_t* path) {
                                DeviceRoundState::kMaxPath);
 }
 
-void ModelDrafter::AdvanceCommitted(int64_t n) {
-  sequence_->AdvanceCommitted(n);
+Status ModelDrafter::AdvanceCommitted(const std::vector<int32_t>& emitted) {
   run_nodes_ = 0;
+  const int64_t n = static_cast<int64_t>(emitted.size());
+  if (n == 0) return InvalidArgumentError("draft model: a round emits at least its bonus token");
+  // The path committed n nodes, the root and n - 1 accepted ones; the last of them is a leaf (its
+  // slot never written) when n - 1 reaches the tree's depth: the root itself in a tree of no level.
+  if (n - 1 < round_levels_) {
+    sequence_->AdvanceCommitted(n);
+    return Status::OK();
+  }
+  sequence_->AdvanceCommitted(n - 1);
+  const int32_t leaf = n >= 2 ? emitted[n - 2] : round_root_;
+  return sequence_->Prefill({leaf}, nullptr);
 }
 
 Status ModelDrafter::EnsureRows(int32_t rows) { return model_->EnsureCapacity(std::max(rows, 1), max_positions_); }

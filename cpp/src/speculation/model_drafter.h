@@ -32,14 +32,16 @@ class ModelDrafter final : public DeviceDrafter {
   Status EnsureRows(int32_t rows) override;
 
   // ---- the round on the device (DeviceDrafter) ------------------------------------------------
-  // Each level runs through the draft model as a step of the tree's plan (TargetSequence::
-  // StepDeviceLevel: its K/V land in the draft cache's tree slots, its logits stay on the device),
-  // then Backend::TreeExpand over the whole vocabulary adds the next level; the leaves' K/V are
-  // computed too, so that the commit is a move in every layer of the draft's cache.
+  // Each level but the leaves runs through the draft model as a step of the tree's plan
+  // (TargetSequence::StepDeviceLevel: its K/V land in the draft cache's tree slots, its logits
+  // stay on the device), then Backend::TreeExpand over the whole vocabulary adds the next level.
+  // The leaves never run (a whole forward of the draft model each): when the round accepts one,
+  // the commit moves its empty slot and AdvanceCommitted computes that one token's K/V in place,
+  // as the host loop's commit does.
   DeviceRoundState& round() override { return round_; }
   Status EnqueueTree(const std::vector<int>& shape, int32_t committed, int32_t root) override;
   void EnqueueCommit(const int32_t* path) override;
-  void AdvanceCommitted(int64_t n) override;
+  Status AdvanceCommitted(const std::vector<int32_t>& emitted) override;
   bool last_tree_captured() const override { return last_tree_captured_; }
   int64_t proposal_vocab() const override { return model_->config().vocab_size; }
 
@@ -52,6 +54,8 @@ class ModelDrafter final : public DeviceDrafter {
   // Nodes [0, run_nodes_) of the current tree have been run (their K/V sit in the tree slots).
   int32_t run_nodes_ = 0;
   DeviceRoundState round_;
+  int32_t round_levels_ = 0;  // levels of the last EnqueueTree's shape (its leaves' depth)
+  int32_t round_root_ = 0;    // and its root token
   bool last_tree_captured_ = false;
 };
 
