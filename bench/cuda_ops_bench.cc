@@ -3,6 +3,7 @@
 // 50 MB L2. Prints time, the bytes or FLOPs it must move, and the achieved rate.
 //
 //   cuda_ops_bench [gemm|gemm-verify|gemm-wide|draft-head|norm-gemm|attn|attn-wide|sample|all]
+//   cuda_ops_bench tree-expand PARENTS VOCAB WIDTH   (a draft level's tree growth alone)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -297,6 +298,34 @@ void BenchSampling(Backend& be) {
   }
 }
 
+// One level of device tree growth (Backend::TreeExpand: the top-k partial kernel over slices of
+// each parent's logits row, then the one-block select of the level's best `width`), as a draft
+// level runs it: `rows` parents over `vocab` logits (fp32, uniform in [-8, 8)). Reads
+// rows * vocab * 4 bytes; the rest is latency (the select's merge and sort on one SM).
+void BenchTreeExpand(Backend& be, int rows, int vocab, int width) {
+  std::printf("\n== TreeExpand (a draft level: parents x vocab logits, the level's best width kept) ==\n"
+              "%8s %8s %6s %10s %10s\n", "parents", "vocab", "width", "us", "GB/s");
+  const int nodes = kMaxTreeNodes + 1;
+  auto logits = Must(be.Allocate(size_t(rows) * vocab * 4));
+  FillRandom(be, logits->data(), size_t(rows) * vocab, DType::kF32, 9);
+  std::vector<float> h(size_t(rows) * vocab);
+  be.CopyToHost(h.data(), logits->data(), h.size() * 4);
+  for (float& x : h) x *= 8.0f;
+  be.CopyToDevice(logits->data(), h.data(), h.size() * 4);
+  auto tree_buf = Must(be.Allocate(size_t(nodes) * 12));
+  DeviceTree tree;
+  tree.tokens = static_cast<int32_t*>(tree_buf->data());
+  tree.parents = tree.tokens + nodes;
+  tree.scores = reinterpret_cast<float*>(tree.parents + nodes);
+  std::vector<float> zeros(nodes, 0.0f);
+  be.CopyToDevice(tree.scores, zeros.data(), zeros.size() * 4);  // the parents' scores (the level's begin at 1)
+  auto scratch = Must(be.Allocate(std::max<size_t>(be.TreeExpandScratchBytes(rows, width), 16)));
+  const View v = MakeView(logits->data(), DType::kF32, rows, vocab);
+  // Parents are nodes [1, 1 + rows); the new level lands after them (replays overwrite it).
+  const double t = TimeGraph(be, 4, [&](int) { be.TreeExpand(v, tree, 1, 1 + rows, width, scratch->data(), nullptr); });
+  std::printf("%8d %8d %6d %10.2f %10.0f\n", rows, vocab, width, t * 1e6, double(rows) * vocab * 4 / t / 1e9);
+}
+
 }  // namespace
 
 // cuda_ops_bench [all|gemm|gemm-verify|gemm-wide|norm-gemm|attn|attn-wide|sample]  the tables (gemm-verify:
@@ -304,6 +333,7 @@ void BenchSampling(Backend& be) {
 //                                              69, 145 and 300 rows)
 // cuda_ops_bench gemm N K M                    one GEMM shape (for a profiler)
 // cuda_ops_bench attn HEADS KV_HEADS D CTX ROWS  one attention shape
+// cuda_ops_bench tree-expand PARENTS VOCAB WIDTH  one level of device tree growth
 int main(int argc, char** argv) {
   const std::string what = argc > 1 ? argv[1] : "all";
   auto arg = [&](int i) { return std::atoi(argv[i]); };
@@ -332,6 +362,8 @@ int main(int argc, char** argv) {
   }
   if (what == "gemm" && argc == 5) {
     BenchGemm(be, {{"gemm", arg(2), arg(3)}}, {arg(4)});
+  } else if (what == "tree-expand" && argc == 5) {
+    BenchTreeExpand(be, arg(2), arg(3), arg(4));
   } else if (what == "attn" && argc == 7) {
     BenchAttention(be, {{"attn", arg(2), arg(3), arg(4)}}, {arg(5)}, {arg(6)});
   } else {
