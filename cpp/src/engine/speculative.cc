@@ -99,9 +99,7 @@ StatusOr<GenerationResult> Engine::Impl::GenerateSpeculative(const std::vector<i
   const int32_t tree_rows = 1 + std::accumulate(shape.begin(), shape.end(), 0);
   LONGSPEC_RETURN_IF_ERROR(target->EnsureCapacity(tree_rows, context_limit));
   LONGSPEC_RETURN_IF_ERROR(drafter->EnsureRows(*std::max_element(shape.begin(), shape.end())));
-  const bool on_device = device_drafter != nullptr && std::all_of(shape.begin(), shape.end(), [&](int w) {
-    return w <= backend->MaxTreeExpandWidth() && w <= proposable;
-  });
+  const bool on_device = device_drafter != nullptr && DeviceTreeBounds(*backend, shape, proposable).ok();
   const int64_t n_prompt = static_cast<int64_t>(prompt.size());
   const int64_t room = context_limit - n_prompt;
   const int64_t budget_total = std::min<int64_t>(params.max_new_tokens, room);

@@ -1,8 +1,25 @@
 #include "speculation/device_round.h"
 
+#include <algorithm>
 #include <cstring>
+#include <string>
 
 namespace longspec {
+
+StatusOr<TreeLevelBounds> DeviceTreeBounds(const Backend& backend, const std::vector<int>& shape, int64_t proposable) {
+  TreeLevelBounds b;
+  for (size_t l = 0; l < shape.size(); ++l) {
+    const int w = shape[l];
+    if (w <= 0 || w > backend.MaxTreeExpandWidth() || w > proposable) {
+      return InvalidArgumentError("tree level width " + std::to_string(w) + " outside what " + backend.name() +
+                                  " grows on the device (1.." + std::to_string(backend.MaxTreeExpandWidth()) +
+                                  ") or the draft's " + std::to_string(proposable) + " proposable tokens");
+    }
+    b.widest = std::max(b.widest, w);
+    if (l + 1 < shape.size()) b.most_parents = std::max(b.most_parents, w);
+  }
+  return b;
+}
 
 Status DeviceRoundState::Reserve(Backend& backend, int32_t max_parents, int32_t max_width, bool* moved) {
   *moved = false;

@@ -27,6 +27,15 @@
 
 namespace longspec {
 
+// What a tree of `shape` asks of a round's buffers: its widest level (1 without levels) and the
+// most parents one level expands (every level's width but the last's).
+struct TreeLevelBounds {
+  int32_t widest = 1, most_parents = 1;
+};
+// InvalidArgument where a level is empty, or wider than `backend` grows on the device or than the
+// `proposable` tokens the draft can propose.
+StatusOr<TreeLevelBounds> DeviceTreeBounds(const Backend& backend, const std::vector<int>& shape, int64_t proposable);
+
 class DeviceRoundState {
  public:
   static constexpr int32_t kMaxNodes = kMaxTreeNodes + 1;

@@ -315,14 +315,10 @@ void DraftModel::ForwardLevel(const DevicePlan& plan, int32_t n, int32_t max_cro
 }
 
 Status DraftModel::EnsureRound(const std::vector<int>& shape) {
-  int32_t widest = 1, most_parents = 1;
-  for (size_t l = 0; l < shape.size(); ++l) {
-    widest = std::max(widest, shape[l]);
-    if (l + 1 < shape.size()) most_parents = std::max(most_parents, shape[l]);
-  }
-  LONGSPEC_RETURN_IF_ERROR(EnsureRows(widest));  // drops the graphs when it grows
+  LONGSPEC_ASSIGN_OR_RETURN(const TreeLevelBounds bounds, DeviceTreeBounds(backend_, shape, proposal_vocab()));
+  LONGSPEC_RETURN_IF_ERROR(EnsureRows(bounds.widest));  // drops the graphs when it grows
   bool moved = false;
-  LONGSPEC_RETURN_IF_ERROR(round_.Reserve(backend_, most_parents, widest, &moved));
+  LONGSPEC_RETURN_IF_ERROR(round_.Reserve(backend_, bounds.most_parents, bounds.widest, &moved));
   if (moved) graphs_.clear();  // they hold the old addresses
   const int32_t hd = static_cast<int32_t>(target_.config().head_dim);
   if (level_plans_.size() < shape.size() + 1) level_plans_.resize(shape.size() + 1);
@@ -337,14 +333,7 @@ Status DraftModel::EnsureRound(const std::vector<int>& shape) {
 
 Status DraftModel::EnqueueTree(const std::vector<int>& shape, int32_t committed, int32_t root) {
   const int32_t levels = static_cast<int32_t>(shape.size());  // 0: only the root's K/V
-  for (int w : shape) {
-    if (w > backend_.MaxTreeExpandWidth() || w > proposal_vocab()) {
-      return InvalidArgumentError("tree level width " + std::to_string(w) + " exceeds what " + backend_.name() +
-                                  " grows on the device (" + std::to_string(backend_.MaxTreeExpandWidth()) +
-                                  ") or the draft's " + std::to_string(proposal_vocab()) + " proposable tokens");
-    }
-  }
-  LONGSPEC_RETURN_IF_ERROR(EnsureRound(shape));
+  LONGSPEC_RETURN_IF_ERROR(EnsureRound(shape));  // checks the widths too
   round_.BeginRound(backend_, committed, root);
   const std::vector<int32_t> starts = ShapeLevelStarts(shape);
   const std::vector<int32_t> parents = ShapeParents(shape);

@@ -96,20 +96,11 @@ Status ModelDrafter::EnqueueTree(const std::vector<int>& shape, int32_t committe
                                    std::to_string(sequence_->committed()));
   }
   Backend& backend = model_->backend();
-  int32_t widest = 1, most_parents = 1;
-  for (size_t l = 0; l < shape.size(); ++l) {
-    if (shape[l] <= 0 || shape[l] > backend.MaxTreeExpandWidth()) {
-      return InvalidArgumentError("tree level width " + std::to_string(shape[l]) + " outside [1, " +
-                                  std::to_string(backend.MaxTreeExpandWidth()) + "] on " + backend.name());
-    }
-    widest = std::max(widest, shape[l]);
-    if (l + 1 < shape.size()) most_parents = std::max(most_parents, shape[l]);
-  }
-  LONGSPEC_RETURN_IF_ERROR(EnsureRows(widest));
+  LONGSPEC_ASSIGN_OR_RETURN(const TreeLevelBounds bounds, DeviceTreeBounds(backend, shape, proposal_vocab()));
+  LONGSPEC_RETURN_IF_ERROR(EnsureRows(bounds.widest));
   bool moved = false;  // nothing captured holds the round's addresses: expansion runs outside graphs
-  LONGSPEC_RETURN_IF_ERROR(round_.Reserve(backend, most_parents, widest, &moved));
+  LONGSPEC_RETURN_IF_ERROR(round_.Reserve(backend, bounds.most_parents, bounds.widest, &moved));
   round_.BeginRound(backend, committed, root);
-  run_nodes_ = 0;
   last_tree_captured_ = false;
   const std::vector<int32_t> starts = ShapeLevelStarts(shape);
   const std::vector<int32_t> parents = ShapeParents(shape);
@@ -138,7 +129,6 @@ void ModelDrafter::EnqueueCommit(const int32_t* path) {
 }
 
 Status ModelDrafter::AdvanceCommitted(const std::vector<int32_t>& emitted) {
-  run_nodes_ = 0;
   const int64_t n = static_cast<int64_t>(emitted.size());
   if (n == 0) return InvalidArgumentError("draft model: a round emits at least its bonus token");
   // The path committed n nodes, the root and n - 1 accepted ones; the last of them is a leaf (its
