@@ -129,6 +129,7 @@ cudaError_t LaunchForHeadDim(const LaunchContext& ctx, AttnPrefixParams pre, int
     const size_t need = size_t(pre.rows) * pre.num_heads * pre.max_states * StateFloats<HD>() * sizeof(float);
     if (pre.state == nullptr || need > ws_bytes) return cudaErrorInvalidValue;
     cudaError_t e;
+    pre.keys_precede_step = pre.keys_precede_step && ctx.early_prefix_keys;
     if (warps == 1 && pre.states == kAttnSplitStates && ctx.decode_warps) {
       // Decode: four warps share each split's chunks (same bits as the one-warp kernel), a wave
       // of blocks at one split each where the splits allow.

@@ -102,6 +102,9 @@ struct AttnPrefixParams {
   float* state = nullptr;            // [rows][num_heads][max_states] records of StateFloats<HD>()
   int max_states = 0;                // records per (row, head): splits, groups, or 1 (kAttnWalkAll)
   int states = kAttnSplitStates;     // an AttnStates
+  // Every key was written before the kernel before this one (AttentionPrefixParams): the decode
+  // kernel loads its first chunks of K/V before waiting for it (only q comes from it).
+  bool keys_precede_step = false;
 };
 
 // Chunks in flight: a 64-key chunk of K and V is 18 KB at head_dim 64, 34 KB at 128. A one-warp

@@ -69,15 +69,21 @@ __global__ void __launch_bounds__(32 * kDecodeWarps) attention_decode_prefix_ker
   const int kvh = blockIdx.y;
   const int q_total = p.rows * group;  // <= 16
 
-  pdl_wait();
-  // The finishing kernel may launch now: what it reads before its own wait (q and the rows' K/V)
-  // was written by the kernel this one just waited for (attention_finish.cuh).
-  pdl_launch_dependents();
+  // Keys that precede the step (p.keys_precede_step) are loaded before the wait for the kernel
+  // before this one, which wrote q alone; the lengths come from the step's plan. Either way the
+  // finishing kernel may launch only once this block has waited: what it reads before its own
+  // wait (q and the rows' K/V) was written by that kernel (attention_finish.cuh).
+  const bool early_keys = p.keys_precede_step;
+  auto wait_previous = [&]() {
+    pdl_wait();
+    pdl_launch_dependents();
+  };
+  if (!early_keys) wait_previous();
   int len_mine[2];
 #pragma unroll
   for (int hrow = 0; hrow < 2; ++hrow) {
     const int qi = g + hrow * 8;
-    len_mine[hrow] = qi < q_total ? p.kv_len[qi / group] : 0;
+    len_mine[hrow] = qi < q_total ? __ldcg(p.kv_len + qi / group) : 0;
   }
   __shared__ int block_len, block_min_len;
   if (tid == 0) {
@@ -86,24 +92,32 @@ __global__ void __launch_bounds__(32 * kDecodeWarps) attention_decode_prefix_ker
   }
   __syncthreads();
   if (tid < q_total) {
-    atomicMax(&block_len, p.kv_len[tid / group]);
-    atomicMin(&block_min_len, p.kv_len[tid / group]);
+    const int len = __ldcg(p.kv_len + tid / group);
+    atomicMax(&block_len, len);
+    atomicMin(&block_min_len, len);
   }
   __syncthreads();
   const int L = block_len, L_min = block_min_len;
   auto chunk_start = [&](int q) -> int {
     return (blockIdx.z + (q / kAttnChunksPerSplit) * gridDim.z) * kAttnSplit + (q % kAttnChunksPerSplit) * kAttnChunkKeys;
   };
-  if (chunk_start(0) >= L) return;
-
-  // Queries into shared memory (zero rows past the last), travelling with the first chunk.
-  for (int c = tid; c < kDecodeQueries * (HD / 8); c += kThreads) {
-    const int qi = c / (HD / 8), col = (c % (HD / 8)) * 8;
-    const bool ok = qi < q_total;
-    const __nv_bfloat16* src = p.q;
-    if (ok) src = p.q + int64_t(qi / group) * p.q_stride + int64_t(kvh * group + qi % group) * HD + col;
-    cp_async_16(Qs + qi * kLd + col, src, ok);
+  if (chunk_start(0) >= L) {
+    if (early_keys) wait_previous();
+    return;
   }
+
+  // Queries into shared memory (zero rows past the last): with the first chunk, or in a group of
+  // their own after the wait (early_keys).
+  auto issue_queries = [&]() {
+    for (int c = tid; c < kDecodeQueries * (HD / 8); c += kThreads) {
+      const int qi = c / (HD / 8), col = (c % (HD / 8)) * 8;
+      const bool ok = qi < q_total;
+      const __nv_bfloat16* src = p.q;
+      if (ok) src = p.q + int64_t(qi / group) * p.q_stride + int64_t(kvh * group + qi % group) * HD + col;
+      cp_async_16(Qs + qi * kLd + col, src, ok);
+    }
+  };
+  if (!early_keys) issue_queries();
   constexpr int kPieces = HD / 8, kRowStep = kThreads / kPieces;
   static_assert(kThreads % kPieces == 0, "pieces of a row never straddle threads");
   const int row0 = tid / kPieces, col0 = (tid % kPieces) * 8;
@@ -125,6 +139,11 @@ __global__ void __launch_bounds__(32 * kDecodeWarps) attention_decode_prefix_ker
   };
   for (int q = 0; q < kKS - 1; ++q) {
     if (chunk_start(q) < L) load_chunk(q, chunk_start(q));
+    cp_async_commit();
+  }
+  if (early_keys) {
+    wait_previous();
+    issue_queries();
     cp_async_commit();
   }
 
@@ -170,7 +189,12 @@ __global__ void __launch_bounds__(32 * kDecodeWarps) attention_decode_prefix_ker
     const int buf = q % kKS;
     if (chunk_start(q + kKS - 1) < L) load_chunk((q + kKS - 1) % kKS, chunk_start(q + kKS - 1));
     cp_async_commit();
-    cp_async_wait<kKS - 1>();
+    // Chunk q has landed (and the queries: early_keys puts them in the group before the newest).
+    if (early_keys && q == 0) {
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<kKS - 1>();
+    }
     __syncthreads();
     if (!have_q) {
 #pragma unroll

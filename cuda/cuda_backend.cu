@@ -519,6 +519,8 @@ class CudaBackend final : public Backend {
   void set_fuse_norm(bool on) { fuse_norm_ = on; }
   void set_decode_warps(bool on) { ctx_.decode_warps = on; }
   void set_finish_group_warps(bool on) { ctx_.finish_group_warps = on; }
+  void set_early_prefix_keys(bool on) { ctx_.early_prefix_keys = on; }
+  void set_gemm_early_trigger(bool on) { ctx_.gemm_early_trigger = on; }
   void set_tree_blocks_parallel(bool on) { ctx_.tree_blocks_parallel = on; }
   void set_max_smem_per_block(size_t bytes) { ctx_.max_smem_per_block = bytes; }
   void set_rank_tree_select(bool on) { ctx_.rank_tree_select = on; }
@@ -579,6 +581,7 @@ class CudaBackend final : public Backend {
     a.num_kv_heads = p.kv.num_kv_heads;
     a.scale_log2 = p.scale * kLog2e;
     a.state = static_cast<float*>(p.workspace);
+    a.keys_precede_step = p.keys_precede_step;
     return a;
   }
   static AttnFinishParams Finish(View q, const KvLayerView& kv, int num_heads, float scale, View out, float* lse) {
@@ -627,7 +630,9 @@ class CudaBackend final : public Backend {
 // LONGSPEC_WIDE_ROWS_GEMM=0 gives GEMMs of 129-320 rows the prefill tile back,
 // LONGSPEC_FUSE_NORM_SLICES=0 keeps the fused input RMSNorm to 16 rows, LONGSPEC_TREE_BLOCKS_PARALLEL=0
 // gives the draft's window attention back to the finishing kernel and LONGSPEC_RANK_TREE_SELECT=0
-// the tree growth's first stage to its sort (the same bits). LONGSPEC_SMEM_LIMIT_KB=N runs the
+// the tree growth's first stage to its sort (the same bits); LONGSPEC_EARLY_PREFIX_KEYS=0 makes the
+// decode attention wait before loading keys and LONGSPEC_GEMM_EARLY_TRIGGER=0 the GEMMs let the next
+// kernel launch only at their end (timing only). LONGSPEC_SMEM_LIMIT_KB=N runs the
 // backend as on a device with N KiB of shared memory per block (its fallbacks, or its error).
 StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
   LONGSPEC_CUDA_TRY(cudaSetDevice(device));
@@ -666,6 +671,8 @@ StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
   be->set_fuse_norm(EnvFlag("LONGSPEC_FUSE_NORM", true));
   be->set_decode_warps(EnvFlag("LONGSPEC_DECODE_WARPS", true));
   be->set_finish_group_warps(EnvFlag("LONGSPEC_FINISH_GROUP_WARPS", true));
+  be->set_early_prefix_keys(EnvFlag("LONGSPEC_EARLY_PREFIX_KEYS", true));
+  be->set_gemm_early_trigger(EnvFlag("LONGSPEC_GEMM_EARLY_TRIGGER", true));
   be->set_tree_blocks_parallel(EnvFlag("LONGSPEC_TREE_BLOCKS_PARALLEL", true));
   be->set_rank_tree_select(EnvFlag("LONGSPEC_RANK_TREE_SELECT", true));
   be->set_wide_rows_spread(EnvFlag("LONGSPEC_WIDE_ROWS_SPREAD", true));

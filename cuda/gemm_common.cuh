@@ -73,6 +73,7 @@ struct GemmParams {
   // Split-K kernel launch shape: row slices of 16, consecutive column blocks per block, and for
   // splits along K over blocks (gridDim.z > 1) the chunk partials and per-tile counters.
   int row_slices = 1, columns_per_block = 1;
+  bool early_trigger = false;  // split-K kernel: the next kernel may launch before this one waits
   float* k_partials = nullptr;
   unsigned* k_counters = nullptr;
   // Input RMSNorm (split-K kernel with NORM only): x = RmsNorm(norm_x) * norm_w, norm_x [M, K]

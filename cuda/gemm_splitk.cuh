@@ -217,6 +217,10 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
   // Weights never depend on the previous kernel: start streaming them before waiting for it.
   if (n_items > 0 && r_begin * CW + cw < chunks) load_chunk(col_begin, r_begin * CW + cw, b_even);
   if constexpr (NORM) load_norm_w(r_begin);
+  // p.early_trigger: the next kernel may launch now and stream its own weights while this one
+  // runs; whatever it reads before its wait was written before this kernel's predecessor ended
+  // (launch.cuh, gemm_early_trigger). Otherwise it launches as the last epilogue starts.
+  if (p.early_trigger) pdl_launch_dependents();
   pdl_wait();
   if constexpr (NORM) {  // warp w: row w's inverse RMS
     if (warp < p.M) {
@@ -350,7 +354,7 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
       }
       if (kColumnItems) {  // the column block is complete
         // The next kernel may start streaming its weights while the last epilogue stores.
-        if (!has_next) pdl_launch_dependents();
+        if (!has_next && !p.early_trigger) pdl_launch_dependents();
         finish_column(col);
         total = 0.0f;
       }
@@ -361,10 +365,10 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
     if (i + 1 < n_items) run_item(i + 1, b_odd, b_even);
   }
   if constexpr (WALK == SplitKWalk::kOneColumn) {
-    pdl_launch_dependents();
+    if (!p.early_trigger) pdl_launch_dependents();
     finish_column(col_begin);
   } else if constexpr (WALK == SplitKWalk::kSplitK) {
-    pdl_launch_dependents();
+    if (!p.early_trigger) pdl_launch_dependents();
     // Publish this block's partials; the tile's last block adds all of them in chunk order.
     __shared__ int is_last;
     const int tile = blockIdx.x;

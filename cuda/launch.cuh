@@ -12,6 +12,18 @@ struct LaunchContext {
   bool pdl = true;
   bool decode_warps = true;  // decode attention's prefix on four warps per block (attention_decode.cuh)
   bool finish_group_warps = true;  // the finishing pass folds split groups a warp each (attention_finish.cuh)
+  // The decode prefix kernel loads K/V before its wait where the caller says every key precedes
+  // the step (attention_decode.cuh). LONGSPEC_EARLY_PREFIX_KEYS=0 turns it off.
+  bool early_prefix_keys = true;
+  // The split-K GEMM lets the next kernel launch before it waits itself, so that kernel's weights
+  // stream during this one (gemm_splitk.cuh). Safe because no kernel reads, before its own wait,
+  // anything a kernel still in flight may write: a GEMM reads its weights, bias and norm weights;
+  // the decode attention the step's plan and keys that precede the step; the finishing kernel
+  // (after a prefix kernel, never after a GEMM) q and the rows' K/V, which the prefix kernel's
+  // blocks have waited for before letting it launch; every other kernel waits first. And a kernel
+  // launches only once every block of the one before it is resident, so none is starved.
+  // LONGSPEC_GEMM_EARLY_TRIGGER=0 turns it off.
+  bool gemm_early_trigger = true;
   // Attention over a band + tree alone (the draft's window) computes its blocks of keys side by
   // side (attention_tree.cuh), not one after the other in the finishing kernel.
   // LONGSPEC_TREE_BLOCKS_PARALLEL=0 turns it off.

@@ -348,7 +348,8 @@ TEST(CudaAttention, FinishGroupWarpsGiveTheOwnerFoldsBits) {
 
 // After a prefix kernel, the finishing kernel scores its band + tree keys before it waits (it may
 // start while the prefix kernel runs): what it reads then -- q and the rows' own K/V -- comes from
-// the qkv product two launches back. A chain of rows (qkv product with RoPE and the K/V write,
+// the qkv product two launches back; the decode prefix kernel loads its keys before it waits for
+// that product (keys_precede_step), and the product lets it launch before waiting itself. A chain of rows (qkv product with RoPE and the K/V write,
 // then hybrid attention), repeated with fresh inputs into the same slots, gives the bits of the
 // same chain with programmatic dependent launch off (every launch waits for the whole one
 // before): 1 row (the decode prefix kernel) and 19 rows (the four-warp one), head_dim 64 and 128.
@@ -427,6 +428,7 @@ TEST(CudaAttention, TreePartStartedEarlySeesTheQkvProductsRows) {
                               ch.cos.view.ptr<float>(), ch.sin.view.ptr<float>(), ch.slots.ints(), ch.side.layer);
           HybridAttentionParams hp = HybridOf(c, ch.side, ch.ws);
           hp.prefix.q = hp.tree.q = ch.qkv.view.Cols(0, int64_t(nh) * hd);
+          hp.prefix.keys_precede_step = true;  // every prefix key is below the chain's first slot
           be.HybridAttention(hp);
           outs.push_back(Download(be, ch.side.out.view));
           ASSERT_TRUE(be.LastError().ok()) << be.LastError().ToString();

@@ -171,6 +171,38 @@ TEST_F(CudaEngineTest, GraphsAndPdlChangeNoBit) {
   }
 }
 
+// The early launches (the decode attention loading its keys before it waits, the GEMMs letting
+// the next kernel launch before they wait) move time, not bits: each switched off gives the
+// default's tokens and prompt logits.
+TEST_F(CudaEngineTest, EarlyLaunchesChangeNoBit) {
+  std::vector<std::vector<float>> logits;
+  std::vector<std::vector<int32_t>> tokens;
+  const char* settings[][2] = {{"1", "1"}, {"0", "1"}, {"1", "0"}, {"0", "0"}};
+  for (auto& s : settings) {
+    setenv("LONGSPEC_EARLY_PREFIX_KEYS", s[0], 1);
+    setenv("LONGSPEC_GEMM_EARLY_TRIGGER", s[1], 1);
+    EngineConfig cfg;
+    cfg.device = Device::kCuda;
+    auto e = Make(cfg);
+    ASSERT_NE(e, nullptr);
+    SamplingParams sp;
+    sp.ignore_eos = true;
+    sp.max_new_tokens = 40;
+    auto out = e->Generate(Prompt(900, 11), sp);
+    ASSERT_TRUE(out.ok()) << out.status().ToString();
+    tokens.push_back(out->tokens);
+    auto l = e->PromptLogits(Prompt(900, 11));
+    ASSERT_TRUE(l.ok());
+    logits.push_back(*l);
+  }
+  unsetenv("LONGSPEC_EARLY_PREFIX_KEYS");
+  unsetenv("LONGSPEC_GEMM_EARLY_TRIGGER");
+  for (size_t i = 1; i < tokens.size(); ++i) {
+    EXPECT_EQ(tokens[i], tokens[0]) << "setting " << i;
+    EXPECT_TRUE(SameFloats(logits[i], logits[0])) << "setting " << i;
+  }
+}
+
 TEST_F(CudaEngineTest, LogitsTrackTheCpuEngine) {
   EngineConfig cg, cc;
   cg.device = Device::kCuda;

@@ -99,6 +99,10 @@ struct AttentionPrefixParams {
   float scale = 0.0f;
   void* workspace = nullptr;   // AttentionWorkspaceBytes() bytes of backend memory
   size_t workspace_bytes = 0;
+  // Every key this reads was written before the step's first kernel (the hybrid split's prefix:
+  // S(t) <= committed; a draft's cross-attention over the target's cache): a backend may load
+  // keys before the kernel before it (the one writing q) has finished.
+  bool keys_precede_step = false;
 };
 
 // Band + tree attention: each row attends, in this order, to

@@ -109,6 +109,7 @@ void TransformerRunner::Forward(const DevicePlan& plan, KvCache& cache, StepOutp
                               kv);
     HybridAttentionParams hp;
     hp.prefix = PrefixAttention(q, kv, plan.prefix_len, kv_bound, attn_p, lse_p_, nh, scale, ws, ws_bytes_);
+    hp.prefix.keys_precede_step = true;  // positions below S(t) <= committed (step_plan.h)
     hp.tree = TreeAttention(plan, q, kv, attn_t, lse_t_, nh, scale);
     hp.out = attn_p;
     backend_.HybridAttention(hp);

@@ -304,8 +304,10 @@ void DraftModel::ForwardLevel(const DevicePlan& plan, int32_t n, int32_t max_cro
   backend_.LinearAdd(attn, *w_.self_o, h, tmp);
   // Cross-attention over the target's last-layer cache.
   backend_.NormLinearRope(h, w_.cross_norm->data(), eps, xn, *w_.cross_q, cq, nh, hd, plan.cos, plan.sin);
-  backend_.AttentionPrefix(PrefixAttention(cq, sequence_.cache().layer(t.num_layers - 1), cross_len_, max_cross, attn,
-                                           lse, nh, scale, ws, ws_bytes_));
+  AttentionPrefixParams cross = PrefixAttention(cq, sequence_.cache().layer(t.num_layers - 1), cross_len_, max_cross, attn,
+                                                lse, nh, scale, ws, ws_bytes_);
+  cross.keys_precede_step = true;  // the target's cache: no draft kernel writes it
+  backend_.AttentionPrefix(cross);
   backend_.LinearAdd(attn, *w_.cross_o, h, tmp);
   // The LM head reads activations: the final norm when the draft has one, else the residual as
   // is, converted by the MLP's residual update itself (one launch fewer on the GPU).
