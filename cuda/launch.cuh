@@ -22,8 +22,10 @@ struct LaunchContext {
   // (after a prefix kernel, never after a GEMM) q and the rows' K/V, which the prefix kernel's
   // blocks have waited for before letting it launch; every other kernel waits first. And a kernel
   // launches only once every block of the one before it is resident, so none is starved.
-  // LONGSPEC_GEMM_EARLY_TRIGGER=0 turns it off.
+  // LONGSPEC_GEMM_EARLY_TRIGGER=0 turns it off; LONGSPEC_GEMM_EARLY_TRIGGER_MAX_ROWS=N keeps it to
+  // products of at most N rows.
   bool gemm_early_trigger = true;
+  int gemm_early_trigger_max_rows = 1 << 30;
   // Attention over a band + tree alone (the draft's window) computes its blocks of keys side by
   // side (attention_tree.cuh), not one after the other in the finishing kernel.
   // LONGSPEC_TREE_BLOCKS_PARALLEL=0 turns it off.
