@@ -252,8 +252,8 @@ def prepare(tokenizer_from: str, out: str | Path, sources: Sequence[str] = ALL_S
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m longspec.training.data", description=__doc__.split("\n")[0])
-    prep = p.add_subparsers(dest="cmd", required=True).add_parser(
-        "prepare", help="extract, split, tokenise, pack and write npz shards")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    prep = sub.add_parser("prepare", help="extract, split, tokenise, pack and write npz shards")
     prep.add_argument("--tokenizer-from", required=True, help=".gguf file or directory with tokenizer.json")
     prep.add_argument("--out", required=True)
     prep.add_argument("--sources", default=",".join(ALL_SOURCES),
@@ -263,7 +263,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     prep.add_argument("--heldout-fraction", type=float, default=0.05)
     for flag, default in (("--seq-len", 1024), ("--seed", 0), ("--train-long-min", 8192), ("--heldout-long-min", 4096)):
         prep.add_argument(flag, type=int, default=default)
+    from . import selfgen  # (it imports this module)
+
+    selfgen.add_parser(sub)
     a = p.parse_args(argv)
+    if a.cmd == "selfgen":
+        return selfgen.run(a)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one core: other jobs share the machine
     m = prepare(a.tokenizer_from, a.out, [s.strip() for s in a.sources.split(",") if s.strip()], a.seq_len,
                 a.cache_dir, a.heldout_fraction, a.seed, a.train_long_min, a.heldout_long_min, a.eos_id)
