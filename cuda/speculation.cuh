@@ -38,8 +38,8 @@ struct TreeExpandParams {
   bool vectorized = false;        // rows 16-byte aligned: float4 loads
   // Stage 1 orders a slice's filtered candidates by rank when they fit the block (a thread each
   // counts those before it: one pass, one barrier) instead of a bitonic sort (a barrier per
-  // stage): the same first K in the same order. False: the sort always
-  // (LONGSPEC_RANK_TREE_SELECT=0).
+  // stage), and stage 2 a level of at most kTreeSelectRankMax candidates: the same first K in the
+  // same order. False: the sorts always (LONGSPEC_RANK_TREE_SELECT=0).
   bool rank_select = true;
 };
 
@@ -170,6 +170,59 @@ __device__ __forceinline__ void for_each_owned_logit(const TreeExpandParams& p, 
   }
 }
 
+// The warp's K largest of the lanes' values v (a multiset: equal values count once each),
+// largest first, into out[0, K): K rounds of a warp maximum, each taking one lane that holds it.
+// K instructions' worth of rounds where counting, per thread, the block's values above its own
+// took one shared-memory read per thread of the block (a thousand instructions per warp at 256).
+template <int K>
+__device__ __forceinline__ void warp_largest(float v, int lane, float* out) {
+  static_assert(K <= 32, "lane r keeps the r-th largest");
+  float mine = -INFINITY;
+#pragma unroll 1
+  for (int r = 0; r < K; ++r) {
+    float w = v;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) w = fmaxf(w, __shfl_xor_sync(0xffffffffu, w, o));
+    const unsigned holders = __ballot_sync(0xffffffffu, v == w);
+    if (lane == __ffs(holders) - 1) v = -INFINITY;  // (w = -inf: every value left is -inf)
+    if (lane == r) mine = w;
+  }
+  if (lane < K) out[lane] = mine;
+}
+
+// The K-th largest of values[0, N) (shared memory, N a multiple of 32), computed by the calling
+// warp alone: each lane holds N / 32 of them, and K rounds take the warp's maximum out.
+template <int K, int N>
+__device__ __forceinline__ float kth_largest_of(const float* values, int lane) {
+  static_assert(N % 32 == 0 && N >= K, "whole lanes");
+  constexpr int kPerLane = N / 32;
+  float held[kPerLane];
+#pragma unroll
+  for (int j = 0; j < kPerLane; ++j) held[j] = values[j * 32 + lane];
+  float w = -INFINITY;
+#pragma unroll 1
+  for (int r = 0; r < K; ++r) {
+    float best = held[0];
+#pragma unroll
+    for (int j = 1; j < kPerLane; ++j) best = fmaxf(best, held[j]);
+    w = best;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) w = fmaxf(w, __shfl_xor_sync(0xffffffffu, w, o));
+    const unsigned holders = __ballot_sync(0xffffffffu, best == w);
+    if (lane == __ffs(holders) - 1) {
+      bool taken = false;  // one entry of this lane's equal to w leaves
+#pragma unroll
+      for (int j = 0; j < kPerLane; ++j) {
+        if (!taken && held[j] == w) {
+          held[j] = -INFINITY;
+          taken = true;
+        }
+      }
+    }
+  }
+  return w;
+}
+
 // Candidates of one slice the filter of tree_topk_partial_kernel keeps in shared memory.
 constexpr int kTopkCandidates = 1024;
 
@@ -187,9 +240,9 @@ constexpr int kTopkCandidates = 1024;
 template <int K, int THREADS>
 __global__ void __launch_bounds__(THREADS) tree_topk_partial_kernel(const TreeExpandParams p) {
   constexpr int kWarps = THREADS / 32;
-  __shared__ float warp_m[kWarps], warp_s[kWarps], warp_t[kWarps], warp_v[kWarps];
+  __shared__ float warp_m[kWarps], warp_s[kWarps], warp_v[kWarps];
   __shared__ int warp_i[kWarps];
-  __shared__ float thread_max[THREADS];
+  __shared__ float warp_top[kWarps * K];
   __shared__ float cand_v[kTopkCandidates];
   __shared__ int cand_i[kTopkCandidates], order[kTopkCandidates];
   __shared__ int cand_count;
@@ -208,15 +261,9 @@ __global__ void __launch_bounds__(THREADS) tree_topk_partial_kernel(const TreeEx
       s += __expf(x - m);
     }
   });
-  thread_max[tid] = m;  // the running max is the thread's largest logit
-  __syncthreads();
-  // Threshold: the K-th largest thread maximum, the least maximum with fewer than K above it.
-  int above = 0;
-  for (int u = 0; u < THREADS; ++u) above += thread_max[u] > m ? 1 : 0;
-  float t = above < K ? m : INFINITY;
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) t = fminf(t, __shfl_xor_sync(0xffffffffu, t, o));
-  if (lane == 0) warp_t[warp] = t;
+  // The running max is the thread's largest logit; the warp's K largest of them go to shared
+  // memory, largest first.
+  warp_largest<K>(m, lane, warp_top + warp * K);
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) {
     const float om = __shfl_xor_sync(0xffffffffu, m, o), os = __shfl_xor_sync(0xffffffffu, s, o);
@@ -227,8 +274,9 @@ __global__ void __launch_bounds__(THREADS) tree_topk_partial_kernel(const TreeEx
     warp_s[warp] = s;
   }
   __syncthreads();
-  float threshold = warp_t[0];
-  for (int w = 1; w < kWarps; ++w) threshold = fminf(threshold, warp_t[w]);
+  // Threshold: the K-th largest thread maximum (K logits reach it), the K-th largest of the warps'
+  // lists, found by every warp alike (no barrier to share it).
+  const float threshold = kth_largest_of<K, kWarps * K>(warp_top, lane);
   for_each_owned_logit<THREADS>(p, l, c0, c1, [&](float x, int c) {
     if (!(x > -INFINITY) || x < threshold) return;
     const int at = atomicAdd(&cand_count, 1);
@@ -354,6 +402,8 @@ __device__ __forceinline__ int candidate_column(unsigned long long key) {
 }
 
 constexpr int kTreeSelectThreads = 512;
+// Levels of at most this many candidates are ordered by rank, larger ones by a bitonic sort.
+constexpr int kTreeSelectRankMax = 64;
 
 // Stage 2, one block: warp w merges parent rows w, w + 16, ...: lane j takes slice j's list, the
 // warp merge gives the row's best `width`, the slices' (max, sum) fold in a fixed butterfly
@@ -398,21 +448,39 @@ __global__ void __launch_bounds__(kTreeSelectThreads) tree_select_kernel(const T
     }
   }
   const int n = rows * p.width;
-  int padded = 1;
-  while (padded < n) padded <<= 1;
-  for (int u = n + threadIdx.x; u < padded; u += kTreeSelectThreads) keys[u] = ~0ull;  // padding sorts last
+  // (parent, token) is unique within a level, so the keys of real candidates are distinct.
+  // The first `width` in key order: by rank for a small level (a thread per candidate counts the
+  // keys below its own: one pass, one barrier, where the sort of 64 took 21 barriers), else by a
+  // bitonic sort; the same keys in the same order either way.
+  __shared__ unsigned long long ranked[kTreeExpandMaxWidth];
+  const unsigned long long* best = keys;
+  if (p.rank_select && n <= kTreeSelectRankMax) {
+    __syncthreads();
+    if (threadIdx.x < n) {
+      const unsigned long long me = keys[threadIdx.x];
+      int rank = 0;
+      // (Equal keys, a row's empty entries, count by place: every rank is taken once.)
+      for (int u = 0; u < n; ++u) rank += keys[u] < me || (keys[u] == me && u < int(threadIdx.x)) ? 1 : 0;
+      if (rank < p.width) ranked[rank] = me;
+    }
+    best = ranked;
+  } else {
+    int padded = 1;
+    while (padded < n) padded <<= 1;
+    for (int u = n + threadIdx.x; u < padded; u += kTreeSelectThreads) keys[u] = ~0ull;  // padding sorts last
+    __syncthreads();
+    block_bitonic_sort(keys, padded, [](unsigned long long a, unsigned long long b) { return a < b; });
+  }
   __syncthreads();
-  // (parent, token) is unique within a level, so the keys are distinct and the order total.
-  block_bitonic_sort(keys, padded, [](unsigned long long a, unsigned long long b) { return a < b; });
-  // The kept are keys[0, width); stored grouped by parent, best first within a parent:
+  // The kept are best[0, width); stored grouped by parent, best first within a parent:
   // position = kept candidates of a lower parent + those of the same parent sorted before it.
   if (warp != 0) return;
   const bool kept = lane < p.width;
-  const unsigned long long me = kept ? keys[lane] : 0ull;
+  const unsigned long long me = kept ? best[lane] : 0ull;
   const int my_row = kept ? candidate_row(me) : 0x7fffffff;
   int pos = 0;
   for (int r = 0; r < p.width; ++r) {
-    const int other = candidate_row(keys[r]);
+    const int other = candidate_row(best[r]);
     pos += (other < my_row || (other == my_row && r < lane)) ? 1 : 0;
   }
   if (kept) {
