@@ -171,9 +171,9 @@ __device__ __forceinline__ void for_each_owned_logit(const TreeExpandParams& p, 
 }
 
 // The warp's K largest of the lanes' values v (a multiset: equal values count once each),
-// largest first, into out[0, K): K rounds of a warp maximum, each taking one lane that holds it.
-// K instructions' worth of rounds where counting, per thread, the block's values above its own
-// took one shared-memory read per thread of the block (a thousand instructions per warp at 256).
+// largest first, into out[0, K): K rounds of a warp maximum, each taking one lane that holds it
+// out. For small K far fewer instructions than each thread counting the block's values above its
+// own (a shared-memory read per thread of the block: a thousand instructions a warp at 256).
 template <int K>
 __device__ __forceinline__ void warp_largest(float v, int lane, float* out) {
   static_assert(K <= 32, "lane r keeps the r-th largest");
@@ -240,9 +240,11 @@ constexpr int kTopkCandidates = 1024;
 template <int K, int THREADS>
 __global__ void __launch_bounds__(THREADS) tree_topk_partial_kernel(const TreeExpandParams p) {
   constexpr int kWarps = THREADS / 32;
-  __shared__ float warp_m[kWarps], warp_s[kWarps], warp_v[kWarps];
+  constexpr bool kThresholdByWarps = K <= 8;
+  __shared__ float warp_m[kWarps], warp_s[kWarps], warp_v[kWarps], warp_t[kWarps];
   __shared__ int warp_i[kWarps];
-  __shared__ float warp_top[kWarps * K];
+  __shared__ float warp_top[kThresholdByWarps ? kWarps * K : 1];
+  __shared__ float thread_max[kThresholdByWarps ? 1 : THREADS];
   __shared__ float cand_v[kTopkCandidates];
   __shared__ int cand_i[kTopkCandidates], order[kTopkCandidates];
   __shared__ int cand_count;
@@ -261,9 +263,22 @@ __global__ void __launch_bounds__(THREADS) tree_topk_partial_kernel(const TreeEx
       s += __expf(x - m);
     }
   });
-  // The running max is the thread's largest logit; the warp's K largest of them go to shared
-  // memory, largest first.
-  warp_largest<K>(m, lane, warp_top + warp * K);
+  // The running max is the thread's largest logit. Up to K = 8 the warps' K largest go to
+  // shared memory (K rounds of a warp maximum); past it K rounds cost more than each thread
+  // counting the block's maxima above its own (measured on the H200: width 16 and 32 levels 8-18%
+  // slower), so those keep the count: the least maximum with fewer than K above it.
+  if constexpr (kThresholdByWarps) {
+    warp_largest<K>(m, lane, warp_top + warp * K);
+  } else {
+    thread_max[tid] = m;
+    __syncthreads();
+    int above = 0;
+    for (int u = 0; u < THREADS; ++u) above += thread_max[u] > m ? 1 : 0;
+    float t = above < K ? m : INFINITY;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) t = fminf(t, __shfl_xor_sync(0xffffffffu, t, o));
+    if (lane == 0) warp_t[warp] = t;
+  }
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) {
     const float om = __shfl_xor_sync(0xffffffffu, m, o), os = __shfl_xor_sync(0xffffffffu, s, o);
@@ -274,9 +289,16 @@ __global__ void __launch_bounds__(THREADS) tree_topk_partial_kernel(const TreeEx
     warp_s[warp] = s;
   }
   __syncthreads();
-  // Threshold: the K-th largest thread maximum (K logits reach it), the K-th largest of the warps'
-  // lists, found by every warp alike (no barrier to share it).
-  const float threshold = kth_largest_of<K, kWarps * K>(warp_top, lane);
+  // Threshold: the K-th largest thread maximum (K logits reach it), either way the same value:
+  // the K-th largest of the warps' lists (found by every warp alike: no barrier to share it), or
+  // the least of the warps' counted ones.
+  float threshold;
+  if constexpr (kThresholdByWarps) {
+    threshold = kth_largest_of<K, kWarps * K>(warp_top, lane);
+  } else {
+    threshold = warp_t[0];
+    for (int w = 1; w < kWarps; ++w) threshold = fminf(threshold, warp_t[w]);
+  }
   for_each_owned_logit<THREADS>(p, l, c0, c1, [&](float x, int c) {
     if (!(x > -INFINITY) || x < threshold) return;
     const int at = atomicAdd(&cand_count, 1);
