@@ -675,7 +675,7 @@ StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
   be->set_decode_warps(EnvFlag("LONGSPEC_DECODE_WARPS", true));
   be->set_finish_group_warps(EnvFlag("LONGSPEC_FINISH_GROUP_WARPS", true));
   be->set_early_prefix_keys(EnvFlag("LONGSPEC_EARLY_PREFIX_KEYS", true));
-  double early_trigger_rows = double(1 << 30);
+  double early_trigger_rows = double(kGemmEarlyTriggerMaxRows);
   if (!EnvNumber("LONGSPEC_GEMM_EARLY_TRIGGER_MAX_ROWS", &early_trigger_rows) || !(early_trigger_rows >= 0.0)) {
     return InvalidArgumentError(std::string("LONGSPEC_GEMM_EARLY_TRIGGER_MAX_ROWS: expected a number of rows, got '") +
                                 std::getenv("LONGSPEC_GEMM_EARLY_TRIGGER_MAX_ROWS") + "'");

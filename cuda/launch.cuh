@@ -7,6 +7,9 @@
 
 namespace longspec::cuda {
 
+// The default row limit of the split-K GEMM's early trigger (LaunchContext::gemm_early_trigger).
+constexpr int kGemmEarlyTriggerMaxRows = 16;
+
 struct LaunchContext {
   cudaStream_t stream = nullptr;
   bool pdl = true;
@@ -22,10 +25,13 @@ struct LaunchContext {
   // (after a prefix kernel, never after a GEMM) q and the rows' K/V, which the prefix kernel's
   // blocks have waited for before letting it launch; every other kernel waits first. And a kernel
   // launches only once every block of the one before it is resident, so none is starved.
-  // LONGSPEC_GEMM_EARLY_TRIGGER=0 turns it off; LONGSPEC_GEMM_EARLY_TRIGGER_MAX_ROWS=N keeps it to
-  // products of at most N rows.
+  // Only for products of at most one 16-row slice: on the H200 (2026-12-02, by-rows A/B) it made
+  // plain steps 8-17% faster and Qwen's 9-row verification rounds 4-5% at 32k, but SmolLM2's
+  // 19-row verification rounds 3-8% slower at 8k (the next kernel's early blocks share the SMs
+  // with a GEMM of two row slices). LONGSPEC_GEMM_EARLY_TRIGGER=0 turns it off;
+  // LONGSPEC_GEMM_EARLY_TRIGGER_MAX_ROWS=N sets the limit.
   bool gemm_early_trigger = true;
-  int gemm_early_trigger_max_rows = 1 << 30;
+  int gemm_early_trigger_max_rows = kGemmEarlyTriggerMaxRows;
   // Attention over a band + tree alone (the draft's window) computes its blocks of keys side by
   // side (attention_tree.cuh), not one after the other in the finishing kernel.
   // LONGSPEC_TREE_BLOCKS_PARALLEL=0 turns it off.
