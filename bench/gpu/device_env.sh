@@ -64,3 +64,28 @@ smol_timeline() {
   python3 bench/gpu/profile_round.py --rounds "$csv" > "/tmp/bgout/rounds_$name.txt"
   rm -f "$csv"
 }
+# The 16 documents of the books set (long technical prose no SmolLM2 draft trained on) that the
+# draft ablations measure tau on.
+BOOKS16=books/debian-handbook/sect.apt-get.html,books/debian-handbook/sect.power-management.html
+BOOKS16=$BOOKS16,books/debian-handbook/sect.virtualization.html,books/developers-reference/beyond-pkging.html
+BOOKS16=$BOOKS16,books/postgresql-doc-15/ddl-rowsecurity.html,books/postgresql-doc-15/functions-formatting.html
+BOOKS16=$BOOKS16,books/postgresql-doc-15/monitoring-locks.html,books/postgresql-doc-15/planner-stats.html
+BOOKS16=$BOOKS16,books/python-django-doc/ref/forms/fields.html,books/python-django-doc/topics/async.html
+BOOKS16=$BOOKS16,books/python-django-doc/topics/auth/index.html,books/python-django-doc/topics/db/queries.html
+BOOKS16=$BOOKS16,books/rust-doc/ch05-03-method-syntax.html,books/rust-doc/ch10-02-traits.html
+BOOKS16=$BOOKS16,books/rust-doc/ch13-02-iterators.html,books/rust-doc/ch16-04-extensible-concurrency-sync-and-send.html
+# smol_draft_ablation ARM_OPTIONS...: gpu_ablation.py on SmolLM2 with the recipe of the 2026-12-02
+# ablations: every arm (--arm, --arm-args, extra --baseline) continues the shipped draft with one
+# command (seed 8, 1400 + 400 steps, lr 1.5e-4 / 5e-5, --distill 1.0, at most 330 s), then tau of
+# the arms, the shipped draft and the baselines on BOOKS16 at 1k / 4k / 8k with [6,6,6] and the
+# 69-node tree. Needs /tmp/data/books; writes /tmp/abl_out (driver.log, summary.json, ...).
+smol_draft_ablation() {
+  local shipped=models/smollm2-135m-instruct-longspec
+  mkdir -p /tmp/abl_out
+  OUT=/tmp/abl_out python3 bench/train/gpu_ablation.py --model "$SMOL" --runs /tmp/runs "$@" \
+    --baseline shipped=$shipped --eval "books=/tmp/data/books:$BOOKS16" --docs 16 --contexts 1024,4096,8128 \
+    --trees "6,6,6;4,16,16,16,16" -- \
+    --init $shipped --stage1-steps 1400 --stage2-steps 400 --batch-size 16 --seq-len 1024 --long-len 8192 \
+    --long-batch-size 2 --lr1 1.5e-4 --lr2 5e-5 --window 512 --seed 8 --distill 1.0 \
+    --eval-every 450 --eval-seqs 8 --eval-len 4096 --save-every 1000 --time-limit 330 > /tmp/abl_out/driver.log 2>&1
+}

@@ -29,19 +29,11 @@ log "bench smollm2 spread exit $?"
 
 # Both arms measure held-out loss on the books (the same documents, prose neither trains on).
 for d in B C; do cp /tmp/data/books/heldout_long.npz /tmp/data/$d/heldout_long.npz; done
-BOOKS=books/debian-handbook/sect.apt-get.html,books/debian-handbook/sect.power-management.html
-BOOKS=$BOOKS,books/debian-handbook/sect.virtualization.html,books/developers-reference/beyond-pkging.html
-BOOKS=$BOOKS,books/postgresql-doc-15/ddl-rowsecurity.html,books/postgresql-doc-15/functions-formatting.html
-BOOKS=$BOOKS,books/postgresql-doc-15/monitoring-locks.html,books/postgresql-doc-15/planner-stats.html
-BOOKS=$BOOKS,books/python-django-doc/ref/forms/fields.html,books/python-django-doc/topics/async.html
-BOOKS=$BOOKS,books/python-django-doc/topics/auth/index.html,books/python-django-doc/topics/db/queries.html
-BOOKS=$BOOKS,books/rust-doc/ch05-03-method-syntax.html,books/rust-doc/ch10-02-traits.html
-BOOKS=$BOOKS,books/rust-doc/ch13-02-iterators.html,books/rust-doc/ch16-04-extensible-concurrency-sync-and-send.html
 mkdir -p /tmp/abl_out
 log "ablation started"
 OUT=/tmp/abl_out LONGSPEC_WIDE_ROWS_SPREAD=1 python3 bench/train/gpu_ablation.py --model "$SMOL" --runs /tmp/runs \
   --arm B=/tmp/data/B --arm C=/tmp/data/C --baseline shipped=$SHIPPED \
-  --eval books=/tmp/data/books:$BOOKS --docs 16 --contexts 1024,4096,8128 \
+  --eval books=/tmp/data/books:$BOOKS16 --docs 16 --contexts 1024,4096,8128 \
   --trees "4,16,16,16,16;16,32,32,32,32" -- \
   --init $SHIPPED --stage1-steps 2000 --stage2-steps 600 --batch-size 16 --seq-len 1024 --long-len 8192 \
   --long-batch-size 2 --lr1 1.5e-4 --lr2 5e-5 --window 512 --seed 6 --distill 1.0 \
