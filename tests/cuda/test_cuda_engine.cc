@@ -28,6 +28,9 @@ class CudaEngineTest : public ::testing::Test {
     EXPECT_TRUE(e.ok()) << e.status().ToString();
     return e.ok() ? std::move(e).value() : nullptr;
   }
+  // Runs generation and prompt logits with two switches (environment variables) in each of their
+  // four settings, from the default (both on): every setting gives the default's tokens and logits.
+  void ExpectSwitchesChangeNoBit(const char* first, const char* second, int prompt_len, uint32_t seed);
   TempDir dir_;
   std::string path_;
 };
@@ -142,13 +145,14 @@ TEST_F(CudaEngineTest, KvCommitEqualsPlainDecodingBitForBit) {
   ASSERT_TRUE(gpu->LastError().ok());
 }
 
-TEST_F(CudaEngineTest, GraphsAndPdlChangeNoBit) {
+void CudaEngineTest::ExpectSwitchesChangeNoBit(const char* first, const char* second, int prompt_len,
+                                               uint32_t seed) {
   std::vector<std::vector<float>> logits;
   std::vector<std::vector<int32_t>> tokens;
   const char* settings[][2] = {{"1", "1"}, {"0", "1"}, {"1", "0"}, {"0", "0"}};
   for (auto& s : settings) {
-    setenv("LONGSPEC_CUDA_GRAPHS", s[0], 1);
-    setenv("LONGSPEC_PDL", s[1], 1);
+    setenv(first, s[0], 1);
+    setenv(second, s[1], 1);
     EngineConfig cfg;
     cfg.device = Device::kCuda;
     auto e = Make(cfg);
@@ -156,51 +160,30 @@ TEST_F(CudaEngineTest, GraphsAndPdlChangeNoBit) {
     SamplingParams sp;
     sp.ignore_eos = true;
     sp.max_new_tokens = 40;
-    auto out = e->Generate(Prompt(700, 9), sp);
+    auto out = e->Generate(Prompt(prompt_len, seed), sp);
     ASSERT_TRUE(out.ok()) << out.status().ToString();
     tokens.push_back(out->tokens);
-    auto l = e->PromptLogits(Prompt(700, 9));
+    auto l = e->PromptLogits(Prompt(prompt_len, seed));
     ASSERT_TRUE(l.ok());
     logits.push_back(*l);
   }
-  unsetenv("LONGSPEC_CUDA_GRAPHS");
-  unsetenv("LONGSPEC_PDL");
+  unsetenv(first);
+  unsetenv(second);
   for (size_t i = 1; i < tokens.size(); ++i) {
-    EXPECT_EQ(tokens[i], tokens[0]) << "setting " << i;
-    EXPECT_TRUE(SameFloats(logits[i], logits[0])) << "setting " << i;
+    EXPECT_EQ(tokens[i], tokens[0]) << first << " / " << second << ": setting " << i;
+    EXPECT_TRUE(SameFloats(logits[i], logits[0])) << first << " / " << second << ": setting " << i;
   }
+}
+
+TEST_F(CudaEngineTest, GraphsAndPdlChangeNoBit) {
+  ExpectSwitchesChangeNoBit("LONGSPEC_CUDA_GRAPHS", "LONGSPEC_PDL", 700, 9);
 }
 
 // The early launches (the decode attention loading its keys before it waits, the GEMMs letting
 // the next kernel launch before they wait) move time, not bits: each switched off gives the
 // default's tokens and prompt logits.
 TEST_F(CudaEngineTest, EarlyLaunchesChangeNoBit) {
-  std::vector<std::vector<float>> logits;
-  std::vector<std::vector<int32_t>> tokens;
-  const char* settings[][2] = {{"1", "1"}, {"0", "1"}, {"1", "0"}, {"0", "0"}};
-  for (auto& s : settings) {
-    setenv("LONGSPEC_EARLY_PREFIX_KEYS", s[0], 1);
-    setenv("LONGSPEC_GEMM_EARLY_TRIGGER", s[1], 1);
-    EngineConfig cfg;
-    cfg.device = Device::kCuda;
-    auto e = Make(cfg);
-    ASSERT_NE(e, nullptr);
-    SamplingParams sp;
-    sp.ignore_eos = true;
-    sp.max_new_tokens = 40;
-    auto out = e->Generate(Prompt(900, 11), sp);
-    ASSERT_TRUE(out.ok()) << out.status().ToString();
-    tokens.push_back(out->tokens);
-    auto l = e->PromptLogits(Prompt(900, 11));
-    ASSERT_TRUE(l.ok());
-    logits.push_back(*l);
-  }
-  unsetenv("LONGSPEC_EARLY_PREFIX_KEYS");
-  unsetenv("LONGSPEC_GEMM_EARLY_TRIGGER");
-  for (size_t i = 1; i < tokens.size(); ++i) {
-    EXPECT_EQ(tokens[i], tokens[0]) << "setting " << i;
-    EXPECT_TRUE(SameFloats(logits[i], logits[0])) << "setting " << i;
-  }
+  ExpectSwitchesChangeNoBit("LONGSPEC_EARLY_PREFIX_KEYS", "LONGSPEC_GEMM_EARLY_TRIGGER", 900, 11);
 }
 
 TEST_F(CudaEngineTest, LogitsTrackTheCpuEngine) {
