@@ -30,8 +30,11 @@ def target_config(target: str) -> dict:
     return _C.model_config(resolve_model_path(target, "target"))
 
 
-def draft_tensor_shapes(cfg: dict, attention_bias: bool, final_norm: bool) -> dict[str, tuple[int, ...]]:
-    H, I = cfg["hidden_size"], cfg["intermediate_size"]
+def draft_tensor_shapes(cfg: dict, attention_bias: bool, final_norm: bool,
+                        mlp_intermediate_size: int | None = None) -> dict[str, tuple[int, ...]]:
+    """Tensor shapes of a draft for the target ``cfg``; its MLP is ``mlp_intermediate_size`` wide
+    (None: the target's intermediate size, LongSpec's layer)."""
+    H, I = cfg["hidden_size"], mlp_intermediate_size or cfg["intermediate_size"]
     Q = cfg["num_heads"] * cfg["head_dim"]
     KV = cfg["num_kv_heads"] * cfg["head_dim"]
     shapes = {
@@ -57,7 +60,14 @@ def draft_tensor_shapes(cfg: dict, attention_bias: bool, final_norm: bool) -> di
 
 
 def make_draft_config(cfg: dict, *, window: int = DEFAULT_WINDOW, tree_shape=None, final_norm: bool = False,
-                      attention_bias: bool | None = None, extra: dict | None = None) -> dict:
+                      attention_bias: bool | None = None, mlp_intermediate_size: int | None = None,
+                      extra: dict | None = None) -> dict:
+    """config.json of a draft for the target ``cfg``. ``mlp_intermediate_size``: a draft MLP narrower
+    (or wider) than the target's (None: the target's, the exact LongSpec layer)."""
+    if mlp_intermediate_size is not None and (isinstance(mlp_intermediate_size, bool)
+                                              or not isinstance(mlp_intermediate_size, int)
+                                              or not 1 <= mlp_intermediate_size <= 1 << 20):
+        raise ValueError(f"mlp_intermediate_size must be an int in [1, 2^20], got {mlp_intermediate_size!r}")
     if attention_bias is None:
         attention_bias = True  # LongSpec's draft layer uses q/k/v biases (DESIGN.md section 2)
     out = {
@@ -71,6 +81,8 @@ def make_draft_config(cfg: dict, *, window: int = DEFAULT_WINDOW, tree_shape=Non
         "final_norm": bool(final_norm),
         "attention_bias": bool(attention_bias),
     }
+    if mlp_intermediate_size is not None:
+        out["mlp_intermediate_size"] = int(mlp_intermediate_size)
     if extra:
         out.update(extra)
     return out
@@ -140,7 +152,7 @@ def restrict_draft_head(draft: str | os.PathLike, out: str | os.PathLike, tokens
 
 def random_draft(target: str, path: str | os.PathLike, seed: int = 0, *, window: int = DEFAULT_WINDOW,
                  tree_shape=None, final_norm: bool = False, attention_bias: bool | None = None,
-                 std: float = 0.02) -> str:
+                 std: float = 0.02, mlp_intermediate_size: int | None = None) -> str:
     """Writes a randomly initialised LongSpec draft for ``target`` to ``path`` and returns the path.
 
     Linear weights ~ N(0, std^2), norm weights 1, biases 0 (the usual initialisation; also the
@@ -152,12 +164,12 @@ def random_draft(target: str, path: str | os.PathLike, seed: int = 0, *, window:
         raise ValueError(f"window must be a positive int, got {window!r}")
     cfg = target_config(target)
     dcfg = make_draft_config(cfg, window=window, tree_shape=tree_shape, final_norm=final_norm,
-                             attention_bias=attention_bias)
+                             attention_bias=attention_bias, mlp_intermediate_size=mlp_intermediate_size)
     import numpy as np
 
     rng = np.random.default_rng(seed)
     tensors = {}
-    for name, shape in draft_tensor_shapes(cfg, dcfg["attention_bias"], final_norm).items():
+    for name, shape in draft_tensor_shapes(cfg, dcfg["attention_bias"], final_norm, mlp_intermediate_size).items():
         if name.endswith("norm.weight"):
             tensors[name] = np.ones(shape, dtype=np.float32)
         elif name.endswith(".bias"):

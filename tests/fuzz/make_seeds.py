@@ -82,6 +82,7 @@ def json_seeds() -> None:
                         "rope_theta": 10000.0, "max_position": 2048},
              "window": 512, "tree_shape": [4, 16, 16], "final_norm": False, "attention_bias": True}
     write("json", "draft_config.json", json.dumps(draft, indent=2).encode())
+    write("json", "draft_config_narrow_mlp.json", json.dumps(dict(draft, mlp_intermediate_size=48)).encode())
     index = {"metadata": {"total_size": 1024}, "weight_map": {"a": "model-00001-of-00002.safetensors",
                                                                "b": "model-00002-of-00002.safetensors"}}
     write("json", "safetensors_index.json", json.dumps(index).encode())

@@ -17,10 +17,11 @@ from longspec.training.draft_torch import LongSpecDraft
 from longspec.training.target import load_target, rope_of, target_forward
 
 
-@pytest.mark.parametrize("window,prompt_len,final_norm", [(16, 40, False), (64, 20, True), (8, 8, False)])
-def test_torch_draft_matches_engine_draft(random_qwen2_dir, tmp_path, window, prompt_len, final_norm):
+@pytest.mark.parametrize("window,prompt_len,final_norm,mlp", [(16, 40, False, None), (64, 20, True, None),
+                                                               (8, 8, False, None), (16, 30, False, 56)])
+def test_torch_draft_matches_engine_draft(random_qwen2_dir, tmp_path, window, prompt_len, final_norm, mlp):
     draft_dir = longspec.random_draft(random_qwen2_dir, tmp_path / "d", seed=5, window=window, std=0.1,
-                                      final_norm=final_norm)
+                                      final_norm=final_norm, mlp_intermediate_size=mlp)
     eng = Engine(random_qwen2_dir, draft=draft_dir, device="cpu", tokenizer=False)
     rng = np.random.default_rng(prompt_len)
     prompt = rng.integers(0, 512, size=prompt_len).tolist()

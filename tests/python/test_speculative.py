@@ -169,6 +169,32 @@ def test_speculative_greedy_equals_plain_greedy_random_qwen2(random_qwen2_dir, q
             assert spec.tokens == plain.tokens, f"prompt length {L}, tree {tree}"
 
 
+def test_a_draft_with_a_narrower_mlp_is_exact_and_checked(random_qwen2_dir, tmp_path):
+    """mlp_intermediate_size (the draft's MLP width, a config option) loads, speculates exactly,
+    and a config that says one width while the tensors have another is one clear error."""
+    import json
+
+    narrow = longspec.random_draft(random_qwen2_dir, tmp_path / "narrow", seed=4, window=32, std=0.1,
+                                   mlp_intermediate_size=40)
+    cfg_path = f"{narrow}/config.json"
+    with open(cfg_path) as f:
+        cfg = json.load(f)
+    assert cfg["mlp_intermediate_size"] == 40
+    eng = Engine(random_qwen2_dir, draft=narrow, device="cpu", tokenizer=False)
+    assert eng.draft_info["intermediate_size"] == 40
+    ids = np.random.default_rng(8).integers(0, 512, size=90).tolist()
+    plain = eng.generate(ids, max_new_tokens=48, ignore_eos=True, speculative=False)
+    assert eng.generate(ids, max_new_tokens=48, ignore_eos=True, tree=[4, 8, 8]).tokens == plain.tokens
+    for bad, match in ((64, "mlp.gate_proj"), (0, "mlp_intermediate_size"), (2.5, "mlp_intermediate_size")):
+        cfg["mlp_intermediate_size"] = bad
+        with open(cfg_path, "w") as f:
+            json.dump(cfg, f)
+        with pytest.raises(ValueError, match=match):
+            Engine(random_qwen2_dir, draft=narrow, device="cpu", tokenizer=False)
+    with pytest.raises(ValueError, match="mlp_intermediate_size"):
+        longspec.random_draft(random_qwen2_dir, tmp_path / "bad", mlp_intermediate_size=0)
+
+
 @pytest.mark.parametrize("depth", [1, 4, 9])
 def test_oracle_draft_accepts_full_depth_every_round(random_qwen2_dir, depth):
     eng = Engine(random_qwen2_dir, draft="oracle", device="cpu", tokenizer=False)

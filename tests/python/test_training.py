@@ -117,6 +117,28 @@ def test_resume_continues_from_the_saved_step(tiny_target, tmp_path):
     assert os.path.isfile(tmp_path / "r" / "draft" / "model.safetensors")
 
 
+def test_a_narrower_draft_mlp_trains_saves_and_continues_at_its_width(tiny_target, tmp_path):
+    cfg = TrainConfig(stage1_steps=4, seq_len=32, batch_size=2, window=8, device="cpu", save_every=0,
+                      mlp_intermediate_size=24)
+    trainer = DraftTrainer(tiny_target, str(tmp_path / "n"), cfg)
+    assert trainer.draft.mlp.gate_proj.weight.shape == (24, trainer.draft_config["target"]["hidden_size"])
+    packed = _data(128, L=32)
+    trainer.train(packed, None, progress=False)
+    draft_dir = tmp_path / "n" / "draft"
+    assert json.load(open(draft_dir / "config.json"))["mlp_intermediate_size"] == 24
+    eng = Engine(tiny_target, draft=str(draft_dir), device="cpu", tokenizer=False)
+    prompt = packed[0][:20].tolist()
+    assert (eng.generate(prompt, max_new_tokens=12, ignore_eos=True, tree=[2, 2]).tokens
+            == eng.generate(prompt, max_new_tokens=12, ignore_eos=True, speculative=False).tokens)
+    # Continued from it: the width stays; another width asked for is refused.
+    again = DraftTrainer(tiny_target, str(tmp_path / "n2"), TrainConfig(**{**cfg.__dict__, "mlp_intermediate_size": 0}),
+                         init_draft=str(draft_dir))
+    assert again.draft_config["mlp_intermediate_size"] == 24
+    with pytest.raises(ValueError, match="MLP width"):
+        DraftTrainer(tiny_target, str(tmp_path / "n3"), TrainConfig(**{**cfg.__dict__, "mlp_intermediate_size": 32}),
+                     init_draft=str(draft_dir))
+
+
 def test_distillation_loss_is_the_stated_mixture(tiny_target, tmp_path):
     # distill = a: loss = (1 - a) * CE(data) + a * CE(softmax(target logits)), with the target's
     # logits taken independently from the full HF model here.

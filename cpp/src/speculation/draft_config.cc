@@ -42,6 +42,13 @@ StatusOr<DraftConfig> DraftConfig::FromJson(const Json& j) {
   }
   if (const Json* f = j.Find("final_norm"); f != nullptr && f->is_bool()) c.final_norm = f->as_bool();
   if (const Json* b = j.Find("attention_bias"); b != nullptr && b->is_bool()) c.attention_bias = b->as_bool();
+  if (const Json* m = j.Find("mlp_intermediate_size"); m != nullptr && !m->is_null()) {
+    // Range first, as for tree_shape: the cast of a huge number is undefined.
+    if (!m->is_integer() || m->as_number() < 1 || m->as_number() > (1 << 20)) {
+      return InvalidArgumentError("draft config: \"mlp_intermediate_size\" must be an integer in [1, 2^20]");
+    }
+    c.mlp_intermediate_size = static_cast<int64_t>(m->as_number());
+  }
   const Json* t = j.Find("target");
   if (t == nullptr || !t->is_object()) return InvalidArgumentError("draft config: \"target\" must describe the target model");
   if (const Json* a = t->Find("architecture"); a != nullptr && a->is_string()) c.target_architecture = a->as_string();

@@ -34,7 +34,7 @@ StatusOr<std::unique_ptr<DraftModel>> DraftModel::Load(const std::string& dir, c
   LONGSPEC_RETURN_IF_ERROR(d->config_.CheckFits(t));
   LONGSPEC_ASSIGN_OR_RETURN(auto src, SafetensorsCheckpoint::Open(dir));
 
-  const int64_t H = t.hidden_size, Q = t.q_dim(), KV = t.kv_dim(), I = t.intermediate_size;
+  const int64_t H = t.hidden_size, Q = t.q_dim(), KV = t.kv_dim(), I = d->config_.MlpWidth(t);
   DraftWeights& w = d->w_;
   auto table = [&](const std::string& name) -> StatusOr<std::unique_ptr<DeviceBuffer>> {
     HostTensor x;
@@ -162,8 +162,8 @@ Status DraftModel::EnsureRows(int32_t rows) {
   a.Add(rows, t.q_dim(), act);                      // kAttn
   a.Add(rows, t.q_dim(), act);                      // kCrossQ
   a.Add(rows, t.hidden_size, act);                  // kTmp
-  a.Add(rows, 2 * t.intermediate_size, act);        // kGateUp
-  a.Add(rows, t.intermediate_size, act);            // kAct
+  a.Add(rows, 2 * config_.MlpWidth(t), act);        // kGateUp
+  a.Add(rows, config_.MlpWidth(t), act);            // kAct
   a.Add(rows, proposal_vocab(), DType::kF32);       // kLogits
   a.Add(rows, t.num_heads, DType::kF32);            // kLse
   a.Add(rows, 1, DType::kI32);                      // kCrossLen

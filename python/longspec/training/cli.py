@@ -34,6 +34,8 @@ def add_train_parser(sub) -> None:
     p.add_argument("--lr1", type=float, default=5e-4)
     p.add_argument("--lr2", type=float, default=5e-6)
     p.add_argument("--window", type=int, default=512)
+    p.add_argument("--mlp-intermediate", type=int, default=0,
+                   help="the draft MLP's width (0: the target's, LongSpec's layer; a continued draft keeps its own)")
     p.add_argument("--tree", type=_ints, default=[4, 16, 16, 16, 16])
     p.add_argument("--no-anchor-offsets", action="store_true", help="natural positions in stage 1 (ablation)")
     p.add_argument("--no-noisy-lag", action="store_true")
@@ -127,6 +129,7 @@ def cmd_train(args) -> int:
     cfg = TrainConfig(stage1_steps=args.stage1_steps, stage2_steps=args.stage2_steps, seq_len=args.seq_len,
                       long_len=args.long_len, batch_size=args.batch_size, long_batch_size=args.long_batch_size,
                       lr1=args.lr1, lr2=args.lr2, window=args.window, tree_shape=args.tree,
+                      mlp_intermediate_size=args.mlp_intermediate,
                       anchor_offsets=not args.no_anchor_offsets, noisy_lag=not args.no_noisy_lag, seed=args.seed,
                       distill=args.distill, distill_temperature=args.distill_temperature,
                       save_every=args.save_every, eval_every=args.eval_every, keep_checkpoints=args.keep_checkpoints,

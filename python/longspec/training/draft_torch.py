@@ -114,7 +114,7 @@ class LongSpecDraft(nn.Module):
         self.cross_attn_norm = RMSNorm(H, eps)
         self.cross_attn = DraftCrossAttention(H, heads, hd, bias)
         self.mlp_norm = RMSNorm(H, eps)
-        self.mlp = DraftMLP(H, t["intermediate_size"])
+        self.mlp = DraftMLP(H, config.get("mlp_intermediate_size") or t["intermediate_size"])
         self.final_norm = RMSNorm(H, eps) if config.get("final_norm") else None
         self.register_buffer("inv_freq", inv_freq.detach().float().clone(), persistent=False)
         self.attention_scaling = float(attention_scaling)

@@ -61,6 +61,7 @@ class TrainConfig:
     window: int = 512
     tree_shape: list = field(default_factory=lambda: [4, 16, 16, 16, 16])
     final_norm: bool = False
+    mlp_intermediate_size: int = 0  # the draft MLP's width (0: the target's; with init_draft, the init's)
     init_std: float = 0.02
     seed: int = 0
     save_every: int = 500
@@ -133,8 +134,16 @@ class DraftTrainer:
         self.max_len = int(engine_cfg["max_position"])
         self.vocab = int(engine_cfg["vocab_size"])
         inv_freq, scaling = rope_of(self.target)
+        mlp_width = cfg.mlp_intermediate_size or None
+        if init_draft:  # a continued draft keeps its MLP's width
+            with open(os.path.join(init_draft, "config.json")) as f:
+                init_width = json.load(f).get("mlp_intermediate_size")
+            if mlp_width is not None and mlp_width != (init_width or engine_cfg["intermediate_size"]):
+                raise ValueError(f"--mlp-intermediate {mlp_width} differs from the init draft's MLP width")
+            mlp_width = init_width
         self.draft_config = make_draft_config(engine_cfg, window=cfg.window, tree_shape=cfg.tree_shape,
-                                              final_norm=cfg.final_norm, attention_bias=True)
+                                              final_norm=cfg.final_norm, attention_bias=True,
+                                              mlp_intermediate_size=mlp_width)
         torch.manual_seed(cfg.seed)
         if init_draft:
             self.draft = LongSpecDraft.from_checkpoint(init_draft, inv_freq, scaling)
