@@ -77,6 +77,23 @@ def test_gpu_a_larger_tree_than_before_on_the_same_engine(tmp_path):
     assert eng.generate(prompt, max_new_tokens=40, ignore_eos=True, speculative=False).tokens == plain
 
 
+def test_gpu_a_draft_with_a_narrower_mlp_is_exact(tmp_path):
+    """A draft whose MLP is narrower than the target's (mlp_intermediate_size, an odd width) runs its
+    levels on the GPU with the same kernels at other shapes: greedy speculative == plain."""
+    pytest.importorskip("torch")
+    from conftest import make_random_qwen2
+
+    target = make_random_qwen2(str(tmp_path / "t"), seed=6, vocab=1000, hidden=256, layers=2, heads=4, kv_heads=2,
+                               inter=512, max_pos=4096, shard=False)
+    draft = longspec.random_draft(target, tmp_path / "d", seed=3, window=64, mlp_intermediate_size=200)
+    eng = longspec.Engine(target, draft=draft, device="cuda", tokenizer=False)
+    assert eng.draft_info["intermediate_size"] == 200
+    prompt = np.random.default_rng(2).integers(0, 1000, 900).tolist()
+    plain = eng.generate(prompt, max_new_tokens=40, ignore_eos=True, speculative=False).tokens
+    for tree in ([4, 4], [6, 6, 6], [4, 16, 16, 16, 16]):
+        assert eng.generate(prompt, max_new_tokens=40, ignore_eos=True, tree=tree).tokens == plain, tree
+
+
 def test_gpu_round_graph_pieces_change_no_bit(tmp_path, monkeypatch):
     """The device round launches the draft as one graph per level and the verification in
     pieces of layers (2, then 4, ... ; 7 layers: [0, 2) and [2, 7)), each launched while the
