@@ -520,10 +520,7 @@ class CudaBackend final : public Backend {
   void set_decode_warps(bool on) { ctx_.decode_warps = on; }
   void set_finish_group_warps(bool on) { ctx_.finish_group_warps = on; }
   void set_early_prefix_keys(bool on) { ctx_.early_prefix_keys = on; }
-  void set_gemm_early_trigger(bool on, int max_rows) {
-    ctx_.gemm_early_trigger = on;
-    ctx_.gemm_early_trigger_max_rows = max_rows;
-  }
+  void set_gemm_early_trigger_max_rows(int rows) { ctx_.gemm_early_trigger_max_rows = rows; }
   void set_tree_blocks_parallel(bool on) { ctx_.tree_blocks_parallel = on; }
   void set_max_smem_per_block(size_t bytes) { ctx_.max_smem_per_block = bytes; }
   void set_rank_tree_select(bool on) { ctx_.rank_tree_select = on; }
@@ -680,8 +677,9 @@ StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
     return InvalidArgumentError(std::string("LONGSPEC_GEMM_EARLY_TRIGGER_MAX_ROWS: expected a number of rows, got '") +
                                 std::getenv("LONGSPEC_GEMM_EARLY_TRIGGER_MAX_ROWS") + "'");
   }
-  be->set_gemm_early_trigger(EnvFlag("LONGSPEC_GEMM_EARLY_TRIGGER", true),
-                             int(std::min(early_trigger_rows, double(1 << 30))));
+  be->set_gemm_early_trigger_max_rows(EnvFlag("LONGSPEC_GEMM_EARLY_TRIGGER", true)
+                                          ? int(std::min(early_trigger_rows, double(1 << 30)))
+                                          : 0);
   be->set_tree_blocks_parallel(EnvFlag("LONGSPEC_TREE_BLOCKS_PARALLEL", true));
   be->set_rank_tree_select(EnvFlag("LONGSPEC_RANK_TREE_SELECT", true));
   be->set_wide_rows_spread(EnvFlag("LONGSPEC_WIDE_ROWS_SPREAD", true));

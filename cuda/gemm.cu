@@ -81,7 +81,7 @@ cudaError_t LaunchSplitK(const LaunchContext& ctx, const GemmParams& p_in) {
   const int slices = SplitKSlices(p.M), columns = SplitKColumnBlocks(p.N);
   p.row_slices = slices;
   p.columns_per_block = SplitKColumnsPerBlock(ctx, columns, slices, p.K);
-  p.early_trigger = ctx.gemm_early_trigger && p.M <= ctx.gemm_early_trigger_max_rows;
+  p.early_trigger = p.M <= ctx.gemm_early_trigger_max_rows;
   const int groups = (columns + p.columns_per_block - 1) / p.columns_per_block;
   const int splits = p.columns_per_block == 1 ? SplitKSplits(ctx, slices * columns, p.K) : 1;
   const dim3 block(SplitK::kThreads);

@@ -219,7 +219,7 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
   if constexpr (NORM) load_norm_w(r_begin);
   // p.early_trigger: the next kernel may launch now and stream its own weights while this one
   // runs; whatever it reads before its wait was written before this kernel's predecessor ended
-  // (launch.cuh, gemm_early_trigger). Otherwise it launches as the last epilogue starts.
+  // (launch.cuh, gemm_early_trigger_max_rows). Otherwise it launches as the last epilogue starts.
   if (p.early_trigger) pdl_launch_dependents();
   pdl_wait();
   if constexpr (NORM) {  // warp w: row w's inverse RMS

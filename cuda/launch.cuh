@@ -7,7 +7,7 @@
 
 namespace longspec::cuda {
 
-// The default row limit of the split-K GEMM's early trigger (LaunchContext::gemm_early_trigger).
+// The default row limit of the split-K GEMM's early trigger (LaunchContext::gemm_early_trigger_max_rows).
 constexpr int kGemmEarlyTriggerMaxRows = 16;
 
 struct LaunchContext {
@@ -28,9 +28,8 @@ struct LaunchContext {
   // Only for products of at most one 16-row slice: on the H200 (2026-12-02, by-rows A/B) it made
   // plain steps 8-17% faster and Qwen's 9-row verification rounds 4-5% at 32k, but SmolLM2's
   // 19-row verification rounds 3-8% slower at 8k (the next kernel's early blocks share the SMs
-  // with a GEMM of two row slices). LONGSPEC_GEMM_EARLY_TRIGGER=0 turns it off;
-  // LONGSPEC_GEMM_EARLY_TRIGGER_MAX_ROWS=N sets the limit.
-  bool gemm_early_trigger = true;
+  // with a GEMM of two row slices). LONGSPEC_GEMM_EARLY_TRIGGER_MAX_ROWS=N sets the limit;
+  // LONGSPEC_GEMM_EARLY_TRIGGER=0 makes it 0 (off: every product has a row).
   int gemm_early_trigger_max_rows = kGemmEarlyTriggerMaxRows;
   // Attention over a band + tree alone (the draft's window) computes its blocks of keys side by
   // side (attention_tree.cuh), not one after the other in the finishing kernel.
