@@ -146,6 +146,13 @@ def test_selfgen_writes_a_corpus_beside_the_old_one(tmp_path, hf_random_qwen2):
     assert np.array_equal(load_token_shards(data / "train_packed.npz"), before)  # the old corpus untouched
 
 
+class _ModelNotToRun:
+    """A target whose use fails the test: a bad request must be refused before any generation."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the target was used ({name}) for a request that should have been refused")
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"new_tokens": 20}, "new-tokens"),
     ({"new_tokens": 0}, "new-tokens"),
@@ -153,10 +160,11 @@ def test_selfgen_writes_a_corpus_beside_the_old_one(tmp_path, hf_random_qwen2):
     ({"rows": 0}, "rows"),
     ({"shape": "poem"}, "shape"),
     ({"temperature": -1.0}, "temperature"),
+    ({"mix": 1.0}, "mix"),
 ])
 def test_bad_requests_are_clear_errors_that_write_nothing(tmp_path, hf_random_qwen2, kwargs, match):
     data = _corpus(tmp_path)
-    args = {"rows": 4, "new_tokens": 8, "mix": 0.3, "batch_size": 2, "device": "cpu", "model": hf_random_qwen2} | kwargs
+    args = {"rows": 4, "new_tokens": 8, "mix": 0.3, "batch_size": 2, "device": "cpu", "model": _ModelNotToRun()} | kwargs
     with pytest.raises(ValueError, match=match):
         G.selfgen(data, tmp_path / "G", "random", **args)
     assert not (tmp_path / "G").exists()

@@ -90,11 +90,15 @@ def instruction_prompts(tokenizer, rows: np.ndarray, prompt_len: int, seed: int)
             for r, k in zip(rows, picks)]
 
 
+def _check_mix(mix: float) -> None:
+    if not 0.0 < mix < 1.0:
+        raise ValueError(f"mix must be in (0, 1), got {mix}")
+
+
 def mix_rows(human: np.ndarray, generated: np.ndarray, mix: float, seed: int) -> tuple[np.ndarray, int]:
     """Every human row plus the generated rows repeated so that they are about ``mix`` of the
     result (stage 1 samples rows uniformly), in a seeded random order. Returns (rows, copies)."""
-    if not 0.0 < mix < 1.0:
-        raise ValueError(f"mix must be in (0, 1), got {mix}")
+    _check_mix(mix)
     if generated.shape[0] == 0:
         raise ValueError("no generated rows to mix in")
     if generated.shape[1] != human.shape[1]:
@@ -129,6 +133,7 @@ def selfgen(data: str | Path, out: str | Path, target: str, rows: int = 4096, ne
         raise ValueError(f"--shape must be continuation or instruction, got {shape!r}")
     if not temperature >= 0.0:
         raise ValueError(f"--temperature must be >= 0, got {temperature}")
+    _check_mix(mix)  # before the generation, not after it
     rng = np.random.default_rng(seed)
     picked = human[rng.choice(human.shape[0], rows, replace=False)]
     if shape == "continuation":
@@ -146,6 +151,7 @@ def selfgen(data: str | Path, out: str | Path, target: str, rows: int = 4096, ne
     t0 = time.time()
     generated = generate_rows(model, prompts, seq_len, batch_size, device, temperature, seed, time_limit)
     seconds = time.time() - t0
+    new_total = sum(seq_len - len(p) for p in prompts[:generated.shape[0]])  # instruction prompts vary
     mixed, copies = mix_rows(human, generated, mix, seed)
     out.mkdir(parents=True, exist_ok=True)
     save_token_shards(out / "train_packed.npz", mixed)
@@ -158,7 +164,7 @@ def selfgen(data: str | Path, out: str | Path, target: str, rows: int = 4096, ne
                "generated_fraction": round(copies * generated.shape[0] / mixed.shape[0], 4),
                "decoding": (f"sampled at temperature {temperature}" if temperature > 0 else "greedy")
                + " (end-of-text held back until the row is full)", "seed": seed,
-               "seconds": round(seconds, 1), "tokens_per_second": round(generated.shape[0] * new_tokens / max(seconds, 1e-9))}
+               "seconds": round(seconds, 1), "tokens_per_second": round(new_total / max(seconds, 1e-9))}
     manifest = json.loads((data / "data_manifest.json").read_text()) if (data / "data_manifest.json").exists() else {}
     manifest["selfgen"] = section
     manifest.setdefault("pack", {})["rows"] = int(mixed.shape[0])
@@ -167,7 +173,7 @@ def selfgen(data: str | Path, out: str | Path, target: str, rows: int = 4096, ne
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("selfgen", help="add the target's greedy continuations to a prepared corpus's stage-1 rows")
+    p = sub.add_parser("selfgen", help="add the target's own continuations to a prepared corpus's stage-1 rows")
     p.add_argument("--data", required=True, help="a prepared corpus (train_packed.npz, ...)")
     p.add_argument("--out", required=True, help="the new corpus directory")
     p.add_argument("--target", required=True, help="the target: .gguf file or HF directory")
