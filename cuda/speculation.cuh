@@ -170,57 +170,59 @@ __device__ __forceinline__ void for_each_owned_logit(const TreeExpandParams& p, 
   }
 }
 
-// The warp's K largest of the lanes' values v (a multiset: equal values count once each),
-// largest first, into out[0, K): K rounds of a warp maximum, each taking one lane that holds it
-// out. For small K far fewer instructions than each thread counting the block's values above its
-// own (a shared-memory read per thread of the block: a thousand instructions a warp at 256).
-template <int K>
-__device__ __forceinline__ void warp_largest(float v, int lane, float* out) {
-  static_assert(K <= 32, "lane r keeps the r-th largest");
-  float mine = -INFINITY;
-#pragma unroll 1
-  for (int r = 0; r < K; ++r) {
-    float w = v;
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) w = fmaxf(w, __shfl_xor_sync(0xffffffffu, w, o));
-    const unsigned holders = __ballot_sync(0xffffffffu, v == w);
-    if (lane == __ffs(holders) - 1) v = -INFINITY;  // (w = -inf: every value left is -inf)
-    if (lane == r) mine = w;
-  }
-  if (lane < K) out[lane] = mine;
-}
-
-// The K-th largest of values[0, N) (shared memory, N a multiple of 32), computed by the calling
-// warp alone: each lane holds N / 32 of them, and K rounds take the warp's maximum out.
-template <int K, int N>
-__device__ __forceinline__ float kth_largest_of(const float* values, int lane) {
-  static_assert(N % 32 == 0 && N >= K, "whole lanes");
-  constexpr int kPerLane = N / 32;
-  float held[kPerLane];
-#pragma unroll
-  for (int j = 0; j < kPerLane; ++j) held[j] = values[j * 32 + lane];
+// K rounds of the warp's maximum over the values its lanes hold (PER_LANE each, a multiset: equal
+// values leave one at a time, by the lowest lane holding one): round r's maximum goes to lane r's
+// `kept` and the last round's, the K-th largest, is returned. For small K far fewer instructions
+// than each thread counting the block's values above its own (a shared-memory read per thread of
+// the block: a thousand instructions a warp at 256).
+template <int K, int PER_LANE>
+__device__ __forceinline__ float warp_take_largest(float (&held)[PER_LANE], int lane, float& kept) {
   float w = -INFINITY;
+  kept = -INFINITY;
 #pragma unroll 1
   for (int r = 0; r < K; ++r) {
     float best = held[0];
 #pragma unroll
-    for (int j = 1; j < kPerLane; ++j) best = fmaxf(best, held[j]);
+    for (int j = 1; j < PER_LANE; ++j) best = fmaxf(best, held[j]);
     w = best;
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) w = fmaxf(w, __shfl_xor_sync(0xffffffffu, w, o));
     const unsigned holders = __ballot_sync(0xffffffffu, best == w);
-    if (lane == __ffs(holders) - 1) {
-      bool taken = false;  // one entry of this lane's equal to w leaves
+    if (lane == __ffs(holders) - 1) {  // (w = -inf: every value left is -inf)
+      bool taken = false;
 #pragma unroll
-      for (int j = 0; j < kPerLane; ++j) {
+      for (int j = 0; j < PER_LANE; ++j) {
         if (!taken && held[j] == w) {
           held[j] = -INFINITY;
           taken = true;
         }
       }
     }
+    if (lane == r) kept = w;
   }
   return w;
+}
+
+// The warp's K largest of the lanes' values v, largest first, into out[0, K).
+template <int K>
+__device__ __forceinline__ void warp_largest(float v, int lane, float* out) {
+  static_assert(K <= 32, "lane r keeps the r-th largest");
+  float held[1] = {v};
+  float kept;
+  warp_take_largest<K, 1>(held, lane, kept);
+  if (lane < K) out[lane] = kept;
+}
+
+// The K-th largest of values[0, N) (shared memory, N a multiple of 32), computed by the calling
+// warp alone: each lane holds N / 32 of them.
+template <int K, int N>
+__device__ __forceinline__ float kth_largest_of(const float* values, int lane) {
+  static_assert(N % 32 == 0 && N >= K, "whole lanes");
+  float held[N / 32];
+#pragma unroll
+  for (int j = 0; j < N / 32; ++j) held[j] = values[j * 32 + lane];
+  float unused;
+  return warp_take_largest<K, N / 32>(held, lane, unused);
 }
 
 // Candidates of one slice the filter of tree_topk_partial_kernel keeps in shared memory.
