@@ -43,8 +43,8 @@ first captures the step graphs of its context buckets); prefill_s beside it.
                     engine that predates the variable ignores it). For --phase-models (default
                     llama3-8b-shape) at their largest context, trees --tree and --small-tree. The
                     llama3-8b-shape draft is random: tau means nothing there and is left null.
-                    --draft-variant MODEL:LABEL=DRAFT (repeatable) adds speculative rows (--tree
-                    and auto) of another draft for a real model (a LongSpec draft directory, e.g.
+                    --draft-variant MODEL:LABEL=DRAFT (repeatable) adds speculative rows (--tree,
+                    --extra-trees and auto) of another draft for a real model (a LongSpec draft directory, e.g.
                     the packaged draft with a subset head, head_tokens.json; or a smaller model of
                     the same tokenizer, a classic two-model draft), on its own engine after the
                     packaged draft's rows: draft_variant LABEL, draft_head its head's size.
@@ -457,7 +457,7 @@ def bench_model(name: str, spec: dict, contexts: list[int], args, res) -> tuple[
 
 def bench_draft_variant(name: str, path: str, label: str, draft: str, prompts: list, plains: dict, args,
                         res) -> None:
-    """Speculative rows (--tree, and auto) of another draft of the same target (a LongSpec draft
+    """Speculative rows (--tree, --extra-trees and auto) of another draft of the same target (a LongSpec draft
     directory or a classic draft model's file) on its own engine, against the plain rows of the
     packaged draft's engine (same prompts)."""
     from longspec import Engine
@@ -473,10 +473,14 @@ def bench_draft_variant(name: str, path: str, label: str, draft: str, prompts: l
         res.note(f"{name}: draft variant {label} failed to load: {type(e).__name__}: {str(e)[:300]}")
         return
     try:
+        sweep = [(t, v, True) for t, v in args.extra_trees]
+        auto = [("auto", None, False)] if args.auto and res.auto_ok else []
         for ctx, ids in prompts:
-            for tree in [args.tree] + (["auto"] if args.auto and res.auto_ok else []):
+            for tree, verify, swept in [(args.tree, None, False)] + sweep + auto:
                 try:
-                    row = speculative_row(eng, ids, n, {"model": name, "context": ctx}, tree, plains.get(ctx))
+                    row = speculative_row(eng, ids, n, {"model": name, "context": ctx}, tree, plains.get(ctx), verify)
+                    if swept:
+                        row["tree_sweep"] = True
                     row.update(draft_variant=label, draft_head=draft_head_size(draft))
                     res.add(row)
                 except Exception as e:  # noqa: BLE001

@@ -219,7 +219,7 @@ def test_phase_rows_carry_floors_when_the_engine_describes_its_models(monkeypatc
 
 def test_bench_gpu_runs_end_to_end_on_the_cpu_with_a_sweep_and_a_draft_variant(smollm2_gguf, tmp_path):
     """bench_gpu.py --device cpu on SmolLM2 at a short context: plain, the --tree row, a swept tree
-    and two draft variants (the packaged draft without its subset head; the target's own GGUF as a
+    and two draft variants (each with the --tree and the swept tree) (the packaged draft without its subset head; the target's own GGUF as a
     classic two-model draft), each speculative row equal to plain greedy; the variants' rows carry
     their labels and no head size."""
     import shutil
@@ -239,11 +239,13 @@ def test_bench_gpu_runs_end_to_end_on_the_cpu_with_a_sweep_and_a_draft_variant(s
     rows = json.loads((tmp_path / "gpu_decode_2026-12-01.json").read_text())["rows"]
     kinds = sorted((gpu_report.row_kind(r), str(r.get("tree"))) for r in rows)
     assert kinds == [("floor", "None"), ("plain", "None"), ("speculative", "[2, 2]"),
-                     ("speculative_sweep", "[1, 1, 1]"), ("speculative_variant", "[2, 2]"),
+                     ("speculative_sweep", "[1, 1, 1]"), ("speculative_variant", "[1, 1, 1]"),
+                     ("speculative_variant", "[1, 1, 1]"), ("speculative_variant", "[2, 2]"),
                      ("speculative_variant", "[2, 2]")]
     spec = [r for r in rows if r["method"] == "speculative"]
     assert all(r["identical_to_plain"] for r in spec)
-    variants = {r["draft_variant"]: r for r in spec if r.get("draft_variant")}
+    assert all(r.get("tree_sweep") for r in spec if r["tree"] == [1, 1, 1])
+    variants = {r["draft_variant"]: r for r in spec if r.get("draft_variant") and r["tree"] == [2, 2]}
     assert set(variants) == {"full", "classic"} and all(r["draft_head"] is None for r in variants.values())
     # The target drafting for itself: every round accepts its whole depth (2 + the bonus token)
     # but the last, which the 5 tokens after the prefill's cut short.
