@@ -223,11 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default=None, metavar="FILE.json", help="write the rows (shared benchmark schema)")
     b.add_argument("--plot", default=None, metavar="FILE.png", help="plot tokens/s against context (matplotlib)")
     b.set_defaults(func=cmd_bench)
-    from .training.cli import add_eval_parser, add_head_parser, add_train_parser
+    from .training.cli import add_eval_parser, add_head_parser, add_shard_parser, add_train_parser
 
     add_train_parser(sub)
     add_eval_parser(sub)
     add_head_parser(sub)
+    add_shard_parser(sub)
     return parser
 
 

@@ -1,8 +1,9 @@
 """LongSpec draft checkpoints: writing, random initialisation, and the drafts packaged with
 longspec (matched to their exact target file).
 
-A draft checkpoint is a directory with ``config.json`` and ``model.safetensors``; the format is
-documented in ``cpp/src/spec/draft_config.h``.
+A draft checkpoint is a directory with ``config.json`` and ``model.safetensors`` (or, for a draft
+too large for one file, the shards ``model.safetensors.index.json`` names, Hugging Face's layout);
+the format is documented in ``cpp/src/speculation/draft_config.h``.
 """
 from __future__ import annotations
 
@@ -115,14 +116,106 @@ def save_safetensors(path: str | os.PathLike, tensors: dict[str, np.ndarray], dt
                     os.fspath(path), metadata=meta)
 
 
-def write_draft(path: str | os.PathLike, config: dict, tensors: dict[str, np.ndarray], dtype: str = "F32") -> str:
-    """Writes a draft checkpoint directory (config.json + model.safetensors)."""
+WEIGHTS_FILE = "model.safetensors"
+INDEX_FILE = "model.safetensors.index.json"
+
+
+def write_draft(path: str | os.PathLike, config: dict, tensors: dict[str, np.ndarray], dtype: str = "F32",
+                max_shard_bytes: int | None = None) -> str:
+    """Writes a draft checkpoint directory: config.json and model.safetensors, or, when the tensors
+    take more than ``max_shard_bytes``, shards of at most that size (a tensor larger than it has a
+    shard of its own) named by model.safetensors.index.json. Weight files of the other layout
+    left in the directory by an earlier write are removed: the engine prefers the index."""
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
-    save_safetensors(out / "model.safetensors", tensors, dtype=dtype, metadata={"format": FORMAT})
+    for stale in [out / WEIGHTS_FILE, out / INDEX_FILE, *out.glob("model-*-of-*.safetensors")]:
+        stale.unlink(missing_ok=True)
+    shards = plan_shards(tensors, 2 if dtype == "BF16" else 4, max_shard_bytes)
+    if len(shards) == 1:
+        save_safetensors(out / WEIGHTS_FILE, tensors, dtype=dtype, metadata={"format": FORMAT})
+    else:
+        weight_map, total = {}, 0
+        for i, names in enumerate(shards):
+            name = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+            save_safetensors(out / name, {k: tensors[k] for k in names}, dtype=dtype, metadata={"format": FORMAT})
+            weight_map.update({k: name for k in names})
+            total += sum(int(tensors[k].size) for k in names) * (2 if dtype == "BF16" else 4)
+        with open(out / INDEX_FILE, "w") as f:
+            json.dump({"metadata": {"total_size": total, "format": FORMAT}, "weight_map": weight_map}, f, indent=1)
     with open(out / "config.json", "w") as f:
         json.dump(config, f, indent=2)
     return str(out)
+
+
+def plan_shards(tensors: dict, element_bytes: int, max_shard_bytes: int | None) -> list[list[str]]:
+    """Tensor names in name order, cut into consecutive groups of at most max_shard_bytes (None or
+    a total within it: one group)."""
+    if max_shard_bytes is not None and max_shard_bytes < 1:
+        raise ValueError(f"max_shard_bytes must be positive, got {max_shard_bytes}")
+    groups, size = [[]], 0
+    for name in sorted(tensors):
+        nbytes = int(tensors[name].size) * element_bytes
+        if max_shard_bytes is not None and groups[-1] and size + nbytes > max_shard_bytes:
+            groups.append([])
+            size = 0
+        groups[-1].append(name)
+        size += nbytes
+    return groups
+
+
+def draft_weight_files(path: str | os.PathLike) -> list[str]:
+    """The weight files of the draft directory ``path``: the shards its index names (each a plain
+    file name inside the directory, as the engine requires), else model.safetensors."""
+    root = Path(path)
+    index = root / INDEX_FILE
+    if not index.is_file():
+        return [str(root / WEIGHTS_FILE)]
+    with open(index) as f:
+        weight_map = json.load(f).get("weight_map")
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise ValueError(f"{index}: missing or empty \"weight_map\"")
+    files = sorted(set(weight_map.values()))
+    for name in files:
+        if not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name:
+            raise ValueError(f"{index}: weight_map names {name!r}, not a plain file name inside the directory")
+    return [str(root / name) for name in files]
+
+
+def shard_draft(draft: str | os.PathLike, max_shard_bytes: int) -> list[str]:
+    """Rewrites the draft directory's weights as shards of at most ``max_shard_bytes`` (one
+    model.safetensors again when they fit), keeping every tensor's stored dtype and values.
+    Returns the weight files written."""
+    from safetensors import safe_open
+
+    files = draft_weight_files(draft)
+    stored, dtypes = {}, set()
+    for file in files:
+        with safe_open(file, framework="pt") as f:
+            for name in f.keys():
+                if name in stored:
+                    raise ValueError(f"{draft}: tensor {name!r} appears in more than one weight file")
+                stored[name] = f.get_tensor(name)
+                dtypes.add(str(stored[name].dtype))
+    if dtypes - {"torch.bfloat16", "torch.float32"} or len(dtypes) != 1:
+        raise ValueError(f"{draft}: expected one dtype, bfloat16 or float32, found {sorted(dtypes)}")
+    dtype = "BF16" if dtypes == {"torch.bfloat16"} else "F32"
+    # bf16 -> float32 is exact, and save_safetensors rounds it back to the same bf16
+    tensors = {name: t.float().numpy() for name, t in stored.items()}
+    with open(Path(draft) / "config.json") as f:
+        config = json.load(f)
+    # Written beside the draft first: a failed write leaves its weights as they were.
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir=Path(draft).resolve().parent) as tmp:
+        write_draft(tmp, config, tensors, dtype=dtype, max_shard_bytes=max_shard_bytes)
+        written = [p for p in Path(tmp).iterdir() if p.name != "config.json"]
+        for file in files:
+            Path(file).unlink()
+        (Path(draft) / INDEX_FILE).unlink(missing_ok=True)
+        for p in written:
+            shutil.move(str(p), Path(draft) / p.name)
+    return draft_weight_files(draft)
 
 
 HEAD_TOKENS_FILE = "head_tokens.json"  # cpp/src/speculation/draft_model.h: DraftModel::kHeadTokensFile

@@ -71,6 +71,28 @@ def add_head_parser(sub) -> None:
     p.set_defaults(func=cmd_head)
 
 
+def add_shard_parser(sub) -> None:
+    p = sub.add_parser("draft-shard", help="rewrite a draft's weights as shards of at most --max-mb MiB "
+                                           "(model.safetensors.index.json; one file again when they fit)")
+    p.add_argument("draft", help="LongSpec draft directory (rewritten in place)")
+    p.add_argument("--max-mb", type=float, default=50.0, help="largest shard in MiB (default 50: a file git "
+                                                               "hosts and a device call carries)")
+    p.set_defaults(func=cmd_shard)
+
+
+def cmd_shard(args) -> int:
+    from ..drafts import shard_draft
+
+    if not args.max_mb > 0:
+        raise SystemExit(f"--max-mb must be positive, got {args.max_mb}")
+    if not os.path.isfile(os.path.join(args.draft, "config.json")):
+        raise SystemExit(f"{args.draft} is not a LongSpec draft directory (no config.json)")
+    files = shard_draft(args.draft, int(args.max_mb * 1024 * 1024))
+    print(json.dumps({"draft": args.draft, "files": [os.path.basename(f) for f in files],
+                      "bytes": [os.path.getsize(f) for f in files]}))
+    return 0
+
+
 def token_counts(data_dir: str) -> np.ndarray:
     """How often each token id occurs in the corpus's training rows (train_packed.npz)."""
     with np.load(os.path.join(data_dir, "train_packed.npz")) as z:

@@ -160,10 +160,14 @@ class LongSpecDraft(nn.Module):
 
         from safetensors.torch import load_file
 
+        from ..drafts import draft_weight_files
+
         with open(os.path.join(path, "config.json")) as f:
             config = json.load(f)
         model = cls(config, torch.as_tensor(inv_freq), attention_scaling)
-        state = load_file(os.path.join(path, "model.safetensors"))
+        state = {}
+        for file in draft_weight_files(path):
+            state.update(load_file(file))
         missing, unexpected = model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
         if missing or unexpected:
             raise ValueError(f"draft checkpoint {path}: missing {missing}, unexpected {unexpected}")
