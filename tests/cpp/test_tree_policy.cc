@@ -17,6 +17,9 @@ namespace longspec {
 namespace {
 
 const std::vector<int> kFull = {4, 16, 16, 16, 16};
+// The menu the simulated devices below price, arm by arm (DefaultTreeArms(kFull) before {4, 4}
+// joined it): what they test is the policy's choices among known costs, not the menu.
+const std::vector<std::vector<int>> kSimulatedArms = {{}, {1, 1}, {1, 1, 1, 1}, {2, 2, 1, 1}, {4, 4, 4, 2}, kFull};
 
 // Per-level acceptance probability q with 1 + q + ... + q^depth = tau.
 double LevelAcceptance(double tau, size_t depth) {
@@ -31,7 +34,7 @@ double LevelAcceptance(double tau, size_t depth) {
 }
 
 struct Env {
-  std::vector<std::vector<int>> arms = DefaultTreeArms(kFull);
+  std::vector<std::vector<int>> arms = kSimulatedArms;
   std::function<double(int arm, int64_t context)> cost;  // seconds per round
   std::function<double(int arm)> tau;                    // mean tokens per round
   double noise = 0.05;                                   // +-5% uniform
@@ -79,7 +82,7 @@ class Simulator {
   std::vector<bool> played_;
 };
 
-// Arms of DefaultTreeArms(kFull): 0 {}, 1 {1,1}, 2 {1,1,1,1}, 3 {2,2,1,1}, 4 {4,4,4,2}, 5 full.
+// Arms of kSimulatedArms: 0 {}, 1 {1,1}, 2 {1,1,1,1}, 3 {2,2,1,1}, 4 {4,4,4,2}, 5 full.
 Env CpuLike() {
   Env env;
   const std::vector<double> cost = {1.0, 3.0, 4.0, 4.5, 6.0, 7.0}, tau = {1.0, 2.0, 2.3, 2.5, 2.8, 3.0};
@@ -134,7 +137,10 @@ int MostPlayed(const std::vector<int>& choices, size_t from, int num_arms) {
 
 TEST(TreePolicy, DefaultArmsFitInsideTheTunedShape) {
   EXPECT_EQ(DefaultTreeArms(kFull),
-            (std::vector<std::vector<int>>{{}, {1, 1}, {1, 1, 1, 1}, {2, 2, 1, 1}, {4, 4, 4, 2}, kFull}));
+            (std::vector<std::vector<int>>{{}, {1, 1}, {1, 1, 1, 1}, {2, 2, 1, 1}, {4, 4}, {4, 4, 4, 2}, kFull}));
+  EXPECT_EQ(DefaultTreeArms({6, 6, 6}),
+            (std::vector<std::vector<int>>{{}, {1, 1}, {1, 1, 1}, {2, 2, 1}, {4, 4}, {4, 4, 4}, {6, 6, 6}}));
+  EXPECT_EQ(DefaultTreeArms({4, 4}), (std::vector<std::vector<int>>{{}, {1, 1}, {2, 2}, {4, 4}}));
   EXPECT_EQ(DefaultTreeArms({2, 2}), (std::vector<std::vector<int>>{{}, {1, 1}, {2, 2}}));
   EXPECT_EQ(DefaultTreeArms({8}), (std::vector<std::vector<int>>{{}, {1}, {2}, {4}, {8}}));
   EXPECT_EQ(DefaultTreeArms({}), (std::vector<std::vector<int>>{{}}));
@@ -152,7 +158,7 @@ TEST(TreePolicy, RejectsMenusWithoutExactlyOnePlainArm) {
 }
 
 TEST(TreePolicy, TimesPlainBeforeAnythingElse) {
-  TreePolicy policy(DefaultTreeArms(kFull));
+  TreePolicy policy(kSimulatedArms);
   // Two plain rounds: the first may be a warm-up, the second tells.
   EXPECT_EQ(policy.Choose(100), 0);
   policy.Record(0, 100, 1, 0.010);

@@ -378,7 +378,7 @@ std::vector<TreePolicy::ArmEstimate> TreePolicy::Estimates(int64_t context) cons
 }
 
 std::vector<std::vector<int>> DefaultTreeArms(const std::vector<int>& full) {
-  const std::vector<std::vector<int>> candidates = {{1, 1}, {1, 1, 1, 1}, {2, 2, 1, 1}, {4, 4, 4, 2}, full};
+  const std::vector<std::vector<int>> candidates = {{1, 1}, {1, 1, 1, 1}, {2, 2, 1, 1}, {4, 4}, {4, 4, 4, 2}, full};
   std::vector<std::vector<int>> arms = {{}};
   for (const std::vector<int>& candidate : candidates) {
     std::vector<int> shape;
