@@ -6,7 +6,7 @@
 #   1. the C++ GPU tests and compute-sanitizer, then the Python GPU tests (correctness only, so
 #      the draft's training may share the GPU with them);
 #   2. once /tmp/flags/q15_ready (the 1.5B GGUF's parts and the corpora are here): the 1.5B
-#      LongSpec draft's training and tau (bench/train/gpu_qwen15_draft.sh with QWEN15_BENCH=0),
+#      LongSpec draft's training and tau (bench/train/gpu_qwen15_draft.sh),
 #      while the CPU builds cuda_ops_bench with OLD_SPECULATION (a file, when carried) for the A/B;
 #   3. once /tmp/flags/q05_ready (the 0.5B GGUF's parts): the classic draft's tau, then, alone on
 #      the GPU, bench_gpu.py on the 1.5B (plain, the new draft with the 0.5B draft's subset head,
@@ -63,7 +63,7 @@ if [ -n "${OLD_SPECULATION:-}" ] && [ -e "$OLD_SPECULATION" ]; then
   ) &
 fi
 if wait_for q15_ready 1500; then
-  QWEN15_BENCH=0 bash bench/train/gpu_qwen15_draft.sh
+  bash bench/train/gpu_qwen15_draft.sh
 fi
 wait_for checks_done 900
 

@@ -130,16 +130,17 @@ def write_draft(path: str | os.PathLike, config: dict, tensors: dict[str, np.nda
     out.mkdir(parents=True, exist_ok=True)
     for stale in [out / WEIGHTS_FILE, out / INDEX_FILE, *out.glob("model-*-of-*.safetensors")]:
         stale.unlink(missing_ok=True)
-    shards = plan_shards(tensors, 2 if dtype == "BF16" else 4, max_shard_bytes)
+    element_bytes = 2 if dtype == "BF16" else 4
+    shards = plan_shards(tensors, element_bytes, max_shard_bytes)
     if len(shards) == 1:
         save_safetensors(out / WEIGHTS_FILE, tensors, dtype=dtype, metadata={"format": FORMAT})
     else:
-        weight_map, total = {}, 0
+        weight_map = {}
         for i, names in enumerate(shards):
             name = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
             save_safetensors(out / name, {k: tensors[k] for k in names}, dtype=dtype, metadata={"format": FORMAT})
             weight_map.update({k: name for k in names})
-            total += sum(int(tensors[k].size) for k in names) * (2 if dtype == "BF16" else 4)
+        total = sum(int(t.size) for t in tensors.values()) * element_bytes
         with open(out / INDEX_FILE, "w") as f:
             json.dump({"metadata": {"total_size": total, "format": FORMAT}, "weight_map": weight_map}, f, indent=1)
     with open(out / "config.json", "w") as f:
