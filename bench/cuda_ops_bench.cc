@@ -2,7 +2,7 @@
 // what a decode step pays), with weights and caches rotated over enough copies to defeat the
 // 50 MB L2. Prints time, the bytes or FLOPs it must move, and the achieved rate.
 //
-//   cuda_ops_bench [gemm|gemm-verify|gemm-wide|draft-head|norm-gemm|attn|attn-wide|sample|all]
+//   cuda_ops_bench [gemm|gemm-verify|gemm-decode|gemm-wide|draft-head|norm-gemm|attn|attn-wide|sample|all]
 //   cuda_ops_bench tree-expand PARENTS VOCAB WIDTH   (a draft level's tree growth alone)
 #include <algorithm>
 #include <chrono>
@@ -369,6 +369,18 @@ int main(int argc, char** argv) {
   } else {
     if (what == "gemm" || what == "all") BenchGemm(be, {}, {1, 8, 16, 69, 2048});
     if (what == "gemm-verify") BenchGemm(be, {}, {1, 16, 69});
+    // The products of a decode step and a small tree's verification that decide plain decoding's
+    // time (each model's widest, a 1.5B layer whole, the LM heads of the small models).
+    if (what == "gemm-decode") {
+      BenchGemm(be,
+                {{"qwen1.5b qkv 2048x1536", 2048, 1536}, {"qwen1.5b o 1536x1536", 1536, 1536},
+                 {"qwen1.5b gate_up 17920x1536", 17920, 1536}, {"qwen1.5b down 1536x8960", 1536, 8960},
+                 {"qwen0.5b gate_up 9728x896", 9728, 896}, {"qwen0.5b down 896x4864", 896, 4864},
+                 {"qwen0.5b lm_head 151936x896", 151936, 896}, {"smollm2 gate_up 3072x576", 3072, 576},
+                 {"smollm2 lm_head 49152x576", 49152, 576}, {"llama8b o 4096x4096", 4096, 4096},
+                 {"llama8b gate_up 28672x4096", 28672, 4096}, {"llama8b down 4096x14336", 4096, 14336}},
+                {1, 16});
+    }
     if (what == "gemm-wide") BenchGemm(be, {}, {69, 145, 300});
     // A draft level's LM head over its subset of the vocabulary (head_tokens.json: 16384 rows for
     // SmolLM2's draft, 32768 for Qwen's), at the widths of a level; bf16 out here where the draft

@@ -60,6 +60,18 @@ bool TreeBlocksFit(size_t max_smem) {
   return TreeBlocksSmem<HD>::kBytes <= max_smem;
 }
 
+// The wide finishing kernel (141 KiB at head_dim 128) likewise, the finishing kernel its fallback.
+template <int HD>
+bool FinishWideFits(size_t max_smem) {
+  return FinishWideSmem<HD>::kBytes <= max_smem;
+}
+
+template <int HD>
+cudaError_t PrepareFinishWide(size_t max_smem) {
+  return FinishWideFits<HD>(max_smem) ? PrepareKernel(attention_finish_wide_kernel<HD>, FinishWideSmem<HD>::kBytes)
+                                      : cudaSuccess;
+}
+
 template <int HD>
 cudaError_t PrepareTreeBlocks(size_t max_smem) {
   return TreeBlocksFit<HD>(max_smem) ? PrepareKernel(attention_tree_blocks_kernel<HD>, TreeBlocksSmem<HD>::kBytes)
@@ -146,6 +158,12 @@ cudaError_t LaunchForHeadDim(const LaunchContext& ctx, AttnPrefixParams pre, int
     fin.states = pre.states;
     fin.kv_len = pre.kv_len;
     fin.group_warps = ctx.finish_group_warps;
+    // Few (row, head) pairs: the finishing kernel's two serial phases side by side on a wide block.
+    if (ctx.finish_wide && fin.states == kAttnSplitStates && fin.group_warps &&
+        fin.rows * fin.num_heads <= ctx.num_sms && FinishWideFits<HD>(ctx.max_smem_per_block)) {
+      return Launch(ctx, attention_finish_wide_kernel<HD>, dim3(fin.num_heads, fin.rows), dim3(kFinishWideThreads),
+                    FinishWideSmem<HD>::kBytes, fin);
+    }
   } else {
     fin.state = nullptr;
     if (ctx.tree_blocks_parallel && fin.band_start != nullptr && TreeBlocksFit<HD>(ctx.max_smem_per_block)) {
@@ -172,7 +190,8 @@ cudaError_t PrepareAttentionKernels(size_t max_smem) {
                         PrepareDecode<64>(), PrepareDecode<128>(),
                         PrepareKernel(attention_finish_kernel<64>, FinishSmemBytes<64>()),
                         PrepareKernel(attention_finish_kernel<128>, FinishSmemBytes<128>()),
-                        PrepareTreeBlocks<64>(max_smem), PrepareTreeBlocks<128>(max_smem)}) {
+                        PrepareTreeBlocks<64>(max_smem), PrepareTreeBlocks<128>(max_smem),
+                        PrepareFinishWide<64>(max_smem), PrepareFinishWide<128>(max_smem)}) {
     if (e != cudaSuccess) return e;
   }
   return cudaSuccess;

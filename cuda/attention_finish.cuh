@@ -59,6 +59,16 @@ constexpr size_t FinishSmemBytes() {
          kFinishTreeBlock * 4 * 2 + size_t(kFinishWarps) * (HD + 2) * 4;
 }
 
+// The barrier of the threads that run the tree block helpers below: the whole block, or (the
+// wide finishing kernel, attention_finish_wide.cuh) one group of it on a named barrier.
+struct BlockBarrier {
+  __device__ __forceinline__ void sync() const { __syncthreads(); }
+};
+struct GroupBarrier {
+  int id, threads;  // id 1..15 (0 is __syncthreads'), threads a multiple of 32
+  __device__ __forceinline__ void sync() const { asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory"); }
+};
+
 // The band + tree keys of one row: band positions [b0, b0 + band) (ring-aware), then the row's
 // visible nodes from v0: n keys in all.
 struct TreeKeys {
@@ -77,12 +87,12 @@ __device__ __forceinline__ TreeKeys tree_keys_of(const AttnFinishParams& p, int 
 }
 
 // Issues the K and V rows of the tree block at key j0 into k_s / v_s (slots through slot_s), by
-// the kFinishTreeBlock threads of a group (t: the thread's index in it). Every thread of the
-// block calls it (one barrier). Returns the block's size (0 past the last key).
-template <int HD>
+// the kFinishTreeBlock threads of a group (t: the thread's index in it). Every thread behind
+// `bar` calls it (one barrier). Returns the block's size (0 past the last key).
+template <int HD, class Barrier = BlockBarrier>
 __device__ __forceinline__ int issue_tree_block(const AttnFinishParams& p, const TreeKeys& tk, const __nv_bfloat16* kbase,
                                                 const __nv_bfloat16* vbase, int j0, int t, int* slot_s,
-                                                __nv_bfloat16* k_s, __nv_bfloat16* v_s) {
+                                                __nv_bfloat16* k_s, __nv_bfloat16* v_s, Barrier bar = {}) {
   constexpr int kKLd = HD + 8;
   const int cnt = max(0, min(kFinishTreeBlock, tk.n - j0));
   const int j = j0 + t;
@@ -96,7 +106,7 @@ __device__ __forceinline__ int issue_tree_block(const AttnFinishParams& p, const
     }
   }
   slot_s[t] = slot;
-  __syncthreads();
+  bar.sync();
   for (int i = t; i < cnt * (HD / 8); i += kFinishTreeBlock) {
     const int key = i / (HD / 8), piece = i % (HD / 8);
     const int64_t off = int64_t(slot_s[key]) * HD + piece * 8;
@@ -110,11 +120,11 @@ __device__ __forceinline__ int issue_tree_block(const AttnFinishParams& p, const
 // The softmax state of one tree block of cnt keys (already in k_s / v_s), by the
 // kFinishTreeBlock threads of a group (t: the thread's index in it; the group's first HD threads
 // own an output element each): (*mx, *sum) in every thread, and the return value, the owner's
-// element of P.V (0 elsewhere). Every thread of the block calls it (three barriers).
-template <int HD>
+// element of P.V (0 elsewhere). Every thread behind `bar` calls it (three barriers).
+template <int HD, class Barrier = BlockBarrier>
 __device__ __forceinline__ float tree_block_state(const __nv_bfloat16* k_s, const __nv_bfloat16* v_s, const float* qs,
                                                   float* score_s, int cnt, int t, float scale_log2, float* mx_out,
-                                                  float* sum_out) {
+                                                  float* sum_out, Barrier bar = {}) {
   constexpr int kKLd = HD + 8;
   constexpr int kRounds = kFinishTreeBlock / 32;
   const int lane = t & 31;
@@ -141,7 +151,7 @@ __device__ __forceinline__ float tree_block_state(const __nv_bfloat16* k_s, cons
     own = __fmul_rn(__fadd_rn(__fadd_rn(dot[0], dot[1]), __fadd_rn(dot[2], dot[3])), scale_log2);
   }
   score_s[t] = own;
-  __syncthreads();
+  bar.sync();
   // Max and sum: each lane folds its keys j = 32 r + lane in r order, then a fixed butterfly.
   // Every warp computes them (the same bits); the group's first warp publishes the probabilities.
   float sc[kRounds];
@@ -161,12 +171,12 @@ __device__ __forceinline__ float tree_block_state(const __nv_bfloat16* k_s, cons
   }
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) sum = __fadd_rn(sum, __shfl_xor_sync(0xffffffffu, sum, o));
-  __syncthreads();  // every warp has read the scores
+  bar.sync();  // every warp has read the scores
   if (t < 32) {
 #pragma unroll
     for (int r = 0; r < kRounds; ++r) score_s[r * 32 + lane] = sc[r];
   }
-  __syncthreads();
+  bar.sync();
   // P.V for this thread's element as four partial sums (key j into sum j % 4, keys in order;
   // then (0 + 1) + (2 + 3)): four independent chains instead of one. Keys past cnt have p = 0
   // and are skipped, so a block's sums never depend on what lies past its keys.

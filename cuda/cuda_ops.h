@@ -8,6 +8,7 @@
 
 #include "attention_decode.cuh"
 #include "attention_finish.cuh"
+#include "attention_finish_wide.cuh"
 #include "attention_tree.cuh"
 #include "elementwise.cuh"
 #include "gemm.cuh"

@@ -15,6 +15,10 @@ struct LaunchContext {
   bool pdl = true;
   bool decode_warps = true;  // decode attention's prefix on four warps per block (attention_decode.cuh)
   bool finish_group_warps = true;  // the finishing pass folds split groups a warp each (attention_finish.cuh)
+  // Calls of at most one block per SM of (row, head) pairs with split states finish on the wide
+  // kernel (attention_finish_wide.cuh: the tree part and the state folds side by side, the same
+  // bits). LONGSPEC_FINISH_WIDE=0 turns it off.
+  bool finish_wide = true;
   // The decode prefix kernel loads K/V before its wait where the caller says every key precedes
   // the step (attention_decode.cuh). LONGSPEC_EARLY_PREFIX_KEYS=0 turns it off.
   bool early_prefix_keys = true;

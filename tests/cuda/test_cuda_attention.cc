@@ -346,6 +346,17 @@ TEST(CudaAttention, FinishGroupWarpsGiveTheOwnerFoldsBits) {
                                  [](int committed, int r) { return std::max(0, committed - 300 * r - 7); });
 }
 
+// Decode-sized calls (at most one block per SM of (row, head) pairs) with split states finish on
+// the wide kernel (attention_finish_wide.cuh: the tree block and the state folds side by side,
+// batches of 64 states): the finishing kernel's bits (LONGSPEC_FINISH_WIDE=0), from one split to
+// several batches (the last partial, a half of it empty), with and without a tree part, and the
+// prefix alone (no band or tree keys: an empty tree state).
+TEST(CudaAttention, FinishWideGivesTheFinishingKernelsBits) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  ExpectSwitchKeepsAttentionBits("LONGSPEC_FINISH_WIDE", 30, {1, 300, 2100, 8300, 9000, 70000},
+                                 [](int committed, int r) { return std::max(0, committed - 300 * r - 7); });
+}
+
 // After a prefix kernel, the finishing kernel scores its band + tree keys before it waits (it may
 // start while the prefix kernel runs): what it reads then -- q and the rows' own K/V -- comes from
 // the qkv product two launches back; the decode prefix kernel loads its keys before it waits for

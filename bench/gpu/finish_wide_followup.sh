@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# On the GPU machine, as background_checks.sh's train.sh (after its Python GPU tests and SmolLM2
+# bench at the defaults, which now finish decode on the wide kernel): the wide finishing kernel's
+# sanitizer question and end-to-end A/B, and the split-K GEMM for weights of 2-3 rounds
+# (LONGSPEC_SPLITK_SHORT, an experiment). Results under /tmp/bgout/followup.
+set -uo pipefail
+cd /tmp/src
+source bench/gpu/device_env.sh
+B=/tmp/build_gpu
+R=/tmp/bgout/followup
+mkdir -p $R
+export OUT=$R
+
+# 1. racecheck and named barriers: the pattern alone, then the new kernel's test under synccheck.
+nvcc -arch=sm_90a -lineinfo -o /tmp/nbr bench/gpu/named_barrier_racecheck.cu > $R/nbr_build.log 2>&1
+for tool in racecheck synccheck; do
+  compute-sanitizer --tool $tool /tmp/nbr > $R/nbr_$tool.log 2>&1
+  log "named-barrier pattern under $tool exit $?: $(grep -E 'SUMMARY|values' $R/nbr_$tool.log | tr '\n' ' ')"
+done
+for tool in synccheck memcheck; do
+  timeout 300 compute-sanitizer --tool $tool --error-exitcode 9 $B/longspec_cuda_tests \
+    --gtest_filter='CudaAttention.FinishWideGivesTheFinishingKernelsBits:CudaAttention.HybridMatchesCpu' > $R/sanitizer_$tool.log 2>&1
+  log "FinishWide test under $tool exit $?: $(grep -E 'SUMMARY' $R/sanitizer_$tool.log | tr '\n' ' ')"
+done
+
+# 2. split-K for 2-3 round weights: micro, then timelines.
+for s in 0 1; do
+  LONGSPEC_SPLITK_SHORT=$s $B/cuda_ops_bench gemm-decode > $R/gemm_decode_short$s.txt 2>&1
+  log "gemm-decode short $s exit $?"
+done
+for s in 0 1; do
+  LONGSPEC_SPLITK_SHORT=$s OUT=$R/trace_short$s bash bench/gpu/trace_steps.sh "qwen2.5-1.5b-shape 32768" \
+    "qwen2.5-0.5b-shape 32768" "smollm2-135m-shape 8192" > $R/trace_short$s.log 2>&1
+  log "trace short $s exit $?"
+done
+
+# 3. end to end, the wide finishing kernel off against on (on: the defaults' bench before this).
+bench_smol bench_smollm2_wide0 LONGSPEC_FINISH_WIDE=0
+for w in 1 0; do
+  LONGSPEC_FINISH_WIDE=$w timeout 600 python3 bench/bench_gpu.py --out-dir $R/bench_shapes_wide$w \
+    --models qwen2.5-1.5b-shape,llama3-8b-shape --work /tmp/longspec_bench --hf= --phase-models= --no-plot --no-auto \
+    > $R/bench_shapes_wide$w.log 2>&1
+  log "bench shapes wide $w exit $?"
+done
+touch $R/done
