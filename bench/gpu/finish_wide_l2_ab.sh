@@ -4,6 +4,8 @@
 # (LONGSPEC_GEMM_L2_AHEAD, LONGSPEC_GEMM_L2_NEXT_WAVE) tested, then timed against their switches
 # in one run: micro-benchmarks, the CUPTI timelines of plain steps, Nsight Compute on the new
 # kernel, then the whole GoogleTest GPU suite and the sanitizers on the new test.
+# The record of its run: bench/results/gpu_finish_wide_2026-12-02.md. The L2 prefetch's switches
+# were removed after it (slower); with them gone those settings all time the same kernel.
 #   bash bench/gpu/finish_wide_l2_ab.sh            # starts in the background, returns
 #   bash bench/gpu/finish_wide_l2_ab.sh --status   # progress; results in /tmp/bgout
 set -uo pipefail
