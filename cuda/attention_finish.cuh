@@ -215,6 +215,76 @@ __device__ __forceinline__ void fold_state(float& M, float& L, float& acc, float
   acc = __fmaf_rn(x, b, __fmul_rn(acc, a));
 }
 
+// The merge factors of a batch of up to 32 states (lane s: state s of `batch`, cnt of them), in
+// segments of `seg` lanes: each segment's running max by a scan (over non-empty states only),
+// from `carry` (-inf: the segment starts empty), then a = 2^(max before - max), b = 2^(m - max)
+// for the lane's state. Folding a segment's states in order with these is fold_state() state by
+// state: the scan picks, like its "M > m ? M : m", the latest of equal maxima.
+struct BatchScan {
+  unsigned live;  // lanes whose state is not empty
+  float incl;     // the running max through this lane's state
+  float a, b;     // its merge factors
+};
+template <int HD>
+__device__ __forceinline__ BatchScan scan_state_batch(const float* batch, int cnt, int lane, int seg, float carry) {
+  constexpr int kRec = StateFloats<HD>();
+  BatchScan r;
+  const float m_s = lane < cnt ? batch[lane * kRec] : -INFINITY;
+  const float l_s = lane < cnt ? batch[lane * kRec + 1] : 0.0f;
+  r.live = __ballot_sync(0xffffffffu, l_s != 0.0f);
+  const int pos = lane % seg;  // lane's place in its segment
+  float incl = l_s != 0.0f ? m_s : -INFINITY;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const float left = __shfl_up_sync(0xffffffffu, incl, o);
+    if (pos >= o) incl = left > incl ? left : incl;
+  }
+  incl = carry > incl ? carry : incl;
+  float excl = __shfl_up_sync(0xffffffffu, incl, 1);
+  if (pos == 0) excl = carry;
+  r.incl = incl;
+  r.a = ex2(__fsub_rn(excl, incl));
+  r.b = ex2(__fsub_rn(m_s, incl));
+  return r;
+}
+
+// Group wg of a scanned batch of split states (states wg * kAttnGroupSplits on, segments of
+// kAttnGroupSplits, each starting empty) folded by one warp into gs = [m, l, HD elements]: every
+// element (lane + 32 e) in its own chain of the group's states in order, so the chain is a group
+// long where an element's owner would walk the whole batch.
+template <int HD>
+__device__ __forceinline__ void fold_state_group(const float* batch, const BatchScan& sc, int wg, int lane, float* gs) {
+  constexpr int kRec = StateFloats<HD>(), kPer = HD / 32;
+  float seg_l = 0.0f, seg_acc[kPer];
+#pragma unroll
+  for (int e = 0; e < kPer; ++e) seg_acc[e] = 0.0f;
+#pragma unroll
+  for (int k = 0; k < kAttnGroupSplits; ++k) {
+    const int s = wg * kAttnGroupSplits + k;
+    const float a = __shfl_sync(0xffffffffu, sc.a, s), b = __shfl_sync(0xffffffffu, sc.b, s);
+    if ((sc.live >> s) & 1u) {
+      const float* rec = batch + s * kRec;
+      const float l = rec[1];
+      if (seg_l == 0.0f) {  // the group's first non-empty state
+        seg_l = l;
+#pragma unroll
+        for (int e = 0; e < kPer; ++e) seg_acc[e] = rec[kStateHeader + lane + 32 * e];
+      } else {
+        seg_l = __fmaf_rn(l, b, __fmul_rn(seg_l, a));
+#pragma unroll
+        for (int e = 0; e < kPer; ++e) seg_acc[e] = __fmaf_rn(rec[kStateHeader + lane + 32 * e], b, __fmul_rn(seg_acc[e], a));
+      }
+    }
+  }
+  const float seg_m = __shfl_sync(0xffffffffu, sc.incl, wg * kAttnGroupSplits + kAttnGroupSplits - 1);
+  if (lane == 0) {
+    gs[0] = seg_m;
+    gs[1] = seg_l;
+  }
+#pragma unroll
+  for (int e = 0; e < kPer; ++e) gs[2 + lane + 32 * e] = seg_acc[e];
+}
+
 // Output element t of (row, head) from the running state, and (t == 0) the natural-log LSE.
 template <int HD>
 __device__ __forceinline__ void write_attention_output(const AttnFinishParams& p, int row, int head, int t, float M,
@@ -309,26 +379,13 @@ __global__ void __launch_bounds__(32 * kFinishWarps) attention_finish_kernel(con
       __syncthreads();
       const float* batch = staged + ((s0 / kFinishBatch) & 1) * kFinishBatch * kRec;
       // The fold's scalars do not depend on acc: lane s computes state s's merge factors at once
-      // (the running max of its segment by a scan, then a = 2^(M - mn), b = 2^(m - mn)), so the
-      // sequential part left per state is two multiply-adds. Same values, same order as fold()
-      // state by state: the scan picks, like fold's "M > m ? M : m", the latest of equal maxima.
-      const float m_s = lane < cnt ? batch[lane * kRec] : -INFINITY;
-      const float l_s = lane < cnt ? batch[lane * kRec + 1] : 0.0f;
-      const unsigned live = __ballot_sync(0xffffffffu, l_s != 0.0f);
-      const int pos = lane % seg;  // lane's place in its segment
-      float incl = l_s != 0.0f ? m_s : -INFINITY;
-#pragma unroll
-      for (int o = 1; o < 32; o <<= 1) {
-        const float left = __shfl_up_sync(0xffffffffu, incl, o);
-        if (pos >= o) incl = left > incl ? left : incl;
-      }
-      // One segment per batch (seg == 32) continues the running state; segments of split
-      // states start empty.
+      // (scan_state_batch), so the sequential part left per state is two multiply-adds. One
+      // segment per batch (seg == 32) continues the running state; segments of split states
+      // start empty.
       const float carry = seg == 32 && Lsum != 0.0f ? M : -INFINITY;
-      incl = carry > incl ? carry : incl;
-      float excl = __shfl_up_sync(0xffffffffu, incl, 1);
-      if (pos == 0) excl = carry;
-      const float a_s = ex2(__fsub_rn(excl, incl)), b_s = ex2(__fsub_rn(m_s, incl));
+      const BatchScan sc = scan_state_batch<HD>(batch, cnt, lane, seg, carry);
+      const unsigned live = sc.live;
+      const float incl = sc.incl, a_s = sc.a, b_s = sc.b;
       // The sequential part, unrolled by segment so that the loads of a segment's states and
       // the group folds' factors overlap the multiply-adds.
       auto fold_batch = [&](auto seg_tag) {
@@ -370,37 +427,7 @@ __global__ void __launch_bounds__(32 * kFinishWarps) attention_finish_kernel(con
         // group w (the same factors: every warp computed the whole scan above) for every element
         // (lane + 32 e, HD / 32 independent chains per lane), so the chain is a group long.
         static_assert(32 / kAttnGroupSplits == kFinishWarps, "a warp per group of a batch");
-        constexpr int kPer = HD / 32;
-        float seg_l = 0.0f, seg_acc[kPer];
-#pragma unroll
-        for (int e = 0; e < kPer; ++e) seg_acc[e] = 0.0f;
-#pragma unroll
-        for (int k = 0; k < kAttnGroupSplits; ++k) {
-          const int s = warp * kAttnGroupSplits + k;
-          const float a = __shfl_sync(0xffffffffu, a_s, s), b = __shfl_sync(0xffffffffu, b_s, s);
-          if ((live >> s) & 1u) {
-            const float* rec = batch + s * kRec;
-            const float l = rec[1];
-            if (seg_l == 0.0f) {  // the group's first non-empty state
-              seg_l = l;
-#pragma unroll
-              for (int e = 0; e < kPer; ++e) seg_acc[e] = rec[kStateHeader + lane + 32 * e];
-            } else {
-              seg_l = __fmaf_rn(l, b, __fmul_rn(seg_l, a));
-#pragma unroll
-              for (int e = 0; e < kPer; ++e)
-                seg_acc[e] = __fmaf_rn(rec[kStateHeader + lane + 32 * e], b, __fmul_rn(seg_acc[e], a));
-            }
-          }
-        }
-        const float seg_m = __shfl_sync(0xffffffffu, incl, warp * kAttnGroupSplits + kAttnGroupSplits - 1);
-        float* gs = group_s + warp * (HD + 2);
-        if (lane == 0) {
-          gs[0] = seg_m;
-          gs[1] = seg_l;
-        }
-#pragma unroll
-        for (int e = 0; e < kPer; ++e) gs[2 + lane + 32 * e] = seg_acc[e];
+        fold_state_group<HD>(batch, sc, warp, lane, group_s + warp * (HD + 2));
         __syncthreads();
         // The groups into the running state in order, by every thread (the scalars stay alike).
 #pragma unroll

@@ -119,50 +119,8 @@ __global__ void __launch_bounds__(kFinishWideThreads) attention_finish_wide_kern
       // scan -- the finishing kernel's batch of 32 and its warp fw % 4, the same factors.
       const int half = fw / kHalfGroups, wg = fw % kHalfGroups;
       const float* batch = staged + ((s0 / kFinishWideBatch) & 1) * kFinishWideBatch * kRec + half * 32 * kRec;
-      const int hcnt = cnt - half * 32;
-      const float m_s = lane < hcnt ? batch[lane * kRec] : -INFINITY;
-      const float l_s = lane < hcnt ? batch[lane * kRec + 1] : 0.0f;
-      const unsigned live = __ballot_sync(0xffffffffu, l_s != 0.0f);
-      const int pos = lane % kAttnGroupSplits;
-      float incl = l_s != 0.0f ? m_s : -INFINITY;
-#pragma unroll
-      for (int o = 1; o < 32; o <<= 1) {
-        const float left = __shfl_up_sync(0xffffffffu, incl, o);
-        if (pos >= o) incl = left > incl ? left : incl;
-      }
-      float excl = __shfl_up_sync(0xffffffffu, incl, 1);
-      if (pos == 0) excl = -INFINITY;  // a group starts empty
-      const float a_s = ex2(__fsub_rn(excl, incl)), b_s = ex2(__fsub_rn(m_s, incl));
-      constexpr int kPer = HD / 32;
-      float seg_l = 0.0f, seg_acc[kPer];
-#pragma unroll
-      for (int e = 0; e < kPer; ++e) seg_acc[e] = 0.0f;
-#pragma unroll
-      for (int k = 0; k < kAttnGroupSplits; ++k) {
-        const int s = wg * kAttnGroupSplits + k;
-        const float a = __shfl_sync(0xffffffffu, a_s, s), b = __shfl_sync(0xffffffffu, b_s, s);
-        if ((live >> s) & 1u) {
-          const float* rec = batch + s * kRec;
-          const float l = rec[1];
-          if (seg_l == 0.0f) {  // the group's first non-empty state
-            seg_l = l;
-#pragma unroll
-            for (int e = 0; e < kPer; ++e) seg_acc[e] = rec[kStateHeader + lane + 32 * e];
-          } else {
-            seg_l = __fmaf_rn(l, b, __fmul_rn(seg_l, a));
-#pragma unroll
-            for (int e = 0; e < kPer; ++e) seg_acc[e] = __fmaf_rn(rec[kStateHeader + lane + 32 * e], b, __fmul_rn(seg_acc[e], a));
-          }
-        }
-      }
-      const float seg_m = __shfl_sync(0xffffffffu, incl, wg * kAttnGroupSplits + kAttnGroupSplits - 1);
-      float* gs = group_s + fw * (HD + 2);
-      if (lane == 0) {
-        gs[0] = seg_m;
-        gs[1] = seg_l;
-      }
-#pragma unroll
-      for (int e = 0; e < kPer; ++e) gs[2 + lane + 32 * e] = seg_acc[e];
+      const BatchScan sc = scan_state_batch<HD>(batch, cnt - half * 32, lane, kAttnGroupSplits, -INFINITY);
+      fold_state_group<HD>(batch, sc, wg, lane, group_s + fw * (HD + 2));
       fold_bar.sync();
       if (owner) {  // the batch's groups into the running state in order
 #pragma unroll
