@@ -19,16 +19,16 @@ size_t PrefixSmemBytes(int states) {
 // the kernels are prepared: the launcher sizes its grid to one wave of them.
 int g_prefix_blocks_per_sm[2][2][3] = {};
 int& PrefixBlocksPerSm(int hd, int warps, int states) { return g_prefix_blocks_per_sm[hd == 128][warps == 4][states]; }
-int g_decode_blocks_per_sm[2][2] = {};  // [head_dim 128][three stages]
+int g_decode_blocks_per_sm[2] = {};
 
-template <int HD, int STAGES = DecodeStages<HD>()>
+template <int HD>
 cudaError_t PrepareDecode() {
-  const cudaError_t e = PrepareKernel(attention_decode_prefix_kernel<HD, STAGES>, DecodeSmem<HD, STAGES>::kBytes);
+  const cudaError_t e = PrepareKernel(attention_decode_prefix_kernel<HD>, DecodeSmem<HD>::kBytes);
   if (e != cudaSuccess) return e;
   int blocks = 0;
-  const cudaError_t o = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-      &blocks, attention_decode_prefix_kernel<HD, STAGES>, 32 * kDecodeWarps, DecodeSmem<HD, STAGES>::kBytes);
-  g_decode_blocks_per_sm[HD == 128][STAGES != DecodeStages<HD>()] = std::max(1, blocks);
+  const cudaError_t o = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, attention_decode_prefix_kernel<HD>,
+                                                                      32 * kDecodeWarps, DecodeSmem<HD>::kBytes);
+  g_decode_blocks_per_sm[HD == 128] = std::max(1, blocks);
   return o;
 }
 
@@ -145,11 +145,9 @@ cudaError_t LaunchForHeadDim(const LaunchContext& ctx, AttnPrefixParams pre, int
     if (warps == 1 && pre.states == kAttnSplitStates && ctx.decode_warps) {
       // Decode: four warps share each split's chunks (same bits as the one-warp kernel), a wave
       // of blocks at one split each where the splits allow.
-      const bool three = HD == 128 && ctx.decode_stages_128 == 3 && DecodeSmem<HD, 3>::kBytes <= ctx.max_smem_per_block;
-      gz = UnitStride(splits, per_unit, g_decode_blocks_per_sm[HD == 128][three] * ctx.num_sms);
-      const dim3 grid(1, pre.num_kv_heads, gz), block(32 * kDecodeWarps);
-      e = three ? Launch(ctx, attention_decode_prefix_kernel<HD, 3>, grid, block, DecodeSmem<HD, 3>::kBytes, pre)
-                : Launch(ctx, attention_decode_prefix_kernel<HD>, grid, block, DecodeSmem<HD>::kBytes, pre);
+      gz = UnitStride(splits, per_unit, g_decode_blocks_per_sm[HD == 128] * ctx.num_sms);
+      e = Launch(ctx, attention_decode_prefix_kernel<HD>, dim3(1, pre.num_kv_heads, gz), dim3(32 * kDecodeWarps),
+                 DecodeSmem<HD>::kBytes, pre);
     } else {
       const dim3 grid(q_tiles, pre.num_kv_heads, gz);
       e = warps == 1 ? LaunchPrefix<HD, 1>(ctx, pre, grid) : LaunchPrefix<HD, 4>(ctx, pre, grid);
@@ -190,7 +188,6 @@ size_t AttentionSharedMemoryRequired() {
 cudaError_t PrepareAttentionKernels(size_t max_smem) {
   for (cudaError_t e : {PreparePrefix<64, 1>(), PreparePrefix<64, 4>(), PreparePrefix<128, 1>(), PreparePrefix<128, 4>(),
                         PrepareDecode<64>(), PrepareDecode<128>(),
-                        DecodeSmem<128, 3>::kBytes <= max_smem ? PrepareDecode<128, 3>() : cudaSuccess,
                         PrepareKernel(attention_finish_kernel<64>, FinishSmemBytes<64>()),
                         PrepareKernel(attention_finish_kernel<128>, FinishSmemBytes<128>()),
                         PrepareTreeBlocks<64>(max_smem), PrepareTreeBlocks<128>(max_smem),

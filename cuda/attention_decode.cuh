@@ -34,11 +34,10 @@ constexpr int DecodeStages() {
   return HD <= 64 ? 4 : 2;
 }
 
-// A third stage at head_dim 128 (LaunchContext::decode_stages_128) still leaves two blocks per SM.
-template <int HD, int STAGES = DecodeStages<HD>()>
+template <int HD>
 struct DecodeSmem {
   static constexpr int kLd = HD + 8;
-  static constexpr int kStages = STAGES;
+  static constexpr int kStages = DecodeStages<HD>();
   static constexpr int kPLd = kAttnChunkKeys + 4;  // probabilities [16][64] fp32, padded rows
   static constexpr size_t kQBytes = size_t(kDecodeQueries) * kLd * 2;
   static constexpr size_t kKvBytes = size_t(2) * kStages * kAttnChunkKeys * kLd * 2;
@@ -48,9 +47,9 @@ struct DecodeSmem {
 };
 
 // Grid: (1, num_kv_heads, gz): block z owns splits z, z + gz, ... of its KV head. 128 threads.
-template <int HD, int STAGES = DecodeStages<HD>()>
+template <int HD>
 __global__ void __launch_bounds__(32 * kDecodeWarps) attention_decode_prefix_kernel(const AttnPrefixParams p) {
-  using Smem = DecodeSmem<HD, STAGES>;
+  using Smem = DecodeSmem<HD>;
   constexpr int kLd = Smem::kLd, kKS = Smem::kStages, kPLd = Smem::kPLd;
   constexpr int kDT = HD / 8;               // n8 tiles of the output
   constexpr int kWarpDT = kDT / kDecodeWarps;  // this warp's output tiles (2 or 4)

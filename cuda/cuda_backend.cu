@@ -520,7 +520,6 @@ class CudaBackend final : public Backend {
   void set_decode_warps(bool on) { ctx_.decode_warps = on; }
   void set_finish_group_warps(bool on) { ctx_.finish_group_warps = on; }
   void set_finish_wide(bool on) { ctx_.finish_wide = on; }
-  void set_decode_stages_128(int stages) { ctx_.decode_stages_128 = stages; }
   void set_early_prefix_keys(bool on) { ctx_.early_prefix_keys = on; }
   void set_gemm_early_trigger_max_rows(int rows) { ctx_.gemm_early_trigger_max_rows = rows; }
   void set_tree_blocks_parallel(bool on) { ctx_.tree_blocks_parallel = on; }
@@ -675,12 +674,6 @@ StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
   be->set_decode_warps(EnvFlag("LONGSPEC_DECODE_WARPS", true));
   be->set_finish_group_warps(EnvFlag("LONGSPEC_FINISH_GROUP_WARPS", true));
   be->set_finish_wide(EnvFlag("LONGSPEC_FINISH_WIDE", true));
-  double decode_stages = 2.0;
-  if (!EnvNumber("LONGSPEC_DECODE_STAGES_128", &decode_stages) || !(decode_stages == 2.0 || decode_stages == 3.0)) {
-    return InvalidArgumentError(std::string("LONGSPEC_DECODE_STAGES_128: expected 2 or 3, got '") +
-                                std::getenv("LONGSPEC_DECODE_STAGES_128") + "'");
-  }
-  be->set_decode_stages_128(int(decode_stages));
   be->set_early_prefix_keys(EnvFlag("LONGSPEC_EARLY_PREFIX_KEYS", true));
   double early_trigger_rows = double(kGemmEarlyTriggerMaxRows);
   if (!EnvNumber("LONGSPEC_GEMM_EARLY_TRIGGER_MAX_ROWS", &early_trigger_rows) || !(early_trigger_rows >= 0.0)) {

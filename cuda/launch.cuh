@@ -19,9 +19,6 @@ struct LaunchContext {
   // kernel (attention_finish_wide.cuh: the tree part and the state folds side by side, the same
   // bits). LONGSPEC_FINISH_WIDE=0 turns it off.
   bool finish_wide = true;
-  // K/V chunks in flight per decode prefix block at head_dim 128 (attention_decode.cuh): 2, or 3
-  // (LONGSPEC_DECODE_STAGES_128=3; the same bits).
-  int decode_stages_128 = 2;
   // The decode prefix kernel loads K/V before its wait where the caller says every key precedes
   // the step (attention_decode.cuh). LONGSPEC_EARLY_PREFIX_KEYS=0 turns it off.
   bool early_prefix_keys = true;

@@ -4,6 +4,8 @@
 # sanitizer question and end-to-end A/B, and the split-K GEMM for weights of 2-3 rounds
 # (LONGSPEC_SPLITK_SHORT, an experiment), the decode prefix kernel's third stage at head_dim 128
 # (LONGSPEC_DECODE_STAGES_128=3). Results under /tmp/bgout/followup.
+# The record of its run: bench/results/gpu_finish_wide_2026-12-02.md. Both experiments were slower
+# and their switches removed after it; with them gone those settings time the same kernels.
 set -uo pipefail
 cd /tmp/src
 source bench/gpu/device_env.sh
@@ -22,11 +24,9 @@ for tool in racecheck synccheck; do
   compute-sanitizer --tool $tool /tmp/nbr > $R/nbr_$tool.log 2>&1
   log "named-barrier pattern under $tool exit $?: $(grep -E 'SUMMARY|values' $R/nbr_$tool.log | tr '\n' ' ')"
 done
-for tool in synccheck memcheck; do
-  timeout 300 compute-sanitizer --tool $tool --error-exitcode 9 $B/longspec_cuda_tests \
-    --gtest_filter='CudaAttention.FinishWideGivesTheFinishingKernelsBits:CudaAttention.HybridMatchesCpu' > $R/sanitizer_$tool.log 2>&1
-  log "FinishWide test under $tool exit $?: $(grep -E 'SUMMARY' $R/sanitizer_$tool.log | tr '\n' ' ')"
-done
+timeout 120 compute-sanitizer --tool synccheck --error-exitcode 9 $B/longspec_cuda_tests \
+  --gtest_filter='CudaAttention.FinishWideGivesTheFinishingKernelsBits' > $R/sanitizer_synccheck.log 2>&1
+log "FinishWide test under synccheck exit $?: $(grep -E 'SUMMARY' $R/sanitizer_synccheck.log | tr '\n' ' ')"
 
 # 2. split-K for 2-3 round weights: micro, then timelines.
 for s in 0 1; do
@@ -34,8 +34,7 @@ for s in 0 1; do
   log "gemm-decode short $s exit $?"
 done
 for s in 0 1; do
-  LONGSPEC_SPLITK_SHORT=$s OUT=$R/trace_short$s bash bench/gpu/trace_steps.sh "qwen2.5-1.5b-shape 32768" \
-    "qwen2.5-0.5b-shape 32768" "smollm2-135m-shape 8192" > $R/trace_short$s.log 2>&1
+  LONGSPEC_SPLITK_SHORT=$s OUT=$R/trace_short$s bash bench/gpu/trace_steps.sh "qwen2.5-1.5b-shape 32768" > $R/trace_short$s.log 2>&1
   log "trace short $s exit $?"
 done
 
@@ -51,10 +50,9 @@ LONGSPEC_DECODE_STAGES_128=3 OUT=$R/trace_stages3 bash bench/gpu/trace_steps.sh 
 log "trace stages 3 exit $?"
 
 # 3. end to end, the wide finishing kernel off against on (on: the defaults' bench before this).
-bench_smol bench_smollm2_wide0 LONGSPEC_FINISH_WIDE=0
 for w in 1 0; do
   LONGSPEC_FINISH_WIDE=$w timeout 600 python3 bench/bench_gpu.py --out-dir $R/bench_shapes_wide$w \
-    --models qwen2.5-1.5b-shape,llama3-8b-shape --work /tmp/longspec_bench --hf= --phase-models= --no-plot --no-auto \
+    --models qwen2.5-1.5b-shape --work /tmp/longspec_bench --hf= --phase-models= --no-plot --no-auto \
     > $R/bench_shapes_wide$w.log 2>&1
   log "bench shapes wide $w exit $?"
 done

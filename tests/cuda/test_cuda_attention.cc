@@ -305,9 +305,9 @@ void ExpectSameAttentionBits(Backend& a_be, Backend& b_be, AttnCase c, int commi
 // 64 and 128, GQA ratios 1, 3 and 7 (two rows: 14 queries), over `committed` lengths (past 9000
 // only at ratio 1: one long case per head_dim).
 void ExpectSwitchKeepsAttentionBits(const char* env_switch, uint32_t seed, std::initializer_list<int> committed_lengths,
-                                    int (*prefix_len)(int committed, int row), const char* value = "0") {
+                                    int (*prefix_len)(int committed, int row)) {
   auto gpu = CudaBackendOrDie();
-  auto other = CudaBackendWithEnv(env_switch, value);
+  auto other = CudaBackendWithSwitchOff(env_switch);
   std::mt19937 rng(seed);
   for (int hd : {64, 128})
     for (const auto& [rows, ratio] : {std::pair{1, 1}, std::pair{1, 3}, std::pair{2, 7}})
@@ -332,16 +332,6 @@ TEST(CudaAttention, DecodeWarpsGiveTheOneWarpKernelsBits) {
   ExpectSwitchKeepsAttentionBits("LONGSPEC_DECODE_WARPS", 26, {1, 70, 256, 1000, 9000, 70000}, [](int committed, int r) {
     return std::max(0, committed - 5 * r - (committed > 64 ? 3 : 0));
   });
-}
-
-// The decode prefix kernel at head_dim 128 with a third K/V stage in flight
-// (LONGSPEC_DECODE_STAGES_128=3): the two-stage kernel's bits (a stage holds whole chunks; the
-// reduction order is the chunks'), at the lengths of the four-warp test above.
-TEST(CudaAttention, DecodeThreeStagesGiveTheTwoStageBits) {
-  LONGSPEC_SKIP_WITHOUT_GPU();
-  ExpectSwitchKeepsAttentionBits(
-      "LONGSPEC_DECODE_STAGES_128", 31, {1, 70, 256, 1000, 9000, 70000},
-      [](int committed, int r) { return std::max(0, committed - 5 * r - (committed > 64 ? 3 : 0)); }, "3");
 }
 
 // The finishing pass folds decode-sized calls' split states a group per warp (each warp every
