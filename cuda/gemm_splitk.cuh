@@ -52,7 +52,22 @@ struct GemmSplitK {
     return PartialBytes(m) + size_t(XBuffers(k)) * m * XLd(k) * sizeof(__nv_bfloat16) + kZeroBytes;
   }
   static constexpr size_t kSmemMax = SmemBytes(kGemmSplitKRowsMax, 2 * kRoundK);
+  // Streamed walk (STREAM): every chunk's partials of the block's run [span][M][kPartialLd] fp32,
+  // then all of x [M][padded K + 8] bf16, then the zero block.
+  static constexpr size_t StreamPartialBytes(int m, int span) { return size_t(span) * m * kPartialLd * sizeof(float); }
+  static constexpr int StreamXLd(int k) { return GemmKTiles(k) * 64 + 8; }
+  static constexpr size_t StreamSmemBytes(int m, int k, int span) {
+    return StreamPartialBytes(m, span) + size_t(m) * StreamXLd(k) * sizeof(__nv_bfloat16) + kZeroBytes;
+  }
 };
+
+// The streamed walk (launch.cuh, LaunchContext::gemm_stream) for calls of at most this many rows
+// whose block runs at least two rounds: x is staged whole once, each warp then streams its chunks
+// (the next one's fragments in flight while it multiplies) with no barrier until the last, and
+// the owners add the chunks' partials in chunk order at the end: the same operations as the
+// round walk, which holds every warp of a block at two barriers a round.
+constexpr int kGemmStreamRowsMax = 4;
+constexpr size_t kGemmStreamSmemMax = 160 * 1024;
 
 // Output row `r0` of a call: where the epilogue writes row r0 (the argmax keys, or the output
 // row in the epilogue's element type).
@@ -104,8 +119,9 @@ enum class SplitKWalk : int {
   kSplitK,     // one column block, a run of rounds (gridDim.z runs)
 };
 
-template <class S, GemmEpilogue EP, SplitKWalk WALK, bool NORM = false>
+template <class S, GemmEpilogue EP, SplitKWalk WALK, bool NORM = false, bool STREAM = false>
 __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const GemmParams p_call) {
+  static_assert(!STREAM || WALK != SplitKWalk::kColumns, "the streamed walk takes the rounds of one column block");
   GemmParams p = p_call;
   const int slice = blockIdx.x % p.row_slices, group = blockIdx.x / p.row_slices;
   if (slice > 0) {
@@ -233,9 +249,11 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
     }
     __syncthreads();
   }
-  stage_x(r_begin);
-  cp_async_commit();
-  if (tid < S::kZeroBytes / 16) reinterpret_cast<uint4*>(zero)[tid] = make_uint4(0, 0, 0, 0);
+  if constexpr (!STREAM) {
+    stage_x(r_begin);
+    cp_async_commit();
+    if (tid < S::kZeroBytes / 16) reinterpret_cast<uint4*>(zero)[tid] = make_uint4(0, 0, 0, 0);
+  }
 
   // ldmatrix.x4 row addresses: lane l gives row l % 16 at k + (l / 16) * 8, so the four matrices
   // are the A fragment's a0 (rows 0-7, k 0-7), a1 (rows 8-15), a2 (rows 0-7, k 8-15), a3.
@@ -360,9 +378,82 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
       }
     }
   };
-  for (int i = 0; i < n_items; i += 2) {
-    run_item(i, b_even, b_odd);
-    if (i + 1 < n_items) run_item(i + 1, b_odd, b_even);
+  if constexpr (STREAM) {
+    // The block's chunks [c_begin, c_end): partials of chunk c at slot c - c_begin, x whole after them.
+    const int c_begin = r_begin * CW, c_end = min(r_end * CW, chunks), span = c_end - c_begin;
+    float* part = partial;
+    const int xs_ld = S::StreamXLd(p.K), kp = xs_ld - 8;
+    __nv_bfloat16* xs = reinterpret_cast<__nv_bfloat16*>(reinterpret_cast<unsigned char*>(partial) +
+                                                          S::StreamPartialBytes(p.M, span));
+    __nv_bfloat16* zero_s = xs + p.M * xs_ld;
+    for (int i = tid; i < p.M * (kp / 8); i += S::kThreads) {  // x whole, zero from K on
+      const int r = i / (kp / 8), k = (i % (kp / 8)) * 8;
+      __nv_bfloat16* dst = xs + r * xs_ld + k;
+      if constexpr (NORM) {  // RmsNorm(h) * w in bf16, as stage_x computes it
+        uint4 packed = make_uint4(0, 0, 0, 0);
+        if (k < p.K) {
+          const float4* h = reinterpret_cast<const float4*>(norm_row_s[r] + k);
+          const float4 h0 = h[0], h1 = h[1];
+          const float4 w0 = __ldg(reinterpret_cast<const float4*>(p.norm_w + k));
+          const float4 w1 = __ldg(reinterpret_cast<const float4*>(p.norm_w + k) + 1);
+          const float inv = row_inv[r];
+          packed = make_uint4(pack_bf16(rms_apply(h0.x, inv, w0.x), rms_apply(h0.y, inv, w0.y)),
+                              pack_bf16(rms_apply(h0.z, inv, w0.z), rms_apply(h0.w, inv, w0.w)),
+                              pack_bf16(rms_apply(h1.x, inv, w1.x), rms_apply(h1.y, inv, w1.y)),
+                              pack_bf16(rms_apply(h1.z, inv, w1.z), rms_apply(h1.w, inv, w1.w)));
+        }
+        *reinterpret_cast<uint4*>(dst) = packed;
+      } else {
+        const bool ok = k < p.K;
+        cp_async_16(dst, ok ? p.x + int64_t(r) * p.x_stride + k : p.x, ok);
+      }
+    }
+    cp_async_commit();
+    if (tid < S::kZeroBytes / 16) reinterpret_cast<uint4*>(zero_s)[tid] = make_uint4(0, 0, 0, 0);
+    cp_async_wait<0>();
+    __syncthreads();
+    const __nv_bfloat16* a_base = a_row < p.M ? xs + a_row * xs_ld + (lane >> 4) * 8 : zero_s + (lane >> 4) * 8;
+    const int a_step = a_row < p.M ? kGemmChunkK : 0;  // rows past M read the zero block
+    // Chunk c: multiplies `cur`, loads chunk c + CW's fragments into `nxt`, leaves the partials.
+    auto stream_chunk = [&](int c, const uint4 (&cur)[kGemmChunkTiles][2], uint4 (&nxt)[kGemmChunkTiles][2]) {
+      if (c + CW < c_end) load_chunk(col_begin, c + CW, nxt);
+      const __nv_bfloat16* a_lane = a_base + c * a_step;
+      float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+      for (int st = 0; st < kGemmChunkTiles; ++st) {
+        if (c * kGemmChunkTiles + st >= k_tiles) break;
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) {
+          uint32_t a[4];
+          ldmatrix_x4(a, a_lane + st * 64 + kk * 16);
+          const uint4& b = cur[st][kk >> 1];
+          mma_bf16(acc, a, (kk & 1) ? b.z : b.x, (kk & 1) ? b.w : b.y);
+        }
+      }
+      float* dst = part + ((c - c_begin) * p.M + g) * S::kPartialLd + jt * 8 + 2 * t;
+      if (g < p.M) *reinterpret_cast<float2*>(dst) = make_float2(acc[0], acc[1]);
+      if (g + 8 < p.M) *reinterpret_cast<float2*>(dst + 8 * S::kPartialLd) = make_float2(acc[2], acc[3]);
+    };
+    for (int c = c_begin + cw; c < c_end; c += 2 * CW) {
+      stream_chunk(c, b_even, b_odd);
+      if (c + CW < c_end) stream_chunk(c + CW, b_odd, b_even);
+    }
+    __syncthreads();  // every chunk's partials are in shared memory
+    if (row < p.M) {
+      for (int j = 0; j < span; ++j) {
+        const float v = part[(j * p.M + row) * S::kPartialLd + cl];
+        if constexpr (WALK == SplitKWalk::kSplitK) {
+          tile_partials[int64_t(c_begin + j) * kTileOutputs] = v;
+        } else {
+          total += v;
+        }
+      }
+    }
+  } else {
+    for (int i = 0; i < n_items; i += 2) {
+      run_item(i, b_even, b_odd);
+      if (i + 1 < n_items) run_item(i + 1, b_odd, b_even);
+    }
   }
   if constexpr (WALK == SplitKWalk::kOneColumn) {
     if (!p.early_trigger) pdl_launch_dependents();

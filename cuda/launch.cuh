@@ -35,6 +35,10 @@ struct LaunchContext {
   // with a GEMM of two row slices). LONGSPEC_GEMM_EARLY_TRIGGER_MAX_ROWS=N sets the limit;
   // LONGSPEC_GEMM_EARLY_TRIGGER=0 makes it 0 (off: every product has a row).
   int gemm_early_trigger_max_rows = kGemmEarlyTriggerMaxRows;
+  // Split-K GEMMs of up to kGemmStreamRowsMax rows whose blocks run several rounds stream their
+  // chunks without a barrier a round (gemm_splitk.cuh; the same bits). LONGSPEC_GEMM_STREAM=0
+  // turns it off.
+  bool gemm_stream = true;
   // Attention over a band + tree alone (the draft's window) computes its blocks of keys side by
   // side (attention_tree.cuh), not one after the other in the finishing kernel.
   // LONGSPEC_TREE_BLOCKS_PARALLEL=0 turns it off.
