@@ -26,12 +26,12 @@ log "C++ built"
 (OUT=$R source bench/gpu/package_site.sh && touch $R/package_ready) > $R/package.log 2>&1 &
 $B/longspec_cuda_tests --gtest_filter='CudaLinear.*:CudaEngineTest.*' > $R/cuda_tests_linear_engine.log 2>&1
 log "GoogleTest CudaLinear.* CudaEngineTest.* exit $? ($(grep -c '^\[       OK' $R/cuda_tests_linear_engine.log) ok): $(grep -E '^\[  FAILED' $R/cuda_tests_linear_engine.log | head -3 | tr '\n' ' ')"
-for s in 1 0; do
+for _ in $(seq 1 60); do [ -e $R/package_ready ] && break; sleep 2; done
+log "package ready: $(ls $R/package_ready 2>/dev/null)"
+for s in 1 0; do  # timed with the CPUs idle again
   LONGSPEC_GEMM_STREAM=$s $B/cuda_ops_bench gemm-decode > $R/gemm_decode_stream$s.txt 2>&1
   log "gemm-decode stream $s exit $?"
 done
-for _ in $(seq 1 60); do [ -e $R/package_ready ] && break; sleep 2; done
-log "package ready: $(ls $R/package_ready 2>/dev/null)"
 for s in 1 0; do
   LONGSPEC_GEMM_STREAM=$s OUT=$R/trace_stream$s bash bench/gpu/trace_steps.sh "qwen2.5-1.5b-shape 32768" \
     "qwen2.5-0.5b-shape 32768" "smollm2-135m-shape 8192" "llama3-8b-shape 32768" > $R/trace_stream$s.log 2>&1
