@@ -69,6 +69,15 @@ struct GemmSplitK {
 constexpr int kGemmStreamRowsMax = 4;
 constexpr size_t kGemmStreamSmemMax = 160 * 1024;
 
+// Eight columns of RmsNorm(h) * w in bf16 (h0, h1 and w0, w1: four columns each), with the
+// standalone RMSNorm's arithmetic (rmsnorm.cuh).
+__device__ __forceinline__ uint4 rms_apply_pack8(float4 h0, float4 h1, float4 w0, float4 w1, float inv) {
+  return make_uint4(pack_bf16(rms_apply(h0.x, inv, w0.x), rms_apply(h0.y, inv, w0.y)),
+                    pack_bf16(rms_apply(h0.z, inv, w0.z), rms_apply(h0.w, inv, w0.w)),
+                    pack_bf16(rms_apply(h1.x, inv, w1.x), rms_apply(h1.y, inv, w1.y)),
+                    pack_bf16(rms_apply(h1.z, inv, w1.z), rms_apply(h1.w, inv, w1.w)));
+}
+
 // Output row `r0` of a call: where the epilogue writes row r0 (the argmax keys, or the output
 // row in the epilogue's element type).
 template <GemmEpilogue EP>
@@ -213,12 +222,7 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
         uint4 packed = make_uint4(0, 0, 0, 0);
         if (k < p.K) {
           const float4* h = reinterpret_cast<const float4*>(norm_row_s[row] + k);
-          const float4 h0 = h[0], h1 = h[1], w0 = norm_w[0], w1 = norm_w[1];
-          const float inv = row_inv[row];
-          packed = make_uint4(pack_bf16(rms_apply(h0.x, inv, w0.x), rms_apply(h0.y, inv, w0.y)),
-                              pack_bf16(rms_apply(h0.z, inv, w0.z), rms_apply(h0.w, inv, w0.w)),
-                              pack_bf16(rms_apply(h1.x, inv, w1.x), rms_apply(h1.y, inv, w1.y)),
-                              pack_bf16(rms_apply(h1.z, inv, w1.z), rms_apply(h1.w, inv, w1.w)));
+          packed = rms_apply_pack8(h[0], h[1], norm_w[0], norm_w[1], row_inv[row]);
         }
         *reinterpret_cast<uint4*>(dst + i * kXRowStep * x_ld) = packed;
       } else {
@@ -323,6 +327,27 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
     }
   };
 
+  // Chunk c of this warp's n8 tile: one chain of MMAs over the chunk's k ascending from 0 (the
+  // reduction order, gemm_common.cuh), A fragments from a_lane on, W fragments `cur`; the
+  // partials go to rows g and g + 8 (those below M) of `slab`, [M][kPartialLd] fp32.
+  auto multiply_chunk = [&](int c, const uint4 (&cur)[kGemmChunkTiles][2], const __nv_bfloat16* a_lane, float* slab) {
+    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+    for (int s = 0; s < kGemmChunkTiles; ++s) {
+      if (c * kGemmChunkTiles + s >= k_tiles) break;
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        uint32_t a[4];
+        ldmatrix_x4(a, a_lane + s * 64 + kk * 16);
+        const uint4& b = cur[s][kk >> 1];
+        mma_bf16(acc, a, (kk & 1) ? b.z : b.x, (kk & 1) ? b.w : b.y);
+      }
+    }
+    float* dst = slab + g * S::kPartialLd + jt * 8 + 2 * t;
+    if (g < p.M) *reinterpret_cast<float2*>(dst) = make_float2(acc[0], acc[1]);
+    if (g + 8 < p.M) *reinterpret_cast<float2*>(dst + 8 * S::kPartialLd) = make_float2(acc[2], acc[3]);
+  };
+
   // Item i: column block col_begin + i (kColumns) or round r_begin + i. Multiplies the W
   // fragments `cur` and loads the next item's into `nxt`.
   constexpr bool kColumnItems = WALK == SplitKWalk::kColumns;
@@ -339,22 +364,7 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
     if (has_next && next_r != r) stage_x(next_r);
     cp_async_commit();
     if (c < chunks) {
-      const __nv_bfloat16* a_lane = a_off >= 0 ? x_s + (r & 1) * x_elems + a_off : a_zero;
-      float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-      for (int s = 0; s < kGemmChunkTiles; ++s) {
-        if (c * kGemmChunkTiles + s >= k_tiles) break;
-#pragma unroll
-        for (int kk = 0; kk < 4; ++kk) {
-          uint32_t a[4];
-          ldmatrix_x4(a, a_lane + s * 64 + kk * 16);
-          const uint4& b = cur[s][kk >> 1];
-          mma_bf16(acc, a, (kk & 1) ? b.z : b.x, (kk & 1) ? b.w : b.y);
-        }
-      }
-      float* dst = partial + (cw * p.M + g) * S::kPartialLd + jt * 8 + 2 * t;
-      if (g < p.M) *reinterpret_cast<float2*>(dst) = make_float2(acc[0], acc[1]);
-      if (g + 8 < p.M) *reinterpret_cast<float2*>(dst + 8 * S::kPartialLd) = make_float2(acc[2], acc[3]);
+      multiply_chunk(c, cur, a_off >= 0 ? x_s + (r & 1) * x_elems + a_off : a_zero, partial + cw * p.M * S::kPartialLd);
     }
     __syncthreads();  // the item's partials are in shared memory
     const int n = chunks - r * CW;  // the last round may hold fewer than CW chunks
@@ -393,14 +403,8 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
         uint4 packed = make_uint4(0, 0, 0, 0);
         if (k < p.K) {
           const float4* h = reinterpret_cast<const float4*>(norm_row_s[r] + k);
-          const float4 h0 = h[0], h1 = h[1];
-          const float4 w0 = __ldg(reinterpret_cast<const float4*>(p.norm_w + k));
-          const float4 w1 = __ldg(reinterpret_cast<const float4*>(p.norm_w + k) + 1);
-          const float inv = row_inv[r];
-          packed = make_uint4(pack_bf16(rms_apply(h0.x, inv, w0.x), rms_apply(h0.y, inv, w0.y)),
-                              pack_bf16(rms_apply(h0.z, inv, w0.z), rms_apply(h0.w, inv, w0.w)),
-                              pack_bf16(rms_apply(h1.x, inv, w1.x), rms_apply(h1.y, inv, w1.y)),
-                              pack_bf16(rms_apply(h1.z, inv, w1.z), rms_apply(h1.w, inv, w1.w)));
+          const float4* w = reinterpret_cast<const float4*>(p.norm_w + k);
+          packed = rms_apply_pack8(h[0], h[1], __ldg(w), __ldg(w + 1), row_inv[r]);
         }
         *reinterpret_cast<uint4*>(dst) = packed;
       } else {
@@ -417,22 +421,7 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
     // Chunk c: multiplies `cur`, loads chunk c + CW's fragments into `nxt`, leaves the partials.
     auto stream_chunk = [&](int c, const uint4 (&cur)[kGemmChunkTiles][2], uint4 (&nxt)[kGemmChunkTiles][2]) {
       if (c + CW < c_end) load_chunk(col_begin, c + CW, nxt);
-      const __nv_bfloat16* a_lane = a_base + c * a_step;
-      float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-      for (int st = 0; st < kGemmChunkTiles; ++st) {
-        if (c * kGemmChunkTiles + st >= k_tiles) break;
-#pragma unroll
-        for (int kk = 0; kk < 4; ++kk) {
-          uint32_t a[4];
-          ldmatrix_x4(a, a_lane + st * 64 + kk * 16);
-          const uint4& b = cur[st][kk >> 1];
-          mma_bf16(acc, a, (kk & 1) ? b.z : b.x, (kk & 1) ? b.w : b.y);
-        }
-      }
-      float* dst = part + ((c - c_begin) * p.M + g) * S::kPartialLd + jt * 8 + 2 * t;
-      if (g < p.M) *reinterpret_cast<float2*>(dst) = make_float2(acc[0], acc[1]);
-      if (g + 8 < p.M) *reinterpret_cast<float2*>(dst + 8 * S::kPartialLd) = make_float2(acc[2], acc[3]);
+      multiply_chunk(c, cur, a_base + c * a_step, part + (c - c_begin) * p.M * S::kPartialLd);
     };
     for (int c = c_begin + cw; c < c_end; c += 2 * CW) {
       stream_chunk(c, b_even, b_odd);

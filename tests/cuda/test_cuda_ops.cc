@@ -142,6 +142,14 @@ RowOutputs RunRowInBatch(Backend& gpu, const LinearWeight& w, const LinearWeight
   return o;
 }
 
+void ExpectSameRowOutputs(const RowOutputs& a, const RowOutputs& b) {
+  EXPECT_TRUE(SameFloats(a.bf16, b.bf16));
+  EXPECT_TRUE(SameFloats(a.f32, b.f32));
+  EXPECT_TRUE(SameFloats(a.accumulated, b.accumulated));
+  EXPECT_TRUE(SameFloats(a.swiglu, b.swiglu));
+  EXPECT_EQ(a.argmax, b.argmax);
+}
+
 TEST(CudaLinear, RowsAreBitIdenticalAloneAndInAnyBatch) {
   LONGSPEC_SKIP_WITHOUT_GPU();
   auto gpu = CudaBackendOrDie();
@@ -177,12 +185,7 @@ TEST(CudaLinear, RowsAreBitIdenticalAloneAndInAnyBatch) {
     for (int m : row_counts) {
       for (int pos : {0, m / 2, m - 1}) {
         SCOPED_TRACE("n " + std::to_string(n) + " k " + std::to_string(k) + " rows " + std::to_string(m) + " at " + std::to_string(pos));
-        const RowOutputs in_batch = RunRowInBatch(*gpu, **w, **gu, row, h_row, m, pos, rng);
-        EXPECT_TRUE(SameFloats(in_batch.bf16, alone.bf16));
-        EXPECT_TRUE(SameFloats(in_batch.f32, alone.f32));
-        EXPECT_TRUE(SameFloats(in_batch.accumulated, alone.accumulated));
-        EXPECT_TRUE(SameFloats(in_batch.swiglu, alone.swiglu));
-        EXPECT_EQ(in_batch.argmax, alone.argmax);
+        ExpectSameRowOutputs(RunRowInBatch(*gpu, **w, **gu, row, h_row, m, pos, rng), alone);
       }
     }
   }
@@ -217,13 +220,8 @@ TEST(CudaLinear, StreamedChunksGiveTheRoundWalksBits) {
         SCOPED_TRACE("n " + std::to_string(n) + " k " + std::to_string(k) + " rows " + std::to_string(m) + " at " +
                      std::to_string(pos));
         std::mt19937 r1(100 + m), r2(100 + m);
-        const RowOutputs a = RunRowInBatch(*gpu, **w, **gu, row, h_row, m, pos, r1);
-        const RowOutputs b = RunRowInBatch(*rounds, **wr, **gur, row, h_row, m, pos, r2);
-        EXPECT_TRUE(SameFloats(a.bf16, b.bf16));
-        EXPECT_TRUE(SameFloats(a.f32, b.f32));
-        EXPECT_TRUE(SameFloats(a.accumulated, b.accumulated));
-        EXPECT_TRUE(SameFloats(a.swiglu, b.swiglu));
-        EXPECT_EQ(a.argmax, b.argmax);
+        ExpectSameRowOutputs(RunRowInBatch(*gpu, **w, **gu, row, h_row, m, pos, r1),
+                             RunRowInBatch(*rounds, **wr, **gur, row, h_row, m, pos, r2));
       }
       const std::vector<float> h_host = Randn(size_t(m) * k, rng, 2.0f);
       std::vector<std::vector<float>> outs;
