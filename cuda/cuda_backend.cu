@@ -627,8 +627,8 @@ class CudaBackend final : public Backend {
 // LONGSPEC_FINISH_GROUP_WARPS=0 switch graph capture, programmatic dependent launch, the GEMMs'
 // input RMSNorm (with the qkv GEMM's RoPE + KV write), the four-warp decode attention and the
 // finishing pass's group-per-warp fold off (for measurements and debugging; the same bits);
-// LONGSPEC_FINISH_WIDE=0 gives decode-sized calls the finishing kernel back and
-// LONGSPEC_GEMM_STREAM=0 the split-K GEMM its barrier a round (the same bits);
+// LONGSPEC_FINISH_WIDE=0 gives decode-sized calls the finishing kernel back (the same bits);
+// LONGSPEC_GEMM_STREAM=1 lets small split-K GEMMs stream their chunks (the same bits; off until timed);
 // LONGSPEC_WIDE_ROWS_SPREAD=0 gives attention over more than 128 rows that would leave the GPU
 // short of a wave the walkers back, one block per query tile and KV head (the same bits);
 // LONGSPEC_WIDE_ROWS_GEMM=0 gives GEMMs of 129-320 rows the prefill tile back,
@@ -676,7 +676,7 @@ StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
   be->set_decode_warps(EnvFlag("LONGSPEC_DECODE_WARPS", true));
   be->set_finish_group_warps(EnvFlag("LONGSPEC_FINISH_GROUP_WARPS", true));
   be->set_finish_wide(EnvFlag("LONGSPEC_FINISH_WIDE", true));
-  be->set_gemm_stream(EnvFlag("LONGSPEC_GEMM_STREAM", true));
+  be->set_gemm_stream(EnvFlag("LONGSPEC_GEMM_STREAM", false));
   be->set_early_prefix_keys(EnvFlag("LONGSPEC_EARLY_PREFIX_KEYS", true));
   double early_trigger_rows = double(kGemmEarlyTriggerMaxRows);
   if (!EnvNumber("LONGSPEC_GEMM_EARLY_TRIGGER_MAX_ROWS", &early_trigger_rows) || !(early_trigger_rows >= 0.0)) {

@@ -6,9 +6,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "backend/backend.h"
@@ -26,11 +28,18 @@ inline std::unique_ptr<Backend> CudaBackendOrDie() {
   return be.ok() ? std::move(be).value() : nullptr;
 }
 
-// A CUDA backend made with the environment variable `name` (a LONGSPEC_* setting) at `value`.
+// A CUDA backend made with the environment variable `name` (a LONGSPEC_* setting) at `value`;
+// the variable is put back as it was (a run may set it for every test).
 inline std::unique_ptr<Backend> CudaBackendWithEnv(const char* name, const char* value) {
+  const char* before = std::getenv(name);
+  const std::string saved = before != nullptr ? before : "";
   setenv(name, value, 1);
   auto be = CudaBackendOrDie();
-  unsetenv(name);
+  if (before != nullptr) {
+    setenv(name, saved.c_str(), 1);
+  } else {
+    unsetenv(name);
+  }
   return be;
 }
 

@@ -192,13 +192,14 @@ TEST(CudaLinear, RowsAreBitIdenticalAloneAndInAnyBatch) {
   ASSERT_TRUE(gpu->LastError().ok()) << gpu->LastError().ToString();
 }
 
-// Split-K products of up to kGemmStreamRowsMax rows whose blocks run two rounds or more stream
-// their chunks with no barrier a round (gemm_splitk.cuh): the round walk's bits
-// (LONGSPEC_GEMM_STREAM=0) for every epilogue, with and without the input norm, over K of two,
-// three and nine rounds and longer ones split along K over blocks, 1-4 rows, the row first or last.
+// Split-K products of up to kGemmStreamRowsMax rows whose blocks run two rounds or more, streaming
+// their chunks with no barrier a round (LONGSPEC_GEMM_STREAM=1, gemm_splitk.cuh): the round
+// walk's bits (LONGSPEC_GEMM_STREAM=0) for every epilogue, with and without the input norm, over
+// K of two, three and nine rounds and longer ones split along K over blocks, 1-4 rows, the row
+// first or last.
 TEST(CudaLinear, StreamedChunksGiveTheRoundWalksBits) {
   LONGSPEC_SKIP_WITHOUT_GPU();
-  auto gpu = CudaBackendOrDie();
+  auto gpu = CudaBackendWithEnv("LONGSPEC_GEMM_STREAM", "1");
   auto rounds = CudaBackendWithSwitchOff("LONGSPEC_GEMM_STREAM");
   std::mt19937 rng(19);
   struct Shape {
