@@ -520,7 +520,6 @@ class CudaBackend final : public Backend {
   void set_decode_warps(bool on) { ctx_.decode_warps = on; }
   void set_finish_group_warps(bool on) { ctx_.finish_group_warps = on; }
   void set_finish_wide(bool on) { ctx_.finish_wide = on; }
-  void set_gemm_stream(bool on) { ctx_.gemm_stream = on; }
   void set_early_prefix_keys(bool on) { ctx_.early_prefix_keys = on; }
   void set_gemm_early_trigger_max_rows(int rows) { ctx_.gemm_early_trigger_max_rows = rows; }
   void set_tree_blocks_parallel(bool on) { ctx_.tree_blocks_parallel = on; }
@@ -628,7 +627,6 @@ class CudaBackend final : public Backend {
 // input RMSNorm (with the qkv GEMM's RoPE + KV write), the four-warp decode attention and the
 // finishing pass's group-per-warp fold off (for measurements and debugging; the same bits);
 // LONGSPEC_FINISH_WIDE=0 gives decode-sized calls the finishing kernel back (the same bits);
-// LONGSPEC_GEMM_STREAM=1 lets small split-K GEMMs stream their chunks (the same bits; off until timed);
 // LONGSPEC_WIDE_ROWS_SPREAD=0 gives attention over more than 128 rows that would leave the GPU
 // short of a wave the walkers back, one block per query tile and KV head (the same bits);
 // LONGSPEC_WIDE_ROWS_GEMM=0 gives GEMMs of 129-320 rows the prefill tile back,
@@ -676,7 +674,6 @@ StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
   be->set_decode_warps(EnvFlag("LONGSPEC_DECODE_WARPS", true));
   be->set_finish_group_warps(EnvFlag("LONGSPEC_FINISH_GROUP_WARPS", true));
   be->set_finish_wide(EnvFlag("LONGSPEC_FINISH_WIDE", true));
-  be->set_gemm_stream(EnvFlag("LONGSPEC_GEMM_STREAM", false));
   be->set_early_prefix_keys(EnvFlag("LONGSPEC_EARLY_PREFIX_KEYS", true));
   double early_trigger_rows = double(kGemmEarlyTriggerMaxRows);
   if (!EnvNumber("LONGSPEC_GEMM_EARLY_TRIGGER_MAX_ROWS", &early_trigger_rows) || !(early_trigger_rows >= 0.0)) {

@@ -85,22 +85,6 @@ cudaError_t LaunchSplitK(const LaunchContext& ctx, const GemmParams& p_in) {
   const int groups = (columns + p.columns_per_block - 1) / p.columns_per_block;
   const int splits = p.columns_per_block == 1 ? SplitKSplits(ctx, slices * columns, p.K) : 1;
   const dim3 block(SplitK::kThreads);
-  // The streamed walk (gemm_splitk.cuh) where a block runs two rounds or more and its x and
-  // partials fit.
-  const int rounds = SplitK::Rounds(p.K), block_rounds = (rounds + splits - 1) / splits;
-  const int span = std::min(block_rounds * SplitK::kChunkWarps, GemmKChunks(p.K));
-  const size_t stream_smem = SplitK::StreamSmemBytes(rows, p.K, span);
-  if (ctx.gemm_stream && p.M <= kGemmStreamRowsMax && p.columns_per_block == 1 && block_rounds >= 2 &&
-      stream_smem <= std::min(kGemmStreamSmemMax, ctx.max_smem_per_block)) {
-    if (splits > 1) {
-      p.k_partials = ctx.splitk_partials;
-      p.k_counters = ctx.splitk_counters;
-      return Launch(ctx, gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kSplitK, NORM, true>,
-                    dim3(slices * groups, 1, splits), block, stream_smem, p);
-    }
-    return Launch(ctx, gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kOneColumn, NORM, true>, dim3(slices * groups),
-                  block, stream_smem, p);
-  }
   if (splits > 1) {
     p.k_partials = ctx.splitk_partials;
     p.k_counters = ctx.splitk_counters;
@@ -168,25 +152,12 @@ cudaError_t LaunchEpilogue(const LaunchContext& ctx, const GemmParams& p) {
   return LaunchTile<TilePrefill, EP>(ctx, p);
 }
 
-// The streamed walks of an epilogue (with or without the input norm), up to the shared memory the
-// launcher may give them.
-template <GemmEpilogue EP, bool NORM>
-cudaError_t PrepareStream(size_t max_smem) {
-  const size_t smem = std::min(kGemmStreamSmemMax, max_smem);
-  for (cudaError_t e : {PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kOneColumn, NORM, true>, smem),
-                        PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kSplitK, NORM, true>, smem)}) {
-    if (e != cudaSuccess) return e;
-  }
-  return cudaSuccess;
-}
-
 template <GemmEpilogue EP>
-cudaError_t PrepareNormEpilogue(size_t max_smem) {
+cudaError_t PrepareNormEpilogue() {
   for (cudaError_t e :
        {PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kOneColumn, true>, SplitK::kSmemMax),
         PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kColumns, true>, SplitK::kSmemMax),
-        PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kSplitK, true>, SplitK::kSmemMax),
-        PrepareStream<EP, true>(max_smem)}) {
+        PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kSplitK, true>, SplitK::kSmemMax)}) {
     if (e != cudaSuccess) return e;
   }
   return cudaSuccess;
@@ -197,7 +168,6 @@ cudaError_t PrepareEpilogue(size_t max_smem) {
   for (cudaError_t e : {PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kOneColumn>, SplitK::kSmemMax),
                         PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kColumns>, SplitK::kSmemMax),
                         PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kSplitK>, SplitK::kSmemMax),
-                        PrepareStream<EP, false>(max_smem),
                         NarrowTileFits(max_smem)
                             ? PrepareKernel(gemm_bf16_kernel<TileNarrow, EP>, TileNarrow::kSmemBytes)
                             : cudaSuccess,
@@ -222,9 +192,9 @@ cudaError_t PrepareGemmKernels(size_t max_smem) {
   for (cudaError_t e : {PrepareEpilogue<GemmEpilogue::kStoreBf16>(max_smem), PrepareEpilogue<GemmEpilogue::kStoreF32>(max_smem),
                         PrepareEpilogue<GemmEpilogue::kAccumulateF32>(max_smem),
                         PrepareEpilogue<GemmEpilogue::kSiluMulBf16>(max_smem), PrepareEpilogue<GemmEpilogue::kArgmax>(max_smem),
-                        PrepareNormEpilogue<GemmEpilogue::kStoreBf16>(max_smem),
-                        PrepareNormEpilogue<GemmEpilogue::kSiluMulBf16>(max_smem), PrepareNormEpilogue<GemmEpilogue::kRopeKvBf16>(max_smem),
-                        PrepareNormEpilogue<GemmEpilogue::kArgmax>(max_smem),
+                        PrepareNormEpilogue<GemmEpilogue::kStoreBf16>(),
+                        PrepareNormEpilogue<GemmEpilogue::kSiluMulBf16>(), PrepareNormEpilogue<GemmEpilogue::kRopeKvBf16>(),
+                        PrepareNormEpilogue<GemmEpilogue::kArgmax>(),
                         PrepareKernel(argmax_keys_to_ids_kernel)}) {
     if (e != cudaSuccess) return e;
   }

@@ -52,31 +52,7 @@ struct GemmSplitK {
     return PartialBytes(m) + size_t(XBuffers(k)) * m * XLd(k) * sizeof(__nv_bfloat16) + kZeroBytes;
   }
   static constexpr size_t kSmemMax = SmemBytes(kGemmSplitKRowsMax, 2 * kRoundK);
-  // Streamed walk (STREAM): every chunk's partials of the block's run [span][M][kPartialLd] fp32,
-  // then all of x [M][padded K + 8] bf16, then the zero block.
-  static constexpr size_t StreamPartialBytes(int m, int span) { return size_t(span) * m * kPartialLd * sizeof(float); }
-  static constexpr int StreamXLd(int k) { return GemmKTiles(k) * 64 + 8; }
-  static constexpr size_t StreamSmemBytes(int m, int k, int span) {
-    return StreamPartialBytes(m, span) + size_t(m) * StreamXLd(k) * sizeof(__nv_bfloat16) + kZeroBytes;
-  }
 };
-
-// The streamed walk (launch.cuh, LaunchContext::gemm_stream) for calls of at most this many rows
-// whose block runs at least two rounds: x is staged whole once, each warp then streams its chunks
-// (the next one's fragments in flight while it multiplies) with no barrier until the last, and
-// the owners add the chunks' partials in chunk order at the end: the same operations as the
-// round walk, which holds every warp of a block at two barriers a round.
-constexpr int kGemmStreamRowsMax = 4;
-constexpr size_t kGemmStreamSmemMax = 160 * 1024;
-
-// Eight columns of RmsNorm(h) * w in bf16 (h0, h1 and w0, w1: four columns each), with the
-// standalone RMSNorm's arithmetic (rmsnorm.cuh).
-__device__ __forceinline__ uint4 rms_apply_pack8(float4 h0, float4 h1, float4 w0, float4 w1, float inv) {
-  return make_uint4(pack_bf16(rms_apply(h0.x, inv, w0.x), rms_apply(h0.y, inv, w0.y)),
-                    pack_bf16(rms_apply(h0.z, inv, w0.z), rms_apply(h0.w, inv, w0.w)),
-                    pack_bf16(rms_apply(h1.x, inv, w1.x), rms_apply(h1.y, inv, w1.y)),
-                    pack_bf16(rms_apply(h1.z, inv, w1.z), rms_apply(h1.w, inv, w1.w)));
-}
 
 // Output row `r0` of a call: where the epilogue writes row r0 (the argmax keys, or the output
 // row in the epilogue's element type).
@@ -128,9 +104,8 @@ enum class SplitKWalk : int {
   kSplitK,     // one column block, a run of rounds (gridDim.z runs)
 };
 
-template <class S, GemmEpilogue EP, SplitKWalk WALK, bool NORM = false, bool STREAM = false>
+template <class S, GemmEpilogue EP, SplitKWalk WALK, bool NORM = false>
 __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const GemmParams p_call) {
-  static_assert(!STREAM || WALK != SplitKWalk::kColumns, "the streamed walk takes the rounds of one column block");
   GemmParams p = p_call;
   const int slice = blockIdx.x % p.row_slices, group = blockIdx.x / p.row_slices;
   if (slice > 0) {
@@ -222,7 +197,12 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
         uint4 packed = make_uint4(0, 0, 0, 0);
         if (k < p.K) {
           const float4* h = reinterpret_cast<const float4*>(norm_row_s[row] + k);
-          packed = rms_apply_pack8(h[0], h[1], norm_w[0], norm_w[1], row_inv[row]);
+          const float4 h0 = h[0], h1 = h[1], w0 = norm_w[0], w1 = norm_w[1];
+          const float inv = row_inv[row];
+          packed = make_uint4(pack_bf16(rms_apply(h0.x, inv, w0.x), rms_apply(h0.y, inv, w0.y)),
+                              pack_bf16(rms_apply(h0.z, inv, w0.z), rms_apply(h0.w, inv, w0.w)),
+                              pack_bf16(rms_apply(h1.x, inv, w1.x), rms_apply(h1.y, inv, w1.y)),
+                              pack_bf16(rms_apply(h1.z, inv, w1.z), rms_apply(h1.w, inv, w1.w)));
         }
         *reinterpret_cast<uint4*>(dst + i * kXRowStep * x_ld) = packed;
       } else {
@@ -253,11 +233,9 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
     }
     __syncthreads();
   }
-  if constexpr (!STREAM) {
-    stage_x(r_begin);
-    cp_async_commit();
-    if (tid < S::kZeroBytes / 16) reinterpret_cast<uint4*>(zero)[tid] = make_uint4(0, 0, 0, 0);
-  }
+  stage_x(r_begin);
+  cp_async_commit();
+  if (tid < S::kZeroBytes / 16) reinterpret_cast<uint4*>(zero)[tid] = make_uint4(0, 0, 0, 0);
 
   // ldmatrix.x4 row addresses: lane l gives row l % 16 at k + (l / 16) * 8, so the four matrices
   // are the A fragment's a0 (rows 0-7, k 0-7), a1 (rows 8-15), a2 (rows 0-7, k 8-15), a3.
@@ -327,27 +305,6 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
     }
   };
 
-  // Chunk c of this warp's n8 tile: one chain of MMAs over the chunk's k ascending from 0 (the
-  // reduction order, gemm_common.cuh), A fragments from a_lane on, W fragments `cur`; the
-  // partials go to rows g and g + 8 (those below M) of `slab`, [M][kPartialLd] fp32.
-  auto multiply_chunk = [&](int c, const uint4 (&cur)[kGemmChunkTiles][2], const __nv_bfloat16* a_lane, float* slab) {
-    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-    for (int s = 0; s < kGemmChunkTiles; ++s) {
-      if (c * kGemmChunkTiles + s >= k_tiles) break;
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {
-        uint32_t a[4];
-        ldmatrix_x4(a, a_lane + s * 64 + kk * 16);
-        const uint4& b = cur[s][kk >> 1];
-        mma_bf16(acc, a, (kk & 1) ? b.z : b.x, (kk & 1) ? b.w : b.y);
-      }
-    }
-    float* dst = slab + g * S::kPartialLd + jt * 8 + 2 * t;
-    if (g < p.M) *reinterpret_cast<float2*>(dst) = make_float2(acc[0], acc[1]);
-    if (g + 8 < p.M) *reinterpret_cast<float2*>(dst + 8 * S::kPartialLd) = make_float2(acc[2], acc[3]);
-  };
-
   // Item i: column block col_begin + i (kColumns) or round r_begin + i. Multiplies the W
   // fragments `cur` and loads the next item's into `nxt`.
   constexpr bool kColumnItems = WALK == SplitKWalk::kColumns;
@@ -364,7 +321,22 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
     if (has_next && next_r != r) stage_x(next_r);
     cp_async_commit();
     if (c < chunks) {
-      multiply_chunk(c, cur, a_off >= 0 ? x_s + (r & 1) * x_elems + a_off : a_zero, partial + cw * p.M * S::kPartialLd);
+      const __nv_bfloat16* a_lane = a_off >= 0 ? x_s + (r & 1) * x_elems + a_off : a_zero;
+      float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+      for (int s = 0; s < kGemmChunkTiles; ++s) {
+        if (c * kGemmChunkTiles + s >= k_tiles) break;
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) {
+          uint32_t a[4];
+          ldmatrix_x4(a, a_lane + s * 64 + kk * 16);
+          const uint4& b = cur[s][kk >> 1];
+          mma_bf16(acc, a, (kk & 1) ? b.z : b.x, (kk & 1) ? b.w : b.y);
+        }
+      }
+      float* dst = partial + (cw * p.M + g) * S::kPartialLd + jt * 8 + 2 * t;
+      if (g < p.M) *reinterpret_cast<float2*>(dst) = make_float2(acc[0], acc[1]);
+      if (g + 8 < p.M) *reinterpret_cast<float2*>(dst + 8 * S::kPartialLd) = make_float2(acc[2], acc[3]);
     }
     __syncthreads();  // the item's partials are in shared memory
     const int n = chunks - r * CW;  // the last round may hold fewer than CW chunks
@@ -388,61 +360,9 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
       }
     }
   };
-  if constexpr (STREAM) {
-    // The block's chunks [c_begin, c_end): partials of chunk c at slot c - c_begin, x whole after them.
-    const int c_begin = r_begin * CW, c_end = min(r_end * CW, chunks), span = c_end - c_begin;
-    float* part = partial;
-    const int xs_ld = S::StreamXLd(p.K), kp = xs_ld - 8;
-    __nv_bfloat16* xs = reinterpret_cast<__nv_bfloat16*>(reinterpret_cast<unsigned char*>(partial) +
-                                                          S::StreamPartialBytes(p.M, span));
-    __nv_bfloat16* zero_s = xs + p.M * xs_ld;
-    for (int i = tid; i < p.M * (kp / 8); i += S::kThreads) {  // x whole, zero from K on
-      const int r = i / (kp / 8), k = (i % (kp / 8)) * 8;
-      __nv_bfloat16* dst = xs + r * xs_ld + k;
-      if constexpr (NORM) {  // RmsNorm(h) * w in bf16, as stage_x computes it
-        uint4 packed = make_uint4(0, 0, 0, 0);
-        if (k < p.K) {
-          const float4* h = reinterpret_cast<const float4*>(norm_row_s[r] + k);
-          const float4* w = reinterpret_cast<const float4*>(p.norm_w + k);
-          packed = rms_apply_pack8(h[0], h[1], __ldg(w), __ldg(w + 1), row_inv[r]);
-        }
-        *reinterpret_cast<uint4*>(dst) = packed;
-      } else {
-        const bool ok = k < p.K;
-        cp_async_16(dst, ok ? p.x + int64_t(r) * p.x_stride + k : p.x, ok);
-      }
-    }
-    cp_async_commit();
-    if (tid < S::kZeroBytes / 16) reinterpret_cast<uint4*>(zero_s)[tid] = make_uint4(0, 0, 0, 0);
-    cp_async_wait<0>();
-    __syncthreads();
-    const __nv_bfloat16* a_base = a_row < p.M ? xs + a_row * xs_ld + (lane >> 4) * 8 : zero_s + (lane >> 4) * 8;
-    const int a_step = a_row < p.M ? kGemmChunkK : 0;  // rows past M read the zero block
-    // Chunk c: multiplies `cur`, loads chunk c + CW's fragments into `nxt`, leaves the partials.
-    auto stream_chunk = [&](int c, const uint4 (&cur)[kGemmChunkTiles][2], uint4 (&nxt)[kGemmChunkTiles][2]) {
-      if (c + CW < c_end) load_chunk(col_begin, c + CW, nxt);
-      multiply_chunk(c, cur, a_base + c * a_step, part + (c - c_begin) * p.M * S::kPartialLd);
-    };
-    for (int c = c_begin + cw; c < c_end; c += 2 * CW) {
-      stream_chunk(c, b_even, b_odd);
-      if (c + CW < c_end) stream_chunk(c + CW, b_odd, b_even);
-    }
-    __syncthreads();  // every chunk's partials are in shared memory
-    if (row < p.M) {
-      for (int j = 0; j < span; ++j) {
-        const float v = part[(j * p.M + row) * S::kPartialLd + cl];
-        if constexpr (WALK == SplitKWalk::kSplitK) {
-          tile_partials[int64_t(c_begin + j) * kTileOutputs] = v;
-        } else {
-          total += v;
-        }
-      }
-    }
-  } else {
-    for (int i = 0; i < n_items; i += 2) {
-      run_item(i, b_even, b_odd);
-      if (i + 1 < n_items) run_item(i + 1, b_odd, b_even);
-    }
+  for (int i = 0; i < n_items; i += 2) {
+    run_item(i, b_even, b_odd);
+    if (i + 1 < n_items) run_item(i + 1, b_odd, b_even);
   }
   if constexpr (WALK == SplitKWalk::kOneColumn) {
     if (!p.early_trigger) pdl_launch_dependents();

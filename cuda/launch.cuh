@@ -35,10 +35,6 @@ struct LaunchContext {
   // with a GEMM of two row slices). LONGSPEC_GEMM_EARLY_TRIGGER_MAX_ROWS=N sets the limit;
   // LONGSPEC_GEMM_EARLY_TRIGGER=0 makes it 0 (off: every product has a row).
   int gemm_early_trigger_max_rows = kGemmEarlyTriggerMaxRows;
-  // Split-K GEMMs of up to kGemmStreamRowsMax rows whose blocks run several rounds stream their
-  // chunks without a barrier a round (gemm_splitk.cuh; the same bits). Off until a card has timed
-  // it (bench/gpu/gemm_stream_ab.sh); LONGSPEC_GEMM_STREAM=1 turns it on.
-  bool gemm_stream = false;
   // Attention over a band + tree alone (the draft's window) computes its blocks of keys side by
   // side (attention_tree.cuh), not one after the other in the finishing kernel.
   // LONGSPEC_TREE_BLOCKS_PARALLEL=0 turns it off.

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# On the GPU machine (a fresh one is fine): the split-K GEMM's streamed walk (LONGSPEC_GEMM_STREAM)
+# On the GPU machine (a fresh one is fine): the split-K GEMM's streamed walk (LONGSPEC_GEMM_STREAM,
+# bench/gpu/pending/gemm_stream.patch, applied to the snapshot when the tree lacks it)
 # built, tested and timed against the round walk in one run (the least a session's last device
 # minutes allow): the C++ build, GoogleTest CudaLinear.* and CudaEngineTest.* with the streamed
 # walk on, `cuda_ops_bench gemm-decode` on, off, on. Results in /tmp/bgout/stream.
@@ -19,6 +20,8 @@ if [ "${1:-}" != "--run" ]; then
 fi
 cd /tmp/src
 B=/tmp/build_gpu
+# The walk is a pending patch until a card has run it (bench/gpu/pending/README.md).
+grep -q kGemmStreamRowsMax cuda/gemm_splitk.cuh || git apply bench/gpu/pending/gemm_stream.patch || exit 1
 log() { echo "[$(date +%T)] $*" >> $R/progress; }
 BUILD=$B OUT=$R/cpp bash tests/run_gpu.sh > $R/build.txt 2>&1 || { log "build failed"; exit 1; }
 log "C++ built"

@@ -6,11 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <random>
-#include <string>
 #include <vector>
 
 #include "backend/backend.h"
@@ -28,18 +26,11 @@ inline std::unique_ptr<Backend> CudaBackendOrDie() {
   return be.ok() ? std::move(be).value() : nullptr;
 }
 
-// A CUDA backend made with the environment variable `name` (a LONGSPEC_* setting) at `value`;
-// the variable is put back as it was (a run may set it for every test).
+// A CUDA backend made with the environment variable `name` (a LONGSPEC_* setting) at `value`.
 inline std::unique_ptr<Backend> CudaBackendWithEnv(const char* name, const char* value) {
-  const char* before = std::getenv(name);
-  const std::string saved = before != nullptr ? before : "";
   setenv(name, value, 1);
   auto be = CudaBackendOrDie();
-  if (before != nullptr) {
-    setenv(name, saved.c_str(), 1);
-  } else {
-    unsetenv(name);
-  }
+  unsetenv(name);
   return be;
 }
 
