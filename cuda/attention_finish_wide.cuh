@@ -12,6 +12,10 @@
 // before. Every element sees the same operations in the same order (attention.cuh's reduction
 // order), so the bits are the finishing kernel's; only split states folded a group per warp
 // take this path (the launcher's choice, attention.cu).
+// compute-sanitizer's racecheck reports hazards between the tree group's writes of its state and
+// the owners' reads after the block barrier that orders them; it reports the same on a race-free
+// 20-line pattern of unequal named-barrier counts before a __syncthreads
+// (bench/gpu/named_barrier_racecheck.cu, bench/results/gpu_finish_wide_2026-12-02.md).
 #pragma once
 
 #include "attention_finish.cuh"
