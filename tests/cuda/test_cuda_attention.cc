@@ -350,7 +350,9 @@ TEST(CudaAttention, FinishGroupWarpsGiveTheOwnerFoldsBits) {
 // the wide kernel (attention_finish_wide.cuh: the tree block and the state folds side by side,
 // batches of 64 states): the finishing kernel's bits (LONGSPEC_FINISH_WIDE=0), from one split to
 // several batches (the last partial, a half of it empty), with and without a tree part, and the
-// prefix alone (no band or tree keys: an empty tree state).
+// prefix alone (no band or tree keys: an empty tree state). (The switch does pick the other
+// kernel: the CUPTI timelines of plain steps name attention_finish_wide_kernel with it on and
+// attention_finish_kernel off, bench/results/logs/finish_wide_2026-12-02/trace_{wide,base}/.)
 TEST(CudaAttention, FinishWideGivesTheFinishingKernelsBits) {
   LONGSPEC_SKIP_WITHOUT_GPU();
   ExpectSwitchKeepsAttentionBits("LONGSPEC_FINISH_WIDE", 30, {1, 300, 2100, 8300, 9000, 70000},
