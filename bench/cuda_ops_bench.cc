@@ -379,7 +379,7 @@ int main(int argc, char** argv) {
                  {"qwen0.5b lm_head 151936x896", 151936, 896}, {"smollm2 gate_up 3072x576", 3072, 576},
                  {"smollm2 lm_head 49152x576", 49152, 576}, {"llama8b o 4096x4096", 4096, 4096},
                  {"llama8b gate_up 28672x4096", 28672, 4096}, {"llama8b down 4096x14336", 4096, 14336}},
-                {1, 16});
+                {1, 4, 16});
     }
     if (what == "gemm-wide") BenchGemm(be, {}, {69, 145, 300});
     // A draft level's LM head over its subset of the vocabulary (head_tokens.json: 16384 rows for

@@ -73,8 +73,38 @@ int SplitKColumnsPerBlock(const LaunchContext& ctx, int columns, int slices, int
   return (columns + groups - 1) / groups;
 }
 
+// The bulk-stream kernel (gemm_bulk.cuh) for calls of up to kGemmBulkRowsMax rows over weights
+// whose 32-column blocks spread over the SMs with the busiest SM's share within 20% of the even
+// one (a column block for every SM at least): H200, one row, us against the split-K kernel
+// (bench/results/gpu_gemm_bulk_2026-12-02.md): Qwen2.5-1.5B's gate_up (560 column blocks, 4.24
+// against 5 a block) 15.7 against 20.4, SmolLM2's LM head 16.3 against 20.0, Llama-8B's gate_up
+// 57.0 against 62.3; but Qwen2.5-0.5B's gate_up (304: 2.3 against 3) 7.6 against 7.0. Slots of the
+// ring as many as the shared memory left by x allows (at most 8, at least 4), one block per SM.
+// Returns false where it does not run (the split-K kernel takes the call).
+bool BulkRuns(const LaunchContext& ctx, const GemmParams& p, int* slots, int* blocks) {
+  if (!ctx.gemm_bulk || p.M > kGemmBulkRowsMax) return false;
+  const int sms = ctx.num_sms > 0 ? ctx.num_sms : 1, columns = SplitKColumnBlocks(p.N);
+  const int per_sm_max = (columns + sms - 1) / sms;
+  if (columns < sms || 5 * columns < 4 * per_sm_max * sms) return false;
+  const size_t fixed = GemmBulkSmemBytes(0, p.M, p.K), dynamic_max = ctx.max_smem_per_block - kGemmBulkStaticSmemMax;
+  if (fixed + size_t(kGemmBulkSlotsMin) * kGemmBulkUnitBytes > dynamic_max) return false;
+  *slots = int(std::min<size_t>(kGemmBulkSlotsMax, (dynamic_max - fixed) / kGemmBulkUnitBytes));
+  *blocks = sms;
+  return true;
+}
+
+template <GemmEpilogue EP, bool NORM = false>
+cudaError_t LaunchBulk(const LaunchContext& ctx, const GemmParams& p_in, int slots, int blocks) {
+  GemmParams p = p_in;
+  p.early_trigger = p.M <= ctx.gemm_early_trigger_max_rows;
+  return Launch(ctx, gemm_bf16_bulk_kernel<EP, NORM>, dim3(blocks), dim3(32 * (1 + slots)),
+                GemmBulkSmemBytes(slots, p.M, p.K), p);
+}
+
 template <GemmEpilogue EP, bool NORM = false>
 cudaError_t LaunchSplitK(const LaunchContext& ctx, const GemmParams& p_in) {
+  int slots = 0, blocks = 0;
+  if (BulkRuns(ctx, p_in, &slots, &blocks)) return LaunchBulk<EP, NORM>(ctx, p_in, slots, blocks);
   GemmParams p = p_in;
   const int rows = p.M < kGemmSplitKRowsMax ? p.M : kGemmSplitKRowsMax;
   const size_t smem = SplitK::SmemBytes(rows, p.K);  // at most SplitK::kSmemMax, whatever K
@@ -153,9 +183,10 @@ cudaError_t LaunchEpilogue(const LaunchContext& ctx, const GemmParams& p) {
 }
 
 template <GemmEpilogue EP>
-cudaError_t PrepareNormEpilogue() {
+cudaError_t PrepareNormEpilogue(size_t max_smem) {
   for (cudaError_t e :
-       {PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kOneColumn, true>, SplitK::kSmemMax),
+       {PrepareKernel(gemm_bf16_bulk_kernel<EP, true>, max_smem - kGemmBulkStaticSmemMax),
+        PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kOneColumn, true>, SplitK::kSmemMax),
         PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kColumns, true>, SplitK::kSmemMax),
         PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kSplitK, true>, SplitK::kSmemMax)}) {
     if (e != cudaSuccess) return e;
@@ -165,7 +196,8 @@ cudaError_t PrepareNormEpilogue() {
 
 template <GemmEpilogue EP>
 cudaError_t PrepareEpilogue(size_t max_smem) {
-  for (cudaError_t e : {PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kOneColumn>, SplitK::kSmemMax),
+  for (cudaError_t e : {PrepareKernel(gemm_bf16_bulk_kernel<EP>, max_smem - kGemmBulkStaticSmemMax),
+                        PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kOneColumn>, SplitK::kSmemMax),
                         PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kColumns>, SplitK::kSmemMax),
                         PrepareKernel(gemm_bf16_splitk_kernel<SplitK, EP, SplitKWalk::kSplitK>, SplitK::kSmemMax),
                         NarrowTileFits(max_smem)
@@ -192,9 +224,9 @@ cudaError_t PrepareGemmKernels(size_t max_smem) {
   for (cudaError_t e : {PrepareEpilogue<GemmEpilogue::kStoreBf16>(max_smem), PrepareEpilogue<GemmEpilogue::kStoreF32>(max_smem),
                         PrepareEpilogue<GemmEpilogue::kAccumulateF32>(max_smem),
                         PrepareEpilogue<GemmEpilogue::kSiluMulBf16>(max_smem), PrepareEpilogue<GemmEpilogue::kArgmax>(max_smem),
-                        PrepareNormEpilogue<GemmEpilogue::kStoreBf16>(),
-                        PrepareNormEpilogue<GemmEpilogue::kSiluMulBf16>(), PrepareNormEpilogue<GemmEpilogue::kRopeKvBf16>(),
-                        PrepareNormEpilogue<GemmEpilogue::kArgmax>(),
+                        PrepareNormEpilogue<GemmEpilogue::kStoreBf16>(max_smem),
+                        PrepareNormEpilogue<GemmEpilogue::kSiluMulBf16>(max_smem), PrepareNormEpilogue<GemmEpilogue::kRopeKvBf16>(max_smem),
+                        PrepareNormEpilogue<GemmEpilogue::kArgmax>(max_smem),
                         PrepareKernel(argmax_keys_to_ids_kernel)}) {
     if (e != cudaSuccess) return e;
   }

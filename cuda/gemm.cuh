@@ -1,8 +1,9 @@
 // The GEMM: the shared contract and layout (gemm_common.cuh), the tile kernel (gemm_tile.cuh),
-// the split-K kernel (gemm_splitk.cuh) and the launcher's helper kernel, declared here and
-// defined with the launcher in gemm.cu.
+// the split-K kernel (gemm_splitk.cuh), the bulk-stream kernel for decode rows (gemm_bulk.cuh)
+// and the launcher's helper kernel, declared here and defined with the launcher in gemm.cu.
 #pragma once
 
+#include "gemm_bulk.cuh"
 #include "gemm_common.cuh"
 #include "gemm_splitk.cuh"
 #include "gemm_tile.cuh"

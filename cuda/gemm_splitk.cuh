@@ -21,6 +21,9 @@
 
 namespace longspec::cuda {
 
+// The 32-column kernels' column block (split-K here, gemm_bulk.cuh): four n8 tiles, 32 outputs a row.
+constexpr int kGemmColumnTiles = kGemmGroupTiles, kGemmColumnCols = kGemmTileRows * kGemmColumnTiles;
+
 // Split-K kernel for M <= kGemmSplitKRowsMax: NT n8 tiles per block (whole 32-column groups), CW
 // warps per tile; warp (tile, cw) computes chunk r * CW + cw of round r. 32 columns times 16 rows
 // is one thread per output for the 512 threads of CW = 4 (the argmax epilogue folds a row in a
@@ -29,8 +32,8 @@ constexpr int kGemmSplitKRowsMax = 16;
 
 template <int CW_>
 struct GemmSplitK {
-  static constexpr int kTiles = kGemmGroupTiles, kChunkWarps = CW_;
-  static constexpr int kCols = kGemmTileRows * kTiles;  // 32
+  static constexpr int kTiles = kGemmColumnTiles, kChunkWarps = CW_;
+  static constexpr int kCols = kGemmColumnCols;  // 32
   static constexpr int kThreads = 32 * kTiles * kChunkWarps;
   static_assert(kCols == 32 && kThreads == kCols * kGemmSplitKRowsMax, "one thread per output, a warp per row");
   static constexpr int kRoundK = kChunkWarps * kGemmChunkK;  // x columns of a round
@@ -86,6 +89,79 @@ __device__ __forceinline__ const float* gemm_norm_row(const GemmParams& p, int r
   return p.norm_x + int64_t(p.norm_rows != nullptr ? p.norm_rows[r] : r) * p.x_stride;
 }
 
+// The packed n8 tile of column block col's tile j: the block's four consecutive tiles, or for
+// kRopeKvBf16 tiles 2q, 2q + 1 of a head's first half and the matching two of its second half
+// (q: the block's place in its head), so each rotation pair meets in one warp.
+template <GemmEpilogue EP>
+__device__ __forceinline__ int gemm_column_tile(const GemmParams& p, int col, int j) {
+  if constexpr (EP == GemmEpilogue::kRopeKvBf16) {
+    const int head_tiles = p.head_dim / kGemmTileRows, per_head = p.head_dim / kGemmColumnCols;
+    return (col / per_head) * head_tiles + 2 * (col % per_head) + (j & 1) + (j >> 1) * (head_tiles / 2);
+  }
+  return col * kGemmColumnTiles + j;
+}
+
+// The epilogue of column block col_block for one row: lane cl holds `total`, the output of column
+// cl of the block's 32 (its chunk partials added in chunk order). Every lane of the warp takes
+// part (the argmax and SwiGLU epilogues shuffle); rows past M store nothing.
+template <GemmEpilogue EP>
+__device__ __forceinline__ void gemm_column_epilogue(const GemmParams& p, int col_block, int row, int cl, float total) {
+  const int lane = cl;
+  const int col = col_block * kGemmColumnCols + cl;
+  if constexpr (EP == GemmEpilogue::kArgmax) {
+    unsigned long long best = 0;
+    if (row < p.M && col < p.N) {
+      const float v = total + (p.bias ? p.bias[col] : 0.0f);
+      if (v == v) best = argmax_key(v, col);
+    }
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const unsigned long long other = __shfl_xor_sync(0xffffffffu, best, o);
+      best = other > best ? other : best;
+    }
+    if (lane == 0 && best != 0 && row < p.M) atomicMax(p.argmax + row, best);
+  } else if constexpr (EP == GemmEpilogue::kSiluMulBf16) {
+    // Columns pair as 8 gate then the 8 matching up columns (N % 16 == 0): the up total is 8
+    // lanes on.
+    const float up = __shfl_down_sync(0xffffffffu, total, 8);
+    if (row < p.M && cl % 16 < 8 && col < p.N) {
+      float gv = total, uv = up;
+      if (p.bias) {
+        gv += p.bias[col];
+        uv += p.bias[col + 8];
+      }
+      const float silu = gv / (1.0f + __expf(-gv));
+      const int n_gate = col - cl % 16;
+      static_cast<__nv_bfloat16*>(p.out)[int64_t(row) * p.out_stride + n_gate / 2 + cl % 16] =
+          __float2bfloat16_rn(silu * uv);
+    }
+  } else if constexpr (EP == GemmEpilogue::kRopeKvBf16) {
+    // Lane cl and lane cl ^ 16 hold a rotation pair (dimension i of the first half, i of the
+    // second); every column exists (N is whole heads of a multiple of 32).
+    const int tcol = gemm_column_tile<EP>(p, col_block, cl / kGemmTileRows) * kGemmTileRows + cl % kGemmTileRows;
+    const float x = __bfloat162float(__float2bfloat16_rn(total + (p.bias ? p.bias[tcol] : 0.0f)));
+    const float other = __shfl_xor_sync(0xffffffffu, x, 16);
+    if (row < p.M) {
+      const int hd = p.head_dim, half = hd / 2, head = tcol / hd, d = tcol % hd;
+      float y = x;
+      if (head < p.num_q_heads + p.num_kv_heads) {
+        const float c = p.rope_cos[int64_t(row) * half + d % half], sn = p.rope_sin[int64_t(row) * half + d % half];
+        y = d < half ? __fsub_rn(__fmul_rn(x, c), __fmul_rn(other, sn)) : __fadd_rn(__fmul_rn(x, c), __fmul_rn(other, sn));
+      }
+      const __nv_bfloat16 yb = __float2bfloat16_rn(y);
+      static_cast<__nv_bfloat16*>(p.out)[int64_t(row) * p.out_stride + tcol] = yb;
+      if (head >= p.num_q_heads) {
+        const bool is_v = head >= p.num_q_heads + p.num_kv_heads;
+        const int kvh = head - p.num_q_heads - (is_v ? p.num_kv_heads : 0);
+        __nv_bfloat16* cache = is_v ? p.v_cache : p.k_cache;
+        cache[(int64_t(kvh) * p.kv_capacity + p.kv_slots[row]) * hd + d] = yb;
+      }
+    }
+  } else {
+    if (row < p.M && col < p.N) gemm_store<EP>(p, row, col, total + (p.bias ? p.bias[col] : 0.0f));
+  }
+}
+
 // Grid: x = (column group, row slice) with the slice fastest, z = K splits. Slice i computes rows
 // [16 i, 16 i + 16) exactly as a call of those rows alone would (a row's bits never depend on
 // the others), so a verification of up to 128 rows over a narrow weight fills the GPU with slices
@@ -138,16 +214,7 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
       reinterpret_cast<__nv_bfloat16*>(reinterpret_cast<unsigned char*>(partial) + S::PartialBytes(p.M));
   __nv_bfloat16* zero = x_s + S::XBuffers(p.K) * x_elems;
 
-  // The packed n8 tile of column block col's warp tile j: the block's four consecutive tiles, or
-  // for kRopeKvBf16 tiles 2q, 2q + 1 of a head's first half and the matching two of its second
-  // half (q: the block's place in its head).
-  auto tile_of = [&](int col, int j) -> int {
-    if constexpr (EP == GemmEpilogue::kRopeKvBf16) {
-      const int head_tiles = p.head_dim / kGemmTileRows, per_head = p.head_dim / S::kCols;
-      return (col / per_head) * head_tiles + 2 * (col % per_head) + (j & 1) + (j >> 1) * (head_tiles / 2);
-    }
-    return col * S::kTiles + j;
-  };
+  auto tile_of = [&](int col, int j) { return gemm_column_tile<EP>(p, col, j); };
   // A lane's B fragments for the four stages of chunk c of column block col (zero past K).
   auto load_chunk = [&](int col, int c, uint4 (&b)[kGemmChunkTiles][2]) {
     const __nv_bfloat16* w_lane = p.w + GemmTileStageOffset(tile_of(col, jt), 0, k_tiles) + lane * 8;
@@ -247,63 +314,7 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
   const int row = warp, cl = lane;
   float total = 0.0f;
 
-  // The epilogue of column block col: this thread's total is its output's chunk partials added
-  // in chunk order. Every lane takes part (the argmax and SwiGLU epilogues shuffle).
-  auto finish_column = [&](int col_block) {
-    const int col = col_block * S::kCols + cl;
-    if constexpr (EP == GemmEpilogue::kArgmax) {
-      unsigned long long best = 0;
-      if (row < p.M && col < p.N) {
-        const float v = total + (p.bias ? p.bias[col] : 0.0f);
-        if (v == v) best = argmax_key(v, col);
-      }
-#pragma unroll
-      for (int o = 1; o < 32; o <<= 1) {
-        const unsigned long long other = __shfl_xor_sync(0xffffffffu, best, o);
-        best = other > best ? other : best;
-      }
-      if (lane == 0 && best != 0 && row < p.M) atomicMax(p.argmax + row, best);
-    } else if constexpr (EP == GemmEpilogue::kSiluMulBf16) {
-      // Columns pair as 8 gate then the 8 matching up columns (N % 16 == 0): the up total is 8
-      // lanes on.
-      const float up = __shfl_down_sync(0xffffffffu, total, 8);
-      if (row < p.M && cl % 16 < 8 && col < p.N) {
-        float gv = total, uv = up;
-        if (p.bias) {
-          gv += p.bias[col];
-          uv += p.bias[col + 8];
-        }
-        const float silu = gv / (1.0f + __expf(-gv));
-        const int n_gate = col - cl % 16;
-        static_cast<__nv_bfloat16*>(p.out)[int64_t(row) * p.out_stride + n_gate / 2 + cl % 16] =
-            __float2bfloat16_rn(silu * uv);
-      }
-    } else if constexpr (EP == GemmEpilogue::kRopeKvBf16) {
-      // Lane cl and lane cl ^ 16 hold a rotation pair (dimension i of the first half, i of the
-      // second); every column exists (N is whole heads of a multiple of 32).
-      const int tcol = tile_of(col_block, cl / kGemmTileRows) * kGemmTileRows + cl % kGemmTileRows;
-      const float x = __bfloat162float(__float2bfloat16_rn(total + (p.bias ? p.bias[tcol] : 0.0f)));
-      const float other = __shfl_xor_sync(0xffffffffu, x, 16);
-      if (row < p.M) {
-        const int hd = p.head_dim, half = hd / 2, head = tcol / hd, d = tcol % hd;
-        float y = x;
-        if (head < p.num_q_heads + p.num_kv_heads) {
-          const float c = p.rope_cos[int64_t(row) * half + d % half], sn = p.rope_sin[int64_t(row) * half + d % half];
-          y = d < half ? __fsub_rn(__fmul_rn(x, c), __fmul_rn(other, sn)) : __fadd_rn(__fmul_rn(x, c), __fmul_rn(other, sn));
-        }
-        const __nv_bfloat16 yb = __float2bfloat16_rn(y);
-        static_cast<__nv_bfloat16*>(p.out)[int64_t(row) * p.out_stride + tcol] = yb;
-        if (head >= p.num_q_heads) {
-          const bool is_v = head >= p.num_q_heads + p.num_kv_heads;
-          const int kvh = head - p.num_q_heads - (is_v ? p.num_kv_heads : 0);
-          __nv_bfloat16* cache = is_v ? p.v_cache : p.k_cache;
-          cache[(int64_t(kvh) * p.kv_capacity + p.kv_slots[row]) * hd + d] = yb;
-        }
-      }
-    } else {
-      if (row < p.M && col < p.N) gemm_store<EP>(p, row, col, total + (p.bias ? p.bias[col] : 0.0f));
-    }
-  };
+  auto finish_column = [&](int col_block) { gemm_column_epilogue<EP>(p, col_block, row, cl, total); };
 
   // Item i: column block col_begin + i (kColumns) or round r_begin + i. Multiplies the W
   // fragments `cur` and loads the next item's into `nxt`.

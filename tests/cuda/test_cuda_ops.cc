@@ -567,6 +567,115 @@ TEST(CudaLinear, SmallSharedMemoryTakesSmallerTilesWithTheSameBits) {
   }
 }
 
+// The bulk-stream kernel (up to 8 rows over weights of a 32-column block per SM or more,
+// gemm_bulk.cuh) gives the bits of the split-K kernel (LONGSPEC_GEMM_BULK=0) for every epilogue,
+// with and without the input norm (and the RoPE + K/V write). Column blocks: 132 (one per SM on
+// an H200), 264 (the last one padded), 560 (1.5B's gate_up: 4 or 5 a block); K of one 64-k stage,
+// chunks ending in one stage (576, 4104) or 8 columns (1032), Qwen2.5-1.5B's down K (8 rows leave
+// room for 4 slots: each consumer warp normalises two rows), Llama-8B's down K (up to 3 rows fit x
+// beside the ring, more take the split-K kernel).
+TEST(CudaLinear, BulkStreamGivesTheSplitKBits) {
+  LONGSPEC_SKIP_WITHOUT_GPU();
+  auto bulk = CudaBackendOrDie();
+  auto splitk = CudaBackendWithSwitchOff("LONGSPEC_GEMM_BULK");
+  constexpr int kBackends = 2;  // the last is the reference
+  Backend* be[kBackends] = {bulk.get(), splitk.get()};
+  std::mt19937 rng(31);
+  struct Shape {
+    int n, k;
+  };
+  for (const Shape shape : {Shape{4224, 8}, Shape{8432, 576}, Shape{4224, 1032}, Shape{8448, 4104}, Shape{17920, 1536},
+                            Shape{4224, 8960}, Shape{4224, 14336}}) {
+    const int n = shape.n, k = shape.k, ld = k + 4;
+    auto [W, B] = RandomWeightAndBias(n, k, rng);
+    HostTensor GU = Tensor(Bf16Round(Randn(size_t(n) * k, rng, 0.05f)), {n, k});  // n % 16 == 0
+    std::unique_ptr<LinearWeight> w[kBackends], gu[kBackends];
+    for (int i = 0; i < kBackends; ++i) {
+      auto wi = be[i]->CreateLinear(W, &B);
+      auto gi = be[i]->CreateLinear(GU, nullptr, LinearPacking::kGateUp);
+      ASSERT_TRUE(wi.ok() && gi.ok());
+      w[i] = std::move(wi).value();
+      gu[i] = std::move(gi).value();
+    }
+    const std::vector<float> norm_w = RandomNormWeightsHost(k, rng);
+    for (int m : {1, 2, 3, 5, 8}) {
+      SCOPED_TRACE("n " + std::to_string(n) + " k " + std::to_string(k) + " rows " + std::to_string(m));
+      const std::vector<float> x = Bf16Round(Randn(size_t(m) * k, rng));
+      const std::vector<float> h = Randn(size_t(m) * ld, rng, 2.0f), acc = Randn(size_t(m) * n, rng);
+      std::vector<std::vector<float>> outs[kBackends];
+      std::vector<int32_t> ids[kBackends];
+      for (int i = 0; i < kBackends; ++i) {
+        Backend& g = *be[i];
+        Buf xg = Upload(g, x, m, k, DType::kBF16), hg = Upload(g, h, m, ld, DType::kF32);
+        Buf nw = Upload(g, norm_w, 1, k, DType::kF32), xn = Alloc(g, m, k, DType::kBF16);
+        Buf yb = Alloc(g, m, n, DType::kBF16), yf = Alloc(g, m, n, DType::kF32), ya = Upload(g, acc, m, n, DType::kF32);
+        Buf act = Alloc(g, m, n / 2, DType::kBF16), nyb = Alloc(g, m, n, DType::kBF16);
+        Buf nact = Alloc(g, m, n / 2, DType::kBF16), logits = Alloc(g, m, n, DType::kF32);
+        Buf id = Alloc(g, 1, m, DType::kI32);
+        const View hv = hg.view.Cols(0, k);
+        g.Linear(xg.view, *w[i], yb.view);
+        g.Linear(xg.view, *w[i], yf.view);
+        g.LinearAdd(xg.view, *w[i], ya.view, View());
+        g.LinearSiluMul(xg.view, *gu[i], act.view, View());
+        g.NormLinear(hv, nw.view.data, 1e-6f, xn.view, *w[i], nyb.view);
+        g.NormLinearSiluMul(hv, nw.view.data, 1e-6f, xn.view, *gu[i], nact.view, View());
+        g.LinearArgmax(xg.view, *w[i], id.ints(), logits.view);
+        ASSERT_TRUE(g.LastError().ok()) << g.LastError().ToString();
+        for (const Buf* b : {&yb, &yf, &ya, &act, &nyb, &nact}) outs[i].push_back(Download(g, b->view));
+        ids[i] = DownloadInts(g, id.ints(), m);
+      }
+      for (int i = 0; i + 1 < kBackends; ++i) {
+        for (size_t o = 0; o < outs[i].size(); ++o)
+          EXPECT_TRUE(SameFloats(outs[i][o], outs[kBackends - 1][o])) << "backend " << i << " output " << o;
+        EXPECT_EQ(ids[i], ids[kBackends - 1]) << "backend " << i;
+      }
+    }
+  }
+  // The qkv product's RoPE + K/V write: a column block's tiles come from two packed groups; 33
+  // heads of 128 or 66 of 64 make 132 column blocks.
+  for (const int hd : {64, 128}) {
+    const int nkv = 2, nh = (hd == 64 ? 66 : 33) - 2 * nkv, k = 1536, n = (nh + 2 * nkv) * hd, half = hd / 2, capacity = 40;
+    auto [W, B] = RandomWeightAndBias(n, k, rng);
+    const std::vector<float> norm_w = RandomNormWeightsHost(k, rng);
+    for (int m : {1, 4, 8}) {
+      SCOPED_TRACE("rope hd " + std::to_string(hd) + " rows " + std::to_string(m));
+      const std::vector<float> h = Randn(size_t(m) * k, rng, 2.0f), angles = Randn(size_t(m) * half, rng, 3.0f);
+      std::vector<float> cos_h(angles.size()), sin_h(angles.size());
+      for (size_t i = 0; i < angles.size(); ++i) {
+        cos_h[i] = std::cos(angles[i]);
+        sin_h[i] = std::sin(angles[i]);
+      }
+      std::vector<int32_t> slots(m);
+      for (int r = 0; r < m; ++r) slots[r] = (r * 7 + 3) % capacity;
+      std::vector<std::vector<float>> outs[kBackends];
+      for (int i = 0; i < kBackends; ++i) {
+        Backend& g = *be[i];
+        auto wi = g.CreateLinear(W, &B);
+        ASSERT_TRUE(wi.ok());
+        Buf hg = Upload(g, h, m, k, DType::kF32), nw = Upload(g, norm_w, 1, k, DType::kF32);
+        Buf cs = Upload(g, cos_h, m, half, DType::kF32), sn = Upload(g, sin_h, m, half, DType::kF32);
+        Buf slot_buf = UploadInts(g, slots), xn = Alloc(g, m, k, DType::kBF16), qkv = Alloc(g, m, n, DType::kBF16);
+        const std::vector<float> zeros(size_t(nkv) * capacity * hd, 0.0f);
+        Buf kc = Upload(g, zeros, nkv * capacity, hd, DType::kBF16), vc = Upload(g, zeros, nkv * capacity, hd, DType::kBF16);
+        KvLayerView kv;
+        kv.k = kc.view.data;
+        kv.v = vc.view.data;
+        kv.dtype = DType::kBF16;
+        kv.capacity = capacity;
+        kv.num_kv_heads = nkv;
+        kv.head_dim = hd;
+        g.NormLinearRopeKv(hg.view, nw.view.data, 1e-6f, xn.view, **wi, qkv.view, nh, nkv, hd, cs.view.ptr<float>(),
+                           sn.view.ptr<float>(), slot_buf.ints(), kv);
+        ASSERT_TRUE(g.LastError().ok()) << g.LastError().ToString();
+        outs[i] = {Download(g, qkv.view), Download(g, kc.view), Download(g, vc.view)};
+      }
+      for (int i = 0; i + 1 < kBackends; ++i)
+        for (size_t o = 0; o < 3; ++o)
+          EXPECT_TRUE(SameFloats(outs[i][o], outs[kBackends - 1][o])) << "backend " << i << " output " << o;
+    }
+  }
+}
+
 TEST(CudaLinear, UnsupportedShapesAreClearErrors) {
   LONGSPEC_SKIP_WITHOUT_GPU();
   auto gpu = CudaBackendOrDie();

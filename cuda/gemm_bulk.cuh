@@ -1,0 +1,237 @@
+// The bulk-stream kernel of the GEMM for decode rows (M <= 8): one block per SM, a producer warp
+// streams the block's share of the packed weight into a ring of shared-memory slots with bulk
+// copies (cp.async.bulk, completion on an mbarrier per slot), and a consumer warp per slot
+// multiplies.
+//
+// Why: the split-K kernel (gemm_splitk.cuh) keeps each warp's next chunk of W in registers, so an
+// SM has at most one round (64 KB) in flight, and none while its 16 warps meet at a round's
+// barriers; the H200 held its decode GEMMs at 2.0-2.7 TB/s of 4.4 (Qwen2.5-1.5B gate_up 20.5 us
+// for a 12.5 us floor). Here the ring keeps up to eight 16 KB units in flight per SM whatever the
+// consumers do, and no thread issues a load instruction for W.
+//
+// Work: a unit is one 256-k chunk of one 32-column block (16 KB of the packed layout, less for
+// a last short chunk), and units run column block after column block, chunk after chunk, which
+// is also their order in memory. Block b takes the column blocks [b C / B, (b + 1) C / B) whole,
+// so one contiguous stretch of W: the launcher runs this kernel only where every SM gets a column
+// block and the busiest SM's share is within 20% of the even one (gemm.cu, BulkRuns). With S
+// slots, consumer warp w owns slot w and takes the block's units w, w + S, ...: all four n8 tiles
+// of a unit (four independent MMA chains), from x staged whole in shared memory once. (A warp
+// that owns its slot never waits on a barrier phase two ahead of the one it last saw, which
+// parity waits cannot tell apart.)
+//
+// Order (what keeps the bits of every other kernel, gemm_common.cuh): a unit's partial is its
+// chunk's MMA chain from 0; a column block's total is 0 + p0 + p1 + ... in chunk order. The
+// consumers take turns (a shared counter) to add their units' partials to the column block's
+// running total in unit order; the warp of a column block's last unit takes the totals and runs
+// the epilogue.
+//
+// Tried and not kept (H200, 2026-12-02, bench/results/gpu_gemm_bulk_2026-12-02.md): even runs of
+// units over all SMs (stream-K; a column block cut between blocks finished by the last to arrive
+// from partials in the workspace): slower on every decode shape (1.5B qkv 6.2 us against 3.5,
+// Llama-8B down 52 against 30), the cut blocks' fix-ups on the critical path.
+#pragma once
+
+#include "gemm_splitk.cuh"
+
+namespace longspec::cuda {
+
+constexpr int kGemmBulkRowsMax = 8;
+// Slots of the ring, one consumer warp each; warp 0 is the producer.
+constexpr int kGemmBulkSlotsMax = 8, kGemmBulkSlotsMin = 4;
+constexpr int kGemmBulkThreadsMax = 32 * (1 + kGemmBulkSlotsMax);
+constexpr int kGemmBulkUnitBytes = kGemmChunkTiles * kGemmColumnTiles * 2 * kGemmBlockElems * 2;  // 16 KB
+constexpr int kGemmBulkZeroBytes = kGemmChunkK * 2;  // the A rows past M read zeros (one chunk's row)
+constexpr int kGemmBulkTotalLd = kGemmColumnCols + 4;  // running totals [row][column], padded
+
+// x staged whole: rows of all K padded to 64 (+ 8 elements: rows 16 bytes apart in the banks).
+__host__ __device__ constexpr int GemmBulkXLd(int k) { return GemmKTiles(k) * 64 + 8; }
+__host__ __device__ constexpr size_t GemmBulkXBytes(int m, int k) {
+  return (size_t(m) * GemmBulkXLd(k) * 2 + 15) / 16 * 16;
+}
+// The kernel's static shared memory (barriers, running totals, the norm's row scales) is under
+// this; its dynamic shared memory may take the rest of a block's.
+constexpr size_t kGemmBulkStaticSmemMax = 2048;
+// Dynamic shared memory: the ring, x, the zero row.
+__host__ __device__ constexpr size_t GemmBulkSmemBytes(int slots, int m, int k) {
+  return size_t(slots) * kGemmBulkUnitBytes + GemmBulkXBytes(m, k) + kGemmBulkZeroBytes;
+}
+template <GemmEpilogue EP, bool NORM = false>
+__global__ void __launch_bounds__(kGemmBulkThreadsMax, 1) gemm_bf16_bulk_kernel(const GemmParams p) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  extern __shared__ __align__(128) unsigned char bulk_smem[];
+  __shared__ __align__(8) uint64_t full[kGemmBulkSlotsMax], empty[kGemmBulkSlotsMax];
+  __shared__ __align__(16) float totals[kGemmBulkRowsMax * kGemmBulkTotalLd];
+  __shared__ int turn;
+  __shared__ float row_inv[NORM ? kGemmBulkRowsMax : 1];
+  static_assert(sizeof(full) + sizeof(empty) + sizeof(totals) + sizeof(turn) + sizeof(row_inv) <= kGemmBulkStaticSmemMax,
+                "the static shared memory the launcher leaves room for");
+  const int slots = blockDim.x / 32 - 1;  // = consumer warps
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int k_tiles = GemmKTiles(p.K), chunks = GemmKChunks(p.K);
+  const int columns = GemmPaddedTiles(p.N) / kGemmColumnTiles;
+  const int col_begin = int(int64_t(blockIdx.x) * columns / gridDim.x);
+  const int col_end = int(int64_t(blockIdx.x + 1) * columns / gridDim.x);
+  const int64_t u0 = int64_t(col_begin) * chunks, u1 = int64_t(col_end) * chunks;
+  unsigned char* ring = bulk_smem;
+  const int x_ld = GemmBulkXLd(p.K);
+  __nv_bfloat16* x_s = reinterpret_cast<__nv_bfloat16*>(bulk_smem + size_t(slots) * kGemmBulkUnitBytes);
+  __nv_bfloat16* zero = reinterpret_cast<__nv_bfloat16*>(bulk_smem + size_t(slots) * kGemmBulkUnitBytes +
+                                                         GemmBulkXBytes(p.M, p.K));
+  if (tid < slots) {
+    mbarrier_init(&full[tid], 1);
+    mbarrier_init(&empty[tid], 32);  // every lane of the consuming warp
+  }
+  if (tid == 32) turn = 0;
+  for (int i = tid; i < kGemmBulkRowsMax * kGemmBulkTotalLd; i += blockDim.x) totals[i] = 0.0f;
+  fence_mbarrier_init();
+  __syncthreads();
+  if (p.early_trigger) pdl_launch_dependents();
+
+  if (warp == 0) {
+    // The producer: W never depends on the previous kernel, so the ring fills before the wait.
+    if (lane == 0) {
+      const uint64_t policy = l2_evict_first_policy();
+      int i = 0;
+      for (int64_t u = u0; u < u1; ++u, ++i) {
+        const int slot = i % slots;
+        if (i >= slots) mbarrier_wait(&empty[slot], ((i / slots) - 1) & 1);
+        const int col = int(u / chunks), c = int(u % chunks);
+        const int stages = min(kGemmChunkTiles, k_tiles - c * kGemmChunkTiles);
+        constexpr int kStageBytes = kGemmColumnTiles * 2 * kGemmBlockElems * 2;  // a column block's 64-k stage
+        mbarrier_arrive_expect_tx(&full[slot], stages * kStageBytes);
+        unsigned char* dst = ring + size_t(slot) * kGemmBulkUnitBytes;
+        if constexpr (EP == GemmEpilogue::kRopeKvBf16) {
+          // The block's tiles are two pairs from two packed groups: a copy per pair and stage.
+          for (int s = 0; s < stages; ++s) {
+            for (int h = 0; h < 2; ++h) {
+              const __nv_bfloat16* src =
+                  p.w + GemmTileStageOffset(gemm_column_tile<EP>(p, col, 2 * h), c * kGemmChunkTiles + s, k_tiles);
+              bulk_copy_g2s(dst + s * kStageBytes + h * (kStageBytes / 2), src, kStageBytes / 2, &full[slot], policy);
+            }
+          }
+        } else {
+          const __nv_bfloat16* src = p.w + GemmTileStageOffset(col * kGemmColumnTiles, c * kGemmChunkTiles, k_tiles);
+          bulk_copy_g2s(dst, src, stages * kStageBytes, &full[slot], policy);
+        }
+      }
+    }
+    if (!p.early_trigger) pdl_launch_dependents();
+    return;
+  }
+
+  // Consumers (warps 1..slots; threads ct = tid - 32 among themselves).
+  const int cw = warp - 1, ct = tid - 32, slot = cw;
+  const GroupBarrier consumers{1, 32 * slots};
+  pdl_wait();
+  if constexpr (NORM) {  // warp w: rows w, w + slots, ...: their inverse RMS
+    for (int r = cw; r < p.M; r += slots) {
+      const float inv = rms_inverse(rms_sum_squares(gemm_norm_row(p, r), p.K, lane), p.K, p.norm_eps);
+      if (lane == 0) row_inv[r] = inv;
+    }
+    consumers.sync();
+  }
+  // x rows 0..M-1 whole, 8 columns a piece, zero from K on (as the split-K kernel stages them).
+  const int pieces = k_tiles * 8;
+  for (int i = ct; i < p.M * pieces; i += 32 * slots) {
+    const int row = i / pieces, k = (i % pieces) * 8;
+    __nv_bfloat16* dst = x_s + row * x_ld + k;
+    if constexpr (NORM) {
+      uint4 packed = make_uint4(0, 0, 0, 0);
+      if (k < p.K) {
+        const float4* h = reinterpret_cast<const float4*>(gemm_norm_row(p, row) + k);
+        const float4* w = reinterpret_cast<const float4*>(p.norm_w + k);
+        const float4 h0 = h[0], h1 = h[1], w0 = __ldg(w), w1 = __ldg(w + 1);
+        const float inv = row_inv[row];
+        packed = make_uint4(pack_bf16(rms_apply(h0.x, inv, w0.x), rms_apply(h0.y, inv, w0.y)),
+                            pack_bf16(rms_apply(h0.z, inv, w0.z), rms_apply(h0.w, inv, w0.w)),
+                            pack_bf16(rms_apply(h1.x, inv, w1.x), rms_apply(h1.y, inv, w1.y)),
+                            pack_bf16(rms_apply(h1.z, inv, w1.z), rms_apply(h1.w, inv, w1.w)));
+      }
+      *reinterpret_cast<uint4*>(dst) = packed;
+    } else {
+      const bool ok = k < p.K;
+      cp_async_16(dst, ok ? p.x + int64_t(row) * p.x_stride + k : p.x, ok);
+    }
+  }
+  if (ct < kGemmBulkZeroBytes / 16) reinterpret_cast<uint4*>(zero)[ct] = make_uint4(0, 0, 0, 0);
+  cp_async_commit();
+  cp_async_wait<0>();
+  consumers.sync();
+
+  // ldmatrix.x2 row addresses: lanes 0-7 give rows 0-7 at k, lanes 8-15 at k + 8 (a0 and a2 of
+  // the A fragment; a1 and a3, rows 8-15, are zero: an MMA's output row depends on its A row only).
+  const int a_row = lane & 7, a_k = ((lane >> 3) & 1) * 8;
+  const __nv_bfloat16* a_base = a_row < p.M ? x_s + a_row * x_ld + a_k : nullptr;
+  const int g = lane >> 2, t = lane & 3;
+
+  for (int i = cw; u0 + i < u1; i += slots) {
+    const int64_t u = u0 + i;
+    const int col = int(u / chunks), c = int(u % chunks);
+    mbarrier_wait(&full[slot], (i / slots) & 1);
+    const uint4* b_slot = reinterpret_cast<const uint4*>(ring + size_t(slot) * kGemmBulkUnitBytes) + lane;
+    const __nv_bfloat16* a_lane = a_base != nullptr ? a_base + c * kGemmChunkK : zero + a_k;
+    float acc[kGemmColumnTiles][4] = {};
+#pragma unroll
+    for (int s = 0; s < kGemmChunkTiles; ++s) {
+      if (c * kGemmChunkTiles + s >= k_tiles) break;
+      uint4 b[kGemmColumnTiles][2];  // stage s of the four tiles: 1 KB each, two 512-byte blocks
+#pragma unroll
+      for (int j = 0; j < kGemmColumnTiles; ++j) {
+        b[j][0] = b_slot[(s * kGemmColumnTiles + j) * 64];
+        b[j][1] = b_slot[(s * kGemmColumnTiles + j) * 64 + 32];
+      }
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        uint32_t a[4] = {0u, 0u, 0u, 0u};
+        ldmatrix_x2(a[0], a[2], a_lane + s * 64 + kk * 16);
+#pragma unroll
+        for (int j = 0; j < kGemmColumnTiles; ++j) {
+          const uint4& bj = b[j][kk >> 1];
+          mma_bf16(acc[j], a, (kk & 1) ? bj.z : bj.x, (kk & 1) ? bj.w : bj.y);
+        }
+      }
+    }
+    mbarrier_arrive(&empty[slot]);  // the slot's fragments are in registers
+
+    // This unit's turn: every earlier unit of the block has added its partial.
+    while (*reinterpret_cast<volatile int*>(&turn) != i) {
+    }
+    __threadfence_block();
+    if (g < p.M) {
+#pragma unroll
+      for (int j = 0; j < kGemmColumnTiles; ++j) {
+        float* running = totals + g * kGemmBulkTotalLd + j * kGemmTileRows + 2 * t;
+        running[0] += acc[j][0];
+        running[1] += acc[j][1];
+      }
+    }
+    __syncwarp();
+    // The column block's last unit: its totals (lane = column, row r) leave the shared running
+    // totals zero for the next column block before the turn passes on.
+    const bool last_chunk = c == chunks - 1;
+    float tot[kGemmBulkRowsMax];
+    if (last_chunk) {
+#pragma unroll
+      for (int r = 0; r < kGemmBulkRowsMax; ++r) {
+        if (r < p.M) {
+          tot[r] = totals[r * kGemmBulkTotalLd + lane];
+          totals[r * kGemmBulkTotalLd + lane] = 0.0f;
+        }
+      }
+      __syncwarp();
+    }
+    if (lane == 0) {
+      __threadfence_block();
+      *reinterpret_cast<volatile int*>(&turn) = i + 1;
+    }
+    if (last_chunk) {
+#pragma unroll
+      for (int r = 0; r < kGemmBulkRowsMax; ++r)
+        if (r < p.M) gemm_column_epilogue<EP>(p, col, r, lane, tot[r]);
+    }
+  }
+  if (!p.early_trigger) pdl_launch_dependents();
+#endif
+}
+
+}  // namespace longspec::cuda
