@@ -140,12 +140,7 @@ __global__ void __launch_bounds__(kGemmBulkThreadsMax, 1) gemm_bf16_bulk_kernel(
       if (k < p.K) {
         const float4* h = reinterpret_cast<const float4*>(gemm_norm_row(p, row) + k);
         const float4* w = reinterpret_cast<const float4*>(p.norm_w + k);
-        const float4 h0 = h[0], h1 = h[1], w0 = __ldg(w), w1 = __ldg(w + 1);
-        const float inv = row_inv[row];
-        packed = make_uint4(pack_bf16(rms_apply(h0.x, inv, w0.x), rms_apply(h0.y, inv, w0.y)),
-                            pack_bf16(rms_apply(h0.z, inv, w0.z), rms_apply(h0.w, inv, w0.w)),
-                            pack_bf16(rms_apply(h1.x, inv, w1.x), rms_apply(h1.y, inv, w1.y)),
-                            pack_bf16(rms_apply(h1.z, inv, w1.z), rms_apply(h1.w, inv, w1.w)));
+        packed = rms_apply_pack8(h[0], h[1], __ldg(w), __ldg(w + 1), row_inv[row]);
       }
       *reinterpret_cast<uint4*>(dst) = packed;
     } else {

@@ -264,12 +264,7 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
         uint4 packed = make_uint4(0, 0, 0, 0);
         if (k < p.K) {
           const float4* h = reinterpret_cast<const float4*>(norm_row_s[row] + k);
-          const float4 h0 = h[0], h1 = h[1], w0 = norm_w[0], w1 = norm_w[1];
-          const float inv = row_inv[row];
-          packed = make_uint4(pack_bf16(rms_apply(h0.x, inv, w0.x), rms_apply(h0.y, inv, w0.y)),
-                              pack_bf16(rms_apply(h0.z, inv, w0.z), rms_apply(h0.w, inv, w0.w)),
-                              pack_bf16(rms_apply(h1.x, inv, w1.x), rms_apply(h1.y, inv, w1.y)),
-                              pack_bf16(rms_apply(h1.z, inv, w1.z), rms_apply(h1.w, inv, w1.w)));
+          packed = rms_apply_pack8(h[0], h[1], norm_w[0], norm_w[1], row_inv[row]);
         }
         *reinterpret_cast<uint4*>(dst + i * kXRowStep * x_ld) = packed;
       } else {

@@ -16,6 +16,8 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include "ptx.cuh"
+
 namespace longspec::cuda {
 
 constexpr int kRmsBatch = 8;
@@ -67,5 +69,14 @@ __device__ __forceinline__ float rms_inverse(float sum_squares, int n, float eps
 }
 
 __device__ __forceinline__ float rms_apply(float x, float inv, float w) { return __fmul_rn(__fmul_rn(x, inv), w); }
+
+// Eight consecutive columns of a row, RmsNorm(h) * w rounded to bf16 and packed (the GEMMs stage
+// their normalised x so: h0, h1 the row's columns, w0, w1 the norm weights, inv the row's scale).
+__device__ __forceinline__ uint4 rms_apply_pack8(float4 h0, float4 h1, float4 w0, float4 w1, float inv) {
+  return make_uint4(pack_bf16(rms_apply(h0.x, inv, w0.x), rms_apply(h0.y, inv, w0.y)),
+                    pack_bf16(rms_apply(h0.z, inv, w0.z), rms_apply(h0.w, inv, w0.w)),
+                    pack_bf16(rms_apply(h1.x, inv, w1.x), rms_apply(h1.y, inv, w1.y)),
+                    pack_bf16(rms_apply(h1.z, inv, w1.z), rms_apply(h1.w, inv, w1.w)));
+}
 
 }  // namespace longspec::cuda
