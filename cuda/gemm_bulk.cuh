@@ -55,6 +55,7 @@ constexpr size_t kGemmBulkStaticSmemMax = 2048;
 __host__ __device__ constexpr size_t GemmBulkSmemBytes(int slots, int m, int k) {
   return size_t(slots) * kGemmBulkUnitBytes + GemmBulkXBytes(m, k) + kGemmBulkZeroBytes;
 }
+
 template <GemmEpilogue EP, bool NORM = false>
 __global__ void __launch_bounds__(kGemmBulkThreadsMax, 1) gemm_bf16_bulk_kernel(const GemmParams p) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
