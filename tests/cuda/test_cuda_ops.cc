@@ -573,7 +573,9 @@ TEST(CudaLinear, SmallSharedMemoryTakesSmallerTilesWithTheSameBits) {
 // an H200), 264 (the last one padded), 560 (1.5B's gate_up: 4 or 5 a block); K of one 64-k stage,
 // chunks ending in one stage (576, 4104) or 8 columns (1032), Qwen2.5-1.5B's down K (8 rows leave
 // room for 4 slots: each consumer warp normalises two rows), Llama-8B's down K (up to 3 rows fit x
-// beside the ring, more take the split-K kernel).
+// beside the ring, more take the split-K kernel). (The shapes do reach the bulk kernel: on the
+// H200 this test caught its norm bug at 8 rows over K = 8960, and the plain-step timelines name
+// gemm_bf16_bulk_kernel with the switch on, bench/results/logs/gemm_bulk_2026-12-02/.)
 TEST(CudaLinear, BulkStreamGivesTheSplitKBits) {
   LONGSPEC_SKIP_WITHOUT_GPU();
   auto bulk = CudaBackendOrDie();
