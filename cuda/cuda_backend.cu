@@ -529,6 +529,7 @@ class CudaBackend final : public Backend {
   void set_wide_rows_gemm(bool on) { ctx_.wide_rows_gemm = on; }
   void set_norm_row_slices(bool on) { ctx_.norm_row_slices = on; }
   void set_gemm_bulk(bool on) { ctx_.gemm_bulk = on; }
+  void set_gemm_bulk_narrow(bool on) { ctx_.gemm_bulk_narrow = on; }
 
  private:
   void Check(cudaError_t e, const char* op) {
@@ -690,6 +691,7 @@ StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
   be->set_wide_rows_gemm(EnvFlag("LONGSPEC_WIDE_ROWS_GEMM", true));
   be->set_norm_row_slices(EnvFlag("LONGSPEC_FUSE_NORM_SLICES", true));
   be->set_gemm_bulk(prop.major >= 9 && EnvFlag("LONGSPEC_GEMM_BULK", true));
+  be->set_gemm_bulk_narrow(EnvFlag("LONGSPEC_GEMM_BULK_NARROW", true));
   LONGSPEC_RETURN_IF_ERROR(be->AllocateSplitKWorkspace());
   return std::unique_ptr<Backend>(std::move(be));
 }

@@ -81,30 +81,42 @@ int SplitKColumnsPerBlock(const LaunchContext& ctx, int columns, int slices, int
 // 57.0 against 62.3; but Qwen2.5-0.5B's gate_up (304: 2.3 against 3) 7.6 against 7.0. Slots of the
 // ring as many as the shared memory left by x allows (at most 8, at least 4), one block per SM.
 // Returns false where it does not run (the split-K kernel takes the call).
-bool BulkRuns(const LaunchContext& ctx, const GemmParams& p, int* slots, int* blocks) {
+bool BulkRuns(const LaunchContext& ctx, const GemmParams& p, int* slots, int* blocks, int* splits) {
   if (!ctx.gemm_bulk || p.M > kGemmBulkRowsMax) return false;
   const int sms = ctx.num_sms > 0 ? ctx.num_sms : 1, columns = SplitKColumnBlocks(p.N);
   const int per_sm_max = (columns + sms - 1) / sms;
-  if (columns < sms || 5 * columns < 4 * per_sm_max * sms) return false;
-  const size_t fixed = GemmBulkSmemBytes(0, p.M, p.K), dynamic_max = ctx.max_smem_per_block - kGemmBulkStaticSmemMax;
+  if (columns >= sms) {
+    if (5 * columns < 4 * per_sm_max * sms) return false;
+    *splits = 0;
+    *blocks = sms;
+  } else {
+    // Narrow: each column block's K over a cluster of S blocks, as many as fill the SMs (at most
+    // 8, the portable cluster size, and a chunk a block at least).
+    if (!ctx.gemm_bulk_narrow) return false;
+    *splits = std::max(1, std::min({8, sms / columns, GemmKChunks(p.K)}));
+    *blocks = columns * *splits;
+  }
+  const size_t fixed = GemmBulkSmemBytes(0, p.M, p.K, *splits), dynamic_max = ctx.max_smem_per_block - kGemmBulkStaticSmemMax;
   if (fixed + size_t(kGemmBulkSlotsMin) * kGemmBulkUnitBytes > dynamic_max) return false;
   *slots = int(std::min<size_t>(kGemmBulkSlotsMax, (dynamic_max - fixed) / kGemmBulkUnitBytes));
-  *blocks = sms;
   return true;
 }
 
 template <GemmEpilogue EP, bool NORM = false>
-cudaError_t LaunchBulk(const LaunchContext& ctx, const GemmParams& p_in, int slots, int blocks) {
+cudaError_t LaunchBulk(const LaunchContext& ctx, const GemmParams& p_in, int slots, int blocks, int splits) {
   GemmParams p = p_in;
   p.early_trigger = p.M <= ctx.gemm_early_trigger_max_rows;
-  return Launch(ctx, gemm_bf16_bulk_kernel<EP, NORM>, dim3(blocks), dim3(32 * (1 + slots)),
-                GemmBulkSmemBytes(slots, p.M, p.K), p);
+  p.bulk_splits = splits;
+  return LaunchClusters(ctx, gemm_bf16_bulk_kernel<EP, NORM>, dim3(blocks), dim3(32 * (1 + slots)),
+                        GemmBulkSmemBytes(slots, p.M, p.K, splits), splits, p);
 }
 
 template <GemmEpilogue EP, bool NORM = false>
 cudaError_t LaunchSplitK(const LaunchContext& ctx, const GemmParams& p_in) {
-  int slots = 0, blocks = 0;
-  if (BulkRuns(ctx, p_in, &slots, &blocks)) return LaunchBulk<EP, NORM>(ctx, p_in, slots, blocks);
+  int slots = 0, blocks = 0, bulk_splits = 0;
+  if (BulkRuns(ctx, p_in, &slots, &blocks, &bulk_splits)) {
+    return LaunchBulk<EP, NORM>(ctx, p_in, slots, blocks, bulk_splits);
+  }
   GemmParams p = p_in;
   const int rows = p.M < kGemmSplitKRowsMax ? p.M : kGemmSplitKRowsMax;
   const size_t smem = SplitK::SmemBytes(rows, p.K);  // at most SplitK::kSmemMax, whatever K

@@ -25,11 +25,21 @@
 // running total in unit order; the warp of a column block's last unit takes the totals and runs
 // the epilogue.
 //
+// Narrow weights (fewer column blocks than SMs: qkv, o and down of the models here) run split
+// along K (p.bulk_splits = S >= 1): a cluster of S blocks per column block, block s streaming the
+// chunks [s chunks / S, (s + 1) chunks / S), one contiguous stretch, and keeping each unit's
+// partial in its shared memory; after a cluster barrier block 0 adds every chunk's partial in
+// chunk order, reading the others' shared memory (distributed shared memory), and runs the
+// epilogue; a second barrier keeps the others' shared memory until it has. No turn counter, no
+// global workspace, no atomics. x is staged for the block's chunks only.
+//
 // Tried and not kept (H200, 2026-12-02, bench/results/gpu_gemm_bulk_2026-12-02.md): even runs of
 // units over all SMs (stream-K; a column block cut between blocks finished by the last to arrive
 // from partials in the workspace): slower on every decode shape (1.5B qkv 6.2 us against 3.5,
 // Llama-8B down 52 against 30), the cut blocks' fix-ups on the critical path.
 #pragma once
+
+#include <cooperative_groups.h>
 
 #include "gemm_splitk.cuh"
 
@@ -43,17 +53,29 @@ constexpr int kGemmBulkUnitBytes = kGemmChunkTiles * kGemmColumnTiles * 2 * kGem
 constexpr int kGemmBulkZeroBytes = kGemmChunkK * 2;  // the A rows past M read zeros (one chunk's row)
 constexpr int kGemmBulkTotalLd = kGemmColumnCols + 4;  // running totals [row][column], padded
 
-// x staged whole: rows of all K padded to 64 (+ 8 elements: rows 16 bytes apart in the banks).
-__host__ __device__ constexpr int GemmBulkXLd(int k) { return GemmKTiles(k) * 64 + 8; }
-__host__ __device__ constexpr size_t GemmBulkXBytes(int m, int k) {
-  return (size_t(m) * GemmBulkXLd(k) * 2 + 15) / 16 * 16;
+// Chunks a block streams at most: all of a column block's, or with S splits the largest split's.
+__host__ __device__ constexpr int GemmBulkChunksMax(int k, int splits) {
+  return splits > 0 ? (GemmKChunks(k) + splits - 1) / splits : GemmKChunks(k);
+}
+// x staged for the block's chunks: their columns (all of K padded to 64 when whole), + 8
+// elements a row (rows 16 bytes apart in the banks).
+__host__ __device__ constexpr int GemmBulkXLd(int k, int splits) {
+  return (splits > 0 ? GemmBulkChunksMax(k, splits) * kGemmChunkK : GemmKTiles(k) * 64) + 8;
+}
+__host__ __device__ constexpr size_t GemmBulkXBytes(int m, int k, int splits) {
+  return (size_t(m) * GemmBulkXLd(k, splits) * 2 + 15) / 16 * 16;
+}
+// Split along K: every unit's partials [chunk][row][32] fp32.
+__host__ __device__ constexpr size_t GemmBulkPartialBytes(int m, int k, int splits) {
+  return splits > 0 ? size_t(GemmBulkChunksMax(k, splits)) * m * kGemmColumnCols * 4 : 0;
 }
 // The kernel's static shared memory (barriers, running totals, the norm's row scales) is under
 // this; its dynamic shared memory may take the rest of a block's.
 constexpr size_t kGemmBulkStaticSmemMax = 2048;
-// Dynamic shared memory: the ring, x, the zero row.
-__host__ __device__ constexpr size_t GemmBulkSmemBytes(int slots, int m, int k) {
-  return size_t(slots) * kGemmBulkUnitBytes + GemmBulkXBytes(m, k) + kGemmBulkZeroBytes;
+// Dynamic shared memory: the ring, x, the zero row, the partials.
+__host__ __device__ constexpr size_t GemmBulkSmemBytes(int slots, int m, int k, int splits) {
+  return size_t(slots) * kGemmBulkUnitBytes + GemmBulkXBytes(m, k, splits) + kGemmBulkZeroBytes +
+         GemmBulkPartialBytes(m, k, splits);
 }
 
 template <GemmEpilogue EP, bool NORM = false>
@@ -69,15 +91,27 @@ __global__ void __launch_bounds__(kGemmBulkThreadsMax, 1) gemm_bf16_bulk_kernel(
   const int slots = blockDim.x / 32 - 1;  // = consumer warps
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int k_tiles = GemmKTiles(p.K), chunks = GemmKChunks(p.K);
-  const int columns = GemmPaddedTiles(p.N) / kGemmColumnTiles;
-  const int col_begin = int(int64_t(blockIdx.x) * columns / gridDim.x);
-  const int col_end = int(int64_t(blockIdx.x + 1) * columns / gridDim.x);
-  const int64_t u0 = int64_t(col_begin) * chunks, u1 = int64_t(col_end) * chunks;
+  const int columns = GemmPaddedTiles(p.N) / kGemmColumnTiles, splits = p.bulk_splits;
+  // The block's column blocks and, for each, its chunks [c0, c1): whole column blocks, or one
+  // column block's split `rank` (the block's rank in its cluster of S).
+  int col_begin, col_end, c0 = 0, c1 = chunks, rank = 0;
+  if (splits > 0) {
+    col_begin = blockIdx.x / splits;
+    col_end = col_begin + 1;
+    rank = int(cooperative_groups::this_cluster().block_rank());  // blockIdx.x % splits
+    c0 = rank * chunks / splits;
+    c1 = (rank + 1) * chunks / splits;
+  } else {
+    col_begin = int(int64_t(blockIdx.x) * columns / gridDim.x);
+    col_end = int(int64_t(blockIdx.x + 1) * columns / gridDim.x);
+  }
+  const int nc = c1 - c0, units = (col_end - col_begin) * nc;
   unsigned char* ring = bulk_smem;
-  const int x_ld = GemmBulkXLd(p.K);
-  __nv_bfloat16* x_s = reinterpret_cast<__nv_bfloat16*>(bulk_smem + size_t(slots) * kGemmBulkUnitBytes);
-  __nv_bfloat16* zero = reinterpret_cast<__nv_bfloat16*>(bulk_smem + size_t(slots) * kGemmBulkUnitBytes +
-                                                         GemmBulkXBytes(p.M, p.K));
+  const int x_ld = GemmBulkXLd(p.K, splits);
+  unsigned char* after_ring = bulk_smem + size_t(slots) * kGemmBulkUnitBytes;
+  __nv_bfloat16* x_s = reinterpret_cast<__nv_bfloat16*>(after_ring);
+  __nv_bfloat16* zero = reinterpret_cast<__nv_bfloat16*>(after_ring + GemmBulkXBytes(p.M, p.K, splits));
+  float* partials = reinterpret_cast<float*>(after_ring + GemmBulkXBytes(p.M, p.K, splits) + kGemmBulkZeroBytes);
   if (tid < slots) {
     mbarrier_init(&full[tid], 1);
     mbarrier_init(&empty[tid], 32);  // every lane of the consuming warp
@@ -92,11 +126,10 @@ __global__ void __launch_bounds__(kGemmBulkThreadsMax, 1) gemm_bf16_bulk_kernel(
     // The producer: W never depends on the previous kernel, so the ring fills before the wait.
     if (lane == 0) {
       const uint64_t policy = l2_evict_first_policy();
-      int i = 0;
-      for (int64_t u = u0; u < u1; ++u, ++i) {
+      for (int i = 0; i < units; ++i) {
         const int slot = i % slots;
         if (i >= slots) mbarrier_wait(&empty[slot], ((i / slots) - 1) & 1);
-        const int col = int(u / chunks), c = int(u % chunks);
+        const int col = col_begin + i / nc, c = c0 + i % nc;
         const int stages = min(kGemmChunkTiles, k_tiles - c * kGemmChunkTiles);
         constexpr int kStageBytes = kGemmColumnTiles * 2 * kGemmBlockElems * 2;  // a column block's 64-k stage
         mbarrier_arrive_expect_tx(&full[slot], stages * kStageBytes);
@@ -116,115 +149,155 @@ __global__ void __launch_bounds__(kGemmBulkThreadsMax, 1) gemm_bf16_bulk_kernel(
         }
       }
     }
-    if (!p.early_trigger) pdl_launch_dependents();
-    return;
-  }
-
-  // Consumers (warps 1..slots; threads ct = tid - 32 among themselves).
-  const int cw = warp - 1, ct = tid - 32, slot = cw;
-  const GroupBarrier consumers{1, 32 * slots};
-  pdl_wait();
-  if constexpr (NORM) {  // warp w: rows w, w + slots, ...: their inverse RMS
-    for (int r = cw; r < p.M; r += slots) {
-      const float inv = rms_inverse(rms_sum_squares(gemm_norm_row(p, r), p.K, lane), p.K, p.norm_eps);
-      if (lane == 0) row_inv[r] = inv;
+    if (splits == 0) {
+      if (!p.early_trigger) pdl_launch_dependents();
+      return;
     }
+  } else {
+    // Consumers (warps 1..slots; threads ct = tid - 32 among themselves).
+    const int cw = warp - 1, ct = tid - 32, slot = cw;
+    const GroupBarrier consumers{1, 32 * slots};
+    pdl_wait();
+    if constexpr (NORM) {  // warp w: rows w, w + slots, ...: their inverse RMS
+      for (int r = cw; r < p.M; r += slots) {
+        const float inv = rms_inverse(rms_sum_squares(gemm_norm_row(p, r), p.K, lane), p.K, p.norm_eps);
+        if (lane == 0) row_inv[r] = inv;
+      }
+      consumers.sync();
+    }
+    // x rows 0..M-1 over the block's chunks (from column k0), 8 columns a piece, zero from K on
+    // (as the split-K kernel stages them).
+    const int k0 = c0 * kGemmChunkK, pieces = min(nc * kGemmChunkK, k_tiles * 64 - k0) / 8;
+    for (int i = ct; i < p.M * pieces; i += 32 * slots) {
+      const int row = i / pieces, kl = (i % pieces) * 8, k = k0 + kl;
+      __nv_bfloat16* dst = x_s + row * x_ld + kl;
+      if constexpr (NORM) {
+        uint4 packed = make_uint4(0, 0, 0, 0);
+        if (k < p.K) {
+          const float4* h = reinterpret_cast<const float4*>(gemm_norm_row(p, row) + k);
+          const float4* w = reinterpret_cast<const float4*>(p.norm_w + k);
+          packed = rms_apply_pack8(h[0], h[1], __ldg(w), __ldg(w + 1), row_inv[row]);
+        }
+        *reinterpret_cast<uint4*>(dst) = packed;
+      } else {
+        const bool ok = k < p.K;
+        cp_async_16(dst, ok ? p.x + int64_t(row) * p.x_stride + k : p.x, ok);
+      }
+    }
+    if (ct < kGemmBulkZeroBytes / 16) reinterpret_cast<uint4*>(zero)[ct] = make_uint4(0, 0, 0, 0);
+    cp_async_commit();
+    cp_async_wait<0>();
     consumers.sync();
-  }
-  // x rows 0..M-1 whole, 8 columns a piece, zero from K on (as the split-K kernel stages them).
-  const int pieces = k_tiles * 8;
-  for (int i = ct; i < p.M * pieces; i += 32 * slots) {
-    const int row = i / pieces, k = (i % pieces) * 8;
-    __nv_bfloat16* dst = x_s + row * x_ld + k;
-    if constexpr (NORM) {
-      uint4 packed = make_uint4(0, 0, 0, 0);
-      if (k < p.K) {
-        const float4* h = reinterpret_cast<const float4*>(gemm_norm_row(p, row) + k);
-        const float4* w = reinterpret_cast<const float4*>(p.norm_w + k);
-        packed = rms_apply_pack8(h[0], h[1], __ldg(w), __ldg(w + 1), row_inv[row]);
-      }
-      *reinterpret_cast<uint4*>(dst) = packed;
-    } else {
-      const bool ok = k < p.K;
-      cp_async_16(dst, ok ? p.x + int64_t(row) * p.x_stride + k : p.x, ok);
-    }
-  }
-  if (ct < kGemmBulkZeroBytes / 16) reinterpret_cast<uint4*>(zero)[ct] = make_uint4(0, 0, 0, 0);
-  cp_async_commit();
-  cp_async_wait<0>();
-  consumers.sync();
 
-  // ldmatrix.x2 row addresses: lanes 0-7 give rows 0-7 at k, lanes 8-15 at k + 8 (a0 and a2 of
-  // the A fragment; a1 and a3, rows 8-15, are zero: an MMA's output row depends on its A row only).
-  const int a_row = lane & 7, a_k = ((lane >> 3) & 1) * 8;
-  const __nv_bfloat16* a_base = a_row < p.M ? x_s + a_row * x_ld + a_k : nullptr;
-  const int g = lane >> 2, t = lane & 3;
+    // ldmatrix.x2 row addresses: lanes 0-7 give rows 0-7 at k, lanes 8-15 at k + 8 (a0 and a2 of
+    // the A fragment; a1 and a3, rows 8-15, are zero: an MMA's output row depends on its A row only).
+    const int a_row = lane & 7, a_k = ((lane >> 3) & 1) * 8;
+    const __nv_bfloat16* a_base = a_row < p.M ? x_s + a_row * x_ld + a_k : nullptr;
+    const int g = lane >> 2, t = lane & 3;
 
-  for (int i = cw; u0 + i < u1; i += slots) {
-    const int64_t u = u0 + i;
-    const int col = int(u / chunks), c = int(u % chunks);
-    mbarrier_wait(&full[slot], (i / slots) & 1);
-    const uint4* b_slot = reinterpret_cast<const uint4*>(ring + size_t(slot) * kGemmBulkUnitBytes) + lane;
-    const __nv_bfloat16* a_lane = a_base != nullptr ? a_base + c * kGemmChunkK : zero + a_k;
-    float acc[kGemmColumnTiles][4] = {};
+    for (int i = cw; i < units; i += slots) {
+      const int col = col_begin + i / nc, c = c0 + i % nc;
+      mbarrier_wait(&full[slot], (i / slots) & 1);
+      const uint4* b_slot = reinterpret_cast<const uint4*>(ring + size_t(slot) * kGemmBulkUnitBytes) + lane;
+      const __nv_bfloat16* a_lane = a_base != nullptr ? a_base + (c - c0) * kGemmChunkK : zero + a_k;
+      float acc[kGemmColumnTiles][4] = {};
 #pragma unroll
-    for (int s = 0; s < kGemmChunkTiles; ++s) {
-      if (c * kGemmChunkTiles + s >= k_tiles) break;
-      uint4 b[kGemmColumnTiles][2];  // stage s of the four tiles: 1 KB each, two 512-byte blocks
-#pragma unroll
-      for (int j = 0; j < kGemmColumnTiles; ++j) {
-        b[j][0] = b_slot[(s * kGemmColumnTiles + j) * 64];
-        b[j][1] = b_slot[(s * kGemmColumnTiles + j) * 64 + 32];
-      }
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {
-        uint32_t a[4] = {0u, 0u, 0u, 0u};
-        ldmatrix_x2(a[0], a[2], a_lane + s * 64 + kk * 16);
+      for (int s = 0; s < kGemmChunkTiles; ++s) {
+        if (c * kGemmChunkTiles + s >= k_tiles) break;
+        uint4 b[kGemmColumnTiles][2];  // stage s of the four tiles: 1 KB each, two 512-byte blocks
 #pragma unroll
         for (int j = 0; j < kGemmColumnTiles; ++j) {
-          const uint4& bj = b[j][kk >> 1];
-          mma_bf16(acc[j], a, (kk & 1) ? bj.z : bj.x, (kk & 1) ? bj.w : bj.y);
+          b[j][0] = b_slot[(s * kGemmColumnTiles + j) * 64];
+          b[j][1] = b_slot[(s * kGemmColumnTiles + j) * 64 + 32];
+        }
+#pragma unroll
+        for (int kk = 0; kk < 4; ++kk) {
+          uint32_t a[4] = {0u, 0u, 0u, 0u};
+          ldmatrix_x2(a[0], a[2], a_lane + s * 64 + kk * 16);
+#pragma unroll
+          for (int j = 0; j < kGemmColumnTiles; ++j) {
+            const uint4& bj = b[j][kk >> 1];
+            mma_bf16(acc[j], a, (kk & 1) ? bj.z : bj.x, (kk & 1) ? bj.w : bj.y);
+          }
         }
       }
-    }
-    mbarrier_arrive(&empty[slot]);  // the slot's fragments are in registers
+      mbarrier_arrive(&empty[slot]);  // the slot's fragments are in registers
 
-    // This unit's turn: every earlier unit of the block has added its partial.
-    while (*reinterpret_cast<volatile int*>(&turn) != i) {
-    }
-    __threadfence_block();
-    if (g < p.M) {
+      if (splits > 0) {  // the unit's partials, for block 0 of the cluster
+        if (g < p.M) {
+          float* dst = partials + ((c - c0) * p.M + g) * kGemmColumnCols + 2 * t;
 #pragma unroll
-      for (int j = 0; j < kGemmColumnTiles; ++j) {
-        float* running = totals + g * kGemmBulkTotalLd + j * kGemmTileRows + 2 * t;
-        running[0] += acc[j][0];
-        running[1] += acc[j][1];
+          for (int j = 0; j < kGemmColumnTiles; ++j) {
+            dst[j * kGemmTileRows] = acc[j][0];
+            dst[j * kGemmTileRows + 1] = acc[j][1];
+          }
+        }
+        continue;
       }
-    }
-    __syncwarp();
-    // The column block's last unit: its totals (lane = column, row r) leave the shared running
-    // totals zero for the next column block before the turn passes on.
-    const bool last_chunk = c == chunks - 1;
-    float tot[kGemmBulkRowsMax];
-    if (last_chunk) {
+      // This unit's turn: every earlier unit of the block has added its partial.
+      while (*reinterpret_cast<volatile int*>(&turn) != i) {
+      }
+      __threadfence_block();
+      if (g < p.M) {
 #pragma unroll
-      for (int r = 0; r < kGemmBulkRowsMax; ++r) {
-        if (r < p.M) {
-          tot[r] = totals[r * kGemmBulkTotalLd + lane];
-          totals[r * kGemmBulkTotalLd + lane] = 0.0f;
+        for (int j = 0; j < kGemmColumnTiles; ++j) {
+          float* running = totals + g * kGemmBulkTotalLd + j * kGemmTileRows + 2 * t;
+          running[0] += acc[j][0];
+          running[1] += acc[j][1];
         }
       }
       __syncwarp();
-    }
-    if (lane == 0) {
-      __threadfence_block();
-      *reinterpret_cast<volatile int*>(&turn) = i + 1;
-    }
-    if (last_chunk) {
+      // The column block's last unit: its totals (lane = column, row r) leave the shared running
+      // totals zero for the next column block before the turn passes on.
+      const bool last_chunk = c == chunks - 1;
+      float tot[kGemmBulkRowsMax];
+      if (last_chunk) {
 #pragma unroll
-      for (int r = 0; r < kGemmBulkRowsMax; ++r)
-        if (r < p.M) gemm_column_epilogue<EP>(p, col, r, lane, tot[r]);
+        for (int r = 0; r < kGemmBulkRowsMax; ++r) {
+          if (r < p.M) {
+            tot[r] = totals[r * kGemmBulkTotalLd + lane];
+            totals[r * kGemmBulkTotalLd + lane] = 0.0f;
+          }
+        }
+        __syncwarp();
+      }
+      if (lane == 0) {
+        __threadfence_block();
+        *reinterpret_cast<volatile int*>(&turn) = i + 1;
+      }
+      if (last_chunk) {
+#pragma unroll
+        for (int r = 0; r < kGemmBulkRowsMax; ++r)
+          if (r < p.M) gemm_column_epilogue<EP>(p, col, r, lane, tot[r]);
+      }
     }
+  }
+  if (splits > 0) {  // every thread of the cluster, the producer warps too
+    namespace cg = cooperative_groups;
+    const cg::cluster_group cluster = cg::this_cluster();
+    cluster.sync();  // every split's partials are in its shared memory
+    if (rank == 0 && warp > 0) {
+      // Block 0 adds the chunk partials in chunk order: consumer warp w, rows w, w + slots, ...
+      for (int r = warp - 1; r < p.M; r += slots) {
+        float total = 0.0f;
+        for (int s = 0; s < splits; ++s) {
+          const float* theirs = cluster.map_shared_rank(partials, s);
+          const int s0 = s * chunks / splits, s1 = (s + 1) * chunks / splits;
+          constexpr int kBatch = 8;  // loads in flight together, additions in order
+          for (int cb = s0; cb < s1; cb += kBatch) {
+            float v[kBatch];
+#pragma unroll
+            for (int j = 0; j < kBatch; ++j)
+              if (cb + j < s1) v[j] = theirs[((cb + j - s0) * p.M + r) * kGemmColumnCols + lane];
+#pragma unroll
+            for (int j = 0; j < kBatch; ++j)
+              if (cb + j < s1) total += v[j];
+          }
+        }
+        gemm_column_epilogue<EP>(p, col_begin, r, lane, total);
+      }
+    }
+    cluster.sync();  // the other blocks' partials stay until block 0 has read them
   }
   if (!p.early_trigger) pdl_launch_dependents();
 #endif

@@ -74,6 +74,7 @@ struct GemmParams {
   // splits along K over blocks (gridDim.z > 1) the chunk partials and per-tile counters.
   int row_slices = 1, columns_per_block = 1;
   bool early_trigger = false;  // split-K kernel: the next kernel may launch before this one waits
+  int bulk_splits = 0;  // bulk-stream kernel: 0 whole column blocks a block, S > 0 clusters of S splits of K
   float* k_partials = nullptr;
   unsigned* k_counters = nullptr;
   // Input RMSNorm (split-K kernel with NORM only): x = RmsNorm(norm_x) * norm_w, norm_x [M, K]

@@ -40,6 +40,10 @@ struct LaunchContext {
   // instead of the split-K kernel's loads into registers; the same bits. Needs sm_90.
   // LONGSPEC_GEMM_BULK=0 turns it off.
   bool gemm_bulk = true;
+  // Weights with fewer column blocks than SMs (qkv, o, down) take the bulk-stream kernel too, each
+  // column block's K split over a cluster of blocks (gemm_bulk.cuh). LONGSPEC_GEMM_BULK_NARROW=0
+  // turns it off (an experiment until timed: bench/gpu/pending/gemm_bulk_narrow.patch).
+  bool gemm_bulk_narrow = true;
   // Attention over a band + tree alone (the draft's window) computes its blocks of keys side by
   // side (attention_tree.cuh), not one after the other in the finishing kernel.
   // LONGSPEC_TREE_BLOCKS_PARALLEL=0 turns it off.
@@ -92,21 +96,35 @@ cudaError_t PrepareKernel(void (*kernel)(KArgs...), size_t dynamic_smem = 0) {
   return cudaFuncGetAttributes(&attr, kernel);
 }
 
+// With cluster_x > 0 the grid runs in clusters of cluster_x consecutive blocks along x (sm_90).
 template <typename... KArgs, typename... Args>
-cudaError_t Launch(const LaunchContext& ctx, void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
-                   Args&&... args) {
+cudaError_t LaunchClusters(const LaunchContext& ctx, void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
+                           int cluster_x, Args&&... args) {
   if (grid.x == 0 || grid.y == 0 || grid.z == 0) return cudaSuccess;
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = grid;
   cfg.blockDim = block;
   cfg.dynamicSmemBytes = smem;
   cfg.stream = ctx.stream;
-  cudaLaunchAttribute attr[1];
+  cudaLaunchAttribute attr[2];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = ctx.pdl ? 1 : 0;
   cfg.attrs = attr;
   cfg.numAttrs = 1;
+  if (cluster_x > 0) {
+    attr[1].id = cudaLaunchAttributeClusterDimension;
+    attr[1].val.clusterDim.x = unsigned(cluster_x);
+    attr[1].val.clusterDim.y = 1;
+    attr[1].val.clusterDim.z = 1;
+    cfg.numAttrs = 2;
+  }
   return cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
+}
+
+template <typename... KArgs, typename... Args>
+cudaError_t Launch(const LaunchContext& ctx, void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
+                   Args&&... args) {
+  return LaunchClusters(ctx, kernel, grid, block, smem, 0, std::forward<Args>(args)...);
 }
 
 }  // namespace longspec::cuda

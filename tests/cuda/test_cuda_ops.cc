@@ -567,15 +567,18 @@ TEST(CudaLinear, SmallSharedMemoryTakesSmallerTilesWithTheSameBits) {
   }
 }
 
-// The bulk-stream kernel (up to 8 rows over weights of a 32-column block per SM or more,
-// gemm_bulk.cuh) gives the bits of the split-K kernel (LONGSPEC_GEMM_BULK=0) for every epilogue,
-// with and without the input norm (and the RoPE + K/V write). Column blocks: 132 (one per SM on
-// an H200), 264 (the last one padded), 560 (1.5B's gate_up: 4 or 5 a block); K of one 64-k stage,
-// chunks ending in one stage (576, 4104) or 8 columns (1032), Qwen2.5-1.5B's down K (8 rows leave
-// room for 4 slots: each consumer warp normalises two rows), Llama-8B's down K (up to 3 rows fit x
-// beside the ring, more take the split-K kernel). (The shapes do reach the bulk kernel: on the
-// H200 this test caught its norm bug at 8 rows over K = 8960, and the plain-step timelines name
-// gemm_bf16_bulk_kernel with the switch on, bench/results/logs/gemm_bulk_2026-12-02/.)
+// The bulk-stream kernel (up to 8 rows, gemm_bulk.cuh) gives the bits of the split-K kernel
+// (LONGSPEC_GEMM_BULK=0) for every epilogue, with and without the input norm (and the RoPE + K/V
+// write). Whole column blocks a block: 132 (one per SM on an H200), 264 (the last one padded), 560
+// (1.5B's gate_up: 4 or 5 a block); K of one 64-k stage, chunks ending in one stage (576, 4104) or
+// 8 columns (1032), Qwen2.5-1.5B's down K (8 rows leave room for 4 slots: each consumer warp
+// normalises two rows), Llama-8B's down K (up to 3 rows fit x beside the ring, more take the
+// split-K kernel). Narrow weights, K split over clusters of S blocks: 2 column blocks of one chunk
+// (S = 1), 4 of 3 chunks (S = 3), 32 of 5 (S = 4, splits of one and two chunks), 3 of 16 (S = 8),
+// 13 of 33 (S = 8, the last chunk 8 columns), the 1.5B's down and qkv (48 and 64: S = 2), and
+// Llama-8B's down (128 column blocks: S = 1, a block each, up to 4 rows). (The shapes do reach the
+// bulk kernel: on the H200 this test caught its norm bug at 8 rows over K = 8960, and the plain-step
+// timelines name gemm_bf16_bulk_kernel with the switch on, bench/results/logs/gemm_bulk_2026-12-02/.)
 TEST(CudaLinear, BulkStreamGivesTheSplitKBits) {
   LONGSPEC_SKIP_WITHOUT_GPU();
   auto bulk = CudaBackendOrDie();
@@ -587,7 +590,9 @@ TEST(CudaLinear, BulkStreamGivesTheSplitKBits) {
     int n, k;
   };
   for (const Shape shape : {Shape{4224, 8}, Shape{8432, 576}, Shape{4224, 1032}, Shape{8448, 4104}, Shape{17920, 1536},
-                            Shape{4224, 8960}, Shape{4224, 14336}}) {
+                            Shape{4224, 8960}, Shape{4224, 14336}, Shape{48, 8}, Shape{112, 576}, Shape{1008, 1032},
+                            Shape{96, 4096}, Shape{400, 8200}, Shape{1536, 8960}, Shape{2048, 1536},
+                            Shape{4096, 14336}}) {
     const int n = shape.n, k = shape.k, ld = k + 4;
     auto [W, B] = RandomWeightAndBias(n, k, rng);
     HostTensor GU = Tensor(Bf16Round(Randn(size_t(n) * k, rng, 0.05f)), {n, k});  // n % 16 == 0
@@ -634,13 +639,13 @@ TEST(CudaLinear, BulkStreamGivesTheSplitKBits) {
     }
   }
   // The qkv product's RoPE + K/V write: a column block's tiles come from two packed groups; 33
-  // heads of 128 or 66 of 64 make 132 column blocks.
-  for (const int hd : {64, 128}) {
-    const int nkv = 2, nh = (hd == 64 ? 66 : 33) - 2 * nkv, k = 1536, n = (nh + 2 * nkv) * hd, half = hd / 2, capacity = 40;
+  // heads of 128 or 66 of 64 make 132 column blocks, 16 heads of 128 (the 1.5B's) 64, split in two.
+  for (const int heads : {66, 33, 16}) {
+    const int hd = heads == 66 ? 64 : 128, nkv = 2, nh = heads - 2 * nkv, k = 1536, n = (nh + 2 * nkv) * hd, half = hd / 2, capacity = 40;
     auto [W, B] = RandomWeightAndBias(n, k, rng);
     const std::vector<float> norm_w = RandomNormWeightsHost(k, rng);
     for (int m : {1, 4, 8}) {
-      SCOPED_TRACE("rope hd " + std::to_string(hd) + " rows " + std::to_string(m));
+      SCOPED_TRACE("rope heads " + std::to_string(heads) + " hd " + std::to_string(hd) + " rows " + std::to_string(m));
       const std::vector<float> h = Randn(size_t(m) * k, rng, 2.0f), angles = Randn(size_t(m) * half, rng, 3.0f);
       std::vector<float> cos_h(angles.size()), sin_h(angles.size());
       for (size_t i = 0; i < angles.size(); ++i) {
