@@ -530,6 +530,7 @@ class CudaBackend final : public Backend {
   void set_norm_row_slices(bool on) { ctx_.norm_row_slices = on; }
   void set_gemm_bulk(bool on) { ctx_.gemm_bulk = on; }
   void set_gemm_bulk_narrow(bool on) { ctx_.gemm_bulk_narrow = on; }
+  void set_gemm_bulk_rows_max(int rows) { ctx_.gemm_bulk_rows_max = rows; }
 
  private:
   void Check(cudaError_t e, const char* op) {
@@ -692,6 +693,12 @@ StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
   be->set_norm_row_slices(EnvFlag("LONGSPEC_FUSE_NORM_SLICES", true));
   be->set_gemm_bulk(prop.major >= 9 && EnvFlag("LONGSPEC_GEMM_BULK", true));
   be->set_gemm_bulk_narrow(EnvFlag("LONGSPEC_GEMM_BULK_NARROW", true));
+  double bulk_rows_max = 16.0;
+  if (!EnvNumber("LONGSPEC_GEMM_BULK_ROWS_MAX", &bulk_rows_max) || !(bulk_rows_max >= 0.0)) {
+    return InvalidArgumentError(std::string("LONGSPEC_GEMM_BULK_ROWS_MAX: expected a number of rows, got '") +
+                                std::getenv("LONGSPEC_GEMM_BULK_ROWS_MAX") + "'");
+  }
+  be->set_gemm_bulk_rows_max(int(std::min(bulk_rows_max, 16.0)));
   LONGSPEC_RETURN_IF_ERROR(be->AllocateSplitKWorkspace());
   return std::unique_ptr<Backend>(std::move(be));
 }

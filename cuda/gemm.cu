@@ -82,7 +82,7 @@ int SplitKColumnsPerBlock(const LaunchContext& ctx, int columns, int slices, int
 // ring as many as the shared memory left by x allows (at most 8, at least 4), one block per SM.
 // Returns false where it does not run (the split-K kernel takes the call).
 bool BulkRuns(const LaunchContext& ctx, const GemmParams& p, int* slots, int* blocks, int* splits) {
-  if (!ctx.gemm_bulk || p.M > kGemmBulkRowsMax) return false;
+  if (!ctx.gemm_bulk || p.M > std::min(kGemmBulkRowsMax, ctx.gemm_bulk_rows_max)) return false;
   const int sms = ctx.num_sms > 0 ? ctx.num_sms : 1, columns = SplitKColumnBlocks(p.N);
   const int per_sm_max = (columns + sms - 1) / sms;
   if (columns >= sms) {

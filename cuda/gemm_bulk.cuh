@@ -1,4 +1,4 @@
-// The bulk-stream kernel of the GEMM for decode rows (M <= 8): one block per SM, a producer warp
+// The bulk-stream kernel of the GEMM for decode rows and small trees (M <= 16): one block per SM, a producer warp
 // streams the block's share of the packed weight into a ring of shared-memory slots with bulk
 // copies (cp.async.bulk, completion on an mbarrier per slot), and a consumer warp per slot
 // multiplies.
@@ -45,7 +45,7 @@
 
 namespace longspec::cuda {
 
-constexpr int kGemmBulkRowsMax = 8;
+constexpr int kGemmBulkRowsMax = 16;
 // Slots of the ring, one consumer warp each; warp 0 is the producer.
 constexpr int kGemmBulkSlotsMax = 8, kGemmBulkSlotsMin = 4;
 constexpr int kGemmBulkThreadsMax = 32 * (1 + kGemmBulkSlotsMax);
@@ -71,7 +71,7 @@ __host__ __device__ constexpr size_t GemmBulkPartialBytes(int m, int k, int spli
 }
 // The kernel's static shared memory (barriers, running totals, the norm's row scales) is under
 // this; its dynamic shared memory may take the rest of a block's.
-constexpr size_t kGemmBulkStaticSmemMax = 2048;
+constexpr size_t kGemmBulkStaticSmemMax = 3072;
 // Dynamic shared memory: the ring, x, the zero row, the partials.
 __host__ __device__ constexpr size_t GemmBulkSmemBytes(int slots, int m, int k, int splits) {
   return size_t(slots) * kGemmBulkUnitBytes + GemmBulkXBytes(m, k, splits) + kGemmBulkZeroBytes +
@@ -189,9 +189,12 @@ __global__ void __launch_bounds__(kGemmBulkThreadsMax, 1) gemm_bf16_bulk_kernel(
     cp_async_wait<0>();
     consumers.sync();
 
-    // ldmatrix.x2 row addresses: lanes 0-7 give rows 0-7 at k, lanes 8-15 at k + 8 (a0 and a2 of
-    // the A fragment; a1 and a3, rows 8-15, are zero: an MMA's output row depends on its A row only).
-    const int a_row = lane & 7, a_k = ((lane >> 3) & 1) * 8;
+    // ldmatrix row addresses. Up to 8 rows, .x2: lanes 0-7 give rows 0-7 at k, lanes 8-15 at k + 8
+    // (a0 and a2 of the A fragment; a1 and a3, rows 8-15, stay zero: an MMA's output row depends on
+    // its A row only). 9-16 rows, .x4 as the split-K kernel: lane l gives row l % 16 at
+    // k + (l / 16) * 8 (a0, a1, a2, a3).
+    const bool a_x4 = p.M > 8;
+    const int a_row = a_x4 ? lane & 15 : lane & 7, a_k = a_x4 ? (lane >> 4) * 8 : ((lane >> 3) & 1) * 8;
     const __nv_bfloat16* a_base = a_row < p.M ? x_s + a_row * x_ld + a_k : nullptr;
     const int g = lane >> 2, t = lane & 3;
 
@@ -213,7 +216,11 @@ __global__ void __launch_bounds__(kGemmBulkThreadsMax, 1) gemm_bf16_bulk_kernel(
 #pragma unroll
         for (int kk = 0; kk < 4; ++kk) {
           uint32_t a[4] = {0u, 0u, 0u, 0u};
-          ldmatrix_x2(a[0], a[2], a_lane + s * 64 + kk * 16);
+          if (a_x4) {
+            ldmatrix_x4(a, a_lane + s * 64 + kk * 16);
+          } else {
+            ldmatrix_x2(a[0], a[2], a_lane + s * 64 + kk * 16);
+          }
 #pragma unroll
           for (int j = 0; j < kGemmColumnTiles; ++j) {
             const uint4& bj = b[j][kk >> 1];
@@ -223,13 +230,17 @@ __global__ void __launch_bounds__(kGemmBulkThreadsMax, 1) gemm_bf16_bulk_kernel(
       }
       mbarrier_arrive(&empty[slot]);  // the slot's fragments are in registers
 
+      // Lane (g, t) holds rows g and g + 8 (acc[j][0..1], acc[j][2..3]), columns 8 j + 2 t, + 1.
       if (splits > 0) {  // the unit's partials, for block 0 of the cluster
-        if (g < p.M) {
-          float* dst = partials + ((c - c0) * p.M + g) * kGemmColumnCols + 2 * t;
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const int row = g + 8 * half;
+          if (row >= p.M) continue;
+          float* dst = partials + ((c - c0) * p.M + row) * kGemmColumnCols + 2 * t;
 #pragma unroll
           for (int j = 0; j < kGemmColumnTiles; ++j) {
-            dst[j * kGemmTileRows] = acc[j][0];
-            dst[j * kGemmTileRows + 1] = acc[j][1];
+            dst[j * kGemmTileRows] = acc[j][2 * half];
+            dst[j * kGemmTileRows + 1] = acc[j][2 * half + 1];
           }
         }
         continue;
@@ -238,12 +249,15 @@ __global__ void __launch_bounds__(kGemmBulkThreadsMax, 1) gemm_bf16_bulk_kernel(
       while (*reinterpret_cast<volatile int*>(&turn) != i) {
       }
       __threadfence_block();
-      if (g < p.M) {
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int row = g + 8 * half;
+        if (row >= p.M) continue;
 #pragma unroll
         for (int j = 0; j < kGemmColumnTiles; ++j) {
-          float* running = totals + g * kGemmBulkTotalLd + j * kGemmTileRows + 2 * t;
-          running[0] += acc[j][0];
-          running[1] += acc[j][1];
+          float* running = totals + row * kGemmBulkTotalLd + j * kGemmTileRows + 2 * t;
+          running[0] += acc[j][2 * half];
+          running[1] += acc[j][2 * half + 1];
         }
       }
       __syncwarp();

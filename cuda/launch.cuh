@@ -35,7 +35,7 @@ struct LaunchContext {
   // with a GEMM of two row slices). LONGSPEC_GEMM_EARLY_TRIGGER_MAX_ROWS=N sets the limit;
   // LONGSPEC_GEMM_EARLY_TRIGGER=0 makes it 0 (off: every product has a row).
   int gemm_early_trigger_max_rows = kGemmEarlyTriggerMaxRows;
-  // GEMMs of up to 8 rows over weights with a 32-column block for every SM stream their weights
+  // GEMMs of up to 16 rows over weights with a 32-column block for every SM stream their weights
   // with bulk copies into a ring of shared memory, a producer warp per SM (gemm_bulk.cuh),
   // instead of the split-K kernel's loads into registers; the same bits. Needs sm_90.
   // LONGSPEC_GEMM_BULK=0 turns it off.
@@ -44,6 +44,10 @@ struct LaunchContext {
   // column block's K split over a cluster of blocks (gemm_bulk.cuh). LONGSPEC_GEMM_BULK_NARROW=0
   // turns it off (an experiment until timed: bench/gpu/pending/gemm_bulk_narrow.patch).
   bool gemm_bulk_narrow = true;
+  // The most rows the bulk-stream kernel takes (at most kGemmBulkRowsMax, 16; 8 keeps verification
+  // rows on the split-K kernel). LONGSPEC_GEMM_BULK_ROWS_MAX sets it (an experiment until timed:
+  // bench/gpu/pending/gemm_bulk_rows16.patch).
+  int gemm_bulk_rows_max = 16;
   // Attention over a band + tree alone (the draft's window) computes its blocks of keys side by
   // side (attention_tree.cuh), not one after the other in the finishing kernel.
   // LONGSPEC_TREE_BLOCKS_PARALLEL=0 turns it off.

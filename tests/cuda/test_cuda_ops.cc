@@ -567,7 +567,8 @@ TEST(CudaLinear, SmallSharedMemoryTakesSmallerTilesWithTheSameBits) {
   }
 }
 
-// The bulk-stream kernel (up to 8 rows, gemm_bulk.cuh) gives the bits of the split-K kernel
+// The bulk-stream kernel (up to 16 rows, gemm_bulk.cuh; 9-16 rows load all of the A fragment)
+// gives the bits of the split-K kernel
 // (LONGSPEC_GEMM_BULK=0) for every epilogue, with and without the input norm (and the RoPE + K/V
 // write). Whole column blocks a block: 132 (one per SM on an H200), 264 (the last one padded), 560
 // (1.5B's gate_up: 4 or 5 a block); K of one 64-k stage, chunks ending in one stage (576, 4104) or
@@ -605,7 +606,7 @@ TEST(CudaLinear, BulkStreamGivesTheSplitKBits) {
       gu[i] = std::move(gi).value();
     }
     const std::vector<float> norm_w = RandomNormWeightsHost(k, rng);
-    for (int m : {1, 2, 3, 5, 8}) {
+    for (int m : {1, 2, 3, 5, 8, 9, 12, 16}) {
       SCOPED_TRACE("n " + std::to_string(n) + " k " + std::to_string(k) + " rows " + std::to_string(m));
       const std::vector<float> x = Bf16Round(Randn(size_t(m) * k, rng));
       const std::vector<float> h = Randn(size_t(m) * ld, rng, 2.0f), acc = Randn(size_t(m) * n, rng);
@@ -644,7 +645,7 @@ TEST(CudaLinear, BulkStreamGivesTheSplitKBits) {
     const int hd = heads == 66 ? 64 : 128, nkv = 2, nh = heads - 2 * nkv, k = 1536, n = (nh + 2 * nkv) * hd, half = hd / 2, capacity = 40;
     auto [W, B] = RandomWeightAndBias(n, k, rng);
     const std::vector<float> norm_w = RandomNormWeightsHost(k, rng);
-    for (int m : {1, 4, 8}) {
+    for (int m : {1, 4, 8, 9, 16}) {
       SCOPED_TRACE("rope heads " + std::to_string(heads) + " hd " + std::to_string(hd) + " rows " + std::to_string(m));
       const std::vector<float> h = Randn(size_t(m) * k, rng, 2.0f), angles = Randn(size_t(m) * half, rng, 3.0f);
       std::vector<float> cos_h(angles.size()), sin_h(angles.size());
