@@ -21,7 +21,8 @@
 //
 // Order (what keeps the bits of every other kernel, gemm_common.cuh): a unit's partial is its
 // chunk's MMA chain from 0; a column block's total is 0 + p0 + p1 + ... in chunk order. The
-// consumers take turns (a shared counter) to add their units' partials to the column block's
+// consumers take turns (an mbarrier per consumer warp, on which the warp before it arrives once it
+// has added) to add their units' partials to the column block's
 // running total in unit order; the warp of a column block's last unit takes the totals and runs
 // the epilogue.
 //
@@ -30,7 +31,7 @@
 // chunks [s chunks / S, (s + 1) chunks / S), one contiguous stretch, and keeping each unit's
 // partial in its shared memory; after a cluster barrier block 0 adds every chunk's partial in
 // chunk order, reading the others' shared memory (distributed shared memory), and runs the
-// epilogue; a second barrier keeps the others' shared memory until it has. No turn counter, no
+// epilogue; a second barrier keeps the others' shared memory until it has. No turns, no
 // global workspace, no atomics. x is staged for the block's chunks only.
 //
 // Tried and not kept (H200, 2026-12-02, bench/results/gpu_gemm_bulk_2026-12-02.md): even runs of
@@ -84,7 +85,8 @@ __global__ void __launch_bounds__(kGemmBulkThreadsMax, 1) gemm_bf16_bulk_kernel(
   extern __shared__ __align__(128) unsigned char bulk_smem[];
   __shared__ __align__(8) uint64_t full[kGemmBulkSlotsMax], empty[kGemmBulkSlotsMax];
   __shared__ __align__(16) float totals[kGemmBulkRowsMax * kGemmBulkTotalLd];
-  __shared__ int turn;
+  // turn[w]: consumer warp w may add unit i once warp w - 1 (mod S) has added unit i - 1.
+  __shared__ __align__(8) uint64_t turn[kGemmBulkSlotsMax];
   __shared__ float row_inv[NORM ? kGemmBulkRowsMax : 1];
   static_assert(sizeof(full) + sizeof(empty) + sizeof(totals) + sizeof(turn) + sizeof(row_inv) <= kGemmBulkStaticSmemMax,
                 "the static shared memory the launcher leaves room for");
@@ -115,8 +117,8 @@ __global__ void __launch_bounds__(kGemmBulkThreadsMax, 1) gemm_bf16_bulk_kernel(
   if (tid < slots) {
     mbarrier_init(&full[tid], 1);
     mbarrier_init(&empty[tid], 32);  // every lane of the consuming warp
+    mbarrier_init(&turn[tid], 32);   // every lane of the warp before
   }
-  if (tid == 32) turn = 0;
   for (int i = tid; i < kGemmBulkRowsMax * kGemmBulkTotalLd; i += blockDim.x) totals[i] = 0.0f;
   fence_mbarrier_init();
   __syncthreads();
@@ -245,10 +247,10 @@ __global__ void __launch_bounds__(kGemmBulkThreadsMax, 1) gemm_bf16_bulk_kernel(
         }
         continue;
       }
-      // This unit's turn: every earlier unit of the block has added its partial.
-      while (*reinterpret_cast<volatile int*>(&turn) != i) {
-      }
-      __threadfence_block();
+      // This unit's turn: every earlier unit of the block has added its partial. Unit i - 1 was
+      // the ((i - 1) / S)-th arrival on this warp's barrier (a warp waits on its own barrier only,
+      // so no phase it waits for is two ahead).
+      if (i > 0) mbarrier_wait(&turn[slot], ((i - 1) / slots) & 1);
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
         const int row = g + 8 * half;
@@ -275,10 +277,7 @@ __global__ void __launch_bounds__(kGemmBulkThreadsMax, 1) gemm_bf16_bulk_kernel(
         }
         __syncwarp();
       }
-      if (lane == 0) {
-        __threadfence_block();
-        *reinterpret_cast<volatile int*>(&turn) = i + 1;
-      }
+      mbarrier_arrive(&turn[(slot + 1) % slots]);  // release: the totals written above
       if (last_chunk) {
 #pragma unroll
         for (int r = 0; r < kGemmBulkRowsMax; ++r)
