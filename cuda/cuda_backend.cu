@@ -529,7 +529,7 @@ class CudaBackend final : public Backend {
   void set_wide_rows_gemm(bool on) { ctx_.wide_rows_gemm = on; }
   void set_norm_row_slices(bool on) { ctx_.norm_row_slices = on; }
   void set_gemm_bulk(bool on) { ctx_.gemm_bulk = on; }
-  void set_gemm_bulk_narrow(bool on) { ctx_.gemm_bulk_narrow = on; }
+  void set_gemm_bulk_narrow(int mode) { ctx_.gemm_bulk_narrow = mode; }
   void set_gemm_bulk_rows_max(int rows) { ctx_.gemm_bulk_rows_max = rows; }
 
  private:
@@ -692,7 +692,13 @@ StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
   be->set_wide_rows_gemm(EnvFlag("LONGSPEC_WIDE_ROWS_GEMM", true));
   be->set_norm_row_slices(EnvFlag("LONGSPEC_FUSE_NORM_SLICES", true));
   be->set_gemm_bulk(prop.major >= 9 && EnvFlag("LONGSPEC_GEMM_BULK", true));
-  be->set_gemm_bulk_narrow(EnvFlag("LONGSPEC_GEMM_BULK_NARROW", true));
+  double bulk_narrow = 1.0;
+  if (!EnvNumber("LONGSPEC_GEMM_BULK_NARROW", &bulk_narrow) ||
+      !(bulk_narrow == 0.0 || bulk_narrow == 1.0 || bulk_narrow == 2.0)) {
+    return InvalidArgumentError(std::string("LONGSPEC_GEMM_BULK_NARROW: expected 0 (off), 1 (where faster) or 2 (always), got '") +
+                                std::getenv("LONGSPEC_GEMM_BULK_NARROW") + "'");
+  }
+  be->set_gemm_bulk_narrow(int(bulk_narrow));
   double bulk_rows_max = 16.0;
   if (!EnvNumber("LONGSPEC_GEMM_BULK_ROWS_MAX", &bulk_rows_max) || !(bulk_rows_max >= 0.0)) {
     return InvalidArgumentError(std::string("LONGSPEC_GEMM_BULK_ROWS_MAX: expected a number of rows, got '") +

@@ -81,6 +81,7 @@ int SplitKColumnsPerBlock(const LaunchContext& ctx, int columns, int slices, int
 // 57.0 against 62.3; but Qwen2.5-0.5B's gate_up (304: 2.3 against 3) 7.6 against 7.0. Slots of the
 // ring as many as the shared memory left by x allows (at most 8, at least 4), one block per SM.
 // Returns false where it does not run (the split-K kernel takes the call).
+constexpr int kGemmBulkNarrowKMin = 8192, kGemmBulkNarrowRowsMax = 8;
 bool BulkRuns(const LaunchContext& ctx, const GemmParams& p, int* slots, int* blocks, int* splits) {
   if (!ctx.gemm_bulk || p.M > std::min(kGemmBulkRowsMax, ctx.gemm_bulk_rows_max)) return false;
   const int sms = ctx.num_sms > 0 ? ctx.num_sms : 1, columns = SplitKColumnBlocks(p.N);
@@ -92,8 +93,21 @@ bool BulkRuns(const LaunchContext& ctx, const GemmParams& p, int* slots, int* bl
   } else {
     // Narrow: each column block's K over a cluster of S blocks, as many as fill the SMs (at most
     // 8, the portable cluster size, and a chunk a block at least).
-    if (!ctx.gemm_bulk_narrow) return false;
+    if (ctx.gemm_bulk_narrow == kGemmBulkNarrowOff) return false;
     *splits = std::max(1, std::min({8, sms / columns, GemmKChunks(p.K)}));
+    // Where the H200 measured it faster (bench/results/gpu_gemm_bulk_narrow_2026-12-02.md, us
+    // against the split-K kernel): a column block's K split in two or more, long K, up to 8 rows:
+    // Qwen2.5-1.5B's down (48 column blocks, K 8960) 10.8 against 13.7 at one row, 12.0 against
+    // 14.4 at four (the plain step at 32k 1606 against 1659). Over short K the cluster's launch
+    // and final sum are not paid back (the 1.5B's qkv, K 1536: 5.2 against 3.6; SmolLM2's gate_up,
+    // one block a column block over K 576: 4.1 against 2.1), nor at 9-16 rows (the 0.5B's down 8.9
+    // against 7.6). The 0.5B's down (K 4864) is faster alone (6.0 against 6.6) but its plain step
+    // is slower (897 against 874 us; the real model 0.906 against 0.874 ms at 32k): a cluster
+    // launch overlaps its neighbours less, so K at least 8192.
+    if (ctx.gemm_bulk_narrow == kGemmBulkNarrowMeasured &&
+        (*splits < 2 || p.K < kGemmBulkNarrowKMin || p.M > kGemmBulkNarrowRowsMax)) {
+      return false;
+    }
     *blocks = columns * *splits;
   }
   const size_t fixed = GemmBulkSmemBytes(0, p.M, p.K, *splits), dynamic_max = ctx.max_smem_per_block - kGemmBulkStaticSmemMax;

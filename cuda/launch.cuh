@@ -10,6 +10,9 @@ namespace longspec::cuda {
 // The default row limit of the split-K GEMM's early trigger (LaunchContext::gemm_early_trigger_max_rows).
 constexpr int kGemmEarlyTriggerMaxRows = 16;
 
+// Which narrow weights take the bulk-stream kernel (LaunchContext::gemm_bulk_narrow).
+enum GemmBulkNarrow : int { kGemmBulkNarrowOff = 0, kGemmBulkNarrowMeasured = 1, kGemmBulkNarrowAlways = 2 };
+
 struct LaunchContext {
   cudaStream_t stream = nullptr;
   bool pdl = true;
@@ -40,13 +43,15 @@ struct LaunchContext {
   // instead of the split-K kernel's loads into registers; the same bits. Needs sm_90.
   // LONGSPEC_GEMM_BULK=0 turns it off.
   bool gemm_bulk = true;
-  // Weights with fewer column blocks than SMs (qkv, o, down) take the bulk-stream kernel too, each
-  // column block's K split over a cluster of blocks (gemm_bulk.cuh). LONGSPEC_GEMM_BULK_NARROW=0
-  // turns it off (an experiment until timed: bench/gpu/pending/gemm_bulk_narrow.patch).
-  bool gemm_bulk_narrow = true;
+  // Weights with fewer column blocks than SMs (qkv, o, down) on the bulk-stream kernel, each column
+  // block's K split over a cluster of blocks (gemm_bulk.cuh): kGemmBulkNarrowMeasured where the
+  // H200 measured it faster (BulkRuns), kGemmBulkNarrowAlways for every such weight (tests and
+  // timing), kGemmBulkNarrowOff never. LONGSPEC_GEMM_BULK_NARROW=0, 1 (default) or 2.
+  int gemm_bulk_narrow = kGemmBulkNarrowMeasured;
   // The most rows the bulk-stream kernel takes (at most kGemmBulkRowsMax, 16; 8 keeps verification
-  // rows on the split-K kernel). LONGSPEC_GEMM_BULK_ROWS_MAX sets it (an experiment until timed:
-  // bench/gpu/pending/gemm_bulk_rows16.patch).
+  // rows of 9-16 on the split-K kernel: 16 rows over the 1.5B's gate_up 19.4 against 22.6 us, the
+  // LM heads 4-16% faster, bench/results/gpu_gemm_bulk_narrow_2026-12-02.md).
+  // LONGSPEC_GEMM_BULK_ROWS_MAX sets it.
   int gemm_bulk_rows_max = 16;
   // Attention over a band + tree alone (the draft's window) computes its blocks of keys side by
   // side (attention_tree.cuh), not one after the other in the finishing kernel.
