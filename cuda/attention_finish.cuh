@@ -285,6 +285,33 @@ __device__ __forceinline__ void fold_state_group(const float* batch, const Batch
   for (int e = 0; e < kPer; ++e) gs[2 + lane + 32 * e] = seg_acc[e];
 }
 
+// A row and head's split-state records (kRec floats each), batch after batch of BATCH,
+// double-buffered in `staged` (two batches): batch b + 1 is in flight (cp.async by thread t of the
+// `threads` that copy) while merge(batch, cnt) folds batch b; `bar` is the barrier of every thread
+// that copies or merges, and merge ends with it where a buffer it read is refilled two batches on.
+template <int HD, int BATCH, class Barrier, class Merge>
+__device__ __forceinline__ void walk_state_batches(const float4* recs, int n_states, float* staged, int t, int threads,
+                                                   const Barrier& bar, Merge&& merge) {
+  constexpr int kRec = StateFloats<HD>();
+  auto issue = [&](int s0) {
+    const int cnt = min(BATCH, n_states - s0);
+    float* dst = staged + ((s0 / BATCH) & 1) * BATCH * kRec;
+    for (int i = t; i < cnt * kRec / 4; i += threads) cp_async_16(dst + 4 * i, recs + s0 * kRec / 4 + i, true);
+    cp_async_commit();
+  };
+  if (n_states > 0) issue(0);
+  for (int s0 = 0; s0 < n_states; s0 += BATCH) {
+    if (s0 + BATCH < n_states) {
+      issue(s0 + BATCH);
+    } else {
+      cp_async_commit();  // an empty group, so that the wait below leaves none pending
+    }
+    cp_async_wait<1>();
+    bar.sync();
+    merge(static_cast<const float*>(staged + ((s0 / BATCH) & 1) * BATCH * kRec), min(BATCH, n_states - s0));
+  }
+}
+
 // Output element t of (row, head) from the running state, and (t == 0) the natural-log LSE.
 template <int HD>
 __device__ __forceinline__ void write_attention_output(const AttnFinishParams& p, int row, int head, int t, float M,
@@ -360,24 +387,8 @@ __global__ void __launch_bounds__(32 * kFinishWarps) attention_finish_kernel(con
     // states (or the one walked state) straight into the running one.
     const int seg = p.states == kAttnSplitStates ? kAttnGroupSplits : 32;
     const float4* recs = reinterpret_cast<const float4*>(p.state + (int64_t(row) * p.num_heads + head) * p.max_states * kRec);
-    // Batches of 32 states, double-buffered: batch b + 1 is in flight while batch b is merged.
-    auto issue_states = [&](int s0) {
-      const int cnt = min(kFinishBatch, n_states - s0);
-      float* dst = staged + ((s0 / kFinishBatch) & 1) * kFinishBatch * kRec;
-      for (int i = tid; i < cnt * kRec / 4; i += kThreads) cp_async_16(dst + 4 * i, recs + s0 * kRec / 4 + i, true);
-      cp_async_commit();
-    };
-    if (n_states > 0) issue_states(0);
-    for (int s0 = 0; s0 < n_states; s0 += kFinishBatch) {
-      const int cnt = min(kFinishBatch, n_states - s0);
-      if (s0 + kFinishBatch < n_states) {
-        issue_states(s0 + kFinishBatch);
-      } else {
-        cp_async_commit();
-      }
-      cp_async_wait<1>();
-      __syncthreads();
-      const float* batch = staged + ((s0 / kFinishBatch) & 1) * kFinishBatch * kRec;
+    // Batches of 32 states: batch b + 1 is in flight while batch b is merged.
+    walk_state_batches<HD, kFinishBatch>(recs, n_states, staged, tid, kThreads, BlockBarrier{}, [&](const float* batch, int cnt) {
       // The fold's scalars do not depend on acc: lane s computes state s's merge factors at once
       // (scan_state_batch), so the sequential part left per state is two multiply-adds. One
       // segment per batch (seg == 32) continues the running state; segments of split states
@@ -439,7 +450,7 @@ __global__ void __launch_bounds__(32 * kFinishWarps) attention_finish_kernel(con
         fold_batch(std::integral_constant<int, kAttnGroupSplits>());
       }
       __syncthreads();  // the buffer is refilled two batches on
-    }
+    });
   }
 
   for (int j0 = 0; j0 < n; j0 += kFinishTreeBlock) {

@@ -103,26 +103,12 @@ __global__ void __launch_bounds__(kFinishWideThreads) attention_finish_wide_kern
     const int len = p.kv_len[row];
     const int n_states = (len + kAttnSplit - 1) / kAttnSplit;
     const float4* recs = reinterpret_cast<const float4*>(p.state + (int64_t(row) * p.num_heads + head) * p.max_states * kRec);
-    auto issue_states = [&](int s0) {  // batch s0 / 64 into its buffer, double-buffered
-      const int cnt = min(kFinishWideBatch, n_states - s0);
-      float* dst = staged + ((s0 / kFinishWideBatch) & 1) * kFinishWideBatch * kRec;
-      for (int i = ft; i < cnt * kRec / 4; i += kFoldThreads) cp_async_16(dst + 4 * i, recs + s0 * kRec / 4 + i, true);
-      cp_async_commit();
-    };
-    if (n_states > 0) issue_states(0);
-    for (int s0 = 0; s0 < n_states; s0 += kFinishWideBatch) {
-      const int cnt = min(kFinishWideBatch, n_states - s0);
-      if (s0 + kFinishWideBatch < n_states) {
-        issue_states(s0 + kFinishWideBatch);
-      } else {
-        cp_async_commit();
-      }
-      cp_async_wait<1>();
-      fold_bar.sync();
+    // Batches of 64 states: batch b + 1 is in flight while batch b is merged.
+    walk_state_batches<HD, kFinishWideBatch>(recs, n_states, staged, ft, kFoldThreads, fold_bar, [&](const float* staged_batch, int cnt) {
       // Warp fw folds group fw: states 8 fw .. 8 fw + 7 of the batch, in the half of 32 its lanes
       // scan -- the finishing kernel's batch of 32 and its warp fw % 4, the same factors.
       const int half = fw / kHalfGroups, wg = fw % kHalfGroups;
-      const float* batch = staged + ((s0 / kFinishWideBatch) & 1) * kFinishWideBatch * kRec + half * 32 * kRec;
+      const float* batch = staged_batch + half * 32 * kRec;
       const BatchScan sc = scan_state_batch<HD>(batch, cnt - half * 32, lane, kAttnGroupSplits, -INFINITY);
       fold_state_group<HD>(batch, sc, wg, lane, group_s + fw * (HD + 2));
       fold_bar.sync();
@@ -134,7 +120,7 @@ __global__ void __launch_bounds__(kFinishWideThreads) attention_finish_wide_kern
         }
       }
       fold_bar.sync();  // the group states are rewritten next batch, the buffer two batches on
-    }
+    });
   }
   __syncthreads();  // the first tree block's state is in tree_state
   if (owner) fold(tree_state[0], tree_state[1], tree_state[2 + ft]);
