@@ -681,6 +681,12 @@ TEST(CudaLinear, BulkStreamRopeKvGivesTheSplitKBits) {
     const int hd = heads == 66 ? 64 : 128, nkv = 2, nh = heads - 2 * nkv, k = 1536, n = (nh + 2 * nkv) * hd, half = hd / 2, capacity = 40;
     auto [W, B] = RandomWeightAndBias(n, k, rng);
     const std::vector<float> norm_w = RandomNormWeightsHost(k, rng);
+    std::unique_ptr<LinearWeight> w[kBackends];
+    for (int i = 0; i < kBackends; ++i) {
+      auto wi = be[i]->CreateLinear(W, &B);
+      ASSERT_TRUE(wi.ok());
+      w[i] = std::move(wi).value();
+    }
     for (int m : {1, 4, 8, 9, 16}) {
       SCOPED_TRACE("rope heads " + std::to_string(heads) + " hd " + std::to_string(hd) + " rows " + std::to_string(m));
       const std::vector<float> h = Randn(size_t(m) * k, rng, 2.0f), angles = Randn(size_t(m) * half, rng, 3.0f);
@@ -694,8 +700,6 @@ TEST(CudaLinear, BulkStreamRopeKvGivesTheSplitKBits) {
       std::vector<std::vector<float>> outs[kBackends];
       for (int i = 0; i < kBackends; ++i) {
         Backend& g = *be[i];
-        auto wi = g.CreateLinear(W, &B);
-        ASSERT_TRUE(wi.ok());
         Buf hg = Upload(g, h, m, k, DType::kF32), nw = Upload(g, norm_w, 1, k, DType::kF32);
         Buf cs = Upload(g, cos_h, m, half, DType::kF32), sn = Upload(g, sin_h, m, half, DType::kF32);
         Buf slot_buf = UploadInts(g, slots), xn = Alloc(g, m, k, DType::kBF16), qkv = Alloc(g, m, n, DType::kBF16);
@@ -708,7 +712,7 @@ TEST(CudaLinear, BulkStreamRopeKvGivesTheSplitKBits) {
         kv.capacity = capacity;
         kv.num_kv_heads = nkv;
         kv.head_dim = hd;
-        g.NormLinearRopeKv(hg.view, nw.view.data, 1e-6f, xn.view, **wi, qkv.view, nh, nkv, hd, cs.view.ptr<float>(),
+        g.NormLinearRopeKv(hg.view, nw.view.data, 1e-6f, xn.view, *w[i], qkv.view, nh, nkv, hd, cs.view.ptr<float>(),
                            sn.view.ptr<float>(), slot_buf.ints(), kv);
         ASSERT_TRUE(g.LastError().ok()) << g.LastError().ToString();
         outs[i] = {Download(g, qkv.view), Download(g, kc.view), Download(g, vc.view)};
