@@ -11,7 +11,8 @@
 #   3. timelines of plain steps and [TREE] speculation rounds of the random-weight shapes at the
 #      defaults and with each of AB's settings (VAR=VALUE, several joined by '+'; a trailing
 #      :PHASES names its phases, e.g. LONGSPEC_GEMM_BULK_ROWS_MAX=8:speculative), and bench_gpu.py's
-#      1.5B shape at those that time plain steps;
+#      1.5B shape at those that time plain steps (SHAPES: "shape context;..." to time, default
+#      the 1.5B, 0.5B and Llama-8B shapes at 32k and SmolLM2's at 8k: ~45 s each a setting);
 #   4. once a later call writes /tmp/flags/real_go (its content: the VAR=VALUE settings the real
 #      models run with, empty for the defaults): the real models from their carried parts
 #      (/tmp/models/parts; the drafts' weights under /tmp/models/drafts/<directory in models/>/): the
@@ -30,7 +31,8 @@ if [ "${1:-}" = "--status" ]; then
 fi
 if [ "${1:-}" != "--run" ]; then
   rm -rf /tmp/src && mkdir -p /tmp/src $R /tmp/flags && cp -r . /tmp/src/
-  PATCH=${PATCH:-} AB=${AB:-} CHECKS=${CHECKS-memcheck racecheck synccheck} TREE=${TREE:-4,4} setsid nohup bash /tmp/src/bench/gpu/bulk_stack_chain.sh --run \
+  PATCH=${PATCH:-} AB=${AB:-} CHECKS=${CHECKS-memcheck racecheck synccheck} TREE=${TREE:-4,4} \
+    SHAPES=${SHAPES:-qwen2.5-1.5b-shape 32768;qwen2.5-0.5b-shape 32768;smollm2-135m-shape 8192;llama3-8b-shape 32768} setsid nohup bash /tmp/src/bench/gpu/bulk_stack_chain.sh --run \
     > $R/chain.log 2>&1 < /dev/null &
   echo "chain started"
   exit 0
@@ -84,9 +86,9 @@ done
 # 3. Steps and rounds.
 for s in "${settings[@]}"; do
   l=$(label_of "$s")
+  IFS=';' read -r -a shapes <<< "$SHAPES"
   env $(env_of "$s") OUT=$R/trace_$l PHASES="$(phases_of "$s")" TREE="$TREE" timeout 500 bash bench/gpu/trace_steps.sh \
-    "qwen2.5-1.5b-shape 32768" "qwen2.5-0.5b-shape 32768" "smollm2-135m-shape 8192" "llama3-8b-shape 32768" \
-    > $R/trace_$l.log 2>&1
+    "${shapes[@]}" > $R/trace_$l.log 2>&1
   log "trace $s exit $?"
 done
 for s in "${settings[@]}"; do
