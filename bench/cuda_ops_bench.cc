@@ -92,6 +92,7 @@ HostTensor RandomWeight(int n, int k, uint32_t state) {
 struct GemmShape {
   const char* name;
   int n, k;
+  bool swiglu = false;  // a gate/up weight (LinearPacking::kGateUp) into LinearSiluMul: n / 2 outputs
 };
 
 void BenchGemm(Backend& be, std::vector<GemmShape> only, std::vector<int> rows) {
@@ -113,7 +114,7 @@ void BenchGemm(Backend& be, std::vector<GemmShape> only, std::vector<int> rows) 
     const HostTensor w = RandomWeight(s.n, s.k, 12345);
     std::vector<std::unique_ptr<LinearWeight>> ws;
     for (int c = 0; c < std::min(copies, 64); ++c) {
-      auto lw = be.CreateLinear(w, nullptr);
+      auto lw = be.CreateLinear(w, nullptr, s.swiglu ? LinearPacking::kGateUp : LinearPacking::kPlain);
       if (!lw.ok()) {
         std::fprintf(stderr, "%s\n", lw.status().ToString().c_str());
         return;
@@ -125,9 +126,16 @@ void BenchGemm(Backend& be, std::vector<GemmShape> only, std::vector<int> rows) 
       auto x = Must(be.Allocate(size_t(m) * s.k * 2));
       auto y = Must(be.Allocate(size_t(m) * s.n * 2));
       FillRandom(be, x->data(), size_t(m) * s.k, DType::kBF16, 1);
-      const View xv = MakeView(x->data(), DType::kBF16, m, s.k), yv = MakeView(y->data(), DType::kBF16, m, s.n);
+      const View xv = MakeView(x->data(), DType::kBF16, m, s.k);
+      const View yv = MakeView(y->data(), DType::kBF16, m, s.swiglu ? s.n / 2 : s.n);
       const int reps = int(ws.size()) * (m == 1 ? 4 : 1);
-      const double t = TimeGraph(be, reps, [&](int i) { be.Linear(xv, *ws[i % ws.size()], yv); }, 10);
+      const double t = TimeGraph(be, reps, [&](int i) {
+        if (s.swiglu) {
+          be.LinearSiluMul(xv, *ws[i % ws.size()], yv, View());
+        } else {
+          be.Linear(xv, *ws[i % ws.size()], yv);
+        }
+      }, 10);
       std::printf("%-28s %6d %10.2f %10.0f %10.1f\n", s.name, m, t * 1e6, wbytes / t / 1e9, 2.0 * m * s.n * s.k / t / 1e12);
     }
   }
@@ -378,7 +386,11 @@ int main(int argc, char** argv) {
                  {"qwen0.5b gate_up 9728x896", 9728, 896}, {"qwen0.5b down 896x4864", 896, 4864},
                  {"qwen0.5b lm_head 151936x896", 151936, 896}, {"smollm2 gate_up 3072x576", 3072, 576},
                  {"smollm2 lm_head 49152x576", 49152, 576}, {"llama8b o 4096x4096", 4096, 4096},
-                 {"llama8b gate_up 28672x4096", 28672, 4096}, {"llama8b down 4096x14336", 4096, 14336}},
+                 {"llama8b gate_up 28672x4096", 28672, 4096}, {"llama8b down 4096x14336", 4096, 14336},
+                 // as the layers run them: the gate/up products with the SwiGLU epilogue, and the 8B's
+                 // qkv (192 column blocks: 2 or 1 a block, 1.375x the even share)
+                 {"qwen1.5b gate_up+silu", 17920, 1536, true}, {"qwen0.5b gate_up+silu", 9728, 896, true},
+                 {"llama8b gate_up+silu", 28672, 4096, true}, {"llama8b qkv 6144x4096", 6144, 4096}},
                 {1, 4, 16});
     }
     if (what == "gemm-wide") BenchGemm(be, {}, {69, 145, 300});
