@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -56,6 +57,21 @@ inline std::vector<float> RandomNormWeightsHost(size_t n, std::mt19937& rng) {
 inline std::vector<float> Bf16Round(std::vector<float> v) {
   for (float& x : v) x = Bf16ToF32(F32ToBf16(x));
   return v;
+}
+
+// A host tensor of `shape` holding v.
+inline HostTensor Tensor(const std::vector<float>& v, std::vector<int64_t> shape) {
+  HostTensor t(std::move(shape));
+  std::copy(v.begin(), v.end(), t.data());
+  return t;
+}
+
+// A random weight [n, k] (values bf16-exact, scale 0.05) and bias [n] (scale 0.1), drawn in that order.
+struct WeightAndBias {
+  HostTensor w, b;
+};
+inline WeightAndBias RandomWeightAndBias(int n, int k, std::mt19937& rng) {
+  return {Tensor(Bf16Round(Randn(size_t(n) * k, rng, 0.05f)), {n, k}), Tensor(Randn(n, rng, 0.1f), {n})};
 }
 
 // A [rows, cols] buffer on a backend, in `dtype`.
