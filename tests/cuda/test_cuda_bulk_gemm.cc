@@ -71,18 +71,19 @@ void ExpectLinearBitsOfTheSplitKKernel(BulkBackends& backends, int n, int k, std
   }
 }
 
-// The bulk-stream kernel (up to 16 rows, gemm_bulk.cuh; 9-16 rows load all of the A fragment)
-// gives the bits of the split-K kernel (LONGSPEC_GEMM_BULK=0) for every epilogue, with and without
-// the input norm (the RoPE + K/V write: BulkStreamRopeKvGivesTheSplitKBits). Whole column blocks a block: 132 (one per SM on an H200), 264 (the last one padded), 560
-// (1.5B's gate_up: 4 or 5 a block); K of one 64-k stage, chunks ending in one stage (576, 4104) or
-// 8 columns (1032), Qwen2.5-1.5B's down K (8 rows leave room for 4 slots: each consumer warp
-// normalises two rows), Llama-8B's down K (up to 3 rows fit x beside the ring, more take the
-// split-K kernel). Narrow weights, K split over clusters of S blocks: 2 column blocks of one chunk
-// (S = 1), 4 of 3 chunks (S = 3), 32 of 5 (S = 4, splits of one and two chunks), 3 of 16 (S = 8),
-// 13 of 33 (S = 8, the last chunk 8 columns), the 1.5B's down and qkv (48 and 64: S = 2), and
-// Llama-8B's down (128 column blocks: S = 1, a block each, up to 4 rows). (The shapes do reach the
-// bulk kernel: on the H200 this test caught its norm bug at 8 rows over K = 8960, and the plain-step
-// timelines name gemm_bf16_bulk_kernel with the switch on, bench/results/logs/gemm_bulk_2026-12-02/.)
+// The bulk-stream kernel (up to 16 rows, gemm_bulk.cuh; 9-16 rows load all of the A fragment) gives
+// the bits of the split-K kernel (LONGSPEC_GEMM_BULK=0) for every epilogue, with and without the
+// input norm (the RoPE + K/V write: BulkStreamRopeKvGivesTheSplitKBits). Whole column blocks a
+// block: 132 (one per SM on an H200), 264 (the last one padded), 560 (1.5B's gate_up: 4 or 5 a
+// block); K of one 64-k stage, chunks ending in one stage (576, 4104) or 8 columns (1032),
+// Qwen2.5-1.5B's down K (8 rows leave room for 4 slots: each consumer warp normalises two rows),
+// Llama-8B's down K (up to 3 rows fit x beside the ring, more take the split-K kernel). Narrow
+// weights, K split over clusters of S blocks: 2 column blocks of one chunk (S = 1), 4 of 3 chunks
+// (S = 3), 32 of 5 (S = 4, splits of one and two chunks), 3 of 16 (S = 8), 13 of 33 (S = 8, the
+// last chunk 8 columns), the 1.5B's down and qkv (48 and 64: S = 2), and Llama-8B's down (128
+// column blocks: S = 1, a block each, up to 4 rows). (The shapes do reach the bulk kernel: on the
+// H200 this test caught its norm bug at 8 rows over K = 8960, and the plain-step timelines name
+// gemm_bf16_bulk_kernel with the switch on, bench/results/logs/gemm_bulk_2026-12-02/.)
 TEST(CudaLinear, BulkStreamGivesTheSplitKBits) {
   LONGSPEC_SKIP_WITHOUT_GPU();
   BulkBackends backends;
