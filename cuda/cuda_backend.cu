@@ -21,6 +21,7 @@
 #include "common.cuh"
 #include "cuda_backend.h"
 #include "cuda_ops.h"
+#include "launch_settings.h"
 
 namespace longspec::cuda {
 
@@ -96,10 +97,10 @@ std::vector<uint16_t> PackWeight(const uint16_t* in, const std::vector<int64_t>&
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(int device, cudaStream_t stream, const cudaDeviceProp& prop, bool pdl)
-      : device_(device), stream_(stream), device_name_(prop.name) {
+  // `settings`: the launch policy (ReadLaunchSettings) and the shared memory per block.
+  CudaBackend(int device, cudaStream_t stream, const cudaDeviceProp& prop, const LaunchContext& settings)
+      : device_(device), stream_(stream), device_name_(prop.name), ctx_(settings) {
     ctx_.stream = stream;
-    ctx_.pdl = pdl;
     ctx_.num_sms = prop.multiProcessorCount;
   }
   ~CudaBackend() override {
@@ -517,20 +518,6 @@ class CudaBackend final : public Backend {
 
   void set_graphs_enabled(bool on) { graphs_enabled_ = on; }
   void set_fuse_norm(bool on) { fuse_norm_ = on; }
-  void set_decode_warps(bool on) { ctx_.decode_warps = on; }
-  void set_finish_group_warps(bool on) { ctx_.finish_group_warps = on; }
-  void set_finish_wide(bool on) { ctx_.finish_wide = on; }
-  void set_early_prefix_keys(bool on) { ctx_.early_prefix_keys = on; }
-  void set_gemm_early_trigger_max_rows(int rows) { ctx_.gemm_early_trigger_max_rows = rows; }
-  void set_tree_blocks_parallel(bool on) { ctx_.tree_blocks_parallel = on; }
-  void set_max_smem_per_block(size_t bytes) { ctx_.max_smem_per_block = bytes; }
-  void set_rank_tree_select(bool on) { ctx_.rank_tree_select = on; }
-  void set_wide_rows_spread(bool on) { ctx_.wide_rows_spread = on; }
-  void set_wide_rows_gemm(bool on) { ctx_.wide_rows_gemm = on; }
-  void set_norm_row_slices(bool on) { ctx_.norm_row_slices = on; }
-  void set_gemm_bulk(bool on) { ctx_.gemm_bulk = on; }
-  void set_gemm_bulk_narrow(int mode) { ctx_.gemm_bulk_narrow = mode; }
-  void set_gemm_bulk_rows_max(int rows) { ctx_.gemm_bulk_rows_max = rows; }
 
  private:
   void Check(cudaError_t e, const char* op) {
@@ -625,20 +612,11 @@ class CudaBackend final : public Backend {
 
 }  // namespace
 
-// LONGSPEC_CUDA_GRAPHS=0, LONGSPEC_PDL=0, LONGSPEC_FUSE_NORM=0, LONGSPEC_DECODE_WARPS=0 and
-// LONGSPEC_FINISH_GROUP_WARPS=0 switch graph capture, programmatic dependent launch, the GEMMs'
-// input RMSNorm (with the qkv GEMM's RoPE + KV write), the four-warp decode attention and the
-// finishing pass's group-per-warp fold off (for measurements and debugging; the same bits);
-// LONGSPEC_FINISH_WIDE=0 gives decode-sized calls the finishing kernel back (the same bits);
-// LONGSPEC_WIDE_ROWS_SPREAD=0 gives attention over more than 128 rows that would leave the GPU
-// short of a wave the walkers back, one block per query tile and KV head (the same bits);
-// LONGSPEC_WIDE_ROWS_GEMM=0 gives GEMMs of 129-320 rows the prefill tile back,
-// LONGSPEC_FUSE_NORM_SLICES=0 keeps the fused input RMSNorm to 16 rows, LONGSPEC_TREE_BLOCKS_PARALLEL=0
-// gives the draft's window attention back to the finishing kernel and LONGSPEC_RANK_TREE_SELECT=0
-// the tree growth's first stage to its sort (the same bits); LONGSPEC_EARLY_PREFIX_KEYS=0 makes the
-// decode attention wait before loading keys and LONGSPEC_GEMM_EARLY_TRIGGER=0 the GEMMs let the next
-// kernel launch only at their end (timing only). LONGSPEC_SMEM_LIMIT_KB=N runs the
-// backend as on a device with N KiB of shared memory per block (its fallbacks, or its error).
+// LONGSPEC_CUDA_GRAPHS=0 and LONGSPEC_FUSE_NORM=0 switch graph capture and the GEMMs' input
+// RMSNorm (with the qkv GEMM's RoPE + KV write) off (for measurements and debugging; the same
+// bits); the launch policy's switches are read by ReadLaunchSettings (launch_settings.cu).
+// LONGSPEC_SMEM_LIMIT_KB=N runs the backend as on a device with N KiB of shared memory per block
+// (its fallbacks, or its error).
 StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
   LONGSPEC_CUDA_TRY(cudaSetDevice(device));
   cudaDeviceProp prop;
@@ -650,11 +628,9 @@ StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
   // Shared memory per block: the device's opt-in limit, or less for tests of the fallbacks
   // (LONGSPEC_SMEM_LIMIT_KB). Kernels with a fallback that need more are left out; without one
   // the device cannot run the engine, said once here.
-  double limit_kb = double(prop.sharedMemPerBlockOptin) / 1024.0;
-  if (!EnvNumber("LONGSPEC_SMEM_LIMIT_KB", &limit_kb) || !(limit_kb > 0.0)) {
-    return InvalidArgumentError(std::string("LONGSPEC_SMEM_LIMIT_KB: expected a positive number of KiB, got '") +
-                                std::getenv("LONGSPEC_SMEM_LIMIT_KB") + "'");
-  }
+  LONGSPEC_ASSIGN_OR_RETURN(const double limit_kb,
+                            EnvNumberSetting("LONGSPEC_SMEM_LIMIT_KB", double(prop.sharedMemPerBlockOptin) / 1024.0,
+                                             [](double x) { return x > 0.0; }, "a positive number of KiB"));
   const size_t max_smem = std::min<size_t>(prop.sharedMemPerBlockOptin, size_t(limit_kb * 1024.0));
   const size_t needed = std::max(GemmSharedMemoryRequired(), AttentionSharedMemoryRequired());
   if (needed > max_smem) {
@@ -668,43 +644,14 @@ StatusOr<std::unique_ptr<Backend>> MakeCudaBackend(int device) {
   LONGSPEC_CUDA_TRY(PrepareElementwiseKernels());
   LONGSPEC_CUDA_TRY(PrepareSpeculationKernels());
   LONGSPEC_CUDA_TRY(PrepareSamplingKernels());
+  LaunchContext settings;
+  settings.max_smem_per_block = max_smem;
+  LONGSPEC_RETURN_IF_ERROR(ReadLaunchSettings(prop, &settings));
   cudaStream_t stream = nullptr;
   LONGSPEC_CUDA_TRY(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  auto be = std::make_unique<CudaBackend>(device, stream, prop, EnvFlag("LONGSPEC_PDL", prop.major >= 9));
-  be->set_max_smem_per_block(max_smem);
+  auto be = std::make_unique<CudaBackend>(device, stream, prop, settings);
   be->set_graphs_enabled(EnvFlag("LONGSPEC_CUDA_GRAPHS", true));
   be->set_fuse_norm(EnvFlag("LONGSPEC_FUSE_NORM", true));
-  be->set_decode_warps(EnvFlag("LONGSPEC_DECODE_WARPS", true));
-  be->set_finish_group_warps(EnvFlag("LONGSPEC_FINISH_GROUP_WARPS", true));
-  be->set_finish_wide(EnvFlag("LONGSPEC_FINISH_WIDE", true));
-  be->set_early_prefix_keys(EnvFlag("LONGSPEC_EARLY_PREFIX_KEYS", true));
-  double early_trigger_rows = double(kGemmEarlyTriggerMaxRows);
-  if (!EnvNumber("LONGSPEC_GEMM_EARLY_TRIGGER_MAX_ROWS", &early_trigger_rows) || !(early_trigger_rows >= 0.0)) {
-    return InvalidArgumentError(std::string("LONGSPEC_GEMM_EARLY_TRIGGER_MAX_ROWS: expected a number of rows, got '") +
-                                std::getenv("LONGSPEC_GEMM_EARLY_TRIGGER_MAX_ROWS") + "'");
-  }
-  be->set_gemm_early_trigger_max_rows(EnvFlag("LONGSPEC_GEMM_EARLY_TRIGGER", true)
-                                          ? int(std::min(early_trigger_rows, double(1 << 30)))
-                                          : 0);
-  be->set_tree_blocks_parallel(EnvFlag("LONGSPEC_TREE_BLOCKS_PARALLEL", true));
-  be->set_rank_tree_select(EnvFlag("LONGSPEC_RANK_TREE_SELECT", true));
-  be->set_wide_rows_spread(EnvFlag("LONGSPEC_WIDE_ROWS_SPREAD", true));
-  be->set_wide_rows_gemm(EnvFlag("LONGSPEC_WIDE_ROWS_GEMM", true));
-  be->set_norm_row_slices(EnvFlag("LONGSPEC_FUSE_NORM_SLICES", true));
-  be->set_gemm_bulk(prop.major >= 9 && EnvFlag("LONGSPEC_GEMM_BULK", true));
-  double bulk_narrow = 1.0;
-  if (!EnvNumber("LONGSPEC_GEMM_BULK_NARROW", &bulk_narrow) ||
-      !(bulk_narrow == 0.0 || bulk_narrow == 1.0 || bulk_narrow == 2.0)) {
-    return InvalidArgumentError(std::string("LONGSPEC_GEMM_BULK_NARROW: expected 0 (off), 1 (where faster) or 2 (always), got '") +
-                                std::getenv("LONGSPEC_GEMM_BULK_NARROW") + "'");
-  }
-  be->set_gemm_bulk_narrow(int(bulk_narrow));
-  double bulk_rows_max = 16.0;
-  if (!EnvNumber("LONGSPEC_GEMM_BULK_ROWS_MAX", &bulk_rows_max) || !(bulk_rows_max >= 0.0)) {
-    return InvalidArgumentError(std::string("LONGSPEC_GEMM_BULK_ROWS_MAX: expected a number of rows, got '") +
-                                std::getenv("LONGSPEC_GEMM_BULK_ROWS_MAX") + "'");
-  }
-  be->set_gemm_bulk_rows_max(int(std::min(bulk_rows_max, 16.0)));
   LONGSPEC_RETURN_IF_ERROR(be->AllocateSplitKWorkspace());
   return std::unique_ptr<Backend>(std::move(be));
 }

@@ -60,12 +60,10 @@ StatusOr<std::vector<int32_t>> BestNProbe() {
 // engine's policy is created.
 StatusOr<TreePolicy::Options> PolicyOptionsFromEnv() {
   TreePolicy::Options options;
-  double rounds = options.tau_prior_rounds;
-  if (!EnvNumber("LONGSPEC_AUTO_TAU_PRIOR_ROUNDS", &rounds) || !(rounds >= 0.0 && rounds <= 1e6)) {
-    return InvalidArgumentError(std::string("LONGSPEC_AUTO_TAU_PRIOR_ROUNDS: expected a number of rounds in [0, 1e6], got '") +
-                                std::getenv("LONGSPEC_AUTO_TAU_PRIOR_ROUNDS") + "'");
-  }
-  options.tau_prior_rounds = rounds;
+  LONGSPEC_ASSIGN_OR_RETURN(
+      options.tau_prior_rounds,
+      EnvNumberSetting("LONGSPEC_AUTO_TAU_PRIOR_ROUNDS", options.tau_prior_rounds,
+                       [](double x) { return x >= 0.0 && x <= 1e6; }, "a number of rounds in [0, 1e6]"));
   return options;
 }
 

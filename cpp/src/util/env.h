@@ -4,6 +4,9 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <string>
+
+#include "longspec/status.h"
 
 namespace longspec {
 
@@ -24,6 +27,16 @@ inline bool EnvNumber(const char* name, double* out) {
   if (*stop != '\0') return false;
   *out = x;
   return true;
+}
+
+// The number in `name` (`fallback` when unset or empty) if it is one and `valid` holds for it;
+// otherwise an InvalidArgument error naming the variable, what it expects and what it got.
+inline StatusOr<double> EnvNumberSetting(const char* name, double fallback, bool (*valid)(double), const char* expected) {
+  double x = fallback;
+  if (!EnvNumber(name, &x) || !valid(x)) {
+    return InvalidArgumentError(std::string(name) + ": expected " + expected + ", got '" + std::getenv(name) + "'");
+  }
+  return x;
 }
 
 }  // namespace longspec
