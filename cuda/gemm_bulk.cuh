@@ -22,12 +22,11 @@
 // Order (what keeps the bits of every other kernel, gemm_common.cuh): a unit's partial is its
 // chunk's MMA chain from 0; a column block's total is 0 + p0 + p1 + ... in chunk order. The
 // consumers take turns (an mbarrier per consumer warp, on which the warp before it arrives once it
-// has added) to add their units' partials to the column block's
-// running total in unit order; the warp of a column block's last unit takes the totals and runs
-// the epilogue.
+// has added) to add their units' partials to the column block's running total in unit order; the
+// warp of a column block's last unit takes the totals and runs the epilogue.
 //
-// Narrow weights (fewer column blocks than SMs: qkv, o and down of the models here) run split
-// along K (p.bulk_splits = S >= 1): a cluster of S blocks per column block, block s streaming the
+// Narrow weights (fewer column blocks than SMs: qkv, o and down of the models here), where the
+// launcher takes them (gemm.cu, BulkRuns), run split along K (p.bulk_splits = S >= 1): a cluster of S blocks per column block, block s streaming the
 // chunks [s chunks / S, (s + 1) chunks / S), one contiguous stretch, and keeping each unit's
 // partial in its shared memory; after a cluster barrier block 0 adds every chunk's partial in
 // chunk order, reading the others' shared memory (distributed shared memory), and runs the
