@@ -288,7 +288,8 @@ __device__ __forceinline__ void fold_state_group(const float* batch, const Batch
 // A row and head's split-state records (kRec floats each), batch after batch of BATCH,
 // double-buffered in `staged` (two batches): batch b + 1 is in flight (cp.async by thread t of the
 // `threads` that copy) while merge(batch, cnt) folds batch b; `bar` is the barrier of every thread
-// that copies or merges, and merge ends with it where a buffer it read is refilled two batches on.
+// that copies or merges, passed after the batch has landed and after its merge (the buffer is
+// refilled two batches on, and whatever merge leaves in shared memory is rewritten next batch).
 template <int HD, int BATCH, class Barrier, class Merge>
 __device__ __forceinline__ void walk_state_batches(const float4* recs, int n_states, float* staged, int t, int threads,
                                                    const Barrier& bar, Merge&& merge) {
@@ -309,6 +310,7 @@ __device__ __forceinline__ void walk_state_batches(const float4* recs, int n_sta
     cp_async_wait<1>();
     bar.sync();
     merge(static_cast<const float*>(staged + ((s0 / BATCH) & 1) * BATCH * kRec), min(BATCH, n_states - s0));
+    bar.sync();
   }
 }
 
@@ -449,7 +451,6 @@ __global__ void __launch_bounds__(32 * kFinishWarps) attention_finish_kernel(con
       } else {
         fold_batch(std::integral_constant<int, kAttnGroupSplits>());
       }
-      __syncthreads();  // the buffer is refilled two batches on
     });
   }
 

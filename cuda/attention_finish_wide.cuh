@@ -119,7 +119,6 @@ __global__ void __launch_bounds__(kFinishWideThreads) attention_finish_wide_kern
           fold(g[0], g[1], g[2 + ft]);
         }
       }
-      fold_bar.sync();  // the group states are rewritten next batch, the buffer two batches on
     });
   }
   __syncthreads();  // the first tree block's state is in tree_state
