@@ -107,12 +107,10 @@ for _ in $(seq 1 900); do [ -e /tmp/flags/real_go ] && break; sleep 2; done
 read -r -a real_env < /tmp/flags/real_go
 real_env=(LONGSPEC_CHAIN=real "${real_env[@]}")
 log "real models with: ${real_env[*]}"
-export LONGSPEC_CACHE=/tmp/lscache
-joined() {  # joined NAME: the joined model's path (empty when its parts are not all here)
-  local dest=/tmp/models/$1
-  [ -e /tmp/models/parts/$1.sha256 ] || return 0
-  [ -e "$dest" ] || python3 /tmp/models/parts.py join /tmp/models/parts "$1" "$dest" >&2 || return 0
-  echo "$dest"
+source bench/gpu/device_env.sh  # joined_model, SMOL, LONGSPEC_CACHE
+log() { echo "[$(date +%T)] $*" >> $R/progress; }
+joined() {  # joined NAME: the joined model's path, empty when its parts are not all here
+  [ -e "/tmp/models/parts/$1.sha256" ] && joined_model "$1"
 }
 # The drafts' weights travel apart from the tree (over a call's 64 MiB with it): back into the
 # snapshot's models/, where the Python GPU tests and bench_gpu.py look for them.
@@ -120,7 +118,7 @@ for d in /tmp/models/drafts/*/; do
   [ -d "$d" ] && cp "$d"* "models/$(basename "$d")/"
 done
 mkdir -p /tmp/lscache/models
-smol=/tmp/lscache/models/SmolLM2-135M-Instruct.Q4_1.gguf
+smol=$SMOL
 [ -e "$smol" ] || python3 /tmp/models/parts.py join /tmp/models/parts SmolLM2-135M-Instruct.Q4_1.gguf "$smol" \
   > $R/join_smol.log 2>&1
 q05=$(joined qwen05.gguf)
