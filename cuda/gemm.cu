@@ -73,6 +73,10 @@ int SplitKColumnsPerBlock(const LaunchContext& ctx, int columns, int slices, int
   return (columns + groups - 1) / groups;
 }
 
+// Narrow weights take the bulk kernel's clusters (kGemmBulkNarrowMeasured, BulkRuns) over K of at
+// least kGemmBulkNarrowKMin, for up to kGemmBulkNarrowRowsMax rows.
+constexpr int kGemmBulkNarrowKMin = 8192, kGemmBulkNarrowRowsMax = 8;
+
 // The bulk-stream kernel (gemm_bulk.cuh) for calls of up to kGemmBulkRowsMax rows over weights
 // whose 32-column blocks spread over the SMs with the busiest SM's share within 20% of the even
 // one (a column block for every SM at least): H200, one row, us against the split-K kernel
@@ -80,8 +84,8 @@ int SplitKColumnsPerBlock(const LaunchContext& ctx, int columns, int slices, int
 // against 5 a block) 15.7 against 20.4, SmolLM2's LM head 16.3 against 20.0, Llama-8B's gate_up
 // 57.0 against 62.3; but Qwen2.5-0.5B's gate_up (304: 2.3 against 3) 7.6 against 7.0. Slots of the
 // ring as many as the shared memory left by x allows (at most 8, at least 4), one block per SM.
+// Narrow weights (fewer column blocks than SMs) run over clusters where measured faster (below).
 // Returns false where it does not run (the split-K kernel takes the call).
-constexpr int kGemmBulkNarrowKMin = 8192, kGemmBulkNarrowRowsMax = 8;
 bool BulkRuns(const LaunchContext& ctx, const GemmParams& p, int* slots, int* blocks, int* splits) {
   if (!ctx.gemm_bulk || p.M > std::min(kGemmBulkRowsMax, ctx.gemm_bulk_rows_max)) return false;
   const int sms = ctx.num_sms > 0 ? ctx.num_sms : 1, columns = SplitKColumnBlocks(p.N);
