@@ -10,8 +10,9 @@
 #      and at the defaults again (the Python package builds meanwhile);
 #   3. timelines of plain steps and [TREE] speculation rounds of the random-weight shapes at the
 #      defaults and with each of AB's settings (VAR=VALUE, several joined by '+'; a trailing
-#      :PHASES names its phases, e.g. LONGSPEC_GEMM_BULK_ROWS_MAX=8:speculative), and bench_gpu.py's
-#      1.5B shape at those that time plain steps (SHAPES: "shape context;..." to time, default
+#      :PHASES names its phases, e.g. LONGSPEC_GEMM_BULK_ROWS_MAX=8:speculative, and a trailing
+#      @REGEX keeps the shapes whose name matches, e.g. LONGSPEC_GEMM_BULK_SPREAD=150:plain@llama3),
+#      and bench_gpu.py's 1.5B shape at those that time plain steps of it (SHAPES: "shape context;..." to time, default
 #      the 1.5B, 0.5B and Llama-8B shapes at 32k and SmolLM2's at 8k: ~45 s each a setting);
 #   4. once a later call writes /tmp/flags/real_go (its content: the VAR=VALUE settings the real
 #      models run with, empty for the defaults): the real models from their carried parts
@@ -44,9 +45,13 @@ ok() { echo "$(grep -c '^\[       OK' "$1") ok: $(grep -E '^\[  FAILED' "$1" | h
 # settings: "defaults" then each of AB's VAR=VALUE[:PHASES] settings (an env argument, a label and
 # the timelines' phases each).
 read -r -a settings <<< "defaults $AB"
-env_of() { local s=${1%%:*}; [ "$s" = defaults ] && echo "LONGSPEC_CHAIN=defaults" || echo "${s//+/ }"; }
-label_of() { local s=${1%%:*}; [ "$s" = defaults ] && echo defaults || echo "${s//LONGSPEC_/}" | tr 'A-Z=+' 'a-z__'; }
-phases_of() { case $1 in *:*) echo "${1#*:}" | tr ',' ' ' ;; *) echo "plain speculative" ;; esac; }
+env_of() { local s=${1%%[:@]*}; [ "$s" = defaults ] && echo "LONGSPEC_CHAIN=defaults" || echo "${s//+/ }"; }
+label_of() { local s=${1%%[:@]*}; [ "$s" = defaults ] && echo defaults || echo "${s//LONGSPEC_/}" | tr 'A-Z=+' 'a-z__'; }
+phases_of() { local s=${1%%@*}; case $s in *:*) echo "${s#*:}" | tr ',' ' ' ;; *) echo "plain speculative" ;; esac; }
+shapes_of() {  # shapes_of SETTING: SHAPES' entries this setting times, one a line
+  local filter='.'; case $1 in *@*) filter=${1#*@} ;; esac
+  tr ';' '\n' <<< "$SHAPES" | grep -E -- "$filter"
+}
 
 # 1. Build and correctness.
 for patch in ${PATCH:-}; do
@@ -86,13 +91,15 @@ done
 # 3. Steps and rounds.
 for s in "${settings[@]}"; do
   l=$(label_of "$s")
-  IFS=';' read -r -a shapes <<< "$SHAPES"
+  mapfile -t shapes < <(shapes_of "$s")
+  [ ${#shapes[@]} -gt 0 ] || continue
   env $(env_of "$s") OUT=$R/trace_$l PHASES="$(phases_of "$s")" TREE="$TREE" timeout 500 bash bench/gpu/trace_steps.sh \
     "${shapes[@]}" > $R/trace_$l.log 2>&1
   log "trace $s exit $?"
 done
 for s in "${settings[@]}"; do
   case " $(phases_of "$s") " in *" plain "*) ;; *) continue ;; esac
+  shapes_of "$s" | grep -q '^qwen2.5-1.5b-shape' || continue
   l=$(label_of "$s")
   env $(env_of "$s") timeout 600 python3 bench/bench_gpu.py --out-dir $R/bench_shape15_$l \
     --models qwen2.5-1.5b-shape --work /tmp/longspec_bench --hf= --phase-models= --no-plot --no-auto \

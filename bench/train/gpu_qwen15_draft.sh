@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU machine (as /tmp/bgout/train.sh of bench/gpu/background_checks.sh, or from
 # bench/gpu/qwen15_chain.sh): the first LongSpec draft of Qwen2.5-Coder-1.5B-Instruct (Q4_K_M,
-# sha256 cc324af0...b046; `parts.py split qwen15.gguf DIR --mb 54` gives 20 parts), trained from
+# sha256 cc324af0...b046; `parts.py split qwen15.gguf DIR --mb 50` gives 22 parts), trained from
 # scratch, distilled, with the exact LongSpec architecture (the MLP as wide as the target's), on
 # the corpus of every training source (the two Qwen models share one tokenizer, so the 0.5B
 # draft's corpora serve as they are), then its tau on the `repos` set at 16k / 32k. The classic
