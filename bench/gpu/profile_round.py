@@ -173,24 +173,50 @@ def print_replays(path: str, same: list, sizes: dict) -> None:
           f" (replay sizes: {sizes})")
     print(f"step span {sum(spans) / len(spans) / 1e3:.1f} us, kernels summed {sum(busy) / len(busy) / 1e3:.1f} us,"
           f" {sum(spans) / len(spans) / 1e3 / n_kernels:.2f} us per kernel")
-    by = collections.defaultdict(lambda: [0, 0.0, 0.0])
+    by = collections.defaultdict(lambda: [0, 0.0, 0.0, 0.0])
+    idle = 0.0
     for ks in same:
         prev_end = None
-        for s, e, name, grid in ks:
+        exposed, gaps = exposed_times(ks)
+        idle += gaps / 1e3
+        for (s, e, name, grid), x in zip(ks, exposed):
             rec = by[(name, grid)]
             rec[0] += 1
             rec[1] += (e - s) / 1e3
             rec[2] += 0.0 if prev_end is None else (s - prev_end) / 1e3
+            rec[3] += x / 1e3
             prev_end = e
-    print(f"{'us/step':>8} {'mean us':>8} {'gap us':>7} {'n/step':>6}  kernel  grid")
-    for (name, grid), (n, us, gap) in sorted(by.items(), key=lambda kv: -kv[1][1]):
-        print(f"{us / len(same):8.1f} {us / n:8.2f} {gap / n:7.2f} {n / len(same):6.1f}  {name}  {grid}")
+    # Exposed: the part of a kernel's time no kernel launched before it covers -- its share of the
+    # step's span (with the idle gaps, the span itself). A kernel launched early by programmatic
+    # dependent launch waits inside its own duration; its exposed time starts where the kernel
+    # before it ended, so it holds the boundary's cost (drain, release, ramp) and its own work.
+    print(f"exposed time by kernel (sums to the span with {idle / len(same):.1f} us idle a step)")
+    print(f"{'exposed':>8} {'us/step':>8} {'mean us':>8} {'gap us':>7} {'n/step':>6}  kernel  grid")
+    for (name, grid), (n, us, gap, x) in sorted(by.items(), key=lambda kv: -kv[1][3]):
+        print(f"{x / len(same):8.1f} {us / len(same):8.1f} {us / n:8.2f} {gap / n:7.2f} {n / len(same):6.1f}  {name}  {grid}")
     # One replay in launch order (the last), for the sequence of kernels of a layer.
     ks = same[-1]
-    print(f"\n# the last replay in order: start (us from the first), duration, kernel")
-    for s, e, name, grid in ks[:40]:
-        print(f"{(s - ks[0][0]) / 1e3:8.2f} {(e - s) / 1e3:7.2f}  {name}  {grid}")
+    exposed, _ = exposed_times(ks)
+    print(f"\n# the last replay in order: start (us from the first), duration, exposed, kernel")
+    for (s, e, name, grid), x in list(zip(ks, exposed))[:40]:
+        print(f"{(s - ks[0][0]) / 1e3:8.2f} {(e - s) / 1e3:7.2f} {x / 1e3:7.2f}  {name}  {grid}")
     print()
+
+
+def exposed_times(ks: list) -> tuple[list, int]:
+    """Each kernel's exposed time (ns) in one replay, kernels in launch order: the part of its
+    interval past every earlier kernel's end; and the replay's idle time (no kernel running)."""
+    exposed, frontier, idle = [], None, 0
+    for s, e, _name, _grid in ks:
+        if frontier is None:
+            exposed.append(e - s)
+            frontier = e
+            continue
+        if s > frontier:
+            idle += s - frontier
+        exposed.append(max(0, e - max(s, frontier)))
+        frontier = max(frontier, e)
+    return exposed, idle
 
 
 def round_timeline(path: str) -> None:

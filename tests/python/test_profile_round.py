@@ -72,3 +72,33 @@ def test_rounds_digest_orders_segments_with_their_idle_gaps_and_host_calls(tmp_p
     assert lines[-1] == "total 11.0 us: busy 7.8, idle 3.2"
     profile_round.timeline(str(path))
     assert "cudaGraphLaunch" not in capsys.readouterr().out
+
+
+def test_exposed_time_is_what_earlier_kernels_leave_uncovered_and_sums_to_the_span(tmp_path, capsys):
+    """A kernel launched early (programmatic dependent launch) overlaps the one before it: only
+    its part past that kernel's end is exposed; after an idle gap a kernel is exposed whole; the
+    exposed times and the idle time add up to the replay's span."""
+    ks = [
+        (0, 4000, "qkv", "g"),       # exposed 4000
+        (1000, 9000, "attn", "g"),   # starts inside qkv: exposed 9000 - 4000 = 5000
+        (2000, 8000, "early", "g"),  # wholly inside attn: exposed 0
+        (10000, 12000, "o", "g"),    # 1000 idle before it: exposed whole, 2000
+    ]
+    exposed, idle = profile_round.exposed_times(ks)
+    assert exposed == [4000, 5000, 0, 2000] and idle == 1000
+    assert sum(exposed) + idle == ks[-1][1] - ks[0][0]
+    # In the digest: two replays of that graph; the table is ordered by exposed time per step.
+    rows, t0 = [], 0
+    for rep in range(2):
+        for s, e, name, grid in ks:
+            rows.append(f"{t0 + s},{t0 + e},5,{300 + rep},1x1x1,32x1x1,{name}")
+        t0 += 20000
+    path = tmp_path / "step.trace"
+    path.write_text("\n".join(rows) + "\n")
+    profile_round.timeline(str(path))
+    out = capsys.readouterr().out
+    assert "with 1.0 us idle a step" in out
+    table = out[out.index("exposed time by kernel"):out.index("# the last replay")]
+    names = [line.split()[-2] for line in table.splitlines()[2:] if line.strip()]
+    assert names == ["attn", "qkv", "o", "early"]
+    assert "    1.00    8.00    5.00  attn  1x1x1" in out
