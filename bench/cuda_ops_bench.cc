@@ -2,7 +2,8 @@
 // what a decode step pays), with weights and caches rotated over enough copies to defeat the
 // 50 MB L2. Prints time, the bytes or FLOPs it must move, and the achieved rate.
 //
-//   cuda_ops_bench [gemm|gemm-verify|gemm-decode|gemm-wide|draft-head|norm-gemm|attn|attn-wide|sample|all]
+//   cuda_ops_bench [gemm|gemm-verify|gemm-decode|gemm-wide|draft-head|norm-gemm|qkv-rope|attn|attn-wide|sample|all]
+//   (gemm-decode runs qkv-rope too)
 //   cuda_ops_bench tree-expand PARENTS VOCAB WIDTH   (a draft level's tree growth alone)
 #include <algorithm>
 #include <chrono>
@@ -183,6 +184,75 @@ void BenchNormGemm(Backend& be, std::vector<int> rows) {
         }
       }, 10);
       std::printf("%-28s %6d %10.2f\n", s.name, m, t * 1e6);
+    }
+  }
+}
+
+// The qkv product as a layer runs it (NormLinearRopeKv: the input RmsNorm, the product, RoPE of
+// the q and k heads and the K/V rows into the cache from its epilogue) beside the plain product of
+// the same weight (Linear, what `gemm-decode` times): what the norm and the RoPE + K/V epilogue
+// add. Llama-8B's qkv is exposed ~27 us a layer in its decode step for a 17.4 us plain product
+// alone (bench/results/gpu_gemm_bulk_halves_ring_2026-12-02.md).
+void BenchQkvRope(Backend& be, std::vector<int> rows) {
+  std::printf("\n== qkv: Linear | NormLinearRopeKv (fp32 h in; bf16 weights; M rows) ==\n%-28s %6s %10s %10s %10s\n",
+              "shape", "M", "linear us", "layer us", "GB/s");
+  struct QkvShape {
+    const char* name;
+    int nh, nkv, hd, k;
+  };
+  const std::vector<QkvShape> shapes = {{"smollm2 qkv 9/3 d64", 9, 3, 64, 576},
+                                        {"qwen0.5b qkv 14/2 d64", 14, 2, 64, 896},
+                                        {"qwen1.5b qkv 12/2 d128", 12, 2, 128, 1536},
+                                        {"llama8b qkv 32/8 d128", 32, 8, 128, 4096}};
+  constexpr int kCapacity = 64;  // cache slots: rows write slots r, r + 1, ...
+  for (const QkvShape& s : shapes) {
+    const int n = (s.nh + 2 * s.nkv) * s.hd, half = s.hd / 2;
+    const size_t wbytes = size_t(n) * s.k * 2;
+    const int copies = int(std::min<size_t>(64, std::max<size_t>(1, (size_t(400) << 20) / wbytes)));
+    const HostTensor w = RandomWeight(n, s.k, 4242);
+    std::vector<std::unique_ptr<LinearWeight>> ws;
+    for (int c = 0; c < copies; ++c) {
+      auto lw = be.CreateLinear(w, nullptr, LinearPacking::kPlain);
+      if (!lw.ok()) {
+        std::fprintf(stderr, "%s\n", lw.status().ToString().c_str());
+        return;
+      }
+      ws.push_back(std::move(lw).value());
+    }
+    auto norm_w = Must(be.Allocate(size_t(s.k) * 4));
+    FillRandom(be, norm_w->data(), s.k, DType::kF32, 5);
+    const size_t cache_elems = size_t(s.nkv) * kCapacity * s.hd;
+    auto kc = Must(be.Allocate(cache_elems * 2)), vc = Must(be.Allocate(cache_elems * 2));
+    KvLayerView kv;
+    kv.k = kc->data();
+    kv.v = vc->data();
+    kv.dtype = DType::kBF16;
+    kv.capacity = kCapacity;
+    kv.num_kv_heads = s.nkv;
+    kv.head_dim = s.hd;
+    for (int m : rows) {
+      auto h = Must(be.Allocate(size_t(m) * s.k * 4));
+      auto x = Must(be.Allocate(size_t(m) * s.k * 2));
+      auto y = Must(be.Allocate(size_t(m) * n * 2));
+      auto cs = Must(be.Allocate(size_t(m) * half * 4)), sn = Must(be.Allocate(size_t(m) * half * 4));
+      auto slots = Must(be.Allocate(size_t(m) * 4));
+      FillRandom(be, h->data(), size_t(m) * s.k, DType::kF32, 6);
+      FillRandom(be, x->data(), size_t(m) * s.k, DType::kBF16, 7);
+      FillRandom(be, cs->data(), size_t(m) * half, DType::kF32, 8);
+      FillRandom(be, sn->data(), size_t(m) * half, DType::kF32, 9);
+      std::vector<int32_t> slot_h(m);
+      for (int r = 0; r < m; ++r) slot_h[r] = r % kCapacity;
+      be.CopyToDevice(slots->data(), slot_h.data(), size_t(m) * 4);
+      const View hv = MakeView(h->data(), DType::kF32, m, s.k), xv = MakeView(x->data(), DType::kBF16, m, s.k);
+      const View yv = MakeView(y->data(), DType::kBF16, m, n);
+      const int reps = copies * (m == 1 ? 4 : 1);
+      const double linear = TimeGraph(be, reps, [&](int i) { be.Linear(xv, *ws[i % copies], yv); }, 10);
+      const double layer = TimeGraph(be, reps, [&](int i) {
+        be.NormLinearRopeKv(hv, norm_w->data(), 1e-6f, xv, *ws[i % copies], yv, s.nh, s.nkv, s.hd,
+                            static_cast<const float*>(cs->data()), static_cast<const float*>(sn->data()),
+                            static_cast<const int32_t*>(slots->data()), kv);
+      }, 10);
+      std::printf("%-28s %6d %10.2f %10.2f %10.0f\n", s.name, m, linear * 1e6, layer * 1e6, wbytes / layer / 1e9);
     }
   }
 }
@@ -393,6 +463,7 @@ int main(int argc, char** argv) {
                  {"llama8b gate_up+silu", 28672, 4096, true}, {"llama8b qkv 6144x4096", 6144, 4096}},
                 {1, 4, 16});
     }
+    if (what == "gemm-decode" || what == "qkv-rope") BenchQkvRope(be, {1, 4, 16});
     if (what == "gemm-wide") BenchGemm(be, {}, {69, 145, 300});
     // A draft level's LM head over its subset of the vocabulary (head_tokens.json: 16384 rows for
     // SmolLM2's draft, 32768 for Qwen's), at the widths of a level; bf16 out here where the draft
