@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# On the GPU machine (a fresh one is fine; carry .deps and .whl): a change without a runtime
+# switch (a pending patch that moves a compile-time constant) timed against the tree without it,
+# two builds in one background chain, one GPU user at a time:
+#   1. the tree as it is: the C++ build, `cuda_ops_bench` for each of BENCH's arguments (default
+#      "qkv-rope gemm-decode"), timelines of plain steps of SHAPES (default the 1.5B and Llama-8B
+#      shapes at 32k; the Python package is built for them meanwhile);
+#   2. PATCH applied (git apply) to the same snapshot, rebuilt incrementally and the package with it:
+#      GoogleTest in full, the same benches and timelines.
+# Progress in /tmp/bgout/ab/progress; everything under /tmp/bgout/ab/{base,patched}.
+#   PATCH=bench/gpu/pending/rms_sum_batch16.patch bash bench/gpu/build_ab.sh   # starts it
+#   bash bench/gpu/build_ab.sh --status
+set -uo pipefail
+R=/tmp/bgout/ab
+if [ "${1:-}" = "--status" ]; then
+  cat $R/progress 2>/dev/null
+  exit 0
+fi
+if [ "${1:-}" != "--run" ]; then
+  [ -n "${PATCH:-}" ] || { echo "PATCH: the patch to time"; exit 2; }
+  git apply --check "$PATCH" || { echo "$PATCH does not apply to this tree"; exit 2; }
+  rm -rf /tmp/src_ab $R && mkdir -p /tmp/src_ab $R && cp -r . /tmp/src_ab/
+  PATCH=$PATCH BENCH=${BENCH:-qkv-rope gemm-decode} \
+    SHAPES=${SHAPES:-qwen2.5-1.5b-shape 32768;llama3-8b-shape 32768} \
+    setsid nohup bash /tmp/src_ab/bench/gpu/build_ab.sh --run > $R/chain.log 2>&1 < /dev/null &
+  echo "build A/B started"
+  exit 0
+fi
+cd /tmp/src_ab
+B=/tmp/build_ab
+log() { echo "[$(date +%T)] $*" >> $R/progress; }
+# measure SIDE: the benches and timelines of the tree as built now, into $R/SIDE.
+measure() {
+  local out=$R/$1 what shapes
+  mkdir -p "$out"
+  for what in $BENCH; do
+    timeout 180 $B/cuda_ops_bench $what > "$out/cuda_ops_bench_$what.txt" 2>&1
+    log "$1: cuda_ops_bench $what exit $?"
+  done
+  IFS=';' read -r -a shapes <<< "$SHAPES"
+  OUT=$out/trace PHASES=plain timeout 400 bash bench/gpu/trace_steps.sh "${shapes[@]}" > "$out/trace.log" 2>&1
+  log "$1: timelines exit $? ($(grep -h 'step span' $out/trace/trace_*.txt 2> /dev/null | cut -c1-24 | tr '\n' ' '))"
+}
+
+BUILD=$B OUT=$R/base_build bash tests/run_gpu.sh > $R/base_build.txt 2>&1 || { log "base build failed"; exit 1; }
+log "base built"
+measure base
+git apply "$PATCH" || { log "patch $PATCH failed"; exit 1; }
+log "applied $PATCH"
+rm -rf /tmp/lsite  # package_site.sh builds the package again, now with the patch
+BUILD=$B OUT=$R/patched_build bash tests/run_gpu.sh > $R/patched_build.txt 2>&1 || { log "patched build failed"; exit 1; }
+log "patched built"
+timeout 600 $B/longspec_cuda_tests > $R/cuda_tests_all.log 2>&1
+log "GoogleTest all exit $? ($(grep -c '^\[       OK' $R/cuda_tests_all.log) ok; $(grep -E '^\[  FAILED' $R/cuda_tests_all.log | head -3 | tr '\n' ' '))"
+measure patched
+touch $R/done
+log "all done"
