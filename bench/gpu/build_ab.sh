@@ -12,20 +12,20 @@
 #   bash bench/gpu/build_ab.sh --status
 set -uo pipefail
 R=/tmp/bgout/ab
-if [ "${1:-}" = "--status" ]; then
-  cat $R/progress 2>/dev/null
-  exit 0
-fi
-if [ "${1:-}" != "--run" ]; then
-  [ -n "${PATCH:-}" ] || { echo "PATCH: the patch to time"; exit 2; }
-  git apply --check "$PATCH" || { echo "$PATCH does not apply to this tree"; exit 2; }
-  rm -rf /tmp/src_ab $R && mkdir -p /tmp/src_ab $R && cp -r . /tmp/src_ab/
-  PATCH=$PATCH BENCH=${BENCH:-qkv-rope gemm-decode} \
-    SHAPES=${SHAPES:-qwen2.5-1.5b-shape 32768;llama3-8b-shape 32768} \
-    setsid nohup bash /tmp/src_ab/bench/gpu/build_ab.sh --run > $R/chain.log 2>&1 < /dev/null &
-  echo "build A/B started"
-  exit 0
-fi
+case "${1:-start}" in
+  --status)  # the chain's progress so far
+    exec cat $R/progress 2> /dev/null ;;
+  --run) ;;  # the chain itself, from the snapshot
+  *)  # a snapshot of this tree, and the chain on it in the background
+    [ -n "${PATCH:-}" ] || { echo "PATCH: the patch to time"; exit 2; }
+    git apply --check "$PATCH" || { echo "$PATCH does not apply to this tree"; exit 2; }
+    rm -rf /tmp/src_ab $R && mkdir -p /tmp/src_ab $R && cp -r . /tmp/src_ab/
+    PATCH=$PATCH BENCH=${BENCH:-qkv-rope gemm-decode} \
+      SHAPES=${SHAPES:-qwen2.5-1.5b-shape 32768;llama3-8b-shape 32768} \
+      setsid nohup bash /tmp/src_ab/bench/gpu/build_ab.sh --run > $R/chain.log 2>&1 < /dev/null &
+    echo "build A/B started"
+    exit 0 ;;
+esac
 cd /tmp/src_ab
 B=/tmp/build_ab
 log() { echo "[$(date +%T)] $*" >> $R/progress; }
