@@ -90,6 +90,24 @@ HostTensor RandomWeight(int n, int k, uint32_t state) {
   return w;
 }
 
+// Copies of weight `w` on the device, enough (at most 64) that rotating through them reads ~400 MB:
+// more than L2 holds, so every timed product streams its weight from memory. Empty (and the error
+// printed) when a copy cannot be made.
+std::vector<std::unique_ptr<LinearWeight>> WeightCopies(Backend& be, const HostTensor& w, LinearPacking packing) {
+  const size_t wbytes = size_t(w.numel()) * 2;
+  const size_t copies = std::min<size_t>(64, std::max<size_t>(1, (size_t(400) << 20) / wbytes));
+  std::vector<std::unique_ptr<LinearWeight>> ws;
+  for (size_t c = 0; c < copies; ++c) {
+    auto lw = be.CreateLinear(w, nullptr, packing);
+    if (!lw.ok()) {
+      std::fprintf(stderr, "%s\n", lw.status().ToString().c_str());
+      return {};
+    }
+    ws.push_back(std::move(lw).value());
+  }
+  return ws;
+}
+
 struct GemmShape {
   const char* name;
   int n, k;
@@ -111,17 +129,9 @@ void BenchGemm(Backend& be, std::vector<GemmShape> only, std::vector<int> rows) 
   if (!only.empty()) shapes = only;
   for (const GemmShape& s : shapes) {
     const size_t wbytes = size_t(s.n) * s.k * 2;
-    const int copies = int(std::max<size_t>(1, (size_t(400) << 20) / wbytes));
-    const HostTensor w = RandomWeight(s.n, s.k, 12345);
-    std::vector<std::unique_ptr<LinearWeight>> ws;
-    for (int c = 0; c < std::min(copies, 64); ++c) {
-      auto lw = be.CreateLinear(w, nullptr, s.swiglu ? LinearPacking::kGateUp : LinearPacking::kPlain);
-      if (!lw.ok()) {
-        std::fprintf(stderr, "%s\n", lw.status().ToString().c_str());
-        return;
-      }
-      ws.push_back(std::move(lw).value());
-    }
+    const std::vector<std::unique_ptr<LinearWeight>> ws =
+        WeightCopies(be, RandomWeight(s.n, s.k, 12345), s.swiglu ? LinearPacking::kGateUp : LinearPacking::kPlain);
+    if (ws.empty()) return;
     for (int m : rows) {
       if (m == 2048 && s.n > 50000) continue;
       auto x = Must(be.Allocate(size_t(m) * s.k * 2));
@@ -208,17 +218,9 @@ void BenchQkvRope(Backend& be, std::vector<int> rows) {
   for (const QkvShape& s : shapes) {
     const int n = (s.nh + 2 * s.nkv) * s.hd, half = s.hd / 2;
     const size_t wbytes = size_t(n) * s.k * 2;
-    const int copies = int(std::min<size_t>(64, std::max<size_t>(1, (size_t(400) << 20) / wbytes)));
-    const HostTensor w = RandomWeight(n, s.k, 4242);
-    std::vector<std::unique_ptr<LinearWeight>> ws;
-    for (int c = 0; c < copies; ++c) {
-      auto lw = be.CreateLinear(w, nullptr, LinearPacking::kPlain);
-      if (!lw.ok()) {
-        std::fprintf(stderr, "%s\n", lw.status().ToString().c_str());
-        return;
-      }
-      ws.push_back(std::move(lw).value());
-    }
+    const std::vector<std::unique_ptr<LinearWeight>> ws = WeightCopies(be, RandomWeight(n, s.k, 4242), LinearPacking::kPlain);
+    if (ws.empty()) return;
+    const int copies = int(ws.size());
     auto norm_w = Must(be.Allocate(size_t(s.k) * 4));
     FillRandom(be, norm_w->data(), s.k, DType::kF32, 5);
     const size_t cache_elems = size_t(s.nkv) * kCapacity * s.hd;

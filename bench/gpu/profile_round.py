@@ -179,6 +179,7 @@ def print_replays(path: str, same: list, sizes: dict) -> None:
         prev_end = None
         exposed, gaps = exposed_times(ks)
         idle += gaps / 1e3
+        last_exposed = exposed
         for (s, e, name, grid), x in zip(ks, exposed):
             rec = by[(name, grid)]
             rec[0] += 1
@@ -196,9 +197,8 @@ def print_replays(path: str, same: list, sizes: dict) -> None:
         print(f"{x / len(same):8.1f} {us / len(same):8.1f} {us / n:8.2f} {gap / n:7.2f} {n / len(same):6.1f}  {name}  {grid}")
     # One replay in launch order (the last), for the sequence of kernels of a layer.
     ks = same[-1]
-    exposed, _ = exposed_times(ks)
     print(f"\n# the last replay in order: start (us from the first), duration, exposed, kernel")
-    for (s, e, name, grid), x in list(zip(ks, exposed))[:40]:
+    for (s, e, name, grid), x in list(zip(ks, last_exposed))[:40]:
         print(f"{(s - ks[0][0]) / 1e3:8.2f} {(e - s) / 1e3:7.2f} {x / 1e3:7.2f}  {name}  {grid}")
     print()
 
@@ -206,14 +206,9 @@ def print_replays(path: str, same: list, sizes: dict) -> None:
 def exposed_times(ks: list) -> tuple[list, int]:
     """Each kernel's exposed time (ns) in one replay, kernels in launch order: the part of its
     interval past every earlier kernel's end; and the replay's idle time (no kernel running)."""
-    exposed, frontier, idle = [], None, 0
+    exposed, frontier, idle = [], ks[0][0], 0
     for s, e, _name, _grid in ks:
-        if frontier is None:
-            exposed.append(e - s)
-            frontier = e
-            continue
-        if s > frontier:
-            idle += s - frontier
+        idle += max(0, s - frontier)
         exposed.append(max(0, e - max(s, frontier)))
         frontier = max(frontier, e)
     return exposed, idle
