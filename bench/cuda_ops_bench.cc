@@ -3,7 +3,7 @@
 // 50 MB L2. Prints time, the bytes or FLOPs it must move, and the achieved rate.
 //
 //   cuda_ops_bench [gemm|gemm-verify|gemm-decode|gemm-wide|draft-head|norm-gemm|qkv-rope|attn|attn-wide|sample|all]
-//   (gemm-decode runs qkv-rope too)
+//   (gemm-decode runs qkv-rope too; `qkv-rope llama8b` times that shape's layer kernels alone, one row)
 //   cuda_ops_bench tree-expand PARENTS VOCAB WIDTH   (a draft level's tree growth alone)
 #include <algorithm>
 #include <chrono>
@@ -203,7 +203,8 @@ void BenchNormGemm(Backend& be, std::vector<int> rows) {
 // the same weight (Linear, what `gemm-decode` times): what the norm and the RoPE + K/V epilogue
 // add. Llama-8B's qkv is exposed ~27 us a layer in its decode step for a 17.4 us plain product
 // alone (bench/results/gpu_gemm_bulk_halves_ring_2026-12-02.md).
-void BenchQkvRope(Backend& be, std::vector<int> rows) {
+// only: shapes whose name contains it, and then the layer's kernels alone (for a profiler's filter).
+void BenchQkvRope(Backend& be, std::vector<int> rows, const std::string& only = "") {
   std::printf("\n== qkv: Linear | NormLinearRopeKv (fp32 h in; bf16 weights; M rows) ==\n%-28s %6s %10s %10s %10s\n",
               "shape", "M", "linear us", "layer us", "GB/s");
   struct QkvShape {
@@ -216,6 +217,7 @@ void BenchQkvRope(Backend& be, std::vector<int> rows) {
                                         {"llama8b qkv 32/8 d128", 32, 8, 128, 4096}};
   constexpr int kCapacity = 64;  // cache slots: rows write slots r, r + 1, ...
   for (const QkvShape& s : shapes) {
+    if (!only.empty() && std::string(s.name).find(only) == std::string::npos) continue;
     const int n = (s.nh + 2 * s.nkv) * s.hd, half = s.hd / 2;
     const size_t wbytes = size_t(n) * s.k * 2;
     const std::vector<std::unique_ptr<LinearWeight>> ws = WeightCopies(be, RandomWeight(n, s.k, 4242), LinearPacking::kPlain);
@@ -248,7 +250,8 @@ void BenchQkvRope(Backend& be, std::vector<int> rows) {
       const View hv = MakeView(h->data(), DType::kF32, m, s.k), xv = MakeView(x->data(), DType::kBF16, m, s.k);
       const View yv = MakeView(y->data(), DType::kBF16, m, n);
       const int reps = copies * (m == 1 ? 4 : 1);
-      const double linear = TimeGraph(be, reps, [&](int i) { be.Linear(xv, *ws[i % copies], yv); }, 10);
+      const double linear =
+          only.empty() ? TimeGraph(be, reps, [&](int i) { be.Linear(xv, *ws[i % copies], yv); }, 10) : 0.0;
       const double layer = TimeGraph(be, reps, [&](int i) {
         be.NormLinearRopeKv(hv, norm_w->data(), 1e-6f, xv, *ws[i % copies], yv, s.nh, s.nkv, s.hd,
                             static_cast<const float*>(cs->data()), static_cast<const float*>(sn->data()),
@@ -442,6 +445,8 @@ int main(int argc, char** argv) {
   }
   if (what == "gemm" && argc == 5) {
     BenchGemm(be, {{"gemm", arg(2), arg(3)}}, {arg(4)});
+  } else if (what == "qkv-rope" && argc == 3) {
+    BenchQkvRope(be, {1}, argv[2]);
   } else if (what == "tree-expand" && argc == 5) {
     BenchTreeExpand(be, arg(2), arg(3), arg(4));
   } else if (what == "attn" && argc == 7) {

@@ -6,7 +6,9 @@
 #      "qkv-rope gemm-decode"), timelines of plain steps of SHAPES (default the 1.5B and Llama-8B
 #      shapes at 32k; the Python package is built for them meanwhile);
 #   2. PATCH applied (git apply) to the same snapshot, rebuilt incrementally and the package with it:
-#      GoogleTest in full, the same benches and timelines.
+#      the same benches and timelines.
+# GoogleTest runs in full on both builds; NCU (cuda_ops_bench argument lists separated by ';', e.g.
+# "qkv-rope llama8b") adds an Nsight Compute report of each on both sides (profile_kernels.sh).
 # Progress in /tmp/bgout/ab/progress; everything under /tmp/bgout/ab/{base,patched}.
 #   PATCH=bench/gpu/pending/rms_sum_batch16.patch bash bench/gpu/build_ab.sh   # starts it
 #   bash bench/gpu/build_ab.sh --status
@@ -20,7 +22,7 @@ case "${1:-start}" in
     [ -n "${PATCH:-}" ] || { echo "PATCH: the patch to time"; exit 2; }
     git apply --check "$PATCH" || { echo "$PATCH does not apply to this tree"; exit 2; }
     rm -rf /tmp/src_ab $R && mkdir -p /tmp/src_ab $R && cp -r . /tmp/src_ab/
-    PATCH=$PATCH BENCH=${BENCH:-qkv-rope gemm-decode} \
+    PATCH=$PATCH BENCH=${BENCH:-qkv-rope gemm-decode} NCU=${NCU:-} \
       SHAPES=${SHAPES:-qwen2.5-1.5b-shape 32768;llama3-8b-shape 32768} \
       setsid nohup bash /tmp/src_ab/bench/gpu/build_ab.sh --run > $R/chain.log 2>&1 < /dev/null &
     echo "build A/B started"
@@ -40,18 +42,28 @@ measure() {
   IFS=';' read -r -a shapes <<< "$SHAPES"
   OUT=$out/trace PHASES=plain timeout 400 bash bench/gpu/trace_steps.sh "${shapes[@]}" > "$out/trace.log" 2>&1
   log "$1: timelines exit $? ($(grep -h 'step span' $out/trace/trace_*.txt 2> /dev/null | cut -c1-24 | tr '\n' ' '))"
+  if [ -n "$NCU" ]; then
+    IFS=';' read -r -a shapes <<< "$NCU"
+    BUILD=$B OUT=$out/ncu NCU_COUNT=6 bash bench/gpu/profile_kernels.sh "${shapes[@]}" > "$out/ncu.log" 2>&1
+    log "$1: ncu exit $?"
+  fi
+}
+# gtest SIDE: the whole GoogleTest suite on the build as it is now.
+gtest() {
+  timeout 600 $B/longspec_cuda_tests > $R/cuda_tests_$1.log 2>&1
+  log "$1: GoogleTest exit $? ($(grep -c '^\[       OK' $R/cuda_tests_$1.log) ok; $(grep -E '^\[  FAILED' $R/cuda_tests_$1.log | head -3 | tr '\n' ' '))"
 }
 
 BUILD=$B OUT=$R/base_build bash tests/run_gpu.sh > $R/base_build.txt 2>&1 || { log "base build failed"; exit 1; }
 log "base built"
 measure base
+gtest base
 git apply "$PATCH" || { log "patch $PATCH failed"; exit 1; }
 log "applied $PATCH"
 rm -rf /tmp/lsite  # package_site.sh builds the package again, now with the patch
 BUILD=$B OUT=$R/patched_build bash tests/run_gpu.sh > $R/patched_build.txt 2>&1 || { log "patched build failed"; exit 1; }
 log "patched built"
-timeout 600 $B/longspec_cuda_tests > $R/cuda_tests_all.log 2>&1
-log "GoogleTest all exit $? ($(grep -c '^\[       OK' $R/cuda_tests_all.log) ok; $(grep -E '^\[  FAILED' $R/cuda_tests_all.log | head -3 | tr '\n' ' '))"
 measure patched
+gtest patched
 touch $R/done
 log "all done"

@@ -3,13 +3,14 @@
 # of the CUDA micro-benchmark, one report per shape in $OUT plus a digest of the lines that say
 # where the time goes. Each argument is one cuda_ops_bench invocation, e.g.
 #   bash bench/gpu/profile_kernels.sh "attn 32 8 128 32768 69" "gemm 28672 4096 69" "tree-expand 6 16384 6"
+# NCU_COUNT (default 3): how many matching launches each report holds, after the first four.
 set -uo pipefail
 BUILD=${BUILD:-/tmp/build_gpu}
 OUT=${OUT:-/tmp/longspec_out}
 mkdir -p "$OUT"
 for what in "$@"; do
   tag=$(echo "$what" | tr ' ' '_')
-  timeout 150 ncu --clock-control none -k regex:'gemm|attention_|linear|tree_' -s 4 -c 3 \
+  timeout 150 ncu --clock-control none -k regex:'gemm|attention_|linear|tree_' -s 4 -c ${NCU_COUNT:-3} \
     --section SpeedOfLight --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
     --section Occupancy --section WarpStateStats --section LaunchStats --section SchedulerStats \
     "$BUILD/cuda_ops_bench" $what > "$OUT/ncu_$tag.txt" 2>&1
