@@ -7,8 +7,9 @@
 #      shapes at 32k; the Python package is built for them meanwhile);
 #   2. PATCH applied (git apply) to the same snapshot, rebuilt incrementally and the package with it:
 #      the same benches and timelines.
-# GoogleTest runs in full on both builds; NCU (cuda_ops_bench argument lists separated by ';', e.g.
-# "qkv-rope llama8b") adds an Nsight Compute report of each on both sides (profile_kernels.sh).
+# GoogleTest runs in full on the builds GTEST names (default "base patched"); NCU (cuda_ops_bench argument lists separated by ';', e.g.
+# "qkv-rope llama8b") adds an Nsight Compute report of each on both sides (profile_kernels.sh);
+# SANITIZE (a GoogleTest filter) runs compute-sanitizer memcheck and racecheck on the patched build.
 # Progress in /tmp/bgout/ab/progress; everything under /tmp/bgout/ab/{base,patched}.
 #   PATCH=bench/gpu/pending/rms_sum_batch16.patch bash bench/gpu/build_ab.sh   # starts it
 #   bash bench/gpu/build_ab.sh --status
@@ -22,7 +23,7 @@ case "${1:-start}" in
     [ -n "${PATCH:-}" ] || { echo "PATCH: the patch to time"; exit 2; }
     git apply --check "$PATCH" || { echo "$PATCH does not apply to this tree"; exit 2; }
     rm -rf /tmp/src_ab $R && mkdir -p /tmp/src_ab $R && cp -r . /tmp/src_ab/
-    PATCH=$PATCH BENCH=${BENCH:-qkv-rope gemm-decode} NCU=${NCU:-} \
+    PATCH=$PATCH BENCH=${BENCH:-qkv-rope gemm-decode} NCU=${NCU:-} GTEST=${GTEST:-base patched} SANITIZE=${SANITIZE:-} \
       SHAPES=${SHAPES:-qwen2.5-1.5b-shape 32768;llama3-8b-shape 32768} \
       setsid nohup bash /tmp/src_ab/bench/gpu/build_ab.sh --run > $R/chain.log 2>&1 < /dev/null &
     echo "build A/B started"
@@ -50,6 +51,7 @@ measure() {
 }
 # gtest SIDE: the whole GoogleTest suite on the build as it is now.
 gtest() {
+  [[ " $GTEST " == *" $1 "* ]] || return 0
   timeout 600 $B/longspec_cuda_tests > $R/cuda_tests_$1.log 2>&1
   log "$1: GoogleTest exit $? ($(grep -c '^\[       OK' $R/cuda_tests_$1.log) ok; $(grep -E '^\[  FAILED' $R/cuda_tests_$1.log | head -3 | tr '\n' ' '))"
 }
@@ -65,5 +67,12 @@ BUILD=$B OUT=$R/patched_build bash tests/run_gpu.sh > $R/patched_build.txt 2>&1 
 log "patched built"
 measure patched
 gtest patched
+if [ -n "$SANITIZE" ]; then
+  for tool in memcheck racecheck; do
+    timeout 300 compute-sanitizer --tool $tool --error-exitcode 9 $B/longspec_cuda_tests --gtest_filter="$SANITIZE" \
+      > $R/sanitizer_$tool.log 2>&1
+    log "patched: compute-sanitizer $tool exit $? ($(grep -hE 'ERROR SUMMARY|RACECHECK SUMMARY' $R/sanitizer_$tool.log | tr '\n' ' '))"
+  done
+fi
 touch $R/done
 log "all done"
