@@ -205,8 +205,8 @@ void BenchNormGemm(Backend& be, std::vector<int> rows) {
 // alone (bench/results/gpu_gemm_bulk_halves_ring_2026-12-02.md).
 // only: shapes whose name contains it, and then the layer's kernels alone (for a profiler's filter).
 void BenchQkvRope(Backend& be, std::vector<int> rows, const std::string& only = "") {
-  std::printf("\n== qkv: Linear | NormLinearRopeKv (fp32 h in; bf16 weights; M rows) ==\n%-28s %6s %10s %10s %10s\n",
-              "shape", "M", "linear us", "layer us", "GB/s");
+  std::printf("\n== qkv: Linear | NormLinear | NormLinearRopeKv (fp32 h in; bf16 weights; M rows) ==\n%-28s %6s %10s %10s %10s %10s\n",
+              "shape", "M", "linear us", "norm us", "layer us", "GB/s");
   struct QkvShape {
     const char* name;
     int nh, nkv, hd, k;
@@ -252,12 +252,14 @@ void BenchQkvRope(Backend& be, std::vector<int> rows, const std::string& only = 
       const int reps = copies * (m == 1 ? 4 : 1);
       const double linear =
           only.empty() ? TimeGraph(be, reps, [&](int i) { be.Linear(xv, *ws[i % copies], yv); }, 10) : 0.0;
+      const double norm = TimeGraph(be, reps, [&](int i) { be.NormLinear(hv, norm_w->data(), 1e-6f, xv, *ws[i % copies], yv); }, 10);
       const double layer = TimeGraph(be, reps, [&](int i) {
         be.NormLinearRopeKv(hv, norm_w->data(), 1e-6f, xv, *ws[i % copies], yv, s.nh, s.nkv, s.hd,
                             static_cast<const float*>(cs->data()), static_cast<const float*>(sn->data()),
                             static_cast<const int32_t*>(slots->data()), kv);
       }, 10);
-      std::printf("%-28s %6d %10.2f %10.2f %10.0f\n", s.name, m, linear * 1e6, layer * 1e6, wbytes / layer / 1e9);
+      std::printf("%-28s %6d %10.2f %10.2f %10.2f %10.0f\n", s.name, m, linear * 1e6, norm * 1e6, layer * 1e6,
+                  wbytes / layer / 1e9);
     }
   }
 }
