@@ -101,11 +101,38 @@ __device__ __forceinline__ int gemm_column_tile(const GemmParams& p, int col, in
   return col * kGemmColumnTiles + j;
 }
 
+// kRopeKvBf16: what the epilogue of column block col_block reads besides the product for a row's
+// lane cl (its column's bias, the rotation's cos and sin, the row's cache slot), so a kernel that
+// knows its column block can read them once the previous kernel is done instead of after its last
+// round, where each is one more memory latency before the stores.
+struct RopeOperands {
+  float bias, cos, sin;
+  int32_t slot;
+};
+
+template <GemmEpilogue EP>
+__device__ __forceinline__ RopeOperands gemm_rope_operands(const GemmParams& p, int col_block, int row, int cl) {
+  RopeOperands o{0.0f, 1.0f, 0.0f, 0};
+  const int tcol = gemm_column_tile<EP>(p, col_block, cl / kGemmTileRows) * kGemmTileRows + cl % kGemmTileRows;
+  if (p.bias) o.bias = ld_global_now(p.bias + tcol);
+  if (row < p.M) {
+    const int hd = p.head_dim, half = hd / 2, head = tcol / hd, d = tcol % hd;
+    if (head < p.num_q_heads + p.num_kv_heads) {
+      o.cos = ld_global_now(p.rope_cos + int64_t(row) * half + d % half);
+      o.sin = ld_global_now(p.rope_sin + int64_t(row) * half + d % half);
+    }
+    if (head >= p.num_q_heads) o.slot = ld_global_now(p.kv_slots + row);
+  }
+  return o;
+}
+
 // The epilogue of column block col_block for one row: lane cl holds `total`, the output of column
 // cl of the block's 32 (its chunk partials added in chunk order). Every lane of the warp takes
-// part (the argmax and SwiGLU epilogues shuffle); rows past M store nothing.
+// part (the argmax and SwiGLU epilogues shuffle); rows past M store nothing. `rope`: kRopeKvBf16's
+// operands read earlier by the caller (else read here).
 template <GemmEpilogue EP>
-__device__ __forceinline__ void gemm_column_epilogue(const GemmParams& p, int col_block, int row, int cl, float total) {
+__device__ __forceinline__ void gemm_column_epilogue(const GemmParams& p, int col_block, int row, int cl, float total,
+                                                     const RopeOperands* rope = nullptr) {
   const int lane = cl;
   const int col = col_block * kGemmColumnCols + cl;
   if constexpr (EP == GemmEpilogue::kArgmax) {
@@ -138,14 +165,15 @@ __device__ __forceinline__ void gemm_column_epilogue(const GemmParams& p, int co
   } else if constexpr (EP == GemmEpilogue::kRopeKvBf16) {
     // Lane cl and lane cl ^ 16 hold a rotation pair (dimension i of the first half, i of the
     // second); every column exists (N is whole heads of a multiple of 32).
+    const RopeOperands o = rope != nullptr ? *rope : gemm_rope_operands<EP>(p, col_block, row, cl);
     const int tcol = gemm_column_tile<EP>(p, col_block, cl / kGemmTileRows) * kGemmTileRows + cl % kGemmTileRows;
-    const float x = __bfloat162float(__float2bfloat16_rn(total + (p.bias ? p.bias[tcol] : 0.0f)));
+    const float x = __bfloat162float(__float2bfloat16_rn(p.bias ? total + o.bias : total));
     const float other = __shfl_xor_sync(0xffffffffu, x, 16);
     if (row < p.M) {
       const int hd = p.head_dim, half = hd / 2, head = tcol / hd, d = tcol % hd;
       float y = x;
       if (head < p.num_q_heads + p.num_kv_heads) {
-        const float c = p.rope_cos[int64_t(row) * half + d % half], sn = p.rope_sin[int64_t(row) * half + d % half];
+        const float c = o.cos, sn = o.sin;
         y = d < half ? __fsub_rn(__fmul_rn(x, c), __fmul_rn(other, sn)) : __fadd_rn(__fmul_rn(x, c), __fmul_rn(other, sn));
       }
       const __nv_bfloat16 yb = __float2bfloat16_rn(y);
@@ -154,7 +182,7 @@ __device__ __forceinline__ void gemm_column_epilogue(const GemmParams& p, int co
         const bool is_v = head >= p.num_q_heads + p.num_kv_heads;
         const int kvh = head - p.num_q_heads - (is_v ? p.num_kv_heads : 0);
         __nv_bfloat16* cache = is_v ? p.v_cache : p.k_cache;
-        cache[(int64_t(kvh) * p.kv_capacity + p.kv_slots[row]) * hd + d] = yb;
+        cache[(int64_t(kvh) * p.kv_capacity + o.slot) * hd + d] = yb;
       }
     }
   } else {
@@ -309,7 +337,13 @@ __global__ void __launch_bounds__(S::kThreads, 1) gemm_bf16_splitk_kernel(const 
   const int row = warp, cl = lane;
   float total = 0.0f;
 
-  auto finish_column = [&](int col_block) { gemm_column_epilogue<EP>(p, col_block, row, cl, total); };
+  // kRopeKvBf16 over one column block: the epilogue's operands on their way while the rounds run.
+  constexpr bool kEarlyRope = EP == GemmEpilogue::kRopeKvBf16 && WALK != SplitKWalk::kColumns;
+  RopeOperands rope{};
+  if constexpr (kEarlyRope) rope = gemm_rope_operands<EP>(p, col_begin, row, cl);
+  auto finish_column = [&](int col_block) {
+    gemm_column_epilogue<EP>(p, col_block, row, cl, total, kEarlyRope ? &rope : nullptr);
+  };
 
   // Item i: column block col_begin + i (kColumns) or round r_begin + i. Multiplies the W
   // fragments `cur` and loads the next item's into `nxt`.

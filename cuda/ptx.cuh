@@ -53,6 +53,19 @@ __device__ __forceinline__ void cp_async_16(void* smem, const void* gmem, bool v
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(smem)), "l"(gmem), "r"(bytes));
 }
 
+// A 4-byte global load issued where it stands: the compiler may not sink it to its first use (a
+// kernel reads an epilogue's operands before its main loop so their latency hides behind it).
+__device__ __forceinline__ float ld_global_now(const float* p) {
+  float v;
+  asm volatile("ld.global.f32 %0, [%1];\n" : "=f"(v) : "l"(p));
+  return v;
+}
+__device__ __forceinline__ int32_t ld_global_now(const int32_t* p) {
+  int32_t v;
+  asm volatile("ld.global.s32 %0, [%1];\n" : "=r"(v) : "l"(p));
+  return v;
+}
+
 // 16-byte global load that bypasses L1 (weights are read once per step: keep L1 for activations).
 __device__ __forceinline__ uint4 ldg_stream_16(const void* p) {
   uint4 v;
