@@ -13,10 +13,18 @@
 # Progress in /tmp/bgout/ab/progress; everything under /tmp/bgout/ab/{base,patched}.
 #   PATCH=bench/gpu/pending/rms_sum_batch16.patch bash bench/gpu/build_ab.sh   # starts it
 #   bash bench/gpu/build_ab.sh --status
+#   bash bench/gpu/build_ab.sh --wait     # in the same call as the start: no polls to keep the machine
 set -uo pipefail
 R=/tmp/bgout/ab
 case "${1:-start}" in
   --status)  # the chain's progress so far
+    exec cat $R/progress 2> /dev/null ;;
+  --wait)  # until the chain is done or failed (at most 580 s: one device call), then its progress
+    for _ in $(seq 1 116); do
+      [ -f $R/done ] && break
+      grep -q failed $R/progress 2> /dev/null && break
+      sleep 5
+    done
     exec cat $R/progress 2> /dev/null ;;
   --run) ;;  # the chain itself, from the snapshot
   *)  # a snapshot of this tree, and the chain on it in the background
