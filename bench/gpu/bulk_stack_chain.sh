@@ -4,8 +4,8 @@
 # tested and timed against their switches in one background chain, then the real models with the
 # engine as it would land. Every step under a timeout, one GPU user at a time:
 #   1. the C++ build; GoogleTest CudaLinear.*; compute-sanitizer's CHECKS (default memcheck
-#      racecheck synccheck) on CudaLinear.BulkStreamSmallCaseForSanitizers; the whole GoogleTest
-#      suite;
+#      racecheck synccheck) on SANITIZE (a GoogleTest filter, default
+#      CudaLinear.BulkStreamSmallCaseForSanitizers); the whole GoogleTest suite;
 #   2. `cuda_ops_bench gemm-decode` with every switch at its default, with each of AB's settings,
 #      and at the defaults again (the Python package builds meanwhile);
 #   3. timelines of plain steps and [TREE] speculation rounds of the random-weight shapes at the
@@ -33,6 +33,7 @@ fi
 if [ "${1:-}" != "--run" ]; then
   rm -rf /tmp/src && mkdir -p /tmp/src $R /tmp/flags && cp -r . /tmp/src/
   PATCH=${PATCH:-} AB=${AB:-} CHECKS=${CHECKS-memcheck racecheck synccheck} TREE=${TREE:-4,4} \
+    SANITIZE=${SANITIZE:-CudaLinear.BulkStreamSmallCaseForSanitizers} \
     SHAPES=${SHAPES:-qwen2.5-1.5b-shape 32768;qwen2.5-0.5b-shape 32768;smollm2-135m-shape 8192;llama3-8b-shape 32768} setsid nohup bash /tmp/src/bench/gpu/bulk_stack_chain.sh --run \
     > $R/chain.log 2>&1 < /dev/null &
   echo "chain started"
@@ -70,7 +71,7 @@ mkdir -p $R/py
 package=$!
 for tool in ${CHECKS-memcheck racecheck synccheck}; do
   timeout 300 compute-sanitizer --tool $tool --error-exitcode 9 $B/longspec_cuda_tests \
-    --gtest_filter='CudaLinear.BulkStreamSmallCaseForSanitizers' > $R/sanitizer_$tool.log 2>&1
+    --gtest_filter="$SANITIZE" > $R/sanitizer_$tool.log 2>&1
   log "$tool exit $?: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $R/sanitizer_$tool.log | head -2 | tr '\n' ' ')"
 done
 timeout 600 $B/longspec_cuda_tests > $R/cuda_tests_all.log 2>&1
